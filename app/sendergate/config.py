@@ -1,0 +1,423 @@
+"""Loading and validating the gateway's TOML configuration (SPEC §3).
+
+Every problem is reported with the key it belongs to; unknown keys are errors
+so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+DEFAULT_REPLY = (
+    "{recipient} accepts mail only from known senders. "
+    "Confirm you are a person at {url} and send your message again."
+)
+DEFAULT_VIRUS_REPLY = "Message refused: it contains a virus ({virus})."
+DEFAULT_SPAM_REPLY = "Message refused as spam (score {score} >= {threshold})."
+DEFAULT_BULK_REPLY = "{recipient} accepts mail only from known senders; automated mail is not accepted."
+DEFAULT_BLOCKED_REPLY = "{recipient} does not accept mail from this sender."
+
+
+class ConfigError(Exception):
+    """One or more problems in a configuration; each names its key."""
+
+    def __init__(self, problems: list[tuple[str, str]], source: str = "") -> None:
+        self.problems = problems
+        self.source = source
+        super().__init__("; ".join(f"{k}: {m}" for k, m in problems))
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|K|MB|M|GB|G|KiB|MiB|GiB)?\s*$", re.I)
+_SIZE_UNITS = {"b": 1, "kb": 1000, "k": 1000, "mb": 1000**2, "m": 1000**2, "gb": 1000**3, "g": 1000**3,
+               "kib": 1024, "mib": 1024**2, "gib": 1024**3, None: 1}
+
+
+def parse_duration(value: Any) -> float:
+    """`30s`, `15m`, `7d` (or a bare number of seconds) -> seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30s, 15m or 7d")
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
+        return float(value)
+    m = _DURATION.match(str(value))
+    if not m:
+        raise ValueError(f"{value!r} is not a duration such as 30s, 15m or 7d")
+    return float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+
+
+def parse_size(value: Any) -> int:
+    """`25MB`, `512KiB`, or a bare number of bytes -> bytes."""
+    if isinstance(value, bool):
+        raise ValueError("expected a size such as 25MB")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError("a size cannot be negative")
+        return value
+    m = _SIZE.match(str(value))
+    if not m:
+        raise ValueError(f"{value!r} is not a size such as 25MB or 512KiB")
+    unit = m.group(2).lower() if m.group(2) else None
+    return int(float(m.group(1)) * _SIZE_UNITS[unit])
+
+
+def parse_hostport(value: str, default_port: int | None = None) -> tuple[str, int]:
+    """`host:port`, `[::1]:25`, `::1` (with default_port) -> (host, port)."""
+    value = str(value).strip()
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        port_s = rest[1:] if rest.startswith(":") else ""
+    elif value.count(":") == 1:
+        host, port_s = value.split(":")
+    elif value.count(":") > 1:  # a bare IPv6 address
+        host, port_s = value, ""
+    else:
+        host, port_s = value, ""
+    if not host:
+        raise ValueError(f"{value!r} has no host")
+    if not port_s:
+        if default_port is None:
+            raise ValueError(f"{value!r} needs a port (host:port)")
+        return host, default_port
+    if not port_s.isdigit() or not 0 < int(port_s) < 65536:
+        raise ValueError(f"{value!r} has an invalid port")
+    return host, int(port_s)
+
+
+def parse_socket_spec(value: str) -> tuple[str, str | tuple[str, int]]:
+    """Scanner address: `unix:/path` or `tcp:host:port`."""
+    if value.startswith("unix:"):
+        path = value[5:]
+        if not path.startswith("/"):
+            raise ValueError(f"{value!r}: unix socket path must be absolute")
+        return "unix", path
+    if value.startswith("tcp:"):
+        return "tcp", parse_hostport(value[4:])
+    raise ValueError(f"{value!r} is neither unix:/path nor tcp:host:port")
+
+
+@dataclass
+class SMTPConfig:
+    listen: list[tuple[str, int]] = field(default_factory=lambda: [("0.0.0.0", 25)])
+    hostname: str = ""
+    max_message_size: int = 25_000_000
+    max_recipients: int = 100
+    tls_cert: str = ""
+    tls_key: str = ""
+    workers: int = 0  # 0 = one per CPU core
+    timeout: float = 300.0
+    max_connections: int = 2000
+
+
+@dataclass
+class DomainsConfig:
+    local: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DeliveryConfig:
+    mode: str = "smtp"
+    target: str = "127.0.0.1:10025"
+    screened_folder: str = ""
+    timeout: float = 60.0
+
+
+@dataclass
+class HTTPConfig:
+    listen: tuple[str, int] = ("127.0.0.1", 8025)
+    public_url: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
+    metrics_public: bool = True
+
+
+@dataclass
+class StoreConfig:
+    url: str = "sqlite:///var/lib/sendergate/state.db"
+
+
+@dataclass
+class ScanConfig:
+    clamd: str = ""
+    spamd: str = ""
+    spam_threshold: float = 5.0
+    on_failure: str = "tempfail"
+    timeout: float = 30.0
+    clamd_max_size: int = 0  # 0 = ask clamd for StreamMaxLength, else 25 MB
+    spamd_max_size: int = 500_000
+    virus_reply: str = DEFAULT_VIRUS_REPLY
+    spam_reply: str = DEFAULT_SPAM_REPLY
+
+
+@dataclass
+class ChallengeConfig:
+    ttl: float = 14 * 86400
+    allowlist_auth: str = "relaxed"
+    automated: str = "screen"
+    reply: str = DEFAULT_REPLY
+    bulk_reply: str = DEFAULT_BULK_REPLY
+    blocked_reply: str = DEFAULT_BLOCKED_REPLY
+
+
+@dataclass
+class DNSConfig:
+    nameservers: list[tuple[str, int]] = field(default_factory=list)
+    timeout: float = 5.0
+
+
+@dataclass
+class EventsConfig:
+    retention: float = 90 * 86400
+
+
+@dataclass
+class Config:
+    smtp: SMTPConfig = field(default_factory=SMTPConfig)
+    domains: DomainsConfig = field(default_factory=DomainsConfig)
+    delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+    http: HTTPConfig = field(default_factory=HTTPConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    scan: ScanConfig = field(default_factory=ScanConfig)
+    challenge: ChallengeConfig = field(default_factory=ChallengeConfig)
+    dns: DNSConfig = field(default_factory=DNSConfig)
+    events: EventsConfig = field(default_factory=EventsConfig)
+    path: str = ""
+
+    @property
+    def public_url(self) -> str:
+        if self.http.public_url:
+            return self.http.public_url.rstrip("/")
+        host, port = self.http.listen
+        scheme = "https" if self.http.tls_cert else "http"
+        shown = f"[{host}]" if ":" in host else host
+        return f"{scheme}://{shown}:{port}"
+
+
+# How each key is parsed: section -> key -> converter. A converter raises
+# ValueError with a message meant for the admin.
+def _str(v: Any) -> str:
+    if not isinstance(v, str):
+        raise ValueError("expected a string")
+    return v
+
+
+def _bool(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise ValueError("expected true or false")
+    return v
+
+
+def _int(minimum: int = 0) -> Any:
+    def conv(v: Any) -> int:
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise ValueError("expected a whole number")
+        if v < minimum:
+            raise ValueError(f"must be at least {minimum}")
+        return v
+    return conv
+
+
+def _float(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ValueError("expected a number")
+    return float(v)
+
+
+def _choice(*options: str) -> Any:
+    def conv(v: Any) -> str:
+        if v not in options:
+            raise ValueError(f"must be one of {', '.join(repr(o) for o in options)}")
+        return v
+    return conv
+
+
+def _listen_list(v: Any) -> list[tuple[str, int]]:
+    if isinstance(v, str):
+        v = [v]
+    if not isinstance(v, list) or not v:
+        raise ValueError("expected a list of host:port")
+    return [parse_hostport(_str(x)) for x in v]
+
+
+def _hostport(v: Any) -> tuple[str, int]:
+    return parse_hostport(_str(v))
+
+
+def _domains(v: Any) -> list[str]:
+    if not isinstance(v, list) or not all(isinstance(d, str) for d in v):
+        raise ValueError("expected a list of domain names")
+    out = []
+    for d in v:
+        d = d.strip().rstrip(".").lower()
+        try:
+            d = d.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise ValueError(f"{d!r} is not a valid domain name") from None
+        if not re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*", d):
+            raise ValueError(f"{d!r} is not a valid domain name")
+        out.append(d)
+    return out
+
+
+def _nameservers(v: Any) -> list[tuple[str, int]]:
+    if not isinstance(v, list):
+        raise ValueError("expected a list of addresses, e.g. [\"127.0.0.1:5353\", \"::1\"]")
+    out = []
+    for x in v:
+        host, port = parse_hostport(_str(x), 53)
+        ipaddress.ip_address(host)  # a resolver must be an IP address
+        out.append((host, port))
+    return out
+
+
+def _scanner(v: Any) -> str:
+    v = _str(v)
+    if v:
+        parse_socket_spec(v)
+    return v
+
+
+def _url(v: Any) -> str:
+    v = _str(v)
+    if v and not re.match(r"^https?://[^/\s]+", v):
+        raise ValueError(f"{v!r} is not an http(s) URL")
+    return v
+
+
+def _store_url(v: Any) -> str:
+    v = _str(v)
+    if not re.match(r"^(sqlite|postgresql)(\+\w+)?://", v):
+        raise ValueError("expected sqlite:///path or postgresql://…")
+    return v
+
+
+def _template(*allowed: str) -> Any:
+    def conv(v: Any) -> str:
+        v = _str(v)
+        for name in re.findall(r"{([^{}]*)}", v):
+            if name not in allowed:
+                raise ValueError(f"unknown placeholder {{{name}}}; allowed: "
+                                 + ", ".join("{" + a + "}" for a in allowed))
+        return v
+    return conv
+
+
+_SCHEMA: dict[str, dict[str, Any]] = {
+    "smtp": {
+        "listen": _listen_list, "hostname": _str, "max_message_size": parse_size,
+        "max_recipients": _int(1), "tls_cert": _str, "tls_key": _str, "workers": _int(0),
+        "timeout": parse_duration, "max_connections": _int(1),
+    },
+    "domains": {"local": _domains},
+    "delivery": {
+        "mode": _choice("smtp", "lmtp", "maildir"), "target": _str,
+        "screened_folder": _str, "timeout": parse_duration,
+    },
+    "http": {"listen": _hostport, "public_url": _url, "tls_cert": _str, "tls_key": _str,
+             "metrics_public": _bool},
+    "store": {"url": _store_url},
+    "scan": {
+        "clamd": _scanner, "spamd": _scanner, "spam_threshold": _float,
+        "on_failure": _choice("tempfail", "accept"), "timeout": parse_duration,
+        "clamd_max_size": parse_size, "spamd_max_size": parse_size,
+        "virus_reply": _template("virus", "recipient", "sender"),
+        "spam_reply": _template("score", "threshold", "recipient", "sender"),
+    },
+    "challenge": {
+        "ttl": parse_duration, "allowlist_auth": _choice("off", "relaxed", "strict"),
+        "automated": _choice("screen", "refuse"),
+        "reply": _template("url", "recipient", "sender"),
+        "bulk_reply": _template("recipient", "sender"),
+        "blocked_reply": _template("recipient", "sender"),
+    },
+    "dns": {"nameservers": _nameservers, "timeout": parse_duration},
+    "events": {"retention": parse_duration},
+}
+
+
+def from_dict(raw: dict[str, Any], source: str = "") -> Config:
+    """Build a Config from parsed TOML, collecting every problem before raising."""
+    problems: list[tuple[str, str]] = []
+    cfg = Config(path=source)
+    for section, values in raw.items():
+        if section not in _SCHEMA:
+            problems.append((section, "unknown section"))
+            continue
+        if not isinstance(values, dict):
+            problems.append((section, "expected a [section] table"))
+            continue
+        target = getattr(cfg, section)
+        for key, value in values.items():
+            conv = _SCHEMA[section].get(key)
+            if conv is None:
+                problems.append((f"{section}.{key}", "unknown key"))
+                continue
+            try:
+                setattr(target, key, conv(value))
+            except ValueError as exc:
+                problems.append((f"{section}.{key}", str(exc)))
+    if not cfg.domains.local:
+        problems.append(("domains.local", "required: the domains this gateway receives mail for"))
+    if bool(cfg.smtp.tls_cert) != bool(cfg.smtp.tls_key):
+        problems.append(("smtp.tls_cert", "tls_cert and tls_key must be set together"))
+    for key in ("tls_cert", "tls_key"):
+        p = getattr(cfg.smtp, key)
+        if p and not os.path.isfile(p):
+            problems.append((f"smtp.{key}", f"file not found: {p}"))
+        hp = getattr(cfg.http, key)
+        if hp and not os.path.isfile(hp):
+            problems.append((f"http.{key}", f"file not found: {hp}"))
+    if cfg.delivery.mode in ("smtp", "lmtp"):
+        try:
+            if not cfg.delivery.target.startswith("/"):  # LMTP may use a unix socket path
+                parse_hostport(cfg.delivery.target)
+        except ValueError as exc:
+            problems.append(("delivery.target", str(exc)))
+    elif cfg.delivery.mode == "maildir" and not cfg.delivery.target.startswith("/"):
+        problems.append(("delivery.target", "maildir mode needs an absolute Maildir root path"))
+    if cfg.delivery.screened_folder and not re.fullmatch(r"[A-Za-z0-9 _.-]+", cfg.delivery.screened_folder):
+        problems.append(("delivery.screened_folder", "use letters, digits, space, '.', '_' or '-'"))
+    if not cfg.smtp.hostname:
+        import socket
+        cfg.smtp.hostname = socket.getfqdn()
+    if problems:
+        raise ConfigError(problems, source)
+    return cfg
+
+
+def load(path: str | os.PathLike[str]) -> Config:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([("(file)", f"{p}: no such file")], str(p)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([("(file)", f"{p}: cannot read: {exc}")], str(p)) from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([("(syntax)", f"{p}: {exc}")], str(p)) from None
+    return from_dict(raw, str(p))
+
+
+def section_keys() -> dict[str, list[str]]:
+    """The documented keys, for `check-config` and docs."""
+    return {s: list(keys) for s, keys in _SCHEMA.items()}
+
+
+def _check_dataclass_coverage() -> None:  # keep schema and dataclasses in step
+    for s, keys in _SCHEMA.items():
+        names = {f.name for f in fields(getattr(Config(), s))}
+        missing = set(keys) - names
+        assert not missing, (s, missing)
+
+
+_check_dataclass_coverage()

@@ -1,0 +1,294 @@
+"""What we answer this sender, for this recipient, with this message.
+
+A pure function of plain data: no sockets, no database, no clock (`now` is
+passed in). The SMTP handler gathers the facts, calls these, records the
+event and sends the reply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+
+from .address import Address, AddressError, is_relay_trick, normalise_domain, parse
+from .lists import ALLOW, BLOCK, ListEntry, match_list, match_sender
+
+
+class Verdict(str, Enum):
+    DELIVERED = "delivered"
+    SCREENED = "screened"
+    CHALLENGED = "challenged"
+    BULK = "bulk"
+    VIRUS = "virus"
+    SPAM = "spam"
+    BLOCKED = "blocked"
+    RELAY_DENIED = "relay_denied"
+    UNKNOWN_RECIPIENT = "unknown_recipient"
+    TEMPFAIL = "tempfail"
+
+
+VERDICTS = [v.value for v in Verdict]
+
+# Sender classes within one transaction (SPEC §4.1): recipients of different
+# classes get different end-of-DATA outcomes, so they never share a transaction.
+KNOWN = "known"
+UNKNOWN = "unknown"
+NULL = "null"  # the null sender <>: never challenged, delivered if clean
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    code: int
+    status: str  # RFC 3463 enhanced code
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.status} {self.text}"
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientCheck:
+    """The outcome of looking at RCPT TO's address alone (before any lookup)."""
+
+    address: Address | None
+    refusal: Reply | None
+    verdict: Verdict | None
+    reason: str = ""
+
+
+def check_recipient_address(raw: str, local_domains: frozenset[str]) -> RecipientCheck:
+    """Never an open relay: anything but a plain address in a local domain is refused."""
+    s = raw.strip()
+    if s.startswith("<") and s.endswith(">"):
+        s = s[1:-1].strip()
+    if s.startswith("@") or "," in s.split(":", 1)[0] and ":" in s:
+        return _relay_denied("source route")
+    local, sep, domain = s.rpartition("@")
+    if not sep:
+        return _relay_denied("no domain")
+    if domain.startswith("["):
+        return _relay_denied("address literal")
+    if local.startswith('"') or is_relay_trick(local):
+        return _relay_denied("routing in local part")
+    try:
+        dom = normalise_domain(domain)
+    except AddressError as exc:
+        return RecipientCheck(None, Reply(501, "5.1.3", "Bad recipient address syntax"), None, str(exc))
+    if dom not in local_domains:
+        return _relay_denied(f"domain {dom} is not local")
+    try:
+        addr = parse(s)
+    except AddressError as exc:
+        return RecipientCheck(None, Reply(501, "5.1.3", "Bad recipient address syntax"), None, str(exc))
+    return RecipientCheck(addr, None, None)
+
+
+def _relay_denied(reason: str) -> RecipientCheck:
+    return RecipientCheck(None, Reply(550, "5.7.1", "Relaying denied"), Verdict.RELAY_DENIED, reason)
+
+
+@dataclass(frozen=True, slots=True)
+class RcptDecision:
+    reply: Reply
+    verdict: Verdict | None  # None: accepted for now; the verdict comes at end of DATA
+    sender_class: str | None = None
+    reason: str = ""
+    entry: ListEntry | None = None
+
+
+ACCEPTED = Reply(250, "2.1.5", "Recipient ok")
+SPLIT = Reply(452, "4.5.3", "Too many recipients; send the others in a new transaction")
+TOO_MANY = Reply(452, "4.5.3", "Too many recipients")
+
+
+def decide_rcpt(*, sender: Address | None, recipient_exists: bool, entries: list[ListEntry],
+                accepted_classes: list[str], max_recipients: int, now: datetime,
+                blocked_text: str = "Sender blocked") -> RcptDecision:
+    """Per recipient, at RCPT (SPEC §4.1). `entries` are the recipient's and the global entries."""
+    if not recipient_exists:
+        return RcptDecision(Reply(550, "5.1.1", "No such user here"), Verdict.UNKNOWN_RECIPIENT,
+                            reason="no such user or alias")
+    entry = match_sender(entries, sender, now)
+    if entry is not None and entry.action == BLOCK:
+        scope = "globally" if entry.user_id is None else "by recipient"
+        return RcptDecision(Reply(550, "5.7.1", blocked_text), Verdict.BLOCKED,
+                            reason=f"blocked {scope} ({entry.pattern})", entry=entry)
+    if len(accepted_classes) >= max_recipients:
+        return RcptDecision(TOO_MANY, None, reason="max_recipients reached")
+    if sender is None:
+        sender_class = NULL
+    elif entry is not None and entry.action == ALLOW:
+        sender_class = KNOWN
+    else:
+        sender_class = UNKNOWN
+    if accepted_classes:
+        # An unknown sender's message is decided per recipient at end of DATA
+        # (List-Id, replies), so it carries exactly one recipient per transaction.
+        if accepted_classes[0] != sender_class or sender_class == UNKNOWN:
+            return RcptDecision(SPLIT, None, sender_class, reason="recipient class split")
+    return RcptDecision(ACCEPTED, None, sender_class, entry=entry)
+
+
+# ---------------------------------------------------------------------------
+# End of DATA
+
+
+@dataclass(frozen=True, slots=True)
+class AuthResults:
+    """SPF, DKIM and DMARC as seen for one message (filled by senderauth)."""
+
+    spf: str = "none"  # pass | fail | softfail | neutral | none | temperror | permerror
+    spf_domain: str = ""
+    dkim_pass_domains: tuple[str, ...] = ()  # d= of every valid signature
+    dkim_fail_domains: tuple[str, ...] = ()
+    dmarc: str = "none"  # pass | fail | none | temperror
+    dmarc_policy: str = ""  # p= when the From domain publishes a DMARC record
+    from_domain: str = ""
+
+    def dkim_aligned(self, domain: str) -> bool:
+        """A valid signature whose d= is the domain or shares its organisational suffix (relaxed)."""
+        return any(_aligned(d, domain) for d in self.dkim_pass_domains)
+
+    def summary(self) -> str:
+        dk = ",".join(self.dkim_pass_domains) or "none"
+        return f"spf={self.spf} dkim={'pass:' + dk if self.dkim_pass_domains else 'none'} dmarc={self.dmarc}"
+
+
+def _aligned(a: str, b: str) -> bool:
+    a, b = a.lower(), b.lower()
+    return a == b or a.endswith("." + b) or b.endswith("." + a)
+
+
+def allowlist_counts(mode: str, auth: AuthResults | None, sender_domain: str) -> tuple[bool, str]:
+    """Does an allowlist match stand, given the sender's authentication? (SPEC §4.4)"""
+    if mode == "off":
+        return True, ""
+    if auth is None:  # not checked (no resolver): relaxed trusts, strict cannot
+        return (mode != "strict"), ("" if mode != "strict" else "sender authentication unavailable")
+    aligned = auth.dkim_aligned(sender_domain)
+    if mode == "strict":
+        if auth.spf == "pass" or aligned:
+            return True, ""
+        return False, f"strict authentication failed ({auth.summary()})"
+    if auth.dmarc == "fail" and auth.dmarc_policy:
+        return False, f"forged sender: DMARC fail ({auth.summary()})"
+    if auth.spf == "fail" and not aligned:
+        return False, f"forged sender: SPF fail and no aligned DKIM ({auth.summary()})"
+    return True, ""
+
+
+@dataclass(frozen=True, slots=True)
+class ScanOutcome:
+    virus: str | None = None
+    virus_failed: str | None = None  # why clamd did not answer; None when it did (or is off)
+    virus_skipped: str | None = None  # e.g. "over size cap"
+    spam_score: float | None = None
+    spam_symbols: tuple[str, ...] = ()
+    spam_failed: str | None = None
+    spam_skipped: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageFacts:
+    """Everything the end-of-DATA decision needs, for one transaction."""
+
+    sender_class: str  # KNOWN | UNKNOWN | NULL, from RCPT
+    sender: Address | None
+    from_domain: str = ""
+    auth: AuthResults | None = None
+    auth_mode: str = "relaxed"
+    automated: str | None = None  # reason, when the message is automated
+    list_known: str | None = None  # reason, when a list entry authenticated as the list matches
+    reply_known: bool = False  # In-Reply-To/References names a Message-ID the recipient sent
+    automated_mode: str = "screen"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Before scanning: is this message treated as known, and does it need the spam scan?"""
+
+    known: bool
+    reason: str
+    needs_spam_scan: bool
+
+
+def route(facts: MessageFacts) -> Route:
+    if facts.sender_class == NULL:
+        return Route(True, "null sender", False)
+    if facts.sender_class == KNOWN:
+        counts, why = allowlist_counts(facts.auth_mode, facts.auth,
+                                       facts.sender.domain if facts.sender else "")
+        if counts:
+            return Route(True, "allowlisted sender", False)
+        return Route(False, why, True)
+    if facts.reply_known:
+        return Route(True, "reply to a message the recipient sent", False)
+    if facts.list_known:
+        return Route(True, facts.list_known, False)
+    return Route(False, "unknown sender", True)
+
+
+@dataclass(frozen=True, slots=True)
+class DataDecision:
+    verdict: Verdict
+    reply: Reply | None  # None for CHALLENGED (the handler adds the link) and DELIVERED (after downstream)
+    reason: str
+    scan_note: str = ""
+
+
+def decide_data(facts: MessageFacts, routed: Route, scan: ScanOutcome, *, on_failure: str,
+                spam_threshold: float, virus_text: str, spam_text: str,
+                bulk_text: str) -> DataDecision:
+    """The end-of-DATA decision (SPEC §4.2)."""
+    notes = []
+    if scan.virus:
+        return DataDecision(Verdict.VIRUS, Reply(554, "5.7.0", virus_text), f"virus {scan.virus}")
+    for name, failed in (("clamd", scan.virus_failed), ("spamd", scan.spam_failed if not routed.known else None)):
+        if failed:
+            if on_failure == "tempfail":
+                return DataDecision(Verdict.TEMPFAIL,
+                                    Reply(451, "4.7.0", "Temporary failure scanning the message; try again later"),
+                                    f"{name} failed: {failed}")
+            notes.append(f"not scanned by {name}: {failed}")
+    for name, skipped in (("clamd", scan.virus_skipped), ("spamd", scan.spam_skipped)):
+        if skipped:
+            notes.append(f"not scanned by {name}: {skipped}")
+    note = "; ".join(notes)
+    if routed.known:
+        return DataDecision(Verdict.DELIVERED, None, routed.reason, note)
+    if scan.spam_score is not None and scan.spam_score >= spam_threshold:
+        return DataDecision(Verdict.SPAM, Reply(554, "5.7.1", spam_text),
+                            f"spam score {scan.spam_score:g} >= {spam_threshold:g}", note)
+    if facts.automated:
+        signed = facts.auth is not None and facts.from_domain and facts.auth.dkim_aligned(facts.from_domain)
+        if facts.automated_mode == "screen" and signed:
+            return DataDecision(Verdict.SCREENED, None,
+                                f"automated ({facts.automated}), DKIM-signed by {facts.from_domain}", note)
+        why = "no aligned DKIM signature" if facts.automated_mode == "screen" else "automated mail refused"
+        return DataDecision(Verdict.BULK, Reply(550, "5.7.1", bulk_text),
+                            f"automated ({facts.automated}); {why}", note)
+    reason = routed.reason if routed.reason != "unknown sender" else "unknown sender"
+    return DataDecision(Verdict.CHALLENGED, None, reason, note)
+
+
+@dataclass
+class EventRecord:
+    """One final decision, as stored and logged (SPEC §4.3)."""
+
+    ts: datetime
+    verdict: Verdict
+    reason: str
+    client_ip: str = ""
+    helo: str = ""
+    sender: str = ""
+    recipient: str = ""
+    user_id: int | None = None
+    subject: str = ""
+    from_header: str = ""
+    message_id: str = ""
+    size: int | None = None
+    spam_score: float | None = None
+    virus: str = ""
+    challenge_id: int | None = None
+    details: dict = field(default_factory=dict)

@@ -1,0 +1,500 @@
+"""The store: users, their addresses and tokens, allow/block lists, challenges, events.
+
+`Store` is synchronous (SQLAlchemy Core) and used by the CLI and from worker
+threads; `AsyncStore` wraps it for the event loop with a group-committing
+event writer, so many SMTP sessions share one durable commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import logging
+import os
+import secrets
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import and_, delete, event, func, insert, or_, select, text, update
+from sqlalchemy.engine import Connection, Engine, create_engine
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+
+from ..policy.address import Address, AddressError, Pattern, parse, parse_pattern
+from ..policy.decide import EventRecord
+from ..policy.lists import ListEntry, candidate_patterns
+from . import schema as s
+
+log = logging.getLogger(__name__)
+
+
+class StoreError(Exception):
+    """The store cannot be reached or used; the message is fit for an admin."""
+
+
+class NotFound(StoreError):
+    pass
+
+
+def now_ts() -> float:
+    return time.time()
+
+
+def to_dt(ts: float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, timezone.utc)
+
+
+def hash_secret(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token(nbytes: int = 16) -> str:
+    """An unguessable token: 16 bytes = 128 bits = 22 base64url characters."""
+    return base64.urlsafe_b64encode(secrets.token_bytes(nbytes)).rstrip(b"=").decode()
+
+
+def hash_message_id(message_id: str) -> str:
+    """How a Message-ID is compared: without angle brackets and blanks, sha256 hex."""
+    mid = message_id.strip().strip("<>").strip()
+    return hashlib.sha256(mid.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    name: str
+    role: str
+    addresses: tuple[str, ...]
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")  # an event or allowlist entry that was answered for is on disk
+    cur.execute("PRAGMA busy_timeout=5000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[1] if "///" in url else ""
+        if path and path != ":memory:":
+            parent = Path(path).parent
+            try:
+                parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create the store directory {parent}: {exc.strerror}") from None
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 5})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True,
+                         connect_args={"connect_timeout": 5})
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self.is_sqlite = self.engine.dialect.name == "sqlite"
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- schema ------------------------------------------------------------
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision (safe to call from several nodes at once)."""
+        from alembic import command
+        from alembic.config import Config as AlembicConfig
+
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(resources.files("sendergate.store") / "migrations"))
+        try:
+            with self.engine.begin() as conn:
+                if not self.is_sqlite:  # one node migrates, the others wait
+                    conn.execute(text("SELECT pg_advisory_xact_lock(7240531)"))
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+        except OperationalError as exc:
+            raise StoreError(f"store unreachable ({self.safe_url}): {_short(exc)}") from None
+        except SQLAlchemyError as exc:
+            raise StoreError(f"store error ({self.safe_url}): {_short(exc)}") from None
+
+    @property
+    def safe_url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    # -- users ---------------------------------------------------------------
+    def add_user(self, address: str, *, name: str = "", admin: bool = False) -> tuple[User, str]:
+        addr = _address_key(address)
+        token = new_token(24)
+        with self.engine.begin() as conn:
+            if conn.execute(select(s.user_addresses.c.id).where(s.user_addresses.c.address == addr)).first():
+                raise StoreError(f"{addr} already belongs to a user")
+            uid = conn.execute(insert(s.users).values(name=name, role="admin" if admin else "user",
+                                                      created_at=now_ts())).inserted_primary_key[0]
+            conn.execute(insert(s.user_addresses).values(user_id=uid, address=addr, is_primary=1))
+            conn.execute(insert(s.api_tokens).values(user_id=uid, token_hash=hash_secret(token),
+                                                     created_at=now_ts()))
+        return self.get_user(uid), token
+
+    def get_user(self, user_id: int) -> User:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(s.users).where(s.users.c.id == user_id)).first()
+            if row is None:
+                raise NotFound(f"no user {user_id}")
+            addrs = conn.execute(select(s.user_addresses.c.address).where(s.user_addresses.c.user_id == user_id)
+                                 .order_by(s.user_addresses.c.is_primary.desc(), s.user_addresses.c.id)).scalars()
+            return User(row.id, row.name, row.role, tuple(addrs))
+
+    def user_by_address(self, address: str) -> User:
+        addr = _address_key(address)
+        with self.engine.connect() as conn:
+            uid = conn.execute(select(s.user_addresses.c.user_id)
+                               .where(s.user_addresses.c.address == addr)).scalar()
+        if uid is None:
+            raise NotFound(f"no user owns {addr}")
+        return self.get_user(uid)
+
+    def list_users(self) -> list[User]:
+        with self.engine.connect() as conn:
+            ids = conn.execute(select(s.users.c.id).order_by(s.users.c.id)).scalars().all()
+        return [self.get_user(i) for i in ids]
+
+    def remove_user(self, address: str) -> User:
+        user = self.user_by_address(address)
+        with self.engine.begin() as conn:
+            cids = select(s.challenges.c.id).where(s.challenges.c.user_id == user.id)
+            conn.execute(delete(s.challenge_tokens).where(s.challenge_tokens.c.challenge_id.in_(cids)))
+            for t in (s.api_tokens, s.user_addresses, s.list_entries, s.challenges, s.sent_ids):
+                conn.execute(delete(t).where(t.c.user_id == user.id))
+            conn.execute(delete(s.users).where(s.users.c.id == user.id))
+        return user
+
+    def add_alias(self, address: str, alias: str) -> User:
+        user = self.user_by_address(address)
+        key = _address_key(alias)
+        with self.engine.begin() as conn:
+            if conn.execute(select(s.user_addresses.c.id).where(s.user_addresses.c.address == key)).first():
+                raise StoreError(f"{key} already belongs to a user")
+            conn.execute(insert(s.user_addresses).values(user_id=user.id, address=key))
+        return self.get_user(user.id)
+
+    def rotate_token(self, address: str) -> str:
+        user = self.user_by_address(address)
+        token = new_token(24)
+        with self.engine.begin() as conn:
+            conn.execute(delete(s.api_tokens).where(s.api_tokens.c.user_id == user.id))
+            conn.execute(insert(s.api_tokens).values(user_id=user.id, token_hash=hash_secret(token),
+                                                     created_at=now_ts()))
+        return token
+
+    def user_for_token(self, token: str) -> User | None:
+        h = hash_secret(token)
+        with self.engine.begin() as conn:
+            uid = conn.execute(select(s.api_tokens.c.user_id).where(s.api_tokens.c.token_hash == h)).scalar()
+            if uid is None:
+                return None
+            conn.execute(update(s.api_tokens).where(s.api_tokens.c.token_hash == h).values(last_used_at=now_ts()))
+        return self.get_user(uid)
+
+    # -- the SMTP hot path --------------------------------------------------
+    def recipient_user(self, recipient: Address) -> int | None:
+        """The user who receives mail for this address (its key, then a catch-all), or None."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(s.user_addresses.c.address, s.user_addresses.c.user_id)
+                                .where(s.user_addresses.c.address.in_([recipient.key, "@" + recipient.domain])))
+            found = dict(rows.all())
+        return found.get(recipient.key, found.get("@" + recipient.domain))
+
+    def entries_for_sender(self, user_id: int | None, sender: Address | None) -> list[ListEntry]:
+        """The recipient's and the global entries that could match this sender."""
+        if sender is None:
+            return []
+        pats = candidate_patterns(sender)
+        conds = [and_(s.list_entries.c.kind == p.kind, s.list_entries.c.value == p.value) for p in pats]
+        owner = s.list_entries.c.user_id.is_(None)
+        if user_id is not None:
+            owner = or_(owner, s.list_entries.c.user_id == user_id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(s.list_entries).where(and_(owner, or_(*conds)))).all()
+        return [_entry(r) for r in rows]
+
+    def list_entries_for_list(self, user_id: int, list_id: str | None, list_post: Address | None) -> list[ListEntry]:
+        conds = []
+        if list_id:
+            conds.append(and_(s.list_entries.c.kind == "list", s.list_entries.c.value == list_id))
+        if list_post is not None:
+            conds += [and_(s.list_entries.c.kind == p.kind, s.list_entries.c.value == p.value)
+                      for p in candidate_patterns(list_post)]
+        if not conds:
+            return []
+        owner = or_(s.list_entries.c.user_id.is_(None), s.list_entries.c.user_id == user_id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(s.list_entries).where(and_(owner, or_(*conds)))).all()
+        return [_entry(r) for r in rows]
+
+    def has_sent_id(self, user_id: int, hashes: Sequence[str]) -> bool:
+        if not hashes:
+            return False
+        with self.engine.connect() as conn:
+            return conn.execute(select(s.sent_ids.c.hash).where(
+                s.sent_ids.c.user_id == user_id, s.sent_ids.c.hash.in_(list(hashes))).limit(1)).first() is not None
+
+    def add_sent_ids(self, user_id: int, hashes: Iterable[str]) -> int:
+        wanted = {h.lower() for h in hashes}
+        with self.engine.begin() as conn:
+            have = set()
+            wl = list(wanted)
+            for i in range(0, len(wl), 500):
+                have |= set(conn.execute(select(s.sent_ids.c.hash).where(
+                    s.sent_ids.c.user_id == user_id, s.sent_ids.c.hash.in_(wl[i:i + 500]))).scalars())
+            new = [{"user_id": user_id, "hash": h, "created_at": now_ts()} for h in wanted - have]
+            if new:
+                conn.execute(insert(s.sent_ids), new)
+        return len(new)
+
+    # -- lists ---------------------------------------------------------------
+    def add_entry(self, user_id: int | None, action: str, pattern: str | Pattern, *, source: str = "manual",
+                  note: str = "", expires_at: float | None = None) -> tuple[ListEntry, bool]:
+        """Add an entry; idempotent: an existing identical entry is returned with created=False."""
+        pat = parse_pattern(pattern) if isinstance(pattern, str) else pattern
+        with self.engine.begin() as conn:
+            return self._add_entry(conn, user_id, action, pat, source, note, expires_at)
+
+    def _add_entry(self, conn: Connection, user_id: int | None, action: str, pat: Pattern, source: str,
+                   note: str, expires_at: float | None) -> tuple[ListEntry, bool]:
+        owner = s.list_entries.c.user_id.is_(None) if user_id is None else s.list_entries.c.user_id == user_id
+        row = conn.execute(select(s.list_entries).where(
+            owner, s.list_entries.c.action == action, s.list_entries.c.kind == pat.kind,
+            s.list_entries.c.value == pat.value)).first()
+        if row is not None:
+            if expires_at is None and row.expires_at is not None:  # a permanent entry supersedes a temporary one
+                conn.execute(update(s.list_entries).where(s.list_entries.c.id == row.id).values(expires_at=None))
+                row = conn.execute(select(s.list_entries).where(s.list_entries.c.id == row.id)).first()
+            return _entry(row), False
+        # allowing a sender lifts the same exact block (and vice versa): one entry per pattern
+        other = "block" if action == "allow" else "allow"
+        conn.execute(delete(s.list_entries).where(owner, s.list_entries.c.action == other,
+                                                  s.list_entries.c.kind == pat.kind,
+                                                  s.list_entries.c.value == pat.value))
+        eid = conn.execute(insert(s.list_entries).values(
+            user_id=user_id, action=action, kind=pat.kind, value=pat.value, source=source, note=note,
+            created_at=now_ts(), expires_at=expires_at)).inserted_primary_key[0]
+        row = conn.execute(select(s.list_entries).where(s.list_entries.c.id == eid)).first()
+        return _entry(row), True
+
+    def import_entries(self, user_id: int | None, patterns: Iterable[str], *, source: str = "import",
+                       note: str = "") -> dict[str, Any]:
+        """Bulk allow, idempotent: counts of added / already present / invalid, with per-entry results."""
+        added, present, invalid = 0, 0, 0
+        results = []
+        with self.engine.begin() as conn:
+            for raw in patterns:
+                try:
+                    pat = parse_pattern(raw)
+                except AddressError as exc:
+                    invalid += 1
+                    results.append({"entry": raw, "status": "invalid", "error": str(exc)})
+                    continue
+                _, created = self._add_entry(conn, user_id, "allow", pat, source, note, None)
+                added += created
+                present += not created
+                results.append({"entry": str(pat), "status": "added" if created else "present"})
+        return {"added": added, "present": present, "invalid": invalid, "results": results}
+
+    def remove_entry(self, entry_id: int, user_id: int | None = None) -> bool:
+        cond = s.list_entries.c.id == entry_id
+        if user_id is not None:
+            cond = and_(cond, s.list_entries.c.user_id == user_id)
+        with self.engine.begin() as conn:
+            return conn.execute(delete(s.list_entries).where(cond)).rowcount > 0
+
+    def entries(self, user_id: int | None, action: str, *, q: str = "", all_users: bool = False) -> list[ListEntry]:
+        stmt = select(s.list_entries).where(s.list_entries.c.action == action)
+        if not all_users:
+            stmt = stmt.where(s.list_entries.c.user_id.is_(None) if user_id is None
+                              else s.list_entries.c.user_id == user_id)
+        if q:
+            stmt = stmt.where(s.list_entries.c.value.contains(q.lower(), autoescape=True))
+        with self.engine.connect() as conn:
+            return [_entry(r) for r in conn.execute(stmt.order_by(s.list_entries.c.id.desc())).all()]
+
+    # -- challenges ----------------------------------------------------------
+    def open_challenge(self, user_id: int, recipient: str, sender: str, *, ttl: float, subject: str = "",
+                       client_ip: str = "") -> tuple[int, str]:
+        """The pending challenge for this sender and recipient's user, reused or created, and a new link token.
+
+        Only the token's hash is stored, so each refusal carries a freshly
+        issued token for the same challenge; earlier links keep working.
+        """
+        token = new_token()
+        now = now_ts()
+        with self.engine.begin() as conn:
+            row = conn.execute(select(s.challenges.c.id).where(
+                s.challenges.c.user_id == user_id, s.challenges.c.sender == sender,
+                s.challenges.c.status == "pending", s.challenges.c.expires_at > now)
+                .order_by(s.challenges.c.id.desc()).limit(1)).first()
+            if row is not None:
+                cid = row.id
+                conn.execute(update(s.challenges).where(s.challenges.c.id == cid).values(
+                    attempts=s.challenges.c.attempts + 1, updated_at=now, subject=subject or s.challenges.c.subject))
+            else:
+                cid = conn.execute(insert(s.challenges).values(
+                user_id=user_id, recipient=recipient, sender=sender,
+                status="pending", created_at=now, updated_at=now, expires_at=now + ttl, subject=subject,
+                client_ip=client_ip)).inserted_primary_key[0]
+            conn.execute(insert(s.challenge_tokens).values(token_hash=hash_secret(token), challenge_id=cid,
+                                                           created_at=now))
+        return cid, token
+
+    def challenge_by_token(self, token: str) -> Any:
+        """The challenge row a link token belongs to, or None."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(s.challenges).join(
+                s.challenge_tokens, s.challenge_tokens.c.challenge_id == s.challenges.c.id)
+                .where(s.challenge_tokens.c.token_hash == hash_secret(token))).first()
+
+    # -- events --------------------------------------------------------------
+    def add_events(self, records: Sequence[EventRecord]) -> list[int]:
+        rows = [_event_row(r) for r in records]
+        with self.engine.begin() as conn:
+            if self.is_sqlite or len(rows) == 1:
+                return [conn.execute(insert(s.events).values(**r)).inserted_primary_key[0] for r in rows]
+            res = conn.execute(insert(s.events).returning(s.events.c.id, sort_by_parameter_order=True), rows)
+            return [r[0] for r in res]
+
+    def prune_events(self, older_than: float) -> int:
+        with self.engine.begin() as conn:
+            return conn.execute(delete(s.events).where(s.events.c.ts < older_than)).rowcount
+
+    def expire_challenges(self, now: float | None = None) -> int:
+        with self.engine.begin() as conn:
+            return conn.execute(update(s.challenges).where(
+                s.challenges.c.status == "pending", s.challenges.c.expires_at <= (now or now_ts()))
+                .values(status="expired", updated_at=now or now_ts())).rowcount
+
+    def get_setting(self, key: str, default_factory: Any = None) -> str | None:
+        with self.engine.begin() as conn:
+            val = conn.execute(select(s.settings.c.value).where(s.settings.c.key == key)).scalar()
+            if val is None and default_factory is not None:
+                val = default_factory()
+                try:
+                    with conn.begin_nested():
+                        conn.execute(insert(s.settings).values(key=key, value=val))
+                except IntegrityError:  # another node won the race
+                    val = conn.execute(select(s.settings.c.value).where(s.settings.c.key == key)).scalar()
+            return val
+
+
+def _address_key(address: str) -> str:
+    a = address.strip()
+    if a.startswith("@"):
+        return "@" + parse_pattern(a).value
+    try:
+        return parse(a).key
+    except AddressError as exc:
+        raise StoreError(f"{address!r} is not a valid address: {exc}") from None
+
+
+def _entry(row: Any) -> ListEntry:
+    return ListEntry(id=row.id, action=row.action, pattern=Pattern(row.kind, row.value),
+                     expires_at=to_dt(row.expires_at), user_id=row.user_id, source=row.source)
+
+
+def _event_row(r: EventRecord) -> dict[str, Any]:
+    return {
+        "ts": r.ts.timestamp(), "user_id": r.user_id, "client_ip": r.client_ip[:64], "helo": r.helo[:255],
+        "sender": r.sender[:320], "recipient": r.recipient[:320], "verdict": r.verdict.value,
+        "reason": r.reason, "subject": r.subject[:1000], "from_header": r.from_header[:1000],
+        "message_id": r.message_id[:1000], "size": r.size, "spam_score": r.spam_score,
+        "virus": r.virus[:200], "challenge_id": r.challenge_id,
+        "details": json.dumps(r.details, separators=(",", ":"), default=str),
+    }
+
+
+def _short(exc: BaseException) -> str:
+    msg = str(getattr(exc, "orig", exc) or exc).strip().splitlines()
+    return msg[0] if msg else exc.__class__.__name__
+
+
+class AsyncStore:
+    """The store for the event loop: calls run on a small thread pool; events are group-committed."""
+
+    def __init__(self, store: Store, *, threads: int = 4) -> None:
+        self.store = store
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="store")
+        self._pending: list[tuple[EventRecord, asyncio.Future[int]]] = []
+        self._wakeup: asyncio.Event | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._lock = threading.Lock()
+
+    async def run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+        except (OperationalError, SQLAlchemyError) as exc:
+            raise StoreError(_short(exc)) from exc
+
+    def start(self) -> None:
+        self._wakeup = asyncio.Event()
+        self._writer = asyncio.create_task(self._write_loop(), name="event-writer")
+
+    async def record(self, record: EventRecord) -> int:
+        """Store one event durably; returns its id once committed (shared commits under load)."""
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._pending.append((record, fut))
+        assert self._wakeup is not None, "AsyncStore.start() not called"
+        self._wakeup.set()
+        return await fut
+
+    async def _write_loop(self) -> None:
+        assert self._wakeup is not None
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            batch, self._pending = self._pending, []
+            if not batch:
+                continue
+            try:
+                ids = await self.run(self.store.add_events, [r for r, _ in batch])
+            except Exception as exc:  # every waiter hears about it; the writer keeps going
+                log.error("event write failed for %d events: %s", len(batch), exc)
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(StoreError(str(exc)))
+                continue
+            for (_, fut), eid in zip(batch, ids):
+                if not fut.done():
+                    fut.set_result(eid)
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            # flush what is queued before stopping
+            while self._pending:
+                self._wakeup.set()  # type: ignore[union-attr]
+                await asyncio.sleep(0.01)
+            self._writer.cancel()
+            try:
+                await self._writer
+            except asyncio.CancelledError:
+                pass
+        self._pool.shutdown(wait=True)

@@ -1,0 +1,121 @@
+"""The store's tables (SQLAlchemy Core). Changes go through an Alembic migration.
+
+Times are UTC epoch seconds (floats): portable between SQLite and PostgreSQL,
+cheap to compare, and days group as `ts // 86400`.
+"""
+
+from sqlalchemy import (BigInteger, Column, Float, ForeignKey, Index, Integer, MetaData, String,
+                        Table, Text, UniqueConstraint)
+
+metadata = MetaData()
+
+users = Table(
+    "users", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False, server_default=""),
+    Column("role", String(10), nullable=False, server_default="user"),  # user | admin
+    Column("created_at", Float, nullable=False),
+)
+
+# The addresses a user receives mail at. `address` is the matching key
+# (lower-case, no +tag); "@example.org" is a catch-all for the domain.
+user_addresses = Table(
+    "user_addresses", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("address", String(320), nullable=False, unique=True),
+    Column("is_primary", Integer, nullable=False, server_default="0"),
+)
+
+api_tokens = Table(
+    "api_tokens", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("token_hash", String(64), nullable=False, unique=True),  # sha256 hex: a leak reveals no token
+    Column("created_at", Float, nullable=False),
+    Column("last_used_at", Float),
+)
+
+# Allow and block entries. user_id NULL: a global (admin) entry.
+list_entries = Table(
+    "list_entries", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), index=True),
+    Column("action", String(5), nullable=False),  # allow | block
+    Column("kind", String(7), nullable=False),  # address | domain | list
+    Column("value", String(320), nullable=False),
+    Column("source", String(10), nullable=False, server_default="manual"),
+    Column("note", Text, nullable=False, server_default=""),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float),
+    Index("ix_list_entries_lookup", "kind", "value", "user_id"),
+)
+
+challenges = Table(
+    "challenges", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("recipient", String(320), nullable=False),
+    Column("sender", String(320), nullable=False),  # the normalised key of the envelope sender
+    Column("status", String(10), nullable=False),  # pending | confirmed | approved | denied | expired
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="1"),  # messages refused for it
+    Column("confirm_failures", Integer, nullable=False, server_default="0"),
+    Column("subject", Text, nullable=False, server_default=""),
+    Column("client_ip", String(64), nullable=False, server_default=""),
+    Index("ix_challenges_pending", "user_id", "sender", "status"),
+    Index("ix_challenges_status_id", "status", "id"),
+)
+
+# Every link issued for a challenge (a reused challenge gets a new link per
+# refusal, and the earlier ones keep working). Only hashes are stored: a copy
+# of the database reveals no usable link.
+challenge_tokens = Table(
+    "challenge_tokens", metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("challenge_id", Integer, ForeignKey("challenges.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("created_at", Float, nullable=False),
+)
+
+events = Table(
+    "events", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("ts", Float, nullable=False),
+    Column("user_id", Integer, index=False),
+    Column("client_ip", String(64), nullable=False, server_default=""),
+    Column("helo", String(255), nullable=False, server_default=""),
+    Column("sender", String(320), nullable=False, server_default=""),
+    Column("recipient", String(320), nullable=False, server_default=""),
+    Column("verdict", String(20), nullable=False),
+    Column("reason", Text, nullable=False, server_default=""),
+    Column("subject", Text, nullable=False, server_default=""),
+    Column("from_header", Text, nullable=False, server_default=""),
+    Column("message_id", Text, nullable=False, server_default=""),
+    Column("size", Integer),
+    Column("spam_score", Float),
+    Column("virus", String(200), nullable=False, server_default=""),
+    Column("challenge_id", Integer),
+    Column("details", Text, nullable=False, server_default="{}"),  # JSON: auth results, symbols, notes
+    Index("ix_events_ts", "ts"),
+    Index("ix_events_user_id", "user_id", "id"),
+    Index("ix_events_verdict_id", "verdict", "id"),
+    Index("ix_events_user_verdict_id", "user_id", "verdict", "id"),
+)
+
+# Hashes of Message-IDs the user sent, for reply recognition (SPEC §4.2 item 8).
+sent_ids = Table(
+    "sent_ids", metadata,
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("hash", String(64), primary_key=True),
+    Column("created_at", Float, nullable=False),
+)
+
+# Small key/value state shared by nodes (e.g. the secret that signs CSRF tokens).
+settings = Table(
+    "settings", metadata,
+    Column("key", String(100), primary_key=True),
+    Column("value", Text, nullable=False),
+    UniqueConstraint("key", name="uq_settings_key"),
+)
