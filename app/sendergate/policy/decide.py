@@ -156,8 +156,13 @@ class AuthResults:
 
 
 def _aligned(a: str, b: str) -> bool:
-    a, b = a.lower(), b.lower()
-    return a == b or a.endswith("." + b) or b.endswith("." + a)
+    """Relaxed alignment, approximated: one domain is the other or a subdomain of it, and
+    the shorter has at least two labels (so a bare TLD never aligns)."""
+    a, b = a.lower().rstrip("."), b.lower().rstrip(".")
+    if a == b:
+        return True
+    short, long_ = (a, b) if len(a) < len(b) else (b, a)
+    return short.count(".") >= 1 and long_.endswith("." + short)
 
 
 def allowlist_counts(mode: str, auth: AuthResults | None, sender_domain: str) -> tuple[bool, str]:

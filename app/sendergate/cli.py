@@ -1,0 +1,246 @@
+"""The `sendergate` command (SPEC §2). Every user mistake: one clear line and a non-zero exit."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from typing import Any, Callable
+
+from . import __version__
+from .config import ConfigError, Config, load, parse_duration
+
+DEFAULT_CONFIG = "/etc/sendergate/sendergate.toml"
+EXIT_USAGE, EXIT_CONFIG, EXIT_STORE, EXIT_RUNTIME = 2, 3, 4, 1
+
+
+class UserError(Exception):
+    """A mistake the user can fix; printed as one line."""
+
+
+def _config_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", "-c", metavar="FILE",
+                   default=os.environ.get("SENDERGATE_CONFIG", DEFAULT_CONFIG),
+                   help=f"configuration file (default: $SENDERGATE_CONFIG or {DEFAULT_CONFIG})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sendergate", description="SenderGate: refuse unknown senders during the "
+                                "SMTP session, with a link that lets real people through.")
+    p.add_argument("--version", action="version", version=f"sendergate {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    g = sub.add_parser("gateway", help="run the SMTP listener and HTTP server until SIGTERM/SIGINT")
+    _config_arg(g)
+    g.add_argument("--log-format", choices=["kv", "json"], default="kv", help="decision log lines (default kv)")
+    g.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    g.set_defaults(func=cmd_gateway)
+
+    c = sub.add_parser("check-config", help="validate the configuration and print each problem with its key")
+    _config_arg(c)
+    c.set_defaults(func=cmd_check_config)
+
+    u = sub.add_parser("users", help="manage users, their addresses and API tokens")
+    usub = u.add_subparsers(dest="users_command", metavar="ACTION")
+    usub.required = True
+    ua = usub.add_parser("add", help="create a user who owns ADDRESS; prints a new API token once")
+    ua.add_argument("address")
+    ua.add_argument("--admin", action="store_true", help="the user may see and change everything")
+    ua.add_argument("--name", default="", help="display name")
+    _config_arg(ua)
+    ua.set_defaults(func=cmd_users_add)
+    ut = usub.add_parser("token", help="issue a new API token for the user (the old one stops working)")
+    ut.add_argument("address")
+    _config_arg(ut)
+    ut.set_defaults(func=cmd_users_token)
+    ul = usub.add_parser("list", help="list users and their addresses")
+    _config_arg(ul)
+    ul.set_defaults(func=cmd_users_list)
+    ur = usub.add_parser("remove", help="remove the user who owns ADDRESS, with their lists and challenges")
+    ur.add_argument("address")
+    _config_arg(ur)
+    ur.set_defaults(func=cmd_users_remove)
+    ual = usub.add_parser("alias", help="give the user who owns ADDRESS another address (or @domain catch-all)")
+    ual.add_argument("address")
+    ual.add_argument("alias")
+    _config_arg(ual)
+    ual.set_defaults(func=cmd_users_alias)
+
+    for action in ("allow", "block"):
+        a = sub.add_parser(action, help=f"{action} a sender (address, @domain or list:<id>)"
+                           + ("; 'allow import FILE' imports an address book" if action == "allow" else ""),
+                           description=(f"sendergate {action} ADDRESS-OR-@DOMAIN --user U"
+                                        + ("\nsendergate allow import FILE|imaps://user@host --user U [--dry-run]"
+                                           if action == "allow" else "")),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        a.add_argument("entry", metavar="ADDRESS-OR-@DOMAIN" if action == "block" else "ADDRESS-OR-@DOMAIN|import")
+        if action == "allow":
+            a.add_argument("source", nargs="?", metavar="FILE", help="with 'import': the file or imap(s):// URL")
+            a.add_argument("--dry-run", action="store_true", help="with 'import': show what would be added")
+        who = a.add_mutually_exclusive_group(required=True)
+        who.add_argument("--user", metavar="U", help="the user's address")
+        who.add_argument("--global", dest="global_", action="store_true", help="for every user")
+        a.add_argument("--note", default="")
+        a.add_argument("--expires", metavar="DURATION", help="e.g. 48h, 7d: the entry lapses after that")
+        _config_arg(a)
+        a.set_defaults(func=cmd_list_entry, action=action)
+
+    d = sub.add_parser("demo", help="start a demo gateway on loopback with seeded activity and open the desktop app")
+    d.add_argument("--no-desktop", action="store_true", help="run only the gateway (for headless machines)")
+    d.add_argument("--dir", help="where to keep the demo's store and config (default: a temporary directory)")
+    d.add_argument("--smtp-port", type=int, default=0, help="SMTP port on 127.0.0.1 (default: a free one)")
+    d.add_argument("--http-port", type=int, default=0, help="HTTP port on 127.0.0.1 (default: a free one)")
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def _load(args: argparse.Namespace) -> Config:
+    return load(args.config)
+
+
+def _store(args: argparse.Namespace) -> Any:
+    from .store import Store
+    store = Store(_load(args).store.url)
+    store.migrate()
+    return store
+
+
+def cmd_gateway(args: argparse.Namespace) -> int:
+    from . import gateway
+    cfg = _load(args)
+    logging.basicConfig(level=args.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-command logging costs ~25% CPU
+    try:
+        return gateway.run(cfg, log_format=args.log_format)
+    except gateway.StartupError as exc:
+        raise UserError(str(exc)) from None
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    try:
+        cfg = _load(args)
+    except ConfigError as exc:
+        for key, msg in exc.problems:
+            print(f"{args.config}: {key}: {msg}", file=sys.stderr)
+        return EXIT_CONFIG
+    problems = []
+    from .store import Store, StoreError
+    try:
+        store = Store(cfg.store.url)
+        store.ping()
+        store.close()
+    except (StoreError, Exception) as exc:  # noqa: BLE001 - any failure to reach the store is reported
+        problems.append(("store.url", f"cannot reach the store: {str(exc).splitlines()[0]}"))
+    if cfg.scan.clamd or cfg.scan.spamd:
+        import asyncio
+        from .scan import Scanners
+        for name, state in asyncio.run(Scanners(cfg.scan).ping()).items():
+            if state != "ok":
+                problems.append((f"scan.{name}", state))
+    for key, msg in problems:
+        print(f"{args.config}: {key}: {msg}", file=sys.stderr)
+    if problems:
+        return EXIT_CONFIG
+    print(f"{args.config}: ok")
+    return 0
+
+
+def cmd_users_add(args: argparse.Namespace) -> int:
+    store = _store(args)
+    user, token = store.add_user(args.address, name=args.name, admin=args.admin)
+    print(f"created user {user.addresses[0]}{' (admin)' if user.is_admin else ''}")
+    print(f"API token (shown once): {token}")
+    return 0
+
+
+def cmd_users_token(args: argparse.Namespace) -> int:
+    token = _store(args).rotate_token(args.address)
+    print(f"new API token for {args.address} (shown once; the old one no longer works): {token}")
+    return 0
+
+
+def cmd_users_list(args: argparse.Namespace) -> int:
+    users = _store(args).list_users()
+    if not users:
+        print("no users yet: add one with 'sendergate users add ADDRESS'")
+    for u in users:
+        print(f"{u.addresses[0] if u.addresses else '-':40} {u.role:6} {u.name}"
+              + (f"  aliases: {', '.join(u.addresses[1:])}" if len(u.addresses) > 1 else ""))
+    return 0
+
+
+def cmd_users_remove(args: argparse.Namespace) -> int:
+    user = _store(args).remove_user(args.address)
+    print(f"removed user {', '.join(user.addresses)}")
+    return 0
+
+
+def cmd_users_alias(args: argparse.Namespace) -> int:
+    user = _store(args).add_alias(args.address, args.alias)
+    print(f"{user.addresses[0]} now receives mail for: {', '.join(user.addresses)}")
+    return 0
+
+
+def cmd_list_entry(args: argparse.Namespace) -> int:
+    if args.action == "allow" and args.entry == "import":
+        if not args.source:
+            raise UserError("allow import needs a FILE (vCard, CSV, abook.sqlite) or an imaps:// URL")
+        from .contacts_cli import run_import  # the contacts importers
+        return run_import(args, _store(args))
+    if args.action == "allow" and args.source:
+        raise UserError(f"unexpected argument {args.source!r} (did you mean 'allow import FILE'?)")
+    store = _store(args)
+    user_id = None if args.global_ else store.user_by_address(args.user).id
+    expires = None
+    if args.expires:
+        try:
+            expires = time.time() + parse_duration(args.expires)
+        except ValueError as exc:
+            raise UserError(f"--expires: {exc}") from None
+    entry, created = store.add_entry(user_id, args.action, args.entry, source="manual", note=args.note,
+                                     expires_at=expires)
+    who = "everyone" if user_id is None else args.user
+    verb = "allowed" if args.action == "allow" else "blocked"
+    print(f"{entry.pattern} {verb} for {who}" + ("" if created else " (already present)")
+          + (f" until {time.strftime('%Y-%m-%d %H:%M', time.localtime(expires))}" if expires else ""))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+    return run_demo(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from .policy.address import AddressError
+    from .store import NotFound, StoreError
+
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except ConfigError as exc:
+        first = exc.problems[0]
+        more = f" (and {len(exc.problems) - 1} more; run 'sendergate check-config')" if len(exc.problems) > 1 else ""
+        print(f"sendergate: {exc.source or 'config'}: {first[0]}: {first[1]}{more}", file=sys.stderr)
+        return EXIT_CONFIG
+    except NotFound as exc:
+        print(f"sendergate: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except StoreError as exc:
+        print(f"sendergate: {exc}", file=sys.stderr)
+        return EXIT_STORE
+    except (UserError, AddressError) as exc:
+        print(f"sendergate: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

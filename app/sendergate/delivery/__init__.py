@@ -1,0 +1,207 @@
+"""Handing accepted mail to the mail server behind the gateway: SMTP, LMTP or a Maildir.
+
+The gateway answers 250 only after this returned success, so the outcome is
+explicit: `Delivered`, or a `DeliveryError` carrying the downstream's reply
+(temporary or permanent) for the handler to pass on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import DeliveryConfig, parse_hostport
+
+
+class DeliveryError(Exception):
+    def __init__(self, code: int, status: str, text: str, *, where: str) -> None:
+        self.code, self.status, self.text, self.where = code, status, text, where
+        super().__init__(f"{where}: {code} {status} {text}")
+
+    @property
+    def permanent(self) -> bool:
+        return 500 <= self.code < 600
+
+
+@dataclass(frozen=True)
+class Delivered:
+    reply: str  # the downstream's final reply, for the log
+
+
+@dataclass(frozen=True)
+class Outbound:
+    mail_from: str  # "" for the null sender
+    recipients: list[str]  # as given in RCPT TO (with +tag), or "user+folder@…" for LMTP screening
+    message: bytes  # CRLF line endings, not dot-stuffed
+    mail_options: tuple[str, ...] = ()  # BODY=8BITMIME, SMTPUTF8
+
+
+class _Conn:
+    """A minimal SMTP/LMTP client: enough for a gateway, strict about replies."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, where: str) -> None:
+        self.reader, self.writer, self.where = reader, writer, where
+
+    async def reply(self) -> tuple[int, str, str]:
+        lines = []
+        while True:
+            line = await self.reader.readline()
+            if not line:
+                raise DeliveryError(421, "4.4.2", "connection closed by downstream", where=self.where)
+            text = line.decode("utf-8", "replace").rstrip("\r\n")
+            if len(text) < 3 or not text[:3].isdigit():
+                raise DeliveryError(451, "4.5.0", f"garbled reply from downstream: {text[:80]!r}", where=self.where)
+            lines.append(text[4:])
+            if len(text) == 3 or text[3] != "-":
+                code = int(text[:3])
+                break
+        first = lines[0]
+        parts = first.split(" ", 1)
+        status = ""
+        if parts and _is_enhanced(parts[0]):
+            status = parts[0]
+            lines[0] = parts[1] if len(parts) > 1 else ""
+        return code, status, " ".join(l for l in lines if l).strip()
+
+    async def command(self, line: str, expect: int = 2) -> tuple[int, str, str]:
+        self.writer.write(line.encode("utf-8", "surrogateescape") + b"\r\n")
+        await self.writer.drain()
+        code, status, text = await self.reply()
+        if code // 100 != expect:
+            raise DeliveryError(code, status or _default_status(code), text, where=f"{self.where} ({line.split(' ')[0]})")
+        return code, status, text
+
+    async def close(self) -> None:
+        try:
+            self.writer.write(b"QUIT\r\n")
+            await self.writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        self.writer.close()
+        try:
+            await self.writer.wait_closed()
+        except (ConnectionError, OSError):
+            pass
+
+
+def _is_enhanced(word: str) -> bool:
+    bits = word.split(".")
+    return len(bits) == 3 and all(b.isdigit() for b in bits) and bits[0] in "245"
+
+
+def _default_status(code: int) -> str:
+    return {4: "4.0.0", 5: "5.0.0"}.get(code // 100, "2.0.0")
+
+
+def dot_stuff(message: bytes) -> bytes:
+    body = message if message.endswith(b"\r\n") else message + b"\r\n"
+    if body.startswith(b"."):
+        body = b"." + body
+    return body.replace(b"\r\n.", b"\r\n..") + b".\r\n"
+
+
+class Deliverer:
+    def __init__(self, cfg: DeliveryConfig, helo_name: str) -> None:
+        self.cfg = cfg
+        self.helo_name = helo_name
+
+    @property
+    def where(self) -> str:
+        return f"{self.cfg.mode} {self.cfg.target}"
+
+    async def deliver(self, out: Outbound, *, folder: str = "") -> Delivered:
+        if self.cfg.mode == "maildir":
+            return await asyncio.get_running_loop().run_in_executor(None, self._maildir, out, folder)
+        try:
+            return await asyncio.wait_for(self._session(out, folder), self.cfg.timeout)
+        except asyncio.TimeoutError:
+            raise DeliveryError(451, "4.4.2", "downstream timed out", where=self.where) from None
+        except (ConnectionError, OSError) as exc:
+            raise DeliveryError(451, "4.4.1", f"downstream unreachable: {exc.strerror or exc}",
+                                where=self.where) from None
+
+    async def _open(self) -> _Conn:
+        target = self.cfg.target
+        if target.startswith("/"):
+            reader, writer = await asyncio.open_unix_connection(target)
+        else:
+            host, port = parse_hostport(target)
+            reader, writer = await asyncio.open_connection(host, port)
+        sock = writer.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return _Conn(reader, writer, self.where)
+
+    async def _session(self, out: Outbound, folder: str) -> Delivered:
+        lmtp = self.cfg.mode == "lmtp"
+        conn = await self._open()
+        try:
+            code, _, _ = await conn.reply()
+            if code != 220:
+                raise DeliveryError(451, "4.4.2", f"downstream greeting {code}", where=self.where)
+            _, _, ehlo = await conn.command(("LHLO " if lmtp else "EHLO ") + self.helo_name)
+            caps = ehlo.upper()
+            opts = [o for o in out.mail_options
+                    if (o.startswith("BODY=") and "8BITMIME" in caps) or (o == "SMTPUTF8" and "SMTPUTF8" in caps)]
+            await conn.command(f"MAIL FROM:<{out.mail_from}>" + "".join(" " + o for o in opts))
+            rcpts = out.recipients
+            if lmtp and folder:
+                rcpts = [_plus_folder(r, folder) for r in rcpts]
+            for r in rcpts:
+                await conn.command(f"RCPT TO:<{r}>")
+            await conn.command("DATA", expect=3)
+            conn.writer.write(dot_stuff(out.message))
+            await conn.writer.drain()
+            replies = [await conn.reply() for _ in (rcpts if lmtp else [None])]
+            failed = [r for r in replies if r[0] // 100 != 2]
+            if failed:
+                # Any refusal fails the whole message: the client retries or bounces it.
+                worst = max(failed, key=lambda r: r[0])
+                code, status, text = worst
+                raise DeliveryError(code, status or _default_status(code), text, where=f"{self.where} (end of DATA)")
+            code, status, text = replies[-1]
+            return Delivered(f"{code} {status} {text}".strip())
+        finally:
+            await conn.close()
+
+    def _maildir(self, out: Outbound, folder: str) -> Delivered:
+        """Deliver into <root>/<recipient>/Maildir[/.<folder>]: write to tmp/, fsync, link into new/."""
+        root = Path(self.cfg.target)
+        written = []
+        try:
+            for rcpt in out.recipients:
+                local, _, domain = rcpt.rpartition("@")
+                base = local.split("+", 1)[0].lower()
+                mdir = root / f"{base}@{domain.lower()}" / "Maildir"
+                if folder:
+                    mdir = mdir / f".{folder}"
+                for sub in ("tmp", "new", "cur"):
+                    (mdir / sub).mkdir(parents=True, exist_ok=True)
+                name = f"{time.time():.6f}.P{os.getpid()}R{os.urandom(6).hex()}.{socket.gethostname()}"
+                tmp = mdir / "tmp" / name
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                try:
+                    os.write(fd, out.message)
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                os.rename(tmp, mdir / "new" / name)
+                written.append(mdir / "new" / name)
+            return Delivered(f"250 2.0.0 stored in {len(written)} Maildir(s)")
+        except OSError as exc:
+            for p in written:  # all or nothing: the client will retry the whole message
+                try:
+                    p.unlink()
+                except OSError:
+                    pass
+            raise DeliveryError(451, "4.3.0", f"Maildir write failed: {exc.strerror}", where=self.where) from None
+
+
+def _plus_folder(address: str, folder: str) -> str:
+    """Dovecot LMTP's `user+folder@domain` convention (lmtp_save_to_detail_mailbox)."""
+    local, _, domain = address.rpartition("@")
+    return f"{local.split('+', 1)[0]}+{folder}@{domain}"

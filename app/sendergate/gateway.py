@@ -1,0 +1,330 @@
+"""`sendergate gateway`: the SMTP listener and the HTTP server in one process (or a few).
+
+Listening sockets are bound once, in the parent, so a port in use is one clear
+error. With more than one worker the parent forks SMTP workers that share the
+sockets (both cores take connections) and supervises them; worker 0 also
+serves HTTP. SIGTERM: stop accepting, finish open transactions, exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from datetime import datetime, timezone
+from email.utils import format_datetime
+from typing import Any
+
+from . import __version__
+from .config import Config
+from .delivery import Deliverer
+from .policy.decide import AuthResults, EventRecord, ScanOutcome
+from .smtp.handler import GatewayHandler
+from .smtp.server import GatewaySMTP, tls_context
+from .store import AsyncStore, Store, StoreError
+
+log = logging.getLogger("sendergate")
+decisions = logging.getLogger("sendergate.decision")
+
+SHUTDOWN_GRACE = 60.0  # seconds open transactions get to finish after SIGTERM
+
+
+class StartupError(Exception):
+    """A problem the admin must fix before the gateway can start; one line."""
+
+
+class Metrics:
+    """Counters for /metrics, per process (worker 0 serves them; see docs on workers)."""
+
+    def __init__(self) -> None:
+        self.verdicts: dict[str, int] = {}
+        self.sessions = 0
+        self.data_seconds: list[float] = []
+        self.delivery_seconds: list[float] = []
+        self.delivery_failures = 0
+
+    def observe_data(self, seconds: float) -> None:
+        self.data_seconds.append(seconds)
+        del self.data_seconds[:-1000]
+
+    def observe_delivery(self, seconds: float, *, ok: bool) -> None:
+        self.delivery_seconds.append(seconds)
+        del self.delivery_seconds[:-1000]
+        self.delivery_failures += not ok
+
+    def count(self, verdict: str) -> None:
+        self.verdicts[verdict] = self.verdicts.get(verdict, 0) + 1
+
+
+class Runtime:
+    """What the SMTP handler and the web app share inside one process."""
+
+    def __init__(self, cfg: Config, *, log_format: str = "kv") -> None:
+        self.cfg = cfg
+        self.log_format = log_format
+        self.store = Store(cfg.store.url)
+        self.astore = AsyncStore(self.store)
+        self.deliverer = Deliverer(cfg.delivery, cfg.smtp.hostname)
+        self.metrics = Metrics()
+        self.scanners: Any = None
+        self.authenticator: Any = None
+        self.started = time.time()
+        if cfg.scan.clamd or cfg.scan.spamd:
+            from .scan import Scanners
+            self.scanners = Scanners(cfg.scan)
+        try:
+            from .senderauth import Authenticator
+        except ImportError:  # pragma: no cover - until the sender authentication package lands
+            log.warning("sender authentication unavailable: allowlist matches are not checked")
+        else:
+            self.authenticator = Authenticator(cfg.dns)
+
+    async def scan(self, message: bytes, *, spam: bool) -> ScanOutcome:
+        if self.scanners is None:
+            return ScanOutcome()
+        return await self.scanners.scan(message, spam=spam)
+
+    def trace_headers(self, session: Any, tx: Any, auth: AuthResults | None, *, screened: bool) -> bytes:
+        peer = session.peer[0] if isinstance(session.peer, tuple) else "unknown"
+        helo = "".join(c for c in (session.host_name or "unknown") if 32 < ord(c) < 127)[:100]
+        proto = "ESMTPS" if getattr(session, "ssl", None) else "ESMTP"
+        now = format_datetime(datetime.now(timezone.utc))
+        lines = [f"Received: from {helo} ([{peer}])\r\n\tby {self.cfg.smtp.hostname} (SenderGate) with {proto};\r\n\t{now}"]
+        if auth is not None:
+            try:
+                from .senderauth import authentication_results_header
+                lines.insert(0, authentication_results_header(self.cfg.smtp.hostname, auth))
+            except ImportError:  # pragma: no cover
+                pass
+        if screened:
+            lines.insert(0, "X-SenderGate-Screened: yes")
+        return "".join(l.rstrip("\r\n") + "\r\n" for l in lines).encode("utf-8", "replace")
+
+    def decision_log(self, ev: EventRecord) -> None:
+        self.metrics.count(ev.verdict.value)
+        if not decisions.isEnabledFor(logging.INFO):
+            return
+        fields = {"verdict": ev.verdict.value, "client_ip": ev.client_ip, "helo": ev.helo, "sender": ev.sender,
+                  "recipient": ev.recipient, "reason": ev.reason}
+        if ev.subject:
+            fields["subject"] = ev.subject
+        if ev.message_id:
+            fields["message_id"] = ev.message_id
+        if ev.spam_score is not None:
+            fields["spam_score"] = ev.spam_score
+        if ev.virus:
+            fields["virus"] = ev.virus
+        if self.log_format == "json":
+            decisions.info(json.dumps({"event": "decision", **fields}, ensure_ascii=False))
+        else:
+            decisions.info("decision " + " ".join(f"{k}={_kv(v)}" for k, v in fields.items()))
+
+    async def health(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"status": "ok", "version": __version__}
+        try:
+            await self.astore.run(self.store.ping)
+            out["store"] = "ok"
+        except StoreError as exc:
+            out["store"] = f"unreachable: {exc}"
+            out["status"] = "degraded"
+        if self.scanners is not None:
+            scanners = await self.scanners.ping()
+            out["scanners"] = scanners
+            if any(v != "ok" for v in scanners.values()):
+                out["status"] = "degraded"
+        return out
+
+
+def _kv(value: Any) -> str:
+    s = str(value)
+    if s and all(c.isalnum() or c in "@._-:+/<>=" for c in s):
+        return s
+    return json.dumps(s, ensure_ascii=False)
+
+
+def bind_sockets(cfg: Config) -> tuple[list[socket.socket], socket.socket]:
+    """Bind every listening socket now, so 'port in use' is reported before anything starts."""
+    smtp_socks = []
+    for host, port in cfg.smtp.listen:
+        smtp_socks.append(_bind(host, port, f"smtp.listen {host}:{port}"))
+    http_sock = _bind(*cfg.http.listen, f"http.listen {cfg.http.listen[0]}:{cfg.http.listen[1]}")
+    return smtp_socks, http_sock
+
+
+def _bind(host: str, port: int, what: str) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        reason = "address already in use" if exc.errno == 98 else (exc.strerror or str(exc))
+        if exc.errno == 13:
+            reason = "permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+        raise StartupError(f"{what}: cannot listen: {reason}") from None
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+class Worker:
+    """One process's event loop: SMTP on the shared sockets, HTTP when asked."""
+
+    def __init__(self, cfg: Config, smtp_socks: list[socket.socket], http_sock: socket.socket | None,
+                 *, index: int, log_format: str) -> None:
+        self.cfg = cfg
+        self.smtp_socks = smtp_socks
+        self.http_sock = http_sock
+        self.index = index
+        self.log_format = log_format
+        self.sessions: set[GatewaySMTP] = set()
+        self.stopping = asyncio.Event()
+
+    async def run(self) -> None:
+        rt = Runtime(self.cfg, log_format=self.log_format)
+        self.rt = rt
+        rt.astore.start()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stopping.set)
+        handler = GatewayHandler(rt)
+        tls = tls_context(self.cfg.smtp.tls_cert, self.cfg.smtp.tls_key) if self.cfg.smtp.tls_cert else None
+
+        def factory() -> GatewaySMTP:
+            if len(self.sessions) >= self.cfg.smtp.max_connections:
+                log.warning("connection limit %d reached", self.cfg.smtp.max_connections)
+            return GatewaySMTP(handler, sessions=self.sessions, hostname=self.cfg.smtp.hostname,
+                               ident="ESMTP SenderGate", data_size_limit=self.cfg.smtp.max_message_size,
+                               enable_SMTPUTF8=True, decode_data=False, tls_context=tls,
+                               require_starttls=False, timeout=self.cfg.smtp.timeout, loop=loop)
+
+        servers = [await loop.create_server(factory, sock=s) for s in self.smtp_socks]
+        http_task = None
+        housekeeping = None
+        if self.http_sock is not None:
+            from .web import serve_http
+            http_task = asyncio.create_task(serve_http(rt, self.http_sock, self.stopping))
+            housekeeping = asyncio.create_task(self._housekeeping(rt))
+        log.info("worker %d ready (pid %d)", self.index, os.getpid())
+        print(f"sendergate: worker {self.index} ready", file=sys.stderr, flush=True)
+        await self.stopping.wait()
+        log.info("worker %d stopping: finishing open transactions", self.index)
+        for srv in servers:
+            srv.close()
+        deadline = time.monotonic() + SHUTDOWN_GRACE
+        while time.monotonic() < deadline:
+            for s in [s for s in self.sessions if not s.in_transaction]:
+                await s.shutdown_idle()
+            if not self.sessions:
+                break
+            await asyncio.sleep(0.05)
+        for s in list(self.sessions):
+            await s.shutdown_idle()
+        if housekeeping is not None:
+            housekeeping.cancel()
+        if http_task is not None:
+            await http_task
+        await rt.astore.close()
+        rt.store.close()
+
+    async def _housekeeping(self, rt: Runtime) -> None:
+        """Retention pruning and challenge expiry, hourly, in worker 0 only."""
+        while True:
+            try:
+                pruned = await rt.astore.run(rt.store.prune_events, time.time() - self.cfg.events.retention)
+                expired = await rt.astore.run(rt.store.expire_challenges)
+                if pruned or expired:
+                    log.info("housekeeping: pruned %d events, expired %d challenges", pruned, expired)
+            except StoreError as exc:
+                log.error("housekeeping failed: %s", exc)
+            await asyncio.sleep(3600)
+
+
+def _run_worker(cfg: Config, smtp_socks: list[socket.socket], http_sock: socket.socket | None, index: int,
+                log_format: str) -> None:
+    try:
+        import uvloop
+        uvloop.install()
+    except ImportError:  # pragma: no cover - Windows
+        pass
+    asyncio.run(Worker(cfg, smtp_socks, http_sock, index=index, log_format=log_format).run())
+
+
+def run(cfg: Config, *, log_format: str = "kv") -> int:
+    """Run until SIGTERM/SIGINT. Returns the process exit code."""
+    store = Store(cfg.store.url)
+    try:
+        store.migrate()
+    finally:
+        store.close()
+    smtp_socks, http_sock = bind_sockets(cfg)
+    workers = cfg.smtp.workers or os.cpu_count() or 1
+    if workers == 1 or not hasattr(os, "fork"):
+        _run_worker(cfg, smtp_socks, http_sock, 0, log_format)
+        return 0
+    return _supervise(cfg, smtp_socks, http_sock, workers, log_format)
+
+
+def _supervise(cfg: Config, smtp_socks: list[socket.socket], http_sock: socket.socket, workers: int,
+               log_format: str) -> int:
+    children: dict[int, int] = {}  # pid -> worker index
+    stopping = False
+
+    def spawn(index: int) -> None:
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            code = 0
+            try:
+                _run_worker(cfg, smtp_socks, http_sock if index == 0 else None, index, log_format)
+            except BaseException:  # noqa: BLE001 - reported, then the supervisor restarts us
+                log.exception("worker %d crashed", index)
+                code = 1
+            finally:
+                logging.shutdown()
+                os._exit(code)
+        children[pid] = index
+
+    def forward(signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in list(children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for i in range(workers):
+        spawn(i)
+    exit_code = 0
+    recent_crashes: list[float] = []
+    while children:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+        index = children.pop(pid, None)
+        if index is None or stopping:
+            continue
+        code = os.waitstatus_to_exitcode(status)
+        log.error("worker %d (pid %d) exited with %d; restarting", index, pid, code)
+        recent_crashes = [t for t in recent_crashes if time.time() - t < 60] + [time.time()]
+        if len(recent_crashes) > 5:
+            log.error("workers keep crashing; giving up")
+            forward(signal.SIGTERM, None)
+            exit_code = 1
+            continue
+        spawn(index)
+    return exit_code

@@ -1,0 +1,341 @@
+"""The SMTP side: one aiosmtpd handler whose hooks gather facts, ask the policy, record, reply.
+
+Each hook stays short: parse what the client said, look up what the store
+knows, call the pure policy, record the event, return the reply string.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from typing import TYPE_CHECKING, Any
+
+from ..delivery import DeliveryError, Outbound
+from ..policy import replies
+from ..policy.address import Address, AddressError, list_id_from_header, parse
+from ..policy.automated import automated_reason
+from ..policy.decide import (KNOWN, NULL, UNKNOWN, AuthResults, DataDecision, EventRecord, MessageFacts, Reply,
+                             ScanOutcome, Verdict, check_recipient_address, decide_data, decide_rcpt, route)
+from ..policy.lists import match_list
+from ..store import StoreError, hash_message_id
+
+if TYPE_CHECKING:
+    from ..gateway import Runtime
+
+log = logging.getLogger("sendergate.smtp")
+TEMP_LOCAL = Reply(451, "4.3.0", "Temporary local problem; please try again later")
+_MSGID = re.compile(r"<[^<>\s]+>")
+
+
+@dataclass(slots=True)
+class Recipient:
+    raw: str
+    address: Address
+    user_id: int
+    sender_class: str
+
+
+@dataclass(slots=True)
+class Transaction:
+    raw_sender: str  # as given in MAIL FROM, "" for <>
+    sender: Address | None  # normalised and unwrapped; None for <>
+    recipients: list[Recipient] = field(default_factory=list)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class GatewayHandler:
+    def __init__(self, runtime: "Runtime") -> None:
+        self.rt = runtime
+        self.cfg = runtime.cfg
+        self.local_domains = frozenset(runtime.cfg.domains.local)
+
+    # -- session ---------------------------------------------------------------
+    async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str,
+                          responses: list[str]) -> list[str]:
+        session.host_name = hostname
+        out = [r for r in responses if not r.startswith("250-AUTH") and r != "250 HELP"]
+        out += ["250-PIPELINING", "250 ENHANCEDSTATUSCODES"]
+        return out
+
+    async def handle_HELO(self, server: Any, session: Any, envelope: Any, hostname: str) -> str:
+        session.host_name = hostname
+        return f"250 {server.hostname}"
+
+    async def handle_exception(self, error: Exception) -> str:
+        log.error("unexpected error in SMTP session: %r", error, exc_info=error)
+        return str(TEMP_LOCAL)
+
+    # -- MAIL --------------------------------------------------------------------
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str,
+                          mail_options: list[str]) -> str:
+        if address in ("<>", ""):
+            tx = Transaction("", None)
+        else:
+            try:
+                tx = Transaction(address, parse(address, unwrap=True))
+            except AddressError as exc:
+                return f"553 5.1.7 Bad sender address syntax ({replies.safe(str(exc), 80)})"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        envelope.tx = tx
+        return "250 2.1.0 Sender ok"
+
+    # -- RCPT --------------------------------------------------------------------
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
+                          rcpt_options: list[str]) -> str:
+        tx: Transaction = envelope.tx
+        check = check_recipient_address(address, self.local_domains)
+        if check.refusal is not None:
+            if check.verdict is not None:
+                await self._record(session, tx, address, check.verdict, check.reason, None)
+            return str(check.refusal)
+        assert check.address is not None
+        try:
+            user_id, entries = await self.rt.astore.run(self._rcpt_lookup, check.address, tx.sender)
+        except StoreError as exc:
+            log.error("store unavailable at RCPT: %s", exc)
+            return str(TEMP_LOCAL)
+        decision = decide_rcpt(
+            sender=tx.sender, recipient_exists=user_id is not None, entries=entries,
+            accepted_classes=[r.sender_class for r in tx.recipients],
+            max_recipients=self.cfg.smtp.max_recipients, now=_now(),
+            blocked_text=replies.fill(self.cfg.challenge.blocked_reply, recipient=check.address,
+                                      sender=tx.sender or "<>"))
+        if decision.verdict is not None:
+            await self._record(session, tx, str(check.address), decision.verdict, decision.reason, user_id)
+            return replies.render(decision.reply.code, decision.reply.status, decision.reply.text)
+        if decision.reply.code != 250:
+            return str(decision.reply)
+        assert user_id is not None and decision.sender_class is not None
+        tx.recipients.append(Recipient(address, check.address, user_id, decision.sender_class))
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return str(decision.reply)
+
+    def _rcpt_lookup(self, recipient: Address, sender: Address | None) -> tuple[int | None, list]:
+        store = self.rt.store
+        user_id = store.recipient_user(recipient)
+        if user_id is None:
+            return None, []
+        return user_id, store.entries_for_sender(user_id, sender)
+
+    # -- DATA --------------------------------------------------------------------
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        tx: Transaction = envelope.tx
+        message: bytes = envelope.original_content
+        started = time.monotonic()
+        try:
+            reply = await self._data(server, session, envelope, tx, message)
+        except StoreError as exc:
+            log.error("store unavailable at end of DATA: %s", exc)
+            reply = str(TEMP_LOCAL)
+        self.rt.metrics.observe_data(time.monotonic() - started)
+        return reply
+
+    async def _data(self, server: Any, session: Any, envelope: Any, tx: Transaction, message: bytes) -> str:
+        headers = _headers(message)
+        sender_class = tx.recipients[0].sender_class
+        facts = await self._facts(session, tx, headers, message, sender_class)
+        routed = route(facts)
+        scan = await self.rt.scan(message, spam=routed.needs_spam_scan)
+        values = {"recipient": tx.recipients[0].address, "sender": tx.sender or "<>"}
+        decision = decide_data(
+            facts, routed, scan, on_failure=self.cfg.scan.on_failure, spam_threshold=self.cfg.scan.spam_threshold,
+            virus_text=replies.fill(self.cfg.scan.virus_reply, virus=scan.virus or "", **values),
+            spam_text=replies.fill(self.cfg.scan.spam_reply, score=f"{scan.spam_score or 0:.1f}",
+                                   threshold=f"{self.cfg.scan.spam_threshold:g}", **values),
+            bulk_text=replies.fill(self.cfg.challenge.bulk_reply, **values))
+        meta = _message_meta(headers, message, scan, facts.auth)
+        if decision.scan_note:
+            meta["details"]["scan"] = decision.scan_note
+        if decision.verdict in (Verdict.DELIVERED, Verdict.SCREENED):
+            return await self._deliver(server, session, envelope, tx, message, decision, facts.auth, meta)
+        if decision.verdict is Verdict.CHALLENGED:
+            return await self._challenge(session, tx, decision, meta)
+        for r in tx.recipients:
+            await self._record(session, tx, str(r.address), decision.verdict, decision.reason, r.user_id, meta)
+        assert decision.reply is not None
+        return replies.render(decision.reply.code, decision.reply.status, decision.reply.text)
+
+    async def _facts(self, session: Any, tx: Transaction, headers: dict[str, str], message: bytes,
+                     sender_class: str) -> MessageFacts:
+        from_addr = _from_address(headers.get("from", ""))
+        automated = automated_reason(headers, tx.sender.local if tx.sender else None,
+                                     from_addr.local if from_addr else None)
+        list_id = list_id_from_header(headers.get("list-id", ""))
+        list_post = _list_post_address(headers.get("list-post", ""))
+        user_id = tx.recipients[0].user_id
+        reply_known = False
+        list_candidate = None
+        if sender_class == UNKNOWN:
+            refs = _MSGID.findall(headers.get("in-reply-to", "") + " " + headers.get("references", ""))
+            hashes = [hash_message_id(m) for m in refs[-50:]]
+            reply_known, list_entries = await self.rt.astore.run(self._unknown_lookup, user_id, hashes,
+                                                                 list_id, list_post)
+            if list_id or list_post:
+                list_candidate = match_list(list_entries, list_id, list_post, _now())
+        needs_auth = (sender_class == KNOWN and self.cfg.challenge.allowlist_auth != "off") or \
+            (sender_class == UNKNOWN and (automated or (list_candidate and list_candidate.action == "allow")))
+        auth = None
+        if needs_auth and self.rt.authenticator is not None:
+            auth = await self.rt.authenticator.check(message, envelope_sender=tx.raw_sender or None,
+                                                     helo=session.host_name or "", client_ip=_peer_ip(session))
+        list_known = None
+        if list_candidate is not None and list_candidate.action == "allow":
+            list_known = _list_authenticated(list_candidate, list_id, list_post, tx.sender, auth)
+        return MessageFacts(sender_class=sender_class, sender=tx.sender,
+                            from_domain=from_addr.domain if from_addr else "", auth=auth,
+                            auth_mode=self.cfg.challenge.allowlist_auth, automated=automated,
+                            list_known=list_known, reply_known=reply_known,
+                            automated_mode=self.cfg.challenge.automated)
+
+    def _unknown_lookup(self, user_id: int, hashes: list[str], list_id: str | None,
+                        list_post: Address | None) -> tuple[bool, list]:
+        store = self.rt.store
+        return store.has_sent_id(user_id, hashes), store.list_entries_for_list(user_id, list_id, list_post)
+
+    async def _deliver(self, server: Any, session: Any, envelope: Any, tx: Transaction, message: bytes,
+                       decision: DataDecision, auth: AuthResults | None, meta: dict[str, Any]) -> str:
+        screened = decision.verdict is Verdict.SCREENED
+        trace = self.rt.trace_headers(session, tx, auth, screened=screened)
+        out = Outbound(tx.raw_sender, [r.raw for r in tx.recipients], trace + message,
+                       tuple(o for o in envelope.mail_options if o.startswith("BODY=") or o == "SMTPUTF8"))
+        folder = self.cfg.delivery.screened_folder if screened else ""
+        started = time.monotonic()
+        try:
+            result = await self.rt.deliverer.deliver(out, folder=folder)
+        except DeliveryError as exc:
+            self.rt.metrics.observe_delivery(time.monotonic() - started, ok=False)
+            if exc.permanent:
+                verdict = Verdict.UNKNOWN_RECIPIENT if exc.status.startswith("5.1.") else Verdict.BLOCKED
+                reply = replies.render(exc.code, exc.status, replies.safe(exc.text, 300) or "Refused downstream")
+            else:
+                verdict = Verdict.TEMPFAIL
+                reply = replies.render(451, "4.3.0", "Mail server behind the gateway unavailable; try again later")
+            for r in tx.recipients:
+                await self._record(session, tx, str(r.address), verdict, f"downstream refused: {exc}",
+                                   r.user_id, meta)
+            return reply
+        self.rt.metrics.observe_delivery(time.monotonic() - started, ok=True)
+        meta["details"]["downstream"] = result.reply
+        reason = decision.reason + (f"; {decision.scan_note}" if decision.scan_note else "")
+        for r in tx.recipients:
+            await self._record(session, tx, str(r.address), decision.verdict, reason, r.user_id, meta)
+        return "250 2.0.0 Message accepted for delivery"
+
+    async def _challenge(self, session: Any, tx: Transaction, decision: DataDecision, meta: dict[str, Any]) -> str:
+        assert tx.sender is not None
+        texts = []
+        for r in tx.recipients:
+            cid, token = await self.rt.astore.run(
+                self.rt.store.open_challenge, r.user_id, str(r.address), tx.sender.key,
+                ttl=self.cfg.challenge.ttl, subject=meta["subject"], client_ip=_peer_ip(session))
+            url = f"{self.rt.cfg.public_url}/c/{token}"
+            texts.append(replies.challenge_text(self.cfg.challenge.reply, str(r.address), tx.sender.key, url))
+            await self._record(session, tx, str(r.address), Verdict.CHALLENGED, decision.reason, r.user_id,
+                               {**meta, "challenge_id": cid})
+        return replies.render(550, "5.7.1", "\n".join(texts))
+
+    # -- events ------------------------------------------------------------------
+    async def _record(self, session: Any, tx: Transaction | None, recipient: str, verdict: Verdict, reason: str,
+                      user_id: int | None, meta: dict[str, Any] | None = None) -> None:
+        meta = meta or {}
+        ev = EventRecord(
+            ts=_now(), verdict=verdict, reason=reason, client_ip=_peer_ip(session),
+            helo=replies.safe(session.host_name or "", 255), sender=(tx.raw_sender if tx else "") or "",
+            recipient=recipient, user_id=user_id, subject=meta.get("subject", ""),
+            from_header=meta.get("from_header", ""), message_id=meta.get("message_id", ""),
+            size=meta.get("size"), spam_score=meta.get("spam_score"), virus=meta.get("virus", ""),
+            challenge_id=meta.get("challenge_id"), details=meta.get("details", {}))
+        self.rt.decision_log(ev)
+        try:
+            await self.rt.astore.record(ev)
+        except StoreError as exc:  # the reply still goes out; the log line above keeps the decision
+            log.error("event not stored (%s): %s", verdict.value, exc)
+
+
+def _peer_ip(session: Any) -> str:
+    peer = session.peer
+    return peer[0] if isinstance(peer, tuple) else str(peer or "")
+
+
+def _headers(message: bytes) -> dict[str, str]:
+    """Lower-case header name -> first value, unfolded and decoded for display."""
+    end = message.find(b"\r\n\r\n")
+    head = message if end < 0 else message[: end + 2]
+    parsed = BytesHeaderParser(policy=compat32).parsebytes(head)
+    out: dict[str, str] = {}
+    for name, value in parsed.items():
+        key = name.lower()
+        if key not in out:
+            out[key] = _decode_header(value)
+    return out
+
+
+def _decode_header(value: Any) -> str:
+    try:
+        from email.header import decode_header, make_header
+        text = str(make_header(decode_header(str(value))))
+    except Exception:  # undecodable words: show them raw rather than lose the header
+        text = str(value)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _from_address(value: str) -> Address | None:
+    _, addr = email.utils.parseaddr(value)
+    try:
+        return parse(addr) if addr else None
+    except AddressError:
+        return None
+
+
+def _list_post_address(value: str) -> Address | None:
+    m = re.search(r"<mailto:([^>?]+)", value, re.I)
+    if not m:
+        return None
+    try:
+        return parse(m.group(1))
+    except AddressError:
+        return None
+
+
+def _list_authenticated(entry: Any, list_id: str | None, list_post: Address | None, sender: Address | None,
+                        auth: AuthResults | None) -> str | None:
+    """List mail counts as known only when it is authenticated as the list (SPEC §4.2 item 6)."""
+    if auth is None:
+        return None
+    domains = set()
+    if list_post is not None:
+        domains.add(list_post.domain)
+    if list_id:
+        domains.add(list_id.split(".", 1)[1] if list_id.count(".") >= 2 else list_id)
+    for d in domains:
+        if auth.dkim_aligned(d):
+            return f"list mail ({entry.pattern}), DKIM-signed by the list domain {d}"
+        if sender is not None and (sender.domain == d or sender.domain.endswith("." + d)) \
+                and auth.spf not in ("fail",):
+            return f"list mail ({entry.pattern}), envelope sender in the list domain {d}, SPF {auth.spf}"
+    return None
+
+
+def _message_meta(headers: dict[str, str], message: bytes, scan: ScanOutcome,
+                  auth: AuthResults | None) -> dict[str, Any]:
+    details: dict[str, Any] = {}
+    if scan.spam_symbols:
+        details["spam_symbols"] = list(scan.spam_symbols)
+    if auth is not None:
+        details["auth"] = {"spf": auth.spf, "dkim": list(auth.dkim_pass_domains), "dmarc": auth.dmarc}
+    return {
+        "subject": headers.get("subject", "")[:1000], "from_header": headers.get("from", "")[:1000],
+        "message_id": headers.get("message-id", "")[:1000], "size": len(message),
+        "spam_score": scan.spam_score, "virus": scan.virus or "", "details": details,
+    }
