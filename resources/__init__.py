@@ -1,0 +1,1 @@
+"""Data files shipped with SenderGate (templates, CSS, icons, translations), as `sendergate.resources`."""
