@@ -145,6 +145,8 @@ class AuthResults:
     dmarc: str = "none"  # pass | fail | none | temperror
     dmarc_policy: str = ""  # p= when the From domain publishes a DMARC record
     from_domain: str = ""
+    spf_scope: str = "mailfrom"  # mailfrom | helo (the null sender's SPF is checked for HELO)
+    dkim_temperror_domains: tuple[str, ...] = ()  # d= whose key lookup timed out: neither pass nor fail
 
     def dkim_aligned(self, domain: str) -> bool:
         """A valid signature whose d= is the domain or shares its organisational suffix (relaxed)."""

@@ -1,0 +1,87 @@
+"""The Authentication-Results header (RFC 8601) SenderGate adds to mail it delivers."""
+
+from __future__ import annotations
+
+import re
+
+import authres
+import authres.dmarc
+
+from ..policy.decide import AuthResults
+
+_HEADER_NAME = "Authentication-Results"
+_DOMAIN = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.-]{0,251}[A-Za-z0-9])?$")
+
+
+def _domain_value(domain: str) -> str | None:
+    """A domain fit to stand in the header as a bare token, or None.
+
+    Domains here come from the sender (HELO, MAIL FROM, d=, From:); anything that
+    is not a plain (A-label) host name is left out rather than echoed.
+    """
+    domain = domain.strip().rstrip(".")
+    try:
+        domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        return None
+    return domain if _DOMAIN.match(domain) else None
+
+
+def _property(**kwargs: str | None) -> dict[str, str]:
+    return {k: v for k, v in kwargs.items() if v}
+
+
+def authentication_results_header(authserv_id: str, results: AuthResults, *, linesep: str = "\r\n") -> str:
+    """The whole header field, folded one method per line, without a final line ending.
+
+    `authserv_id` is the gateway's host name (`smtp.hostname`); downstream
+    filters trust results only under the id they know.
+    """
+    clauses: list[authres.core.AuthenticationResult] = []
+    spf_domain = _domain_value(results.spf_domain)
+    if results.spf_scope == "helo":
+        clauses.append(authres.SPFAuthenticationResult(result=results.spf, **_property(smtp_helo=spf_domain)))
+    else:
+        clauses.append(authres.SPFAuthenticationResult(result=results.spf, **_property(smtp_mailfrom=spf_domain)))
+    dkim_clauses = [(r, d) for r, domains in (("pass", results.dkim_pass_domains),
+                                              ("fail", results.dkim_fail_domains),
+                                              ("temperror", results.dkim_temperror_domains))
+                    for d in domains]
+    for result, domain in dkim_clauses:
+        clauses.append(authres.DKIMAuthenticationResult(result=result, **_property(header_d=_domain_value(domain))))
+    if not dkim_clauses:
+        clauses.append(authres.DKIMAuthenticationResult(result="none"))
+    clauses.append(authres.dmarc.DMARCAuthenticationResult(
+        result=results.dmarc,
+        **_property(header_from=_domain_value(results.from_domain), policy=results.dmarc_policy or None)))
+    server = _domain_value(authserv_id) or "localhost"
+    return f"{_HEADER_NAME}: {server};" + ";".join(f"{linesep}\t{c}" for c in clauses)
+
+
+def remove_results_claiming(message: bytes, authserv_id: str) -> bytes:
+    """Drop incoming Authentication-Results headers that carry our own authserv-id (RFC 8601 §5).
+
+    A sender could otherwise forge "dkim=pass" under our name for the mail
+    filters behind us. Other servers' headers are kept.
+    """
+    head, sep, body = message.partition(b"\r\n\r\n")
+    if not sep:
+        head, sep, body = message.partition(b"\n\n")
+    eol = b"\r\n" if sep == b"\r\n\r\n" else b"\n"
+    ours = authserv_id.strip().lower().encode("ascii", "replace")
+    fields: list[list[bytes]] = []
+    for line in head.split(eol):
+        if line[:1] in (b" ", b"\t") and fields:  # continuation of the previous field
+            fields[-1].append(line)
+        else:
+            fields.append([line])
+    kept = [field for field in fields if not _claims(b" ".join(field), ours)]
+    return eol.join(line for field in kept for line in field) + sep + body
+
+
+def _claims(field: bytes, authserv_id: bytes) -> bool:
+    name, colon, value = field.partition(b":")
+    if not colon or name.strip().lower() != b"authentication-results":
+        return False
+    words = value.split(b";", 1)[0].split()
+    return bool(words) and words[0].lower() == authserv_id
