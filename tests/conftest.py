@@ -1,0 +1,42 @@
+"""Shared fixtures: real services started once per test session, on loopback ports.
+
+Each launcher lives in tests/support/ and fails loudly when its daemon is
+missing: the suite never skips a test because a component is absent.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+# Qt needs a platform before any QApplication exists; offscreen renders for real.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[object]:
+    """One private PostgreSQL 15 cluster for the whole session."""
+    from tests.support.postgres import PostgresServer
+
+    server = PostgresServer()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_url(postgres: object) -> str:
+    """A fresh, empty database in the session's PostgreSQL."""
+    return postgres.create_database("t_" + uuid.uuid4().hex[:12])  # type: ignore[attr-defined]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: object) -> str:
+    """Run a store test against both backends."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/state.db"
+    return request.getfixturevalue("pg_url")
