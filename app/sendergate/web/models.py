@@ -1,0 +1,224 @@
+"""The API's request and response bodies (SPEC §6): the contract the desktop app codes against.
+
+Times are ISO 8601 in UTC (`2024-05-01T12:00:00Z`). Cursors are opaque
+strings: pass `next_cursor` back as `cursor` to get the next (older) page;
+`next_cursor` is null on the last page. Field names here are stable; new
+optional fields may be added, none will be renamed or removed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from datetime import datetime
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..policy.decide import Verdict
+
+__all__ = [
+    "Role", "ChallengeStatus", "EntryKind", "EntrySource", "ImportStatus", "Me", "Event", "EventPage",
+    "Challenge", "ChallengePage", "ChallengeDecision", "ListEntryOut", "ListEntryPage", "ListEntryIn",
+    "ListEntryPatch", "ImportRequest", "ImportItem", "ImportResult", "SentIdsIn", "SentIdsResult",
+    "StatsDay", "Stats", "Error", "StreamEvent", "StreamChallenge", "Verdict",
+]
+
+Role = Literal["user", "admin"]
+EntryKind = Literal["address", "domain", "list"]
+EntrySource = Literal["manual", "confirmed", "approved", "import"]
+ImportStatus = Literal["added", "present", "invalid"]
+
+
+class ChallengeStatus(str, Enum):
+    PENDING = "pending"
+    CONFIRMED = "confirmed"  # the sender solved the CAPTCHA
+    APPROVED = "approved"  # the user approved the sender in the app
+    DENIED = "denied"  # the user denied: sender blocklisted, link dead
+    EXPIRED = "expired"
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class Me(_Out):
+    """GET /api/v1/me: who the token belongs to."""
+
+    id: int
+    name: str
+    role: Role
+    addresses: list[str] = Field(description="Addresses the user receives mail at; the primary one first. "
+                                             "'@example.org' is a catch-all for a domain.")
+
+
+class Event(_Out):
+    """One final SMTP decision (SPEC §4.3)."""
+
+    id: int
+    ts: datetime = Field(description="When the decision was made (UTC).")
+    verdict: Verdict
+    reason: str
+    client_ip: str
+    helo: str
+    sender: str = Field(description="Envelope sender as given in MAIL FROM; empty for the null sender <>.")
+    recipient: str
+    user_id: int | None = Field(description="The user the recipient belongs to; null for unknown recipients.")
+    subject: str = ""
+    from_header: str = ""
+    message_id: str = ""
+    size: int | None = None
+    spam_score: float | None = None
+    virus: str = ""
+    challenge_id: int | None = None
+    details: dict[str, Any] = Field(default_factory=dict,
+                                    description="Auth results (spf, dkim, dmarc), spam symbols, scanner notes.")
+
+
+class EventPage(_Out):
+    items: list[Event]
+    next_cursor: str | None = Field(None, description="Pass as `cursor` for the next (older) page; null at the end.")
+
+
+class Challenge(_Out):
+    """A challenge: an unknown sender was refused with a confirmation link."""
+
+    id: int
+    user_id: int
+    recipient: str
+    sender: str = Field(description="The sender's normalised address (lower-case, no +tag).")
+    status: ChallengeStatus
+    subject: str = Field("", description="Subject of the latest refused message.")
+    attempts: int = Field(description="Messages refused for this challenge.")
+    confirm_failures: int = Field(0, description="Wrong CAPTCHA answers so far.")
+    client_ip: str = ""
+    created_at: datetime = Field(description="First seen.")
+    updated_at: datetime
+    expires_at: datetime
+
+
+class ChallengePage(_Out):
+    items: list[Challenge]
+    next_cursor: str | None = None
+
+
+class ListEntryOut(_Out):
+    """An allowlist or blocklist entry."""
+
+    id: int
+    entry: str = Field(description="'bob@x.org', '@x.org' (the domain and its subdomains) or 'list:dev.x.org'.")
+    kind: EntryKind
+    action: Literal["allow", "block"]
+    source: str = Field(description="manual, confirmed (CAPTCHA), approved (in the app), import.")
+    note: str = ""
+    created_at: datetime
+    expires_at: datetime | None = None
+    user_id: int | None = Field(description="Owner; null for a global entry (admins).")
+    owner: str | None = Field(None, description="The owner's primary address; null for a global entry.")
+
+
+class ListEntryPage(_Out):
+    items: list[ListEntryOut]
+    next_cursor: str | None = None
+
+
+class ListEntryIn(BaseModel):
+    """POST /api/v1/allowlist or /blocklist: add one entry (idempotent: an existing entry is returned)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    entry: str = Field(min_length=1, max_length=400, examples=["bob@example.com", "@shop.example", "list:dev.lists.example.org"])
+    note: str = Field("", max_length=1000)
+    expires_at: datetime | None = Field(None, description="Optional expiry, e.g. 'expect mail from @shop.example for 48 h'.")
+    owner: str | None = Field(None, max_length=320, description="Admins only: an address of the user the entry is for "
+                                                                 "(default: the caller).")
+    global_entry: bool = Field(False, description="Admins only: an entry for every user.")
+
+
+class ListEntryPatch(BaseModel):
+    """PATCH /api/v1/allowlist/{id}: change the note or expiry."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    note: str | None = Field(None, max_length=1000)
+    expires_at: datetime | None = None
+    clear_expiry: bool = Field(False, description="Make the entry permanent.")
+
+
+class ChallengeDecision(_Out):
+    """What approve / deny / allow-domain did: the challenge after it, and the list entry it made."""
+
+    challenge: Challenge
+    entry: ListEntryOut
+    changed: bool = Field(description="False when the call repeated an earlier identical decision (idempotent).")
+
+
+class ImportRequest(BaseModel):
+    """POST /api/v1/allowlist/import: many allow entries at once (idempotent)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    entries: list[str] = Field(max_length=50_000)
+    note: str = Field("", max_length=1000)
+    dry_run: bool = Field(False, description="Report what would happen, change nothing (the app's preview).")
+    owner: str | None = Field(None, max_length=320, description="Admins only: import for this user.")
+
+
+class ImportItem(_Out):
+    entry: str = Field(description="Normalised entry, or the input as given when invalid.")
+    status: ImportStatus
+    error: str | None = None
+
+
+class ImportResult(_Out):
+    added: int
+    present: int
+    invalid: int
+    results: list[ImportItem]
+
+
+class SentIdsIn(BaseModel):
+    """POST /api/v1/sent-ids: hashes of Message-IDs the user sent (reply recognition, SPEC §4.2 item 8)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    hashes: list[str] = Field(max_length=100_000, description=(
+        "sha256 hex (lower-case) of each Message-ID without angle brackets and surrounding blanks, UTF-8."))
+    owner: str | None = Field(None, max_length=320, description="Admins only: upload for this user.")
+
+
+class SentIdsResult(_Out):
+    received: int
+    added: int = Field(description="Hashes that were new.")
+
+
+class StatsDay(_Out):
+    date: dt.date = Field(description="UTC day.")
+    counts: dict[str, int] = Field(description="verdict -> events that day; every verdict is present (0 if none).")
+
+
+class Stats(_Out):
+    days: list[StatsDay] = Field(description="Oldest first, one entry per day up to and including today (UTC).")
+    totals: dict[str, int]
+    pending_challenges: int
+
+
+class Error(BaseModel):
+    """Every error response."""
+
+    detail: str = Field(description="One line, fit to show to a person.")
+    errors: list[dict[str, Any]] | None = Field(None, description="Field-level problems (422 only).")
+
+
+class StreamEvent(_Out):
+    """`event: event` on /api/v1/stream: a new decision."""
+
+    type: Literal["event"] = "event"
+    event: Event
+
+
+class StreamChallenge(_Out):
+    """`event: challenge` on /api/v1/stream: a challenge was opened or changed status."""
+
+    type: Literal["challenge"] = "challenge"
+    challenge: Challenge
