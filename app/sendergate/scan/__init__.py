@@ -1,0 +1,158 @@
+"""Virus and spam scanning at the end of DATA (SPEC §4.2 item 1).
+
+`Scanners` is the shell around clamd and spamd that the SMTP handler calls:
+both scans run concurrently, each bounded by `scan.timeout`, so the added
+latency is the slower of the two. Scanner trouble never raises: it becomes
+`virus_failed` / `spam_failed` with a short reason, and the pure policy
+(`policy.decide.decide_data`) turns that into 451 or accept per
+`scan.on_failure`.
+
+Size caps (messages above a cap pass unscanned by that scanner, and the
+outcome says so in `*_skipped`):
+- spamd: `scan.spamd_max_size` (default 500 kB, as spamc does).
+- clamd: `scan.clamd_max_size`; 0 (default) means "clamd's own
+  StreamMaxLength". clamd has no command that reports its configuration, so
+  rather than guess we stream the message and let clamd say
+  "INSTREAM size limit exceeded", which is recorded as skipped, not failed.
+  The SMTP size limit (25 MB by default) bounds what we stream.
+
+clamd is spoken to by our own small protocol module (`scan.clamd`, see its
+docstring for why aioclamd does not fit); spamd through aiospamc
+(`scan.spamd`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+
+from sendergate.config import ScanConfig, parse_socket_spec
+from sendergate.policy.decide import ScanOutcome
+
+from . import clamd
+from .clamd import ClamdError
+from .spamd import SpamdClient, SpamdError
+
+__all__ = ["Scanners", "ScanOutcome", "PING_TIMEOUT"]
+
+log = logging.getLogger("sendergate.scan")
+
+# /healthz and check-config must answer promptly even when scan.timeout is long.
+PING_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Half:
+    """One scanner's share of a ScanOutcome."""
+
+    outcome: ScanOutcome
+    seconds: float
+
+
+class Scanners:
+    """clamd and spamd as configured by `[scan]`; either may be off ("")."""
+
+    def __init__(self, config: ScanConfig) -> None:
+        self.config = config
+        self.clamd_address = parse_socket_spec(config.clamd) if config.clamd else None
+        self.spamd_address = parse_socket_spec(config.spamd) if config.spamd else None
+        self._spamd = SpamdClient(self.spamd_address, config.timeout) if self.spamd_address else None
+        # Seconds the last scan spent in each scanner, for metrics and the benchmark.
+        self.last_timings: dict[str, float] = {}
+
+    async def scan(self, message: bytes, *, spam: bool) -> ScanOutcome:
+        """Virus-scan every message; spam-scan it too when `spam` (unknown senders)."""
+        jobs: dict[str, Awaitable[_Half]] = {}
+        if self.clamd_address is not None:
+            jobs["clamd"] = self._timed(self._virus_scan, message)
+        if spam and self._spamd is not None:
+            jobs["spamd"] = self._timed(self._spam_scan, message)
+        halves = await asyncio.gather(*jobs.values())
+        self.last_timings = {name: half.seconds for name, half in zip(jobs, halves)}
+        outcome = ScanOutcome()
+        for half in halves:
+            outcome = _merge(outcome, half.outcome)
+        return outcome
+
+    async def ping(self) -> dict[str, str]:
+        """Does each configured scanner answer PING? {"clamd": "ok", "spamd": "unreachable at ...: ..."}."""
+        checks: dict[str, Awaitable[str]] = {}
+        if self.clamd_address is not None:
+            checks["clamd"] = self._ping_one(lambda: clamd.ping(self.clamd_address))
+        if self._spamd is not None:
+            checks["spamd"] = self._ping_one(self._spamd.ping)
+        answers = await asyncio.gather(*checks.values())
+        return dict(zip(checks, answers))
+
+    # -- one scanner each -------------------------------------------------
+
+    async def _virus_scan(self, message: bytes) -> ScanOutcome:
+        cap = self.config.clamd_max_size
+        if cap and len(message) > cap:
+            return ScanOutcome(virus_skipped=f"over size cap ({len(message)} > {cap} bytes)")
+        reason = None
+        try:
+            async with asyncio.timeout(self.config.timeout):
+                verdict = await clamd.instream(self.clamd_address, message)
+        except TimeoutError:
+            reason = f"timed out after {self.config.timeout:g} s"
+        except ClamdError as exc:
+            reason = str(exc)
+        except Exception as exc:  # a bug of ours or the library's: fail this scan, keep the session
+            log.exception("clamd %s: unexpected error", self.config.clamd)
+            reason = f"internal error: {exc.__class__.__name__}: {exc}"
+        if reason is not None:
+            log.warning("clamd %s failed: %s", self.config.clamd, reason)
+            return ScanOutcome(virus_failed=reason)
+        if verdict.over_limit:
+            return ScanOutcome(virus_skipped=f"over clamd's StreamMaxLength ({len(message)} bytes)")
+        return ScanOutcome(virus=verdict.virus)
+
+    async def _spam_scan(self, message: bytes) -> ScanOutcome:
+        cap = self.config.spamd_max_size
+        if cap and len(message) > cap:
+            return ScanOutcome(spam_skipped=f"over size cap ({len(message)} > {cap} bytes)")
+        assert self._spamd is not None
+        reason = None
+        try:
+            async with asyncio.timeout(self.config.timeout):
+                report = await self._spamd.symbols(message)
+        except TimeoutError:
+            reason = f"timed out after {self.config.timeout:g} s"
+        except SpamdError as exc:
+            reason = str(exc)
+        except Exception as exc:  # a bug of ours or the library's: fail this scan, keep the session
+            log.exception("spamd %s: unexpected error", self.config.spamd)
+            reason = f"internal error: {exc.__class__.__name__}: {exc}"
+        if reason is not None:
+            log.warning("spamd %s failed: %s", self.config.spamd, reason)
+            return ScanOutcome(spam_failed=reason)
+        return ScanOutcome(spam_score=report.score, spam_symbols=report.symbols)
+
+    async def _ping_one(self, call: Callable[[], Awaitable[None]]) -> str:
+        timeout = min(self.config.timeout, PING_TIMEOUT)
+        try:
+            async with asyncio.timeout(timeout):
+                await call()
+        except TimeoutError:
+            return f"no answer within {timeout:g} s"
+        except (ClamdError, SpamdError) as exc:
+            return str(exc)
+        return "ok"
+
+    @staticmethod
+    async def _timed(scan: Callable[[bytes], Awaitable[ScanOutcome]], message: bytes) -> _Half:
+        started = time.perf_counter()
+        outcome = await scan(message)
+        return _Half(outcome, time.perf_counter() - started)
+
+
+def _merge(into: ScanOutcome, part: ScanOutcome) -> ScanOutcome:
+    """Each half sets only its own scanner's fields."""
+    defaults = ScanOutcome()
+    changes = {name: getattr(part, name) for name in ScanOutcome.__slots__
+               if getattr(part, name) != getattr(defaults, name)}
+    return replace(into, **changes)

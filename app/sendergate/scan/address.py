@@ -1,0 +1,22 @@
+"""Scanner socket addresses, as `config.parse_socket_spec` returns them."""
+
+from __future__ import annotations
+
+import os
+
+# ("unix", "/path") or ("tcp", (host, port))
+SocketAddress = tuple[str, "str | tuple[str, int]"]
+
+
+def describe(address: SocketAddress) -> str:
+    """Back to the config's spelling, for messages: unix:/path or tcp:host:port."""
+    kind, where = address
+    if kind == "unix":
+        return f"unix:{where}"
+    host, port = where  # type: ignore[misc]
+    return f"tcp:{host}:{port}"
+
+
+def os_reason(exc: OSError) -> str:
+    """"Connection refused" rather than asyncio's "Connect call failed ('127.0.0.1', 3310)"."""
+    return os.strerror(exc.errno) if exc.errno else str(exc)
