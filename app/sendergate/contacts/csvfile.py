@@ -93,18 +93,15 @@ def _mail_columns(dialect: str, header: list[str], rows: list[list[str]]) -> lis
                  if _MAIL_HEADER.search(h) and not _NOT_ADDRESS_HEADER.search(h)]
     if by_header:
         return by_header
+    if "@" in "".join(header):  # a bare list of addresses: the first line is data, not a header
+        rows.insert(0, header)
     # No telling header: columns where most filled cells look like addresses.
     found = []
     for i in range(len(header)):
         cells = [r[i].strip() for r in rows if i < len(r) and r[i].strip()]
         if cells and sum("@" in c for c in cells) * 2 > len(cells):
             found.append(i)
-    if found:
-        return found
-    if "@" in "".join(header):  # a bare list of addresses without a header line
-        rows.insert(0, header)
-        return [i for i, h in enumerate(header) if "@" in h]
-    return []
+    return found
 
 
 def _row_name(dialect: str, index: dict[str, int], row: list[str]) -> str:
