@@ -127,7 +127,7 @@ class DNSTestServer:
                 response.set_rcode(dns.rcode.NXDOMAIN)
             response.authority.append(dns.rrset.from_text_list("dns.test.", 60, "IN", "SOA", [SOA_TEXT]))
         if transport == "tcp":
-            return response.to_wire()
+            return response.to_wire(max_size=65535)
         limit = max(512, query.payload) if query.edns >= 0 else 512
         try:
             return response.to_wire(max_size=limit)

@@ -19,8 +19,7 @@ import dns.resolver
 
 log = logging.getLogger(__name__)
 
-# Per-server attempt timeout: with two nameservers and the first one dead, the
-# second still gets asked inside one lookup's time budget.
+# Longest wait for one server's answer before asking the next (dnspython's default).
 _MAX_ATTEMPT_TIMEOUT = 2.0
 
 
@@ -54,7 +53,9 @@ class DNSClient:
         # anything larger comes back truncated and is retried over TCP.
         resolver.use_edns(0, 0, 1232)
         resolver.lifetime = timeout
-        resolver.timeout = min(_MAX_ATTEMPT_TIMEOUT, timeout)
+        # A dead server is only noticed by its silence (UDP): give each server a
+        # share of the lookup's time, so the next one is still asked in time.
+        resolver.timeout = min(_MAX_ATTEMPT_TIMEOUT, timeout / max(1, len(resolver.nameservers)))
         resolver.cache = dns.resolver.LRUCache(cache_size)
         self._resolver = resolver
         self.timeout = timeout
