@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import authres
 import dkim
+import nacl.encoding
+import nacl.signing
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -51,11 +53,12 @@ STRANGER_IP = "198.51.100.7"  # nobody's authorised server
 class SigningKey:
     selector: str
     domain: str
-    private_pem: bytes
+    private_key: bytes
     public_b64: str
+    kind: str = "rsa"
 
     def dns_record(self) -> str:
-        return f"v=DKIM1; k=rsa; p={self.public_b64}"
+        return f"v=DKIM1; k={self.kind}; p={self.public_b64}"
 
 
 def make_key(selector: str, domain: str, bits: int = 2048) -> SigningKey:
@@ -67,6 +70,13 @@ def make_key(selector: str, domain: str, bits: int = 2048) -> SigningKey:
     return SigningKey(selector, domain, pem, base64.b64encode(der).decode("ascii"))
 
 
+def make_ed25519_key(selector: str, domain: str) -> SigningKey:
+    """RFC 8463 key; dkimpy signs with the base64 seed and publishes the raw public key."""
+    key = nacl.signing.SigningKey.generate()
+    return SigningKey(selector, domain, key.encode(encoder=nacl.encoding.Base64Encoder),
+                      key.verify_key.encode(encoder=nacl.encoding.Base64Encoder).decode("ascii"), "ed25519")
+
+
 def message(from_header: str, body: str = "Hello Bob,\r\nsee you at noon.\r\n", **extra: str) -> bytes:
     lines = [f"From: {from_header}", "To: bob@example.org", "Subject: Lunch",
              "Date: Mon, 06 Jan 2025 10:00:00 +0000", "Message-ID: <lunch-1@known.test>"]
@@ -75,7 +85,8 @@ def message(from_header: str, body: str = "Hello Bob,\r\nsee you at noon.\r\n", 
 
 
 def sign(msg: bytes, key: SigningKey) -> bytes:
-    signature = dkim.sign(msg, key.selector.encode(), key.domain.encode(), key.private_pem,
+    signature = dkim.sign(msg, key.selector.encode(), key.domain.encode(), key.private_key,
+                          signature_algorithm=b"ed25519-sha256" if key.kind == "ed25519" else b"rsa-sha256",
                           include_headers=[b"from", b"to", b"subject", b"date", b"message-id"])
     return signature + msg
 
@@ -90,6 +101,7 @@ class Zones:
     other: SigningKey
     slowkey: SigningKey
     nokey: SigningKey
+    known_ed25519: SigningKey
 
 
 @pytest.fixture(scope="module")
@@ -102,9 +114,10 @@ def zones() -> Iterator[Zones]:
         "other": make_key("esp", "other.test", 1024),
         "slowkey": make_key("sel", "slowkey.test", 1024),
         "nokey": make_key("gone", "known.test", 1024),  # its key is not published
+        "known_ed25519": make_ed25519_key("ed", "known.test"),
     }
     with DNSTestServer() as server:
-        for name in ("known", "known_sub", "strict", "strict_sub", "other", "slowkey"):
+        for name in ("known", "known_sub", "strict", "strict_sub", "other", "slowkey", "known_ed25519"):
             k = keys[name]
             server.add_txt(f"{k.selector}._domainkey.{k.domain}", k.dns_record())
         server.add_txt("known.test", f"v=spf1 ip4:{KNOWN_IP} -all")
@@ -175,6 +188,12 @@ def test_spf_results(authenticator: Authenticator, sender: str, ip: str, expecte
     assert results.spf_scope == "mailfrom"
 
 
+def test_spf_for_an_international_domain(zones: Zones, authenticator: Authenticator) -> None:
+    zones.server.add_txt("xn--bcher-kva.test", f"v=spf1 ip4:{KNOWN_IP} -all")
+    results = check(authenticator, PLAIN, sender="anna@bücher.test", ip=KNOWN_IP)
+    assert (results.spf, results.spf_domain) == ("pass", "xn--bcher-kva.test")
+
+
 def test_spf_for_an_ipv6_client(authenticator: Authenticator) -> None:
     assert check(authenticator, PLAIN, sender="alice@known.test", ip="2001:db8::1").spf == "fail"
 
@@ -220,6 +239,15 @@ def test_dkim_pass(zones: Zones, authenticator: Authenticator) -> None:
     assert results.dkim_pass_domains == ("known.test",)
     assert results.dkim_fail_domains == ()
     assert results.dkim_aligned("known.test")
+
+
+def test_dkim_ed25519_and_rsa_dual_signature(zones: Zones, authenticator: Authenticator) -> None:
+    msg = sign(sign(PLAIN, zones.known), zones.known_ed25519)
+    results = check(authenticator, msg, sender="alice@known.test", ip=STRANGER_IP)
+    assert results.dkim_pass_domains == ("known.test",)
+    assert results.dkim_fail_domains == ()
+    altered = check(authenticator, msg.replace(b"noon", b"nine"), sender="alice@known.test", ip=STRANGER_IP)
+    assert altered.dkim_fail_domains == ("known.test",) and altered.dkim_pass_domains == ()
 
 
 def test_dkim_fails_when_the_body_was_altered(zones: Zones, authenticator: Authenticator) -> None:

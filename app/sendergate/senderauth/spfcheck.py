@@ -54,10 +54,21 @@ def spf_identity(envelope_sender: str | None, helo: str) -> tuple[str, str, str]
     """(scope, domain, sender) SPF checks: MAIL FROM's domain, or HELO for the null sender (RFC 7208 §2.4)."""
     sender = (envelope_sender or "").strip().strip("<>")
     if sender:
-        domain = sender.rpartition("@")[2].lower().rstrip(".")
-        return "mailfrom", domain, sender
-    host = helo.strip().lower().rstrip(".")
-    return "helo", host, ""
+        local, _, domain = sender.rpartition("@")
+        domain = _a_label(domain)
+        return "mailfrom", domain, f"{local}@{domain}"
+    return "helo", _a_label(helo), ""
+
+
+def _a_label(domain: str) -> str:
+    """Lower-case, no trailing dot, IDNA-encoded when it is an international name (SMTPUTF8)."""
+    domain = domain.strip().lower().rstrip(".")
+    if domain.isascii():
+        return domain
+    try:
+        return domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        return domain  # not a valid name: check_spf answers "none"
 
 
 def check_spf(client: DNSClient, *, client_ip: str, envelope_sender: str | None, helo: str,
@@ -72,7 +83,7 @@ def check_spf(client: DNSClient, *, client_ip: str, envelope_sender: str | None,
     if not _HOSTNAME.match(domain):
         # An address literal HELO, a bare word, an address without a domain: nothing to look up.
         return "none", domain, scope
-    query = spf.query(i=str(ip), s=sender, h=helo.strip().rstrip("."), timeout=client.timeout,
+    query = spf.query(i=str(ip), s=sender, h=domain if scope == "helo" else helo.strip().rstrip("."), timeout=client.timeout,
                       querytime=time_budget)
     _bound.client = client
     try:
