@@ -311,15 +311,16 @@ class ConfirmPage:
             return self.message(request, "notfound", 404)
         if (page := self.for_status(request, state)) is not None:
             return page
-        if wait := self.limits.answers_per_challenge.hit(str(state.challenge_id)):
-            log.warning("confirmation answers rate-limited challenge_id=%d client_ip=%s", state.challenge_id, ip)
-            return self.message(request, "limited", 429, wait)
         form = await request.form()
         secret = await self.secret()
         csrf_field, nonce_field, answer = (str(form.get(k, "")) for k in ("csrf", "nonce", "answer"))
         if self.cross_site(request) or not captcha.csrf_ok(secret, request.cookies.get(COOKIE, ""), token,
                                                            csrf_field, now=time.time(), max_age=CSRF_MAX_AGE):
             return await self.form(request, token, state, notice="bad_form", status=403)
+        # Counted after the CSRF check: a forged cross-site post must not use up the sender's attempts.
+        if wait := self.limits.answers_per_challenge.hit(str(state.challenge_id)):
+            log.warning("confirmation answers rate-limited challenge_id=%d client_ip=%s", state.challenge_id, ip)
+            return self.message(request, "limited", 429, wait)
         nonce = captcha.parse_nonce(nonce_field)
         if nonce is None or nonce.generation != state.generation:
             return await self.form(request, token, state, notice="stale_captcha", status=400)
