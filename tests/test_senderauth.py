@@ -23,6 +23,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from sendergate import config
 from sendergate.config import DNSConfig
 from sendergate.policy.decide import AuthResults, allowlist_counts
 from sendergate.senderauth import (
@@ -478,6 +479,19 @@ def test_a_dead_first_nameserver_falls_through_to_the_next(zones: Zones) -> None
     dead = ("127.0.0.1", free_loopback_port())  # nothing listens there
     auth = Authenticator(DNSConfig(nameservers=[dead, zones.server.address], timeout=1.0))
     try:
+        assert check(auth, PLAIN, sender="alice@known.test", ip=KNOWN_IP).spf == "pass"
+    finally:
+        auth.close()
+
+
+def test_nameservers_from_the_config_file(zones: Zones) -> None:
+    host, port = zones.server.address
+    cfg = config.from_dict({"domains": {"local": ["example.org"]},
+                            "dns": {"nameservers": [f"{host}:{port}", "::1"], "timeout": "2s"}})
+    assert cfg.dns.nameservers == [(host, port), ("::1", 53)]
+    auth = Authenticator(cfg.dns)
+    try:
+        assert auth.time_budget == 4.0
         assert check(auth, PLAIN, sender="alice@known.test", ip=KNOWN_IP).spf == "pass"
     finally:
         auth.close()

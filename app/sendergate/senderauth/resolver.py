@@ -8,7 +8,6 @@ it on worker threads, never on the event loop.
 
 from __future__ import annotations
 
-import logging
 
 import dns.exception
 import dns.name
@@ -17,7 +16,6 @@ import dns.rdata
 import dns.rdatatype
 import dns.resolver
 
-log = logging.getLogger(__name__)
 
 # Longest wait for one server's answer before asking the next (dnspython's default).
 _MAX_ATTEMPT_TIMEOUT = 2.0
