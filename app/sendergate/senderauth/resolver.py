@@ -8,14 +8,12 @@ it on worker threads, never on the event loop.
 
 from __future__ import annotations
 
-
 import dns.exception
 import dns.name
 import dns.nameserver
 import dns.rdata
 import dns.rdatatype
 import dns.resolver
-
 
 # Longest wait for one server's answer before asking the next (dnspython's default).
 _MAX_ATTEMPT_TIMEOUT = 2.0
