@@ -24,6 +24,7 @@ from typing import Any
 from . import __version__
 from .config import Config
 from .delivery import Deliverer
+from .metrics import Metrics
 from .policy.decide import AuthResults, EventRecord, ScanOutcome
 from .smtp.handler import GatewayHandler
 from .smtp.server import GatewaySMTP, tls_context
@@ -39,29 +40,6 @@ class StartupError(Exception):
     """A problem the admin must fix before the gateway can start; one line."""
 
 
-class Metrics:
-    """Counters for /metrics, per process (worker 0 serves them; see docs on workers)."""
-
-    def __init__(self) -> None:
-        self.verdicts: dict[str, int] = {}
-        self.sessions = 0
-        self.data_seconds: list[float] = []
-        self.delivery_seconds: list[float] = []
-        self.delivery_failures = 0
-
-    def observe_data(self, seconds: float) -> None:
-        self.data_seconds.append(seconds)
-        del self.data_seconds[:-1000]
-
-    def observe_delivery(self, seconds: float, *, ok: bool) -> None:
-        self.delivery_seconds.append(seconds)
-        del self.delivery_seconds[:-1000]
-        self.delivery_failures += not ok
-
-    def count(self, verdict: str) -> None:
-        self.verdicts[verdict] = self.verdicts.get(verdict, 0) + 1
-
-
 class Runtime:
     """What the SMTP handler and the web app share inside one process."""
 
@@ -71,7 +49,7 @@ class Runtime:
         self.store = Store(cfg.store.url)
         self.astore = AsyncStore(self.store)
         self.deliverer = Deliverer(cfg.delivery, cfg.smtp.hostname)
-        self.metrics = Metrics()
+        self.metrics = Metrics(self)  # shared by the pre-forked workers: see metrics.py
         self.scanners: Any = None
         self.authenticator: Any = None
         self.started = time.time()

@@ -36,10 +36,12 @@ class GatewaySMTP(SMTP):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._sessions.add(self)
+        _metrics(self).session_opened()
         super().connection_made(transport)
 
     def connection_lost(self, error: Exception | None) -> None:
         self._sessions.discard(self)
+        _metrics(self).session_closed()
         super().connection_lost(error)
 
     @property
@@ -79,3 +81,13 @@ def tls_context(cert: str, key: str) -> ssl.SSLContext:
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(cert, key)
     return ctx
+
+
+class _NoMetrics:
+    def session_opened(self) -> None: ...
+    def session_closed(self) -> None: ...
+
+
+def _metrics(server: SMTP) -> Any:
+    """The runtime's metrics (a handler without a runtime, as in unit tests, counts nothing)."""
+    return getattr(getattr(server.event_handler, "rt", None), "metrics", None) or _NoMetrics()

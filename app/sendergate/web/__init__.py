@@ -66,5 +66,6 @@ async def serve_http(rt: "Runtime", sock: socket.socket, stopping: asyncio.Event
     server = _Server(app, rt).server
     task = asyncio.create_task(server.serve(sockets=[sock]))
     await stopping.wait()
+    app.state.stopping = True  # open live streams end now instead of at uvicorn's graceful timeout
     server.should_exit = True
     await task

@@ -1,0 +1,361 @@
+"""Read and write queries for the API: pages, challenge decisions, list entries, stats, the live feed.
+
+Functions take a `Store` and plain values and return plain dicts (times as
+epoch floats); the web layer turns them into response models. `scope` is the
+user whose data is asked for, or None for an admin who sees everything.
+Pages are keyset pages over the primary key (newest first): a page boundary
+is an id, so rows inserted meanwhile never shift or repeat a page.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Integer, and_, cast, func, or_, select, update
+from sqlalchemy.sql import ColumnElement, Select
+
+from ..policy.address import AddressError, parse_pattern
+from . import Store, hash_secret, now_ts
+from . import schema as s
+
+DAY = 86400
+
+
+class Forbidden(Exception):
+    """The caller may not do this (the web layer answers 403)."""
+
+
+class Missing(Exception):
+    """No such thing for this caller (404: the same answer whether it exists for someone else or not)."""
+
+
+# -- tokens -------------------------------------------------------------------------
+def user_id_for_token(store: Store, token: str) -> int | None:
+    """The user a bearer token belongs to (read only: the hot path of every request)."""
+    with store.engine.connect() as conn:
+        return conn.execute(select(s.api_tokens.c.user_id)
+                            .where(s.api_tokens.c.token_hash == hash_secret(token))).scalar()
+
+
+def touch_token(store: Store, token: str, when: float) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(update(s.api_tokens).where(s.api_tokens.c.token_hash == hash_secret(token))
+                     .values(last_used_at=when))
+
+
+# -- events -------------------------------------------------------------------------
+def _event_dict(row: Any) -> dict[str, Any]:
+    out = dict(row._mapping)
+    try:
+        out["details"] = json.loads(out.get("details") or "{}")
+    except ValueError:  # written by something else; show it rather than fail the page
+        out["details"] = {"raw": out.get("details")}
+    return out
+
+
+def _like(text: str) -> str:
+    return "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def events_page(store: Store, scope: int | None, *, verdicts: Sequence[str] = (), q: str = "",
+                since: float | None = None, until: float | None = None, before_id: int | None = None,
+                limit: int = 50) -> tuple[list[dict[str, Any]], int | None]:
+    """Newest first; returns the rows and the id to continue below (None on the last page)."""
+    e = s.events.c
+    stmt = select(s.events)
+    if scope is not None:
+        stmt = stmt.where(e.user_id == scope)
+    if verdicts:
+        stmt = stmt.where(e.verdict.in_(list(verdicts)))
+    if q:
+        pat = _like(q)
+        stmt = stmt.where(or_(func.lower(e.sender).like(pat, escape="\\"),
+                              func.lower(e.subject).like(pat, escape="\\"),
+                              func.lower(e.recipient).like(pat, escape="\\")))
+    if since is not None:
+        stmt = stmt.where(e.ts >= since)
+    if until is not None:
+        stmt = stmt.where(e.ts < until)
+    if before_id is not None:
+        stmt = stmt.where(e.id < before_id)
+    stmt = stmt.order_by(e.id.desc()).limit(limit + 1)
+    with store.engine.connect() as conn:
+        rows = conn.execute(stmt).all()
+    items = [_event_dict(r) for r in rows[:limit]]
+    return items, (items[-1]["id"] if len(rows) > limit else None)
+
+
+def events_after(store: Store, scope: int | None, after_id: int, limit: int = 500) -> list[dict[str, Any]]:
+    """Events with id > after_id, oldest first (the live feed)."""
+    e = s.events.c
+    stmt = select(s.events).where(e.id > after_id)
+    if scope is not None:
+        stmt = stmt.where(e.user_id == scope)
+    with store.engine.connect() as conn:
+        return [_event_dict(r) for r in conn.execute(stmt.order_by(e.id).limit(limit)).all()]
+
+
+def max_event_id(store: Store) -> int:
+    with store.engine.connect() as conn:
+        return conn.execute(select(func.max(s.events.c.id))).scalar() or 0
+
+
+# -- challenges ---------------------------------------------------------------------
+_CHALLENGE_COLS = [s.challenges.c[n] for n in ("id", "user_id", "recipient", "sender", "status", "subject",
+                                                "attempts", "confirm_failures", "client_ip", "created_at",
+                                                "updated_at", "expires_at")]
+
+
+def challenges_page(store: Store, scope: int | None, *, status: str | None = "pending", q: str = "",
+                    before_id: int | None = None, limit: int = 50,
+                    now: float | None = None) -> tuple[list[dict[str, Any]], int | None]:
+    c = s.challenges.c
+    stmt = select(*_CHALLENGE_COLS)
+    if scope is not None:
+        stmt = stmt.where(c.user_id == scope)
+    if status == "pending":  # a pending challenge past its expiry is expired, whether housekeeping ran or not
+        stmt = stmt.where(c.status == "pending", c.expires_at > (now or now_ts()))
+    elif status:
+        stmt = stmt.where(c.status == status)
+    if q:
+        pat = _like(q)
+        stmt = stmt.where(or_(func.lower(c.sender).like(pat, escape="\\"),
+                              func.lower(c.subject).like(pat, escape="\\")))
+    if before_id is not None:
+        stmt = stmt.where(c.id < before_id)
+    with store.engine.connect() as conn:
+        rows = conn.execute(stmt.order_by(c.id.desc()).limit(limit + 1)).all()
+    items = [dict(r._mapping) for r in rows[:limit]]
+    return items, (items[-1]["id"] if len(rows) > limit else None)
+
+
+def challenges_changed_since(store: Store, scope: int | None, since: float, limit: int = 500) -> list[dict[str, Any]]:
+    c = s.challenges.c
+    stmt = select(*_CHALLENGE_COLS).where(c.updated_at > since)
+    if scope is not None:
+        stmt = stmt.where(c.user_id == scope)
+    with store.engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(stmt.order_by(c.updated_at, c.id).limit(limit)).all()]
+
+
+def pending_count(store: Store, scope: int | None, now: float | None = None) -> int:
+    c = s.challenges.c
+    stmt = select(func.count()).select_from(s.challenges).where(c.status == "pending",
+                                                                 c.expires_at > (now or now_ts()))
+    if scope is not None:
+        stmt = stmt.where(c.user_id == scope)
+    with store.engine.connect() as conn:
+        return conn.execute(stmt).scalar() or 0
+
+
+def get_challenge(store: Store, scope: int | None, challenge_id: int) -> dict[str, Any]:
+    c = s.challenges.c
+    stmt = select(*_CHALLENGE_COLS).where(c.id == challenge_id)
+    if scope is not None:
+        stmt = stmt.where(c.user_id == scope)
+    with store.engine.connect() as conn:
+        row = conn.execute(stmt).first()
+    if row is None:
+        raise Missing(f"no challenge {challenge_id}")
+    return dict(row._mapping)
+
+
+def decide_challenge(store: Store, scope: int | None, challenge_id: int, decision: str,
+                     now: float | None = None) -> tuple[dict[str, Any], dict[str, Any], bool]:
+    """approve | deny | allow-domain, idempotent; returns (challenge, list entry, changed).
+
+    approve: the sender goes on the challenge user's allowlist (source
+    `approved`); allow-domain: the sender's domain does; deny: the sender goes
+    on the blocklist and the challenge is `denied`, so its links stop working.
+    The entry and the status change commit together.
+    """
+    now = now or now_ts()
+    c = s.challenges.c
+    with store.engine.begin() as conn:
+        stmt = select(*_CHALLENGE_COLS).where(c.id == challenge_id)
+        if scope is not None:
+            stmt = stmt.where(c.user_id == scope)
+        if not store.is_sqlite:
+            stmt = stmt.with_for_update()  # two nodes deciding the same challenge: one after the other
+        row = conn.execute(stmt).first()
+        if row is None:
+            raise Missing(f"no challenge {challenge_id}")
+        sender = row.sender
+        if decision == "allow-domain":
+            pattern = parse_pattern("@" + sender.rsplit("@", 1)[1])
+        else:
+            pattern = parse_pattern(sender)
+        action = "block" if decision == "deny" else "allow"
+        status = "denied" if decision == "deny" else "approved"
+        source = "manual" if decision == "deny" else "approved"
+        note = f"{'denied' if decision == 'deny' else 'approved'} challenge {challenge_id} ({row.recipient})"
+        entry, created = store._add_entry(conn, row.user_id, action, pattern, source, note, None)
+        changed = created or row.status != status
+        if row.status != status:
+            conn.execute(update(s.challenges).where(c.id == challenge_id).values(status=status, updated_at=now))
+        out = dict(conn.execute(select(*_CHALLENGE_COLS).where(c.id == challenge_id)).first()._mapping)
+    return out, get_entry(store, None, entry.id), changed
+
+
+# -- list entries ---------------------------------------------------------------------
+def _entries_select() -> Select:
+    le, ua = s.list_entries.c, s.user_addresses
+    return (select(*s.list_entries.c, ua.c.address.label("owner"))
+            .select_from(s.list_entries.outerjoin(ua, and_(ua.c.user_id == le.user_id, ua.c.is_primary == 1))))
+
+
+def _entry_dict(row: Any) -> dict[str, Any]:
+    m = row._mapping
+    kind, value = m["kind"], m["value"]
+    entry = "@" + value if kind == "domain" else "list:" + value if kind == "list" else value
+    return {"id": m["id"], "entry": entry, "kind": kind, "action": m["action"], "source": m["source"],
+            "note": m["note"], "created_at": m["created_at"], "expires_at": m["expires_at"],
+            "user_id": m["user_id"], "owner": m["owner"]}
+
+
+def entries_page(store: Store, scope: int | None, action: str, *, q: str = "", owner_id: int | None = None,
+                 before_id: int | None = None, limit: int = 100) -> tuple[list[dict[str, Any]], int | None]:
+    """A user's entries (scope), or for an admin all entries, or one user's (owner_id), newest first."""
+    le = s.list_entries.c
+    stmt = _entries_select().where(le.action == action)
+    if scope is not None:
+        stmt = stmt.where(le.user_id == scope)
+    elif owner_id is not None:
+        stmt = stmt.where(le.user_id == owner_id)
+    if q:
+        stmt = stmt.where(or_(le.value.like(_like(q), escape="\\"), func.lower(le.note).like(_like(q), escape="\\")))
+    if before_id is not None:
+        stmt = stmt.where(le.id < before_id)
+    with store.engine.connect() as conn:
+        rows = conn.execute(stmt.order_by(le.id.desc()).limit(limit + 1)).all()
+    items = [_entry_dict(r) for r in rows[:limit]]
+    return items, (items[-1]["id"] if len(rows) > limit else None)
+
+
+def get_entry(store: Store, scope: int | None, entry_id: int, action: str | None = None) -> dict[str, Any]:
+    le = s.list_entries.c
+    stmt = _entries_select().where(le.id == entry_id)
+    if scope is not None:
+        stmt = stmt.where(le.user_id == scope)
+    if action is not None:
+        stmt = stmt.where(le.action == action)
+    with store.engine.connect() as conn:
+        row = conn.execute(stmt).first()
+    if row is None:
+        raise Missing(f"no entry {entry_id}")
+    return _entry_dict(row)
+
+
+def add_entry(store: Store, owner_id: int | None, action: str, raw: str, *, note: str = "",
+              expires_at: float | None = None) -> tuple[dict[str, Any], bool]:
+    """Add (idempotent); raises AddressError for an entry that is not an address, @domain or list:id."""
+    pattern = parse_pattern(raw)
+    entry, created = store.add_entry(owner_id, action, pattern, source="manual", note=note, expires_at=expires_at)
+    return get_entry(store, None, entry.id), created
+
+
+def update_entry(store: Store, scope: int | None, action: str, entry_id: int, *, note: str | None,
+                 expires_at: float | None, clear_expiry: bool) -> dict[str, Any]:
+    get_entry(store, scope, entry_id, action)  # 404 unless it is the caller's
+    values: dict[str, Any] = {}
+    if note is not None:
+        values["note"] = note
+    if clear_expiry:
+        values["expires_at"] = None
+    elif expires_at is not None:
+        values["expires_at"] = expires_at
+    if values:
+        with store.engine.begin() as conn:
+            conn.execute(update(s.list_entries).where(s.list_entries.c.id == entry_id).values(**values))
+    return get_entry(store, None, entry_id)
+
+
+def remove_entry(store: Store, scope: int | None, action: str, entry_id: int) -> None:
+    get_entry(store, scope, entry_id, action)
+    store.remove_entry(entry_id)
+
+
+def import_preview(store: Store, owner_id: int | None, raws: Iterable[str]) -> dict[str, Any]:
+    """What Store.import_entries would do, without doing it (the app's preview, `--dry-run`)."""
+    parsed: list[tuple[str, Any, str]] = []
+    for raw in raws:
+        try:
+            parsed.append((raw, parse_pattern(raw), ""))
+        except AddressError as exc:
+            parsed.append((raw, None, str(exc)))
+    le = s.list_entries.c
+    owner = le.user_id.is_(None) if owner_id is None else le.user_id == owner_id
+    values = sorted({p.value for _, p, _ in parsed if p is not None})
+    have: set[tuple[str, str]] = set()
+    with store.engine.connect() as conn:
+        for i in range(0, len(values), 500):
+            have |= {(r.kind, r.value) for r in conn.execute(select(le.kind, le.value).where(
+                owner, le.action == "allow", le.value.in_(values[i:i + 500])))}
+    results: list[dict[str, Any]] = []
+    for raw, p, error in parsed:
+        if p is None:
+            results.append({"entry": raw, "status": "invalid", "error": error})
+            continue
+        key = (p.kind, p.value)
+        results.append({"entry": str(p), "status": "present" if key in have else "added"})
+        have.add(key)  # a repeat within the same import is already present, as import_entries reports it
+    counts = {k: sum(1 for r in results if r["status"] == k) for k in ("added", "present", "invalid")}
+    return {**counts, "results": results}
+
+
+# -- stats --------------------------------------------------------------------------------
+def _day_expr(store: Store) -> ColumnElement[Any]:
+    if store.is_sqlite:
+        return cast(s.events.c.ts / DAY, Integer)  # truncation = floor for times after 1970
+    return cast(func.floor(s.events.c.ts / DAY), Integer)
+
+
+def first_event_id_since(store: Store, ts: float) -> int | None:
+    """The lowest id at or after time ts, found through the ts index (one row)."""
+    with store.engine.connect() as conn:
+        return conn.execute(select(s.events.c.id).where(s.events.c.ts >= ts)
+                            .order_by(s.events.c.ts).limit(1)).scalar()
+
+
+def day_counts(store: Store, scope: int | None, first_day: int, last_day: int,
+               id_floor: int | None = None) -> dict[int, dict[str, int]]:
+    """{day number: {verdict: count}} for days first_day..last_day (UTC day numbers since the epoch).
+
+    `id_floor` bounds the scan by id (ids grow with time) so the per-user
+    (user_id, id) index serves the query instead of a scan of every user's events.
+    """
+    e = s.events.c
+    day = _day_expr(store).label("day")
+    stmt = (select(day, e.verdict, func.count().label("n"))
+            .where(e.ts >= first_day * DAY, e.ts < (last_day + 1) * DAY))
+    if scope is not None:
+        stmt = stmt.where(e.user_id == scope)
+    if id_floor is not None:
+        stmt = stmt.where(e.id >= id_floor)
+    stmt = stmt.group_by(day, e.verdict)
+    out: dict[int, dict[str, int]] = {d: {} for d in range(first_day, last_day + 1)}
+    with store.engine.connect() as conn:
+        for d, verdict, n in conn.execute(stmt):
+            out.setdefault(int(d), {})[verdict] = int(n)
+    return out
+
+
+# -- sent ids ------------------------------------------------------------------------------
+def add_sent_ids(store: Store, user_id: int, hashes: Iterable[str]) -> int:
+    total = 0
+    batch: list[str] = []
+    for h in hashes:
+        batch.append(h)
+        if len(batch) >= 5000:
+            total += store.add_sent_ids(user_id, batch)
+            batch = []
+    if batch:
+        total += store.add_sent_ids(user_id, batch)
+    return total
+
+
+def wall_day(ts: float | None = None) -> int:
+    return int((ts if ts is not None else time.time()) // DAY)
