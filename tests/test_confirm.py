@@ -398,3 +398,17 @@ def test_rate_limiter_window() -> None:
     assert rl.hit("ip") == pytest.approx(30)
     now[0] += 31
     assert rl.hit("ip") == 0
+
+
+def test_german_audio_uses_the_shipped_german_digits() -> None:
+    voices = captcha.voice_dir("de")
+    assert voices is not None, "resources/sounds/de missing: run installer/dev/captcha-voices.py de"
+    for digit in "0123456789":
+        files = sorted((voices / digit).glob("*.wav"))
+        assert files, digit
+        for f in files:
+            with wave.open(str(f)) as w:  # the captcha package mixes 8 kHz, 8-bit mono only
+                assert (w.getframerate(), w.getsampwidth(), w.getnchannels()) == (8000, 1, 1)
+                assert w.getnframes() > 1000
+    assert captcha.voice_dir("en") is None  # English comes with the captcha package
+    assert captcha.wav_seconds(captcha.render_wav("123456", "de")) > 4
