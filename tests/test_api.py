@@ -1,0 +1,480 @@
+"""The HTTP API (SPEC §6) over real HTTP against a real gateway process, with SQLite and PostgreSQL.
+
+Users come from the store, events from real SMTP transactions or bulk
+inserts; every request goes through uvicorn in the gateway process.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import smtplib
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import httpx
+import pytest
+
+from sendergate.policy.decide import EventRecord, Verdict
+from sendergate.store import hash_message_id
+from tests.support.gateway import GatewayProcess
+
+_counter = itertools.count(1)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def gw(request: pytest.FixtureRequest) -> Iterator[GatewayProcess]:
+    url = None
+    if request.param == "postgresql":
+        url = request.getfixturevalue("postgres").create_database("api_" + uuid.uuid4().hex[:10])
+    gateway = GatewayProcess(store_url=url)
+    gateway.start()
+    try:
+        yield gateway
+    finally:
+        gateway.close()
+
+
+class Account:
+    def __init__(self, gw: GatewayProcess, *, admin: bool = False) -> None:
+        n = next(_counter)
+        self.address = f"{'admin' if admin else 'user'}{n}-{uuid.uuid4().hex[:6]}@example.org"
+        self.user, self.token = gw.store.add_user(self.address, admin=admin, name=f"User {n}")
+        self.http = httpx.Client(base_url=gw.http_url, headers={"Authorization": f"Bearer {self.token}"}, timeout=10)
+
+
+def client(gw: GatewayProcess, token: str | None = None, source: str = "127.0.0.1") -> httpx.Client:
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    return httpx.Client(base_url=gw.http_url, headers=headers, timeout=10,
+                        transport=httpx.HTTPTransport(local_address=source))
+
+
+def challenge_from(gw: GatewayProcess, sender: str, rcpt: str, subject: str = "hello") -> str:
+    """An SMTP transaction from an unknown sender; returns the confirmation token from the 550 reply."""
+    with gw.smtp() as s:
+        with pytest.raises(smtplib.SMTPDataError) as err:
+            s.sendmail(sender, [rcpt], f"From: {sender}\r\nSubject: {subject}\r\n\r\nhi\r\n".encode())
+    assert err.value.smtp_code == 550, err.value
+    return err.value.smtp_error.decode().split("/c/", 1)[1].split()[0]
+
+
+def send(gw: GatewayProcess, sender: str, rcpt: str, headers: str = "") -> tuple[int, str]:
+    with gw.smtp() as s:
+        try:
+            s.sendmail(sender, [rcpt], f"From: {sender}\r\nSubject: again\r\n{headers}\r\nhi\r\n".encode())
+            return 250, ""
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, text = exc.recipients[rcpt]
+            return code, text.decode()
+        except smtplib.SMTPDataError as exc:
+            return exc.smtp_code, exc.smtp_error.decode()
+
+
+def events_for(gw: GatewayProcess, user_id: int | None, n: int, *, verdict: Verdict = Verdict.DELIVERED,
+               ts: datetime | None = None, subject: str = "bulk") -> list[int]:
+    now = ts or datetime.now(timezone.utc)
+    return gw.store.add_events([EventRecord(ts=now, verdict=verdict, reason="test", sender=f"s{i}@bulk.test",
+                                            recipient="r@example.org", user_id=user_id, subject=f"{subject} {i}")
+                                for i in range(n)])
+
+
+# -- authorization matrix -------------------------------------------------------------------------
+def routes(challenge_id: int, allow_id: int, block_id: int) -> list[tuple[str, str, Any]]:
+    return [
+        ("GET", "/api/v1/me", None),
+        ("GET", "/api/v1/events", None),
+        ("GET", "/api/v1/challenges", None),
+        ("GET", f"/api/v1/challenges/{challenge_id}", None),
+        ("POST", f"/api/v1/challenges/{challenge_id}/approve", None),
+        ("POST", f"/api/v1/challenges/{challenge_id}/allow-domain", None),
+        ("POST", f"/api/v1/challenges/{challenge_id}/deny", None),
+        ("GET", "/api/v1/allowlist", None),
+        ("POST", "/api/v1/allowlist", {"entry": "friend@else.test"}),
+        ("GET", f"/api/v1/allowlist/{allow_id}", None),
+        ("PATCH", f"/api/v1/allowlist/{allow_id}", {"note": "edited"}),
+        ("DELETE", f"/api/v1/allowlist/{allow_id}", None),
+        ("POST", "/api/v1/allowlist/import", {"entries": ["a@b.test"]}),
+        ("POST", "/api/v1/sent-ids", {"hashes": [hash_message_id("<x@y>")]}),
+        ("GET", "/api/v1/blocklist", None),
+        ("POST", "/api/v1/blocklist", {"entry": "@spam.test"}),
+        ("GET", f"/api/v1/blocklist/{block_id}", None),
+        ("PATCH", f"/api/v1/blocklist/{block_id}", {"note": "edited"}),
+        ("DELETE", f"/api/v1/blocklist/{block_id}", None),
+        ("GET", "/api/v1/stats?days=7", None),
+        ("GET", "/api/v1/stream?heartbeat=1", None),
+    ]
+
+
+def names_owned_thing(path: str) -> bool:
+    """Routes naming one of the owner's things by id."""
+    parts = path.split("?")[0].split("/")
+    return len(parts) > 4 and parts[4].isdigit()
+
+
+def call(c: httpx.Client, method: str, path: str, body: Any) -> httpx.Response:
+    if path.startswith("/api/v1/stream"):
+        with c.stream(method, path) as r:
+            r.read() if r.status_code != 200 else None
+            return r
+    return c.request(method, path, json=body)
+
+
+def test_authorization_matrix(gw: GatewayProcess) -> None:
+    alice, mallory, admin = Account(gw), Account(gw), Account(gw, admin=True)
+    challenge_from(gw, "stranger@far.test", alice.address)
+    cid = alice.http.get("/api/v1/challenges").json()["items"][0]["id"]
+    allow_id = alice.http.post("/api/v1/allowlist", json={"entry": "pal@far.test"}).json()["id"]
+    block_id = alice.http.post("/api/v1/blocklist", json={"entry": "foe@far.test"}).json()["id"]
+    table = routes(cid, allow_id, block_id)
+    for i, (method, path, body) in enumerate(table):
+        assert call(client(gw), method, path, body).status_code == 401, (method, path)
+        # wrong tokens from their own loopback addresses, so the failure limit stays out of the way
+        wrong = client(gw, "x" * 32, source=f"127.0.1.{i + 1}")
+        r = call(wrong, method, path, body)
+        assert r.status_code == 401 and r.json()["detail"] == "unknown token", (method, path)
+        r = call(mallory.http, method, path, body)
+        if names_owned_thing(path):
+            assert r.status_code == 404, (method, path, r.status_code)  # same answer as for nothing at all
+        else:
+            assert r.status_code in (200, 201, 204), (method, path, r.status_code, r.text)
+    # mallory's views hold none of alice's things
+    assert all(e["user_id"] == mallory.user.id for e in mallory.http.get("/api/v1/events").json()["items"])
+    assert mallory.http.get("/api/v1/challenges").json()["items"] == []
+    assert "pal@far.test" not in {e["entry"] for e in mallory.http.get("/api/v1/allowlist").json()["items"]}
+    assert alice.http.get(f"/api/v1/challenges/{cid}").json()["status"] == "pending"
+    assert alice.http.get(f"/api/v1/allowlist/{allow_id}").json()["note"] == ""
+    # the admin reaches everything
+    for method, path, body in table:
+        r = call(admin.http, method, path, body)
+        assert r.status_code in (200, 201, 204), (method, path, r.status_code, r.text)
+    assert alice.http.get(f"/api/v1/allowlist/{allow_id}").status_code == 404  # the admin deleted it
+    assert cid in {c["id"] for c in admin.http.get("/api/v1/challenges?status=all").json()["items"]}
+
+
+def test_users_act_only_for_their_own_addresses(gw: GatewayProcess) -> None:
+    alice, bob, admin = Account(gw), Account(gw), Account(gw, admin=True)
+    r = alice.http.post("/api/v1/allowlist", json={"entry": "x@y.test", "owner": bob.address})
+    assert r.status_code == 403
+    assert alice.http.post("/api/v1/blocklist", json={"entry": "@y.test", "global_entry": True}).status_code == 403
+    assert alice.http.post("/api/v1/allowlist/import", json={"entries": ["a@b.test"], "owner": bob.address}).status_code == 403
+    assert alice.http.get("/api/v1/allowlist", params={"owner": bob.address}).status_code == 403
+    r = admin.http.post("/api/v1/allowlist", json={"entry": "x@y.test", "owner": bob.address})
+    assert r.status_code == 201 and r.json()["user_id"] == bob.user.id and r.json()["owner"] == bob.address
+    assert admin.http.post("/api/v1/allowlist", json={"entry": "x@y.test", "owner": "nobody@example.org"}).status_code == 404
+    r = admin.http.post("/api/v1/blocklist", json={"entry": "@global-spam.test", "global_entry": True})
+    assert r.status_code == 201 and r.json()["user_id"] is None
+    assert [e["entry"] for e in admin.http.get("/api/v1/allowlist", params={"owner": bob.address}).json()["items"]] == ["x@y.test"]
+
+
+def test_failed_tokens_are_rate_limited_per_client(gw: GatewayProcess) -> None:
+    alice = Account(gw)
+    bad = client(gw, "guess" * 8, source="127.0.2.9")
+    codes = [bad.get("/api/v1/me").status_code for _ in range(12)]
+    assert codes[:10] == [401] * 10 and codes[10:] == [429, 429]
+    assert int(bad.get("/api/v1/me").headers["retry-after"]) >= 1
+    # the same client is refused even with a good token for the moment; other clients are not affected
+    assert client(gw, alice.token, source="127.0.2.9").get("/api/v1/me").status_code == 429
+    assert client(gw, alice.token, source="127.0.2.10").get("/api/v1/me").status_code == 200
+    assert "unknown token from 127.0.2.9" in gw.read_log()
+
+
+# -- challenges ---------------------------------------------------------------------------------------
+def test_approve_allowlists_and_next_mail_is_delivered(gw: GatewayProcess) -> None:
+    alice = Account(gw)
+    sender = f"carol{uuid.uuid4().hex[:6]}@friends.test"
+    challenge_from(gw, sender, alice.address, subject="Lunch?")
+    [ch] = alice.http.get("/api/v1/challenges").json()["items"]
+    assert (ch["sender"], ch["subject"], ch["attempts"], ch["status"]) == (sender, "Lunch?", 1, "pending")
+    challenge_from(gw, sender, alice.address, subject="Lunch, really?")
+    [ch] = alice.http.get("/api/v1/challenges").json()["items"]
+    assert (ch["attempts"], ch["subject"]) == (2, "Lunch, really?")
+    first = alice.http.post(f"/api/v1/challenges/{ch['id']}/approve")
+    assert first.status_code == 200
+    body = first.json()
+    assert body["changed"] is True and body["challenge"]["status"] == "approved"
+    assert (body["entry"]["entry"], body["entry"]["source"], body["entry"]["action"]) == (sender, "approved", "allow")
+    again = alice.http.post(f"/api/v1/challenges/{ch['id']}/approve").json()
+    assert again["changed"] is False and again["entry"]["id"] == body["entry"]["id"]
+    assert alice.http.get("/api/v1/challenges").json()["items"] == []
+    assert send(gw, sender, alice.address)[0] == 250
+    assert alice.http.get("/api/v1/events", params={"verdict": "delivered"}).json()["items"][0]["sender"] == sender
+
+
+def test_deny_blocklists_and_kills_the_link(gw: GatewayProcess) -> None:
+    alice = Account(gw)
+    sender = f"pest{uuid.uuid4().hex[:6]}@spammy.test"
+    token = challenge_from(gw, sender, alice.address)
+    cid = alice.http.get("/api/v1/challenges").json()["items"][0]["id"]
+    r = alice.http.post(f"/api/v1/challenges/{cid}/deny").json()
+    assert r["challenge"]["status"] == "denied" and r["entry"]["action"] == "block" and r["changed"]
+    assert alice.http.post(f"/api/v1/challenges/{cid}/deny").json()["changed"] is False
+    assert gw.store.challenge_by_token(token).status == "denied"  # the confirmation page refuses non-pending
+    code, text = send(gw, sender, alice.address)
+    assert code == 550 and "5.7.1" in text
+    assert [e["entry"] for e in alice.http.get("/api/v1/blocklist").json()["items"]] == [sender]
+
+
+def test_allow_domain(gw: GatewayProcess) -> None:
+    alice = Account(gw)
+    challenge_from(gw, "ann@corp.test", alice.address)
+    cid = alice.http.get("/api/v1/challenges").json()["items"][0]["id"]
+    r = alice.http.post(f"/api/v1/challenges/{cid}/allow-domain").json()
+    assert r["entry"]["entry"] == "@corp.test" and r["entry"]["kind"] == "domain"
+    assert send(gw, "someone.else@corp.test", alice.address)[0] == 250
+
+
+# -- events --------------------------------------------------------------------------------------------
+def test_event_pages_stay_stable_while_events_arrive(gw: GatewayProcess) -> None:
+    alice = Account(gw)
+    original = set(events_for(gw, alice.user.id, 130))
+    stop = threading.Event()
+
+    def writer() -> None:
+        while not stop.is_set():
+            events_for(gw, alice.user.id, 3, subject="late")
+            time.sleep(0.005)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        first = alice.http.get("/api/v1/events", params={"limit": 25}).json()
+        newest_seen = first["items"][0]["id"]
+        seen = [e["id"] for e in first["items"]]
+        cursor = first["next_cursor"]
+        while cursor:
+            page = alice.http.get("/api/v1/events", params={"limit": 25, "cursor": cursor}).json()
+            seen += [e["id"] for e in page["items"]]
+            cursor = page["next_cursor"]
+    finally:
+        stop.set()
+        thread.join()
+    assert seen == sorted(seen, reverse=True) and len(seen) == len(set(seen))
+    assert {i for i in seen if i <= newest_seen} >= original
+    assert not {i for i in seen if i > newest_seen}  # later events never show up in older pages
+    assert alice.http.get("/api/v1/events", params={"limit": 1}).json()["items"][0]["id"] > newest_seen
+
+
+def test_event_filters(gw: GatewayProcess) -> None:
+    alice = Account(gw)
+    old = datetime.now(timezone.utc) - timedelta(days=3)
+    events_for(gw, alice.user.id, 3, verdict=Verdict.SPAM, ts=old, subject="Cheap pills")
+    events_for(gw, alice.user.id, 2, verdict=Verdict.VIRUS, subject="Invoice")
+    events_for(gw, alice.user.id, 4, verdict=Verdict.DELIVERED, subject="Minutes")
+    get = lambda **p: alice.http.get("/api/v1/events", params=p).json()["items"]  # noqa: E731
+    assert {e["verdict"] for e in get(verdict="spam")} == {"spam"} and len(get(verdict="spam")) == 3
+    assert len(get(verdict=["spam", "virus"])) == 5
+    assert [e["subject"] for e in get(q="INVOICE")] == ["Invoice 1", "Invoice 0"]
+    assert len(get(q="s2@bulk")) == 2  # sender text: the spam and the delivered s2
+    assert len(get(until=(old + timedelta(seconds=1)).isoformat())) == 3
+    assert len(get(since=(old + timedelta(days=1)).isoformat())) == 6
+    assert get(q="100%_") == []  # LIKE wildcards are literal
+    r = alice.http.get("/api/v1/events", params={"cursor": "not-a-cursor"})
+    assert r.status_code == 400 and "cursor" in r.json()["detail"]
+    r = alice.http.get("/api/v1/events", params={"verdict": "nonsense"})
+    assert r.status_code == 422 and r.json()["detail"].startswith("query.verdict")
+
+
+def test_stats_per_verdict_per_day(gw: GatewayProcess) -> None:
+    alice = Account(gw)
+    now = datetime.now(timezone.utc)
+    events_for(gw, alice.user.id, 4, verdict=Verdict.SPAM, ts=now - timedelta(days=2))
+    events_for(gw, alice.user.id, 1, verdict=Verdict.DELIVERED, ts=now - timedelta(days=40))
+    events_for(gw, alice.user.id, 2, verdict=Verdict.CHALLENGED)
+    s = alice.http.get("/api/v1/stats", params={"days": 30}).json()
+    assert len(s["days"]) == 30 and s["days"][-1]["date"] == now.date().isoformat()
+    by_date = {d["date"]: d["counts"] for d in s["days"]}
+    assert by_date[(now - timedelta(days=2)).date().isoformat()]["spam"] == 4
+    assert by_date[now.date().isoformat()]["challenged"] == 2
+    assert s["totals"]["spam"] == 4 and s["totals"]["delivered"] == 0 and set(s["totals"]) >= {v.value for v in Verdict}
+    events_for(gw, alice.user.id, 1, verdict=Verdict.CHALLENGED)  # today is never cached
+    assert alice.http.get("/api/v1/stats").json()["totals"]["challenged"] == 3
+
+
+# -- lists ----------------------------------------------------------------------------------------------
+def test_allowlist_crud_and_import(gw: GatewayProcess) -> None:
+    alice = Account(gw)
+    r = alice.http.post("/api/v1/allowlist", json={"entry": "Bob+news@X.org", "note": "bob",
+                                                   "expires_at": "2099-01-01T00:00:00Z"})
+    assert r.status_code == 201
+    e = r.json()
+    assert (e["entry"], e["kind"], e["source"], e["note"], e["expires_at"]) == \
+        ("bob@x.org", "address", "manual", "bob", "2099-01-01T00:00:00Z")
+    assert alice.http.post("/api/v1/allowlist", json={"entry": "bob@x.org"}).status_code == 200
+    assert alice.http.post("/api/v1/allowlist", json={"entry": "not an address"}).status_code == 422
+    r = alice.http.patch(f"/api/v1/allowlist/{e['id']}", json={"note": "Bob from X", "clear_expiry": True}).json()
+    assert r["note"] == "Bob from X" and r["expires_at"] is None
+    assert alice.http.get(f"/api/v1/blocklist/{e['id']}").status_code == 404  # an allow entry is not in the blocklist
+    entries = ["bob@x.org", "@Shop.Example", "list:dev.lists.example.org", "nope", "carol@y.org", "carol@y.org"]
+    preview = alice.http.post("/api/v1/allowlist/import", json={"entries": entries, "dry_run": True}).json()
+    assert (preview["added"], preview["present"], preview["invalid"]) == (3, 2, 1)
+    assert len(alice.http.get("/api/v1/allowlist").json()["items"]) == 1  # a preview changes nothing
+    result = alice.http.post("/api/v1/allowlist/import", json={"entries": entries}).json()
+    assert (result["added"], result["present"], result["invalid"]) == (3, 2, 1)
+    assert [r["status"] for r in result["results"]] == [p["status"] for p in preview["results"]]
+    assert result["results"][3]["error"]
+    again = alice.http.post("/api/v1/allowlist/import", json={"entries": entries}).json()
+    assert (again["added"], again["present"], again["invalid"]) == (0, 5, 1)
+    items = alice.http.get("/api/v1/allowlist", params={"q": "shop"}).json()["items"]
+    assert [(i["entry"], i["source"]) for i in items] == [("@shop.example", "import")]
+    assert alice.http.delete(f"/api/v1/allowlist/{e['id']}").status_code == 204
+    assert alice.http.delete(f"/api/v1/allowlist/{e['id']}").status_code == 404
+    # paging through a list
+    alice.http.post("/api/v1/allowlist/import", json={"entries": [f"p{i}@page.test" for i in range(25)]})
+    page = alice.http.get("/api/v1/allowlist", params={"limit": 10}).json()
+    ids = [i["id"] for i in page["items"]]
+    while page["next_cursor"]:
+        page = alice.http.get("/api/v1/allowlist", params={"limit": 10, "cursor": page["next_cursor"]}).json()
+        ids += [i["id"] for i in page["items"]]
+    assert len(ids) == len(set(ids)) == 28 and ids == sorted(ids, reverse=True)
+
+
+def test_sent_ids_make_replies_known(gw: GatewayProcess) -> None:
+    alice = Account(gw)
+    mid = f"<{uuid.uuid4().hex}@mail.example.org>"
+    r = alice.http.post("/api/v1/sent-ids", json={"hashes": [hash_message_id(mid), hash_message_id("<other@x>")]})
+    assert r.json() == {"received": 2, "added": 2}
+    assert alice.http.post("/api/v1/sent-ids", json={"hashes": [hash_message_id(mid)]}).json()["added"] == 0
+    assert alice.http.post("/api/v1/sent-ids", json={"hashes": ["abc"]}).status_code == 422
+    assert send(gw, "new.person@elsewhere.test", alice.address, headers=f"In-Reply-To: {mid}\r\n")[0] == 250
+
+
+# -- live stream -------------------------------------------------------------------------------------------
+class SSEReader:
+    """Reads a text/event-stream in a thread; messages and comments land in lists."""
+
+    def __init__(self, gw: GatewayProcess, token: str, last_event_id: str | None = None) -> None:
+        headers = {"Authorization": f"Bearer {token}"}
+        if last_event_id:
+            headers["Last-Event-ID"] = last_event_id
+        self.messages: list[dict[str, str]] = []
+        self.comments: list[str] = []
+        self.client = httpx.Client(base_url=gw.http_url, headers=headers, timeout=httpx.Timeout(10, read=30))
+        self.ready = threading.Event()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        assert self.ready.wait(10), "stream did not open"
+
+    def _run(self) -> None:
+        try:
+            self._read()
+        except httpx.HTTPError:
+            if not self.stop.is_set():  # closing the client ends the read; anything else is a failure
+                raise
+
+    def _read(self) -> None:
+        with self.client.stream("GET", "/api/v1/stream", params={"heartbeat": 1}) as r:
+            assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+            current: dict[str, str] = {}
+            for line in r.iter_lines():
+                self.ready.set()
+                if self.stop.is_set():
+                    return
+                if line.startswith(":"):
+                    self.comments.append(line)
+                elif not line:
+                    if "data" in current:
+                        self.messages.append(current)
+                    current = {}
+                else:
+                    key, _, value = line.partition(":")
+                    current[key] = value.removeprefix(" ")
+
+    def wait_for(self, predicate: Any, timeout: float = 10) -> dict[str, str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for m in list(self.messages):
+                if predicate(m):
+                    return m
+            time.sleep(0.05)
+        raise AssertionError(f"no matching message in {self.messages}")
+
+    def close(self) -> None:
+        self.stop.set()
+        self.client.close()
+
+
+def test_stream_delivers_own_events_and_challenge_changes_and_resumes(gw: GatewayProcess) -> None:
+    alice, bob = Account(gw), Account(gw)
+    reader = SSEReader(gw, alice.token)
+    try:
+        challenge_from(gw, "newcomer@far.test", alice.address, subject="Stream me")
+        challenge_from(gw, "newcomer@far.test", bob.address, subject="Not for alice")
+        ev = reader.wait_for(lambda m: m["event"] == "event")
+        data = json.loads(ev["data"])
+        assert data["subject"] == "Stream me" and data["verdict"] == "challenged"
+        cid = data["challenge_id"]
+        reader.wait_for(lambda m: m["event"] == "challenge" and json.loads(m["data"])["status"] == "pending")
+        alice.http.post(f"/api/v1/challenges/{cid}/approve")
+        reader.wait_for(lambda m: m["event"] == "challenge" and json.loads(m["data"])["status"] == "approved")
+        time.sleep(1.2)
+        assert reader.comments, "no heartbeat"
+        assert all(json.loads(m["data"])["user_id"] == alice.user.id for m in reader.messages)
+        last_id = reader.messages[-1]["id"]
+    finally:
+        reader.close()
+    # while disconnected: two more events; resuming from the last id delivers exactly those
+    missed = events_for(gw, alice.user.id, 2, subject="missed")
+    events_for(gw, bob.user.id, 1, subject="bob's")
+    resumed = SSEReader(gw, alice.token, last_event_id=last_id)
+    try:
+        resumed.wait_for(lambda m: m["event"] == "event" and json.loads(m["data"])["id"] == missed[-1])
+        got = [json.loads(m["data"])["id"] for m in resumed.messages if m["event"] == "event"]
+        assert got == missed
+    finally:
+        resumed.close()
+
+
+# -- metrics, docs -------------------------------------------------------------------------------------------
+def test_metrics(gw: GatewayProcess) -> None:
+    alice = Account(gw)
+    challenge_from(gw, "metric@far.test", alice.address)
+    alice.http.get("/api/v1/me")
+    text = httpx.get(gw.http_url + "/metrics").text
+    assert 'sendergate_smtp_verdicts_total{verdict="challenged"}' in text
+    assert "sendergate_smtp_sessions_total" in text
+    assert 'sendergate_api_request_seconds_count{method="GET",route="/api/v1/me",status="200"}' in text
+    assert 'sendergate_challenges{status="pending"}' in text
+
+
+def test_openapi_document(gw: GatewayProcess) -> None:
+    doc = httpx.get(gw.http_url + "/openapi.json").json()
+    paths = doc["paths"]
+    for path in ["/api/v1/me", "/api/v1/events", "/api/v1/challenges", "/api/v1/challenges/{challenge_id}/approve",
+                 "/api/v1/challenges/{challenge_id}/deny", "/api/v1/allowlist", "/api/v1/allowlist/{entry_id}",
+                 "/api/v1/allowlist/import", "/api/v1/sent-ids", "/api/v1/blocklist", "/api/v1/blocklist/{entry_id}",
+                 "/api/v1/stats", "/api/v1/stream", "/healthz", "/metrics"]:
+        assert path in paths, path
+    assert doc["components"]["securitySchemes"]["token"]["scheme"] == "bearer"
+    approve = paths["/api/v1/challenges/{challenge_id}/approve"]["post"]
+    assert approve["security"] == [{"token": []}]
+    assert {"200", "401", "404", "422", "429"} <= set(approve["responses"])
+    assert "security" not in paths["/healthz"]["get"]
+    assert "swagger-ui" in httpx.get(gw.http_url + "/docs").text
+
+
+def test_metrics_add_up_across_worker_processes() -> None:
+    with GatewayProcess(workers=2) as gw:
+        for _ in range(12):  # new connections, spread over both workers by the kernel
+            with gw.smtp() as s:
+                s.noop()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            text = httpx.get(gw.http_url + "/metrics").text
+            line = next((l for l in text.splitlines() if l.startswith("sendergate_smtp_sessions_total")), "")
+            if line and float(line.split()[-1]) >= 12:
+                break
+            time.sleep(0.1)
+        # gw.start() itself opened connections to see SMTP answer; 12 of ours at least, all counted
+        assert line and float(line.split()[-1]) >= 12, text
+        assert len({p.name.split("_")[-1] for p in gw_metric_files()}) >= 2
+
+
+def gw_metric_files() -> list[Any]:
+    import tempfile
+    from pathlib import Path
+    return [p for d in Path(tempfile.gettempdir()).glob("sendergate-metrics-*") for p in d.glob("counter_*.db")]
