@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import ssl
 import json
 import re
 import time
@@ -412,3 +413,32 @@ def test_german_audio_uses_the_shipped_german_digits() -> None:
                 assert w.getnframes() > 1000
     assert captcha.voice_dir("en") is None  # English comes with the captcha package
     assert captcha.wav_seconds(captcha.render_wav("123456", "de")) > 4
+
+
+def test_https_when_a_certificate_is_configured() -> None:
+    from tests.support.common import make_service_dir, remove_service_dir, run_checked
+
+    certs = make_service_dir("sendergate-tls-")
+    try:
+        run_checked(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                     "-nodes", "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1",
+                     "-keyout", str(certs / "key.pem"), "-out", str(certs / "cert.pem")], "openssl")
+        gateway = GatewayProcess(extra={"http": {"tls_cert": str(certs / "cert.pem"),
+                                                 "tls_key": str(certs / "key.pem")}})
+        with gateway:
+            user, _ = gateway.store.add_user(RECIPIENT)
+            _, token = gateway.store.open_challenge(user.id, RECIPIENT, "tls@sender.test", ttl=60)
+            base = f"https://127.0.0.1:{gateway.http_port}"
+            with httpx.Client(base_url=base, verify=ssl.create_default_context(cafile=certs / "cert.pem")) as client:
+                r = client.get(f"/c/{token}")
+                assert r.status_code == 200 and "Confirm that you are a person" in r.text
+                assert "Secure" in r.headers["set-cookie"]  # the form cookie never travels in clear
+                form = parse_form(r)
+                r = client.post(f"/c/{token}", data={"csrf": form.csrf, "nonce": form.nonce,
+                                                     "answer": expected_answer(gateway.store, token, form.nonce)},
+                                headers={"Origin": base})
+                assert r.status_code == 200 and "You can now send your message again" in r.text
+            with pytest.raises(httpx.HTTPError):  # and it is TLS only
+                httpx.get(f"http://127.0.0.1:{gateway.http_port}/c/{token}", timeout=5)
+    finally:
+        remove_service_dir(certs)
