@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import signal
@@ -17,9 +18,20 @@ from pathlib import Path
 from typing import Any
 
 from sendergate.store import Store
+from tests.support.dns_server import DNSTestServer
 from tests.support.common import ServiceError, free_loopback_port, make_service_dir, remove_service_dir
 
 LOCAL_DOMAIN = "example.org"
+_dns: DNSTestServer | None = None
+
+
+def loopback_dns() -> DNSTestServer:
+    """One DNS server on loopback for every test gateway: sender checks never leave 127.0.0.1."""
+    global _dns
+    if _dns is None:
+        _dns = DNSTestServer().start()
+        atexit.register(_dns.stop)
+    return _dns
 
 
 def toml_value(v: Any) -> str:
@@ -57,6 +69,7 @@ class GatewayProcess:
             "http": {"listen": f"127.0.0.1:{self.http_port}", "public_url": "https://mx.example.org"},
             "store": {"url": self.store_url},
             "challenge": {"allowlist_auth": "off"},
+            "dns": {"nameservers": ["%s:%d" % loopback_dns().address], "timeout": "2s"},
         }
         for name, values in (extra or {}).items():
             self.sections.setdefault(name, {}).update(values)

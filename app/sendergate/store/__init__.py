@@ -347,23 +347,38 @@ class Store:
         issued token for the same challenge; earlier links keep working.
         """
         token = new_token()
+        for attempt in range(3):  # another worker may open the same challenge at the same moment
+            try:
+                with self.engine.begin() as conn:
+                    return self._open_challenge(conn, user_id, recipient, sender, ttl, subject, client_ip, token)
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+            except OperationalError as exc:  # SQLite: another process wrote since our snapshot
+                if not self.is_sqlite or attempt == 2:
+                    raise
+                log.info("retrying challenge after concurrent write: %s", _short(exc))
+        raise AssertionError("unreachable")
+
+    def _open_challenge(self, conn: Connection, user_id: int, recipient: str, sender: str, ttl: float,
+                        subject: str, client_ip: str, token: str) -> tuple[int, str]:
         now = now_ts()
-        with self.engine.begin() as conn:
-            row = conn.execute(select(s.challenges.c.id).where(
-                s.challenges.c.user_id == user_id, s.challenges.c.sender == sender,
-                s.challenges.c.status == "pending", s.challenges.c.expires_at > now)
-                .order_by(s.challenges.c.id.desc()).limit(1)).first()
-            if row is not None:
-                cid = row.id
-                conn.execute(update(s.challenges).where(s.challenges.c.id == cid).values(
-                    attempts=s.challenges.c.attempts + 1, updated_at=now, subject=subject or s.challenges.c.subject))
-            else:
-                cid = conn.execute(insert(s.challenges).values(
-                user_id=user_id, recipient=recipient, sender=sender,
-                status="pending", created_at=now, updated_at=now, expires_at=now + ttl, subject=subject,
-                client_ip=client_ip)).inserted_primary_key[0]
-            conn.execute(insert(s.challenge_tokens).values(token_hash=hash_secret(token), challenge_id=cid,
-                                                           created_at=now))
+        pending = and_(s.challenges.c.user_id == user_id, s.challenges.c.sender == sender,
+                       s.challenges.c.status == "pending")
+        # a lapsed challenge makes way for a new one (only one may be pending)
+        conn.execute(update(s.challenges).where(pending, s.challenges.c.expires_at <= now)
+                     .values(status="expired", updated_at=now))
+        row = conn.execute(select(s.challenges.c.id).where(pending)).first()
+        if row is not None:
+            cid = row.id
+            conn.execute(update(s.challenges).where(s.challenges.c.id == cid).values(
+                attempts=s.challenges.c.attempts + 1, updated_at=now, subject=subject or s.challenges.c.subject))
+        else:
+            cid = conn.execute(insert(s.challenges).values(
+                user_id=user_id, recipient=recipient, sender=sender, status="pending", created_at=now,
+                updated_at=now, expires_at=now + ttl, subject=subject, client_ip=client_ip)).inserted_primary_key[0]
+        conn.execute(insert(s.challenge_tokens).values(token_hash=hash_secret(token), challenge_id=cid,
+                                                       created_at=now))
         return cid, token
 
     def challenge_by_token(self, token: str) -> Any:

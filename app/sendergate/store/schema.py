@@ -5,7 +5,7 @@ cheap to compare, and days group as `ts // 86400`.
 """
 
 from sqlalchemy import (BigInteger, Column, Float, ForeignKey, Index, Integer, MetaData, String,
-                        Table, Text, UniqueConstraint)
+                        Table, Text, UniqueConstraint, text)
 
 metadata = MetaData()
 
@@ -67,6 +67,8 @@ challenges = Table(
     Column("client_ip", String(64), nullable=False, server_default=""),
     Index("ix_challenges_pending", "user_id", "sender", "status"),
     Index("ix_challenges_status_id", "status", "id"),
+    Index("uq_challenges_one_pending", "user_id", "sender", unique=True,
+          sqlite_where=text("status = 'pending'"), postgresql_where=text("status = 'pending'")),
 )
 
 # Every link issued for a challenge (a reused challenge gets a new link per

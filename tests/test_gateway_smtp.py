@@ -1,0 +1,561 @@
+"""The SMTP gateway as a real process, driven by real SMTP clients, delivering to real downstreams.
+
+Downstream: Postfix's smtp-sink (dumps compared byte for byte), a Maildir,
+and Dovecot LMTP (read back over IMAP).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import smtplib
+import socket
+import sqlite3
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sendergate.store import hash_message_id
+from tests.support.common import free_loopback_port, make_service_dir, remove_service_dir
+from tests.support.gateway import GatewayProcess
+from tests.support.postfix import SmtpSink
+
+MESSAGE = (b"From: Bob <bob@friend.example>\r\nTo: Alice <alice@example.org>\r\nSubject: Lunch?\r\n"
+           b"Message-ID: <lunch-1@friend.example>\r\nDate: Thu, 26 Nov 2026 12:00:00 +0000\r\n\r\n"
+           b"Shall we have lunch on Friday?\r\n.leading dot line\r\n\r\nBob\r\n")
+
+
+def strip_trace(message: bytes) -> bytes:
+    """Drop the headers the gateway prepends (Received, Authentication-Results, X-SenderGate-*)."""
+    lines = message.split(b"\n")
+    while lines and (lines[0].startswith((b"Received:", b"Authentication-Results:", b"X-SenderGate-"))
+                     or lines[0][:1] in (b" ", b"\t")):
+        lines.pop(0)
+    return b"\n".join(lines)
+
+
+class DataReply:
+    """The end-of-DATA reply, named like smtplib's exceptions (smtplib.data() returns, it does not raise)."""
+
+    def __init__(self, code: int, text: bytes) -> None:
+        self.smtp_code, self.smtp_error = code, text
+        self.value = self
+
+
+class RawClient:
+    """A raw SMTP client for malformed input: exact bytes out, replies in."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.buf = b""
+        self.banner = self.reply()
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def reply(self) -> str:
+        lines = []
+        while True:
+            while b"\r\n" not in self.buf:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    raise ConnectionError("closed: " + repr(self.buf))
+                self.buf += chunk
+            line, self.buf = self.buf.split(b"\r\n", 1)
+            lines.append(line.decode())
+            if len(line) < 4 or line[3:4] != b"-":
+                return "\n".join(lines)
+
+    def cmd(self, line: bytes | str) -> str:
+        self.send((line.encode() if isinstance(line, str) else line) + b"\r\n")
+        return self.reply()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture(scope="module")
+def sink() -> Iterator[SmtpSink]:
+    s = SmtpSink(dump=True)
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def gw(sink: SmtpSink) -> Iterator[GatewayProcess]:
+    g = GatewayProcess(delivery=("smtp", f"127.0.0.1:{sink.port}"),
+                       extra={"smtp": {"max_recipients": 5, "max_message_size": "200KB"}})
+    alice, _ = g.store.add_user("alice@example.org", name="Alice")
+    g.store.add_user("carol@example.org")
+    g.store.add_entry(alice.id, "allow", "bob@friend.example")
+    g.store.add_entry(alice.id, "block", "@spam.example")
+    g.store.add_entry(None, "block", "evil@bad.example")
+    g.start()
+    yield g
+    g.close()
+
+
+def events_for(gw: GatewayProcess, since: int) -> list:
+    return [e for e in gw.events() if e.id > since]
+
+
+def last_id(gw: GatewayProcess) -> int:
+    ev = gw.events()
+    return ev[-1].id if ev else 0
+
+
+def test_ehlo_advertises_the_extensions(gw: GatewayProcess) -> None:
+    with gw.smtp() as s:
+        for ext in ("size", "8bitmime", "smtputf8", "pipelining", "enhancedstatuscodes"):
+            assert s.has_extn(ext), ext
+        assert s.esmtp_features["size"] == "200000"
+        assert not s.has_extn("starttls") and not s.has_extn("auth")
+
+
+def test_known_sender_is_delivered_byte_for_byte(gw: GatewayProcess, sink: SmtpSink) -> None:
+    before, mark = len(sink.messages()), last_id(gw)
+    with gw.smtp() as s:
+        s.mail("bob+lists@friend.example")
+        assert s.rcpt("alice+work@example.org")[0] == 250
+        code, text = s.data(MESSAGE)
+    assert (code, text[:5]) == (250, b"2.0.0")
+    got = sink.wait_for_messages(before + 1)[-1]
+    assert got.envelope_sender == "bob+lists@friend.example"
+    assert got.envelope_recipients == ("alice+work@example.org",)
+    assert strip_trace(got.message) == MESSAGE.replace(b"\r\n", b"\n")
+    assert got.message.startswith(b"Received: from client.test ([127.0.0.1])")
+    (ev,) = events_for(gw, mark)
+    assert (ev.verdict, ev.recipient, ev.subject, ev.message_id) == (
+        "delivered", "alice+work@example.org", "Lunch?", "<lunch-1@friend.example>")
+    assert ev.size == len(MESSAGE) and ev.client_ip == "127.0.0.1" and ev.helo == "client.test"
+
+
+def test_unknown_sender_is_challenged_with_a_reusable_link(gw: GatewayProcess, sink: SmtpSink) -> None:
+    before, mark = len(sink.messages()), last_id(gw)
+    replies = []
+    for _ in range(2):
+        with gw.smtp() as s:
+            s.mail("stranger@unknown.example")
+            assert s.rcpt("alice@example.org")[0] == 250
+            err = DataReply(*s.data(MESSAGE))
+            replies.append(err)
+    for r in replies:
+        r = r.value
+        assert r.smtp_code == 550
+        text = r.smtp_error.decode()
+        assert text.startswith("5.7.1 alice@example.org accepts mail only from known senders.")
+        assert "https://mx.example.org/c/" in text
+    tokens = [r.value.smtp_error.decode().split("/c/")[1].split()[0] for r in replies]
+    assert all(len(t) == 22 for t in tokens) and tokens[0] != tokens[1]
+    rows = [gw.store.challenge_by_token(t) for t in tokens]
+    assert rows[0].id == rows[1].id and rows[1].attempts == 2 and rows[1].status == "pending"
+    evs = events_for(gw, mark)
+    assert [e.verdict for e in evs] == ["challenged", "challenged"]
+    assert evs[0].challenge_id == rows[0].id
+    assert len(sink.messages()) == before
+
+
+def test_null_sender_is_delivered(gw: GatewayProcess, sink: SmtpSink) -> None:
+    before = len(sink.messages())
+    with gw.smtp() as s:
+        s.mail("<>")
+        s.rcpt("alice@example.org")
+        s.rcpt("carol@example.org")
+        assert s.data(b"Subject: Delivery Status Notification\r\n\r\nbounce\r\n")[0] == 250
+    got = sink.wait_for_messages(before + 1)[-1]
+    assert got.envelope_sender == "" and set(got.envelope_recipients) == {"alice@example.org", "carol@example.org"}
+
+
+@pytest.mark.parametrize("rcpt", [
+    "victim@elsewhere.test", "victim%elsewhere.test@example.org", '"victim@elsewhere.test"@example.org',
+    "@example.org:victim@elsewhere.test", "victim@[127.0.0.1]", "elsewhere.test!victim@example.org",
+    "victim@example.org.elsewhere.test",
+])
+def test_never_an_open_relay(gw: GatewayProcess, rcpt: str) -> None:
+    c = RawClient(gw.smtp_port)
+    try:
+        c.cmd("EHLO relay.test")
+        assert c.cmd("MAIL FROM:<bob@friend.example>").startswith("250")
+        reply = c.cmd(f"RCPT TO:<{rcpt}>")
+        assert reply.startswith(("550 5.7.1", "501 5.", "553 5.")), reply
+    finally:
+        c.close()
+
+
+def test_rcpt_refusals_are_recorded(gw: GatewayProcess) -> None:
+    mark = last_id(gw)
+    with gw.smtp() as s:
+        s.mail("someone@spam.example")
+        assert s.rcpt("alice@example.org")[:2] == (550, b"5.7.1 alice@example.org does not accept mail from this sender.")
+        s.rset()
+        s.mail("evil@bad.example")
+        assert s.rcpt("carol@example.org")[0] == 550
+        s.rset()
+        s.mail("bob@friend.example")
+        assert s.rcpt("nobody@example.org")[:2] == (550, b"5.1.1 No such user here")
+        assert s.rcpt("x@elsewhere.test")[:2] == (550, b"5.7.1 Relaying denied")
+    evs = events_for(gw, mark)
+    assert [(e.verdict, e.recipient) for e in evs] == [
+        ("blocked", "alice@example.org"), ("blocked", "carol@example.org"),
+        ("unknown_recipient", "nobody@example.org"), ("relay_denied", "x@elsewhere.test")]
+    assert "globally" in evs[1].reason
+
+
+def test_recipient_classes_are_split(gw: GatewayProcess) -> None:
+    with gw.smtp() as s:
+        s.mail("bob@friend.example")
+        assert s.rcpt("alice@example.org")[0] == 250  # bob is known to alice
+        code, text = s.rcpt("carol@example.org")  # and unknown to carol
+        assert (code, text[:5]) == (452, b"4.5.3")
+    with gw.smtp() as s:
+        s.mail("stranger@unknown.example")
+        assert s.rcpt("alice@example.org")[0] == 250
+        assert s.rcpt("carol@example.org")[0] == 452  # one unknown-sender recipient per transaction
+
+
+def test_max_recipients(gw: GatewayProcess) -> None:
+    with gw.smtp() as s:
+        s.mail("<>")
+        codes = [s.rcpt("alice@example.org")[0] for _ in range(6)]
+    assert codes == [250] * 5 + [452]
+
+
+def test_size_limits(gw: GatewayProcess, sink: SmtpSink) -> None:
+    before = len(sink.messages())
+    c = RawClient(gw.smtp_port)
+    try:
+        c.cmd("EHLO big.test")
+        assert c.cmd("MAIL FROM:<bob@friend.example> SIZE=999999999").startswith("552 5.3.4")
+        assert c.cmd("MAIL FROM:<bob@friend.example>").startswith("250")
+        assert c.cmd("RCPT TO:<alice@example.org>").startswith("250")
+        assert c.cmd("DATA").startswith("354")
+        c.send(b"Subject: big\r\n\r\n" + (b"x" * 998 + b"\r\n") * 300 + b".\r\n")
+        assert c.reply().startswith("552 5.3.4")
+        assert c.cmd("QUIT").startswith("221")
+    finally:
+        c.close()
+    time.sleep(0.2)
+    assert len(sink.messages()) == before
+
+
+def test_malformed_input_gets_replies_not_hangs(gw: GatewayProcess) -> None:
+    c = RawClient(gw.smtp_port)
+    try:
+        assert c.banner.startswith("220 mx.example.org")
+        assert c.cmd("MAIL FROM:<bob@friend.example>").startswith("503")  # before EHLO
+        assert c.cmd("EHLO x.test").startswith("250")
+        assert c.cmd("FOO bar").startswith("500 5.5.2")
+        assert c.cmd("RCPT TO:<alice@example.org>").startswith("503 5.5.1")  # before MAIL
+        assert c.cmd("MAIL FROM:bob").startswith(("553", "501"))
+        assert c.cmd("MAIL FROM:<bob\rx@friend.example>").startswith(("553", "501"))
+        assert c.cmd(b"MAIL FROM:<b\x00b@friend.example>").startswith(("553", "501"))
+        assert c.cmd("MAIL FROM:<" + "a" * 600 + "@friend.example>").startswith("500")
+        assert c.cmd("X" * 70000).startswith("500")
+        assert c.cmd("DATA").startswith("503")
+        assert c.cmd("MAIL FROM:<bob@friend.example>").startswith("250")
+        assert c.cmd("RCPT TO:<alice\r@example.org>").startswith(("553", "501", "550"))
+        assert c.cmd("NOOP").startswith("250")
+        assert c.cmd("QUIT").startswith("221")
+    finally:
+        c.close()
+
+
+def test_reply_never_echoes_injected_lines(gw: GatewayProcess) -> None:
+    c = RawClient(gw.smtp_port)
+    try:
+        c.cmd("EHLO x.test")
+        reply = c.cmd("MAIL FROM:<bob@friend.example>\r250 fake")
+        assert "\n250 fake" not in reply
+        assert c.cmd("NOOP").startswith("250")
+    finally:
+        c.close()
+
+
+def test_eight_bit_and_long_lines_pass_unchanged(gw: GatewayProcess, sink: SmtpSink) -> None:
+    before = len(sink.messages())
+    body = "Grüße aus Köln — ".encode() * 200  # one 8-bit line longer than 998 octets
+    msg = b"Subject: 8bit\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + body + b"\r\n"
+    c = RawClient(gw.smtp_port)
+    try:
+        c.cmd("EHLO x.test")
+        assert c.cmd("MAIL FROM:<bob@friend.example>").startswith("250")  # no BODY=8BITMIME declared
+        c.cmd("RCPT TO:<alice@example.org>")
+        c.cmd("DATA")
+        c.send(msg + b".\r\n")
+        assert c.reply().startswith("250 2.0.0")
+    finally:
+        c.close()
+    got = sink.wait_for_messages(before + 1)[-1]
+    assert strip_trace(got.message) == msg.replace(b"\r\n", b"\n")
+
+
+def test_pipelining(gw: GatewayProcess, sink: SmtpSink) -> None:
+    before = len(sink.messages())
+    c = RawClient(gw.smtp_port)
+    try:
+        c.cmd("EHLO pipe.test")
+        c.send(b"MAIL FROM:<bob@friend.example>\r\nRCPT TO:<alice@example.org>\r\nRCPT TO:<nobody@example.org>\r\nDATA\r\n")
+        assert [c.reply()[:3] for _ in range(4)] == ["250", "250", "550", "354"]
+        c.send(b"Subject: pipelined\r\n\r\nhi\r\n.\r\nQUIT\r\n")
+        assert c.reply().startswith("250 2.0.0") and c.reply().startswith("221")
+    finally:
+        c.close()
+    assert len(sink.wait_for_messages(before + 1)) == before + 1
+
+
+def test_replies_to_the_users_sent_mail_count_as_known(gw: GatewayProcess, sink: SmtpSink) -> None:
+    alice = gw.store.user_by_address("alice@example.org")
+    gw.store.add_sent_ids(alice.id, [hash_message_id("<question-7@example.org>")])
+    before, mark = len(sink.messages()), last_id(gw)
+    with gw.smtp() as s:
+        s.mail("first.time@new-contact.example")
+        s.rcpt("alice@example.org")
+        code, _ = s.data(b"Subject: Re: question\r\nIn-Reply-To: <question-7@example.org>\r\n\r\nAnswer.\r\n")
+    assert code == 250
+    assert len(sink.wait_for_messages(before + 1)) == before + 1
+    (ev,) = events_for(gw, mark)
+    assert ev.verdict == "delivered" and "reply" in ev.reason
+
+
+def test_automated_mail_from_strangers_is_refused_as_bulk_without_a_link(gw: GatewayProcess) -> None:
+    mark = last_id(gw)
+    with gw.smtp() as s:
+        s.mail("no-reply@shop.example")
+        s.rcpt("alice@example.org")
+        err = DataReply(*s.data(b"From: Shop <no-reply@shop.example>\r\nSubject: Your order\r\n\r\nThanks\r\n"))
+    assert err.value.smtp_code == 550 and b"/c/" not in err.value.smtp_error
+    (ev,) = events_for(gw, mark)
+    assert ev.verdict == "bulk" and "machine role" in ev.reason
+
+
+def test_decisions_are_logged_as_key_value_lines(gw: GatewayProcess) -> None:
+    log = gw.read_log()
+    assert "decision verdict=challenged" in log and "recipient=alice@example.org" in log
+
+
+# -- downstream failures -----------------------------------------------------------
+
+@pytest.mark.parametrize("mode,expect", [("soft", (451, "4.3.0")), ("hard", (550, "5.7.1")), ("down", (451, "4.3.0"))])
+def test_downstream_failures_never_answer_250(mode: str, expect: tuple[int, str]) -> None:
+    if mode == "down":
+        port = free_loopback_port()  # nobody listens
+        sink = None
+    else:
+        sink = SmtpSink(dump=True, **({"soft_reject": (".",)} if mode == "soft" else {"hard_reject": (".",)}),
+                        **({"hard_reply": "550 5.7.1 rejected by policy"} if mode == "hard" else {}))
+        port = sink.port
+    try:
+        with GatewayProcess(delivery=("smtp", f"127.0.0.1:{port}")) as g:
+            alice, _ = g.store.add_user("alice@example.org")
+            g.store.add_entry(alice.id, "allow", "bob@friend.example")
+            with g.smtp() as s:
+                s.mail("bob@friend.example")
+                s.rcpt("alice@example.org")
+                err = DataReply(*s.data(MESSAGE))
+            assert (err.value.smtp_code, err.value.smtp_error[:5].decode()) == expect
+            (ev,) = g.events()
+            assert ev.verdict == ("tempfail" if expect[0] == 451 else "blocked")
+    finally:
+        if sink is not None:
+            sink.stop()
+
+
+# -- other delivery modes ------------------------------------------------------------
+
+def test_maildir_delivery() -> None:
+    with GatewayProcess() as g:
+        alice, _ = g.store.add_user("alice@example.org")
+        g.store.add_entry(alice.id, "allow", "bob@friend.example")
+        with g.smtp() as s:
+            s.mail("bob@friend.example")
+            s.rcpt("Alice+x@example.org")
+            assert s.data(MESSAGE)[0] == 250
+        files = list((g.maildir / "alice@example.org" / "Maildir" / "new").iterdir())
+        assert len(files) == 1 and strip_trace(files[0].read_bytes()) == MESSAGE
+        assert not list((g.maildir / "alice@example.org" / "Maildir" / "tmp").iterdir())
+
+
+def test_lmtp_delivery_to_dovecot() -> None:
+    from imapclient import IMAPClient
+    from tests.support.dovecot import DovecotServer
+
+    with DovecotServer() as dovecot:
+        dovecot.add_user("alice@example.org", "secret")
+        with GatewayProcess(delivery=("lmtp", f"127.0.0.1:{dovecot.lmtp_port}")) as g:
+            alice, _ = g.store.add_user("alice@example.org")
+            g.store.add_entry(alice.id, "allow", "bob@friend.example")
+            with g.smtp() as s:
+                s.mail("bob@friend.example")
+                s.rcpt("alice@example.org")
+                assert s.data(MESSAGE)[0] == 250
+                s.rset()
+                s.mail("bob@friend.example")
+                s.rcpt("ghost@example.org")  # no such gateway user
+        with IMAPClient("127.0.0.1", port=dovecot.imap_port, ssl=False) as imap:
+            imap.login("alice@example.org", "secret")
+            imap.select_folder("INBOX")
+            uids = imap.search("ALL")
+            assert len(uids) == 1
+            raw = imap.fetch(uids, ["RFC822"])[uids[0]][b"RFC822"]
+        body = raw.split(b"\r\n\r\n", 1)[1]
+        assert body == MESSAGE.split(b"\r\n\r\n", 1)[1]
+        assert b"Subject: Lunch?" in raw
+
+
+def test_lmtp_unknown_mailbox_is_passed_on() -> None:
+    from tests.support.dovecot import DovecotServer
+
+    with DovecotServer() as dovecot:
+        with GatewayProcess(delivery=("lmtp", f"127.0.0.1:{dovecot.lmtp_port}")) as g:
+            alice, _ = g.store.add_user("alice@example.org")  # a gateway user without a Dovecot mailbox
+            g.store.add_entry(alice.id, "allow", "bob@friend.example")
+            with g.smtp() as s:
+                s.mail("bob@friend.example")
+                s.rcpt("alice@example.org")
+                err = DataReply(*s.data(MESSAGE))
+            assert err.value.smtp_code == 550 and err.value.smtp_error.startswith(b"5.1.1")
+
+
+# -- resilience ------------------------------------------------------------------------
+
+def test_locked_store_answers_451_not_250() -> None:
+    with GatewayProcess() as g:
+        alice, _ = g.store.add_user("alice@example.org")
+        db = g.store_url.split("///", 1)[1]
+        holder = sqlite3.connect(db, timeout=1)
+        holder.execute("BEGIN EXCLUSIVE")  # another writer holds the database for longer than busy_timeout
+        try:
+            with g.smtp(timeout=30) as s:
+                s.mail("stranger@unknown.example")
+                s.rcpt("alice@example.org")
+                err = DataReply(*s.data(MESSAGE))
+            assert (err.value.smtp_code, err.value.smtp_error[:5]) == (451, b"4.3.0")
+        finally:
+            holder.rollback()
+            holder.close()
+        assert g.proc.poll() is None  # still serving
+        with g.smtp() as s:
+            s.mail("stranger@unknown.example")
+            s.rcpt("alice@example.org")
+            err = DataReply(*s.data(MESSAGE))
+            assert err.value.smtp_code == 550
+
+
+def test_unreachable_postgres_answers_451(postgres: object) -> None:
+    from tests.support.postgres import PostgresServer
+
+    pg = PostgresServer()
+    try:
+        url = pg.create_database("gw")
+        with GatewayProcess(store_url=url) as g:
+            g.store.add_user("alice@example.org")
+            g.store.close()
+            pg.stop()
+            with g.smtp(timeout=30) as s:
+                s.mail("stranger@unknown.example")
+                code, text = s.rcpt("alice@example.org")
+            assert (code, text[:5]) == (451, b"4.3.0")
+            assert g.proc.poll() is None
+    finally:
+        pg.stop()
+
+
+def test_sigterm_finishes_the_open_transaction(sink: SmtpSink) -> None:
+    g = GatewayProcess(delivery=("smtp", f"127.0.0.1:{sink.port}"))
+    try:
+        alice, _ = g.store.add_user("alice@example.org")
+        g.store.add_entry(alice.id, "allow", "bob@friend.example")
+        g.start()
+        before = len(sink.messages())
+        idle = g.smtp()  # an idle session is closed politely
+        s = g.smtp()
+        s.mail("bob@friend.example")
+        s.rcpt("alice@example.org")
+        g.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        with pytest.raises(OSError):  # no new connections
+            socket.create_connection(("127.0.0.1", g.smtp_port), timeout=1).recv(10) or (_ for _ in ()).throw(OSError())
+        assert s.data(MESSAGE)[0] == 250
+        assert len(sink.wait_for_messages(before + 1)) == before + 1
+        assert idle.noop()[0] == 421
+        assert g.proc.wait(15) == 0
+    finally:
+        g.close()
+
+
+def test_several_workers_share_the_port(sink: SmtpSink) -> None:
+    with GatewayProcess(delivery=("smtp", f"127.0.0.1:{sink.port}"), workers=2) as g:
+        alice, _ = g.store.add_user("alice@example.org")
+        results = []
+
+        def client() -> None:
+            for _ in range(10):
+                with g.smtp() as s:
+                    s.mail("stranger@unknown.example")
+                    s.rcpt("alice@example.org")
+                    results.append(s.data(MESSAGE)[0])
+
+        threads = [threading.Thread(target=client) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert results == [550] * 40
+        assert len({e.challenge_id for e in g.events()}) == 1  # one challenge, reused across workers
+        pids = subprocess.run(["pgrep", "-g", str(g.proc.pid)], capture_output=True, text=True).stdout.split()
+        assert len(pids) >= 3  # supervisor + 2 workers
+
+
+def test_starttls_when_configured() -> None:
+    d = make_service_dir("sendergate-tls-")
+    try:
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                        "/CN=mx.example.org", "-keyout", str(d / "key.pem"), "-out", str(d / "cert.pem")],
+                       check=True, capture_output=True)
+        import ssl
+        with GatewayProcess(extra={"smtp": {"tls_cert": str(d / "cert.pem"), "tls_key": str(d / "key.pem")}}) as g:
+            alice, _ = g.store.add_user("alice@example.org")
+            g.store.add_entry(alice.id, "allow", "bob@friend.example")
+            with g.smtp() as s:
+                assert s.has_extn("starttls")
+                ctx = ssl.create_default_context(cafile=str(d / "cert.pem"))
+                ctx.check_hostname = False
+                s.starttls(context=ctx)
+                s.ehlo("client.test")
+                assert not s.has_extn("starttls")
+                s.mail("bob@friend.example")
+                s.rcpt("alice@example.org")
+                assert s.data(MESSAGE)[0] == 250
+            msg = next((g.maildir / "alice@example.org" / "Maildir" / "new").iterdir()).read_bytes()
+            assert b"with ESMTPS" in msg
+    finally:
+        remove_service_dir(d)
+
+
+def test_json_log_format(tmp_path: Path) -> None:
+    g = GatewayProcess()
+    try:
+        g.store.add_user("alice@example.org")
+        import os
+        import sys
+        log = open(g.log_path, "ab")
+        g.proc = subprocess.Popen([sys.executable, "-m", "sendergate", "gateway", "--config", str(g.config_path),
+                                   "--log-format", "json"], stdout=log, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+        g.log = log
+        deadline = time.monotonic() + 20
+        while "worker 0 ready" not in g.read_log() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with g.smtp() as s:
+            s.mail("bob@friend.example")
+            s.rcpt("nobody@example.org")
+        time.sleep(0.3)
+        lines = [l for l in g.read_log().splitlines() if '"event": "decision"' in l]
+        record = json.loads(lines[-1].split("sendergate.decision: ", 1)[1])
+        assert record["verdict"] == "unknown_recipient" and record["recipient"] == "nobody@example.org"
+    finally:
+        g.close()
