@@ -86,7 +86,8 @@ class ImapHarvester:
 
     @property
     def account(self) -> str:
-        return f"{self.username}@{self.host}:{self.port}"
+        # Not the port: switching 143/STARTTLS to 993/TLS keeps the same mailbox and state.
+        return f"{self.username}@{self.host}"
 
     # -- the shell: network --------------------------------------------------
 
@@ -217,7 +218,7 @@ class _Run:
                     return
                 batch = uids[start:start + self.h.batch_size]
                 fields = _SENT_FIELDS if is_sent else _ANSWERED_FIELDS
-                fetched = self.client.fetch(message_set(batch), [fields])
+                fetched = self.client.fetch(batch, [fields])
                 self._digest(fetched, is_sent)
                 self._advance(folder, batch[-1])
                 self.done += len(batch)
@@ -332,20 +333,6 @@ def find_sent_folder(folders: Sequence[tuple[Sequence[bytes], Any, str]], overri
                 return found
     raise ContactsError("no Sent folder found on the IMAP account (no folder is flagged \\Sent and "
                         "none has a usual name): choose it in the import settings")
-
-
-def message_set(uids: Sequence[int]) -> str:
-    """Sorted UIDs as a compact IMAP set, `1:500,502,504:900`: short commands for big batches."""
-    parts = []
-    start = prev = uids[0]
-    for uid in uids[1:]:
-        if uid == prev + 1:
-            prev = uid
-            continue
-        parts.append(f"{start}:{prev}" if prev != start else str(start))
-        start = prev = uid
-    parts.append(f"{start}:{prev}" if prev != start else str(start))
-    return ",".join(parts)
 
 
 def _header_bytes(data: Mapping[bytes, Any]) -> bytes | None:
