@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..policy.address import AddressError
+from ..policy.address import AddressError, parse, parse_pattern
 from ..policy.decide import VERDICTS, Verdict
 from ..store import NotFound, StoreError, User, queries
 from ..store.queries import DAY, Forbidden, Missing
@@ -38,7 +38,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sendergate.api")
 
-MAX_ID = 2**53  # ids beyond this cannot exist; bounding them keeps the drivers' integer types happy
+MAX_ID = 2**53  # event ids (BIGINT) beyond this cannot exist; bounding them keeps the drivers' integer types happy
+MAX_ROW_ID = 2**31 - 1  # challenges and list entries have INTEGER ids
 TOKEN_CACHE_SECONDS = 10.0  # a revoked token stops working on every node within this time
 TOKEN_TOUCH_SECONDS = 60.0  # last_used_at is written (and the use logged) at most this often per token
 FAILURES_ALLOWED = 10  # wrong tokens per client IP ...
@@ -182,14 +183,14 @@ def encode_cursor(last_id: int | None) -> str | None:
     return base64.urlsafe_b64encode(f"v1:{last_id}".encode()).rstrip(b"=").decode()
 
 
-def decode_cursor(cursor: str | None) -> int | None:
+def decode_cursor(cursor: str | None, max_id: int = MAX_ID) -> int | None:
     if not cursor:
         return None
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         version, _, value = raw.partition(":")
         last_id = int(value)
-        if version != "v1" or not 0 < last_id <= MAX_ID:
+        if version != "v1" or not 0 < last_id <= max_id:
             raise ValueError
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise HTTPException(400, "malformed cursor: pass next_cursor from the previous page unchanged") from None
@@ -223,16 +224,18 @@ def register(app: FastAPI, rt: "Runtime") -> None:
         if owner is None:
             return caller.user.id
         try:
+            parse_pattern(owner) if owner.strip().startswith("@") else parse(owner)
+        except AddressError as exc:
+            raise HTTPException(422, f"owner {owner[:80]!r}: {exc}") from None
+        try:
             user = await _run(rt, rt.store.user_by_address, owner)
         except HTTPException as exc:
-            if exc.status_code != 404 or caller.user.is_admin:
+            if exc.status_code != 404:
                 raise
-            user = None
-        except StoreError:
             user = None
         if user is None or (not caller.user.is_admin and user.id != caller.user.id):
             if caller.user.is_admin:
-                raise HTTPException(404, f"no user owns {owner}")
+                raise HTTPException(404, f"no user owns {owner[:80]}")
             raise HTTPException(403, "you may only act for your own addresses")
         return user.id
 
@@ -267,10 +270,10 @@ def register(app: FastAPI, rt: "Runtime") -> None:
                          limit: Annotated[int, Query(ge=1, le=500)] = 50) -> ChallengePage:
         st = None if status == "all" else ChallengeStatus(status).value
         rows, last = await _run(rt, queries.challenges_page, rt.store, caller.scope, status=st, q=q.strip(),
-                                before_id=decode_cursor(cursor), limit=limit)
+                                before_id=decode_cursor(cursor, MAX_ROW_ID), limit=limit)
         return ChallengePage(items=[challenge_out(r) for r in rows], next_cursor=encode_cursor(last))
 
-    ChallengeId = Annotated[int, Path(ge=1, le=MAX_ID)]
+    ChallengeId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 
     @api.get("/challenges/{challenge_id}", response_model=Challenge, tags=["challenges"], responses=NOT_FOUND,
              summary="One challenge")
@@ -386,9 +389,9 @@ def _challenge_counts(store: Any) -> dict[str, int]:
 
 
 def _list_routes(api: APIRouter, rt: "Runtime", action: str, name: str, CallerDep: Any, owner_id: Any) -> None:
-    EntryId = Annotated[int, Path(ge=1, le=MAX_ID)]
+    EntryId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 
-    @api.get(f"/{name}", response_model=ListEntryPage, tags=[name], responses={**BAD_REQUEST, **NOT_FOUND},
+    @api.get(f"/{name}", response_model=ListEntryPage, tags=[name], responses={**BAD_REQUEST, **NOT_FOUND, **FORBIDDEN},
              summary=f"{name.capitalize()} entries, newest first", operation_id=f"list_{name}")
     async def list_entries(caller: CallerDep,
                            q: Annotated[str, Query(max_length=200, pattern=NoControl)] = "",
@@ -400,7 +403,7 @@ def _list_routes(api: APIRouter, rt: "Runtime", action: str, name: str, CallerDe
         if owner is not None:
             oid = await owner_id(caller, owner)
         rows, last = await _run(rt, queries.entries_page, rt.store, caller.scope, action, q=q.strip(), owner_id=oid,
-                                before_id=decode_cursor(cursor), limit=limit)
+                                before_id=decode_cursor(cursor, MAX_ROW_ID), limit=limit)
         return ListEntryPage(items=[entry_out(r) for r in rows], next_cursor=encode_cursor(last))
 
     @api.post(f"/{name}", response_model=ListEntryOut, tags=[name], status_code=201,
