@@ -237,7 +237,12 @@ def test_gtube_is_refused_as_spam_with_score_and_symbols(clamd_daemon: ScannerDa
 
 
 def test_clean_message_passes_both_scanners(clamd_daemon: ScannerDaemon, spamd_daemon: ScannerDaemon) -> None:
-    outcome = run(scanners(clamd=clamd_daemon.unix_spec, spamd=spamd_daemon.unix_spec).scan(CLEAN, spam=True))
+    scan = scanners(clamd=clamd_daemon.unix_spec, spamd=spamd_daemon.unix_spec)
+    observed: list[tuple[str, float]] = []
+    scan.observe = lambda name, seconds: observed.append((name, seconds))
+    outcome = run(scan.scan(CLEAN, spam=True))
+    assert sorted(name for name, _ in observed) == ["clamd", "spamd"]
+    assert all(0 < seconds < 10 for _, seconds in observed)
     assert outcome.virus is None
     assert outcome.spam_score is not None and outcome.spam_score < 5.0, outcome
     assert "GTUBE" not in outcome.spam_symbols

@@ -60,8 +60,11 @@ class Scanners:
         self.clamd_address = parse_socket_spec(config.clamd) if config.clamd else None
         self.spamd_address = parse_socket_spec(config.spamd) if config.spamd else None
         self._spamd = SpamdClient(self.spamd_address, config.timeout) if self.spamd_address else None
-        # Seconds the last scan spent in each scanner, for metrics and the benchmark.
+        # Seconds the latest scan spent in each scanner. With concurrent SMTP
+        # sessions "latest" may be another session's scan: for metrics prefer
+        # `observe`, called once per scanner per scan.
         self.last_timings: dict[str, float] = {}
+        self.observe: Callable[[str, float], None] | None = None
 
     async def scan(self, message: bytes, *, spam: bool) -> ScanOutcome:
         """Virus-scan every message; spam-scan it too when `spam` (unknown senders)."""
@@ -72,6 +75,9 @@ class Scanners:
             jobs["spamd"] = self._timed(self._spam_scan, message)
         halves = await asyncio.gather(*jobs.values())
         self.last_timings = {name: half.seconds for name, half in zip(jobs, halves)}
+        if self.observe is not None:
+            for name, seconds in self.last_timings.items():
+                self.observe(name, seconds)
         outcome = ScanOutcome()
         for half in halves:
             outcome = _merge(outcome, half.outcome)
