@@ -1,0 +1,129 @@
+"""Helpers shared by the test-service launchers: loopback ports, service
+directories, child processes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+
+class ServiceError(RuntimeError):
+    """A test service could not be started, used or stopped; the message says why."""
+
+
+def free_loopback_port() -> int:
+    """A TCP port on 127.0.0.1 that nobody listens on right now.
+
+    The kernel picks it; there is a small window before the service binds it,
+    which is acceptable for tests (a clash fails loudly at start).
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def make_service_dir(prefix: str) -> Path:
+    """A fresh directory under /tmp, mode 0755.
+
+    Daemons that drop privileges (postgres, postfix, dovecot) must traverse
+    every parent; pytest's tmp_path and a bare mkdtemp are 0700.
+    """
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    path.chmod(0o755)
+    return path
+
+
+def remove_service_dir(path: Path) -> None:
+    if path.exists():
+        shutil.rmtree(path)
+
+
+def require_executable(path: str | Path, what: str) -> Path:
+    """Fail loudly when a daemon's binary is missing, naming the package to install."""
+    executable = Path(path)
+    if not (executable.is_file() and os.access(executable, os.X_OK)):
+        raise ServiceError(
+            f"{what} not found at {executable}: install it "
+            "(installer/dev/system-deps.sh test installs every test dependency)"
+        )
+    return executable
+
+
+def run_checked(argv: Sequence[str | Path], what: str, timeout: float = 60.0) -> str:
+    """Run a setup command; on failure raise with its output, never swallow it."""
+    completed = subprocess.run(
+        [str(arg) for arg in argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise ServiceError(
+            f"{what} failed (exit {completed.returncode}): "
+            f"{' '.join(map(str, argv))}\n{completed.stdout.strip()}"
+        )
+    return completed.stdout
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child of ours still answers kill(0); reap it if it is ours.
+    try:
+        reaped, _ = os.waitpid(pid, os.WNOHANG)
+        return reaped == 0
+    except ChildProcessError:
+        return _not_zombie(pid)
+
+
+def _not_zombie(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    # Field 3 after the parenthesised command name is the state letter.
+    return status.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def kill_and_wait(pid: int, timeout: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL if the process outlives the timeout."""
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 2.0)):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if not pid_alive(pid):
+                return
+            time.sleep(0.02)
+    raise ServiceError(f"process {pid} survived SIGKILL")
+
+
+def wait_for_port(port: int, timeout: float, what: str, alive: Callable[[], bool] | None = None) -> None:
+    """Block until something accepts TCP connections on 127.0.0.1:port."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            pass
+        if alive is not None and not alive():
+            raise ServiceError(f"{what} exited before listening on 127.0.0.1:{port}")
+        if time.monotonic() > deadline:
+            raise ServiceError(f"{what} did not listen on 127.0.0.1:{port} within {timeout:.0f} s")
+        time.sleep(0.01)
