@@ -23,7 +23,7 @@ from ..policy.automated import automated_reason
 from ..policy.decide import (KNOWN, NULL, UNKNOWN, AuthResults, DataDecision, EventRecord, MessageFacts, Reply,
                              ScanOutcome, Verdict, check_recipient_address, decide_data, decide_rcpt, route)
 from ..policy.lists import match_list
-from ..store import StoreError, hash_message_id
+from ..store import StoreError, hash_message_id, new_token
 
 if TYPE_CHECKING:
     from ..gateway import Runtime
@@ -176,8 +176,8 @@ class GatewayHandler:
         user_id = tx.recipients[0].user_id
         reply_known = False
         list_candidate = None
-        if sender_class == UNKNOWN:
-            refs = _MSGID.findall(headers.get("in-reply-to", "") + " " + headers.get("references", ""))
+        refs = _MSGID.findall(headers.get("in-reply-to", "") + " " + headers.get("references", ""))
+        if sender_class == UNKNOWN and (refs or list_id or list_post):
             hashes = [hash_message_id(m) for m in refs[-50:]]
             reply_known, list_entries = await self.rt.astore.run(self._unknown_lookup, user_id, hashes,
                                                                  list_id, list_post)
@@ -236,9 +236,9 @@ class GatewayHandler:
         assert tx.sender is not None
         texts = []
         for r in tx.recipients:
-            cid, token = await self.rt.astore.run(
-                self.rt.store.open_challenge, r.user_id, str(r.address), tx.sender.key,
-                ttl=self.cfg.challenge.ttl, subject=meta["subject"], client_ip=_peer_ip(session))
+            cid, token = await self.rt.astore.write(
+                self.rt.store.open_challenge_tx, r.user_id, str(r.address), tx.sender.key,
+                self.cfg.challenge.ttl, meta["subject"], _peer_ip(session), new_token())
             url = f"{self.rt.cfg.public_url}/c/{token}"
             texts.append(replies.challenge_text(self.cfg.challenge.reply, str(r.address), tx.sender.key, url))
             await self._record(session, tx, str(r.address), Verdict.CHALLENGED, decision.reason, r.user_id,

@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import secrets
-import threading
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -350,7 +349,7 @@ class Store:
         for attempt in range(3):  # another worker may open the same challenge at the same moment
             try:
                 with self.engine.begin() as conn:
-                    return self._open_challenge(conn, user_id, recipient, sender, ttl, subject, client_ip, token)
+                    return self.open_challenge_tx(conn, user_id, recipient, sender, ttl, subject, client_ip, token)
             except IntegrityError:
                 if attempt == 2:
                     raise
@@ -360,15 +359,16 @@ class Store:
                 log.info("retrying challenge after concurrent write: %s", _short(exc))
         raise AssertionError("unreachable")
 
-    def _open_challenge(self, conn: Connection, user_id: int, recipient: str, sender: str, ttl: float,
+    def open_challenge_tx(self, conn: Connection, user_id: int, recipient: str, sender: str, ttl: float,
                         subject: str, client_ip: str, token: str) -> tuple[int, str]:
         now = now_ts()
         pending = and_(s.challenges.c.user_id == user_id, s.challenges.c.sender == sender,
                        s.challenges.c.status == "pending")
-        # a lapsed challenge makes way for a new one (only one may be pending)
-        conn.execute(update(s.challenges).where(pending, s.challenges.c.expires_at <= now)
-                     .values(status="expired", updated_at=now))
-        row = conn.execute(select(s.challenges.c.id).where(pending)).first()
+        row = conn.execute(select(s.challenges.c.id, s.challenges.c.expires_at).where(pending)).first()
+        if row is not None and row.expires_at <= now:  # a lapsed challenge makes way for a new one
+            conn.execute(update(s.challenges).where(s.challenges.c.id == row.id)
+                         .values(status="expired", updated_at=now))
+            row = None
         if row is not None:
             cid = row.id
             conn.execute(update(s.challenges).where(s.challenges.c.id == cid).values(
@@ -389,6 +389,9 @@ class Store:
                 .where(s.challenge_tokens.c.token_hash == hash_secret(token))).first()
 
     # -- events --------------------------------------------------------------
+    def add_event_tx(self, conn: Connection, record: EventRecord) -> int:
+        return conn.execute(insert(s.events).values(**_event_row(record))).inserted_primary_key[0]
+
     def add_events(self, records: Sequence[EventRecord]) -> list[int]:
         rows = [_event_row(r) for r in records]
         with self.engine.begin() as conn:
@@ -452,15 +455,22 @@ def _short(exc: BaseException) -> str:
 
 
 class AsyncStore:
-    """The store for the event loop: calls run on a small thread pool; events are group-committed."""
+    """The store for the event loop.
+
+    Reads run on a small thread pool. Writes from many SMTP sessions are
+    group-committed: whatever is queued while one commit is on its way to
+    disk goes into the next transaction, so a busy gateway pays one fsync
+    for many events and challenges. Each caller gets its own result or
+    error once its write is durable.
+    """
 
     def __init__(self, store: Store, *, threads: int = 4) -> None:
         self.store = store
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="store")
-        self._pending: list[tuple[EventRecord, asyncio.Future[int]]] = []
+        self._writer_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
+        self._pending: list[tuple[Any, tuple[Any, ...], asyncio.Future[Any]]] = []
         self._wakeup: asyncio.Event | None = None
         self._writer: asyncio.Task[None] | None = None
-        self._lock = threading.Lock()
 
     async def run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
@@ -471,45 +481,79 @@ class AsyncStore:
 
     def start(self) -> None:
         self._wakeup = asyncio.Event()
-        self._writer = asyncio.create_task(self._write_loop(), name="event-writer")
+        self._writer = asyncio.create_task(self._write_loop(), name="store-writer")
 
-    async def record(self, record: EventRecord) -> int:
-        """Store one event durably; returns its id once committed (shared commits under load)."""
-        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._pending.append((record, fut))
+    async def write(self, op: Any, *args: Any) -> Any:
+        """Run `op(conn, *args)` in the next group commit; returns its result once committed."""
         assert self._wakeup is not None, "AsyncStore.start() not called"
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending.append((op, args, fut))
         self._wakeup.set()
         return await fut
 
+    async def record(self, record: EventRecord) -> int:
+        """Store one event durably; returns its id."""
+        return await self.write(self.store.add_event_tx, record)
+
     async def _write_loop(self) -> None:
         assert self._wakeup is not None
+        loop = asyncio.get_running_loop()
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
             batch, self._pending = self._pending, []
             if not batch:
                 continue
+            results = await loop.run_in_executor(self._writer_pool, self._commit, [(op, a) for op, a, _ in batch])
+            for (_, _, fut), (ok, value) in zip(batch, results):
+                if fut.done():
+                    continue
+                if ok:
+                    fut.set_result(value)
+                else:
+                    fut.set_exception(value if isinstance(value, StoreError) else StoreError(_short(value)))
+
+    def _commit(self, ops: list[tuple[Any, tuple[Any, ...]]]) -> list[tuple[bool, Any]]:
+        try:
+            with self.store.engine.begin() as conn:
+                results = [(True, op(conn, *args)) for op, args in ops]
+            return results
+        except Exception as exc:  # noqa: BLE001 - one bad write must not fail its neighbours
+            if len(ops) > 1:
+                log.info("group commit of %d writes failed (%s); writing them one by one", len(ops), _short(exc))
+        out = []
+        for op, args in ops:
+            out.append(self._commit_one(op, args))
+        return out
+
+    def _commit_one(self, op: Any, args: tuple[Any, ...]) -> tuple[bool, Any]:
+        for attempt in range(3):
             try:
-                ids = await self.run(self.store.add_events, [r for r, _ in batch])
-            except Exception as exc:  # every waiter hears about it; the writer keeps going
-                log.error("event write failed for %d events: %s", len(batch), exc)
-                for _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(StoreError(str(exc)))
-                continue
-            for (_, fut), eid in zip(batch, ids):
-                if not fut.done():
-                    fut.set_result(eid)
+                with self.store.engine.begin() as conn:
+                    return True, op(conn, *args)
+            except IntegrityError as exc:  # a concurrent writer got there first; the retry sees its row
+                error: Exception = exc
+            except OperationalError as exc:  # SQLite: locked, or another process wrote since our snapshot
+                error = exc
+                if not self.store.is_sqlite:
+                    break
+            except Exception as exc:  # noqa: BLE001 - handed to the caller
+                log.error("store write failed: %s", _short(exc))
+                return False, exc
+            time.sleep(0.01 * (attempt + 1))
+        log.error("store write failed: %s", _short(error))
+        return False, error
 
     async def close(self) -> None:
         if self._writer is not None:
-            # flush what is queued before stopping
-            while self._pending:
+            while self._pending:  # flush what is queued before stopping
                 self._wakeup.set()  # type: ignore[union-attr]
                 await asyncio.sleep(0.01)
+            await asyncio.sleep(0)  # let the last batch's callers wake
             self._writer.cancel()
             try:
                 await self._writer
             except asyncio.CancelledError:
                 pass
+        self._writer_pool.shutdown(wait=True)
         self._pool.shutdown(wait=True)
