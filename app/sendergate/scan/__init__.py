@@ -77,7 +77,10 @@ class Scanners:
         self.last_timings = {name: half.seconds for name, half in zip(jobs, halves)}
         if self.observe is not None:
             for name, seconds in self.last_timings.items():
-                self.observe(name, seconds)
+                try:
+                    self.observe(name, seconds)
+                except Exception:  # a metrics bug must not cost the message its scan result
+                    log.exception("scan timing observer failed for %s", name)
         outcome = ScanOutcome()
         for half in halves:
             outcome = _merge(outcome, half.outcome)
