@@ -474,22 +474,27 @@ def test_ping_reports_unreachable_and_hung_scanners(own_clamd: ScannerDaemon, pa
 def test_scanning_a_large_message_does_not_block_the_event_loop(own_clamd: ScannerDaemon,
                                                                 spamd_daemon: ScannerDaemon) -> None:
     """Other SMTP sessions share the loop: while a 20 MB message streams to clamd
-    and a 490 kB one to spamd, a 5 ms ticker must keep ticking."""
+    and a 490 kB one to spamd, a 5 ms ticker must keep ticking. CPU time spent
+    between two ticks is what our code can be blamed for (wall-clock gaps also
+    include the other processes on this busy 2-core machine), so that is held
+    tight and the wall-clock gap only loosely."""
     big = padded(EICAR, 20_000_000)
     spam_sized = padded(GTUBE, 490_000, at_end=False)
     scan = scanners(clamd=own_clamd.tcp_spec, spamd=spamd_daemon.tcp_spec)
 
-    async def scenario() -> tuple[ScanOutcome, ScanOutcome, float]:
-        gaps: list[float] = []
+    async def scenario() -> tuple[ScanOutcome, ScanOutcome, float, float]:
+        wall_gaps: list[float] = []
+        cpu_gaps: list[float] = []
         stop = asyncio.Event()
 
         async def ticker() -> None:
-            last = time.perf_counter()
+            wall, cpu = time.perf_counter(), time.thread_time()
             while not stop.is_set():
                 await asyncio.sleep(0.005)
-                now = time.perf_counter()
-                gaps.append(now - last)
-                last = now
+                now_wall, now_cpu = time.perf_counter(), time.thread_time()
+                wall_gaps.append(now_wall - wall)
+                cpu_gaps.append(now_cpu - cpu)
+                wall, cpu = now_wall, now_cpu
 
         tick = asyncio.create_task(ticker())
         await asyncio.sleep(0.02)
@@ -497,9 +502,10 @@ def test_scanning_a_large_message_does_not_block_the_event_loop(own_clamd: Scann
         spam_outcome = await scan.scan(spam_sized, spam=True)
         stop.set()
         await tick
-        return virus_outcome, spam_outcome, max(gaps)
+        return virus_outcome, spam_outcome, max(wall_gaps), max(cpu_gaps)
 
-    virus_outcome, spam_outcome, worst_gap = run(scenario())
+    virus_outcome, spam_outcome, wall_gap, cpu_gap = run(scenario())
     assert virus_outcome.virus == EICAR_REPORTED
     assert spam_outcome.spam_score is not None and spam_outcome.spam_score >= 1000
-    assert worst_gap < 0.1, f"event loop blocked for {worst_gap * 1000:.0f} ms"
+    assert cpu_gap < 0.03, f"event loop busy for {cpu_gap * 1000:.0f} ms of CPU between two ticks"
+    assert wall_gap < 0.5, f"event loop stalled for {wall_gap * 1000:.0f} ms"
