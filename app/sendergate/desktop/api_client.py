@@ -1,0 +1,377 @@
+"""The desktop app's only way into the gateway: its HTTP API (SPEC §6), through httpx.
+
+Synchronous on purpose: every call runs on a worker thread (operations.py),
+never on the GUI thread. Answers become small frozen records; errors become
+`ApiError`s whose message is one line fit to show to a person.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+# The verdicts of SPEC §4.3, in the order the app shows them.
+VERDICTS: tuple[str, ...] = ("delivered", "screened", "challenged", "bulk", "virus", "spam", "blocked",
+                             "relay_denied", "unknown_recipient", "tempfail")
+
+USER_AGENT = "sendergate-desktop"
+
+
+class ApiError(Exception):
+    """A call failed in a way a person can understand and act on; str() is one line."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Unauthorized(ApiError):
+    """The gateway does not accept the token."""
+
+
+class Unreachable(ApiError):
+    """The gateway did not answer (down, wrong address, network)."""
+
+
+# -- records ---------------------------------------------------------------------------------
+def _ts(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
+
+
+@dataclass(frozen=True, slots=True)
+class Me:
+    id: int
+    name: str
+    role: str
+    addresses: tuple[str, ...]
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "Me":
+        return cls(d["id"], d.get("name", ""), d["role"], tuple(d.get("addresses", ())))
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    id: int
+    ts: datetime
+    verdict: str
+    reason: str
+    sender: str
+    recipient: str
+    subject: str
+    from_header: str
+    client_ip: str
+    helo: str
+    message_id: str
+    size: int | None
+    spam_score: float | None
+    virus: str
+    challenge_id: int | None
+    details: dict[str, Any]
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "Event":
+        return cls(d["id"], _ts(d["ts"]) or datetime.now(timezone.utc), d["verdict"], d.get("reason", ""),
+                   d.get("sender", ""), d.get("recipient", ""), d.get("subject", ""), d.get("from_header", ""),
+                   d.get("client_ip", ""), d.get("helo", ""), d.get("message_id", ""), d.get("size"),
+                   d.get("spam_score"), d.get("virus", ""), d.get("challenge_id"), d.get("details") or {})
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    id: int
+    recipient: str
+    sender: str
+    status: str
+    subject: str
+    attempts: int
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "Challenge":
+        now = datetime.now(timezone.utc)
+        return cls(d["id"], d.get("recipient", ""), d["sender"], d["status"], d.get("subject", ""),
+                   d.get("attempts", 0), _ts(d.get("created_at")) or now, _ts(d.get("updated_at")) or now,
+                   _ts(d.get("expires_at")) or now)
+
+
+@dataclass(frozen=True, slots=True)
+class ListEntry:
+    id: int
+    entry: str
+    kind: str
+    action: str
+    source: str
+    note: str
+    created_at: datetime
+    expires_at: datetime | None
+    owner: str | None
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "ListEntry":
+        return cls(d["id"], d["entry"], d.get("kind", "address"), d.get("action", "allow"), d.get("source", ""),
+                   d.get("note", ""), _ts(d.get("created_at")) or datetime.now(timezone.utc),
+                   _ts(d.get("expires_at")), d.get("owner"))
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    days: tuple[tuple[str, dict[str, int]], ...]  # (ISO date, verdict -> count), oldest first
+    totals: dict[str, int]
+    pending_challenges: int
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "Stats":
+        return cls(tuple((day["date"], dict(day["counts"])) for day in d.get("days", ())), dict(d.get("totals", {})),
+                   int(d.get("pending_challenges", 0)))
+
+    def today(self) -> dict[str, int]:
+        return dict(self.days[-1][1]) if self.days else dict.fromkeys(VERDICTS, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: tuple[Any, ...]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StreamMessage:
+    """One server-sent event: kind is 'event' or 'challenge'; record is an Event or a Challenge."""
+
+    kind: str
+    record: Any
+    last_id: str
+
+
+# -- URLs --------------------------------------------------------------------------------------
+def normalise_url(url: str) -> str:
+    """'mx.example.org:8025' -> 'https://mx.example.org:8025'; trailing slashes dropped. Raises ValueError."""
+    url = url.strip()
+    if not url:
+        raise ValueError("enter the gateway's address, e.g. https://mx.example.org")
+    if "://" not in url:
+        url = "https://" + url
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"the gateway's address must start with https:// (or http://), not {parts.scheme}://")
+    if not parts.hostname:
+        raise ValueError("the gateway's address has no host name")
+    try:
+        parts.port
+    except ValueError:
+        raise ValueError("the gateway's address has an invalid port") from None
+    return url.rstrip("/")
+
+
+def is_loopback_host(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def sends_token_in_clear(url: str) -> bool:
+    """True for plain http to anything but this machine: the token would cross the network readable."""
+    parts = urlsplit(url)
+    return parts.scheme == "http" and not is_loopback_host(parts.hostname or "")
+
+
+# -- the client ------------------------------------------------------------------------------
+def _one_line(text: str, limit: int = 300) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+class GatewayClient:
+    """One gateway, one token. Thread-safe for concurrent calls (httpx.Client is)."""
+
+    def __init__(self, base_url: str, token: str, *, timeout: float = 15.0) -> None:
+        self.base_url = normalise_url(base_url)
+        self._token = token
+        self._http = httpx.Client(base_url=self.base_url + "/api/v1", timeout=timeout,
+                                  headers={"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT,
+                                           "Accept": "application/json"})
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- plumbing --
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TimeoutException:
+            raise Unreachable(f"the gateway at {self.base_url} did not answer in time") from None
+        except httpx.TransportError as exc:
+            raise Unreachable(f"cannot reach the gateway at {self.base_url}: {_one_line(exc) or type(exc).__name__}") from None
+        return self._check(response)
+
+    def _check(self, response: httpx.Response) -> Any:
+        if response.status_code < 400:
+            if response.status_code == 204 or not response.content:
+                return None
+            try:
+                return response.json()
+            except ValueError:
+                raise ApiError(f"{self.base_url} answered with something that is not the SenderGate API "
+                               f"(HTTP {response.status_code})", response.status_code) from None
+        try:
+            detail = response.json().get("detail", "")
+        except (ValueError, AttributeError):
+            detail = ""
+        detail = _one_line(detail or response.reason_phrase or "error")
+        if response.status_code == 401:
+            raise Unauthorized(f"the gateway does not accept this token ({detail})", 401)
+        if response.status_code == 404 and not detail:
+            raise ApiError(f"{self.base_url} does not look like a SenderGate gateway (no /api/v1)", 404)
+        if response.status_code >= 500:
+            raise ApiError(f"the gateway has a problem: {detail} (HTTP {response.status_code})", response.status_code)
+        raise ApiError(detail, response.status_code)
+
+    # -- account --
+    def me(self) -> Me:
+        return Me.from_json(self._call("GET", "/me"))
+
+    # -- events --
+    def events(self, *, verdicts: tuple[str, ...] = (), q: str = "", cursor: str | None = None,
+               limit: int = 200, since: datetime | None = None) -> Page:
+        params: list[tuple[str, str | int]] = [("limit", limit)]
+        params += [("verdict", v) for v in verdicts]
+        if q.strip():
+            params.append(("q", q.strip()[:200]))
+        if cursor:
+            params.append(("cursor", cursor))
+        if since is not None:
+            params.append(("since", since.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")))
+        body = self._call("GET", "/events", params=params)
+        return Page(tuple(Event.from_json(e) for e in body["items"]), body.get("next_cursor"))
+
+    def stats(self, days: int = 30) -> Stats:
+        return Stats.from_json(self._call("GET", "/stats", params={"days": days}))
+
+    # -- challenges --
+    def challenges(self, *, status: str = "pending", q: str = "", cursor: str | None = None, limit: int = 200) -> Page:
+        params: dict[str, str | int] = {"status": status, "limit": limit}
+        if q.strip():
+            params["q"] = q.strip()[:200]
+        if cursor:
+            params["cursor"] = cursor
+        body = self._call("GET", "/challenges", params=params)
+        return Page(tuple(Challenge.from_json(c) for c in body["items"]), body.get("next_cursor"))
+
+    def all_pending(self) -> list[Challenge]:
+        out: list[Challenge] = []
+        cursor: str | None = None
+        while True:
+            page = self.challenges(cursor=cursor, limit=500)
+            out += page.items
+            if not page.next_cursor:
+                return out
+            cursor = page.next_cursor
+
+    def decide(self, challenge_id: int, decision: str) -> Challenge:
+        """decision: 'approve', 'deny' or 'allow-domain'."""
+        if decision not in ("approve", "deny", "allow-domain"):
+            raise ValueError(decision)
+        body = self._call("POST", f"/challenges/{int(challenge_id)}/{decision}")
+        return Challenge.from_json(body["challenge"])
+
+    # -- allow and block lists: action is 'allow' or 'block' --
+    @staticmethod
+    def _list(action: str) -> str:
+        if action not in ("allow", "block"):
+            raise ValueError(action)
+        return "/allowlist" if action == "allow" else "/blocklist"
+
+    def entries(self, action: str, *, q: str = "", cursor: str | None = None, limit: int = 500) -> Page:
+        params: dict[str, str | int] = {"limit": limit}
+        if q.strip():
+            params["q"] = q.strip()[:200]
+        if cursor:
+            params["cursor"] = cursor
+        body = self._call("GET", self._list(action), params=params)
+        return Page(tuple(ListEntry.from_json(e) for e in body["items"]), body.get("next_cursor"))
+
+    def all_entries(self, action: str, q: str = "") -> list[ListEntry]:
+        out: list[ListEntry] = []
+        cursor: str | None = None
+        while True:
+            page = self.entries(action, q=q, cursor=cursor, limit=1000)
+            out += page.items
+            if not page.next_cursor:
+                return out
+            cursor = page.next_cursor
+
+    def add_entry(self, action: str, entry: str, *, note: str = "", expires_at: datetime | None = None) -> ListEntry:
+        body: dict[str, Any] = {"entry": entry, "note": note}
+        if expires_at is not None:
+            body["expires_at"] = expires_at.astimezone(timezone.utc).isoformat()
+        return ListEntry.from_json(self._call("POST", self._list(action), json=body))
+
+    def update_entry(self, action: str, entry_id: int, *, note: str | None = None,
+                     expires_at: datetime | None = None, clear_expiry: bool = False) -> ListEntry:
+        body: dict[str, Any] = {"clear_expiry": clear_expiry}
+        if note is not None:
+            body["note"] = note
+        if expires_at is not None:
+            body["expires_at"] = expires_at.astimezone(timezone.utc).isoformat()
+        return ListEntry.from_json(self._call("PATCH", f"{self._list(action)}/{int(entry_id)}", json=body))
+
+    def remove_entry(self, action: str, entry_id: int) -> None:
+        self._call("DELETE", f"{self._list(action)}/{int(entry_id)}")
+
+    # -- live stream --
+    def stream(self, last_id: str = "", *, heartbeat: int = 5, stop: Any = None) -> Iterator[StreamMessage]:
+        """Server-sent events until the connection ends. `stop()` returning True ends it early.
+
+        Raises Unreachable / Unauthorized like the other calls; the caller reconnects.
+        """
+        headers = {"Accept": "text/event-stream"}
+        if last_id:
+            headers["Last-Event-ID"] = last_id
+        # a heartbeat arrives every `heartbeat` s: no byte for 3 of them means the line is dead
+        timeout = httpx.Timeout(10.0, read=max(3.0, heartbeat * 3.0))
+        try:
+            with self._http.stream("GET", "/stream", params={"heartbeat": heartbeat}, headers=headers,
+                                   timeout=timeout) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    self._check(response)
+                kind, data, msg_id = "message", [], ""
+                for line in response.iter_lines():
+                    if stop is not None and stop():
+                        return
+                    if line == "":
+                        if data and kind in ("event", "challenge"):
+                            record = json.loads("\n".join(data))
+                            parsed = Event.from_json(record) if kind == "event" else Challenge.from_json(record)
+                            yield StreamMessage(kind, parsed, msg_id)
+                        kind, data = "message", []
+                        continue
+                    if line.startswith(":"):
+                        continue
+                    name, _, value = line.partition(":")
+                    value = value[1:] if value.startswith(" ") else value
+                    if name == "event":
+                        kind = value
+                    elif name == "data":
+                        data.append(value)
+                    elif name == "id":
+                        msg_id = value
+        except httpx.TimeoutException:
+            raise Unreachable(f"the live stream from {self.base_url} went quiet") from None
+        except httpx.TransportError as exc:
+            raise Unreachable(f"lost the live stream from {self.base_url}: {_one_line(exc) or type(exc).__name__}") from None

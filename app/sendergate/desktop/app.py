@@ -1,0 +1,185 @@
+"""sendergate-desktop: the entry point (gui script), argument parsing, first run, and `run_connected`
+for `sendergate demo`.
+
+    sendergate-desktop                                  # saved settings and keychain; setup on first run
+    SENDERGATE_TOKEN=... sendergate-desktop --gateway https://mx.example.org   # automation, tests
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+
+from .. import __version__
+
+log = logging.getLogger("sendergate.desktop")
+
+DEFAULT_TOKEN_ENV = "SENDERGATE_TOKEN"
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="sendergate-desktop",
+                                description="SenderGate desktop app: see who was refused, approve or deny senders.")
+    p.add_argument("--gateway", metavar="URL", help="the gateway's address (skips the saved settings)")
+    p.add_argument("--token-env", metavar="NAME", default=DEFAULT_TOKEN_ENV,
+                   help=f"environment variable holding the API token (default: {DEFAULT_TOKEN_ENV})")
+    p.add_argument("--allow-insecure-http", action="store_true",
+                   help="send the token over plain http to a gateway that is not this machine without asking")
+    p.add_argument("--settings-file", metavar="FILE", help="keep settings in this INI file instead of the system's")
+    p.add_argument("--language", choices=("en", "de"), help="user-interface language (default: the system's)")
+    p.add_argument("--setup", action="store_true", help="show the connection setup even if one is saved")
+    p.add_argument("--version", action="version", version=f"sendergate-desktop {__version__}")
+    return p.parse_args(argv)
+
+
+def make_application(argv: Sequence[str] | None = None) -> "QApplication":  # type: ignore[name-defined]  # noqa: F821
+    from PySide6.QtWidgets import QApplication
+
+    from .icons import app_icon
+    from .settings import APPLICATION, ORGANIZATION
+
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication([sys.argv[0] if sys.argv else "sendergate-desktop", *(argv or [])])
+    app.setOrganizationName(ORGANIZATION)
+    app.setApplicationName(APPLICATION)
+    app.setApplicationVersion(__version__)
+    app.setDesktopFileName("sendergate-desktop")
+    app.setWindowIcon(app_icon())
+    return app  # type: ignore[return-value]
+
+
+def confirm_insecure(url: str) -> bool:
+    """Plain http to another machine: the token would travel readable. Ask before sending it."""
+    from PySide6.QtCore import QCoreApplication
+    from PySide6.QtWidgets import QMessageBox
+
+    def tr(text: str) -> str:
+        return QCoreApplication.translate("App", text)
+
+    answer = QMessageBox.warning(
+        None, tr("Unencrypted connection"),
+        tr("%1 uses plain http and is not this computer. Your API token would travel over the network "
+           "unencrypted, readable by anyone on the way.\n\nSend it anyway?").replace("%1", url),
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+    return answer == QMessageBox.StandardButton.Yes
+
+
+def open_window(client: "GatewayClient", settings: "Settings") -> "MainWindow":  # type: ignore[name-defined]  # noqa: F821
+    """The main window for a client, shown, with the first data and the live stream on their way."""
+    from PySide6.QtCore import QCoreApplication
+
+    from .api_client import ApiError, Unauthorized
+    from .main_window import MainWindow
+    from .operations import Operation
+
+    window = MainWindow(client, settings)
+    window.show()
+    window.start()
+
+    def who(me: object) -> None:
+        window.me = me  # type: ignore[assignment]
+        window._update_title()
+
+    def refused(exc: ApiError) -> None:
+        if isinstance(exc, Unauthorized):
+            window.messages.error(str(exc) + " — " + QCoreApplication.translate(
+                "App", "set up the connection again (File → Connection…) or ask for a new token."))
+        else:
+            window.messages.error(str(exc))
+
+    Operation(window, client.me, who).failure(refused).run()
+    return window
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=os.environ.get("SENDERGATE_LOG", "WARNING").upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from . import crash, i18n
+    from .api_client import GatewayClient, normalise_url, sends_token_in_clear
+    from .secrets import TOKEN, SecretStore
+    from .settings import Settings
+    from .setup import SetupDialog
+
+    app = make_application()
+    settings = Settings.at_path(args.settings_file) if args.settings_file else Settings()
+    i18n.install(app, i18n.pick_language(args.language or settings.language))
+    crash.install_excepthook()
+    secrets = SecretStore()
+
+    url, token = "", ""
+    if args.gateway:
+        try:
+            url = normalise_url(args.gateway)
+        except ValueError as exc:
+            print(f"sendergate-desktop: --gateway: {exc}", file=sys.stderr)
+            return 2
+        token = os.environ.get(args.token_env, "").strip()
+    elif settings.gateway_url and not args.setup:
+        url = settings.gateway_url
+        token = secrets.get(TOKEN) or ""
+
+    if not url or not token or args.setup:
+        dialog = SetupDialog(settings, secrets, url=url, token=token)
+        if dialog.exec() != SetupDialog.DialogCode.Accepted or dialog.connection is None:
+            return 0
+        url, token = dialog.connection.url, dialog.connection.token
+    elif sends_token_in_clear(url) and not args.allow_insecure_http and settings.insecure_http_accepted != url:
+        if not confirm_insecure(url):
+            return 1
+
+    state = {"client": GatewayClient(url, token)}
+    state["window"] = open_window(state["client"], settings)
+
+    def reconnect() -> None:
+        """File → Connection…: a new setup; on success a new window replaces the old one."""
+        dialog = SetupDialog(settings, secrets, parent=state["window"], url=settings.gateway_url or url)
+
+        def accepted() -> None:
+            conn = dialog.connection
+            if conn is None:
+                return
+            old_window, old_client = state["window"], state["client"]
+            state["client"] = GatewayClient(conn.url, conn.token)
+            state["window"] = open_window(state["client"], settings)
+            state["window"].connection_requested.connect(reconnect)
+            old_window.close()
+            old_client.close()
+
+        dialog.accepted.connect(accepted)
+        dialog.open()
+
+    state["window"].connection_requested.connect(reconnect)
+    code = app.exec()
+    state["window"].stream.stop()
+    state["client"].close()
+    return code
+
+
+def run_connected(gateway_url: str, token: str) -> int:
+    """Open the app connected to this gateway (the demo), leaving the user's keychain and settings alone."""
+    from . import crash, i18n
+    from .api_client import GatewayClient
+    from .settings import Settings
+
+    app = make_application()
+    i18n.install(app, i18n.pick_language())
+    crash.install_excepthook()
+    with tempfile.TemporaryDirectory(prefix="sendergate-demo-ui-") as tmp:
+        settings = Settings.at_path(os.path.join(tmp, "settings.ini"))  # the token is never written anywhere
+        client = GatewayClient(gateway_url, token)
+        window = open_window(client, settings)
+        window.connection_action.setEnabled(False)  # the demo's gateway is the only one
+        code = app.exec()
+        window.stream.stop()
+        client.close()
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

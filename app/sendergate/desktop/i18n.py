@@ -1,0 +1,46 @@
+"""Translations: Qt's own (buttons of standard dialogs) and ours (resources/i18n/sendergate_<lang>.qm)."""
+
+from __future__ import annotations
+
+import logging
+from importlib.resources import as_file, files
+
+from PySide6.QtCore import QCoreApplication, QLibraryInfo, QLocale, QTranslator
+
+log = logging.getLogger("sendergate.desktop.i18n")
+LANGUAGES = ("en", "de")  # English is the source language; every other one ships a .qm
+
+_installed: list[QTranslator] = []
+
+
+def pick_language(preferred: str = "") -> str:
+    if preferred in LANGUAGES:
+        return preferred
+    for name in QLocale().uiLanguages():
+        code = name.replace("_", "-").split("-")[0].lower()
+        if code in LANGUAGES:
+            return code
+    return "en"
+
+
+def install(app: QCoreApplication, language: str) -> str:
+    """Load the translators for `language`; returns the language in use."""
+    for old in _installed:
+        app.removeTranslator(old)
+    _installed.clear()
+    if language == "en":
+        return "en"
+    ours = QTranslator(app)
+    resource = files("sendergate.resources") / "i18n" / f"sendergate_{language}.qm"
+    with as_file(resource) as path:
+        if not ours.load(str(path)):
+            log.warning("no translation for %s at %s; showing English", language, path)
+            return "en"
+    app.installTranslator(ours)
+    _installed.append(ours)
+    qt_own = QTranslator(app)
+    if qt_own.load(f"qtbase_{language}", QLibraryInfo.path(QLibraryInfo.LibraryPath.TranslationsPath)):
+        app.installTranslator(qt_own)
+        _installed.append(qt_own)
+    QLocale.setDefault(QLocale(language))
+    return language

@@ -1,0 +1,269 @@
+"""The main window: navigation on the left, one page at a time, the message bar, the connection state."""
+
+from __future__ import annotations
+
+import logging
+
+from PySide6.QtCore import QCoreApplication, QEvent, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (QApplication, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMainWindow,
+                               QMessageBox, QStackedWidget, QVBoxLayout, QWidget)
+
+from .. import __version__
+from . import crash, operations
+from .api_client import GatewayClient, Me, StreamMessage
+from .icons import app_icon, icon
+from .pages.activity import ActivityPage
+from .pages.base import Page
+from .pages.import_page import ImportPage
+from .pages.lists import AllowlistPage, BlocklistPage
+from .pages.overview import OverviewPage
+from .pages.pending import PendingPage
+from .pages.screened import ScreenedPage
+from .settings import Settings
+from .stream import OFFLINE, ONLINE, StreamFollower
+from .tray import Tray
+from .widgets import MessageBar, debounced
+
+log = logging.getLogger("sendergate.desktop")
+
+PAGES: tuple[type[Page], ...] = (OverviewPage, ActivityPage, PendingPage, ScreenedPage, AllowlistPage,
+                                 BlocklistPage, ImportPage)
+
+
+def tr(text: str, n: int = -1) -> str:
+    return QCoreApplication.translate("MainWindow", text, None, n)
+
+
+class MainWindow(QMainWindow):
+    connection_requested = Signal()
+    def __init__(self, client: GatewayClient, settings: Settings, *, me: Me | None = None,
+                 stream: StreamFollower | None = None, tray: bool = True) -> None:
+        super().__init__()
+        self.client = client
+        self.settings = settings
+        self.me = me
+        self.setObjectName("mainWindow")
+        self.setWindowIcon(app_icon())
+        self._update_title()
+
+        central = QWidget()
+        outer = QVBoxLayout(central)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.setSpacing(0)
+        self.messages = MessageBar()
+        outer.addWidget(self.messages)
+        body = QHBoxLayout()
+        body.setContentsMargins(6, 6, 6, 6)
+        self.nav = QListWidget()
+        self.nav.setObjectName("navigation")
+        self.nav.setAccessibleName(tr("Pages"))
+        self.nav.setIconSize(QSize(20, 20))
+        self.nav.setFixedWidth(180)
+        self.stack = QStackedWidget()
+        body.addWidget(self.nav)
+        body.addWidget(self.stack, 1)
+        outer.addLayout(body, 1)
+        self.setCentralWidget(central)
+
+        self.pages: dict[str, Page] = {}
+        for i, cls in enumerate(PAGES):
+            page = cls(client, self.messages)
+            self.pages[cls.key] = page
+            self.stack.addWidget(page)
+            item = QListWidgetItem(icon(cls.icon_name), cls.title())
+            item.setData(Qt.ItemDataRole.UserRole, cls.key)
+            item.setToolTip(f"{cls.title()} ({QKeySequence(f'Ctrl+{i + 1}').toString(QKeySequence.SequenceFormat.NativeText)})")
+            self.nav.addItem(item)
+        self.nav.currentRowChanged.connect(self._page_chosen)
+
+        self.connection = QLabel()
+        self.connection.setObjectName("connectionState")
+        self.statusBar().addPermanentWidget(self.connection)
+        self._build_menus()
+
+        operations.set_handlers(self.messages.error, crash.show_crash)
+
+        self.tray = Tray(self) if tray else None
+        if self.tray is not None:
+            self.tray.notifications_enabled = settings.notifications_enabled
+            self.tray.show_window.connect(self.bring_to_front)
+            self.tray.quit_requested.connect(self.close)
+
+        self.stream = stream or StreamFollower(client)
+        self.stream.message.connect(self._stream_message)
+        self.stream.state_changed.connect(self._stream_state)
+        self.stream.reconnected.connect(self.refresh_all)
+        self._refresh_overview_later = debounced(self, 1500, self.pages["overview"].refresh)
+        self._set_connection_label("connecting", "")
+
+        pending = self.pages["pending"]
+        assert isinstance(pending, PendingPage)
+        for signal in (pending.model.rowsInserted, pending.model.rowsRemoved, pending.model.modelReset):
+            signal.connect(self._pending_changed)
+
+        if not self.restoreGeometry(settings.window_geometry):
+            self.resize(1100, 720)
+        self.restoreState(settings.window_state)
+        keys = [cls.key for cls in PAGES]
+        self.nav.setCurrentRow(keys.index(settings.last_page) if settings.last_page in keys else 0)
+
+    # -- start and stop --
+    def start(self) -> None:
+        """First data and the live stream; call once the window shows."""
+        for key in ("overview", "pending"):
+            self.pages[key].refresh()
+        current = self.current_page()
+        if not current.loaded and current.key not in ("overview", "pending"):
+            current.refresh()
+        self.stream.start()
+
+    def refresh_all(self) -> None:
+        for page in self.pages.values():
+            if page.loaded or page is self.current_page() or page.key in ("overview", "pending"):
+                page.refresh()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.settings.window_geometry = self.saveGeometry()
+        self.settings.window_state = self.saveState()
+        self.settings.last_page = self.current_page().key
+        self.settings.sync()
+        self.stream.stop()
+        if self.tray is not None:
+            self.tray.hide()
+        super().closeEvent(event)
+
+    # -- navigation --
+    def current_page(self) -> Page:
+        return self.stack.currentWidget()  # type: ignore[return-value]
+
+    def show_page(self, key: str) -> Page:
+        keys = [cls.key for cls in PAGES]
+        self.nav.setCurrentRow(keys.index(key))
+        return self.pages[key]
+
+    def _page_chosen(self, row: int) -> None:
+        if row < 0:
+            return
+        self.stack.setCurrentIndex(row)
+        page = self.current_page()
+        if not page.loaded and self.isVisible():
+            page.refresh()
+
+    def bring_to_front(self) -> None:
+        self.showNormal()
+        self.raise_()
+        self.activateWindow()
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu(tr("&File"))
+        refresh = QAction(icon("refresh"), tr("&Refresh"), self)
+        refresh.setShortcut(QKeySequence.StandardKey.Refresh)
+        refresh.triggered.connect(lambda: self.current_page().refresh())
+        file_menu.addAction(refresh)
+        self.connection_action = QAction(tr("&Connection…"), self)
+        self.connection_action.setMenuRole(QAction.MenuRole.PreferencesRole)
+        self.connection_action.triggered.connect(self.connection_requested.emit)
+        file_menu.addAction(self.connection_action)
+        self.notify_action = QAction(tr("&Notify about new pending senders"), self)
+        self.notify_action.setCheckable(True)
+        self.notify_action.setChecked(self.settings.notifications_enabled)
+        self.notify_action.toggled.connect(self._set_notifications)
+        file_menu.addAction(self.notify_action)
+        file_menu.addSeparator()
+        quit_action = QAction(tr("&Quit"), self)
+        quit_action.setShortcut(QKeySequence.StandardKey.Quit)  # Cmd+Q on macOS, Ctrl+Q elsewhere
+        quit_action.setMenuRole(QAction.MenuRole.QuitRole)
+        quit_action.triggered.connect(self.close)
+        file_menu.addAction(quit_action)
+
+        view_menu = self.menuBar().addMenu(tr("&View"))
+        for i, cls in enumerate(PAGES):
+            action = QAction(icon(cls.icon_name), cls.title(), self)
+            # Qt maps Ctrl to Cmd on macOS
+            action.setShortcut(QKeySequence(f"Ctrl+{i + 1}"))
+            action.triggered.connect(lambda _=False, key=cls.key: self.show_page(key))
+            view_menu.addAction(action)
+
+        help_menu = self.menuBar().addMenu(tr("&Help"))
+        about = QAction(tr("&About SenderGate"), self)
+        about.setMenuRole(QAction.MenuRole.AboutRole)
+        about.triggered.connect(self._about)
+        help_menu.addAction(about)
+
+    def _about(self) -> None:
+        box = QMessageBox(QMessageBox.Icon.Information, tr("About SenderGate"),
+                          tr("SenderGate Desktop %1\nConnected to %2").replace("%1", __version__)
+                          .replace("%2", self.client.base_url), QMessageBox.StandardButton.Ok, self)
+        box.setIconPixmap(app_icon().pixmap(64, 64))
+        box.open()
+
+    def _set_notifications(self, on: bool) -> None:
+        self.settings.notifications_enabled = on
+        if self.tray is not None:
+            self.tray.notifications_enabled = on
+
+    def _update_title(self) -> None:
+        who = f" — {self.me.addresses[0]}" if self.me and self.me.addresses else ""
+        self.setWindowTitle(f"SenderGate{who}")
+
+    # -- live --
+    def _stream_message(self, msg: StreamMessage) -> None:
+        if msg.kind == "challenge":
+            pending = self.pages["pending"]
+            assert isinstance(pending, PendingPage)
+            is_new = msg.record.status == "pending" and pending.model.row_of(msg.record.id) < 0
+            pending.model.apply(msg.record)
+            if is_new and self.tray is not None:
+                self.tray.notify_challenge(msg.record.sender, msg.record.subject)
+        elif msg.kind == "event":
+            activity = self.pages["activity"]
+            assert isinstance(activity, ActivityPage)
+            activity.model.add_live(msg.record)
+            self._refresh_overview_later()
+
+    def _pending_changed(self, *_: object) -> None:
+        count = self.pages["pending"].model.rowCount()  # type: ignore[attr-defined]
+        overview = self.pages["overview"]
+        assert isinstance(overview, OverviewPage)
+        overview.set_pending(count)
+        item = self.nav.item([cls.key for cls in PAGES].index("pending"))
+        title = PendingPage.title()
+        item.setText(f"{title} ({count})" if count else title)
+        if self.tray is not None:
+            self.tray.set_pending(count)
+
+    def _stream_state(self, state: str, reason: str) -> None:
+        self._set_connection_label(state, reason)
+        if self.tray is not None:
+            self.tray.set_offline(state == OFFLINE)
+
+    def _set_connection_label(self, state: str, reason: str) -> None:
+        self.connection_state = state
+        if state == ONLINE:
+            text = tr("● live")
+            self.connection.setToolTip(tr("Connected to %1; new senders appear as they arrive.")
+                                       .replace("%1", self.client.base_url))
+        elif state == OFFLINE:
+            text = tr("offline — retrying")
+            self.connection.setToolTip(reason)
+        else:
+            text = tr("connecting…")
+            self.connection.setToolTip("")
+        self.connection.setText(text)
+        self.connection.setAccessibleName(tr("Connection: %1").replace("%1", text))
+        if state == OFFLINE:
+            self.statusBar().showMessage(tr("Gateway unreachable (%1). Showing what was loaded; retrying.")
+                                         .replace("%1", reason))
+        elif state == ONLINE:
+            self.statusBar().clearMessage()
+
+    def changeEvent(self, event: QEvent) -> None:
+        # the system switched light/dark: redraw icons in the new text colour
+        if event.type() == QEvent.Type.PaletteChange:
+            QTimer.singleShot(0, self._reload_icons)
+        super().changeEvent(event)
+
+    def _reload_icons(self) -> None:
+        for i, cls in enumerate(PAGES):
+            self.nav.item(i).setIcon(icon(cls.icon_name))

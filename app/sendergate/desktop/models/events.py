@@ -1,0 +1,261 @@
+"""The Activity log: any number of events, newest first, fetched page by page as the view scrolls.
+
+Memory stays bounded however deep the user scrolls: each page remembers the
+cursor that fetched it and its row count; only the most recently used pages
+keep their records. A page scrolled back into view is fetched again from its
+cursor (the API's cursors are stable under inserts).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+
+from ..api_client import Event, GatewayClient, Page
+from ..operations import Operation
+from .base import Column, IdRole, RecordRole, SortRole, local_time, tr, verdict_label
+
+PAGE_SIZE = 500  # the API's largest page for /events
+KEEP_PAGES = 40  # pages of records kept in memory (20,000 events); the rest are fetched again when shown
+
+_Index = QModelIndex | QPersistentModelIndex
+
+
+def _ts_key(e: Event) -> float:
+    return e.ts.timestamp()
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column(lambda: tr("Time"), lambda e: local_time(e.ts), _ts_key),
+    Column(lambda: tr("Verdict"), lambda e: verdict_label(e.verdict), lambda e: e.verdict),
+    Column(lambda: tr("Sender"), lambda e: e.sender or "<>", lambda e: e.sender),
+    Column(lambda: tr("Recipient"), lambda e: e.recipient, lambda e: e.recipient),
+    Column(lambda: tr("Subject"), lambda e: e.subject, lambda e: e.subject, lambda e: e.subject),
+    Column(lambda: tr("Reason"), lambda e: e.reason, lambda e: e.reason, lambda e: e.reason),
+)
+
+
+class EventsModel(QAbstractTableModel):
+    loading_changed = Signal(bool)
+    first_page_loaded = Signal()
+    failed = Signal(str)
+
+    def __init__(self, client: GatewayClient | None = None, parent: Any = None, *,
+                 page_size: int = PAGE_SIZE, keep_pages: int = KEEP_PAGES) -> None:
+        super().__init__(parent)
+        self._client = client
+        self._page_size = page_size
+        self._keep_pages = keep_pages
+        self.verdicts: tuple[str, ...] = ()
+        self.query = ""
+        self._head: list[Event] = []  # live events that arrived after the first page, newest first
+        self._page_cursor: list[str | None] = []  # cursor that fetched page i (None: the first)
+        self._page_start: list[int] = []  # first row of page i, below the head
+        self._page_count: list[int] = []
+        self._pages: OrderedDict[int, tuple[Event, ...]] = OrderedDict()  # page -> records, LRU
+        self._refetching: set[int] = set()
+        self._next_cursor: str | None = None
+        self._at_end = True
+        self._loading = False
+        self._generation = 0  # a filter change makes answers to older requests stale
+        self._ids: set[int] = set()  # ids in the head (live duplicates are dropped)
+
+    # -- setup --
+    def set_client(self, client: GatewayClient) -> None:
+        self._client = client
+
+    def set_filter(self, verdicts: tuple[str, ...], query: str) -> None:
+        self.verdicts, self.query = tuple(verdicts), query.strip()
+        self.reload()
+
+    def reload(self) -> None:
+        self._generation += 1
+        self.beginResetModel()
+        self._head.clear()
+        self._ids.clear()
+        self._page_cursor.clear()
+        self._page_start.clear()
+        self._page_count.clear()
+        self._pages.clear()
+        self._refetching.clear()
+        self._next_cursor = None
+        self._at_end = False
+        self._loading = False
+        self.endResetModel()
+        if self._client is not None:
+            self._fetch(None)
+
+    @property
+    def loading(self) -> bool:
+        return self._loading
+
+    def loaded_pages(self) -> int:
+        return len(self._pages)
+
+    # -- fetching --
+    def _fetch(self, cursor: str | None) -> None:
+        assert self._client is not None
+        client, gen = self._client, self._generation
+        verdicts, query, size = self.verdicts, self.query, self._page_size
+        self._set_loading(True)
+        Operation(self, lambda: client.events(verdicts=verdicts, q=query, cursor=cursor, limit=size),
+                  lambda page: self._append(gen, cursor, page)).failure(lambda exc: self._failed(gen, str(exc))).run()
+
+    def _set_loading(self, on: bool) -> None:
+        if on != self._loading:
+            self._loading = on
+            self.loading_changed.emit(on)
+
+    def _failed(self, gen: int, message: str) -> None:
+        if gen != self._generation:
+            return
+        self._set_loading(False)
+        self.failed.emit(message)
+
+    def _append(self, gen: int, cursor: str | None, page: Page) -> None:
+        if gen != self._generation:
+            return
+        self._set_loading(False)
+        first = not self._page_cursor
+        self._next_cursor = page.next_cursor
+        self._at_end = page.next_cursor is None
+        if page.items:
+            start = (self._page_start[-1] + self._page_count[-1]) if self._page_start else 0
+            index = len(self._page_cursor)
+            row0 = len(self._head) + start
+            self.beginInsertRows(QModelIndex(), row0, row0 + len(page.items) - 1)
+            self._page_cursor.append(cursor)
+            self._page_start.append(start)
+            self._page_count.append(len(page.items))
+            self._remember(index, page.items)
+            self.endInsertRows()
+        if first:
+            self.first_page_loaded.emit()
+
+    def _remember(self, index: int, items: tuple[Event, ...]) -> None:
+        self._pages[index] = items
+        self._pages.move_to_end(index)
+        while len(self._pages) > self._keep_pages:
+            self._pages.popitem(last=False)
+
+    def _refetch(self, index: int) -> None:
+        """A page that was dropped from memory is shown again: fetch it from its cursor."""
+        if index in self._refetching or self._client is None:
+            return
+        self._refetching.add(index)
+        client, gen, cursor = self._client, self._generation, self._page_cursor[index]
+        verdicts, query, size = self.verdicts, self.query, self._page_size
+
+        def done(page: Page) -> None:
+            if gen != self._generation:
+                return
+            self._refetching.discard(index)
+            items = page.items[: self._page_count[index]]
+            self._remember(index, items)
+            top = len(self._head) + self._page_start[index]
+            self.dataChanged.emit(self.index(top, 0), self.index(top + self._page_count[index] - 1,
+                                                                  len(COLUMNS) - 1))
+
+        def failed(exc: Exception) -> None:
+            self._refetching.discard(index)
+            self.failed.emit(str(exc))
+
+        Operation(self, lambda: client.events(verdicts=verdicts, q=query, cursor=cursor, limit=size), done) \
+            .failure(failed).run()
+
+    def canFetchMore(self, parent: _Index = QModelIndex()) -> bool:
+        if parent.isValid():
+            return False
+        return not self._at_end and not self._loading and bool(self._page_cursor)
+
+    def fetchMore(self, parent: _Index = QModelIndex()) -> None:
+        if self.canFetchMore(parent):
+            self._fetch(self._next_cursor)
+
+    # -- live --
+    def matches(self, event: Event) -> bool:
+        if self.verdicts and event.verdict not in self.verdicts:
+            return False
+        if self.query:
+            q = self.query.lower()
+            return any(q in field.lower() for field in (event.sender, event.recipient, event.subject))
+        return True
+
+    def add_live(self, event: Event) -> bool:
+        """A new event from the live stream goes on top, if it passes the filter and is not shown yet."""
+        if not self._page_cursor or not self.matches(event) or event.id in self._ids:
+            return False
+        newest = self._newest_id()
+        if newest is not None and event.id <= newest:
+            return False
+        self.beginInsertRows(QModelIndex(), 0, 0)
+        self._head.insert(0, event)
+        self._ids.add(event.id)
+        self.endInsertRows()
+        return True
+
+    def _newest_id(self) -> int | None:
+        if self._head:
+            return self._head[0].id
+        first = self._pages.get(0)
+        return first[0].id if first else None
+
+    # -- reading --
+    def event_at(self, row: int) -> Event | None:
+        if row < 0:
+            return None
+        if row < len(self._head):
+            return self._head[row]
+        row -= len(self._head)
+        index = bisect.bisect_right(self._page_start, row) - 1
+        if index < 0 or index >= len(self._page_start) or row >= self._page_start[index] + self._page_count[index]:
+            return None
+        items = self._pages.get(index)
+        if items is None:
+            self._refetch(index)
+            return None
+        self._pages.move_to_end(index)
+        offset = row - self._page_start[index]
+        return items[offset] if offset < len(items) else None
+
+    def rowCount(self, parent: _Index = QModelIndex()) -> int:
+        if parent.isValid() or not self._page_start:
+            return 0 if parent.isValid() else len(self._head)
+        return len(self._head) + self._page_start[-1] + self._page_count[-1]
+
+    def columnCount(self, parent: _Index = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole \
+                and 0 <= section < len(COLUMNS):
+            return COLUMNS[section].title()
+        return None
+
+    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or index.column() >= len(COLUMNS):
+            return None
+        event = self.event_at(index.row())
+        column = COLUMNS[index.column()]
+        if event is None:
+            return tr("Loading…") if role == Qt.ItemDataRole.DisplayRole and index.column() == 0 else None
+        if role == Qt.ItemDataRole.DisplayRole:
+            return column.display(event)
+        if role == Qt.ItemDataRole.ToolTipRole and column.tooltip is not None:
+            return column.tooltip(event) or None
+        if role == RecordRole:
+            return event
+        if role == IdRole:
+            return event.id
+        if role == SortRole and column.sort is not None:
+            return column.sort(event)
+        return None
+
+    def flags(self, index: _Index) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren

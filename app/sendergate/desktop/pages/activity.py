@@ -1,0 +1,173 @@
+"""Activity: the event log, newest first, page by page as the user scrolls; verdict chips, text
+search, a details pane, and allow/block from any row."""
+
+from __future__ import annotations
+
+import html
+import json
+
+from PySide6.QtCore import QItemSelection, QPoint, Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QMenu, QSplitter, QTextBrowser, QToolButton, QVBoxLayout
+
+from ..api_client import VERDICTS, Event
+from ..models import EventsModel
+from ..models.base import local_time, verdict_label
+from .actions import AddressError, describe, sender_pattern
+from .base import Page, make_table, tr
+
+
+def _t(text: str, n: int = -1) -> str:
+    return tr("ActivityPage", text, n)
+
+
+def details_html(e: Event) -> str:
+    """The details pane: everything the gateway recorded about one decision."""
+    rows = [(_t("Time"), local_time(e.ts)), (_t("Verdict"), verdict_label(e.verdict)), (_t("Reason"), e.reason),
+            (_t("Sender"), e.sender or "<>"), (_t("From header"), e.from_header), (_t("Recipient"), e.recipient),
+            (_t("Subject"), e.subject), (_t("Client"), f"{e.client_ip} ({e.helo})" if e.helo else e.client_ip),
+            (_t("Message-ID"), e.message_id),
+            (_t("Size"), f"{e.size:,} B" if e.size is not None else ""),
+            (_t("Spam score"), f"{e.spam_score:.1f}" if e.spam_score is not None else ""),
+            (_t("Virus"), e.virus)]
+    for key in ("spf", "dkim", "dmarc"):
+        if key in e.details:
+            rows.append((key.upper(), json.dumps(e.details[key]) if not isinstance(e.details[key], str)
+                         else e.details[key]))
+    extra = {k: v for k, v in e.details.items() if k not in ("spf", "dkim", "dmarc")}
+    if extra:
+        rows.append((_t("Details"), json.dumps(extra, indent=1, ensure_ascii=False)))
+    body = "".join(f"<tr><th align='left' valign='top'>{html.escape(k)}</th>"
+                   f"<td style='white-space: pre-wrap'>{html.escape(str(v))}</td></tr>" for k, v in rows if v != "")
+    return f"<table cellspacing='4'>{body}</table>"
+
+
+class ActivityPage(Page):
+    key = "activity"
+    icon_name = "activity"
+
+    @staticmethod
+    def title() -> str:
+        return _t("Activity")
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.model = EventsModel(self.client, self)
+        self.model.first_page_loaded.connect(self._first_page)
+        self.model.failed.connect(self.messages.error)
+        layout = QVBoxLayout(self)
+
+        chips = QHBoxLayout()
+        chips.setSpacing(4)
+        self.chips: dict[str, QToolButton] = {}
+        for verdict in VERDICTS:
+            chip = QToolButton()
+            chip.setText(verdict_label(verdict))
+            chip.setCheckable(True)
+            chip.setObjectName(f"chip-{verdict}")
+            chip.setAccessibleName(_t("Show %1").replace("%1", verdict_label(verdict)))
+            chip.setToolTip(_t("Show only these verdicts (several can be on)"))
+            chip.toggled.connect(self._filter_changed)
+            chips.addWidget(chip)
+            self.chips[verdict] = chip
+        chips.addStretch(1)
+        layout.addLayout(chips)
+
+        self.search = QLineEdit()
+        self.search.setPlaceholderText(_t("Search sender, recipient or subject"))
+        self.search.setAccessibleName(_t("Search the activity"))
+        self.search.setClearButtonEnabled(True)
+        self.search.returnPressed.connect(self._filter_changed)
+        from ..widgets import debounced
+        self._search_later = debounced(self, 350, self._filter_changed)
+        self.search.textEdited.connect(lambda _: self._search_later())
+        layout.addWidget(self.search)
+
+        split = QSplitter(Qt.Orientation.Vertical)
+        self.table, _ = make_table(self.model, sortable=False, name=_t("Activity log"))
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.table.customContextMenuRequested.connect(self._context_menu)
+        self.table.selectionModel().selectionChanged.connect(self._selection_changed)
+        for col, width in enumerate((140, 110, 220, 180, 260)):
+            self.table.setColumnWidth(col, width)
+        split.addWidget(self.table)
+        self.details = QTextBrowser()
+        self.details.setObjectName("eventDetails")
+        self.details.setAccessibleName(_t("Details of the selected decision"))
+        self.details.setPlaceholderText(_t("Select a row to see everything recorded about it."))
+        split.addWidget(self.details)
+        split.setSizes([400, 160])
+        layout.addWidget(split, 1)
+        self.status = QLabel()
+        layout.addWidget(self.status)
+        self.model.loading_changed.connect(lambda on: self.status.setText(_t("Loading…") if on else
+                                                                          _t("%n decision(s) shown", self.model.rowCount())))
+
+        self.allow_sender = QAction(_t("Allow sender"), self)
+        self.allow_sender.setShortcut(QKeySequence("A"))
+        self.allow_domain = QAction(_t("Allow sender's domain"), self)
+        self.allow_domain.setShortcut(QKeySequence("Shift+A"))
+        self.block_sender = QAction(_t("Block sender"), self)
+        self.block_sender.setShortcut(QKeySequence("B"))
+        for action, (verb, scope) in ((self.allow_sender, ("allow", "sender")),
+                                      (self.allow_domain, ("allow", "domain")),
+                                      (self.block_sender, ("block", "sender"))):
+            action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            action.triggered.connect(lambda _=False, v=verb, s=scope: self.decide_selected(v, s))
+            self.table.addAction(action)
+
+    def refresh(self) -> None:
+        self.model.reload()
+
+    def _first_page(self) -> None:
+        self.loaded = True
+        self.status.setText(_t("%n decision(s) shown", self.model.rowCount()))
+
+    def selected_verdicts(self) -> tuple[str, ...]:
+        return tuple(v for v, chip in self.chips.items() if chip.isChecked())
+
+    def _filter_changed(self) -> None:
+        self.details.clear()
+        self.model.set_filter(self.selected_verdicts(), self.search.text())
+
+    def current_event(self) -> Event | None:
+        index = self.table.currentIndex()
+        rows = self.table.selectionModel().selectedRows()
+        if rows:
+            index = rows[0]
+        return self.model.event_at(index.row()) if index.isValid() else None
+
+    def _selection_changed(self, selected: QItemSelection, _deselected: QItemSelection) -> None:
+        event = self.current_event()
+        self.details.setHtml(details_html(event) if event else "")
+
+    def _context_menu(self, pos: QPoint) -> None:
+        index = self.table.indexAt(pos)
+        if not index.isValid():
+            return
+        self.table.selectRow(index.row())
+        event = self.model.event_at(index.row())
+        if event is None or not event.sender:
+            return
+        menu = QMenu(self)
+        menu.addAction(self.allow_sender)
+        menu.addAction(self.allow_domain)
+        menu.addSeparator()
+        menu.addAction(self.block_sender)
+        menu.popup(self.table.viewport().mapToGlobal(pos))
+
+    def decide_selected(self, action: str, scope: str) -> None:
+        event = self.current_event()
+        if event is None:
+            return
+        if not event.sender:
+            self.messages.error(_t("The null sender <> (bounces) cannot be put on a list."))
+            return
+        try:
+            pattern = sender_pattern(event.sender, scope)
+        except AddressError as exc:
+            self.messages.error(_t("Cannot use the sender %1: %2").replace("%1", event.sender).replace("%2", str(exc)))
+            return
+        client = self.client
+        self.run(lambda: client.add_entry(action, pattern, note=_t("from the activity log")),
+                 lambda entry: self.messages.info(describe(action, entry.entry)))

@@ -1,0 +1,232 @@
+"""Allowlist and Blocklist: search, add (validated), edit note and expiry, remove, export CSV."""
+
+from __future__ import annotations
+
+import csv
+from datetime import datetime, timedelta, timezone
+
+from PySide6.QtCore import QDateTime, Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (QCheckBox, QDateTimeEdit, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
+                               QHBoxLayout, QLabel, QLineEdit, QVBoxLayout, QWidget)
+
+from ...policy.address import AddressError, parse_pattern
+from ..api_client import ListEntry
+from ..models import EntriesModel
+from ..models.base import RecordRole, local_time
+from ..widgets import icon_button
+from .base import Page, make_table, tr
+
+
+def _t(text: str, n: int = -1) -> str:
+    return tr("ListPage", text, n)
+
+
+def validate_entry(text: str) -> str:
+    """What the user typed -> the normalised entry. Raises AddressError with a reason fit to show."""
+    return str(parse_pattern(text))
+
+
+def write_csv(path: str, entries: list[ListEntry]) -> int:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["entry", "kind", "note", "source", "created_at", "expires_at"])
+        for e in entries:
+            w.writerow([e.entry, e.kind, e.note, e.source, e.created_at.isoformat(),
+                        e.expires_at.isoformat() if e.expires_at else ""])
+    return len(entries)
+
+
+class EntryDialog(QDialog):
+    """Edit an entry's note and expiry."""
+
+    def __init__(self, entry: ListEntry, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(_t("Edit %1").replace("%1", entry.entry))
+        form = QFormLayout(self)
+        self.note = QLineEdit(entry.note)
+        self.note.setAccessibleName(_t("Note"))
+        form.addRow(_t("&Note:"), self.note)
+        self.expires = QCheckBox(_t("&Expires"))
+        self.expires.setChecked(entry.expires_at is not None)
+        self.when = QDateTimeEdit()
+        self.when.setCalendarPopup(True)
+        self.when.setAccessibleName(_t("Expiry"))
+        start = entry.expires_at or (datetime.now(timezone.utc) + timedelta(days=2))
+        self.when.setDateTime(QDateTime.fromSecsSinceEpoch(int(start.timestamp())))
+        self.when.setEnabled(self.expires.isChecked())
+        self.expires.toggled.connect(self.when.setEnabled)
+        form.addRow(self.expires, self.when)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+
+    def expiry(self) -> datetime | None:
+        if not self.expires.isChecked():
+            return None
+        return datetime.fromtimestamp(self.when.dateTime().toSecsSinceEpoch(), timezone.utc)
+
+
+class ListPage(Page):
+    action = "allow"
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.model = EntriesModel(self)
+        layout = QVBoxLayout(self)
+        add = QHBoxLayout()
+        self.entry_edit = QLineEdit()
+        self.entry_edit.setPlaceholderText(_t("bob@example.com, @example.com or list:dev.lists.example.org"))
+        self.entry_edit.setAccessibleName(_t("New entry"))
+        self.note_edit = QLineEdit()
+        self.note_edit.setPlaceholderText(_t("Note (optional)"))
+        self.note_edit.setAccessibleName(_t("Note for the new entry"))
+        self.add_expiry = QCheckBox(_t("for 48 h"))
+        self.add_expiry.setAccessibleName(_t("The new entry expires in 48 hours"))
+        self.add_button = icon_button(self.icon_name, _t("A&dd"), _t("Add the entry"))
+        add.addWidget(self.entry_edit, 2)
+        add.addWidget(self.note_edit, 2)
+        add.addWidget(self.add_expiry)
+        add.addWidget(self.add_button)
+        layout.addLayout(add)
+        self.validation = QLabel()
+        self.validation.setObjectName("entryValidation")
+        layout.addWidget(self.validation)
+
+        bar = QHBoxLayout()
+        self.search = QLineEdit()
+        self.search.setPlaceholderText(_t("Search"))
+        self.search.setAccessibleName(_t("Search entries"))
+        self.search.setClearButtonEnabled(True)
+        bar.addWidget(self.search, 1)
+        self.edit_button = icon_button("refresh", _t("&Edit…"), _t("Edit the note and expiry (Enter)"))
+        self.remove_button = icon_button("deny", _t("&Remove"), _t("Remove the selected entries (Delete)"))
+        self.export_button = icon_button("export", _t("E&xport CSV…"), _t("Save the list as a CSV file"))
+        for b in (self.edit_button, self.remove_button, self.export_button):
+            bar.addWidget(b)
+        layout.addLayout(bar)
+        self.table, self.proxy = make_table(self.model, multi=True, name=self.title())
+        self.search.textChanged.connect(self.proxy.setFilterFixedString)
+        for col, width in enumerate((260, 260, 160, 140)):
+            self.table.setColumnWidth(col, width)
+        self.table.sortByColumn(3, Qt.SortOrder.DescendingOrder)
+        layout.addWidget(self.table, 1)
+
+        self.entry_edit.textChanged.connect(self._validate)
+        self.entry_edit.returnPressed.connect(self.add_entry)
+        self.note_edit.returnPressed.connect(self.add_entry)
+        self.add_button.clicked.connect(self.add_entry)
+        self.edit_button.clicked.connect(self.edit_selected)
+        self.remove_button.clicked.connect(self.remove_selected)
+        self.export_button.clicked.connect(self.export_csv)
+        self.table.doubleClicked.connect(lambda _: self.edit_selected())
+        for key, slot in ((QKeySequence.StandardKey.Delete, self.remove_selected), (QKeySequence("Return"), self.edit_selected)):
+            act = QAction(self)
+            act.setShortcut(QKeySequence(key))
+            act.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+            act.triggered.connect(slot)
+            self.table.addAction(act)
+        self._validate()
+
+    def _validate(self) -> bool:
+        text = self.entry_edit.text()
+        if not text.strip():
+            self.validation.setText("")
+            self.add_button.setEnabled(False)
+            return False
+        try:
+            normal = validate_entry(text)
+        except AddressError as exc:
+            self.validation.setText("✗ " + str(exc))
+            self.add_button.setEnabled(False)
+            return False
+        self.validation.setText("✓ " + normal)
+        self.add_button.setEnabled(True)
+        return True
+
+    def refresh(self) -> None:
+        client, action = self.client, self.action
+        self.run(lambda: client.all_entries(action), self._loaded, lambda exc: self.messages.error(str(exc)))
+
+    def _loaded(self, entries: list[ListEntry]) -> None:
+        self.model.set_records(entries)
+        self.loaded = True
+
+    def selected(self) -> list[ListEntry]:
+        return [self.proxy.data(i, RecordRole) for i in self.table.selectionModel().selectedRows()]
+
+    def add_entry(self) -> None:
+        if not self._validate():
+            return
+        entry, note = validate_entry(self.entry_edit.text()), self.note_edit.text().strip()
+        expires = datetime.now(timezone.utc) + timedelta(hours=48) if self.add_expiry.isChecked() else None
+        client, action = self.client, self.action
+
+        def added(e: ListEntry) -> None:
+            self.model.upsert(e)
+            self.entry_edit.clear()
+            self.note_edit.clear()
+            self.messages.info(_t("Added %1.").replace("%1", e.entry))
+
+        self.run(lambda: client.add_entry(action, entry, note=note, expires_at=expires), added)
+
+    def edit_selected(self) -> None:
+        chosen = self.selected()
+        if len(chosen) != 1:
+            return
+        entry = chosen[0]
+        dialog = EntryDialog(entry, self)
+        client, action = self.client, self.action
+
+        def accepted() -> None:
+            expiry = dialog.expiry()
+            self.run(lambda: client.update_entry(action, entry.id, note=dialog.note.text(), expires_at=expiry,
+                                                 clear_expiry=expiry is None), self.model.upsert)
+
+        dialog.accepted.connect(accepted)
+        dialog.open()
+
+    def remove_selected(self) -> None:
+        chosen = self.selected()
+        if not chosen:
+            return
+        client, action = self.client, self.action
+        ids = [e.id for e in chosen]
+
+        def removed(_: object) -> None:
+            for i in ids:
+                self.model.remove_key(i)
+            self.messages.info(_t("Removed %n entry(s).", len(ids)))
+
+        self.run(lambda: [client.remove_entry(action, i) for i in ids], removed)
+
+    def export_csv(self, path: str = "") -> None:
+        if not path:
+            path, _ = QFileDialog.getSaveFileName(self, _t("Export as CSV"), f"sendergate-{self.key}.csv",
+                                                  _t("CSV files (*.csv)"))
+        if not path:
+            return
+        entries = self.model.records()
+        self.run(lambda: write_csv(path, entries),
+                 lambda n: self.messages.info(_t("Saved %n entry(s) to ", n) + path))
+
+
+class AllowlistPage(ListPage):
+    key = "allowlist"
+    icon_name = "allowlist"
+    action = "allow"
+
+    @staticmethod
+    def title() -> str:
+        return _t("Allowlist")
+
+
+class BlocklistPage(ListPage):
+    key = "blocklist"
+    icon_name = "blocklist"
+    action = "block"
+
+    @staticmethod
+    def title() -> str:
+        return _t("Blocklist")

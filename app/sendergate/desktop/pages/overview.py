@@ -1,0 +1,141 @@
+"""Overview: the last 30 days per verdict as a stacked bar chart, today's counts, the pending count."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from PySide6.QtCharts import QBarCategoryAxis, QBarSet, QChart, QChartView, QStackedBarSeries, QValueAxis
+from PySide6.QtCore import QDate, QLocale, Qt
+from PySide6.QtGui import QColor, QFont, QPainter, QPalette
+from PySide6.QtWidgets import QGridLayout, QGroupBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from ..api_client import VERDICTS, Stats
+from ..models.base import verdict_label
+from .base import Page, tr
+
+# One colour per verdict, readable on light and dark backgrounds.
+COLOURS = {"delivered": "#2e7d32", "screened": "#0288d1", "challenged": "#f9a825", "bulk": "#8e24aa",
+           "virus": "#b71c1c", "spam": "#e64a19", "blocked": "#5d4037", "relay_denied": "#546e7a",
+           "unknown_recipient": "#90a4ae", "tempfail": "#c0ca33"}
+
+
+def _t(text: str, n: int = -1) -> str:
+    return tr("OverviewPage", text, n)
+
+
+class OverviewPage(Page):
+    key = "overview"
+    icon_name = "overview"
+
+    @staticmethod
+    def title() -> str:
+        return _t("Overview")
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.stats: Stats | None = None
+        layout = QVBoxLayout(self)
+        top = QHBoxLayout()
+        self.pending_label = QLabel("–")
+        self.pending_label.setObjectName("pendingCount")
+        font = QFont(self.font())
+        font.setPointSizeF(font.pointSizeF() * 2.2)
+        font.setBold(True)
+        self.pending_label.setFont(font)
+        pending_box = QGroupBox(_t("Pending senders"))
+        pending_layout = QVBoxLayout(pending_box)
+        pending_layout.addWidget(self.pending_label, 0, Qt.AlignmentFlag.AlignCenter)
+        self.pending_label.setAccessibleName(_t("Pending senders"))
+        top.addWidget(pending_box)
+
+        today_box = QGroupBox(_t("Today"))
+        grid = QGridLayout(today_box)
+        self.today_labels: dict[str, QLabel] = {}
+        for i, verdict in enumerate(VERDICTS):
+            name = QLabel(verdict_label(verdict) + ":")
+            value = QLabel("–")
+            value.setObjectName(f"today-{verdict}")
+            value.setAccessibleName(_t("Today: %1").replace("%1", verdict_label(verdict)))
+            name.setBuddy(value)
+            grid.addWidget(name, i % 5, (i // 5) * 2)
+            grid.addWidget(value, i % 5, (i // 5) * 2 + 1, Qt.AlignmentFlag.AlignRight)
+            self.today_labels[verdict] = value
+        top.addWidget(today_box, 1)
+        layout.addLayout(top)
+
+        self.chart = QChart()
+        self.chart.setTitle(_t("Last 30 days"))
+        self.chart.legend().setAlignment(Qt.AlignmentFlag.AlignBottom)
+        self.chart.setAnimationOptions(QChart.AnimationOption.NoAnimation)
+        self.chart_view = QChartView(self.chart)
+        self.chart_view.setRenderHint(QPainter.RenderHint.Antialiasing)
+        self.chart_view.setObjectName("overviewChart")
+        self.chart_view.setAccessibleName(_t("Decisions per day over the last 30 days"))
+        self.chart_view.setMinimumHeight(260)
+        layout.addWidget(self.chart_view, 1)
+        self._apply_palette()
+
+    def _apply_palette(self) -> None:
+        dark = self.palette().color(QPalette.ColorRole.Window).lightness() < 128
+        self.chart.setTheme(QChart.ChartTheme.ChartThemeDark if dark else QChart.ChartTheme.ChartThemeLight)
+        self.chart.setBackgroundBrush(self.palette().brush(QPalette.ColorRole.Window))
+        self.chart.setTitleBrush(self.palette().brush(QPalette.ColorRole.WindowText))
+        self.chart.legend().setLabelColor(self.palette().color(QPalette.ColorRole.WindowText))
+
+    def changeEvent(self, event: object) -> None:
+        from PySide6.QtCore import QEvent
+        if getattr(event, "type", lambda: None)() == QEvent.Type.PaletteChange:
+            self._apply_palette()
+            if self.stats is not None:
+                self.show_stats(self.stats)
+        super().changeEvent(event)  # type: ignore[arg-type]
+
+    def refresh(self) -> None:
+        client = self.client
+        self.run(lambda: client.stats(30), self.show_stats, lambda exc: self.messages.error(str(exc)))
+
+    def set_pending(self, count: int) -> None:
+        self.pending_label.setText(QLocale().toString(count))
+
+    def show_stats(self, stats: Stats) -> None:
+        self.stats = stats
+        self.loaded = True
+        self.set_pending(stats.pending_challenges)
+        today = stats.today()
+        for verdict, label in self.today_labels.items():
+            label.setText(QLocale().toString(today.get(verdict, 0)))
+        self.chart.removeAllSeries()
+        for axis in self.chart.axes():
+            self.chart.removeAxis(axis)
+        series = QStackedBarSeries()
+        days = [day for day, _ in stats.days]
+        shown = [v for v in VERDICTS if any(counts.get(v, 0) for _, counts in stats.days)] or ["delivered"]
+        for verdict in shown:
+            bar = QBarSet(verdict_label(verdict))
+            bar.setColor(QColor(COLOURS.get(verdict, "#888888")))
+            bar.setBorderColor(QColor(COLOURS.get(verdict, "#888888")))
+            for _, counts in stats.days:
+                bar.append(counts.get(verdict, 0))
+            series.append(bar)
+        self.chart.addSeries(series)
+        axis_x = QBarCategoryAxis()
+        axis_x.append([self._day_label(d, i, len(days)) for i, d in enumerate(days)])
+        axis_x.setLabelsColor(self.palette().color(QPalette.ColorRole.WindowText))
+        self.chart.addAxis(axis_x, Qt.AlignmentFlag.AlignBottom)
+        series.attachAxis(axis_x)
+        axis_y = QValueAxis()
+        peak = max((sum(c.get(v, 0) for v in shown) for _, c in stats.days), default=0)
+        axis_y.setRange(0, max(5, peak))
+        axis_y.applyNiceNumbers()
+        axis_y.setLabelFormat("%d")
+        axis_y.setLabelsColor(self.palette().color(QPalette.ColorRole.WindowText))
+        self.chart.addAxis(axis_y, Qt.AlignmentFlag.AlignLeft)
+        series.attachAxis(axis_y)
+
+    @staticmethod
+    def _day_label(iso: str, i: int, n: int) -> str:
+        # every 5th day and today get a label; the others a unique blank so the axis stays readable
+        if i % 5 and i != n - 1:
+            return " " * (i + 1)
+        d = date.fromisoformat(iso)
+        return QLocale().toString(QDate(d.year, d.month, d.day), "d MMM")

@@ -1,0 +1,120 @@
+"""Pending: challenges waiting for a decision. Approve, deny, allow the whole domain; several at once;
+keyboard: A approve, D deny, Shift+A allow domain, Ctrl+A select all."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QVBoxLayout
+
+from ..api_client import Challenge
+from ..models import PendingModel
+from ..models.base import RecordRole
+from ..widgets import icon_button
+from .base import Page, make_table, tr
+
+
+def _t(text: str, n: int = -1) -> str:
+    return tr("PendingPage", text, n)
+
+
+class PendingPage(Page):
+    key = "pending"
+    icon_name = "pending"
+
+    @staticmethod
+    def title() -> str:
+        return _t("Pending")
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.model = PendingModel(self)
+        layout = QVBoxLayout(self)
+        bar = QHBoxLayout()
+        self.approve_button = icon_button("approve", _t("&Approve"), _t("Allow these senders (A)"))
+        self.deny_button = icon_button("deny", _t("&Deny"), _t("Block these senders; their links stop working (D)"))
+        self.domain_button = icon_button("domain", _t("Allow do&main"), _t("Allow the senders' whole domains (Shift+A)"))
+        for b in (self.approve_button, self.deny_button, self.domain_button):
+            bar.addWidget(b)
+        bar.addStretch(1)
+        self.filter = QLineEdit()
+        self.filter.setPlaceholderText(_t("Filter"))
+        self.filter.setAccessibleName(_t("Filter pending senders"))
+        self.filter.setClearButtonEnabled(True)
+        bar.addWidget(self.filter)
+        layout.addLayout(bar)
+        self.table, self.proxy = make_table(self.model, multi=True, name=_t("Pending senders"))
+        self.filter.textChanged.connect(self.proxy.setFilterFixedString)
+        for col, width in enumerate((240, 300, 180, 140)):
+            self.table.setColumnWidth(col, width)
+        self.table.sortByColumn(3, Qt.SortOrder.DescendingOrder)
+        layout.addWidget(self.table, 1)
+        self.empty = QLabel()
+        layout.addWidget(self.empty)
+        self.model.rowsInserted.connect(self._count_changed)
+        self.model.rowsRemoved.connect(self._count_changed)
+        self.model.modelReset.connect(self._count_changed)
+
+        for button, decision, key in ((self.approve_button, "approve", "A"), (self.deny_button, "deny", "D"),
+                                      (self.domain_button, "allow-domain", "Shift+A")):
+            button.clicked.connect(lambda _=False, d=decision: self.decide_selected(d))
+            action = QAction(self)
+            action.setShortcut(QKeySequence(key))
+            action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            action.triggered.connect(lambda _=False, d=decision: self.decide_selected(d))
+            self.table.addAction(action)
+        self.table.selectionModel().selectionChanged.connect(lambda *_: self._enable())
+        self._enable()
+
+    def _enable(self) -> None:
+        on = bool(self.table.selectionModel().selectedRows())
+        for b in (self.approve_button, self.deny_button, self.domain_button):
+            b.setEnabled(on)
+
+    def _count_changed(self, *_: object) -> None:
+        n = self.model.rowCount()
+        self.empty.setText(_t("Nobody is waiting.") if n == 0 else _t("%n sender(s) waiting", n))
+        self._enable()
+
+    def refresh(self) -> None:
+        client = self.client
+        self.run(client.all_pending, self._loaded, lambda exc: self.messages.error(str(exc)))
+
+    def _loaded(self, challenges: list[Challenge]) -> None:
+        self.model.set_records(challenges)
+        self.loaded = True
+
+    def selected(self) -> list[Challenge]:
+        return [self.proxy.data(i, RecordRole) for i in self.table.selectionModel().selectedRows()]
+
+    def decide_selected(self, decision: str) -> None:
+        chosen = self.selected()
+        if not chosen:
+            return
+        client = self.client
+        ids = [c.id for c in chosen]
+
+        def decide_all() -> tuple[list[Challenge], list[str]]:
+            done, errors = [], []
+            for cid in ids:  # one call each: the API decides one challenge at a time
+                try:
+                    done.append(client.decide(cid, decision))
+                except Exception as exc:
+                    from ..api_client import ApiError
+                    if not isinstance(exc, ApiError):
+                        raise
+                    errors.append(str(exc))
+            return done, errors
+
+        def finished(result: tuple[list[Challenge], list[str]]) -> None:
+            done, errors = result
+            for challenge in done:
+                self.model.apply(challenge)
+            verb = {"approve": _t("Approved %n sender(s)", len(done)), "deny": _t("Denied %n sender(s)", len(done)),
+                    "allow-domain": _t("Allowed the domains of %n sender(s)", len(done))}[decision]
+            if errors:
+                self.messages.error(verb + "; " + _t("%n failed: ", len(errors)) + errors[0])
+            else:
+                self.messages.info(verb)
+
+        self.run(decide_all, finished)

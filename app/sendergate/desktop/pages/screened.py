@@ -1,0 +1,107 @@
+"""Screened: automated senders (receipts, newsletters) that were screened or refused as bulk,
+grouped by sender. A allows (future mail goes to the inbox), B blocks."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QVBoxLayout
+
+from ..api_client import GatewayClient
+from ..models import ScreenedModel, SenderGroup, group_by_sender
+from ..models.base import RecordRole
+from ..widgets import icon_button
+from .actions import describe
+from .base import Page, make_table, tr
+
+LOOK_BACK_DAYS = 90  # the default event retention
+MAX_EVENTS = 20_000  # the API has no grouping: the app groups at most this many recent events
+
+
+def _t(text: str, n: int = -1) -> str:
+    return tr("ScreenedPage", text, n)
+
+
+def fetch_groups(client: GatewayClient) -> list[SenderGroup]:
+    """Recent screened/bulk events grouped by sender, without senders already on a list."""
+    since = datetime.now(timezone.utc) - timedelta(days=LOOK_BACK_DAYS)
+    events, cursor = [], None
+    while len(events) < MAX_EVENTS:
+        page = client.events(verdicts=("screened", "bulk"), since=since, cursor=cursor, limit=500)
+        events += page.items
+        if not page.next_cursor:
+            break
+        cursor = page.next_cursor
+    decided = {e.entry.lower() for action in ("allow", "block") for e in client.all_entries(action)}
+    return group_by_sender(events, decided)
+
+
+class ScreenedPage(Page):
+    key = "screened"
+    icon_name = "screened"
+
+    @staticmethod
+    def title() -> str:
+        return _t("Screened")
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.model = ScreenedModel(self)
+        layout = QVBoxLayout(self)
+        intro = QLabel(_t("Automated mail from senders you have not chosen yet: receipts, newsletters, "
+                          "notifications. Allow a sender to get their mail in your inbox, or block them."))
+        intro.setWordWrap(True)
+        layout.addWidget(intro)
+        bar = QHBoxLayout()
+        self.allow_button = icon_button("allowlist", _t("&Allow"), _t("Allow this sender (A)"))
+        self.block_button = icon_button("blocklist", _t("&Block"), _t("Block this sender (B)"))
+        bar.addWidget(self.allow_button)
+        bar.addWidget(self.block_button)
+        bar.addStretch(1)
+        self.filter = QLineEdit()
+        self.filter.setPlaceholderText(_t("Filter"))
+        self.filter.setAccessibleName(_t("Filter screened senders"))
+        self.filter.setClearButtonEnabled(True)
+        bar.addWidget(self.filter)
+        layout.addLayout(bar)
+        self.table, self.proxy = make_table(self.model, multi=True, name=_t("Screened senders"))
+        self.filter.textChanged.connect(self.proxy.setFilterFixedString)
+        self.table.sortByColumn(3, Qt.SortOrder.DescendingOrder)
+        for col, width in enumerate((260, 90, 320, 140)):
+            self.table.setColumnWidth(col, width)
+        layout.addWidget(self.table, 1)
+        for button, verb, key in ((self.allow_button, "allow", "A"), (self.block_button, "block", "B")):
+            button.clicked.connect(lambda _=False, v=verb: self.decide_selected(v))
+            action = QAction(self)
+            action.setShortcut(QKeySequence(key))
+            action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            action.triggered.connect(lambda _=False, v=verb: self.decide_selected(v))
+            self.table.addAction(action)
+
+    def refresh(self) -> None:
+        client = self.client
+        self.run(lambda: fetch_groups(client), self._loaded, lambda exc: self.messages.error(str(exc)))
+
+    def _loaded(self, groups: list[SenderGroup]) -> None:
+        self.model.set_records(groups)
+        self.loaded = True
+
+    def selected(self) -> list[SenderGroup]:
+        return [self.proxy.data(i, RecordRole) for i in self.table.selectionModel().selectedRows()]
+
+    def decide_selected(self, action: str) -> None:
+        groups = self.selected()
+        if not groups:
+            return
+        client = self.client
+        senders = [g.sender for g in groups]
+        note = _t("from the Screened page")
+
+        def done(_: object) -> None:
+            for sender in senders:
+                self.model.remove_key(sender)
+            self.messages.info(describe(action, ", ".join(senders)))
+
+        self.run(lambda: [client.add_entry(action, s, note=note) for s in senders], done)

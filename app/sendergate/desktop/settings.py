@@ -1,0 +1,146 @@
+"""Every setting the app keeps, through one typed wrapper around QSettings (STYLE.md).
+
+Secrets never pass through here: they go to secrets.py (the OS keychain).
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QByteArray, QSettings
+
+ORGANIZATION = "SenderGate"
+APPLICATION = "SenderGate Desktop"
+
+
+class Settings:
+    """Typed properties over one QSettings scope. Tests and the demo pass their own (an INI file)."""
+
+    def __init__(self, qsettings: QSettings | None = None) -> None:
+        self._s = qsettings if qsettings is not None else QSettings(ORGANIZATION, APPLICATION)
+
+    @classmethod
+    def at_path(cls, path: str) -> "Settings":
+        """Settings in a file of their own (the demo, tests): the user's real settings stay untouched."""
+        return cls(QSettings(path, QSettings.Format.IniFormat))
+
+    def _str(self, key: str, default: str = "") -> str:
+        value = self._s.value(key, default)
+        return "" if value is None else str(value)
+
+    def _bool(self, key: str, default: bool) -> bool:
+        value = self._s.value(key, default)
+        if isinstance(value, str):  # INI files give strings back
+            return value.lower() in ("1", "true", "yes")
+        return bool(value)
+
+    def _int(self, key: str, default: int) -> int:
+        try:
+            return int(self._s.value(key, default))
+        except (TypeError, ValueError):
+            return default
+
+    def _bytes(self, key: str) -> QByteArray:
+        value = self._s.value(key)
+        return value if isinstance(value, QByteArray) else QByteArray()
+
+    def sync(self) -> None:
+        self._s.sync()
+
+    def clear(self) -> None:
+        self._s.clear()
+
+    # -- the gateway --
+    @property
+    def gateway_url(self) -> str:
+        return self._str("gateway/url")
+
+    @gateway_url.setter
+    def gateway_url(self, url: str) -> None:
+        self._s.setValue("gateway/url", url)
+
+    @property
+    def insecure_http_accepted(self) -> str:
+        """The plain-http URL the user agreed to send the token over (empty: none)."""
+        return self._str("gateway/insecure_http_accepted")
+
+    @insecure_http_accepted.setter
+    def insecure_http_accepted(self, url: str) -> None:
+        self._s.setValue("gateway/insecure_http_accepted", url)
+
+    @property
+    def is_configured(self) -> bool:
+        return bool(self.gateway_url)
+
+    # -- the IMAP account (password in the keychain) --
+    @property
+    def imap_host(self) -> str:
+        return self._str("imap/host")
+
+    @imap_host.setter
+    def imap_host(self, host: str) -> None:
+        self._s.setValue("imap/host", host)
+
+    @property
+    def imap_port(self) -> int:
+        return self._int("imap/port", 993)
+
+    @imap_port.setter
+    def imap_port(self, port: int) -> None:
+        self._s.setValue("imap/port", int(port))
+
+    @property
+    def imap_tls(self) -> bool:
+        return self._bool("imap/tls", True)
+
+    @imap_tls.setter
+    def imap_tls(self, on: bool) -> None:
+        self._s.setValue("imap/tls", bool(on))
+
+    @property
+    def imap_user(self) -> str:
+        return self._str("imap/user")
+
+    @imap_user.setter
+    def imap_user(self, user: str) -> None:
+        self._s.setValue("imap/user", user)
+
+    # -- behaviour --
+    @property
+    def notifications_enabled(self) -> bool:
+        return self._bool("ui/notifications", True)
+
+    @notifications_enabled.setter
+    def notifications_enabled(self, on: bool) -> None:
+        self._s.setValue("ui/notifications", bool(on))
+
+    @property
+    def last_page(self) -> str:
+        return self._str("ui/last_page", "overview")
+
+    @last_page.setter
+    def last_page(self, name: str) -> None:
+        self._s.setValue("ui/last_page", name)
+
+    @property
+    def window_geometry(self) -> QByteArray:
+        return self._bytes("ui/geometry")
+
+    @window_geometry.setter
+    def window_geometry(self, data: QByteArray) -> None:
+        self._s.setValue("ui/geometry", data)
+
+    @property
+    def window_state(self) -> QByteArray:
+        return self._bytes("ui/state")
+
+    @window_state.setter
+    def window_state(self, data: QByteArray) -> None:
+        self._s.setValue("ui/state", data)
+
+    @property
+    def language(self) -> str:
+        """'' follows the system; 'en', 'de' override it."""
+        return self._str("ui/language")
+
+    @language.setter
+    def language(self, code: str) -> None:
+        self._s.setValue("ui/language", code)
