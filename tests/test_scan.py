@@ -459,6 +459,14 @@ def test_ping_reports_each_configured_scanner(clamd_daemon: ScannerDaemon, spamd
     assert run(scanners(spamd=spamd_daemon.unix_spec).ping()) == {"spamd": "ok"}
 
 
+def test_scanner_addresses_may_name_a_host(clamd_daemon: ScannerDaemon, spamd_daemon: ScannerDaemon) -> None:
+    """tcp:HOST:PORT with a host name, resolved without blocking the loop."""
+    scan = scanners(clamd=f"tcp:localhost:{clamd_daemon.port}", spamd=f"tcp:localhost:{spamd_daemon.port}")
+    assert run(scan.ping()) == {"clamd": "ok", "spamd": "ok"}
+    outcome = run(scan.scan(message(EICAR), spam=True))
+    assert outcome.virus == EICAR_REPORTED and outcome.spam_score is not None
+
+
 def test_ping_reports_unreachable_and_hung_scanners(own_clamd: ScannerDaemon, paused_spamd: ScannerDaemon) -> None:
     hung = run(scanners(clamd=own_clamd.tcp_spec, spamd=paused_spamd.tcp_spec, timeout=0.3).ping())
     assert hung == {"clamd": "ok", "spamd": "no answer within 0.3 s"}

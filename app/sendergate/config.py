@@ -151,7 +151,7 @@ class ScanConfig:
     spam_threshold: float = 5.0
     on_failure: str = "tempfail"
     timeout: float = 30.0
-    clamd_max_size: int = 0  # 0 = ask clamd for StreamMaxLength, else 25 MB
+    clamd_max_size: int = 0  # 0 = clamd's own StreamMaxLength (its "size limit exceeded" answer = skipped)
     spamd_max_size: int = 500_000
     virus_reply: str = DEFAULT_VIRUS_REPLY
     spam_reply: str = DEFAULT_SPAM_REPLY
