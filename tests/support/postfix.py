@@ -546,7 +546,7 @@ class PostfixInstance(_Service):
         except (FileNotFoundError, ValueError, IndexError):
             return None
 
-    def _instance_pids(self) -> list[int]:
+    def pids(self) -> list[int]:
         """Every process running for this instance: master passes MAIL_CONFIG to all children."""
         marker = f"MAIL_CONFIG={self.config_dir}".encode()
         pids = []
@@ -570,7 +570,7 @@ class PostfixInstance(_Service):
             master = self._master_pid()
             if master is not None and pid_alive(master):
                 self._stop_master(master)
-            for pid in self._instance_pids():
+            for pid in self.pids():
                 kill_and_wait(pid)
         finally:
             remove_service_dir(self.base_dir)

@@ -31,6 +31,8 @@ from tests.support.common import (
 POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
 # Database names we create are plain identifiers; anything else is a test bug.
 _DATABASE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+# bin_dir -> a cluster initdb made and nobody ever started (see _cluster_template).
+_cluster_templates: dict[Path, Path] = {}
 
 
 class PostgresServer:
@@ -70,16 +72,33 @@ class PostgresServer:
         self.data_dir = self.base_dir / "data"
         self.socket_dir = self.base_dir / "run"
         self.log_file = self.base_dir / "postgres.log"
-        self.data_dir.mkdir(mode=0o700)
         self.socket_dir.mkdir(mode=0o755)
         self.log_file.touch(mode=0o644)
-        for owned in (self.data_dir, self.socket_dir, self.log_file):
+        for owned in (self.socket_dir, self.log_file):
             self._give_to_postgres(owned)
+        # A copy of a pristine cluster is a fresh cluster, ~10x cheaper than initdb.
+        template = self._cluster_template()
+        run_checked(["cp", "-a", template, self.data_dir], "copying the template cluster")
+
+    def _cluster_template(self) -> Path:
+        """One initdb per process and PostgreSQL build; later servers copy it."""
+        template = _cluster_templates.get(self.bin_dir)
+        if template is not None and template.exists():
+            return template
+        base = make_service_dir("sendergate-pg-template-")
+        atexit.register(remove_service_dir, base)
+        template = base / "data"
+        template.mkdir(mode=0o700)
+        self._give_to_postgres(template)
         run_checked(
+            # 1 MB WAL segments instead of 16 MB: a third less to copy per server.
             [*self._as_postgres(), self.initdb, "--auth=trust", "--username=postgres",
-             "--encoding=UTF8", "--locale=C", "--no-instructions", "-D", self.data_dir],
+             "--encoding=UTF8", "--locale=C", "--no-instructions", "--no-sync",
+             "--wal-segsize=1", "-D", template],
             "initdb",
         )
+        _cluster_templates[self.bin_dir] = template
+        return template
 
     def _start_server(self) -> None:
         assert self.data_dir is not None and self.socket_dir is not None

@@ -1,0 +1,198 @@
+"""Self-tests of the test-service launchers (tests/support/postgres.py and
+tests/support/postfix.py): each one runs the real daemon and proves it does
+what the gateway's tests rely on."""
+
+from __future__ import annotations
+
+import smtplib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from tests.support.common import ServiceError, free_loopback_port
+from tests.support.postfix import PostfixInstance, SmtpSink, unfold
+from tests.support.postgres import PostgresServer
+
+REFUSAL = "550 5.7.1 Go to https://x.test/c/abc"
+
+# 8-bit text, a line starting with a dot, a long line: what a sink must not alter.
+MESSAGE = (
+    b"From: Alice <alice@sender.test>\r\n"
+    b"To: bob@example.org\r\n"
+    b"Subject: launcher self-test\r\n"
+    b"Message-ID: <self-test@sender.test>\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Transfer-Encoding: 8bit\r\n"
+    b"\r\n"
+    b"Gr\xc3\xbc\xc3\x9fe aus K\xc3\xb6ln\r\n"
+    b".a line that starts with a dot\r\n"
+    + b"x" * 900 + b"\r\n"
+)
+
+
+# --- PostgreSQL ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresServer]:
+    with PostgresServer() as server:
+        yield server
+
+
+def test_postgres_serves_two_separate_databases(postgres: PostgresServer) -> None:
+    first = postgres.create_database("launcher_first")
+    second = postgres.create_database("launcher_second")
+    assert first == f"postgresql://postgres@127.0.0.1:{postgres.port}/launcher_first"
+
+    with psycopg.connect(first, autocommit=True) as connection:
+        connection.execute("CREATE TABLE marker (id int)")
+        assert connection.execute("SELECT current_database()").fetchone() == ("launcher_first",)
+    with psycopg.connect(second) as connection:
+        assert connection.execute("SELECT current_database()").fetchone() == ("launcher_second",)
+        found = connection.execute("SELECT count(*) FROM pg_tables WHERE tablename = 'marker'")
+        assert found.fetchone() == (0,)
+
+
+def test_postgres_stop_removes_cluster_and_process() -> None:
+    server = PostgresServer()
+    data_dir = server.data_dir
+    assert data_dir is not None
+    pid = int((data_dir / "postmaster.pid").read_text().split()[0])
+    server.stop()
+    assert not data_dir.parent.exists()
+    assert not Path(f"/proc/{pid}/cmdline").exists() or not Path(f"/proc/{pid}/cmdline").read_bytes()
+    server.stop()  # idempotent: fixtures may stop twice
+
+
+def test_postgres_without_binaries_fails_loudly(tmp_path: Path) -> None:
+    with pytest.raises(ServiceError, match="initdb not found at .*install"):
+        PostgresServer(bin_dir=tmp_path)
+
+
+# --- smtp-sink ------------------------------------------------------------------
+
+
+def test_smtp_sink_keeps_the_message_byte_for_byte() -> None:
+    with SmtpSink(dump=True) as sink:
+        with smtplib.SMTP("127.0.0.1", sink.port, local_hostname="client.test") as client:
+            client.sendmail("alice@sender.test", ["bob@example.org", "carol@example.org"], MESSAGE)
+        [delivery] = sink.wait_for_messages(1)
+
+    assert delivery.message_crlf == MESSAGE
+    assert delivery.envelope_sender == "alice@sender.test"
+    assert delivery.envelope_recipients == ("bob@example.org", "carol@example.org")
+    assert delivery.client_address == "127.0.0.1"
+    assert delivery.helo == "client.test"
+
+
+def test_smtp_sink_refuses_recipients_with_5xx() -> None:
+    with SmtpSink(hard_reject=("RCPT",), hard_reply="550 5.1.1 No such user") as sink:
+        with smtplib.SMTP("127.0.0.1", sink.port) as client:
+            with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+                client.sendmail("alice@sender.test", ["bob@example.org"], MESSAGE)
+    assert refused.value.recipients == {"bob@example.org": (550, b"5.1.1 No such user")}
+
+
+def test_smtp_sink_defers_at_end_of_data_with_4xx() -> None:
+    with SmtpSink(dump=True, soft_reject=(".",)) as sink:
+        with smtplib.SMTP("127.0.0.1", sink.port) as client:
+            with pytest.raises(smtplib.SMTPDataError) as deferred:
+                client.sendmail("alice@sender.test", ["bob@example.org"], MESSAGE)
+    assert deferred.value.smtp_code == 450
+
+
+# --- Postfix ----------------------------------------------------------------------
+
+
+class ScriptedDownstream:
+    """aiosmtpd handler answering end of DATA from a script of replies (last one repeats)."""
+
+    def __init__(self, *replies: str) -> None:
+        self.replies = list(replies)
+        self.received: list[bytes] = []
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.received.append(envelope.original_content or b"")
+        return self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
+
+
+@pytest.fixture
+def downstream_factory() -> Iterator:
+    controllers: list[Controller] = []
+
+    def start(*replies: str) -> tuple[ScriptedDownstream, int]:
+        handler = ScriptedDownstream(*replies)
+        port = free_loopback_port()
+        controller = Controller(handler, hostname="127.0.0.1", port=port, server_hostname="downstream.test")
+        controller.start()
+        controllers.append(controller)
+        return handler, port
+
+    yield start
+    for controller in controllers:
+        controller.stop()
+
+
+def test_provider_turns_550_into_a_bounce_with_the_link(downstream_factory) -> None:
+    _, port = downstream_factory(REFUSAL)
+    with PostfixInstance(routes={"example.org": port}, mailboxes=("alice",)) as provider:
+        started = time.monotonic()
+        submission = provider.submit("alice@sender.test", "bob@example.org", MESSAGE)
+        bounce = unfold(provider.wait_for_bounce("alice", timeout=10))
+        elapsed = time.monotonic() - started
+
+    assert submission.queue_id
+    assert b"said: 550 5.7.1 Go to https://x.test/c/abc" in bounce
+    assert b"(in reply to end of DATA command)" in bounce
+    assert b"Subject: launcher self-test" in bounce  # the returned original
+    assert elapsed < 5, f"bounce took {elapsed:.1f} s"
+
+
+def test_provider_queues_a_451_and_flush_delivers_it(downstream_factory) -> None:
+    downstream, port = downstream_factory("451 4.3.0 Try again later", "250 2.0.0 Accepted")
+    with PostfixInstance(routes={"example.org": port}, mailboxes=("alice",)) as provider:
+        submission = provider.submit("alice@sender.test", "bob@example.org", MESSAGE)
+        provider.wait_for_log(rf"{submission.queue_id}: .*status=deferred .*451 4\.3\.0 Try again later")
+        [queued] = provider.queue()
+        assert queued["queue_id"] == submission.queue_id
+        assert queued["queue_name"] == "deferred"
+
+        provider.flush()
+        provider.wait_for_empty_queue(timeout=10)
+        provider.wait_for_log(rf"{submission.queue_id}: .*status=sent")
+    assert len(downstream.received) == 2
+
+
+def test_receiving_mta_hands_the_session_to_a_proxy_filter() -> None:
+    # smtp-sink stands in for SenderGate behind Postfix: its refusal reaches the client.
+    with SmtpSink(dump=True, hard_reject=(".",), hard_reply="550 5.7.1 Unknown sender") as proxy:
+        with PostfixInstance(
+            routes={"example.org": "discard:"},
+            smtpd_options={"smtpd_proxy_filter": f"127.0.0.1:{proxy.port}"},
+            main_cf={"mynetworks": ""},
+        ) as mx:
+            with pytest.raises(smtplib.SMTPDataError) as refused:
+                mx.submit("stranger@elsewhere.test", "bob@example.org", MESSAGE)
+            with pytest.raises(smtplib.SMTPRecipientsRefused):
+                mx.submit("stranger@elsewhere.test", "someone@not-ours.test", MESSAGE)
+    assert refused.value.smtp_code == 550
+    assert b"Unknown sender" in refused.value.smtp_error
+
+
+def test_postfix_stop_leaves_no_process_and_no_directory() -> None:
+    provider = PostfixInstance()
+    base_dir = provider.base_dir
+    assert base_dir is not None
+    pids = provider.pids()
+    assert pids, "no Postfix process found for the instance"
+    provider.stop()
+    assert not base_dir.exists()
+    for pid in pids:
+        status = Path(f"/proc/{pid}/status")
+        assert not status.exists() or "State:\tZ" in status.read_text(), f"process {pid} survived"
+    provider.stop()  # idempotent
