@@ -197,21 +197,24 @@ class _Run:
         self.client: IMAPClient | None = None
         self.done = 0
         self.total = 0
+        self.selected: str | None = None
         self._sent_ids: set[str] = set()
 
     def execute(self) -> None:
         assert self.client is not None
         sent = find_sent_folder(self.client.list_folders(), self.h.sent_folder)
         plan = [(sent, True)] + [(f, False) for f in self.h.answered_folders if f != sent]
+        # Look up new UIDs with Sent last and fetch it first: on a big Maildir
+        # every SELECT costs a directory scan, so Sent is selected only once.
         todo: list[tuple[str, bool, list[int]]] = []
-        for folder, is_sent in plan:
+        for folder, is_sent in reversed(plan):
             uids = self._new_uids(folder, is_sent)
-            todo.append((folder, is_sent, uids))
+            todo.insert(0, (folder, is_sent, uids))
             self.total += len(uids)
         self.progress(0, self.total)
         for folder, is_sent, uids in todo:
-            if uids:
-                self.client.select_folder(folder, readonly=True)
+            if uids and self.selected != folder:
+                self._select(folder)
             for start in range(0, len(uids), self.h.batch_size):
                 if self.cancelled():
                     self.result.cancelled = True
@@ -225,18 +228,30 @@ class _Run:
                 self.result.messages_read += len(batch)
                 self.progress(self.done, self.total)
 
+    def _select(self, folder: str) -> dict[bytes, Any]:
+        assert self.client is not None
+        info = self.client.select_folder(folder, readonly=True)
+        self.selected = folder
+        return info
+
     def _new_uids(self, folder: str, is_sent: bool) -> list[int]:
         assert self.client is not None
+        folders = self.result.state.setdefault("folders", {})
+        known = folders.get(folder)
         try:
-            info = self.client.select_folder(folder, readonly=True)
+            if known:
+                # STATUS first: when nothing arrived, no SELECT (a Maildir scan) is needed.
+                status = self.client.folder_status(folder, [b"UIDVALIDITY", b"UIDNEXT"])
+                if (int(status.get(b"UIDVALIDITY", -1)) == known.get("uidvalidity")
+                        and int(status.get(b"UIDNEXT", 0)) <= int(known.get("last_uid", 0)) + 1):
+                    return []
+            info = self._select(folder)
         except IMAPClientError as exc:
             if is_sent:
                 raise ContactsError(f"cannot open the Sent folder {folder!r}: {_reason(exc)}") from None
             self.result.warnings.append(f"folder {folder!r} skipped: {_reason(exc)}")
             return []
         uidvalidity = int(info.get(b"UIDVALIDITY", 0))
-        folders = self.result.state.setdefault("folders", {})
-        known = folders.get(folder)
         last_uid = 0
         if known and known.get("uidvalidity") == uidvalidity:
             last_uid = int(known.get("last_uid", 0))
