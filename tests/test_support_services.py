@@ -168,20 +168,46 @@ def test_provider_queues_a_451_and_flush_delivers_it(downstream_factory) -> None
     assert len(downstream.received) == 2
 
 
-def test_receiving_mta_hands_the_session_to_a_proxy_filter() -> None:
-    # smtp-sink stands in for SenderGate behind Postfix: its refusal reaches the client.
-    with SmtpSink(dump=True, hard_reject=(".",), hard_reply="550 5.7.1 Unknown sender") as proxy:
-        with PostfixInstance(
-            routes={"example.org": "discard:"},
-            smtpd_options={"smtpd_proxy_filter": f"127.0.0.1:{proxy.port}"},
-            main_cf={"mynetworks": ""},
-        ) as mx:
+class StandInGateway:
+    """A before-queue proxy in SenderGate's place: refuses one sender, relays the rest."""
+
+    def __init__(self, after_filter_port: int) -> None:
+        self.after_filter_port = after_filter_port
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if envelope.mail_from == "stranger@elsewhere.test":
+            return "550 5.7.1 Unknown sender"
+        # Blocking smtplib is fine for a one-message test.
+        with smtplib.SMTP("127.0.0.1", self.after_filter_port, local_hostname="gateway.test") as relay:
+            relay.sendmail(envelope.mail_from, envelope.rcpt_tos, envelope.original_content or b"")
+        return "250 2.0.0 Relayed"
+
+
+def test_receiving_mta_hands_sessions_to_a_before_queue_proxy() -> None:
+    proxy_port = free_loopback_port()
+    with SmtpSink(dump=True) as mailstore, PostfixInstance(
+        routes={"example.org": mailstore.port},
+        proxy_filter=proxy_port,
+        main_cf={"mynetworks": ""},  # an MX: no relaying for anyone
+    ) as mx:
+        proxy = Controller(StandInGateway(mx.after_filter_port), hostname="127.0.0.1",
+                           port=proxy_port, server_hostname="gateway.test")
+        proxy.start()
+        try:
             with pytest.raises(smtplib.SMTPDataError) as refused:
                 mx.submit("stranger@elsewhere.test", "bob@example.org", MESSAGE)
             with pytest.raises(smtplib.SMTPRecipientsRefused):
-                mx.submit("stranger@elsewhere.test", "someone@not-ours.test", MESSAGE)
+                mx.submit("friend@elsewhere.test", "someone@not-ours.test", MESSAGE)
+            accepted = mx.submit("friend@elsewhere.test", "bob@example.org", MESSAGE)
+            [delivery] = mailstore.wait_for_messages(1)
+        finally:
+            proxy.stop()
+
     assert refused.value.smtp_code == 550
     assert b"Unknown sender" in refused.value.smtp_error
+    assert "Relayed" in accepted.reply
+    assert delivery.envelope_sender == "friend@elsewhere.test"
+    assert delivery.message_crlf.endswith(MESSAGE.split(b"\r\n\r\n", 1)[1])
 
 
 def test_postfix_stop_leaves_no_process_and_no_directory() -> None:

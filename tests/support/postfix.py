@@ -322,6 +322,29 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 """
 
 
+# The after-filter smtpd of SMTPD_PROXY_README: the filter already decided.
+_AFTER_FILTER_OPTIONS = {
+    "smtpd_proxy_filter": "",
+    "smtpd_authorized_xforward_hosts": "127.0.0.0/8",
+    "smtpd_client_restrictions": "",
+    "smtpd_helo_restrictions": "",
+    "smtpd_sender_restrictions": "",
+    "smtpd_relay_restrictions": "",
+    "smtpd_recipient_restrictions": "permit_mynetworks, reject",
+    "smtpd_data_restrictions": "",
+    "mynetworks": "127.0.0.0/8",
+    "receive_override_options": "no_unknown_recipient_checks",
+}
+
+
+def _smtpd_listener(port: int, options: Mapping[str, str]) -> str:
+    lines = [f"127.0.0.1:{port} inet n - n - - smtpd"]
+    for name, value in options.items():
+        # Postfix 3.x master.cf: { name = value } keeps spaces and commas in one -o.
+        lines.append(f"  -o {{ {name} = {value} }}" if re.search(r"[\s,]", value) else f"  -o {name}={value}")
+    return "\n".join(lines) + "\n"
+
+
 def _settle_config(config_dir: Path) -> None:
     """Date main.cf and master.cf back a minute.
 
@@ -392,10 +415,14 @@ class PostfixInstance(_Service):
     mailbox_domain, mailboxes: a virtual mailbox domain whose Maildirs receive
         mail (bounces for a sender's provider): mailboxes ("alice",) makes
         alice@sender.test. Clients in mynetworks (127.0.0.0/8) may relay.
-    smtpd_options: `-o name=value` for the public smtpd listener, e.g.
-        {"smtpd_proxy_filter": "127.0.0.1:10024"} for a before-queue proxy.
+    proxy_filter: a before-queue content filter (SenderGate behind Postfix,
+        SMTPD_PROXY_README): the public smtpd hands each session to
+        127.0.0.1:proxy_filter (a port, or "host:port"), which must deliver
+        to 127.0.0.1:after_filter_port, where a second smtpd queues the mail
+        for `routes`.
+    smtpd_options: `-o name=value` for the public smtpd listener.
     main_cf: extra or overriding main.cf parameters.
-    master_cf: extra master.cf lines, e.g. an after-filter smtpd listener.
+    master_cf: extra master.cf lines (e.g. another listener).
     """
 
     def __init__(
@@ -405,6 +432,7 @@ class PostfixInstance(_Service):
         mailbox_domain: str = "sender.test",
         mailboxes: Sequence[str] = ("sender",),
         hostname: str = "mta.test",
+        proxy_filter: int | str | None = None,
         smtpd_options: Mapping[str, str] | None = None,
         main_cf: Mapping[str, str] | None = None,
         master_cf: Sequence[str] = (),
@@ -419,12 +447,13 @@ class PostfixInstance(_Service):
         self.mailbox_domain = mailbox_domain
         self.mailboxes = tuple(mailboxes)
         self.hostname = hostname
+        self.proxy_filter = f"127.0.0.1:{proxy_filter}" if isinstance(proxy_filter, int) else proxy_filter
         self.smtpd_options = dict(smtpd_options or {})
         self.extra_main_cf = dict(main_cf or {})
         self.extra_master_cf = tuple(master_cf)
         self.port = 0
+        self.after_filter_port = 0
         self.base_dir: Path | None = None
-        self._delivered: set[str] = set()
         if start:
             self.start()
 
@@ -508,10 +537,14 @@ class PostfixInstance(_Service):
         return parameters
 
     def _master_cf(self) -> str:
-        listener = f"127.0.0.1:{self.port} inet n - n - - smtpd"
-        for name, value in self.smtpd_options.items():
-            listener += f"\n  -o {name}={value}"
-        return _MASTER_CF + listener + "\n" + "".join(f"{line}\n" for line in self.extra_master_cf)
+        public_options = dict(self.smtpd_options)
+        services = [_MASTER_CF]
+        if self.proxy_filter:
+            public_options.setdefault("smtpd_proxy_filter", self.proxy_filter)
+            services.append(_smtpd_listener(self.after_filter_port, _AFTER_FILTER_OPTIONS))
+        services.append(_smtpd_listener(self.port, public_options))
+        services.extend(f"{line}\n" for line in self.extra_master_cf)
+        return "".join(services)
 
     # --- lifecycle ---------------------------------------------------------
 
@@ -522,6 +555,8 @@ class PostfixInstance(_Service):
         atexit.register(self.stop)
         try:
             self.port = free_loopback_port()
+            if self.proxy_filter:
+                self.after_filter_port = free_loopback_port()
             self.config_dir.mkdir(mode=0o755)
             self.queue_dir.mkdir(mode=0o755)
             self.mail_dir.mkdir(mode=0o755)
