@@ -5,6 +5,7 @@ what the gateway's tests rely on."""
 from __future__ import annotations
 
 import smtplib
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -208,6 +209,15 @@ def test_receiving_mta_hands_sessions_to_a_before_queue_proxy() -> None:
     assert "Relayed" in accepted.reply
     assert delivery.envelope_sender == "friend@elsewhere.test"
     assert delivery.message_crlf.endswith(MESSAGE.split(b"\r\n\r\n", 1)[1])
+
+
+def test_postfix_that_cannot_start_says_why() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy_port = taken.getsockname()[1]
+        with pytest.raises(ServiceError, match=f"postfix start failed(.|\\n)*{busy_port}.*in use"):
+            PostfixInstance(master_cf=[f"127.0.0.1:{busy_port} inet n - n - - smtpd"])
 
 
 def test_postfix_stop_leaves_no_process_and_no_directory() -> None:

@@ -127,3 +127,41 @@ def wait_for_port(port: int, timeout: float, what: str, alive: Callable[[], bool
         if time.monotonic() > deadline:
             raise ServiceError(f"{what} did not listen on 127.0.0.1:{port} within {timeout:.0f} s")
         time.sleep(0.01)
+
+
+def log_tail(path: Path | None, lines: int = 40) -> str:
+    """The end of a daemon's log, for an error raised before its directory goes."""
+    if path is None:
+        return "(no log)"
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) or "(log empty)"
+    except OSError as error:
+        return f"(log unreadable: {error})"
+
+
+def failed_start(error: ServiceError, log: Path | None) -> ServiceError:
+    """The start error with the daemon's own words attached."""
+    return ServiceError(f"{error}\n--- end of {log.name if log else 'log'} ---\n{log_tail(log)}")
+
+
+def listens_on(pid: int, port: int) -> bool:
+    """Whether process pid itself holds a listening TCP socket on 127.0.0.1:port.
+
+    A bare connect() could reach whoever else grabbed the port first.
+    """
+    try:
+        inodes = {
+            os.readlink(fd)[len("socket:["):-1]
+            for fd in Path(f"/proc/{pid}/fd").iterdir()
+            if os.readlink(fd).startswith("socket:[")
+        }
+        table = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return False
+    wanted = f"0100007F:{port:04X}"
+    for row in table:
+        fields = row.split()
+        # local_address, state 0A = LISTEN, inode
+        if fields[1] == wanted and fields[3] == "0A" and fields[9] in inodes:
+            return True
+    return False

@@ -9,10 +9,14 @@
         provider.submit("alice@sender.test", "bob@example.org", message)
         bounce = provider.wait_for_bounce("alice", timeout=5)
 
-A PostfixInstance in front of SenderGate (before-queue proxy) gets its
-listener options and extra services from `smtpd_options`, `main_cf` and
-`master_cf`. Everything lives in a 0755 directory under /tmp that stop()
-removes; stop() leaves no process behind.
+    with PostfixInstance(routes={"example.org": mailstore_port},
+                         proxy_filter=gateway_port,            # SenderGate behind Postfix
+                         main_cf={"mynetworks": ""}) as mx:    # the gateway delivers to
+        ...                                                    # 127.0.0.1:mx.after_filter_port
+
+`smtpd_options`, `main_cf` and `master_cf` change anything else. Everything
+lives in a 0755 directory under /tmp that stop() removes; stop() leaves no
+process behind.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import pwd
 import re
 import shutil
 import smtplib
+import socket
 import stat
 import subprocess
 import time
@@ -31,11 +36,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any, Self
 
 from tests.support.common import (
     ServiceError,
+    failed_start,
     free_loopback_port,
     kill_and_wait,
+    listens_on,
+    log_tail,
     make_service_dir,
     pid_alive,
     remove_service_dir,
@@ -61,13 +70,20 @@ def unfold(text: bytes) -> bytes:
     return _FOLD.sub(b" ", text)
 
 
+_PORT_ATTEMPTS = 3
+
+
+class _PortTaken(ServiceError):
+    """Someone bound a port between free_loopback_port() and the daemon."""
+
+
 class _Service:
-    """Context-manager plumbing and the atexit safety net shared by the launchers."""
+    """Context-manager plumbing shared by the launchers."""
 
     def stop(self) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def __enter__(self):  # type: ignore[no-untyped-def]
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -147,10 +163,16 @@ class SmtpSink(_Service):
     """Postfix's smtp-sink on a free loopback port: a fast downstream MTA.
 
     dump: keep each transaction as a file (smtp-sink -d) for messages().
+        Every transaction that reaches end of DATA is dumped, also one that
+        smtp-sink then refuses (hard_reject=(".",)).
     hard_reject / soft_reject: SMTP commands answered 5xx / 4xx, e.g. ("RCPT",)
-        or (".",) for end of DATA (smtp-sink -f / -r).
-    disconnect_421: commands answered 421 followed by a disconnect (-Q).
+        or (".",) for end of DATA (smtp-sink -f / -r; default replies
+        "500 5.3.0 Error: command failed" / "450 4.3.0 Error: command failed").
     hard_reply / soft_reply: the text of those replies (-B / -b).
+    disconnect_421: commands answered 421, then the connection closed (-Q).
+    disconnect: commands after which smtp-sink drops the connection without
+        a reply (-q).
+    extra_args: further smtp-sink(1) options, e.g. ("-w", "5") to stall DATA.
     """
 
     def __init__(
@@ -160,6 +182,7 @@ class SmtpSink(_Service):
         hard_reject: Sequence[str] = (),
         soft_reject: Sequence[str] = (),
         disconnect_421: Sequence[str] = (),
+        disconnect: Sequence[str] = (),
         hard_reply: str | None = None,
         soft_reply: str | None = None,
         hostname: str = "sink.test",
@@ -171,6 +194,7 @@ class SmtpSink(_Service):
         self.hard_reject = tuple(hard_reject)
         self.soft_reject = tuple(soft_reject)
         self.disconnect_421 = tuple(disconnect_421)
+        self.disconnect = tuple(disconnect)
         self.hard_reply = hard_reply
         self.soft_reply = soft_reply
         self.hostname = hostname
@@ -178,6 +202,7 @@ class SmtpSink(_Service):
         self.port = 0
         self.base_dir: Path | None = None
         self.process: subprocess.Popen[bytes] | None = None
+        self.log_file: Path | None = None
         if start:
             self.start()
 
@@ -195,7 +220,7 @@ class SmtpSink(_Service):
         if self.dump:
             argv += ["-d", f"{self.dump_dir}/msg."]
         for flag, commands in (("-f", self.hard_reject), ("-r", self.soft_reject),
-                               ("-Q", self.disconnect_421)):
+                               ("-Q", self.disconnect_421), ("-q", self.disconnect)):
             if commands:
                 argv += [flag, ",".join(commands)]
         if self.hard_reply is not None:
@@ -206,6 +231,17 @@ class SmtpSink(_Service):
         return argv
 
     def start(self) -> SmtpSink:
+        # The free port we pick can be taken before smtp-sink binds it (tests
+        # run in parallel): then start again on another.
+        for attempt in range(1, _PORT_ATTEMPTS + 1):
+            try:
+                return self._start_once()
+            except _PortTaken as taken:
+                if attempt == _PORT_ATTEMPTS:
+                    raise ServiceError(str(taken)) from None
+        raise AssertionError("unreachable")
+
+    def _start_once(self) -> SmtpSink:
         if self.base_dir is not None:
             raise ServiceError("SmtpSink already started")
         self.base_dir = make_service_dir("sendergate-sink-")
@@ -221,12 +257,26 @@ class SmtpSink(_Service):
                 self.process = subprocess.Popen(
                     self._argv(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
                 )
-            wait_for_port(self.port, 10, f"smtp-sink (log: {self.log_file})",
-                          alive=lambda: self.process is not None and self.process.poll() is None)
+            self._wait_until_listening(timeout=10)
+        except ServiceError as error:
+            failure = failed_start(error, self.log_file)
+            taken = "Address already in use" in log_tail(self.log_file)
+            self.stop()
+            raise (_PortTaken if taken else ServiceError)(str(failure)) from None
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _wait_until_listening(self, timeout: float) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + timeout
+        while not listens_on(self.process.pid, self.port):
+            if self.process.poll() is not None:
+                raise ServiceError(f"smtp-sink exited (status {self.process.returncode})")
+            if time.monotonic() > deadline:
+                raise ServiceError(f"smtp-sink did not listen on 127.0.0.1:{self.port} in {timeout:g} s")
+            time.sleep(0.005)
 
     def stop(self) -> None:
         atexit.unregister(self.stop)
@@ -549,6 +599,17 @@ class PostfixInstance(_Service):
     # --- lifecycle ---------------------------------------------------------
 
     def start(self) -> PostfixInstance:
+        # The free ports we pick can be taken before master binds them (tests
+        # run in parallel): then start again on new ones.
+        for attempt in range(1, _PORT_ATTEMPTS + 1):
+            try:
+                return self._start_once()
+            except _PortTaken as taken:
+                if attempt == _PORT_ATTEMPTS:
+                    raise ServiceError(str(taken)) from None
+        raise AssertionError("unreachable")
+
+    def _start_once(self) -> PostfixInstance:
         if self.base_dir is not None:
             raise ServiceError("PostfixInstance already started")
         self.base_dir = make_service_dir("sendergate-postfix-")
@@ -567,13 +628,39 @@ class PostfixInstance(_Service):
             (self.config_dir / "master.cf").write_text(self._master_cf())
             _settle_config(self.config_dir)
             _copy_queue_template(self.queue_dir, self._path("data"))
-            run_checked([self.postfix, "-c", self.config_dir, "start"],
-                        f"postfix start (log: {self.maillog_file})")
-            wait_for_port(self.port, 10, f"Postfix smtpd (log: {self.maillog_file})")
+            run_checked([self.postfix, "-c", self.config_dir, "start"], "postfix start")
+            wait_for_port(self.port, 10, "Postfix smtpd")
+        except ServiceError as error:
+            failure = failed_start(error, self.maillog_file)
+            busy = self._busy_listeners()
+            ours = {f"127.0.0.1:{port}" for port in (self.port, self.after_filter_port)}
+            self.stop()
+            if busy:
+                message = f"{failure}\n(master could not bind: {', '.join(busy)} in use)"
+                raise (_PortTaken if set(busy) <= ours else ServiceError)(message) from None
+            raise failure from None
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _busy_listeners(self) -> list[str]:
+        """inet listeners in master.cf whose address someone else holds.
+
+        master's own "bind ... Address already in use" never reaches
+        maillog_file: it dies before it starts postlogd.
+        """
+        busy = []
+        for line in (self.config_dir / "master.cf").read_text().splitlines():
+            listener = re.match(r"(\d+\.\d+\.\d+\.\d+):(\d+)\s+inet\s", line)
+            if not listener:
+                continue
+            with socket.socket() as probe:
+                try:
+                    probe.bind((listener.group(1), int(listener.group(2))))
+                except OSError:
+                    busy.append(f"{listener.group(1)}:{listener.group(2)}")
+        return busy
 
     def _master_pid(self) -> int | None:
         try:
@@ -683,7 +770,7 @@ class PostfixInstance(_Service):
         """Try every deferred message again now (postqueue -f)."""
         run_checked([self.postqueue, "-c", self.config_dir, "-f"], "postqueue -f")
 
-    def queue(self) -> list[dict]:
+    def queue(self) -> list[dict[str, Any]]:
         """The queue as postqueue -j reports it: one dict per message."""
         output = run_checked([self.postqueue, "-c", self.config_dir, "-j"], "postqueue -j")
         return [json.loads(line) for line in output.splitlines() if line.strip()]

@@ -13,14 +13,15 @@ from __future__ import annotations
 import atexit
 import os
 import re
-import time
 from pathlib import Path
 from types import TracebackType
 
 from tests.support.common import (
     ServiceError,
+    failed_start,
     free_loopback_port,
     kill_and_wait,
+    log_tail,
     make_service_dir,
     pid_alive,
     remove_service_dir,
@@ -33,6 +34,7 @@ POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
 _DATABASE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 # bin_dir -> a cluster initdb made and nobody ever started (see _cluster_template).
 _cluster_templates: dict[Path, Path] = {}
+_PORT_ATTEMPTS = 3
 
 
 class PostgresServer:
@@ -62,6 +64,10 @@ class PostgresServer:
         try:
             self._init_cluster()
             self._start_server()
+        except ServiceError as error:
+            failure = failed_start(error, self.log_file)
+            self.stop()
+            raise failure from None
         except BaseException:
             self.stop()
             raise
@@ -102,17 +108,25 @@ class PostgresServer:
 
     def _start_server(self) -> None:
         assert self.data_dir is not None and self.socket_dir is not None
-        self.port = free_loopback_port()
-        # fsync and friends off: the cluster is thrown away after the tests.
-        options = (
-            f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1"
-            " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        )
-        run_checked(
-            [*self._as_postgres(), self.pg_ctl, "-w", "-t", "30", "-D", self.data_dir,
-             "-l", self.log_file, "-o", options, "start"],
-            f"pg_ctl start (log: {self.log_file})",
-        )
+        # The free port can be taken before postgres binds it (tests run in
+        # parallel): then try another.
+        for attempt in range(1, _PORT_ATTEMPTS + 1):
+            self.port = free_loopback_port()
+            # fsync and friends off: the cluster is thrown away after the tests.
+            options = (
+                f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1"
+                " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+            )
+            try:
+                run_checked(
+                    [*self._as_postgres(), self.pg_ctl, "-w", "-t", "30", "-D", self.data_dir,
+                     "-l", self.log_file, "-o", options, "start"],
+                    "pg_ctl start",
+                )
+                return
+            except ServiceError:
+                if attempt == _PORT_ATTEMPTS or "Address already in use" not in log_tail(self.log_file):
+                    raise
 
     def stop(self) -> None:
         """Stop the server (immediate: its data is discarded) and remove its directory."""
