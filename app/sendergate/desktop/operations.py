@@ -75,7 +75,7 @@ class _Relay(QObject):
         _in_flight.discard(self)
         op, self._op = self._op, None
         if op is not None:
-            op._finish(result, exc, tb)
+            op._finish(result[0] if exc is None else None, exc, tb)
         self.deleteLater()
 
 
@@ -92,7 +92,8 @@ class _Job(QRunnable):
         except BaseException as exc:  # handed to the GUI thread, which decides; nothing is lost
             self._relay.done.emit(None, exc, "".join(traceback.format_exception(exc)))
         else:
-            self._relay.done.emit(result, None, "")
+            # boxed: PySide6 6.12.0 loses a reference to True/False when a bare bool crosses a signal
+            self._relay.done.emit((result,), None, "")
 
 
 class Operation(Generic[T]):

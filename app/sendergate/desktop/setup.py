@@ -34,7 +34,7 @@ class Connection:
 
 
 class SetupDialog(QDialog):
-    tested = Signal(bool, str)  # ok, message shown
+    tested = Signal(int, str)  # ok (1/0: see models/events.py on bool signals), message shown
 
     def __init__(self, settings: Settings, secrets: SecretStore, parent: QWidget | None = None, *,
                  url: str = "", token: str = "") -> None:
@@ -195,7 +195,7 @@ class SetupDialog(QDialog):
         self.status.setText(("✓ " if ok else "✗ ") + message)
         self.status.setProperty("ok", ok)
         self._changed()
-        self.tested.emit(ok, message)
+        self.tested.emit(int(ok), message)
 
     def save(self) -> None:
         if self._me is None or self._tested_for != self._values():

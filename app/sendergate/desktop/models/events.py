@@ -40,7 +40,9 @@ COLUMNS: tuple[Column, ...] = (
 
 
 class EventsModel(QAbstractTableModel):
-    loading_changed = Signal(bool)
+    # int, not bool: PySide6 6.12.0 drops a reference to True/False on every emit of a Python bool
+    # through a Python-declared signal (bool or object), and the interpreter aborts once it reaches 0
+    loading_changed = Signal(int)
     first_page_loaded = Signal()
     failed = Signal(str)
 
@@ -108,7 +110,7 @@ class EventsModel(QAbstractTableModel):
     def _set_loading(self, on: bool) -> None:
         if on != self._loading:
             self._loading = on
-            self.loading_changed.emit(on)
+            self.loading_changed.emit(int(on))
 
     def _failed(self, gen: int, message: str) -> None:
         if gen != self._generation:
