@@ -423,6 +423,12 @@ class Store:
             return val
 
 
+    def set_setting(self, key: str, value: str) -> None:
+        with self.engine.begin() as conn:
+            if conn.execute(update(s.settings).where(s.settings.c.key == key).values(value=value)).rowcount == 0:
+                conn.execute(insert(s.settings).values(key=key, value=value))
+
+
 def _address_key(address: str) -> str:
     a = address.strip()
     if a.startswith("@"):
