@@ -245,11 +245,26 @@ def run(cfg: Config, *, log_format: str = "kv") -> int:
     finally:
         store.close()
     smtp_socks, http_sock = bind_sockets(cfg)
+    _raise_fd_limit(cfg.smtp.max_connections)
     workers = cfg.smtp.workers or os.cpu_count() or 1
     if workers == 1 or not hasattr(os, "fork"):
         _run_worker(cfg, smtp_socks, http_sock, 0, log_format)
         return 0
     return _supervise(cfg, smtp_socks, http_sock, workers, log_format)
+
+
+def _raise_fd_limit(connections: int) -> None:
+    """Each SMTP session costs a descriptor (two while delivering): ask for room for max_connections."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, max(soft, 2 * connections + 256))
+    if want > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    if want < connections + 64:
+        log.warning("open-file limit %d is low for smtp.max_connections = %d", want, connections)
 
 
 def _supervise(cfg: Config, smtp_socks: list[socket.socket], http_sock: socket.socket, workers: int,
