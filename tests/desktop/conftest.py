@@ -114,6 +114,8 @@ def open_main_window(qtbot: object, url: str, token: str, settings: object, **st
     window = MainWindow(client, settings, stream=stream)  # type: ignore[arg-type]
     qtbot.addWidget(window)  # type: ignore[attr-defined]
     window.show()
+    window.activateWindow()  # shortcuts go to the active window only
+    qtbot.waitActive(window)  # type: ignore[attr-defined]
     window.start()
     return window
 

@@ -43,6 +43,7 @@ class EntryDialog(QDialog):
     def __init__(self, entry: ListEntry, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(_t("Edit %1").replace("%1", entry.entry))
+        self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         form = QFormLayout(self)
         self.note = QLineEdit(entry.note)
         self.note.setAccessibleName(_t("Note"))
@@ -180,8 +181,8 @@ class ListPage(Page):
         client, action = self.client, self.action
 
         def accepted() -> None:
-            expiry = dialog.expiry()
-            self.run(lambda: client.update_entry(action, entry.id, note=dialog.note.text(), expires_at=expiry,
+            expiry, note = dialog.expiry(), dialog.note.text()
+            self.run(lambda: client.update_entry(action, entry.id, note=note, expires_at=expiry,
                                                  clear_expiry=expiry is None), self.model.upsert)
 
         dialog.accepted.connect(accepted)
