@@ -56,6 +56,7 @@ class Runtime:
         if cfg.scan.clamd or cfg.scan.spamd:
             from .scan import Scanners
             self.scanners = Scanners(cfg.scan)
+            self.scanners.observe = self.metrics.observe_scan
         try:
             from .senderauth import Authenticator
         except ImportError:  # pragma: no cover - until the sender authentication package lands

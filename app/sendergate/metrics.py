@@ -104,12 +104,10 @@ class Metrics:
 
     def observe_data(self, seconds: float) -> None:
         self.data_seconds.observe(seconds)
-        scanners = getattr(self.rt, "scanners", None)
-        # the scanners keep the timings of their latest scan; read right after our own scan's reply
-        for name, spent in (getattr(scanners, "last_timings", None) or {}).items():
-            self.observe_scan(name, spent)
 
     def observe_scan(self, scanner: str, seconds: float) -> None:
+        """Scanners.observe: called by the scanners once per scanner per scan, by the scan itself
+        (their `last_timings` may already be another session's scan)."""
         self.scan_seconds.labels(scanner).observe(seconds)
 
     def observe_delivery(self, seconds: float, *, ok: bool) -> None:

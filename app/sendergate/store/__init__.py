@@ -15,6 +15,7 @@ import logging
 import os
 import secrets
 import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, delete, event, func, insert, or_, select, text, update
+from sqlalchemy import Integer, and_, cast, delete, event, func, insert, or_, select, text, update
 from sqlalchemy.engine import Connection, Engine, create_engine
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
@@ -31,6 +32,7 @@ from ..policy.address import Address, AddressError, Pattern, parse, parse_patter
 from ..policy.decide import EventRecord
 from ..policy.lists import ListEntry, candidate_patterns
 from . import schema as s
+from .schema import NO_USER
 
 log = logging.getLogger(__name__)
 
@@ -389,20 +391,81 @@ class Store:
                 .where(s.challenge_tokens.c.token_hash == hash_secret(token))).first()
 
     # -- events --------------------------------------------------------------
+    # Each event write also counts it in event_counts (the stats rollup), in the
+    # same transaction. Inside a group commit the counts are gathered per batch
+    # and written once per (user, day, verdict) at the end (AsyncStore._commit).
     def add_event_tx(self, conn: Connection, record: EventRecord) -> int:
-        return conn.execute(insert(s.events).values(**_event_row(record))).inserted_primary_key[0]
+        row = _event_row(record)
+        event_id = conn.execute(insert(s.events).values(**row)).inserted_primary_key[0]
+        batch = conn.info.get(_BATCH_COUNTS)
+        if batch is not None:
+            batch[_count_key(row)] += 1
+        else:
+            self.add_event_counts_tx(conn, Counter([_count_key(row)]))
+        return event_id
 
     def add_events(self, records: Sequence[EventRecord]) -> list[int]:
         rows = [_event_row(r) for r in records]
         with self.engine.begin() as conn:
             if self.is_sqlite or len(rows) == 1:
-                return [conn.execute(insert(s.events).values(**r)).inserted_primary_key[0] for r in rows]
-            res = conn.execute(insert(s.events).returning(s.events.c.id, sort_by_parameter_order=True), rows)
-            return [r[0] for r in res]
+                ids = [conn.execute(insert(s.events).values(**r)).inserted_primary_key[0] for r in rows]
+            else:
+                res = conn.execute(insert(s.events).returning(s.events.c.id, sort_by_parameter_order=True), rows)
+                ids = [r[0] for r in res]
+            self.add_event_counts_tx(conn, Counter(_count_key(r) for r in rows))
+            return ids
+
+    def add_event_counts_tx(self, conn: Connection, counts: Counter[tuple[int, int, str]]) -> None:
+        """Add to the daily counts: one upsert statement, rows in key order.
+
+        The order matters on PostgreSQL: two nodes' transactions then take the
+        row locks of shared (user, day, verdict) rows in the same order and
+        wait for each other instead of deadlocking.
+        """
+        if not counts:
+            return
+        rows = [{"user_id": u, "day": d, "verdict": v, "count": n} for (u, d, v), n in sorted(counts.items()) if n]
+        if not rows:
+            return
+        if self.is_sqlite:
+            from sqlalchemy.dialects.sqlite import insert as upsert
+        else:
+            from sqlalchemy.dialects.postgresql import insert as upsert  # type: ignore[assignment]
+        stmt = upsert(s.event_counts).values(rows)
+        conn.execute(stmt.on_conflict_do_update(
+            index_elements=[s.event_counts.c.user_id, s.event_counts.c.day, s.event_counts.c.verdict],
+            set_={"count": s.event_counts.c.count + stmt.excluded.count}))
 
     def prune_events(self, older_than: float) -> int:
+        """Delete events before `older_than`, and their counts: days before the cut go whole, the cut
+        day loses what was deleted of it (as returned by the DELETE, so two nodes pruning at once
+        do not both subtract)."""
+        e, ec = s.events.c, s.event_counts.c
+        cut_day = int(older_than // DAY)
         with self.engine.begin() as conn:
-            return conn.execute(delete(s.events).where(s.events.c.ts < older_than)).rowcount
+            cut = conn.execute(delete(s.events).where(e.ts >= cut_day * DAY, e.ts < older_than)
+                               .returning(e.user_id, e.verdict)).all()
+            pruned = len(cut) + conn.execute(delete(s.events).where(e.ts < cut_day * DAY)).rowcount
+            conn.execute(delete(s.event_counts).where(ec.day < cut_day))
+            gone = Counter((NO_USER if u is None else u, v) for u, v in cut)
+            for (user_id, verdict), n in sorted(gone.items()):
+                conn.execute(update(s.event_counts).where(ec.user_id == user_id, ec.day == cut_day,
+                                                          ec.verdict == verdict).values(count=ec.count - n))
+            if gone:
+                conn.execute(delete(s.event_counts).where(ec.day == cut_day, ec.count <= 0))
+            return pruned
+
+    def recount_events(self) -> None:
+        """Rebuild event_counts from the events (after a bulk load that bypassed the store, e.g. benchmarks)."""
+        # floor(ts / 86400) as in _count_key; SQLite's CAST truncates, which is floor after 1970
+        day = (cast(s.events.c.ts / DAY, Integer) if self.is_sqlite
+               else cast(func.floor(s.events.c.ts / DAY), Integer))
+        user = func.coalesce(s.events.c.user_id, NO_USER)
+        with self.engine.begin() as conn:
+            conn.execute(delete(s.event_counts))
+            conn.execute(insert(s.event_counts).from_select(
+                ["user_id", "day", "verdict", "count"],
+                select(user, day, s.events.c.verdict, func.count()).group_by(user, day, s.events.c.verdict)))
 
     def expire_challenges(self, now: float | None = None) -> int:
         with self.engine.begin() as conn:
@@ -453,6 +516,16 @@ def _event_row(r: EventRecord) -> dict[str, Any]:
         "virus": r.virus[:200], "challenge_id": r.challenge_id,
         "details": json.dumps(r.details, separators=(",", ":"), default=str),
     }
+
+
+DAY = 86400
+_BATCH_COUNTS = "sendergate.event_counts"  # conn.info key: counts gathered during one group commit
+
+
+def _count_key(row: dict[str, Any]) -> tuple[int, int, str]:
+    """(user, UTC day, verdict) of an event row: its key in event_counts."""
+    user_id = row["user_id"]
+    return (NO_USER if user_id is None else user_id, int(row["ts"] // DAY), row["verdict"])
 
 
 def _short(exc: BaseException) -> str:
@@ -522,7 +595,13 @@ class AsyncStore:
     def _commit(self, ops: list[tuple[Any, tuple[Any, ...]]]) -> list[tuple[bool, Any]]:
         try:
             with self.store.engine.begin() as conn:
-                results = [(True, op(conn, *args)) for op, args in ops]
+                counts: Counter[tuple[int, int, str]] = Counter()
+                conn.info[_BATCH_COUNTS] = counts  # add_event_tx counts here instead of upserting
+                try:
+                    results = [(True, op(conn, *args)) for op, args in ops]
+                finally:
+                    del conn.info[_BATCH_COUNTS]  # info outlives this checkout of the pooled connection
+                self.store.add_event_counts_tx(conn, counts)
             return results
         except Exception as exc:  # noqa: BLE001 - one bad write must not fail its neighbours
             if len(ops) > 1:

@@ -67,6 +67,9 @@ challenges = Table(
     Column("client_ip", String(64), nullable=False, server_default=""),
     Index("ix_challenges_pending", "user_id", "sender", "status"),
     Index("ix_challenges_status_id", "status", "id"),
+    # the live stream polls "changed since" for all users (one poller per process), resumes per user:
+    # updated_at first serves both, the user filter applies to the few recent rows
+    Index("ix_challenges_updated", "updated_at"),
     Index("uq_challenges_one_pending", "user_id", "sender", unique=True,
           sqlite_where=text("status = 'pending'"), postgresql_where=text("status = 'pending'")),
 )
@@ -105,6 +108,20 @@ events = Table(
     Index("ix_events_verdict_id", "verdict", "id"),
     Index("ix_events_user_verdict_id", "user_id", "verdict", "id"),
 )
+
+# Events per UTC day (ts // 86400), user and verdict: what /api/v1/stats reads, so
+# its cost does not grow with the event log. Kept in the transaction that writes
+# (or prunes) the events. user_id 0 stands for "no user" (relay and unknown-
+# recipient refusals): NULL would not be unique in the key.
+event_counts = Table(
+    "event_counts", metadata,
+    Column("user_id", Integer, primary_key=True, autoincrement=False),
+    Column("day", Integer, primary_key=True, autoincrement=False),
+    Column("verdict", String(20), primary_key=True),
+    Column("count", BigInteger().with_variant(Integer, "sqlite"), nullable=False),
+    Index("ix_event_counts_day", "day"),  # an admin's stats: every user's rows for the days asked
+)
+NO_USER = 0  # event_counts.user_id for events without a user
 
 # Hashes of Message-IDs the user sent, for reply recognition (SPEC §4.2 item 8).
 sent_ids = Table(

@@ -206,7 +206,6 @@ def register(app: FastAPI, rt: "Runtime") -> None:
     caller_dep = make_caller_dependency(rt, gate)
     CallerDep = Annotated[Caller, Depends(caller_dep)]
     hub = StreamHub(rt)
-    stats_cache = StatsCache()
     app.state.stopping = False
 
     _install_error_handlers(app)
@@ -334,7 +333,8 @@ def register(app: FastAPI, rt: "Runtime") -> None:
     @api.get("/stats", response_model=Stats, tags=["events"],
              summary="Counts per verdict per UTC day, oldest first, up to today; pending challenges")
     async def stats(caller: CallerDep, days: Annotated[int, Query(ge=1, le=366)] = 30) -> Stats:
-        per_day = await stats_cache.counts(rt, caller.scope, days, time.time())
+        today = int(time.time() // DAY)
+        per_day = await _run(rt, queries.day_counts, rt.store, caller.scope, today - days + 1, today)
         pending = await _run(rt, queries.pending_count, rt.store, caller.scope)
         out_days, totals = [], dict.fromkeys(VERDICTS, 0)
         for day in sorted(per_day):
@@ -502,36 +502,6 @@ def _document_security(app: FastAPI) -> None:
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-
-
-# -- stats cache -------------------------------------------------------------------------------
-class StatsCache:
-    """Counts of days that are over do not change: count each (scope, day) once, then remember it."""
-
-    SETTLED = 300.0  # a day is over for counting 5 minutes after UTC midnight (late commits, clock skew)
-    ID_SLACK = 100_000  # ids grow with time, but not strictly: bound the scan loosely
-
-    def __init__(self) -> None:
-        self.days: dict[tuple[int | None, int], dict[str, int]] = {}
-
-    async def counts(self, rt: "Runtime", scope: int | None, ndays: int, now: float) -> dict[int, dict[str, int]]:
-        today = int(now // DAY)
-        first = today - ndays + 1
-        wanted = range(first, today + 1)
-        missing = [d for d in wanted if (scope, d) not in self.days]
-        if missing:
-            start = min(missing)
-            floor = await _run(rt, queries.first_event_id_since, rt.store, start * DAY)
-            fresh = await _run(rt, queries.day_counts, rt.store, scope, start, today,
-                               None if floor is None else max(1, floor - self.ID_SLACK))
-            if len(self.days) > 200_000:
-                self.days.clear()
-            for d, counts in fresh.items():
-                if (d + 1) * DAY + self.SETTLED < now:
-                    self.days[(scope, d)] = counts
-        else:
-            fresh = {}
-        return {d: fresh[d] if d in fresh else self.days[(scope, d)] for d in wanted}
 
 
 # -- live stream ---------------------------------------------------------------------------------

@@ -329,6 +329,7 @@ class ConfirmPage:
         if captcha.answer_matches(captcha.answer_for(secret, token, nonce), answer):
             if await self.rt.astore.run(confirm_store.confirm, self.rt.store, state.challenge_id, nonce.generation):
                 self.log_confirmed(state, ip)
+                self.rt.metrics.count_confirmation()
                 return self.html(request, "confirmed.html", recipient=state.recipient)
             # someone answered in between: show what the link is now
             fresh = await self.state(token)
