@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     g.set_defaults(func=cmd_gateway)
 
-    c = sub.add_parser("check-config", help="validate the configuration and print each problem with its key")
+    c = sub.add_parser("check-config", help="validate the configuration and print each problem with its key; "
+                       "brings the store's schema up to date")
     _config_arg(c)
     c.set_defaults(func=cmd_check_config)
 
@@ -131,8 +132,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     from .store import Store, StoreError
     try:
         store = Store(cfg.store.url)
-        store.ping()
-        store.close()
+        try:
+            store.migrate()  # the gateway would at start; an upgrade (install.sh) migrates here
+        finally:
+            store.close()
     except (StoreError, Exception) as exc:  # noqa: BLE001 - any failure to reach the store is reported
         problems.append(("store.url", f"cannot reach the store: {str(exc).splitlines()[0]}"))
     if cfg.scan.clamd or cfg.scan.spamd:
