@@ -559,3 +559,23 @@ def test_json_log_format(tmp_path: Path) -> None:
         assert record["verdict"] == "unknown_recipient" and record["recipient"] == "nobody@example.org"
     finally:
         g.close()
+
+
+def test_connection_limit_answers_421() -> None:
+    with GatewayProcess(extra={"smtp": {"max_connections": 3}}) as g:
+        held = [RawClient(g.smtp_port) for _ in range(3)]
+        try:
+            assert all(c.banner.startswith("220") for c in held)
+            extra = RawClient.__new__(RawClient)
+            extra.sock = socket.create_connection(("127.0.0.1", g.smtp_port), timeout=5)
+            extra.buf = b""
+            assert extra.reply().startswith("421 4.7.0")
+            extra.close()
+            held.pop().close()
+            time.sleep(0.2)
+            again = RawClient(g.smtp_port)  # room again once one left
+            assert again.banner.startswith("220")
+            again.close()
+        finally:
+            for c in held:
+                c.close()

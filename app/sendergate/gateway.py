@@ -27,7 +27,7 @@ from .delivery import Deliverer
 from .metrics import Metrics
 from .policy.decide import AuthResults, EventRecord, ScanOutcome
 from .smtp.handler import GatewayHandler
-from .smtp.server import GatewaySMTP, tls_context
+from .smtp.server import GatewaySMTP, SessionTemplate, tls_context
 from .store import AsyncStore, Store, StoreError
 
 log = logging.getLogger("sendergate")
@@ -178,13 +178,12 @@ class Worker:
         handler = GatewayHandler(rt)
         tls = tls_context(self.cfg.smtp.tls_cert, self.cfg.smtp.tls_key) if self.cfg.smtp.tls_cert else None
 
+        template = SessionTemplate(handler, hostname=self.cfg.smtp.hostname, ident="ESMTP SenderGate",
+                                   data_size_limit=self.cfg.smtp.max_message_size, timeout=self.cfg.smtp.timeout,
+                                   tls_context=tls, max_connections=self.cfg.smtp.max_connections)
+
         def factory() -> GatewaySMTP:
-            if len(self.sessions) >= self.cfg.smtp.max_connections:
-                log.warning("connection limit %d reached", self.cfg.smtp.max_connections)
-            return GatewaySMTP(handler, sessions=self.sessions, hostname=self.cfg.smtp.hostname,
-                               ident="ESMTP SenderGate", data_size_limit=self.cfg.smtp.max_message_size,
-                               enable_SMTPUTF8=True, decode_data=False, tls_context=tls,
-                               require_starttls=False, timeout=self.cfg.smtp.timeout, loop=loop)
+            return GatewaySMTP(handler, sessions=self.sessions, template=template, loop=loop)
 
         servers = [await loop.create_server(factory, sock=s) for s in self.smtp_socks]
         http_task = None
