@@ -62,7 +62,8 @@ def show_crash(exc: BaseException, tb: str) -> None:
     dialog = CrashDialog(exc, tb, QApplication.activeWindow())
     _open.append(dialog)
     dialog.finished.connect(lambda _=0: _open.remove(dialog) if dialog in _open else None)
-    dialog.open()
+    dialog.setModal(False)  # the user may keep working with the window behind it
+    dialog.show()
 
 
 def open_dialogs() -> list[CrashDialog]:

@@ -22,3 +22,7 @@ class PendingModel(RecordsModel[Challenge]):
             self.upsert(challenge)
         else:
             self.remove_key(challenge.id)
+
+    def row_of_sender(self, sender: str) -> int:
+        sender = sender.lower()
+        return next((i for i, c in enumerate(self._rows) if c.sender == sender), -1)
