@@ -52,11 +52,11 @@ def test_every_problem_names_its_key() -> None:
     with pytest.raises(ConfigError) as err:
         from_dict({"domains": {"local": ["example.org"]}, "smtp": {"listen": ["nohost"], "max_recipients": 0,
                                                                    "colour": "blue"},
-                   "scan": {"clamd": "http://x", "on_failure": "ignore"}, "challenge": {"reply": "{nope}"},
-                   "bogus": {}})
+                   "scan": {"clamd": "http://x", "on_failure": "ignore", "timeout": "0s"},
+                   "challenge": {"reply": "{nope}"}, "bogus": {}})
     keys = {k for k, _ in err.value.problems}
     assert keys == {"smtp.listen", "smtp.max_recipients", "smtp.colour", "scan.clamd", "scan.on_failure",
-                    "challenge.reply", "bogus"}
+                    "scan.timeout", "challenge.reply", "bogus"}
 
 
 def test_check_config_cli(tmp_path: Path) -> None:

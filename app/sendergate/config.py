@@ -225,6 +225,13 @@ def _int(minimum: int = 0) -> Any:
     return conv
 
 
+def _positive_duration(v: Any) -> float:
+    seconds = parse_duration(v)
+    if seconds <= 0:
+        raise ValueError("must be longer than zero")
+    return seconds
+
+
 def _float(v: Any) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise ValueError("expected a number")
@@ -314,31 +321,31 @@ _SCHEMA: dict[str, dict[str, Any]] = {
     "smtp": {
         "listen": _listen_list, "hostname": _str, "max_message_size": parse_size,
         "max_recipients": _int(1), "tls_cert": _str, "tls_key": _str, "workers": _int(0),
-        "timeout": parse_duration, "max_connections": _int(1),
+        "timeout": _positive_duration, "max_connections": _int(1),
     },
     "domains": {"local": _domains},
     "delivery": {
         "mode": _choice("smtp", "lmtp", "maildir"), "target": _str,
-        "screened_folder": _str, "timeout": parse_duration,
+        "screened_folder": _str, "timeout": _positive_duration,
     },
     "http": {"listen": _hostport, "public_url": _url, "tls_cert": _str, "tls_key": _str,
              "metrics_public": _bool},
     "store": {"url": _store_url},
     "scan": {
         "clamd": _scanner, "spamd": _scanner, "spam_threshold": _float,
-        "on_failure": _choice("tempfail", "accept"), "timeout": parse_duration,
+        "on_failure": _choice("tempfail", "accept"), "timeout": _positive_duration,
         "clamd_max_size": parse_size, "spamd_max_size": parse_size,
         "virus_reply": _template("virus", "recipient", "sender"),
         "spam_reply": _template("score", "threshold", "recipient", "sender"),
     },
     "challenge": {
-        "ttl": parse_duration, "allowlist_auth": _choice("off", "relaxed", "strict"),
+        "ttl": _positive_duration, "allowlist_auth": _choice("off", "relaxed", "strict"),
         "automated": _choice("screen", "refuse"),
         "reply": _template("url", "recipient", "sender"),
         "bulk_reply": _template("recipient", "sender"),
         "blocked_reply": _template("recipient", "sender"),
     },
-    "dns": {"nameservers": _nameservers, "timeout": parse_duration},
+    "dns": {"nameservers": _nameservers, "timeout": _positive_duration},
     "events": {"retention": parse_duration},
 }
 
