@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Sequence
 
 from .. import __version__
+from .i18n import tr
 
 log = logging.getLogger("sendergate.desktop")
 
@@ -58,8 +59,6 @@ def confirm_insecure(url: str) -> bool:
     from PySide6.QtCore import QCoreApplication
     from PySide6.QtWidgets import QMessageBox
 
-    def tr(text: str) -> str:
-        return QCoreApplication.translate("App", text)
 
     answer = QMessageBox.warning(
         None, tr("Unencrypted connection"),
@@ -87,8 +86,7 @@ def open_window(client: "GatewayClient", settings: "Settings") -> "MainWindow": 
 
     def refused(exc: ApiError) -> None:
         if isinstance(exc, Unauthorized):
-            window.messages.error(str(exc) + " — " + QCoreApplication.translate(
-                "App", "set up the connection again (File → Connection…) or ask for a new token."))
+            window.messages.error(str(exc) + " — " + tr("set up the connection again (File → Connection…) or ask for a new token."))
         else:
             window.messages.error(str(exc))
 

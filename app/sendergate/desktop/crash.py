@@ -13,12 +13,10 @@ from PySide6.QtWidgets import (QApplication, QDialog, QDialogButtonBox, QLabel, 
                                QWidget)
 
 from .. import __version__ as sendergate_version
+from .i18n import tr
 
 log = logging.getLogger("sendergate.desktop.crash")
 
-
-def tr(text: str) -> str:
-    return QCoreApplication.translate("CrashDialog", text)
 
 
 def report_text(exc: BaseException, tb: str) -> str:

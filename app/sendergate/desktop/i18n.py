@@ -44,3 +44,9 @@ def install(app: QCoreApplication, language: str) -> str:
         _installed.append(qt_own)
     QLocale.setDefault(QLocale(language))
     return language
+
+
+def tr(text: str, disambiguation: str | None = None, n: int = -1) -> str:
+    """Every user-visible string goes through here (one context: the app is small). `%n` strings pass n
+    as the third argument so lupdate records their plural forms."""
+    return QCoreApplication.translate("", text, disambiguation, n)

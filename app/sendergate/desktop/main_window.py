@@ -24,15 +24,13 @@ from .settings import Settings
 from .stream import OFFLINE, ONLINE, StreamFollower
 from .tray import Tray
 from .widgets import MessageBar, debounced
+from .i18n import tr
 
 log = logging.getLogger("sendergate.desktop")
 
 PAGES: tuple[type[Page], ...] = (OverviewPage, ActivityPage, PendingPage, ScreenedPage, AllowlistPage,
                                  BlocklistPage, ImportPage)
 
-
-def tr(text: str, n: int = -1) -> str:
-    return QCoreApplication.translate("MainWindow", text, None, n)
 
 
 class MainWindow(QMainWindow):

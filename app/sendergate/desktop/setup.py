@@ -19,10 +19,8 @@ from .icons import app_icon
 from .operations import Operation
 from .secrets import IMAP_PASSWORD, TOKEN, NoKeychain, Placement, SecretStore
 from .settings import Settings
+from .i18n import tr
 
-
-def tr(text: str) -> str:
-    return QCoreApplication.translate("SetupDialog", text)
 
 
 @dataclass(frozen=True)

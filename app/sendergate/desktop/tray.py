@@ -6,10 +6,8 @@ from PySide6.QtCore import QCoreApplication, QObject, Signal
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
 from .icons import badge_icon
+from .i18n import tr
 
-
-def tr(text: str, disambiguation: str | None = None, n: int = -1) -> str:
-    return QCoreApplication.translate("Tray", text, disambiguation, n)
 
 
 class Tray(QObject):

@@ -9,10 +9,8 @@ from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QToolButton, QWidget
 
 from .icons import icon
+from .i18n import tr
 
-
-def tr(text: str) -> str:
-    return QCoreApplication.translate("MessageBar", text)
 
 
 class MessageBar(QFrame):

@@ -8,28 +8,26 @@ from datetime import datetime
 from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QDateTime, QLocale, Qt
+from ..i18n import tr
 
 RecordRole = Qt.ItemDataRole.UserRole + 1  # the row's record (Event, Challenge, ...)
 SortRole = Qt.ItemDataRole.UserRole + 2  # a value that sorts right (times as numbers)
 IdRole = Qt.ItemDataRole.UserRole + 3
 
 
-def tr(text: str) -> str:
-    return QCoreApplication.translate("Models", text)
-
 
 def verdict_label(verdict: str) -> str:
     labels = {
-        "delivered": QCoreApplication.translate("Verdict", "Delivered"),
-        "screened": QCoreApplication.translate("Verdict", "Screened"),
-        "challenged": QCoreApplication.translate("Verdict", "Challenged"),
-        "bulk": QCoreApplication.translate("Verdict", "Bulk"),
-        "virus": QCoreApplication.translate("Verdict", "Virus"),
-        "spam": QCoreApplication.translate("Verdict", "Spam"),
-        "blocked": QCoreApplication.translate("Verdict", "Blocked"),
-        "relay_denied": QCoreApplication.translate("Verdict", "Relay denied"),
-        "unknown_recipient": QCoreApplication.translate("Verdict", "Unknown recipient"),
-        "tempfail": QCoreApplication.translate("Verdict", "Temporary failure"),
+        "delivered": tr("Delivered"),
+        "screened": tr("Screened"),
+        "challenged": tr("Challenged"),
+        "bulk": tr("Bulk"),
+        "virus": tr("Virus"),
+        "spam": tr("Spam"),
+        "blocked": tr("Blocked"),
+        "relay_denied": tr("Relay denied"),
+        "unknown_recipient": tr("Unknown recipient"),
+        "tempfail": tr("Temporary failure"),
     }
     return labels.get(verdict, verdict)
 

@@ -5,10 +5,8 @@ from __future__ import annotations
 from PySide6.QtCore import QCoreApplication
 
 from ...policy.address import AddressError, parse
+from ..i18n import tr
 
-
-def tr(text: str) -> str:
-    return QCoreApplication.translate("SenderActions", text)
 
 
 def sender_pattern(sender: str, scope: str) -> str:

@@ -14,29 +14,27 @@ from ..api_client import VERDICTS, Event
 from ..models import EventsModel
 from ..models.base import local_time, verdict_label
 from .actions import AddressError, describe, sender_pattern
-from .base import Page, make_table, tr
+from .base import Page, make_table
+from ..i18n import tr
 
-
-def _t(text: str, n: int = -1) -> str:
-    return tr("ActivityPage", text, n)
 
 
 def details_html(e: Event) -> str:
     """The details pane: everything the gateway recorded about one decision."""
-    rows = [(_t("Time"), local_time(e.ts)), (_t("Verdict"), verdict_label(e.verdict)), (_t("Reason"), e.reason),
-            (_t("Sender"), e.sender or "<>"), (_t("From header"), e.from_header), (_t("Recipient"), e.recipient),
-            (_t("Subject"), e.subject), (_t("Client"), f"{e.client_ip} ({e.helo})" if e.helo else e.client_ip),
-            (_t("Message-ID"), e.message_id),
-            (_t("Size"), f"{e.size:,} B" if e.size is not None else ""),
-            (_t("Spam score"), f"{e.spam_score:.1f}" if e.spam_score is not None else ""),
-            (_t("Virus"), e.virus)]
+    rows = [(tr("Time"), local_time(e.ts)), (tr("Verdict"), verdict_label(e.verdict)), (tr("Reason"), e.reason),
+            (tr("Sender"), e.sender or "<>"), (tr("From header"), e.from_header), (tr("Recipient"), e.recipient),
+            (tr("Subject"), e.subject), (tr("Client"), f"{e.client_ip} ({e.helo})" if e.helo else e.client_ip),
+            (tr("Message-ID"), e.message_id),
+            (tr("Size"), f"{e.size:,} B" if e.size is not None else ""),
+            (tr("Spam score"), f"{e.spam_score:.1f}" if e.spam_score is not None else ""),
+            (tr("Virus"), e.virus)]
     for key in ("spf", "dkim", "dmarc"):
         if key in e.details:
             rows.append((key.upper(), json.dumps(e.details[key]) if not isinstance(e.details[key], str)
                          else e.details[key]))
     extra = {k: v for k, v in e.details.items() if k not in ("spf", "dkim", "dmarc")}
     if extra:
-        rows.append((_t("Details"), json.dumps(extra, indent=1, ensure_ascii=False)))
+        rows.append((tr("Details"), json.dumps(extra, indent=1, ensure_ascii=False)))
     body = "".join(f"<tr><th align='left' valign='top'>{html.escape(k)}</th>"
                    f"<td style='white-space: pre-wrap'>{html.escape(str(v))}</td></tr>" for k, v in rows if v != "")
     return f"<table cellspacing='4'>{body}</table>"
@@ -48,7 +46,7 @@ class ActivityPage(Page):
 
     @staticmethod
     def title() -> str:
-        return _t("Activity")
+        return tr("Activity")
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
@@ -65,8 +63,8 @@ class ActivityPage(Page):
             chip.setText(verdict_label(verdict))
             chip.setCheckable(True)
             chip.setObjectName(f"chip-{verdict}")
-            chip.setAccessibleName(_t("Show %1").replace("%1", verdict_label(verdict)))
-            chip.setToolTip(_t("Show only these verdicts (several can be on)"))
+            chip.setAccessibleName(tr("Show %1").replace("%1", verdict_label(verdict)))
+            chip.setToolTip(tr("Show only these verdicts (several can be on)"))
             chip.toggled.connect(self._filter_changed)
             chips.addWidget(chip)
             self.chips[verdict] = chip
@@ -74,8 +72,8 @@ class ActivityPage(Page):
         layout.addLayout(chips)
 
         self.search = QLineEdit()
-        self.search.setPlaceholderText(_t("Search sender, recipient or subject"))
-        self.search.setAccessibleName(_t("Search the activity"))
+        self.search.setPlaceholderText(tr("Search sender, recipient or subject"))
+        self.search.setAccessibleName(tr("Search the activity"))
         self.search.setClearButtonEnabled(True)
         self.search.returnPressed.connect(self._filter_changed)
         from ..widgets import debounced
@@ -84,7 +82,7 @@ class ActivityPage(Page):
         layout.addWidget(self.search)
 
         split = QSplitter(Qt.Orientation.Vertical)
-        self.table, _ = make_table(self.model, sortable=False, name=_t("Activity log"))
+        self.table, _ = make_table(self.model, sortable=False, name=tr("Activity log"))
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.table.customContextMenuRequested.connect(self._context_menu)
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
@@ -93,21 +91,21 @@ class ActivityPage(Page):
         split.addWidget(self.table)
         self.details = QTextBrowser()
         self.details.setObjectName("eventDetails")
-        self.details.setAccessibleName(_t("Details of the selected decision"))
-        self.details.setPlaceholderText(_t("Select a row to see everything recorded about it."))
+        self.details.setAccessibleName(tr("Details of the selected decision"))
+        self.details.setPlaceholderText(tr("Select a row to see everything recorded about it."))
         split.addWidget(self.details)
         split.setSizes([400, 160])
         layout.addWidget(split, 1)
         self.status = QLabel()
         layout.addWidget(self.status)
-        self.model.loading_changed.connect(lambda on: self.status.setText(_t("Loading…") if on else
-                                                                          _t("%n decision(s) shown", self.model.rowCount())))
+        self.model.loading_changed.connect(lambda on: self.status.setText(tr("Loading…") if on else
+                                                                          tr("%n decision(s) shown", None, self.model.rowCount())))
 
-        self.allow_sender = QAction(_t("Allow sender"), self)
+        self.allow_sender = QAction(tr("Allow sender"), self)
         self.allow_sender.setShortcut(QKeySequence("A"))
-        self.allow_domain = QAction(_t("Allow sender's domain"), self)
+        self.allow_domain = QAction(tr("Allow sender's domain"), self)
         self.allow_domain.setShortcut(QKeySequence("Shift+A"))
-        self.block_sender = QAction(_t("Block sender"), self)
+        self.block_sender = QAction(tr("Block sender"), self)
         self.block_sender.setShortcut(QKeySequence("B"))
         for action, (verb, scope) in ((self.allow_sender, ("allow", "sender")),
                                       (self.allow_domain, ("allow", "domain")),
@@ -121,7 +119,7 @@ class ActivityPage(Page):
 
     def _first_page(self) -> None:
         self.loaded = True
-        self.status.setText(_t("%n decision(s) shown", self.model.rowCount()))
+        self.status.setText(tr("%n decision(s) shown", None, self.model.rowCount()))
 
     def selected_verdicts(self) -> tuple[str, ...]:
         return tuple(v for v, chip in self.chips.items() if chip.isChecked())
@@ -161,13 +159,13 @@ class ActivityPage(Page):
         if event is None:
             return
         if not event.sender:
-            self.messages.error(_t("The null sender <> (bounces) cannot be put on a list."))
+            self.messages.error(tr("The null sender <> (bounces) cannot be put on a list."))
             return
         try:
             pattern = sender_pattern(event.sender, scope)
         except AddressError as exc:
-            self.messages.error(_t("Cannot use the sender %1: %2").replace("%1", event.sender).replace("%2", str(exc)))
+            self.messages.error(tr("Cannot use the sender %1: %2").replace("%1", event.sender).replace("%2", str(exc)))
             return
         client = self.client
-        self.run(lambda: client.add_entry(action, pattern, note=_t("from the activity log")),
+        self.run(lambda: client.add_entry(action, pattern, note=tr("from the activity log")),
                  lambda entry: self.messages.info(describe(action, entry.entry)))

@@ -12,13 +12,11 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidge
 from ..api_client import GatewayClient
 from ..models.base import SortRole
 from ..operations import Operation
+from ..i18n import tr
 
 if TYPE_CHECKING:
     from ..widgets import MessageBar
 
-
-def tr(context: str, text: str, n: int = -1) -> str:
-    return QCoreApplication.translate(context, text, None, n)
 
 
 class Page(QWidget):

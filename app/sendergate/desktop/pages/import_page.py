@@ -10,11 +10,9 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QVBoxLayout
 
-from .base import Page, tr
+from .base import Page
+from ..i18n import tr
 
-
-def _t(text: str) -> str:
-    return tr("ImportPage", text)
 
 
 class ImportPage(Page):
@@ -23,12 +21,12 @@ class ImportPage(Page):
 
     @staticmethod
     def title() -> str:
-        return _t("Import")
+        return tr("Import")
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         layout = QVBoxLayout(self)
-        label = QLabel(_t("Importing from address books (vCard, CSV, Thunderbird) and from your IMAP account "
+        label = QLabel(tr("Importing from address books (vCard, CSV, Thunderbird) and from your IMAP account "
                           "is coming in a later version."))
         label.setWordWrap(True)
         label.setAlignment(Qt.AlignmentFlag.AlignCenter)

@@ -15,11 +15,9 @@ from ..api_client import ListEntry
 from ..models import EntriesModel
 from ..models.base import RecordRole, local_time
 from ..widgets import icon_button
-from .base import Page, make_table, tr
+from .base import Page, make_table
+from ..i18n import tr
 
-
-def _t(text: str, n: int = -1) -> str:
-    return tr("ListPage", text, n)
 
 
 def validate_entry(text: str) -> str:
@@ -42,17 +40,17 @@ class EntryDialog(QDialog):
 
     def __init__(self, entry: ListEntry, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setWindowTitle(_t("Edit %1").replace("%1", entry.entry))
+        self.setWindowTitle(tr("Edit %1").replace("%1", entry.entry))
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         form = QFormLayout(self)
         self.note = QLineEdit(entry.note)
-        self.note.setAccessibleName(_t("Note"))
-        form.addRow(_t("&Note:"), self.note)
-        self.expires = QCheckBox(_t("&Expires"))
+        self.note.setAccessibleName(tr("Note"))
+        form.addRow(tr("&Note:"), self.note)
+        self.expires = QCheckBox(tr("&Expires"))
         self.expires.setChecked(entry.expires_at is not None)
         self.when = QDateTimeEdit()
         self.when.setCalendarPopup(True)
-        self.when.setAccessibleName(_t("Expiry"))
+        self.when.setAccessibleName(tr("Expiry"))
         start = entry.expires_at or (datetime.now(timezone.utc) + timedelta(days=2))
         self.when.setDateTime(QDateTime.fromSecsSinceEpoch(int(start.timestamp())))
         self.when.setEnabled(self.expires.isChecked())
@@ -78,14 +76,14 @@ class ListPage(Page):
         layout = QVBoxLayout(self)
         add = QHBoxLayout()
         self.entry_edit = QLineEdit()
-        self.entry_edit.setPlaceholderText(_t("bob@example.com, @example.com or list:dev.lists.example.org"))
-        self.entry_edit.setAccessibleName(_t("New entry"))
+        self.entry_edit.setPlaceholderText(tr("bob@example.com, @example.com or list:dev.lists.example.org"))
+        self.entry_edit.setAccessibleName(tr("New entry"))
         self.note_edit = QLineEdit()
-        self.note_edit.setPlaceholderText(_t("Note (optional)"))
-        self.note_edit.setAccessibleName(_t("Note for the new entry"))
-        self.add_expiry = QCheckBox(_t("for 48 h"))
-        self.add_expiry.setAccessibleName(_t("The new entry expires in 48 hours"))
-        self.add_button = icon_button(self.icon_name, _t("A&dd"), _t("Add the entry"))
+        self.note_edit.setPlaceholderText(tr("Note (optional)"))
+        self.note_edit.setAccessibleName(tr("Note for the new entry"))
+        self.add_expiry = QCheckBox(tr("for 48 h"))
+        self.add_expiry.setAccessibleName(tr("The new entry expires in 48 hours"))
+        self.add_button = icon_button(self.icon_name, tr("A&dd"), tr("Add the entry"))
         add.addWidget(self.entry_edit, 2)
         add.addWidget(self.note_edit, 2)
         add.addWidget(self.add_expiry)
@@ -97,13 +95,13 @@ class ListPage(Page):
 
         bar = QHBoxLayout()
         self.search = QLineEdit()
-        self.search.setPlaceholderText(_t("Search"))
-        self.search.setAccessibleName(_t("Search entries"))
+        self.search.setPlaceholderText(tr("Search"))
+        self.search.setAccessibleName(tr("Search entries"))
         self.search.setClearButtonEnabled(True)
         bar.addWidget(self.search, 1)
-        self.edit_button = icon_button("refresh", _t("&Edit…"), _t("Edit the note and expiry (Enter)"))
-        self.remove_button = icon_button("deny", _t("&Remove"), _t("Remove the selected entries (Delete)"))
-        self.export_button = icon_button("export", _t("E&xport CSV…"), _t("Save the list as a CSV file"))
+        self.edit_button = icon_button("refresh", tr("&Edit…"), tr("Edit the note and expiry (Enter)"))
+        self.remove_button = icon_button("deny", tr("&Remove"), tr("Remove the selected entries (Delete)"))
+        self.export_button = icon_button("export", tr("E&xport CSV…"), tr("Save the list as a CSV file"))
         for b in (self.edit_button, self.remove_button, self.export_button):
             bar.addWidget(b)
         layout.addLayout(bar)
@@ -168,7 +166,7 @@ class ListPage(Page):
             self.model.upsert(e)
             self.entry_edit.clear()
             self.note_edit.clear()
-            self.messages.info(_t("Added %1.").replace("%1", e.entry))
+            self.messages.info(tr("Added %1.").replace("%1", e.entry))
 
         self.run(lambda: client.add_entry(action, entry, note=note, expires_at=expires), added)
 
@@ -198,19 +196,19 @@ class ListPage(Page):
         def removed(_: object) -> None:
             for i in ids:
                 self.model.remove_key(i)
-            self.messages.info(_t("Removed %n entry(s).", len(ids)))
+            self.messages.info(tr("Removed %n entry(s).", None, len(ids)))
 
         self.run(lambda: [client.remove_entry(action, i) for i in ids], removed)
 
     def export_csv(self, path: str = "") -> None:
         if not path:
-            path, _ = QFileDialog.getSaveFileName(self, _t("Export as CSV"), f"sendergate-{self.key}.csv",
-                                                  _t("CSV files (*.csv)"))
+            path, _ = QFileDialog.getSaveFileName(self, tr("Export as CSV"), f"sendergate-{self.key}.csv",
+                                                  tr("CSV files (*.csv)"))
         if not path:
             return
         entries = self.model.records()
         self.run(lambda: write_csv(path, entries),
-                 lambda n: self.messages.info(_t("Saved %n entry(s) to ", n) + path))
+                 lambda n: self.messages.info(tr("Saved %n entry(s) to ", None, n) + path))
 
 
 class AllowlistPage(ListPage):
@@ -220,7 +218,7 @@ class AllowlistPage(ListPage):
 
     @staticmethod
     def title() -> str:
-        return _t("Allowlist")
+        return tr("Allowlist")
 
 
 class BlocklistPage(ListPage):
@@ -230,4 +228,4 @@ class BlocklistPage(ListPage):
 
     @staticmethod
     def title() -> str:
-        return _t("Blocklist")
+        return tr("Blocklist")

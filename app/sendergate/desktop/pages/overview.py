@@ -11,16 +11,14 @@ from PySide6.QtWidgets import QGridLayout, QGroupBox, QHBoxLayout, QLabel, QVBox
 
 from ..api_client import VERDICTS, Stats
 from ..models.base import verdict_label
-from .base import Page, tr
+from .base import Page
+from ..i18n import tr
 
 # One colour per verdict, readable on light and dark backgrounds.
 COLOURS = {"delivered": "#2e7d32", "screened": "#0288d1", "challenged": "#f9a825", "bulk": "#8e24aa",
            "virus": "#b71c1c", "spam": "#e64a19", "blocked": "#5d4037", "relay_denied": "#546e7a",
            "unknown_recipient": "#90a4ae", "tempfail": "#c0ca33"}
 
-
-def _t(text: str, n: int = -1) -> str:
-    return tr("OverviewPage", text, n)
 
 
 class OverviewPage(Page):
@@ -29,7 +27,7 @@ class OverviewPage(Page):
 
     @staticmethod
     def title() -> str:
-        return _t("Overview")
+        return tr("Overview")
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
@@ -42,20 +40,20 @@ class OverviewPage(Page):
         font.setPointSizeF(font.pointSizeF() * 2.2)
         font.setBold(True)
         self.pending_label.setFont(font)
-        pending_box = QGroupBox(_t("Pending senders"))
+        pending_box = QGroupBox(tr("Pending senders"))
         pending_layout = QVBoxLayout(pending_box)
         pending_layout.addWidget(self.pending_label, 0, Qt.AlignmentFlag.AlignCenter)
-        self.pending_label.setAccessibleName(_t("Pending senders"))
+        self.pending_label.setAccessibleName(tr("Pending senders"))
         top.addWidget(pending_box)
 
-        today_box = QGroupBox(_t("Today"))
+        today_box = QGroupBox(tr("Today"))
         grid = QGridLayout(today_box)
         self.today_labels: dict[str, QLabel] = {}
         for i, verdict in enumerate(VERDICTS):
             name = QLabel(verdict_label(verdict) + ":")
             value = QLabel("–")
             value.setObjectName(f"today-{verdict}")
-            value.setAccessibleName(_t("Today: %1").replace("%1", verdict_label(verdict)))
+            value.setAccessibleName(tr("Today: %1").replace("%1", verdict_label(verdict)))
             name.setBuddy(value)
             grid.addWidget(name, i % 5, (i // 5) * 2)
             grid.addWidget(value, i % 5, (i // 5) * 2 + 1, Qt.AlignmentFlag.AlignRight)
@@ -64,13 +62,13 @@ class OverviewPage(Page):
         layout.addLayout(top)
 
         self.chart = QChart()
-        self.chart.setTitle(_t("Last 30 days"))
+        self.chart.setTitle(tr("Last 30 days"))
         self.chart.legend().setAlignment(Qt.AlignmentFlag.AlignBottom)
         self.chart.setAnimationOptions(QChart.AnimationOption.NoAnimation)
         self.chart_view = QChartView(self.chart)
         self.chart_view.setRenderHint(QPainter.RenderHint.Antialiasing)
         self.chart_view.setObjectName("overviewChart")
-        self.chart_view.setAccessibleName(_t("Decisions per day over the last 30 days"))
+        self.chart_view.setAccessibleName(tr("Decisions per day over the last 30 days"))
         self.chart_view.setMinimumHeight(260)
         layout.addWidget(self.chart_view, 1)
         self._apply_palette()

@@ -11,11 +11,9 @@ from ..api_client import Challenge
 from ..models import PendingModel
 from ..models.base import RecordRole
 from ..widgets import icon_button
-from .base import Page, make_table, tr
+from .base import Page, make_table
+from ..i18n import tr
 
-
-def _t(text: str, n: int = -1) -> str:
-    return tr("PendingPage", text, n)
 
 
 class PendingPage(Page):
@@ -24,26 +22,26 @@ class PendingPage(Page):
 
     @staticmethod
     def title() -> str:
-        return _t("Pending")
+        return tr("Pending")
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.model = PendingModel(self)
         layout = QVBoxLayout(self)
         bar = QHBoxLayout()
-        self.approve_button = icon_button("approve", _t("&Approve"), _t("Allow these senders (A)"))
-        self.deny_button = icon_button("deny", _t("&Deny"), _t("Block these senders; their links stop working (D)"))
-        self.domain_button = icon_button("domain", _t("Allow do&main"), _t("Allow the senders' whole domains (Shift+A)"))
+        self.approve_button = icon_button("approve", tr("&Approve"), tr("Allow these senders (A)"))
+        self.deny_button = icon_button("deny", tr("&Deny"), tr("Block these senders; their links stop working (D)"))
+        self.domain_button = icon_button("domain", tr("Allow do&main"), tr("Allow the senders' whole domains (Shift+A)"))
         for b in (self.approve_button, self.deny_button, self.domain_button):
             bar.addWidget(b)
         bar.addStretch(1)
         self.filter = QLineEdit()
-        self.filter.setPlaceholderText(_t("Filter"))
-        self.filter.setAccessibleName(_t("Filter pending senders"))
+        self.filter.setPlaceholderText(tr("Filter"))
+        self.filter.setAccessibleName(tr("Filter pending senders"))
         self.filter.setClearButtonEnabled(True)
         bar.addWidget(self.filter)
         layout.addLayout(bar)
-        self.table, self.proxy = make_table(self.model, multi=True, name=_t("Pending senders"))
+        self.table, self.proxy = make_table(self.model, multi=True, name=tr("Pending senders"))
         self.filter.textChanged.connect(self.proxy.setFilterFixedString)
         for col, width in enumerate((240, 300, 180, 140)):
             self.table.setColumnWidth(col, width)
@@ -73,7 +71,7 @@ class PendingPage(Page):
 
     def _count_changed(self, *_: object) -> None:
         n = self.model.rowCount()
-        self.empty.setText(_t("Nobody is waiting.") if n == 0 else _t("%n sender(s) waiting", n))
+        self.empty.setText(tr("Nobody is waiting.") if n == 0 else tr("%n sender(s) waiting", None, n))
         self._enable()
 
     def refresh(self) -> None:
@@ -110,10 +108,10 @@ class PendingPage(Page):
             done, errors = result
             for challenge in done:
                 self.model.apply(challenge)
-            verb = {"approve": _t("Approved %n sender(s)", len(done)), "deny": _t("Denied %n sender(s)", len(done)),
-                    "allow-domain": _t("Allowed the domains of %n sender(s)", len(done))}[decision]
+            verb = {"approve": tr("Approved %n sender(s)", None, len(done)), "deny": tr("Denied %n sender(s)", None, len(done)),
+                    "allow-domain": tr("Allowed the domains of %n sender(s)", None, len(done))}[decision]
             if errors:
-                self.messages.error(verb + "; " + _t("%n failed: ", len(errors)) + errors[0])
+                self.messages.error(verb + "; " + tr("%n failed: ", None, len(errors)) + errors[0])
             else:
                 self.messages.info(verb)
 

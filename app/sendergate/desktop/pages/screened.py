@@ -14,14 +14,12 @@ from ..models import ScreenedModel, SenderGroup, group_by_sender
 from ..models.base import RecordRole
 from ..widgets import icon_button
 from .actions import describe
-from .base import Page, make_table, tr
+from .base import Page, make_table
+from ..i18n import tr
 
 LOOK_BACK_DAYS = 90  # the default event retention
 MAX_EVENTS = 20_000  # the API has no grouping: the app groups at most this many recent events
 
-
-def _t(text: str, n: int = -1) -> str:
-    return tr("ScreenedPage", text, n)
 
 
 def fetch_groups(client: GatewayClient) -> list[SenderGroup]:
@@ -44,29 +42,29 @@ class ScreenedPage(Page):
 
     @staticmethod
     def title() -> str:
-        return _t("Screened")
+        return tr("Screened")
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.model = ScreenedModel(self)
         layout = QVBoxLayout(self)
-        intro = QLabel(_t("Automated mail from senders you have not chosen yet: receipts, newsletters, "
+        intro = QLabel(tr("Automated mail from senders you have not chosen yet: receipts, newsletters, "
                           "notifications. Allow a sender to get their mail in your inbox, or block them."))
         intro.setWordWrap(True)
         layout.addWidget(intro)
         bar = QHBoxLayout()
-        self.allow_button = icon_button("allowlist", _t("&Allow"), _t("Allow this sender (A)"))
-        self.block_button = icon_button("blocklist", _t("&Block"), _t("Block this sender (B)"))
+        self.allow_button = icon_button("allowlist", tr("&Allow"), tr("Allow this sender (A)"))
+        self.block_button = icon_button("blocklist", tr("&Block"), tr("Block this sender (B)"))
         bar.addWidget(self.allow_button)
         bar.addWidget(self.block_button)
         bar.addStretch(1)
         self.filter = QLineEdit()
-        self.filter.setPlaceholderText(_t("Filter"))
-        self.filter.setAccessibleName(_t("Filter screened senders"))
+        self.filter.setPlaceholderText(tr("Filter"))
+        self.filter.setAccessibleName(tr("Filter screened senders"))
         self.filter.setClearButtonEnabled(True)
         bar.addWidget(self.filter)
         layout.addLayout(bar)
-        self.table, self.proxy = make_table(self.model, multi=True, name=_t("Screened senders"))
+        self.table, self.proxy = make_table(self.model, multi=True, name=tr("Screened senders"))
         self.filter.textChanged.connect(self.proxy.setFilterFixedString)
         self.table.sortByColumn(3, Qt.SortOrder.DescendingOrder)
         for col, width in enumerate((260, 90, 320, 140)):
@@ -97,7 +95,7 @@ class ScreenedPage(Page):
             return
         client = self.client
         senders = [g.sender for g in groups]
-        note = _t("from the Screened page")
+        note = tr("from the Screened page")
 
         def done(_: object) -> None:
             for sender in senders:

@@ -1,0 +1,713 @@
+<?xml version="1.0" encoding="utf-8"?>
+<!DOCTYPE TS>
+<TS version="2.1" language="de">
+<context>
+    <name />
+    <message>
+        <source>Unencrypted connection</source>
+        <translation>Unverschlüsselte Verbindung</translation>
+    </message>
+    <message>
+        <source>%1 uses plain http and is not this computer. Your API token would travel over the network unencrypted, readable by anyone on the way.
+
+Send it anyway?</source>
+        <translation>%1 verwendet einfaches http und ist nicht dieser Computer. Ihr API-Token würde unverschlüsselt durchs Netz gehen, lesbar für jeden auf dem Weg.
+
+Trotzdem senden?</translation>
+    </message>
+    <message>
+        <source>set up the connection again (File → Connection…) or ask for a new token.</source>
+        <translation>richten Sie die Verbindung neu ein (Datei → Verbindung…) oder fragen Sie nach einem neuen Token.</translation>
+    </message>
+    <message>
+        <source>SenderGate: something went wrong</source>
+        <translation>SenderGate: Etwas ist schiefgegangen</translation>
+    </message>
+    <message>
+        <source>SenderGate ran into a problem it did not expect. You can keep working; if it happens again, please send this report to whoever looks after your gateway.</source>
+        <translation>SenderGate ist auf ein unerwartetes Problem gestoßen. Sie können weiterarbeiten; wenn es wieder passiert, senden Sie diesen Bericht bitte an die Person, die Ihr Gateway betreut.</translation>
+    </message>
+    <message>
+        <source>Error report</source>
+        <translation>Fehlerbericht</translation>
+    </message>
+    <message>
+        <source>Copy report</source>
+        <translation>Bericht kopieren</translation>
+    </message>
+    <message>
+        <source>Pages</source>
+        <translation>Seiten</translation>
+    </message>
+    <message>
+        <source>&amp;File</source>
+        <translation>&amp;Datei</translation>
+    </message>
+    <message>
+        <source>&amp;Refresh</source>
+        <translation>&amp;Aktualisieren</translation>
+    </message>
+    <message>
+        <source>&amp;Connection…</source>
+        <translation>&amp;Verbindung…</translation>
+    </message>
+    <message>
+        <source>&amp;Notify about new pending senders</source>
+        <translation>Bei neuen wartenden Absendern &amp;benachrichtigen</translation>
+    </message>
+    <message>
+        <source>&amp;Quit</source>
+        <translation>&amp;Beenden</translation>
+    </message>
+    <message>
+        <source>&amp;View</source>
+        <translation>&amp;Ansicht</translation>
+    </message>
+    <message>
+        <source>&amp;Help</source>
+        <translation>&amp;Hilfe</translation>
+    </message>
+    <message>
+        <source>&amp;About SenderGate</source>
+        <translation>&amp;Über SenderGate</translation>
+    </message>
+    <message>
+        <source>About SenderGate</source>
+        <translation>Über SenderGate</translation>
+    </message>
+    <message>
+        <source>SenderGate Desktop %1
+Connected to %2</source>
+        <translation>SenderGate Desktop %1
+Verbunden mit %2</translation>
+    </message>
+    <message>
+        <source>● live</source>
+        <translation>● live</translation>
+    </message>
+    <message>
+        <source>Connected to %1; new senders appear as they arrive.</source>
+        <translation>Verbunden mit %1; neue Absender erscheinen, sobald sie ankommen.</translation>
+    </message>
+    <message>
+        <source>offline — retrying</source>
+        <translation>offline — neuer Versuch läuft</translation>
+    </message>
+    <message>
+        <source>connecting…</source>
+        <translation>verbinde…</translation>
+    </message>
+    <message>
+        <source>Connection: %1</source>
+        <translation>Verbindung: %1</translation>
+    </message>
+    <message>
+        <source>Gateway unreachable (%1). Showing what was loaded; retrying.</source>
+        <translation>Gateway nicht erreichbar (%1). Angezeigt wird, was schon geladen war; neuer Versuch läuft.</translation>
+    </message>
+    <message>
+        <source>Delivered</source>
+        <translation>Zugestellt</translation>
+    </message>
+    <message>
+        <source>Screened</source>
+        <translation>Vorsortiert</translation>
+    </message>
+    <message>
+        <source>Challenged</source>
+        <translation>Rückfrage</translation>
+    </message>
+    <message>
+        <source>Bulk</source>
+        <translation>Massenpost</translation>
+    </message>
+    <message>
+        <source>Virus</source>
+        <translation>Virus</translation>
+    </message>
+    <message>
+        <source>Spam</source>
+        <translation>Spam</translation>
+    </message>
+    <message>
+        <source>Blocked</source>
+        <translation>Gesperrt</translation>
+    </message>
+    <message>
+        <source>Relay denied</source>
+        <translation>Weiterleitung verweigert</translation>
+    </message>
+    <message>
+        <source>Unknown recipient</source>
+        <translation>Unbekannter Empfänger</translation>
+    </message>
+    <message>
+        <source>Temporary failure</source>
+        <translation>Vorübergehender Fehler</translation>
+    </message>
+    <message>
+        <source>Sender</source>
+        <translation>Absender</translation>
+    </message>
+    <message>
+        <source>Subject</source>
+        <translation>Betreff</translation>
+    </message>
+    <message>
+        <source>Recipient</source>
+        <translation>Empfänger</translation>
+    </message>
+    <message>
+        <source>First seen</source>
+        <translation>Zuerst gesehen</translation>
+    </message>
+    <message>
+        <source>Attempts</source>
+        <translation>Versuche</translation>
+    </message>
+    <message>
+        <source>Added by hand</source>
+        <translation>Von Hand hinzugefügt</translation>
+    </message>
+    <message>
+        <source>Confirmed (CAPTCHA)</source>
+        <translation>Bestätigt (CAPTCHA)</translation>
+    </message>
+    <message>
+        <source>Approved in the app</source>
+        <translation>In der App erlaubt</translation>
+    </message>
+    <message>
+        <source>Imported</source>
+        <translation>Importiert</translation>
+    </message>
+    <message>
+        <source>Entry</source>
+        <translation>Eintrag</translation>
+    </message>
+    <message>
+        <source>Note</source>
+        <translation>Notiz</translation>
+    </message>
+    <message>
+        <source>Source</source>
+        <translation>Herkunft</translation>
+    </message>
+    <message>
+        <source>Added</source>
+        <translation>Hinzugefügt</translation>
+    </message>
+    <message>
+        <source>Expires</source>
+        <translation>Läuft ab</translation>
+    </message>
+    <message>
+        <source>never</source>
+        <translation>nie</translation>
+    </message>
+    <message>
+        <source>Time</source>
+        <translation>Zeit</translation>
+    </message>
+    <message>
+        <source>Verdict</source>
+        <translation>Entscheidung</translation>
+    </message>
+    <message>
+        <source>Reason</source>
+        <translation>Grund</translation>
+    </message>
+    <message>
+        <source>Loading…</source>
+        <translation>Lädt…</translation>
+    </message>
+    <message>
+        <source>Messages</source>
+        <translation>Nachrichten</translation>
+    </message>
+    <message>
+        <source>Latest subject</source>
+        <translation>Letzter Betreff</translation>
+    </message>
+    <message>
+        <source>Latest</source>
+        <translation>Zuletzt</translation>
+    </message>
+    <message>
+        <source>Outcome</source>
+        <translation>Ergebnis</translation>
+    </message>
+    <message>
+        <source>Allowed %1: their mail now reaches the inbox.</source>
+        <translation>%1 erlaubt: Diese Post kommt jetzt im Posteingang an.</translation>
+    </message>
+    <message>
+        <source>Blocked %1.</source>
+        <translation>%1 gesperrt.</translation>
+    </message>
+    <message>
+        <source>From header</source>
+        <translation>From-Kopfzeile</translation>
+    </message>
+    <message>
+        <source>Client</source>
+        <translation>Client</translation>
+    </message>
+    <message>
+        <source>Message-ID</source>
+        <translation>Message-ID</translation>
+    </message>
+    <message>
+        <source>Size</source>
+        <translation>Größe</translation>
+    </message>
+    <message>
+        <source>Spam score</source>
+        <translation>Spam-Wert</translation>
+    </message>
+    <message>
+        <source>Details</source>
+        <translation>Details</translation>
+    </message>
+    <message>
+        <source>Activity</source>
+        <translation>Aktivität</translation>
+    </message>
+    <message>
+        <source>Show %1</source>
+        <translation>%1 anzeigen</translation>
+    </message>
+    <message>
+        <source>Show only these verdicts (several can be on)</source>
+        <translation>Nur diese Entscheidungen zeigen (mehrere möglich)</translation>
+    </message>
+    <message>
+        <source>Search sender, recipient or subject</source>
+        <translation>Absender, Empfänger oder Betreff suchen</translation>
+    </message>
+    <message>
+        <source>Search the activity</source>
+        <translation>Aktivität durchsuchen</translation>
+    </message>
+    <message>
+        <source>Activity log</source>
+        <translation>Aktivitätsprotokoll</translation>
+    </message>
+    <message>
+        <source>Details of the selected decision</source>
+        <translation>Details der gewählten Entscheidung</translation>
+    </message>
+    <message>
+        <source>Select a row to see everything recorded about it.</source>
+        <translation>Wählen Sie eine Zeile, um alles zu sehen, was dazu aufgezeichnet wurde.</translation>
+    </message>
+    <message numerus="yes">
+        <source>%n decision(s) shown</source>
+        <translation><numerusform>%n Entscheidung angezeigt</numerusform><numerusform>%n Entscheidungen angezeigt</numerusform></translation>
+    </message>
+    <message>
+        <source>Allow sender</source>
+        <translation>Absender erlauben</translation>
+    </message>
+    <message>
+        <source>Allow sender's domain</source>
+        <translation>Domain des Absenders erlauben</translation>
+    </message>
+    <message>
+        <source>Block sender</source>
+        <translation>Absender sperren</translation>
+    </message>
+    <message>
+        <source>The null sender &lt;&gt; (bounces) cannot be put on a list.</source>
+        <translation>Der leere Absender &lt;&gt; (Unzustellbarkeitsnachrichten) kann nicht auf eine Liste.</translation>
+    </message>
+    <message>
+        <source>Cannot use the sender %1: %2</source>
+        <translation>Absender %1 nicht verwendbar: %2</translation>
+    </message>
+    <message>
+        <source>from the activity log</source>
+        <translation>aus dem Aktivitätsprotokoll</translation>
+    </message>
+    <message>
+        <source>Import</source>
+        <translation>Import</translation>
+    </message>
+    <message>
+        <source>Importing from address books (vCard, CSV, Thunderbird) and from your IMAP account is coming in a later version.</source>
+        <translation>Der Import aus Adressbüchern (vCard, CSV, Thunderbird) und aus Ihrem IMAP-Konto kommt in einer späteren Version.</translation>
+    </message>
+    <message>
+        <source>Edit %1</source>
+        <translation>%1 bearbeiten</translation>
+    </message>
+    <message>
+        <source>&amp;Note:</source>
+        <translation>&amp;Notiz:</translation>
+    </message>
+    <message>
+        <source>&amp;Expires</source>
+        <translation>&amp;Läuft ab</translation>
+    </message>
+    <message>
+        <source>Expiry</source>
+        <translation>Ablauf</translation>
+    </message>
+    <message>
+        <source>bob@example.com, @example.com or list:dev.lists.example.org</source>
+        <translation>bob@example.com, @example.com oder list:dev.lists.example.org</translation>
+    </message>
+    <message>
+        <source>New entry</source>
+        <translation>Neuer Eintrag</translation>
+    </message>
+    <message>
+        <source>Note (optional)</source>
+        <translation>Notiz (optional)</translation>
+    </message>
+    <message>
+        <source>Note for the new entry</source>
+        <translation>Notiz zum neuen Eintrag</translation>
+    </message>
+    <message>
+        <source>for 48 h</source>
+        <translation>für 48 h</translation>
+    </message>
+    <message>
+        <source>The new entry expires in 48 hours</source>
+        <translation>Der neue Eintrag läuft in 48 Stunden ab</translation>
+    </message>
+    <message>
+        <source>A&amp;dd</source>
+        <translation>&amp;Hinzufügen</translation>
+    </message>
+    <message>
+        <source>Add the entry</source>
+        <translation>Eintrag hinzufügen</translation>
+    </message>
+    <message>
+        <source>Search</source>
+        <translation>Suchen</translation>
+    </message>
+    <message>
+        <source>Search entries</source>
+        <translation>Einträge durchsuchen</translation>
+    </message>
+    <message>
+        <source>&amp;Edit…</source>
+        <translation>&amp;Bearbeiten…</translation>
+    </message>
+    <message>
+        <source>Edit the note and expiry (Enter)</source>
+        <translation>Notiz und Ablauf bearbeiten (Eingabe)</translation>
+    </message>
+    <message>
+        <source>&amp;Remove</source>
+        <translation>&amp;Entfernen</translation>
+    </message>
+    <message>
+        <source>Remove the selected entries (Delete)</source>
+        <translation>Gewählte Einträge entfernen (Entf)</translation>
+    </message>
+    <message>
+        <source>E&amp;xport CSV…</source>
+        <translation>CSV e&amp;xportieren…</translation>
+    </message>
+    <message>
+        <source>Save the list as a CSV file</source>
+        <translation>Liste als CSV-Datei speichern</translation>
+    </message>
+    <message>
+        <source>Added %1.</source>
+        <translation>%1 hinzugefügt.</translation>
+    </message>
+    <message numerus="yes">
+        <source>Removed %n entry(s).</source>
+        <translation><numerusform>%n Eintrag entfernt.</numerusform><numerusform>%n Einträge entfernt.</numerusform></translation>
+    </message>
+    <message>
+        <source>Export as CSV</source>
+        <translation>Als CSV exportieren</translation>
+    </message>
+    <message>
+        <source>CSV files (*.csv)</source>
+        <translation>CSV-Dateien (*.csv)</translation>
+    </message>
+    <message numerus="yes">
+        <source>Saved %n entry(s) to </source>
+        <translation><numerusform>%n Eintrag gespeichert in </numerusform><numerusform>%n Einträge gespeichert in </numerusform></translation>
+    </message>
+    <message>
+        <source>Allowlist</source>
+        <translation>Erlaubt-Liste</translation>
+    </message>
+    <message>
+        <source>Blocklist</source>
+        <translation>Sperrliste</translation>
+    </message>
+    <message>
+        <source>Overview</source>
+        <translation>Übersicht</translation>
+    </message>
+    <message>
+        <source>Pending senders</source>
+        <translation>Wartende Absender</translation>
+    </message>
+    <message>
+        <source>Today</source>
+        <translation>Heute</translation>
+    </message>
+    <message>
+        <source>Today: %1</source>
+        <translation>Heute: %1</translation>
+    </message>
+    <message>
+        <source>Last 30 days</source>
+        <translation>Letzte 30 Tage</translation>
+    </message>
+    <message>
+        <source>Decisions per day over the last 30 days</source>
+        <translation>Entscheidungen pro Tag in den letzten 30 Tagen</translation>
+    </message>
+    <message>
+        <source>Pending</source>
+        <translation>Wartend</translation>
+    </message>
+    <message>
+        <source>&amp;Approve</source>
+        <translation>&amp;Erlauben</translation>
+    </message>
+    <message>
+        <source>Allow these senders (A)</source>
+        <translation>Diese Absender erlauben (A)</translation>
+    </message>
+    <message>
+        <source>&amp;Deny</source>
+        <translation>&amp;Ablehnen</translation>
+    </message>
+    <message>
+        <source>Block these senders; their links stop working (D)</source>
+        <translation>Diese Absender sperren; ihre Links funktionieren nicht mehr (D)</translation>
+    </message>
+    <message>
+        <source>Allow do&amp;main</source>
+        <translation>Do&amp;main erlauben</translation>
+    </message>
+    <message>
+        <source>Allow the senders' whole domains (Shift+A)</source>
+        <translation>Die ganzen Domains der Absender erlauben (Umschalt+A)</translation>
+    </message>
+    <message>
+        <source>Filter</source>
+        <translation>Filter</translation>
+    </message>
+    <message>
+        <source>Filter pending senders</source>
+        <translation>Wartende Absender filtern</translation>
+    </message>
+    <message>
+        <source>Nobody is waiting.</source>
+        <translation>Niemand wartet.</translation>
+    </message>
+    <message numerus="yes">
+        <source>%n sender(s) waiting</source>
+        <translation><numerusform>%n Absender wartet</numerusform><numerusform>%n Absender warten</numerusform></translation>
+    </message>
+    <message numerus="yes">
+        <source>Approved %n sender(s)</source>
+        <translation><numerusform>%n Absender erlaubt</numerusform><numerusform>%n Absender erlaubt</numerusform></translation>
+    </message>
+    <message numerus="yes">
+        <source>Denied %n sender(s)</source>
+        <translation><numerusform>%n Absender abgelehnt</numerusform><numerusform>%n Absender abgelehnt</numerusform></translation>
+    </message>
+    <message numerus="yes">
+        <source>Allowed the domains of %n sender(s)</source>
+        <translation><numerusform>Domain von %n Absender erlaubt</numerusform><numerusform>Domains von %n Absendern erlaubt</numerusform></translation>
+    </message>
+    <message numerus="yes">
+        <source>%n failed: </source>
+        <translation><numerusform>%n fehlgeschlagen: </numerusform><numerusform>%n fehlgeschlagen: </numerusform></translation>
+    </message>
+    <message>
+        <source>Automated mail from senders you have not chosen yet: receipts, newsletters, notifications. Allow a sender to get their mail in your inbox, or block them.</source>
+        <translation>Automatische Post von Absendern, über die Sie noch nicht entschieden haben: Quittungen, Newsletter, Benachrichtigungen. Erlauben Sie einen Absender, damit seine Post im Posteingang landet, oder sperren Sie ihn.</translation>
+    </message>
+    <message>
+        <source>&amp;Allow</source>
+        <translation>&amp;Erlauben</translation>
+    </message>
+    <message>
+        <source>Allow this sender (A)</source>
+        <translation>Diesen Absender erlauben (A)</translation>
+    </message>
+    <message>
+        <source>&amp;Block</source>
+        <translation>&amp;Sperren</translation>
+    </message>
+    <message>
+        <source>Block this sender (B)</source>
+        <translation>Diesen Absender sperren (B)</translation>
+    </message>
+    <message>
+        <source>Filter screened senders</source>
+        <translation>Vorsortierte Absender filtern</translation>
+    </message>
+    <message>
+        <source>Screened senders</source>
+        <translation>Vorsortierte Absender</translation>
+    </message>
+    <message>
+        <source>from the Screened page</source>
+        <translation>von der Seite „Vorsortiert“</translation>
+    </message>
+    <message>
+        <source>Connect to your SenderGate</source>
+        <translation>Mit Ihrem SenderGate verbinden</translation>
+    </message>
+    <message>
+        <source>Enter the address of your SenderGate gateway and the API token your administrator gave you (sendergate users add … prints it).</source>
+        <translation>Geben Sie die Adresse Ihres SenderGate-Gateways und das API-Token ein, das Sie von Ihrer Administration bekommen haben (sendergate users add … gibt es aus).</translation>
+    </message>
+    <message>
+        <source>Gateway address</source>
+        <translation>Gateway-Adresse</translation>
+    </message>
+    <message>
+        <source>&amp;Gateway address:</source>
+        <translation>&amp;Gateway-Adresse:</translation>
+    </message>
+    <message>
+        <source>API token</source>
+        <translation>API-Token</translation>
+    </message>
+    <message>
+        <source>API &amp;token:</source>
+        <translation>API-&amp;Token:</translation>
+    </message>
+    <message>
+        <source>&lt;b&gt;Warning:&lt;/b&gt; this address uses plain http and is not this computer. Your token would travel over the network unencrypted, readable by anyone on the way. Use https:// unless you know this network is private.</source>
+        <translation>&lt;b&gt;Warnung:&lt;/b&gt; Diese Adresse verwendet einfaches http und ist nicht dieser Computer. Ihr Token würde unverschlüsselt durchs Netz gehen, lesbar für jeden auf dem Weg. Verwenden Sie https://, außer Sie wissen, dass dieses Netz privat ist.</translation>
+    </message>
+    <message>
+        <source>Send my token over this unencrypted connection anyway</source>
+        <translation>Mein Token trotzdem über diese unverschlüsselte Verbindung senden</translation>
+    </message>
+    <message>
+        <source>Accept the unencrypted connection</source>
+        <translation>Unverschlüsselte Verbindung akzeptieren</translation>
+    </message>
+    <message>
+        <source>Test &amp;connection</source>
+        <translation>Verbindung &amp;testen</translation>
+    </message>
+    <message>
+        <source>Test connection</source>
+        <translation>Verbindung testen</translation>
+    </message>
+    <message>
+        <source>IMAP account (optional, for importing the people you write to)</source>
+        <translation>IMAP-Konto (optional, um die Leute zu importieren, denen Sie schreiben)</translation>
+    </message>
+    <message>
+        <source>IMAP server</source>
+        <translation>IMAP-Server</translation>
+    </message>
+    <message>
+        <source>&amp;Server:</source>
+        <translation>&amp;Server:</translation>
+    </message>
+    <message>
+        <source>IMAP port</source>
+        <translation>IMAP-Port</translation>
+    </message>
+    <message>
+        <source>&amp;Port:</source>
+        <translation>&amp;Port:</translation>
+    </message>
+    <message>
+        <source>Use TLS</source>
+        <translation>TLS verwenden</translation>
+    </message>
+    <message>
+        <source>IMAP user name</source>
+        <translation>IMAP-Benutzername</translation>
+    </message>
+    <message>
+        <source>&amp;User:</source>
+        <translation>&amp;Benutzer:</translation>
+    </message>
+    <message>
+        <source>IMAP password or app password</source>
+        <translation>IMAP-Passwort oder App-Passwort</translation>
+    </message>
+    <message>
+        <source>Pass&amp;word:</source>
+        <translation>Pass&amp;wort:</translation>
+    </message>
+    <message>
+        <source>Keep the token and password for this session only (you will be asked again next time)</source>
+        <translation>Token und Passwort nur für diese Sitzung behalten (beim nächsten Mal werden Sie erneut gefragt)</translation>
+    </message>
+    <message>
+        <source>Keep secrets for this session only</source>
+        <translation>Geheimnisse nur für diese Sitzung behalten</translation>
+    </message>
+    <message>
+        <source>The token and password will be kept in %1.</source>
+        <translation>Token und Passwort werden in %1 aufbewahrt.</translation>
+    </message>
+    <message>
+        <source>&lt;b&gt;This computer has no keychain SenderGate can use&lt;/b&gt;, so the token and password cannot be saved safely. SenderGate never writes them to a settings file.</source>
+        <translation>&lt;b&gt;Dieser Computer hat keinen Schlüsselbund, den SenderGate nutzen kann&lt;/b&gt;, deshalb können Token und Passwort nicht sicher gespeichert werden. SenderGate schreibt sie nie in eine Einstellungsdatei.</translation>
+    </message>
+    <message>
+        <source>Enter the API token.</source>
+        <translation>Geben Sie das API-Token ein.</translation>
+    </message>
+    <message>
+        <source>Confirm the unencrypted connection first, or use https://.</source>
+        <translation>Bestätigen Sie zuerst die unverschlüsselte Verbindung, oder verwenden Sie https://.</translation>
+    </message>
+    <message>
+        <source>Connecting…</source>
+        <translation>Verbinde…</translation>
+    </message>
+    <message>
+        <source>Connected. This token belongs to %1.</source>
+        <translation>Verbunden. Dieses Token gehört zu %1.</translation>
+    </message>
+    <message>
+        <source>Test the connection before saving.</source>
+        <translation>Testen Sie die Verbindung vor dem Speichern.</translation>
+    </message>
+    <message>
+        <source>Show SenderGate</source>
+        <translation>SenderGate zeigen</translation>
+    </message>
+    <message>
+        <source>Quit</source>
+        <translation>Beenden</translation>
+    </message>
+    <message>
+        <source>SenderGate: offline — retrying</source>
+        <translation>SenderGate: offline — neuer Versuch läuft</translation>
+    </message>
+    <message numerus="yes">
+        <source>SenderGate: %n pending sender(s)</source>
+        <translation><numerusform>SenderGate: %n wartender Absender</numerusform><numerusform>SenderGate: %n wartende Absender</numerusform></translation>
+    </message>
+    <message>
+        <source>SenderGate: nothing pending</source>
+        <translation>SenderGate: niemand wartet</translation>
+    </message>
+    <message>
+        <source>New pending sender</source>
+        <translation>Neuer wartender Absender</translation>
+    </message>
+    <message>
+        <source>Dismiss message</source>
+        <translation>Meldung schließen</translation>
+    </message>
+</context>
+</TS>
