@@ -141,7 +141,7 @@ class HTTPConfig:
 
 @dataclass
 class StoreConfig:
-    url: str = "sqlite:///var/lib/sendergate/state.db"
+    url: str = "sqlite:////var/lib/sendergate/state.db"  # four slashes: an absolute path (three = relative to cwd)
 
 
 @dataclass

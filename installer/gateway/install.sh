@@ -77,6 +77,10 @@ logrotate_dir="$prefix/etc/logrotate.d"
 doc_dir="$venv/share/doc"
 
 [ -e "$source_path" ] || die "no such source: $source_path"
+source_path=$(realpath "$source_path")
+# The service runs in / (systemd's default): so do the commands below, so a
+# relative path in the configuration means the same file to both.
+cd /
 case "$source_path" in
   *.whl) ;;
   *) [ -f "$source_path/pyproject.toml" ] || die "$source_path is neither a wheel nor a checkout (no pyproject.toml)" ;;
@@ -135,10 +139,11 @@ else
   fresh_config=1
   if [ -n "$prefix" ]; then
     # A trial install keeps its store inside the prefix too.
+    store_line="url = \"sqlite:///$state/state.db\""
     if [ "$dry_run" = 1 ]; then
-      echo "+ sed 's|sqlite:///var/lib/sendergate/|sqlite://$state/|' $here/sendergate.toml > $config"
+      echo "+ sed 's|^# url = \"sqlite:.*|$store_line|' $here/sendergate.toml > $config"
     else
-      sed "s|sqlite:///var/lib/sendergate/|sqlite://$state/|" "$here/sendergate.toml" > "$config.new"
+      sed "s|^# url = \"sqlite:.*|$store_line|" "$here/sendergate.toml" > "$config.new"
       chmod 0640 "$config.new"
       mv "$config.new" "$config"
     fi
