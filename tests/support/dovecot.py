@@ -223,6 +223,10 @@ mail_gid = nogroup
 first_valid_uid = {MAIL_UID}
 recipient_delimiter = +
 lmtp_save_to_detail_mailbox = yes
+# user+Screened@ (the gateway's screened_folder over LMTP) creates the folder at first use;
+# without these Dovecot would drop such mail into INBOX.
+lda_mailbox_autocreate = yes
+lda_mailbox_autosubscribe = yes
 postmaster_address = postmaster@example.test
 mail_max_userip_connections = 100
 # `dovecot/imap [user ip]` process titles let a test find one session's process

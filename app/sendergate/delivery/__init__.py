@@ -181,6 +181,8 @@ class Deliverer:
                     mdir = mdir / f".{folder}"
                 for sub in ("tmp", "new", "cur"):
                     (mdir / sub).mkdir(parents=True, exist_ok=True)
+                if folder:  # Maildir++: marks a subfolder, as Dovecot and Courier create them
+                    (mdir / "maildirfolder").touch(exist_ok=True)
                 name = f"{time.time():.6f}.P{os.getpid()}R{os.urandom(6).hex()}.{socket.gethostname()}"
                 tmp = mdir / "tmp" / name
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -147,22 +147,29 @@ class AuthResults:
     from_domain: str = ""
     spf_scope: str = "mailfrom"  # mailfrom | helo (the null sender's SPF is checked for HELO)
     dkim_temperror_domains: tuple[str, ...] = ()  # d= whose key lookup timed out: neither pass nor fail
+    # (domain, organisational domain) pairs from the Public Suffix List, filled by the caller:
+    # the policy imports nothing, so the list lookup arrives as data.
+    org_domains: tuple[tuple[str, str], ...] = ()
 
     def dkim_aligned(self, domain: str) -> bool:
-        """A valid signature whose d= is the domain or shares its organisational suffix (relaxed)."""
-        return any(_aligned(d, domain) for d in self.dkim_pass_domains)
+        """A valid signature whose d= shares the domain's organisational domain (relaxed alignment)."""
+        orgs = dict(self.org_domains)
+        return any(_aligned(d, domain, orgs) for d in self.dkim_pass_domains)
 
     def summary(self) -> str:
         dk = ",".join(self.dkim_pass_domains) or "none"
         return f"spf={self.spf} dkim={'pass:' + dk if self.dkim_pass_domains else 'none'} dmarc={self.dmarc}"
 
 
-def _aligned(a: str, b: str) -> bool:
-    """Relaxed alignment, approximated: one domain is the other or a subdomain of it, and
-    the shorter has at least two labels (so a bare TLD never aligns)."""
+def _aligned(a: str, b: str, orgs: dict[str, str]) -> bool:
+    """Relaxed alignment (RFC 7489 §3.1.1): same organisational domain. Without both
+    organisational domains at hand, approximated: one domain is the other or a subdomain
+    of it, and the shorter has at least two labels (so a bare TLD never aligns)."""
     a, b = a.lower().rstrip("."), b.lower().rstrip(".")
     if a == b:
         return True
+    if a in orgs and b in orgs:
+        return orgs[a] == orgs[b]
     short, long_ = (a, b) if len(a) < len(b) else (b, a)
     return short.count(".") >= 1 and long_.endswith("." + short)
 

@@ -10,7 +10,7 @@ import email.utils
 import logging
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from email.parser import BytesHeaderParser
 from email.policy import compat32
@@ -23,6 +23,7 @@ from ..policy.automated import automated_reason
 from ..policy.decide import (KNOWN, NULL, UNKNOWN, AuthResults, DataDecision, EventRecord, MessageFacts, Reply,
                              ScanOutcome, Verdict, check_recipient_address, decide_data, decide_rcpt, route)
 from ..policy.lists import match_list
+from ..senderauth import organisational_domain, remove_results_claiming
 from ..store import StoreError, hash_message_id, new_token
 
 if TYPE_CHECKING:
@@ -157,6 +158,8 @@ class GatewayHandler:
         meta = _message_meta(headers, message, scan, facts.auth)
         if decision.scan_note:
             meta["details"]["scan"] = decision.scan_note
+        if sender_class == KNOWN and not routed.known:  # an allowlisted sender shown forged (SPEC §4.4)
+            meta["details"]["demoted"] = routed.reason
         if decision.verdict in (Verdict.DELIVERED, Verdict.SCREENED):
             return await self._deliver(server, session, envelope, tx, message, decision, facts.auth, meta)
         if decision.verdict is Verdict.CHALLENGED:
@@ -183,15 +186,20 @@ class GatewayHandler:
                                                                  list_id, list_post)
             if list_id or list_post:
                 list_candidate = match_list(list_entries, list_id, list_post, _now())
+        list_allowed = list_candidate is not None and list_candidate.action == "allow"
+        # Checked when the outcome depends on it, and for the null sender and replies, which are
+        # delivered anyway: their Authentication-Results header serves the filters behind us.
         needs_auth = (sender_class == KNOWN and self.cfg.challenge.allowlist_auth != "off") or \
-            (sender_class == UNKNOWN and (automated or (list_candidate and list_candidate.action == "allow")))
+            sender_class == NULL or (sender_class == UNKNOWN and (automated or list_allowed or reply_known))
         auth = None
+        list_domains = _list_domains(list_id, list_post) if list_allowed else []
         if needs_auth and self.rt.authenticator is not None:
             auth = await self.rt.authenticator.check(message, envelope_sender=tx.raw_sender or None,
                                                      helo=session.host_name or "", client_ip=_peer_ip(session))
+            auth = _with_org_domains(auth, tx.sender.domain if tx.sender else "", *list_domains)
         list_known = None
-        if list_candidate is not None and list_candidate.action == "allow":
-            list_known = _list_authenticated(list_candidate, list_id, list_post, tx.sender, auth)
+        if list_allowed:
+            list_known = _list_authenticated(list_candidate, list_domains, auth)
         return MessageFacts(sender_class=sender_class, sender=tx.sender,
                             from_domain=from_addr.domain if from_addr else "", auth=auth,
                             auth_mode=self.cfg.challenge.allowlist_auth, automated=automated,
@@ -207,6 +215,8 @@ class GatewayHandler:
                        decision: DataDecision, auth: AuthResults | None, meta: dict[str, Any]) -> str:
         screened = decision.verdict is Verdict.SCREENED
         trace = self.rt.trace_headers(session, tx, auth, screened=screened)
+        # Only our own Authentication-Results may carry our name (RFC 8601 §5), checks run or not.
+        message = remove_results_claiming(message, self.cfg.smtp.hostname)
         out = Outbound(tx.raw_sender, [r.raw for r in tx.recipients], trace + message,
                        tuple(o for o in envelope.mail_options if o.startswith("BODY=") or o == "SMTPUTF8"))
         folder = self.cfg.delivery.screened_folder if screened else ""
@@ -308,23 +318,47 @@ def _list_post_address(value: str) -> Address | None:
         return None
 
 
-def _list_authenticated(entry: Any, list_id: str | None, list_post: Address | None, sender: Address | None,
-                        auth: AuthResults | None) -> str | None:
-    """List mail counts as known only when it is authenticated as the list (SPEC §4.2 item 6)."""
+def _list_domains(list_id: str | None, list_post: Address | None) -> list[str]:
+    """The list's organisational domains: of the List-Post address, and of the List-Id
+    (`dev.lists.example.org` names a list at example.org; `dev.github.io` is its own)."""
+    found = [organisational_domain(list_post.domain)] if list_post is not None else []
+    if list_id:
+        found.append(organisational_domain(list_id))
+    return list(dict.fromkeys(found))
+
+
+def _list_authenticated(entry: Any, list_domains: list[str], auth: AuthResults | None) -> str | None:
+    """List mail counts as known only when it is authenticated as the list (SPEC §4.2 item 6):
+    a valid DKIM signature aligned with the list's domain, or an envelope sender (the SPF
+    identity, so SRS/BATV wrappers are not taken at their word) in it whose SPF does not fail."""
     if auth is None:
         return None
-    domains = set()
-    if list_post is not None:
-        domains.add(list_post.domain)
-    if list_id:
-        domains.add(list_id.split(".", 1)[1] if list_id.count(".") >= 2 else list_id)
-    for d in domains:
+    for d in list_domains:
         if auth.dkim_aligned(d):
             return f"list mail ({entry.pattern}), DKIM-signed by the list domain {d}"
-        if sender is not None and (sender.domain == d or sender.domain.endswith("." + d)) \
-                and auth.spf not in ("fail",):
+        if auth.spf_scope == "mailfrom" and auth.spf_domain and \
+                organisational_domain(auth.spf_domain) == d and auth.spf != "fail":
             return f"list mail ({entry.pattern}), envelope sender in the list domain {d}, SPF {auth.spf}"
     return None
+
+
+def _with_org_domains(auth: AuthResults, *domains: str) -> AuthResults:
+    """Hand the policy the organisational domain of every domain it may compare (it imports no PSL)."""
+    names = {d.lower().rstrip(".") for d in (*domains, auth.from_domain, auth.spf_domain, *auth.dkim_pass_domains)
+             if d}
+    return replace(auth, org_domains=tuple((d, organisational_domain(d)) for d in sorted(names)))
+
+
+def _auth_details(auth: AuthResults) -> dict[str, Any]:
+    """The results as recorded with the event: one word per method (as in Authentication-Results)
+    for the app's details pane, and the domains each applies to."""
+    dkim = ("pass" if auth.dkim_pass_domains else "fail" if auth.dkim_fail_domains
+            else "temperror" if auth.dkim_temperror_domains else "none")
+    return {"spf": auth.spf, "dkim": dkim, "dmarc": auth.dmarc,
+            "auth": {"spf_domain": auth.spf_domain, "spf_scope": auth.spf_scope,
+                     "dkim_pass": list(auth.dkim_pass_domains), "dkim_fail": list(auth.dkim_fail_domains),
+                     "dkim_temperror": list(auth.dkim_temperror_domains), "from_domain": auth.from_domain,
+                     "dmarc_policy": auth.dmarc_policy}}
 
 
 def _message_meta(headers: dict[str, str], message: bytes, scan: ScanOutcome,
@@ -333,7 +367,7 @@ def _message_meta(headers: dict[str, str], message: bytes, scan: ScanOutcome,
     if scan.spam_symbols:
         details["spam_symbols"] = list(scan.spam_symbols)
     if auth is not None:
-        details["auth"] = {"spf": auth.spf, "dkim": list(auth.dkim_pass_domains), "dmarc": auth.dmarc}
+        details.update(_auth_details(auth))
     return {
         "subject": headers.get("subject", "")[:1000], "from_header": headers.get("from", "")[:1000],
         "message_id": headers.get("message-id", "")[:1000], "size": len(message),
