@@ -156,9 +156,14 @@ def test_behind_postfix_challenge_text_intact_and_known_sender_delivered(dovecot
         alice, _ = gw.store.add_user("alice@example.org")
         carol, _ = gw.store.add_user("carol@example.org")
         gw.store.add_entry(alice.id, "allow", "bob@friend.example")
-        gw.start()
         with proxy_mx(gw.smtp_port, after_filter_port,
                       routes={"example.org": f"lmtp:inet:127.0.0.1:{dovecot.lmtp_port}"}) as mx:
+            # SenderGate not running yet: Postfix asks the client to come back later.
+            with smtplib.SMTP("127.0.0.1", mx.port, local_hostname="client.test", timeout=30) as client:
+                client.ehlo()
+                client.mail("bob@friend.example")
+                while_down = client.rcpt("alice@example.org")
+            gw.start()
             # The reference: what the gateway itself answers a stranger (the link is reused while pending).
             direct = challenge_reply(gw.smtp_port, "stranger@elsewhere.test", "alice@example.org", STRANGER)
             through_postfix = challenge_reply(mx.port, "stranger@elsewhere.test", "alice@example.org", STRANGER)
@@ -186,6 +191,7 @@ def test_behind_postfix_challenge_text_intact_and_known_sender_delivered(dovecot
 
     # Each refusal carries a fresh token for the same pending challenge; apart from it the
     # client gets, line for line, what the gateway said.
+    assert while_down[0] == 451 and while_down[1].startswith(b"4.3.0"), while_down
     assert direct[0] == through_postfix[0] == 550
     assert direct[1].startswith(b"5.7.1 alice@example.org accepts mail only from known senders.")
     assert len(direct[1].split(b"\n")) >= 3, direct  # multi-line: the link on its own line
