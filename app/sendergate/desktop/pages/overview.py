@@ -118,6 +118,7 @@ class OverviewPage(Page):
         self.chart.addSeries(series)
         axis_x = QBarCategoryAxis()
         axis_x.append([self._day_label(d, i, len(days)) for i, d in enumerate(days)])
+        axis_x.setTruncateLabels(False)  # narrow bars would elide every date to "…"
         axis_x.setLabelsColor(self.palette().color(QPalette.ColorRole.WindowText))
         self.chart.addAxis(axis_x, Qt.AlignmentFlag.AlignBottom)
         series.attachAxis(axis_x)
@@ -132,8 +133,8 @@ class OverviewPage(Page):
 
     @staticmethod
     def _day_label(iso: str, i: int, n: int) -> str:
-        # every 5th day and today get a label; the others a unique blank so the axis stays readable
-        if i % 5 and i != n - 1:
-            return " " * (i + 1)
+        # every 5th day counted back from today gets a label; the others a unique invisible one
+        if (n - 1 - i) % 5:
+            return "\u200b" * (i + 1)
         d = date.fromisoformat(iso)
         return QLocale().toString(QDate(d.year, d.month, d.day), "d MMM")
