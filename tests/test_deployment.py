@@ -16,6 +16,7 @@ real Postfix and Dovecot on loopback, and the install script.
 from __future__ import annotations
 
 import configparser
+import os
 import re
 import shutil
 import smtplib
@@ -446,3 +447,79 @@ def test_logrotate_snippet_parses() -> None:
     assert result.returncode == 0, result.stderr
     assert "error" not in (result.stdout + result.stderr).lower()
     assert "rotating pattern: /var/log/sendergate/sendergate.log" in result.stdout + result.stderr
+
+
+# -- the unit's privileges, applied by hand ---------------------------------------------------------
+
+def free_privileged_port() -> int:
+    import socket
+    for port in range(1023, 900, -1):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no free port below 1024 on 127.0.0.1")
+
+
+def run_as_unit_user(config_path: Path, *, bind_capability: bool) -> subprocess.Popen[bytes]:
+    """The gateway as an unprivileged user with what the unit grants: CAP_NET_BIND_SERVICE and nothing else."""
+    caps = "-all,+net_bind_service" if bind_capability else "-all"
+    assert shutil.which("setpriv"), "setpriv missing (Debian package util-linux)"
+    return subprocess.Popen(
+        ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", f"--inh-caps={caps}",
+         f"--ambient-caps={caps}", f"--bounding-set={caps}", "--no-new-privs", "--",
+         sys.executable, "-m", "sendergate", "gateway", "--config", str(config_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd="/", start_new_session=True,
+        # Like the unit's RuntimeDirectory: the workers' metrics files stay in the test's directory.
+        env={**os.environ, "SENDERGATE_METRICS_DIR": str(config_path.parent)})
+
+
+def test_unprivileged_user_binds_port_25_with_the_units_capability_only() -> None:
+    import pwd
+    import signal
+    import time
+
+    from tests.support.gateway import write_config
+
+    state = make_service_dir("sendergate-unit-user-")
+    nobody = pwd.getpwnam("nobody")
+    os.chown(state, nobody.pw_uid, nobody.pw_gid)
+    port = free_privileged_port()
+    config_path = state / "sendergate.toml"
+    write_config(config_path, {
+        "smtp": {"listen": [f"127.0.0.1:{port}"], "hostname": "mx.example.org", "workers": 2},
+        "domains": {"local": ["example.org"]},
+        "http": {"listen": f"127.0.0.1:{free_loopback_port()}"},
+        "store": {"url": f"sqlite:///{state}/state.db"},
+    })
+    try:
+        refused = run_as_unit_user(config_path, bind_capability=False)
+        out, _ = refused.communicate(timeout=30)
+        assert refused.returncode == 2, out  # the unit's RestartPreventExitStatus: no restart loop
+        assert f"smtp.listen 127.0.0.1:{port}: cannot listen: permission denied" in out.decode(), out
+
+        gateway = run_as_unit_user(config_path, bind_capability=True)
+        try:
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    with smtplib.SMTP("127.0.0.1", port, timeout=5) as client:
+                        banner_code = client.ehlo("client.test")[0]
+                    break
+                except OSError:
+                    assert gateway.poll() is None, gateway.stdout.read() if gateway.stdout else b""
+                    assert time.monotonic() < deadline, "the gateway did not answer within 20 s"
+                    time.sleep(0.1)
+            assert (state / "state.db").stat().st_uid == nobody.pw_uid
+            gateway.send_signal(signal.SIGTERM)
+            out, _ = gateway.communicate(timeout=30)
+        finally:
+            if gateway.poll() is None:
+                os.killpg(gateway.pid, signal.SIGKILL)
+                gateway.wait(5)
+        assert banner_code == 250
+        assert gateway.returncode == 0, out
+    finally:
+        remove_service_dir(state)
