@@ -26,7 +26,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from sendergate.policy.address import parse
 from sendergate.policy.decide import AuthResults, allowlist_counts
+from sendergate.store import hash_message_id
 from tests.support.dns_server import DNSTestServer
 from tests.support.gateway import GatewayProcess
 from tests.support.postfix import SinkDelivery, SmtpSink
@@ -345,6 +347,17 @@ def test_results_claiming_our_name_are_replaced(relaxed: GatewayProcess, sink: S
     assert "Authentication-Results: relay.other.test; spf=pass smtp.mailfrom=hardfail.test" in head(raw)
 
 
+def test_reply_from_a_stranger_carries_the_results(relaxed: GatewayProcess, sink: SmtpSink) -> None:
+    alice = relaxed.store.recipient_user(parse(RCPT))
+    relaxed.store.add_sent_ids(alice, [hash_message_id("<question-1@example.org>")])
+    msg, msgid = message("Walt <walt@softfail.test>", headers=(("In-Reply-To", "<question-1@example.org>"),))
+    code, text = send(relaxed, msg, sender="walt@softfail.test", ip=STRANGER_IP)
+    assert code == 250, text
+    ev = event(relaxed, msgid)
+    assert ev.reason == "reply to a message the recipient sent" and ev.details["spf"] == "softfail"
+    assert "spf=softfail smtp.mailfrom=softfail.test" in our_results(delivered(sink, msgid).message)
+
+
 def test_off_mode_checks_nothing_for_known_senders(zones: Zones, sink: SmtpSink) -> None:
     gw = gateway(zones, ("smtp", f"127.0.0.1:{sink.port}"), challenge={"allowlist_auth": "off"})
     try:
@@ -363,7 +376,8 @@ def test_off_mode_checks_nothing_for_known_senders(zones: Zones, sink: SmtpSink)
 NEWSLETTER = (("List-Unsubscribe", "<mailto:leave@shop.test>"), ("Precedence", "bulk"))
 
 
-def newsletter(zones: Zones, signer: str | None = "shop.test", body: str = "Our spring offers.\r\n") -> tuple[bytes, str]:
+def newsletter(zones: Zones, signer: str | None = "shop.test",
+               body: str = "Our spring offers.\r\n") -> tuple[bytes, str]:
     msg, msgid = message("Shop <news@shop.test>", subject="Spring offers", body=body, headers=NEWSLETTER)
     return (sign(msg, zones.keys[signer]) if signer else msg), msgid
 
@@ -428,7 +442,8 @@ def test_screened_into_a_maildir_subfolder(zones: Zones) -> None:
         inbox = list((mailbox / "new").iterdir())
         assert len(screened) == 1 and len(inbox) == 1
         assert (mailbox / ".Screened" / "maildirfolder").exists()  # Maildir++ marks a subfolder so
-        assert msgid.encode() in screened[0].read_bytes() and b"X-SenderGate-Screened: yes" in screened[0].read_bytes()
+        screened_raw = screened[0].read_bytes()
+        assert msgid.encode() in screened_raw and b"X-SenderGate-Screened: yes" in screened_raw
         assert known_id.encode() in inbox[0].read_bytes()
         assert b"X-SenderGate-Screened" not in inbox[0].read_bytes()
     finally:

@@ -324,7 +324,7 @@ def _list_domains(list_id: str | None, list_post: Address | None) -> list[str]:
     found = [organisational_domain(list_post.domain)] if list_post is not None else []
     if list_id:
         found.append(organisational_domain(list_id))
-    return list(dict.fromkeys(found))
+    return [d for d in dict.fromkeys(found) if d]
 
 
 def _list_authenticated(entry: Any, list_domains: list[str], auth: AuthResults | None) -> str | None:
