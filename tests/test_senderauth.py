@@ -579,3 +579,10 @@ def test_incoming_results_under_our_name_are_removed() -> None:
     cleaned = remove_results_claiming(msg, "mx.example.org")
     assert cleaned == (b"Authentication-Results: mx.upstream.test; spf=pass smtp.mailfrom=bank.test\r\n"
                        b"From: a@bank.test\r\n\r\nAuthentication-Results: mx.example.org; in the body stays\r\n")
+
+
+def test_incoming_sendergate_headers_are_removed() -> None:
+    msg = (b"X-SenderGate-Screened: yes\r\nx-sendergate-anything: 1\r\n\tcontinued\r\nSubject: hi\r\n"
+           b"X-SenderGateway: kept (another name)\r\n\r\nX-SenderGate-Screened: yes in the body stays\r\n")
+    assert remove_results_claiming(msg, "mx.example.org") == (
+        b"Subject: hi\r\nX-SenderGateway: kept (another name)\r\n\r\nX-SenderGate-Screened: yes in the body stays\r\n")

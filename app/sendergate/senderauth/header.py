@@ -59,10 +59,13 @@ def authentication_results_header(authserv_id: str, results: AuthResults, *, lin
 
 
 def remove_results_claiming(message: bytes, authserv_id: str) -> bytes:
-    """Drop incoming Authentication-Results headers that carry our own authserv-id (RFC 8601 §5).
+    """Drop incoming headers that only the gateway may write.
 
-    A sender could otherwise forge "dkim=pass" under our name for the mail
-    filters behind us. Other servers' headers are kept.
+    Authentication-Results carrying our own authserv-id (RFC 8601 §5): a
+    sender could otherwise forge "dkim=pass" under our name for the mail
+    filters behind us; other servers' results are kept. And every
+    X-SenderGate-* field: a sender could otherwise have its message filed as
+    screened.
     """
     head, sep, body = message.partition(b"\r\n\r\n")
     if not sep:
@@ -81,6 +84,8 @@ def remove_results_claiming(message: bytes, authserv_id: str) -> bytes:
 
 def _claims(field: bytes, authserv_id: bytes) -> bool:
     name, colon, value = field.partition(b":")
+    if colon and name.strip().lower().startswith(b"x-sendergate-"):
+        return True
     if not colon or name.strip().lower() != b"authentication-results":
         return False
     words = value.split(b";", 1)[0].split()
