@@ -177,7 +177,9 @@ def test_behind_postfix_challenge_text_intact_and_known_sender_delivered(dovecot
             [delivered] = wait_for_inbox(dovecot, "alice@example.org", 1, mx)
 
             # Per-recipient answers reach the client too (the reason for no speed_adjust).
-            with smtplib.SMTP("127.0.0.1", mx.port, local_hostname="client.test", timeout=30) as client:
+            # From another loopback address: XFORWARD must carry it through Postfix to the gateway.
+            with smtplib.SMTP("127.0.0.1", mx.port, local_hostname="client.test", timeout=30,
+                              source_address=("127.0.0.2", 0)) as client:
                 client.ehlo()
                 client.mail("bob@friend.example")
                 known = client.rcpt("alice@example.org")
@@ -185,6 +187,7 @@ def test_behind_postfix_challenge_text_intact_and_known_sender_delivered(dovecot
                 ghost = client.rcpt("ghost@example.org")
                 client.rset()
             mx.wait_for_empty_queue()
+            ghost_events = [e for e in gw.events() if e.recipient == "ghost@example.org"]
             queued_for_strangers = [line for line in mx.maillog().splitlines()
                                     if "stranger@elsewhere.test" in line and "queued" in line]
     finally:
@@ -212,6 +215,8 @@ def test_behind_postfix_challenge_text_intact_and_known_sender_delivered(dovecot
     assert known[0] == 250
     assert other_class[0] == 452 and other_class[1].startswith(b"4.5.3"), other_class
     assert ghost[0] == 550 and ghost[1].startswith(b"5.1.1"), ghost
+    # The gateway recorded the real client and its HELO, as Postfix forwarded them (XFORWARD).
+    assert [(e.client_ip, e.helo) for e in ghost_events] == [("127.0.0.2", "client.test")]
 
 
 # -- stand-alone -------------------------------------------------------------------------------------

@@ -579,3 +579,21 @@ def test_connection_limit_answers_421() -> None:
         finally:
             for c in held:
                 c.close()
+
+
+def test_xforward_from_a_local_proxy_names_the_real_client(gw: GatewayProcess) -> None:
+    mark = last_id(gw)
+    c = RawClient(gw.smtp_port)
+    try:
+        assert "XFORWARD NAME ADDR PROTO HELO SOURCE" in c.cmd("EHLO proxy.local")
+        assert c.cmd("XFORWARD NAME=mail.remote.example ADDR=192.0.2.7 HELO=mail.remote.example").startswith(
+            "250 2.0.0")
+        assert c.cmd("XFORWARD ADDR=IPV6:2001:db8::5 PROTO=ESMTP").startswith("250")
+        assert c.cmd("XFORWARD BOGUS=1").startswith("501")
+        assert c.cmd("MAIL FROM:<bob@friend.example>").startswith("250")
+        assert c.cmd("XFORWARD ADDR=192.0.2.9").startswith("503")  # not inside a transaction
+        assert c.cmd("RCPT TO:<nobody@example.org>").startswith("550 5.1.1")
+    finally:
+        c.close()
+    (ev,) = events_for(gw, mark)
+    assert (ev.client_ip, ev.helo) == ("2001:db8::5", "mail.remote.example")

@@ -64,7 +64,10 @@ class GatewayHandler:
                           responses: list[str]) -> list[str]:
         session.host_name = hostname
         out = [r for r in responses if not r.startswith("250-AUTH") and r != "250 HELP"]
-        out += ["250-PIPELINING", "250 ENHANCEDSTATUSCODES"]
+        out += ["250-PIPELINING"]
+        if getattr(server, "xforward_allowed", False):  # a Postfix proxying to us may tell the real client
+            out += ["250-XFORWARD NAME ADDR PROTO HELO SOURCE"]
+        out += ["250 ENHANCEDSTATUSCODES"]
         return out
 
     async def handle_HELO(self, server: Any, session: Any, envelope: Any, hostname: str) -> str:
@@ -195,7 +198,7 @@ class GatewayHandler:
         list_domains = _list_domains(list_id, list_post) if list_allowed else []
         if needs_auth and self.rt.authenticator is not None:
             auth = await self.rt.authenticator.check(message, envelope_sender=tx.raw_sender or None,
-                                                     helo=session.host_name or "", client_ip=_peer_ip(session))
+                                                     helo=_helo(session), client_ip=_peer_ip(session))
             auth = _with_org_domains(auth, tx.sender.domain if tx.sender else "", *list_domains)
         list_known = None
         if list_allowed:
@@ -261,7 +264,7 @@ class GatewayHandler:
         meta = meta or {}
         ev = EventRecord(
             ts=_now(), verdict=verdict, reason=reason, client_ip=_peer_ip(session),
-            helo=replies.safe(session.host_name or "", 255), sender=(tx.raw_sender if tx else "") or "",
+            helo=replies.safe(_helo(session), 255), sender=(tx.raw_sender if tx else "") or "",
             recipient=recipient, user_id=user_id, subject=meta.get("subject", ""),
             from_header=meta.get("from_header", ""), message_id=meta.get("message_id", ""),
             size=meta.get("size"), spam_score=meta.get("spam_score"), virus=meta.get("virus", ""),
@@ -274,8 +277,16 @@ class GatewayHandler:
 
 
 def _peer_ip(session: Any) -> str:
+    """The client's address: the original one when a trusted proxy forwarded it (XFORWARD)."""
+    forwarded = getattr(session, "forwarded_ip", None)
+    if forwarded:
+        return forwarded
     peer = session.peer
     return peer[0] if isinstance(peer, tuple) else str(peer or "")
+
+
+def _helo(session: Any) -> str:
+    return getattr(session, "forwarded_helo", None) or session.host_name or ""
 
 
 def _headers(message: bytes) -> dict[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import ipaddress
 import re
 import ssl
 from typing import Any
@@ -22,6 +23,7 @@ _ENHANCED_FOR = {
     502: "5.5.1", 503: "5.5.1", 504: "5.5.4", 530: "5.7.0", 550: "5.7.1", 552: "5.3.4", 553: "5.1.3",
     554: "5.7.0", 555: "5.5.4",
 }
+_XFORWARD_ATTRS = {"NAME", "ADDR", "PORT", "PROTO", "HELO", "IDENT", "SOURCE"}
 _HAS_ENHANCED = re.compile(rb"^\d{3}[ -][245]\.\d{1,3}\.\d{1,3}(?: |$)")
 _AIOSMTPD_TEXT = {
     b"552 Error: message size exceeds fixed maximum message size": b"552 5.3.4 Message size exceeds fixed maximum message size",
@@ -78,7 +80,53 @@ class GatewaySMTP(SMTP):
         self._in_ehlo = False
 
     def _create_session(self) -> Session:
-        return Session(self.loop)
+        session = Session(self.loop)
+        session.forwarded_ip = None  # the original client, as a trusted proxy (Postfix) told us by XFORWARD
+        session.forwarded_helo = None
+        return session
+
+    @property
+    def xforward_allowed(self) -> bool:
+        """XFORWARD is believed only from loopback: the Postfix that proxies to us runs beside us."""
+        peer = self.session.peer if self.session is not None else None
+        if not isinstance(peer, tuple):
+            return False
+        try:
+            return ipaddress.ip_address(peer[0].split("%", 1)[0]).is_loopback
+        except ValueError:
+            return False
+
+    async def smtp_XFORWARD(self, arg: str | None) -> None:
+        """Postfix's XFORWARD (XFORWARD_README): the original client's address and HELO."""
+        assert self.session is not None
+        if not self.xforward_allowed:
+            await self.push("550 5.7.0 XFORWARD not permitted")
+            return
+        if self.envelope is not None and self.envelope.mail_from:
+            await self.push("503 5.5.1 XFORWARD not permitted inside a transaction")
+            return
+        attrs = {}
+        for item in (arg or "").split():
+            name, eq, value = item.partition("=")
+            if not eq or name.upper() not in _XFORWARD_ATTRS:
+                await self.push("501 5.5.4 Bad XFORWARD attribute")
+                return
+            attrs[name.upper()] = None if value.upper() in ("[UNAVAILABLE]", "[TEMPUNAVAIL]") else value
+        if not attrs:
+            await self.push("501 5.5.4 Syntax: XFORWARD attribute=value...")
+            return
+        if "ADDR" in attrs:
+            addr = attrs["ADDR"] or ""
+            if addr.upper().startswith("IPV6:"):
+                addr = addr[5:]
+            try:
+                self.session.forwarded_ip = str(ipaddress.ip_address(addr)) if addr else None
+            except ValueError:
+                await self.push("501 5.5.4 Bad XFORWARD ADDR")
+                return
+        if "HELO" in attrs:
+            self.session.forwarded_helo = attrs["HELO"]
+        await self.push("250 2.0.0 Ok")
 
     def _create_envelope(self) -> Envelope:
         return Envelope()
