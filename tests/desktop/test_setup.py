@@ -123,3 +123,32 @@ def test_settings_round_trip_typed(settings):
     again = Settings.at_path(settings._s.fileName())
     assert again.imap_port == 143 and again.imap_tls is False and again.notifications_enabled is False
     assert again.imap_user == "" and again.last_page == "overview"
+
+
+def test_run_connected_leaves_keychain_and_settings_alone(qtbot, seeded_gateway, memory_keyring, tmp_path,
+                                                          monkeypatch):
+    """What `sendergate demo` calls: the app opens on the demo gateway; nothing is saved anywhere."""
+    from PySide6.QtCore import QSettings, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from sendergate.desktop.app import run_connected
+    from sendergate.desktop.main_window import MainWindow
+
+    g, seeded = seeded_gateway
+    QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, str(tmp_path / "user-config"))
+    seen: list[str] = []
+
+    def close_when_live() -> None:
+        windows = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()]
+        if windows and windows[0].connection_state == "online" and windows[0].pages["pending"].loaded:
+            seen.append(windows[0].windowTitle())
+            seen.append(str(windows[0].pages["pending"].model.rowCount()))
+            windows[0].close()
+        else:
+            QTimer.singleShot(50, close_when_live)
+
+    QTimer.singleShot(50, close_when_live)
+    assert run_connected(g.http_url, seeded.token) == 0
+    assert seen[1] == str(len(seeded.pending))
+    assert memory_keyring.secrets == {}
+    assert not (tmp_path / "user-config").exists()  # the user's own settings were never written

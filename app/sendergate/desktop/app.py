@@ -12,12 +12,14 @@ import logging
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 
 from .. import __version__
 from .i18n import tr
 
 log = logging.getLogger("sendergate.desktop")
+_started = time.perf_counter()  # module import: close to process start; the startup log line measures from here
 
 DEFAULT_TOKEN_ENV = "SENDERGATE_TOKEN"
 
@@ -79,6 +81,7 @@ def open_window(client: "GatewayClient", settings: "Settings") -> "MainWindow": 
     window = MainWindow(client, settings)
     window.show()
     window.start()
+    log.info("main window shown %.3f s after start", time.perf_counter() - _started)
 
     def who(me: object) -> None:
         window.me = me  # type: ignore[assignment]

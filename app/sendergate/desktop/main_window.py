@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 
 from PySide6.QtCore import QCoreApplication, QEvent, QSize, Qt, QTimer, Signal
@@ -115,6 +116,9 @@ class MainWindow(QMainWindow):
         if not current.loaded and current.key not in ("overview", "pending"):
             current.refresh()
         self.stream.start()
+        # Qt, the widgets and the modules are here to stay: keep them out of the cyclic GC's full passes,
+        # which otherwise walk them all while holding the GIL (tens of ms the GUI thread cannot run)
+        gc.freeze()
 
     def refresh_all(self) -> None:
         for page in self.pages.values():

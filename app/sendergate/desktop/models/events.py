@@ -23,6 +23,10 @@ PAGE_SIZE = 500  # the API's largest page for /events
 KEEP_PAGES = 40  # pages of records kept in memory (20,000 events); the rest are fetched again when shown
 
 _Index = QModelIndex | QPersistentModelIndex
+_DISPLAY = Qt.ItemDataRole.DisplayRole
+_TOOLTIP = Qt.ItemDataRole.ToolTipRole
+_SERVED = frozenset({_DISPLAY, _TOOLTIP, RecordRole, IdRole, SortRole})
+_ROW_FLAGS = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
 
 
 def _ts_key(e: Event) -> float:
@@ -239,16 +243,20 @@ class EventsModel(QAbstractTableModel):
         return None
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or index.column() >= len(COLUMNS):
+        # the view asks ~7 roles per cell per frame; answer the ones we do not serve before any lookup
+        if role not in _SERVED or not index.isValid():
+            return None
+        column_no = index.column()
+        if column_no >= len(COLUMNS):
             return None
         event = self.event_at(index.row())
-        column = COLUMNS[index.column()]
+        column = COLUMNS[column_no]
         if event is None:
-            return tr("Loading…") if role == Qt.ItemDataRole.DisplayRole and index.column() == 0 else None
-        if role == Qt.ItemDataRole.DisplayRole:
+            return tr("Loading…") if role == _DISPLAY and column_no == 0 else None
+        if role == _DISPLAY:
             return column.display(event)
-        if role == Qt.ItemDataRole.ToolTipRole and column.tooltip is not None:
-            return column.tooltip(event) or None
+        if role == _TOOLTIP:
+            return column.tooltip(event) or None if column.tooltip is not None else None
         if role == RecordRole:
             return event
         if role == IdRole:
@@ -258,6 +266,4 @@ class EventsModel(QAbstractTableModel):
         return None
 
     def flags(self, index: _Index) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
+        return _ROW_FLAGS if index.isValid() else Qt.ItemFlag.NoItemFlags
