@@ -38,6 +38,14 @@ def test_parsers() -> None:
         parse_hostport("host:99999")
 
 
+def test_sqlite_paths_are_absolute_as_documented() -> None:
+    def url(u: str) -> str:
+        return from_dict({"domains": {"local": ["x.example"]}, "store": {"url": u}}).store.url
+    assert url("sqlite:///var/lib/sendergate/state.db") == "sqlite:////var/lib/sendergate/state.db"
+    assert url("sqlite:////var/lib/sendergate/state.db") == "sqlite:////var/lib/sendergate/state.db"
+    assert url("postgresql://u@127.0.0.1/db") == "postgresql://u@127.0.0.1/db"
+
+
 def test_defaults_and_required_key() -> None:
     cfg = from_dict({"domains": {"local": ["Example.ORG"]}})
     assert cfg.domains.local == ["example.org"]

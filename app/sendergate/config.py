@@ -141,7 +141,7 @@ class HTTPConfig:
 
 @dataclass
 class StoreConfig:
-    url: str = "sqlite:////var/lib/sendergate/state.db"  # four slashes: an absolute path (three = relative to cwd)
+    url: str = "sqlite:////var/lib/sendergate/state.db"  # as written in SPEC §3: sqlite:///var/lib/…
 
 
 @dataclass
@@ -300,9 +300,14 @@ def _url(v: Any) -> str:
 
 
 def _store_url(v: Any) -> str:
+    """`sqlite:///var/lib/x.db` means /var/lib/x.db, as documented (SQLAlchemy would read it relative
+    to whatever directory the gateway was started from); four slashes work too."""
     v = _str(v)
     if not re.match(r"^(sqlite|postgresql)(\+\w+)?://", v):
         raise ValueError("expected sqlite:///path or postgresql://…")
+    m = re.match(r"^(sqlite(?:\+\w+)?):///(?!/)(.+)$", v)
+    if m and m.group(2) != ":memory:":
+        v = f"{m.group(1)}:////{m.group(2)}"
     return v
 
 
