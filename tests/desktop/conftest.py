@@ -115,7 +115,7 @@ def open_main_window(qtbot: object, url: str, token: str, settings: object, **st
     qtbot.addWidget(window)  # type: ignore[attr-defined]
     window.show()
     window.activateWindow()  # shortcuts go to the active window only
-    qtbot.waitActive(window)  # type: ignore[attr-defined]
+    qtbot.waitUntil(window.isActiveWindow)  # type: ignore[attr-defined]
     window.start()
     return window
 

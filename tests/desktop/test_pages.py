@@ -143,3 +143,24 @@ def test_qtmodeltester_on_every_model(request, qtbot, seeded_gateway, window_for
     record = w.pages["pending"].model.index(0, 0).data(RecordRole)
     assert record.status == "pending"
     assert w.pages["pending"].model.headerData(0, Qt.Orientation.Horizontal) == "Sender"
+
+
+def test_geometry_and_page_remembered_and_keyboard_navigation(qtbot, seeded_gateway, settings):
+    from tests.desktop.conftest import open_main_window
+    g, seeded = seeded_gateway
+    w = open_main_window(qtbot, g.http_url, seeded.token, settings)
+    qtbot.keyClick(w, Qt.Key.Key_3, Qt.KeyboardModifier.ControlModifier)  # Cmd+3 on macOS
+    assert w.current_page().key == "pending"
+    w.resize(760, 540)  # the offscreen screen is 800 x 600; restoreGeometry keeps windows on screen
+    qtbot.waitUntil(lambda: (w.width(), w.height()) == (760, 540))  # the pages fit a small screen
+    size = (w.width(), w.height())
+    w.stream.stop()
+    w.close()
+    again = open_main_window(qtbot, g.http_url, seeded.token, settings)
+    assert (again.width(), again.height()) == size
+    assert again.current_page().key == "pending"
+    for widget in (again.nav, again.pages["pending"].table, again.pages["activity"].search,
+                   again.pages["allowlist"].entry_edit):
+        assert widget.accessibleName(), widget
+    again.stream.stop()
+    again.close()

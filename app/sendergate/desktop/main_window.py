@@ -5,9 +5,9 @@ from __future__ import annotations
 import gc
 import logging
 
-from PySide6.QtCore import QCoreApplication, QEvent, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
-from PySide6.QtWidgets import (QApplication, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMainWindow,
+from PySide6.QtWidgets import (QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMainWindow,
                                QMessageBox, QStackedWidget, QVBoxLayout, QWidget)
 
 from .. import __version__
@@ -163,6 +163,7 @@ class MainWindow(QMainWindow):
         refresh.setShortcut(QKeySequence.StandardKey.Refresh)
         refresh.triggered.connect(lambda: self.current_page().refresh())
         file_menu.addAction(refresh)
+        self.addAction(refresh)
         self.connection_action = QAction(tr("&Connection…"), self)
         self.connection_action.setMenuRole(QAction.MenuRole.PreferencesRole)
         self.connection_action.triggered.connect(self.connection_requested.emit)
@@ -186,6 +187,7 @@ class MainWindow(QMainWindow):
             action.setShortcut(QKeySequence(f"Ctrl+{i + 1}"))
             action.triggered.connect(lambda _=False, key=cls.key: self.show_page(key))
             view_menu.addAction(action)
+            self.addAction(action)  # works while the menu bar is native (macOS) or hidden, too
 
         help_menu = self.menuBar().addMenu(tr("&Help"))
         about = QAction(tr("&About SenderGate"), self)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from PySide6.QtCore import QCoreApplication, QDateTime, QLocale, Qt
+from PySide6.QtCore import QDateTime, QLocale, Qt
 from ..i18n import tr
 
 RecordRole = Qt.ItemDataRole.UserRole + 1  # the row's record (Event, Challenge, ...)

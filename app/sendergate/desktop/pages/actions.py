@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QCoreApplication
 
 from ...policy.address import AddressError, parse
 from ..i18n import tr

@@ -8,7 +8,7 @@ import json
 
 from PySide6.QtCore import QItemSelection, QPoint, Qt
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QMenu, QSplitter, QTextBrowser, QToolButton, QVBoxLayout
+from PySide6.QtWidgets import QGridLayout, QLabel, QLineEdit, QMenu, QSplitter, QTextBrowser, QToolButton, QVBoxLayout
 
 from ..api_client import VERDICTS, Event
 from ..models import EventsModel
@@ -55,10 +55,10 @@ class ActivityPage(Page):
         self.model.failed.connect(self.messages.error)
         layout = QVBoxLayout(self)
 
-        chips = QHBoxLayout()
+        chips = QGridLayout()  # two rows of chips: the window stays usable on a small screen
         chips.setSpacing(4)
         self.chips: dict[str, QToolButton] = {}
-        for verdict in VERDICTS:
+        for i, verdict in enumerate(VERDICTS):
             chip = QToolButton()
             chip.setText(verdict_label(verdict))
             chip.setCheckable(True)
@@ -66,9 +66,9 @@ class ActivityPage(Page):
             chip.setAccessibleName(tr("Show %1").replace("%1", verdict_label(verdict)))
             chip.setToolTip(tr("Show only these verdicts (several can be on)"))
             chip.toggled.connect(self._filter_changed)
-            chips.addWidget(chip)
+            chips.addWidget(chip, i // 5, i % 5)
             self.chips[verdict] = chip
-        chips.addStretch(1)
+        chips.setColumnStretch(5, 1)
         layout.addLayout(chips)
 
         self.search = QLineEdit()

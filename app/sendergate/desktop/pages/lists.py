@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (QCheckBox, QDateTimeEdit, QDialog, QDialogButtonB
 from ...policy.address import AddressError, parse_pattern
 from ..api_client import ListEntry
 from ..models import EntriesModel
-from ..models.base import RecordRole, local_time
+from ..models.base import RecordRole
 from ..widgets import icon_button
 from .base import Page, make_table
 from ..i18n import tr
