@@ -141,6 +141,28 @@ class Stats:
 
 
 @dataclass(frozen=True, slots=True)
+class ImportItem:
+    entry: str  # normalised, or the input as given when invalid
+    status: str  # 'added' (or would be, in a dry run), 'present', 'invalid'
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImportOutcome:
+    """POST /allowlist/import: counts and one item per entry sent, in the order sent."""
+
+    added: int
+    present: int
+    invalid: int
+    items: tuple[ImportItem, ...]
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "ImportOutcome":
+        return cls(int(d["added"]), int(d["present"]), int(d["invalid"]),
+                   tuple(ImportItem(r["entry"], r["status"], r.get("error") or "") for r in d.get("results", ())))
+
+
+@dataclass(frozen=True, slots=True)
 class Page:
     items: tuple[Any, ...]
     next_cursor: str | None
@@ -332,6 +354,15 @@ class GatewayClient:
 
     def remove_entry(self, action: str, entry_id: int) -> None:
         self._call("DELETE", f"{self._list(action)}/{int(entry_id)}")
+
+    def import_allow(self, entries: list[str], *, note: str = "", dry_run: bool = False) -> ImportOutcome:
+        """Allow many entries at once (idempotent); `dry_run` only tells what would happen."""
+        body = {"entries": entries, "note": note[:1000], "dry_run": dry_run}
+        return ImportOutcome.from_json(self._call("POST", "/allowlist/import", json=body))
+
+    def upload_sent_ids(self, hashes: list[str]) -> int:
+        """Hashed Message-IDs of sent mail (replies to them count as known); returns how many were new."""
+        return int(self._call("POST", "/sent-ids", json={"hashes": hashes})["added"])
 
     # -- live stream --
     def stream(self, last_id: str = "", *, heartbeat: int = 5, stop: Any = None) -> Iterator[StreamMessage]:

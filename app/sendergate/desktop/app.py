@@ -36,6 +36,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--language", choices=("en", "de"), help="user-interface language (default: the system's)")
     p.add_argument("--setup", action="store_true", help="show the connection setup even if one is saved")
     p.add_argument("--version", action="version", version=f"sendergate-desktop {__version__}")
+    p.add_argument("--smoke-test", nargs="?", const="-", metavar="REPORT",
+                   help="with --gateway: wait until the gateway answered and the live stream is up, check the "
+                        "keychain, report to REPORT (default: stdout) and quit; for installer checks")
     return p.parse_args(argv)
 
 
@@ -70,7 +73,8 @@ def confirm_insecure(url: str) -> bool:
     return answer == QMessageBox.StandardButton.Yes
 
 
-def open_window(client: "GatewayClient", settings: "Settings") -> "MainWindow":  # type: ignore[name-defined]  # noqa: F821
+def open_window(client: "GatewayClient", settings: "Settings",  # type: ignore[name-defined]  # noqa: F821
+                secrets: "SecretStore | None" = None) -> "MainWindow":  # type: ignore[name-defined]  # noqa: F821
     """The main window for a client, shown, with the first data and the live stream on their way."""
     from PySide6.QtCore import QCoreApplication
 
@@ -78,7 +82,7 @@ def open_window(client: "GatewayClient", settings: "Settings") -> "MainWindow": 
     from .main_window import MainWindow
     from .operations import Operation
 
-    window = MainWindow(client, settings)
+    window = MainWindow(client, settings, secrets=secrets)  # the setup's store: it may hold session-only secrets
     window.show()
     window.start()
     log.info("main window shown %.3f s after start", time.perf_counter() - _started)
@@ -109,7 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     app = make_application()
     settings = Settings.at_path(args.settings_file) if args.settings_file else Settings()
-    i18n.install(app, i18n.pick_language(args.language or settings.language))
+    language = i18n.pick_language(args.language or settings.language)
+    i18n.install(app, language)
     crash.install_excepthook()
     secrets = SecretStore()
 
@@ -125,6 +130,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         url = settings.gateway_url
         token = secrets.get(TOKEN) or ""
 
+    if args.smoke_test and (not args.gateway or not token):
+        print(f"sendergate-desktop: --smoke-test needs --gateway and a token in ${args.token_env}", file=sys.stderr)
+        return 2
     if not url or not token or args.setup:
         dialog = SetupDialog(settings, secrets, url=url, token=token)
         if dialog.exec() != SetupDialog.DialogCode.Accepted or dialog.connection is None:
@@ -135,7 +143,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
 
     state = {"client": GatewayClient(url, token)}
-    state["window"] = open_window(state["client"], settings)
+    state["window"] = open_window(state["client"], settings, secrets)
+    if args.smoke_test:
+        from .smoke import SmokeTest
+        SmokeTest(state["window"], language, args.smoke_test).start()
 
     def reconnect() -> None:
         """File → Connection…: a new setup; on success a new window replaces the old one."""
@@ -147,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return
             old_window, old_client = state["window"], state["client"]
             state["client"] = GatewayClient(conn.url, conn.token)
-            state["window"] = open_window(state["client"], settings)
+            state["window"] = open_window(state["client"], settings, secrets)
             state["window"].connection_requested.connect(reconnect)
             old_window.close()
             old_client.close()

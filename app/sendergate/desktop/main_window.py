@@ -21,6 +21,7 @@ from .pages.lists import AllowlistPage, BlocklistPage
 from .pages.overview import OverviewPage
 from .pages.pending import PendingPage
 from .pages.screened import ScreenedPage
+from .secrets import SecretStore
 from .settings import Settings
 from .stream import OFFLINE, ONLINE, StreamFollower
 from .tray import Tray
@@ -37,10 +38,11 @@ PAGES: tuple[type[Page], ...] = (OverviewPage, ActivityPage, PendingPage, Screen
 class MainWindow(QMainWindow):
     connection_requested = Signal()
     def __init__(self, client: GatewayClient, settings: Settings, *, me: Me | None = None,
-                 stream: StreamFollower | None = None, tray: bool = True) -> None:
+                 stream: StreamFollower | None = None, tray: bool = True, secrets: SecretStore | None = None) -> None:
         super().__init__()
         self.client = client
         self.settings = settings
+        self.secrets = secrets or SecretStore()  # the app's own: it holds session-only secrets too
         self.me = me
         self.setObjectName("mainWindow")
         self.setWindowIcon(app_icon())
@@ -67,7 +69,9 @@ class MainWindow(QMainWindow):
 
         self.pages: dict[str, Page] = {}
         for i, cls in enumerate(PAGES):
-            page = cls(client, self.messages)
+            # the Import page reads the IMAP account's settings and password
+            page = cls(client, self.messages, settings=settings, secrets=self.secrets) if cls is ImportPage \
+                else cls(client, self.messages)
             self.pages[cls.key] = page
             self.stack.addWidget(page)
             item = QListWidgetItem(icon(cls.icon_name), cls.title())
@@ -131,6 +135,9 @@ class MainWindow(QMainWindow):
         self.settings.last_page = self.current_page().key
         self.settings.sync()
         self.stream.stop()
+        import_page = self.pages["import"]
+        assert isinstance(import_page, ImportPage)
+        import_page.shutdown()
         if self.tray is not None:
             self.tray.hide()
         super().closeEvent(event)

@@ -5,7 +5,13 @@ Secrets never pass through here: they go to secrets.py (the OS keychain).
 
 from __future__ import annotations
 
+import json
+import logging
+from typing import Any
+
 from PySide6.QtCore import QByteArray, QSettings
+
+log = logging.getLogger("sendergate.desktop.settings")
 
 ORGANIZATION = "SenderGate"
 APPLICATION = "SenderGate Desktop"
@@ -102,6 +108,54 @@ class Settings:
     @imap_user.setter
     def imap_user(self, user: str) -> None:
         self._s.setValue("imap/user", user)
+
+    @property
+    def imap_security(self) -> str:
+        """'tls' (implicit, 993), 'starttls' (143) or 'none' (a server on this computer only)."""
+        value = self._str("imap/security")
+        if value in ("tls", "starttls", "none"):
+            return value
+        return "tls" if self.imap_tls else "starttls"  # settings saved before there was a choice
+
+    @imap_security.setter
+    def imap_security(self, security: str) -> None:
+        if security not in ("tls", "starttls", "none"):
+            raise ValueError(security)
+        self._s.setValue("imap/security", security)
+        self.imap_tls = security == "tls"
+
+    def imap_harvest_state(self, account: str) -> dict[str, Any] | None:
+        """Where the last IMAP import of `account` (user@host) stopped, so the next reads only new mail."""
+        return self._harvest_states().get(account)
+
+    def set_imap_harvest_state(self, account: str, state: dict[str, Any] | None) -> None:
+        states = self._harvest_states()
+        if state is None:
+            states.pop(account, None)
+        else:
+            states[account] = state
+        self._s.setValue("imap/harvest_state", json.dumps(states, sort_keys=True))
+
+    def _harvest_states(self) -> dict[str, Any]:
+        raw = self._str("imap/harvest_state")
+        if not raw:
+            return {}
+        try:
+            states = json.loads(raw)
+        except ValueError:
+            # costs only a full re-read of the mailbox next time; the import is idempotent
+            log.warning("the saved IMAP import state is not JSON; the next import reads all mail again")
+            return {}
+        return states if isinstance(states, dict) else {}
+
+    @property
+    def imap_resync_hours(self) -> int:
+        """Re-sync the IMAP account every this many hours; 0 (the default) is off."""
+        return max(0, self._int("imap/resync_hours", 0))
+
+    @imap_resync_hours.setter
+    def imap_resync_hours(self, hours: int) -> None:
+        self._s.setValue("imap/resync_hours", max(0, int(hours)))
 
     # -- behaviour --
     @property

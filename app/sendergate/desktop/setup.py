@@ -11,11 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QFormLayout, QGroupBox, QLabel, QLineEdit,
-                               QPushButton, QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFormLayout, QGroupBox, QLabel,
+                               QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
+from ..contacts import ContactsError
 from .api_client import ApiError, GatewayClient, Me, normalise_url, sends_token_in_clear
 from .icons import app_icon
+from .importing import ImapAccount, ImportProblem
 from .operations import Operation
 from .secrets import IMAP_PASSWORD, TOKEN, NoKeychain, Placement, SecretStore
 from .settings import Settings
@@ -33,6 +35,7 @@ class Connection:
 
 class SetupDialog(QDialog):
     tested = Signal(int, str)  # ok (1/0: see models/events.py on bool signals), message shown
+    imap_tested = Signal(int, str)  # the IMAP account's test: ok (1/0), message shown
 
     def __init__(self, settings: Settings, secrets: SecretStore, parent: QWidget | None = None, *,
                  url: str = "", token: str = "") -> None:
@@ -94,17 +97,33 @@ class SetupDialog(QDialog):
         self.imap_port.setValue(settings.imap_port)
         self.imap_port.setAccessibleName(tr("IMAP port"))
         imap.addRow(tr("&Port:"), self.imap_port)
-        self.imap_tls = QCheckBox(tr("Use TLS"))
-        self.imap_tls.setChecked(settings.imap_tls)
-        self.imap_tls.toggled.connect(lambda on: self.imap_port.setValue(993 if on else 143))
-        imap.addRow("", self.imap_tls)
+        self.imap_security = QComboBox()
+        self.imap_security.setAccessibleName(tr("IMAP connection security"))
+        for label, value in ((tr("TLS (port 993)"), "tls"), (tr("STARTTLS (port 143)"), "starttls"),
+                             (tr("None (only for a server on this computer)"), "none")):
+            self.imap_security.addItem(label, value)
+        self.imap_security.setCurrentIndex(max(0, self.imap_security.findData(settings.imap_security)))
+        self.imap_security.activated.connect(
+            lambda _i: self.imap_port.setValue(993 if self.imap_security.currentData() == "tls" else 143))
+        imap.addRow(tr("Se&curity:"), self.imap_security)
         self.imap_user = QLineEdit(settings.imap_user)
         self.imap_user.setAccessibleName(tr("IMAP user name"))
         imap.addRow(tr("&User:"), self.imap_user)
         self.imap_password = QLineEdit()
         self.imap_password.setEchoMode(QLineEdit.EchoMode.Password)
         self.imap_password.setAccessibleName(tr("IMAP password or app password"))
+        self.imap_password.setPlaceholderText(tr("saved in the keychain") if secrets.where(IMAP_PASSWORD)
+                                              else tr("password or app password"))
         imap.addRow(tr("Pass&word:"), self.imap_password)
+        self.imap_test_button = QPushButton(tr("Test &mail account"))
+        self.imap_test_button.setAccessibleName(tr("Test the IMAP account"))
+        self.imap_test_button.clicked.connect(self.test_imap)
+        imap.addRow("", self.imap_test_button)
+        self.imap_status = QLabel()
+        self.imap_status.setObjectName("imapStatus")
+        self.imap_status.setWordWrap(True)
+        self.imap_status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        imap.addRow("", self.imap_status)
         layout.addWidget(self.imap_box)
 
         keychain = secrets.keychain()
@@ -189,6 +208,43 @@ class SetupDialog(QDialog):
 
         Operation(self, client.me, ok).failure(failed).finally_(lambda: (client.close(), self._changed())).run()
 
+    def imap_account(self) -> ImapAccount:
+        return ImapAccount(self.imap_host.text().strip(), self.imap_port.value(),
+                           str(self.imap_security.currentData()), self.imap_user.text().strip())
+
+    def test_imap(self) -> None:
+        """Log in to the IMAP account (the password typed here, else the saved one) and find its Sent folder."""
+        account = self.imap_account()
+        try:
+            account.check()
+        except ImportProblem as exc:
+            self._show_imap_result(False, str(exc))
+            return
+        typed, secrets = self.imap_password.text(), self.secrets
+
+        def job() -> str:
+            password = typed or secrets.get(IMAP_PASSWORD)
+            if not password:
+                raise ImportProblem(tr("Enter the password (or app password) of the mail account."))
+            try:
+                return account.harvester(password).sent_folder_name()
+            except ContactsError as exc:
+                raise ImportProblem(str(exc)) from None
+
+        def ok(sent: str) -> None:
+            self._show_imap_result(True, tr("Logged in. Sent mail is read from the folder %1.").replace("%1", sent))
+
+        def failed(exc: ApiError) -> None:
+            self._show_imap_result(False, str(exc))
+
+        self.imap_test_button.setEnabled(False)
+        self.imap_status.setText(tr("Connecting…"))
+        Operation(self, job, ok).failure(failed).finally_(lambda: self.imap_test_button.setEnabled(True)).run()
+
+    def _show_imap_result(self, ok: bool, message: str) -> None:
+        self.imap_status.setText(("✓ " if ok else "✗ ") + message)
+        self.imap_tested.emit(int(ok), message)
+
     def _show_result(self, ok: bool, message: str) -> None:
         self.status.setText(("✓ " if ok else "✗ ") + message)
         self.status.setProperty("ok", ok)
@@ -206,6 +262,8 @@ class SetupDialog(QDialog):
             stored = self.secrets.put(TOKEN, token, session_only=session_only)
             if self.imap_box.isChecked() and self.imap_password.text():
                 self.secrets.put(IMAP_PASSWORD, self.imap_password.text(), session_only=session_only)
+            elif not self.imap_box.isChecked():
+                self.secrets.forget(IMAP_PASSWORD)  # no account: no password kept for it
         except NoKeychain as exc:
             self._show_result(False, str(exc))
             return
@@ -214,7 +272,7 @@ class SetupDialog(QDialog):
         if self.imap_box.isChecked():
             self.settings.imap_host = self.imap_host.text().strip()
             self.settings.imap_port = self.imap_port.value()
-            self.settings.imap_tls = self.imap_tls.isChecked()
+            self.settings.imap_security = str(self.imap_security.currentData())
             self.settings.imap_user = self.imap_user.text().strip()
         else:
             self.settings.imap_host = ""

@@ -1,0 +1,164 @@
+"""The Import page's preview: one row per address read, a check box to choose it, and whether the
+gateway already allows it. The rows never change from the view; only the check state does."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+
+from ..importing import INVALID, NEW, PRESENT, PreviewRow
+from .base import Column, IdRole, RecordRole, SortRole, local_time, tr
+
+_Index = QModelIndex | QPersistentModelIndex
+_CHECKED, _UNCHECKED = Qt.CheckState.Checked, Qt.CheckState.Unchecked
+
+
+def source_label(source: str) -> str:
+    """'vcard' -> 'vCard', 'csv:outlook' -> 'CSV (Outlook)' (the importers name the flavour they detected)."""
+    kind, _, flavour = source.partition(":")
+    name = {"vcard": "vCard", "csv": "CSV", "ldif": "LDIF", "thunderbird": "Thunderbird",
+            "imap": tr("IMAP (your mail)")}.get(kind, kind)
+    flavours = {"outlook": "Outlook", "google": "Google", "thunderbird": "Thunderbird"}
+    return f"{name} ({flavours[flavour]})" if flavour in flavours else name
+
+
+def status_label(row: PreviewRow) -> str:
+    if row.status == PRESENT:
+        return tr("yes")
+    if row.status == INVALID:
+        return tr("invalid")
+    return tr("no")
+
+
+class ImportPreviewModel(QAbstractTableModel):
+    """Column 0 holds the check box. New addresses start checked, allowed and invalid ones unchecked."""
+
+    selection_changed = Signal(int)  # how many rows are checked
+
+    columns = (
+        Column(lambda: tr("Address"), lambda r: r.address, lambda r: r.address, lambda r: r.error),
+        Column(lambda: tr("Name"), lambda r: r.name, lambda r: r.name.lower(), lambda r: r.name),
+        Column(lambda: tr("Source"), lambda r: source_label(r.source), lambda r: r.source),
+        Column(lambda: tr("Written to"), lambda r: r.count if r.source == "imap" else "",
+               lambda r: r.count if r.source == "imap" else 0,
+               lambda r: tr("Messages you sent to or answered: %1").replace("%1", str(r.count))
+               if r.source == "imap" else ""),
+        Column(lambda: tr("Last message"), lambda r: local_time(r.last_seen),
+               lambda r: r.last_seen.timestamp() if r.last_seen else 0.0),
+        Column(lambda: tr("Already allowed"), status_label, lambda r: r.status, lambda r: r.error),
+    )
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._rows: list[PreviewRow] = []
+        self._checked: list[bool] = []
+
+    # -- contents --
+    def set_rows(self, rows: Iterable[PreviewRow]) -> None:
+        self.beginResetModel()
+        self._rows = list(rows)
+        self._checked = [r.status == NEW for r in self._rows]
+        self.endResetModel()
+        self.selection_changed.emit(self.checked_count())
+
+    def rows(self) -> list[PreviewRow]:
+        return list(self._rows)
+
+    def row(self, n: int) -> PreviewRow | None:
+        return self._rows[n] if 0 <= n < len(self._rows) else None
+
+    def checked_rows(self) -> list[PreviewRow]:
+        return [r for r, on in zip(self._rows, self._checked) if on]
+
+    def is_checked(self, n: int) -> bool:
+        return 0 <= n < len(self._checked) and self._checked[n]
+
+    def checked_count(self) -> int:
+        return sum(self._checked)
+
+    def count(self, status: str) -> int:
+        return sum(1 for r in self._rows if r.status == status)
+
+    def set_checked(self, n: int, on: bool) -> None:
+        if not (0 <= n < len(self._rows)) or self._rows[n].status == INVALID or self._checked[n] == on:
+            return
+        self._checked[n] = on
+        self.dataChanged.emit(self.index(n, 0), self.index(n, 0), [Qt.ItemDataRole.CheckStateRole])
+        self.selection_changed.emit(self.checked_count())
+
+    def select_new(self) -> None:
+        """Check exactly the addresses the gateway does not allow yet."""
+        self._set_all(lambda r: r.status == NEW)
+
+    def select_none(self) -> None:
+        self._set_all(lambda r: False)
+
+    def _set_all(self, want: Any) -> None:
+        self._checked = [bool(want(r)) for r in self._rows]
+        if self._rows:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self._rows) - 1, 0),
+                                  [Qt.ItemDataRole.CheckStateRole])
+        self.selection_changed.emit(self.checked_count())
+
+    def mark_allowed(self, addresses: Iterable[str]) -> None:
+        """After an import: these are on the allowlist now (and no longer checked)."""
+        done = set(addresses)
+        changed = False
+        for i, r in enumerate(self._rows):
+            if r.address in done and r.status != INVALID:
+                r.status = PRESENT
+                self._checked[i] = False
+                changed = True
+        if changed:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self._rows) - 1, len(self.columns) - 1))
+            self.selection_changed.emit(self.checked_count())
+
+    # -- Qt --
+    def rowCount(self, parent: _Index = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: _Index = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.columns)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole \
+                and 0 <= section < len(self.columns):
+            return self.columns[section].title()
+        return None
+
+    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not (0 <= index.row() < len(self._rows)) or index.column() >= len(self.columns):
+            return None
+        row = self._rows[index.row()]
+        column = self.columns[index.column()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return column.display(row)
+        if role == Qt.ItemDataRole.CheckStateRole and index.column() == 0:
+            return _CHECKED if self._checked[index.row()] else _UNCHECKED
+        if role == Qt.ItemDataRole.ToolTipRole and column.tooltip is not None:
+            return column.tooltip(row) or None
+        if role == SortRole:
+            return column.sort(row) if column.sort is not None else column.display(row)
+        if role == RecordRole:
+            return row
+        if role == IdRole:
+            return row.address
+        return None
+
+    def setData(self, index: _Index, value: Any, role: int = Qt.ItemDataRole.EditRole) -> bool:
+        if role != Qt.ItemDataRole.CheckStateRole or not index.isValid() or index.column() != 0 \
+                or not (0 <= index.row() < len(self._rows)) or self._rows[index.row()].status == INVALID:
+            return False
+        state = value.value if isinstance(value, Qt.CheckState) else int(value)
+        self.set_checked(index.row(), state == _CHECKED.value)
+        return True
+
+    def flags(self, index: _Index) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        flags = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
+        if index.column() == 0 and 0 <= index.row() < len(self._rows) and self._rows[index.row()].status != INVALID:
+            flags |= Qt.ItemFlag.ItemIsUserCheckable
+        return flags

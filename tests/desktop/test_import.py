@@ -1,0 +1,425 @@
+"""The Import page and the IMAP part of the setup, against a real gateway and a real Dovecot.
+
+Address books from tests/data/contacts and generated ones; mail from tests/support/mailgen in a
+private Dovecot. What the page did is checked through the gateway's API (the allowlist) and its
+SMTP side (a reply to a harvested Message-ID is delivered).
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from PySide6.QtCore import QElapsedTimer, Qt, QTimer
+
+from sendergate.contacts import read_file
+from sendergate.desktop.api_client import GatewayClient
+from sendergate.desktop.importing import IMPORT_CHUNK, INVALID, NEW, PRESENT, ImportItem, PreviewRow, preview_rows
+from sendergate.desktop.models.import_preview import ImportPreviewModel
+from sendergate.desktop.pages.import_page import ImportPage
+from sendergate.desktop.secrets import IMAP_PASSWORD, SERVICE, SecretStore
+from sendergate.desktop.setup import SetupDialog
+from sendergate.store import hash_message_id
+from tests.desktop.seed import seed
+from tests.support.cutting_proxy import CuttingProxy
+from tests.support.dovecot import DovecotServer
+from tests.support.gateway import GatewayProcess
+from tests.support.mailgen import append, expected_contacts, inbox_messages, sent_messages
+
+CORPUS = Path(__file__).resolve().parents[1] / "data" / "contacts"
+IMAP_PASSWORD_RIGHT = "right horse battery"
+_numbers = itertools.count(1)
+
+
+# -- fixtures ---------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def gateway() -> Iterator[GatewayProcess]:
+    """One gateway for the module; every test imports for a user of its own (tokens work at once)."""
+    g = GatewayProcess()
+    seed(g.store, events=40, pending=1)
+    g.start()
+    try:
+        yield g
+    finally:
+        g.close()
+
+
+@pytest.fixture(scope="module")
+def dovecot() -> Iterator[DovecotServer]:
+    with DovecotServer() as server:
+        yield server
+
+
+@pytest.fixture
+def user(gateway: GatewayProcess) -> SimpleNamespace:
+    n = next(_numbers)
+    address = f"importer{n}@example.org"
+    u, token = gateway.store.add_user(address, name=f"Importer {n}")
+    return SimpleNamespace(address=address, token=token, id=u.id)
+
+
+@pytest.fixture
+def api(gateway: GatewayProcess, user: SimpleNamespace) -> Iterator[GatewayClient]:
+    client = GatewayClient(gateway.http_url, user.token, timeout=10)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def import_page(qtbot, window_for, gateway: GatewayProcess, user: SimpleNamespace) -> ImportPage:
+    window = window_for(gateway, SimpleNamespace(token=user.token))
+    page = window.show_page("import")
+    assert isinstance(page, ImportPage)
+    return page
+
+
+class MailAccount(SimpleNamespace):
+    pass
+
+
+@pytest.fixture
+def mail_account(dovecot: DovecotServer, settings) -> MailAccount:
+    """A Dovecot user with generated Sent and INBOX, set up in the app's settings (no password yet)."""
+    from imapclient import IMAPClient
+    n = next(_numbers)
+    user = f"imap{n}@example.test"
+    dovecot.add_user(user, IMAP_PASSWORD_RIGHT)
+    pool = f"friend{n}x"
+    sent = list(sent_messages(1500, pool=pool))
+    inbox = list(inbox_messages(200, pool=f"fan{n}x"))
+    with IMAPClient("127.0.0.1", dovecot.imap_port, ssl=False, timeout=30) as c:
+        c.login(user, IMAP_PASSWORD_RIGHT)
+        append(c, "Sent", sent)
+        append(c, "INBOX", inbox)
+    settings.imap_host = "127.0.0.1"
+    settings.imap_port = dovecot.imap_port
+    settings.imap_security = "none"
+    settings.imap_user = user
+    settings.sync()
+    return MailAccount(user=user, pool=pool, sent=sent, inbox=inbox, expected=expected_contacts(sent) | expected_contacts(inbox))
+
+
+def allowed(api: GatewayClient) -> dict[str, str]:
+    """The allowlist as the API shows it: entry -> source."""
+    return {e.entry: e.source for e in api.all_entries("allow")}
+
+
+def read_and_wait(qtbot, page: ImportPage, start) -> str:
+    with qtbot.waitSignal(page.read_finished, timeout=60_000) as done:
+        start()
+    return done.args[0]
+
+
+def import_and_wait(qtbot, page: ImportPage) -> str:
+    with qtbot.waitSignal(page.import_finished, timeout=60_000) as done:
+        qtbot.mouseClick(page.import_button, Qt.MouseButton.LeftButton)
+    return done.args[0]
+
+
+def write_vcards(path: Path, addresses: list[str]) -> Path:
+    cards = [f"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Person {i}\r\nEMAIL;TYPE=INTERNET:{a}\r\nEND:VCARD\r\n"
+             for i, a in enumerate(addresses)]
+    path.write_text("".join(cards), encoding="utf-8")
+    return path
+
+
+# -- the preview model ----------------------------------------------------------------------------
+def test_preview_model_passes_qtmodeltester_and_checks_only_new(qtmodeltester) -> None:
+    from datetime import datetime, timezone
+
+    from sendergate.contacts import Contact
+    contacts = [Contact("ann@x.example", "Ann", "vcard"), Contact("bob@x.example", "", "imap", 12,
+                                                                   datetime(2026, 1, 2, tzinfo=timezone.utc)),
+                Contact("carol@x.example", "Carol", "csv:outlook"), Contact("bad@", "", "csv")]
+    items = [ImportItem("ann@x.example", "added", ""), ImportItem("bob@x.example", "present", ""),
+             ImportItem("carol@x.example", "added", ""), ImportItem("bad@", "invalid", "no domain")]
+    rows = preview_rows(contacts, items)
+    assert [r.status for r in rows] == [NEW, PRESENT, NEW, INVALID]
+    model = ImportPreviewModel()
+    model.set_rows(rows)
+    qtmodeltester.check(model, force_py=True)
+    assert [r.address for r in model.checked_rows()] == ["ann@x.example", "carol@x.example"]
+    assert model.data(model.index(1, 3)) == 12 and model.data(model.index(0, 3)) == ""  # only mail counts
+    assert model.data(model.index(2, 2)) == "CSV (Outlook)"
+    assert not model.flags(model.index(3, 0)) & Qt.ItemFlag.ItemIsUserCheckable  # invalid: cannot be chosen
+    assert not model.setData(model.index(3, 0), Qt.CheckState.Checked.value, Qt.ItemDataRole.CheckStateRole)
+    assert model.setData(model.index(1, 0), Qt.CheckState.Checked.value, Qt.ItemDataRole.CheckStateRole)
+    assert model.checked_count() == 3
+    model.select_new()
+    assert model.checked_count() == 2
+    model.mark_allowed(["ann@x.example"])
+    assert model.row(0).status == PRESENT and [r.address for r in model.checked_rows()] == ["carol@x.example"]
+    qtmodeltester.check(model, force_py=True)
+    with pytest.raises(ValueError):
+        preview_rows(contacts, items[:2])
+
+
+# -- address books ----------------------------------------------------------------------------------
+def test_file_import_marks_allowed_and_changes_the_allowlist(qtbot, import_page, api) -> None:
+    page = import_page
+    corpus = CORPUS / "macos_contacts.vcf"
+    expected = read_file(corpus).contacts
+    already = expected[1].address
+    api.add_entry("allow", already, note="by hand")
+    before = allowed(api)
+
+    summary = read_and_wait(qtbot, page, lambda: page.read_file(str(corpus)))
+    assert summary.startswith(f"macos_contacts.vcf — addresses: {len(expected)} ({len(expected) - 1} new, "
+                              "1 already allowed)"), summary
+    rows = page.model.rows()
+    assert [r.address for r in rows] == [c.address for c in expected]
+    status = {r.address: r.status for r in rows}
+    assert status[already] == PRESENT and page.model.data(page.model.index(1, 5)) == "yes"
+    assert all(s == NEW for a, s in status.items() if a != already)
+    assert {r.address for r in page.model.checked_rows()} == {c.address for c in expected} - {already}
+    assert page.import_button.text().replace("&", "") == f"Import selected ({len(expected) - 1})"
+
+    summary = import_and_wait(qtbot, page)
+    assert summary == f"Import finished: {len(expected) - 1} added, 0 were already allowed, 0 invalid.", summary
+    after = allowed(api)
+    assert set(after) - set(before) == {c.address for c in expected} - {already}
+    assert after[already] == "manual" and all(after[c.address] == "import" for c in expected if c.address != already)
+    assert all(r.status == PRESENT for r in page.model.rows()) and not page.import_button.isEnabled()
+
+    # the same file again: nothing new, nothing changes
+    summary = read_and_wait(qtbot, page, lambda: page.read_file(str(corpus)))
+    assert f"(0 new, {len(expected)} already allowed)" in summary
+    assert page.model.checked_count() == 0 and not page.select_new_button.isEnabled()
+    assert allowed(api) == after
+
+
+def test_csv_and_ldif_sources_preview_like_the_importers_read_them(qtbot, import_page) -> None:
+    page = import_page
+    for name in ("outlook.csv", "google.csv", "thunderbird.ldif"):
+        expected = read_file(CORPUS / name).contacts
+        summary = read_and_wait(qtbot, page, lambda: page.read_file(str(CORPUS / name)))
+        assert summary and [r.address for r in page.model.rows()] == [c.address for c in expected], name
+    assert "not UTF-8" not in summary  # LDIF is UTF-8: no warning carried over from the CSV before
+    page.read_file(str(CORPUS / "outlook.csv"))
+    qtbot.waitUntil(lambda: not page.busy(), timeout=30_000)
+    assert "is not UTF-8; read as windows-1252" in page.source_label.text()
+
+
+def test_corrupt_and_missing_files_are_a_clear_non_modal_message(qtbot, import_page, tmp_path) -> None:
+    page = import_page
+    window = page.window()
+    bad = tmp_path / "photo.vcf"
+    bad.write_bytes(bytes(range(256)) * 40)
+    for path, words in ((bad, "is not an address book"), (tmp_path / "gone.vcf", "cannot read"),
+                        (CORPUS / "only_begin.vcf", "no vCard could be read")):
+        assert read_and_wait(qtbot, page, lambda: page.read_file(str(path))) == ""
+        text = window.messages.text()
+        assert words in text and "\n" not in text and "Traceback" not in text, text
+        assert window.messages.isVisible() and not window.messages.isWindow()
+        assert page.state == "idle" and page.file_button.isEnabled()
+
+
+def test_cancel_mid_import_leaves_a_consistent_allowlist(qtbot, import_page, api, tmp_path) -> None:
+    page = import_page
+    addresses = [f"contact{i:05d}@bulk.example" for i in range(IMPORT_CHUNK * 8)]
+    book = write_vcards(tmp_path / "big.vcf", addresses)
+    read_and_wait(qtbot, page, lambda: page.read_file(str(book)))
+    assert page.model.checked_count() == len(addresses)
+
+    # Cancel as soon as the first chunk is in: the chunk in flight completes, nothing after it starts.
+    def cancel_once(value: int) -> None:
+        if value >= IMPORT_CHUNK and page.state == "importing" and not page._cancel.is_set():
+            page.cancel()
+
+    page.progress.valueChanged.connect(cancel_once)
+    summary = import_and_wait(qtbot, page)
+    page.progress.valueChanged.disconnect(cancel_once)
+    assert summary.startswith("Import cancelled after"), summary
+    tally = page._tally
+    assert tally is not None and IMPORT_CHUNK <= tally.done < len(addresses) and tally.done % IMPORT_CHUNK == 0
+    now = allowed(api)
+    imported = [a for a in addresses if a in now]
+    # what the gateway has is exactly what the page says it imported: a prefix of the selection
+    assert imported == addresses[:tally.done] == tally.imported
+    assert {r.address for r in page.model.rows() if r.status == PRESENT} == set(imported)
+    # the rest stay checked: Import again carries on where the cancel stopped
+    assert page.state == "idle" and page.import_button.isEnabled()
+    assert {r.address for r in page.model.checked_rows()} == set(addresses[tally.done:])
+    page.select_none_button.click()
+    page.select_new_button.click()
+    assert page.model.checked_count() == len(addresses) - tally.done
+    summary = import_and_wait(qtbot, page)
+    assert summary.startswith(f"Import finished: {len(addresses) - tally.done} added"), summary
+    assert set(addresses) <= set(allowed(api))
+
+
+# -- the IMAP account -------------------------------------------------------------------------------
+def send_reply(gateway: GatewayProcess, sender: str, recipient: str, in_reply_to: str) -> tuple[int, str]:
+    with gateway.smtp() as s:
+        s.mail(sender)
+        s.rcpt(recipient)
+        code, text = s.data(f"From: {sender}\r\nTo: {recipient}\r\nSubject: Re: your mail\r\n"
+                            f"In-Reply-To: {in_reply_to}\r\nMessage-ID: <r{time.time_ns()}@never-seen.example>\r\n"
+                            "\r\nThanks!\r\n".encode())
+    return code, text.decode(errors="replace")
+
+
+def test_imap_wrong_then_right_password_uploads_sent_ids_and_replies_get_through(
+        qtbot, import_page, api, gateway, user, mail_account, settings, memory_keyring) -> None:
+    page = import_page
+    window = page.window()
+    reply_to = mail_account.sent[5].message_id
+    code, text = send_reply(gateway, "stranger@never-seen.example", user.address, reply_to)
+    assert code == 550 and "known senders" in text  # before the upload the gateway does not know the thread
+
+    memory_keyring.set_password(SERVICE, IMAP_PASSWORD, "wrong password")
+    assert read_and_wait(qtbot, page, page.imap_button.click) == ""
+    assert "refused the login of " + mail_account.user in window.messages.text()
+
+    # the user corrects the password in the setup and tests the mail account there
+    dialog = SetupDialog(settings, SecretStore(), url=gateway.http_url, token=user.token)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    assert dialog.imap_box.isChecked() and dialog.imap_security.currentData() == "none"
+    with qtbot.waitSignal(dialog.imap_tested, timeout=20_000) as tested:
+        dialog.imap_test_button.click()
+    assert tested.args[0] == 0 and "refused the login" in tested.args[1]  # the saved, wrong one
+    dialog.imap_password.setText(IMAP_PASSWORD_RIGHT)
+    with qtbot.waitSignal(dialog.imap_tested, timeout=20_000) as tested:
+        dialog.imap_test_button.click()
+    assert tuple(tested.args) == (1, "Logged in. Sent mail is read from the folder Sent.")
+    with qtbot.waitSignal(dialog.tested, timeout=20_000):
+        dialog.test_button.click()
+    dialog.save_button.click()
+    assert memory_keyring.secrets[(SERVICE, IMAP_PASSWORD)] == IMAP_PASSWORD_RIGHT
+    assert IMAP_PASSWORD_RIGHT not in Path(settings._s.fileName()).read_text()
+
+    # the window stays responsive while the mailbox is read: measure the GUI thread's longest stall
+    ticks: list[int] = []
+    clock = QElapsedTimer()
+    clock.start()
+    heartbeat = QTimer()
+    heartbeat.timeout.connect(lambda: ticks.append(clock.elapsed()))
+    heartbeat.start(10)
+    summary = read_and_wait(qtbot, page, page.imap_button.click)
+    heartbeat.stop()
+    stall = max(b - a for a, b in zip(ticks, ticks[1:]))
+    assert stall < 500, f"the GUI thread stalled {stall} ms while reading IMAP"
+    n_messages = len(mail_account.sent) + sum(1 for m in mail_account.inbox if b"\\Answered" in m.flags)
+    assert f"New messages read: {n_messages}. Sent Message-IDs newly registered (replies to them reach you): " \
+        f"{len(mail_account.sent)}." in summary, summary
+    assert {r.address for r in page.model.rows()} == mail_account.expected
+    counts = {r.address: r.count for r in page.model.rows()}
+    assert counts[f"{mail_account.pool}0@example.net"] == 5  # one friend in 300 messages: 5 of 1,500
+
+    # a reply from an address never seen before, to one of the harvested Message-IDs, is delivered
+    code, text = send_reply(gateway, "stranger@never-seen.example", user.address, reply_to)
+    assert code == 250, text
+    assert gateway.events()[-1].verdict == "delivered"
+    code, _ = send_reply(gateway, "other@never-seen.example", user.address, "<not-ours@x.example>")
+    assert code == 550  # only replies to the user's own mail
+    assert hash_message_id(reply_to) in {hash_message_id(m.message_id) for m in mail_account.sent}
+
+    # the preview imports; the IMAP state is saved per account only now
+    assert settings.imap_harvest_state(f"{mail_account.user}@127.0.0.1") is None
+    summary = import_and_wait(qtbot, page)
+    assert summary.startswith(f"Import finished: {len(mail_account.expected)} added"), summary
+    assert mail_account.expected <= set(allowed(api))
+    state = settings.imap_harvest_state(f"{mail_account.user}@127.0.0.1")
+    assert state is not None and state["folders"]["Sent"]["last_uid"] == len(mail_account.sent)
+
+
+def test_resync_is_off_by_default_and_reads_only_new_mail(qtbot, mail_account, import_page, api, settings,
+                                                          memory_keyring, dovecot) -> None:
+    from imapclient import IMAPClient
+    page = import_page
+    memory_keyring.set_password(SERVICE, IMAP_PASSWORD, IMAP_PASSWORD_RIGHT)
+    assert settings.imap_resync_hours == 0 and not page.resync_timer.isActive()
+    assert not page.resync_check.isChecked() and page.resync_check.isEnabled()
+
+    read_and_wait(qtbot, page, page.read_imap)
+    import_and_wait(qtbot, page)
+    first = set(allowed(api))
+
+    new_sent = list(sent_messages(40, pool="latecomer", pool_size=40))
+    with IMAPClient("127.0.0.1", dovecot.imap_port, ssl=False, timeout=30) as c:
+        c.login(mail_account.user, IMAP_PASSWORD_RIGHT)
+        append(c, "Sent", new_sent)
+
+    page.resync_check.setChecked(True)
+    assert settings.imap_resync_hours == 6 and page.resync_timer.isActive()
+    assert page.resync_timer.interval() == 6 * 3_600_000
+    page.resync_timer.setInterval(50)  # the timer itself, not a direct call, starts the re-sync
+    with qtbot.waitSignal(page.resync_finished, timeout=30_000) as done:
+        pass
+    page.resync_check.setChecked(False)
+    assert settings.imap_resync_hours == 0 and not page.resync_timer.isActive()
+    fresh = expected_contacts(new_sent) - first  # colleagues on Cc were allowed by the first import already
+    assert len([a for a in fresh if a.startswith("latecomer")]) == 39  # message 5 goes to undisclosed-recipients
+    assert done.args[0] == f"Mail account re-synced. New messages read: 40; newly allowed: {len(fresh)}.", \
+        done.args[0]
+    now = allowed(api)
+    assert set(now) - first == fresh and expected_contacts(new_sent) <= set(now)
+    state = settings.imap_harvest_state(f"{mail_account.user}@127.0.0.1")
+    assert state["folders"]["Sent"]["last_uid"] == len(mail_account.sent) + len(new_sent)
+
+    # nothing new: a re-sync reads nothing
+    with qtbot.waitSignal(page.resync_finished, timeout=30_000) as done:
+        page.resync_now()
+    assert done.args[0] == "Mail account re-synced. New messages read: 0; newly allowed: 0."
+
+
+def test_dropped_imap_connection_keeps_what_was_read(qtbot, mail_account, import_page, settings,
+                                                     memory_keyring, dovecot) -> None:
+    page = import_page
+    memory_keyring.set_password(SERVICE, IMAP_PASSWORD, IMAP_PASSWORD_RIGHT)
+    # ~200 bytes of headers per message: cut the stream partway through the Sent folder
+    with CuttingProxy(dovecot.imap_port, cut_after=320_000) as proxy:
+        settings.imap_port = proxy.port
+        read_and_wait(qtbot, page, page.read_imap)
+    message = page.window().messages.text()
+    assert "connection to 127.0.0.1 was lost after" in message and "addresses read until then" in message, message
+    got = {r.address for r in page.model.rows()}
+    assert got and got < mail_account.expected
+
+
+def test_unreachable_imap_server_and_unencrypted_remote_server(qtbot, import_page, settings, memory_keyring,
+                                                               gateway, user) -> None:
+    from tests.support.common import free_loopback_port
+    page = import_page
+    memory_keyring.set_password(SERVICE, IMAP_PASSWORD, "x")
+    settings.imap_host, settings.imap_user, settings.imap_security = "127.0.0.1", "someone", "none"
+    settings.imap_port = free_loopback_port()
+    assert read_and_wait(qtbot, page, page.read_imap) == ""
+    assert "cannot connect to IMAP server 127.0.0.1:" in page.window().messages.text()
+
+    dialog = SetupDialog(settings, SecretStore(), url=gateway.http_url, token=user.token)
+    qtbot.addWidget(dialog)
+    dialog.imap_host.setText("imap.example.net")
+    with qtbot.waitSignal(dialog.imap_tested, timeout=5_000) as tested:
+        dialog.imap_test_button.click()
+    assert tested.args[0] == 0 and "is not this computer: use TLS or STARTTLS" in tested.args[1]
+    dialog.imap_security.setCurrentIndex(dialog.imap_security.findData("tls"))
+    dialog.imap_security.activated.emit(dialog.imap_security.currentIndex())
+    assert dialog.imap_port.value() == 993
+
+
+def test_imap_account_over_starttls(qtbot, settings, memory_keyring, monkeypatch, gateway, user) -> None:
+    """STARTTLS with a verified certificate: the test's own CA file stands in for the system's."""
+    with DovecotServer(tls=True) as server:
+        server.add_user("tls@example.test", IMAP_PASSWORD_RIGHT)
+        monkeypatch.setenv("SSL_CERT_FILE", str(server.cert_path))
+        dialog = SetupDialog(settings, SecretStore(), url=gateway.http_url, token=user.token)
+        qtbot.addWidget(dialog)
+        dialog.imap_box.setChecked(True)
+        dialog.imap_host.setText("localhost")
+        dialog.imap_security.setCurrentIndex(dialog.imap_security.findData("starttls"))
+        dialog.imap_port.setValue(server.imap_port)
+        dialog.imap_user.setText("tls@example.test")
+        dialog.imap_password.setText(IMAP_PASSWORD_RIGHT)
+        with qtbot.waitSignal(dialog.imap_tested, timeout=20_000) as tested:
+            dialog.imap_test_button.click()
+        assert tested.args[0] == 1, tested.args[1]
+        monkeypatch.delenv("SSL_CERT_FILE")
+        with qtbot.waitSignal(dialog.imap_tested, timeout=20_000) as tested:
+            dialog.imap_test_button.click()
+        assert tested.args[0] == 0 and "STARTTLS with IMAP server localhost" in tested.args[1], tested.args[1]
