@@ -2,7 +2,7 @@
 <!DOCTYPE TS>
 <TS version="2.1" language="de">
 <context>
-    <name />
+    <name></name>
     <message>
         <source>Unencrypted connection</source>
         <translation>Unverschlüsselte Verbindung</translation>
@@ -303,14 +303,17 @@ Verbunden mit %2</translation>
     </message>
     <message numerus="yes">
         <source>%n decision(s) shown</source>
-        <translation><numerusform>%n Entscheidung angezeigt</numerusform><numerusform>%n Entscheidungen angezeigt</numerusform></translation>
+        <translation>
+            <numerusform>%n Entscheidung angezeigt</numerusform>
+            <numerusform>%n Entscheidungen angezeigt</numerusform>
+        </translation>
     </message>
     <message>
         <source>Allow sender</source>
         <translation>Absender erlauben</translation>
     </message>
     <message>
-        <source>Allow sender's domain</source>
+        <source>Allow sender&apos;s domain</source>
         <translation>Domain des Absenders erlauben</translation>
     </message>
     <message>
@@ -334,8 +337,196 @@ Verbunden mit %2</translation>
         <translation>Import</translation>
     </message>
     <message>
-        <source>Importing from address books (vCard, CSV, Thunderbird) and from your IMAP account is coming in a later version.</source>
-        <translation>Der Import aus Adressbüchern (vCard, CSV, Thunderbird) und aus Ihrem IMAP-Konto kommt in einer späteren Version.</translation>
+        <source>Allow the people you already know: read an address book or your mail account, check who to allow, and import.</source>
+        <translation>Erlauben Sie den Leuten, die Sie schon kennen: Lesen Sie ein Adressbuch oder Ihr E-Mail-Konto, wählen Sie aus, wen Sie erlauben, und importieren Sie.</translation>
+    </message>
+    <message>
+        <source>Open &amp;address book…</source>
+        <translation>&amp;Adressbuch öffnen…</translation>
+    </message>
+    <message>
+        <source>vCard (.vcf), CSV from Outlook, Google or Thunderbird, LDIF, or Thunderbird&apos;s abook.sqlite</source>
+        <translation>vCard (.vcf), CSV aus Outlook, Google oder Thunderbird, LDIF oder Thunderbirds abook.sqlite</translation>
+    </message>
+    <message>
+        <source>Open an address book file</source>
+        <translation>Eine Adressbuch-Datei öffnen</translation>
+    </message>
+    <message>
+        <source>Read my &amp;mail account</source>
+        <translation>&amp;E-Mail-Konto lesen</translation>
+    </message>
+    <message>
+        <source>Whom you wrote to (the Sent folder) and whose mail you answered</source>
+        <translation>Wem Sie geschrieben haben (Ordner „Gesendet“) und wessen E-Mails Sie beantwortet haben</translation>
+    </message>
+    <message>
+        <source>Read the IMAP account</source>
+        <translation>Das IMAP-Konto lesen</translation>
+    </message>
+    <message>
+        <source>No source read yet.</source>
+        <translation>Noch keine Quelle gelesen.</translation>
+    </message>
+    <message>
+        <source>Filter the preview</source>
+        <translation>Vorschau filtern</translation>
+    </message>
+    <message>
+        <source>Select all &amp;new</source>
+        <translation>Alle &amp;neuen auswählen</translation>
+    </message>
+    <message>
+        <source>Select n&amp;one</source>
+        <translation>&amp;Keine auswählen</translation>
+    </message>
+    <message>
+        <source>Import preview</source>
+        <translation>Import-Vorschau</translation>
+    </message>
+    <message>
+        <source>Import progress</source>
+        <translation>Import-Fortschritt</translation>
+    </message>
+    <message>
+        <source>Cancel</source>
+        <translation>Abbrechen</translation>
+    </message>
+    <message>
+        <source>Cancel the import</source>
+        <translation>Den Import abbrechen</translation>
+    </message>
+    <message>
+        <source>Keep up with your mail</source>
+        <translation>Mit Ihren E-Mails Schritt halten</translation>
+    </message>
+    <message>
+        <source>Re-sync the mail account every</source>
+        <translation>E-Mail-Konto erneut abgleichen alle</translation>
+    </message>
+    <message>
+        <source>Re-sync the mail account periodically</source>
+        <translation>E-Mail-Konto regelmäßig erneut abgleichen</translation>
+    </message>
+    <message>
+        <source>Reads only mail that is new since the last import, allows the people you wrote to, and lets replies to your mail through.</source>
+        <translation>Liest nur E-Mails, die seit dem letzten Import neu sind, erlaubt den Leuten, denen Sie geschrieben haben, und lässt Antworten auf Ihre E-Mails durch.</translation>
+    </message>
+    <message>
+        <source> h</source>
+        <translation> Std.</translation>
+    </message>
+    <message>
+        <source>Hours between re-syncs</source>
+        <translation>Stunden zwischen den Abgleichen</translation>
+    </message>
+    <message>
+        <source>&amp;Import selected (%1)</source>
+        <translation>Ausgewählte &amp;importieren (%1)</translation>
+    </message>
+    <message>
+        <source>Set up a mail account (File → Connection…) to use this.</source>
+        <translation>Richten Sie dafür ein E-Mail-Konto ein (Datei → Verbindung…).</translation>
+    </message>
+    <message>
+        <source>Open an address book</source>
+        <translation>Ein Adressbuch öffnen</translation>
+    </message>
+    <message>
+        <source>Address books (%1)</source>
+        <translation>Adressbücher (%1)</translation>
+    </message>
+    <message>
+        <source>All files (*)</source>
+        <translation>Alle Dateien (*)</translation>
+    </message>
+    <message>
+        <source>Reading %1…</source>
+        <translation>%1 wird gelesen…</translation>
+    </message>
+    <message>
+        <source>No mail account is set up: add one in File → Connection…</source>
+        <translation>Kein E-Mail-Konto eingerichtet: Fügen Sie eines unter Datei → Verbindung… hinzu</translation>
+    </message>
+    <message>
+        <source>Reading the mail account %1…</source>
+        <translation>Das E-Mail-Konto %1 wird gelesen…</translation>
+    </message>
+    <message>
+        <source>%1 — addresses: %2 (%3 new, %4 already allowed); skipped: %5</source>
+        <translation>%1 — Adressen: %2 (%3 neu, %4 schon erlaubt); übersprungen: %5</translation>
+    </message>
+    <message>
+        <source>New messages read: %1. Sent Message-IDs newly registered (replies to them reach you): %2.</source>
+        <translation>Neue Nachrichten gelesen: %1. Message-IDs gesendeter E-Mails neu hinterlegt (Antworten darauf erreichen Sie): %2.</translation>
+    </message>
+    <message>
+        <source>Reading was cancelled: this is what was read until then.</source>
+        <translation>Das Lesen wurde abgebrochen: Das hier wurde bis dahin gelesen.</translation>
+    </message>
+    <message>
+        <source>%1 — the addresses read until then are shown.</source>
+        <translation>%1 — die bis dahin gelesenen Adressen werden angezeigt.</translation>
+    </message>
+    <message>
+        <source>Could not read the source.</source>
+        <translation>Die Quelle konnte nicht gelesen werden.</translation>
+    </message>
+    <message>
+        <source>imported from %1</source>
+        <translation>importiert aus %1</translation>
+    </message>
+    <message>
+        <source>Importing…</source>
+        <translation>Import läuft…</translation>
+    </message>
+    <message>
+        <source>The import stopped after %1 of %2 addresses (%3 added). Importing again is safe.</source>
+        <translation>Der Import hielt nach %1 von %2 Adressen an (%3 hinzugefügt). Erneutes Importieren ist unbedenklich.</translation>
+    </message>
+    <message>
+        <source>%1 added, %2 were already allowed, %3 invalid</source>
+        <translation>%1 hinzugefügt, %2 waren schon erlaubt, %3 ungültig</translation>
+    </message>
+    <message>
+        <source>Import cancelled after %1 of %2 addresses: %3. The others were not imported; importing again is safe.</source>
+        <translation>Import nach %1 von %2 Adressen abgebrochen: %3. Die übrigen wurden nicht importiert; erneutes Importieren ist unbedenklich.</translation>
+    </message>
+    <message>
+        <source>Import finished: %1.</source>
+        <translation>Import abgeschlossen: %1.</translation>
+    </message>
+    <message>
+        <source>Cancelling…</source>
+        <translation>Wird abgebrochen…</translation>
+    </message>
+    <message>
+        <source>On, while SenderGate runs.</source>
+        <translation>An, solange SenderGate läuft.</translation>
+    </message>
+    <message>
+        <source>Off.</source>
+        <translation>Aus.</translation>
+    </message>
+    <message>
+        <source>(re-sync)</source>
+        <translation>(Abgleich)</translation>
+    </message>
+    <message>
+        <source>Re-syncing…</source>
+        <translation>Abgleich läuft…</translation>
+    </message>
+    <message>
+        <source>Mail account re-synced. New messages read: %1; newly allowed: %2.</source>
+        <translation>E-Mail-Konto abgeglichen. Neue Nachrichten gelesen: %1; neu erlaubt: %2.</translation>
+    </message>
+    <message>
+        <source>The mail account re-sync failed: %1</source>
+        <translation>Der Abgleich des E-Mail-Kontos ist fehlgeschlagen: %1</translation>
+    </message>
+    <message>
+        <source>No password for the mail account is saved: enter it in File → Connection…</source>
+        <translation>Für das E-Mail-Konto ist kein Passwort gespeichert: Geben Sie es unter Datei → Verbindung… ein</translation>
     </message>
     <message>
         <source>Edit %1</source>
@@ -423,7 +614,10 @@ Verbunden mit %2</translation>
     </message>
     <message numerus="yes">
         <source>Removed %n entry(s).</source>
-        <translation><numerusform>%n Eintrag entfernt.</numerusform><numerusform>%n Einträge entfernt.</numerusform></translation>
+        <translation>
+            <numerusform>%n Eintrag entfernt.</numerusform>
+            <numerusform>%n Einträge entfernt.</numerusform>
+        </translation>
     </message>
     <message>
         <source>Export as CSV</source>
@@ -435,7 +629,10 @@ Verbunden mit %2</translation>
     </message>
     <message numerus="yes">
         <source>Saved %n entry(s) to </source>
-        <translation><numerusform>%n Eintrag gespeichert in </numerusform><numerusform>%n Einträge gespeichert in </numerusform></translation>
+        <translation>
+            <numerusform>%n Eintrag gespeichert in </numerusform>
+            <numerusform>%n Einträge gespeichert in </numerusform>
+        </translation>
     </message>
     <message>
         <source>Allowlist</source>
@@ -494,7 +691,7 @@ Verbunden mit %2</translation>
         <translation>Do&amp;main erlauben</translation>
     </message>
     <message>
-        <source>Allow the senders' whole domains (Shift+A)</source>
+        <source>Allow the senders&apos; whole domains (Shift+A)</source>
         <translation>Die ganzen Domains der Absender erlauben (Umschalt+A)</translation>
     </message>
     <message>
@@ -511,23 +708,38 @@ Verbunden mit %2</translation>
     </message>
     <message numerus="yes">
         <source>%n sender(s) waiting</source>
-        <translation><numerusform>%n Absender wartet</numerusform><numerusform>%n Absender warten</numerusform></translation>
+        <translation>
+            <numerusform>%n Absender wartet</numerusform>
+            <numerusform>%n Absender warten</numerusform>
+        </translation>
     </message>
     <message numerus="yes">
         <source>Approved %n sender(s)</source>
-        <translation><numerusform>%n Absender erlaubt</numerusform><numerusform>%n Absender erlaubt</numerusform></translation>
+        <translation>
+            <numerusform>%n Absender erlaubt</numerusform>
+            <numerusform>%n Absender erlaubt</numerusform>
+        </translation>
     </message>
     <message numerus="yes">
         <source>Denied %n sender(s)</source>
-        <translation><numerusform>%n Absender abgelehnt</numerusform><numerusform>%n Absender abgelehnt</numerusform></translation>
+        <translation>
+            <numerusform>%n Absender abgelehnt</numerusform>
+            <numerusform>%n Absender abgelehnt</numerusform>
+        </translation>
     </message>
     <message numerus="yes">
         <source>Allowed the domains of %n sender(s)</source>
-        <translation><numerusform>Domain von %n Absender erlaubt</numerusform><numerusform>Domains von %n Absendern erlaubt</numerusform></translation>
+        <translation>
+            <numerusform>Domain von %n Absender erlaubt</numerusform>
+            <numerusform>Domains von %n Absendern erlaubt</numerusform>
+        </translation>
     </message>
     <message numerus="yes">
         <source>%n failed: </source>
-        <translation><numerusform>%n fehlgeschlagen: </numerusform><numerusform>%n fehlgeschlagen: </numerusform></translation>
+        <translation>
+            <numerusform>%n fehlgeschlagen: </numerusform>
+            <numerusform>%n fehlgeschlagen: </numerusform>
+        </translation>
     </message>
     <message>
         <source>Automated mail from senders you have not chosen yet: receipts, newsletters, notifications. Allow a sender to get their mail in your inbox, or block them.</source>
@@ -626,8 +838,24 @@ Verbunden mit %2</translation>
         <translation>&amp;Port:</translation>
     </message>
     <message>
-        <source>Use TLS</source>
-        <translation>TLS verwenden</translation>
+        <source>IMAP connection security</source>
+        <translation>Verbindungssicherheit für IMAP</translation>
+    </message>
+    <message>
+        <source>TLS (port 993)</source>
+        <translation>TLS (Port 993)</translation>
+    </message>
+    <message>
+        <source>STARTTLS (port 143)</source>
+        <translation>STARTTLS (Port 143)</translation>
+    </message>
+    <message>
+        <source>None (only for a server on this computer)</source>
+        <translation>Keine (nur für einen Server auf diesem Computer)</translation>
+    </message>
+    <message>
+        <source>Se&amp;curity:</source>
+        <translation>&amp;Sicherheit:</translation>
     </message>
     <message>
         <source>IMAP user name</source>
@@ -642,8 +870,24 @@ Verbunden mit %2</translation>
         <translation>IMAP-Passwort oder App-Passwort</translation>
     </message>
     <message>
+        <source>saved in the keychain</source>
+        <translation>im Schlüsselbund gespeichert</translation>
+    </message>
+    <message>
+        <source>password or app password</source>
+        <translation>Passwort oder App-Passwort</translation>
+    </message>
+    <message>
         <source>Pass&amp;word:</source>
         <translation>Pass&amp;wort:</translation>
+    </message>
+    <message>
+        <source>Test &amp;mail account</source>
+        <translation>E-&amp;Mail-Konto testen</translation>
+    </message>
+    <message>
+        <source>Test the IMAP account</source>
+        <translation>Das IMAP-Konto testen</translation>
     </message>
     <message>
         <source>Keep the token and password for this session only (you will be asked again next time)</source>
@@ -678,6 +922,14 @@ Verbunden mit %2</translation>
         <translation>Verbunden. Dieses Token gehört zu %1.</translation>
     </message>
     <message>
+        <source>Enter the password (or app password) of the mail account.</source>
+        <translation>Geben Sie das Passwort (oder App-Passwort) des E-Mail-Kontos ein.</translation>
+    </message>
+    <message>
+        <source>Logged in. Sent mail is read from the folder %1.</source>
+        <translation>Angemeldet. Gesendete E-Mails werden aus dem Ordner %1 gelesen.</translation>
+    </message>
+    <message>
         <source>Test the connection before saving.</source>
         <translation>Testen Sie die Verbindung vor dem Speichern.</translation>
     </message>
@@ -695,7 +947,10 @@ Verbunden mit %2</translation>
     </message>
     <message numerus="yes">
         <source>SenderGate: %n pending sender(s)</source>
-        <translation><numerusform>SenderGate: %n wartender Absender</numerusform><numerusform>SenderGate: %n wartende Absender</numerusform></translation>
+        <translation>
+            <numerusform>SenderGate: %n wartender Absender</numerusform>
+            <numerusform>SenderGate: %n wartende Absender</numerusform>
+        </translation>
     </message>
     <message>
         <source>SenderGate: nothing pending</source>
@@ -708,6 +963,62 @@ Verbunden mit %2</translation>
     <message>
         <source>Dismiss message</source>
         <translation>Meldung schließen</translation>
+    </message>
+    <message>
+        <source>IMAP (your mail)</source>
+        <translation>IMAP (Ihre E-Mails)</translation>
+    </message>
+    <message>
+        <source>yes</source>
+        <translation>ja</translation>
+    </message>
+    <message>
+        <source>invalid</source>
+        <translation>ungültig</translation>
+    </message>
+    <message>
+        <source>no</source>
+        <translation>nein</translation>
+    </message>
+    <message>
+        <source>Address</source>
+        <translation>Adresse</translation>
+    </message>
+    <message>
+        <source>Name</source>
+        <translation>Name</translation>
+    </message>
+    <message>
+        <source>Written to</source>
+        <translation>Angeschrieben</translation>
+    </message>
+    <message>
+        <source>Messages you sent to or answered: %1</source>
+        <translation>Nachrichten, die Sie an diese Adresse gesendet oder beantwortet haben: %1</translation>
+    </message>
+    <message>
+        <source>Last message</source>
+        <translation>Letzte Nachricht</translation>
+    </message>
+    <message>
+        <source>Already allowed</source>
+        <translation>Schon erlaubt</translation>
+    </message>
+    <message>
+        <source>Enter the IMAP server&apos;s name.</source>
+        <translation>Geben Sie den Namen des IMAP-Servers ein.</translation>
+    </message>
+    <message>
+        <source>Enter the IMAP user name.</source>
+        <translation>Geben Sie den IMAP-Benutzernamen ein.</translation>
+    </message>
+    <message>
+        <source>%1 is not this computer: use TLS or STARTTLS, or the password would travel over the network unencrypted.</source>
+        <translation>%1 ist nicht dieser Computer: Verwenden Sie TLS oder STARTTLS, sonst würde das Passwort unverschlüsselt durchs Netz gehen.</translation>
+    </message>
+    <message>
+        <source>The re-sync was stopped before it finished; the next one carries on.</source>
+        <translation>Der Abgleich wurde vor dem Ende angehalten; der nächste macht weiter.</translation>
     </message>
 </context>
 </TS>

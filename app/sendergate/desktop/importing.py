@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from ..contacts import Contact, ContactsError, HarvestResult, ImapHarvester, ImportResult, read_file
 from .api_client import ApiError, GatewayClient, ImportItem
+from .i18n import tr
 
 T = TypeVar("T")
 
@@ -101,12 +102,12 @@ class ImapAccount:
     def check(self) -> None:
         """Raises ImportProblem for an account that cannot be used as entered."""
         if not self.host.strip():
-            raise ImportProblem("enter the IMAP server's name")
+            raise ImportProblem(tr("Enter the IMAP server's name."))
         if not self.user.strip():
-            raise ImportProblem("enter the IMAP user name")
+            raise ImportProblem(tr("Enter the IMAP user name."))
         if self.security == "none" and not is_this_computer(self.host):
-            raise ImportProblem(f"{self.host} is not this computer: use TLS or STARTTLS, or the password "
-                                "would travel over the network unencrypted")
+            raise ImportProblem(tr("%1 is not this computer: use TLS or STARTTLS, or the password would travel "
+                                   "over the network unencrypted.").replace("%1", self.host))
 
     def harvester(self, password: str, own_addresses: Iterable[str] = ()) -> ImapHarvester:
         self.check()
@@ -222,7 +223,7 @@ def resync(client: GatewayClient, account: ImapAccount, password: str, state: di
     tally = ImportTally(len(h.result.contacts))
     for chunk in chunked([c.address for c in h.result.contacts], IMPORT_CHUNK):
         if cancelled():
-            raise ImportProblem("the IMAP re-sync was stopped before it finished")
+            raise ImportProblem(tr("The re-sync was stopped before it finished; the next one carries on."))
         tally.add(client.import_allow(list(chunk), note=note).items)
     return Resynced(account.key, h.result.state, h.result.messages_read, h.sent_ids_added, tally.added,
                     tally.present, h.problem)
