@@ -104,7 +104,7 @@ class GatewayHandler:
             return str(check.refusal)
         assert check.address is not None
         try:
-            user_id, entries = await self.rt.astore.run(self._rcpt_lookup, check.address, tx.sender)
+            user_id, entries = await self.rt.astore.run(self.rt.store.rcpt_facts, check.address, tx.sender)
         except StoreError as exc:
             log.error("store unavailable at RCPT: %s", exc)
             return str(TEMP_LOCAL)
@@ -124,13 +124,6 @@ class GatewayHandler:
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return str(decision.reply)
-
-    def _rcpt_lookup(self, recipient: Address, sender: Address | None) -> tuple[int | None, list]:
-        store = self.rt.store
-        user_id = store.recipient_user(recipient)
-        if user_id is None:
-            return None, []
-        return user_id, store.entries_for_sender(user_id, sender)
 
     # -- DATA --------------------------------------------------------------------
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:

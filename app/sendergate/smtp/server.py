@@ -163,15 +163,23 @@ class GatewaySMTP(SMTP):
         return self.envelope is not None and bool(self.envelope.mail_from)
 
     async def smtp_EHLO(self, hostname: str) -> None:
+        # aiosmtpd writes (and drains) each EHLO line on its own; collect them into one write
         self._in_ehlo = True
+        self._ehlo_lines: list[bytes] = []
         try:
             await super().smtp_EHLO(hostname)
         finally:
             self._in_ehlo = False
+            lines, self._ehlo_lines = self._ehlo_lines, []
+        if lines:
+            await super().push(b"\r\n".join(lines))
 
     async def push(self, status: Any) -> None:
         if isinstance(status, str):
             status = status.encode("utf-8" if self.enable_SMTPUTF8 else "ascii", "replace")
+        if self._in_ehlo and status.startswith(b"250"):
+            self._ehlo_lines.append(status)
+            return
         status = _AIOSMTPD_TEXT.get(status, status)
         if not self._in_ehlo and len(status) >= 4 and status[:3].isdigit() and not _HAS_ENHANCED.match(status):
             code = int(status[:3])

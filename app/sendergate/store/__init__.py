@@ -24,7 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Integer, and_, cast, delete, event, func, insert, or_, select, text, update
+from sqlalchemy import Integer, and_, bindparam, cast, delete, event, func, insert, or_, select, text, update
 from sqlalchemy.engine import Connection, Engine, create_engine
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
@@ -221,23 +221,34 @@ class Store:
     def recipient_user(self, recipient: Address) -> int | None:
         """The user who receives mail for this address (its key, then a catch-all), or None."""
         with self.engine.connect() as conn:
-            rows = conn.execute(select(s.user_addresses.c.address, s.user_addresses.c.user_id)
-                                .where(s.user_addresses.c.address.in_([recipient.key, "@" + recipient.domain])))
-            found = dict(rows.all())
+            return self._recipient_user(conn, recipient)
+
+    def _recipient_user(self, conn: Connection, recipient: Address) -> int | None:
+        found = dict(conn.execute(_Q_RECIPIENT, {"key": recipient.key, "catch_all": "@" + recipient.domain}).all())
         return found.get(recipient.key, found.get("@" + recipient.domain))
 
     def entries_for_sender(self, user_id: int | None, sender: Address | None) -> list[ListEntry]:
         """The recipient's and the global entries that could match this sender."""
+        with self.engine.connect() as conn:
+            return self._entries_for_sender(conn, user_id, sender)
+
+    def _entries_for_sender(self, conn: Connection, user_id: int | None, sender: Address | None) -> list[ListEntry]:
         if sender is None:
             return []
-        pats = candidate_patterns(sender)
-        conds = [and_(s.list_entries.c.kind == p.kind, s.list_entries.c.value == p.value) for p in pats]
-        owner = s.list_entries.c.user_id.is_(None)
-        if user_id is not None:
-            owner = or_(owner, s.list_entries.c.user_id == user_id)
+        wanted = {(p.kind, p.value) for p in candidate_patterns(sender)}
+        values = sorted({v for _, v in wanted})
+        params = {f"v{i}": v for i, v in enumerate(values)}
+        params["uid"] = user_id if user_id is not None else -1
+        rows = conn.execute(_entries_query(len(values)), params).all()
+        return [_entry(r) for r in rows if (r.kind, r.value) in wanted]
+
+    def rcpt_facts(self, recipient: Address, sender: Address | None) -> tuple[int | None, list[ListEntry]]:
+        """What RCPT needs, in one connection: the recipient's user and the entries for this sender."""
         with self.engine.connect() as conn:
-            rows = conn.execute(select(s.list_entries).where(and_(owner, or_(*conds)))).all()
-        return [_entry(r) for r in rows]
+            user_id = self._recipient_user(conn, recipient)
+            if user_id is None:
+                return None, []
+            return user_id, self._entries_for_sender(conn, user_id, sender)
 
     def list_entries_for_list(self, user_id: int, list_id: str | None, list_post: Address | None) -> list[ListEntry]:
         conds = []
@@ -364,23 +375,19 @@ class Store:
     def open_challenge_tx(self, conn: Connection, user_id: int, recipient: str, sender: str, ttl: float,
                         subject: str, client_ip: str, token: str) -> tuple[int, str]:
         now = now_ts()
-        pending = and_(s.challenges.c.user_id == user_id, s.challenges.c.sender == sender,
-                       s.challenges.c.status == "pending")
-        row = conn.execute(select(s.challenges.c.id, s.challenges.c.expires_at).where(pending)).first()
+        row = conn.execute(_Q_PENDING, {"uid": user_id, "sender": sender}).first()
         if row is not None and row.expires_at <= now:  # a lapsed challenge makes way for a new one
             conn.execute(update(s.challenges).where(s.challenges.c.id == row.id)
                          .values(status="expired", updated_at=now))
             row = None
         if row is not None:
             cid = row.id
-            conn.execute(update(s.challenges).where(s.challenges.c.id == cid).values(
-                attempts=s.challenges.c.attempts + 1, updated_at=now, subject=subject or s.challenges.c.subject))
+            conn.execute(_Q_REUSE if subject else _Q_REUSE_KEEP_SUBJECT, {"cid": cid, "now": now, "subject": subject})
         else:
             cid = conn.execute(insert(s.challenges).values(
                 user_id=user_id, recipient=recipient, sender=sender, status="pending", created_at=now,
                 updated_at=now, expires_at=now + ttl, subject=subject, client_ip=client_ip)).inserted_primary_key[0]
-        conn.execute(insert(s.challenge_tokens).values(token_hash=hash_secret(token), challenge_id=cid,
-                                                       created_at=now))
+        conn.execute(_Q_TOKEN, {"token_hash": hash_secret(token), "challenge_id": cid, "created_at": now})
         return cid, token
 
     def challenge_by_token(self, token: str) -> Any:
@@ -396,7 +403,7 @@ class Store:
     # and written once per (user, day, verdict) at the end (AsyncStore._commit).
     def add_event_tx(self, conn: Connection, record: EventRecord) -> int:
         row = _event_row(record)
-        event_id = conn.execute(insert(s.events).values(**row)).inserted_primary_key[0]
+        event_id = conn.execute(_Q_EVENT, row).inserted_primary_key[0]
         batch = conn.info.get(_BATCH_COUNTS)
         if batch is not None:
             batch[_count_key(row)] += 1
@@ -526,6 +533,34 @@ def _count_key(row: dict[str, Any]) -> tuple[int, int, str]:
     """(user, UTC day, verdict) of an event row: its key in event_counts."""
     user_id = row["user_id"]
     return (NO_USER if user_id is None else user_id, int(row["ts"] // DAY), row["verdict"])
+
+
+# The SMTP side's statements, built once: executing a prepared statement object
+# skips SQLAlchemy's per-call construction and cache-key work (a third of a
+# short session's CPU when they were built on every call).
+_ua, _le, _ch = s.user_addresses.c, s.list_entries.c, s.challenges.c
+_Q_RECIPIENT = select(_ua.address, _ua.user_id).where(
+    or_(_ua.address == bindparam("key"), _ua.address == bindparam("catch_all")))
+_Q_PENDING = select(_ch.id, _ch.expires_at).where(
+    _ch.user_id == bindparam("uid"), _ch.sender == bindparam("sender"), _ch.status == "pending")
+_Q_REUSE = update(s.challenges).where(_ch.id == bindparam("cid")).values(
+    attempts=_ch.attempts + 1, updated_at=bindparam("now"), subject=bindparam("subject"))
+_Q_REUSE_KEEP_SUBJECT = update(s.challenges).where(_ch.id == bindparam("cid")).values(
+    attempts=_ch.attempts + 1, updated_at=bindparam("now"))
+_Q_TOKEN = insert(s.challenge_tokens)
+_Q_EVENT = insert(s.events)
+_ENTRIES_QUERIES: dict[int, Any] = {}
+
+
+def _entries_query(n: int) -> Any:
+    """Entries of one user (or global) whose value is one of n candidates: one statement per n."""
+    q = _ENTRIES_QUERIES.get(n)
+    if q is None:
+        q = select(s.list_entries).where(
+            or_(_le.user_id.is_(None), _le.user_id == bindparam("uid")),
+            or_(*[_le.value == bindparam(f"v{i}") for i in range(n)]))
+        _ENTRIES_QUERIES[n] = q
+    return q
 
 
 def _short(exc: BaseException) -> str:
