@@ -854,8 +854,8 @@ Verbunden mit %2</translation>
         <translation>Keine (nur für einen Server auf diesem Computer)</translation>
     </message>
     <message>
-        <source>Se&amp;curity:</source>
-        <translation>&amp;Sicherheit:</translation>
+        <source>Securit&amp;y:</source>
+        <translation>Sic&amp;herheit:</translation>
     </message>
     <message>
         <source>IMAP user name</source>

@@ -1,6 +1,7 @@
 """Screenshots of every page of the desktop app, for the docs.
 
-    xvfb-run -a .venv/bin/python tests/desktop/screenshots.py
+    xvfb-run -a .venv/bin/python tests/desktop/screenshots.py            # all of them
+    xvfb-run -a .venv/bin/python tests/desktop/screenshots.py import setup   # only these
 
 Starts a gateway with a seeded store on loopback, opens the app under the X
 server (real fonts, the xcb platform), and writes
@@ -36,7 +37,24 @@ def settle(app: object, seconds: float = 0.3) -> None:
         time.sleep(0.02)
 
 
-def main() -> int:
+# The Import page's preview: some of the seeded allowlist (marked "already allowed") and new people.
+IMPORT_BOOK = [("Anna Schmidt", "anna.schmidt@posteo.de"), ("Ben Okafor", "ben@harbour-studio.co.uk"),
+               ("Clara Jensen", "clara.jensen@fjord-design.example"), ("Dev Patel", "dev@patel-family.example"),
+               ("Elena Petrova", "elena.petrova@uni-hamburg.example"), ("Grace Kim", "grace.kim@outlook.com"),
+               ("Hannes Berg", "hannes@bergbau-verein.example"), ("Ines Moreau", "ines.moreau@atelier-ines.example"),
+               ("Jonas Weber", "jonas.weber@kanzlei-weber.example"), ("Kofi Mensah", "kofi@mensah-coffee.example"),
+               ("Lena Fischer", "lena.fischer@schule-nord.example"), ("Marco Bianchi", "marco@bianchi-bikes.example")]
+
+
+def write_import_book(path: str) -> str:
+    with open(path, "w", encoding="utf-8") as f:
+        for name, address in IMPORT_BOOK:
+            f.write(f"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:{name}\r\nEMAIL;TYPE=INTERNET:{address}\r\nEND:VCARD\r\n")
+    return path
+
+
+def main(argv: list[str]) -> int:
+    wanted = set(argv)
     if not os.environ.get("DISPLAY") and os.environ.get("QT_QPA_PLATFORM") != "offscreen":
         raise SystemExit("screenshots: no X display; run under xvfb-run -a")
     from PySide6.QtCore import QLocale
@@ -59,6 +77,7 @@ def main() -> int:
     i18n.install(app, "en")
     with tempfile.TemporaryDirectory(prefix="sendergate-shots-") as tmp:
         settings = Settings.at_path(os.path.join(tmp, "settings.ini"))
+        settings.imap_host, settings.imap_user = "imap.example.org", "alice@example.org"  # the Import page's re-sync
         client = GatewayClient(g.http_url, seeded.token)
         try:
             window = MainWindow(client, settings, me=client.me())
@@ -68,8 +87,14 @@ def main() -> int:
             wait(app, lambda: window.connection_state == "online", "the live stream")
             written = []
             for key in ("overview", "activity", "pending", "screened", "allowlist", "blocklist", "import"):
+                if wanted and key not in wanted:
+                    continue
                 page = window.show_page(key)
                 wait(app, lambda: page.loaded, f"the {key} page")
+                if key == "import":
+                    page.read_file(write_import_book(os.path.join(tmp, "contacts.vcf")))
+                    wait(app, lambda: page.model.rowCount() and not page.busy(), "the import preview")
+                    page.table.selectRow(2)
                 if key == "activity":
                     row = next(r for r in range(page.model.rowCount()) if page.model.event_at(r).verdict == "spam")
                     page.table.selectRow(row)
@@ -85,21 +110,29 @@ def main() -> int:
             window.stream.stop()
             window.close()
 
-            dialog = SetupDialog(Settings.at_path(os.path.join(tmp, "setup.ini")), SecretStore(),
-                                 url="https://mx.example.org", token="")
-            dialog.url_edit.setText(g.http_url)
-            dialog.token_edit.setText(seeded.token)
-            dialog.show()
-            dialog.test_connection()
-            wait(app, lambda: dialog.status.text().startswith("✓"), "the connection test")
-            if dialog.session_only.isVisible():  # no keychain under Xvfb: the dialog says so; accept the offer
-                dialog.session_only.setChecked(True)
-            settle(app)
-            path = OUT / "desktop-setup.png"
-            dialog.grab().save(str(path))
-            written.append(path)
-            dialog.close()
+            if not wanted or "setup" in wanted:
+                dialog = SetupDialog(Settings.at_path(os.path.join(tmp, "setup.ini")), SecretStore(),
+                                     url="https://mx.example.org", token="")
+                dialog.url_edit.setText(g.http_url)
+                dialog.token_edit.setText(seeded.token)
+                dialog.imap_box.setChecked(True)
+                dialog.imap_host.setText("imap.example.org")
+                dialog.imap_user.setText("alice@example.org")
+                dialog.show()
+                dialog.test_connection()
+                wait(app, lambda: dialog.status.text().startswith("✓"), "the connection test")
+                if dialog.session_only.isVisible():  # no keychain under Xvfb: the dialog says so; accept the offer
+                    dialog.session_only.setChecked(True)
+                settle(app)
+                path = OUT / "desktop-setup.png"
+                dialog.grab().save(str(path))
+                written.append(path)
+                dialog.close()
 
+            if wanted and "pending-de" not in wanted:
+                for p in written:
+                    print(p.relative_to(ROOT))
+                return 0
             i18n.install(app, "de")
             window = MainWindow(client, settings, me=client.me())
             window.resize(1180, 740)
@@ -122,4 +155,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(sys.argv[1:]))

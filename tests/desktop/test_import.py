@@ -192,12 +192,18 @@ def test_file_import_marks_allowed_and_changes_the_allowlist(qtbot, import_page,
     assert allowed(api) == after
 
 
-def test_csv_and_ldif_sources_preview_like_the_importers_read_them(qtbot, import_page) -> None:
+def test_csv_ldif_and_thunderbird_sources_preview_like_the_importers_read_them(qtbot, import_page,
+                                                                               tmp_path) -> None:
+    from tests.test_contacts import make_abook
     page = import_page
-    for name in ("outlook.csv", "google.csv", "thunderbird.ldif"):
-        expected = read_file(CORPUS / name).contacts
-        summary = read_and_wait(qtbot, page, lambda: page.read_file(str(CORPUS / name)))
-        assert summary and [r.address for r in page.model.rows()] == [c.address for c in expected], name
+    make_abook(tmp_path / "abook.sqlite")
+    for path in (CORPUS / "outlook.csv", CORPUS / "google.csv", tmp_path / "abook.sqlite",
+                 CORPUS / "thunderbird.ldif"):
+        expected = read_file(path).contacts
+        summary = read_and_wait(qtbot, page, lambda: page.read_file(str(path)))
+        assert summary and [r.address for r in page.model.rows()] == [c.address for c in expected], path
+        assert {page.model.data(page.model.index(i, 2)) for i in range(page.model.rowCount())} <= \
+            {"CSV (Outlook)", "CSV (Google)", "Thunderbird", "LDIF"}
     assert "not UTF-8" not in summary  # LDIF is UTF-8: no warning carried over from the CSV before
     page.read_file(str(CORPUS / "outlook.csv"))
     qtbot.waitUntil(lambda: not page.busy(), timeout=30_000)

@@ -105,7 +105,7 @@ class SetupDialog(QDialog):
         self.imap_security.setCurrentIndex(max(0, self.imap_security.findData(settings.imap_security)))
         self.imap_security.activated.connect(
             lambda _i: self.imap_port.setValue(993 if self.imap_security.currentData() == "tls" else 143))
-        imap.addRow(tr("Se&curity:"), self.imap_security)
+        imap.addRow(tr("Securit&y:"), self.imap_security)
         self.imap_user = QLineEdit(settings.imap_user)
         self.imap_user.setAccessibleName(tr("IMAP user name"))
         imap.addRow(tr("&User:"), self.imap_user)

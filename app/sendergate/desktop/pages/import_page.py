@@ -253,6 +253,14 @@ class ImportPage(Page):
     def _read(self, source: SourceRead) -> None:
         self.source = source
         self.model.set_rows(source.rows)
+        from_mail = bool(source.account)
+        for column in (3, 4):  # how often and when: only mail says that
+            self.table.setColumnHidden(column, not from_mail)
+        if from_mail:  # the people written to most first
+            self.table.sortByColumn(3, Qt.SortOrder.DescendingOrder)
+        else:  # the address book's own order
+            self.table.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
+            self.proxy.sort(-1)
         new, present = self.model.count(NEW), self.model.count(PRESENT)
         text = tr("%1 — addresses: %2 (%3 new, %4 already allowed); skipped: %5") \
             .replace("%1", source.label).replace("%2", str(len(source.rows))).replace("%3", str(new)) \
