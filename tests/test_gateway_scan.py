@@ -189,3 +189,15 @@ def test_refusal_texts_are_templates(sink: SmtpSink, clamd: ScannerDaemon, spamd
         assert code == 554 and b"Looks like spam to us (" in text and b"/5)" in text
     finally:
         g.close()
+
+
+def test_check_config_reports_each_scanner(tmp_path, clamd: ScannerDaemon) -> None:
+    import subprocess
+    import sys
+    cfg = tmp_path / "sendergate.toml"
+    cfg.write_text(f'[domains]\nlocal = ["example.org"]\n[store]\nurl = "sqlite:///{tmp_path}/s.db"\n'
+                   f'[scan]\nclamd = "{clamd.unix_spec}"\nspamd = "tcp:127.0.0.1:9"\ntimeout = "2s"\n')
+    r = subprocess.run([sys.executable, "-m", "sendergate", "check-config", "--config", str(cfg)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0
+    assert "scan.spamd: unreachable" in r.stderr and "scan.clamd" not in r.stderr and "Traceback" not in r.stderr
