@@ -40,22 +40,25 @@ def keyring_session_command(home: Path) -> list[str]:
     return ["/usr/bin/dbus-run-session", "--", "/bin/sh", "-c", script, "sh"]
 
 
-def isolated_env(home: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The app's environment: offscreen Qt, a throwaway home (QSettings, caches, the keyring files)."""
-    runtime = home / "runtime"
-    runtime.mkdir(mode=0o700, exist_ok=True)
+def isolated_env(home: Path, extra: Mapping[str, str] | None = None, *, own_home: bool = True) -> dict[str, str]:
+    """The app's environment: offscreen Qt, a throwaway home (QSettings, caches, the keyring files).
+    own_home=False keeps the user's home: the macOS Keychain is found through it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DBUS_", "GNOME_KEYRING", "PYTHON_KEYRING"))}
-    env.update({"HOME": str(home), "XDG_RUNTIME_DIR": str(runtime), "XDG_CONFIG_HOME": str(home / ".config"),
-                "XDG_DATA_HOME": str(home / ".local" / "share"), "QT_QPA_PLATFORM": "offscreen"})
+    env["QT_QPA_PLATFORM"] = "offscreen"
+    if own_home:
+        runtime = home / "runtime"
+        runtime.mkdir(mode=0o700, exist_ok=True)
+        env.update({"HOME": str(home), "XDG_RUNTIME_DIR": str(runtime), "XDG_CONFIG_HOME": str(home / ".config"),
+                    "XDG_DATA_HOME": str(home / ".local" / "share")})
     env.pop("PYTHONPATH", None)  # the bundle must stand on its own
     env.update(extra or {})
     return env
 
 
-def smoke_run(executable: Path, gateway: GatewayProcess, token: str, home: Path, *,
-              prefix: Sequence[str] = (), language: str = "de", timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+def smoke_run(executable: Path, gateway: GatewayProcess, token: str, home: Path, *, prefix: Sequence[str] = (),
+              language: str = "de", own_home: bool = True, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
     """`sendergate-desktop --smoke-test` against the gateway; returns the finished process (text output)."""
-    env = isolated_env(home, {"SENDERGATE_TOKEN": token})
+    env = isolated_env(home, {"SENDERGATE_TOKEN": token}, own_home=own_home)
     argv = [*prefix, str(executable), "--gateway", gateway.http_url, "--language", language,
             "--settings-file", str(home / "settings.ini"), "--smoke-test"]
     return subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -72,7 +75,7 @@ def smoke(executable: Path, *, keyring_session: bool) -> int:
         _, token = gateway.store.add_user(ADDRESS, name="Smoke Test")
         gateway.start()
         prefix = keyring_session_command(home) if keyring_session else []
-        done = smoke_run(executable, gateway, token, home, prefix=prefix)
+        done = smoke_run(executable, gateway, token, home, prefix=prefix, own_home=sys.platform != "darwin")
         sys.stdout.write(done.stdout)
         sys.stderr.write(done.stderr)
         return done.returncode
