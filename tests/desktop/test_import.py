@@ -18,7 +18,7 @@ from PySide6.QtCore import QElapsedTimer, Qt, QTimer
 
 from sendergate.contacts import read_file
 from sendergate.desktop.api_client import GatewayClient
-from sendergate.desktop.importing import IMPORT_CHUNK, INVALID, NEW, PRESENT, ImportItem, PreviewRow, preview_rows
+from sendergate.desktop.importing import IMPORT_CHUNK, INVALID, NEW, PRESENT, ImportItem, preview_rows
 from sendergate.desktop.models.import_preview import ImportPreviewModel
 from sendergate.desktop.pages.import_page import ImportPage
 from sendergate.desktop.secrets import IMAP_PASSWORD, SERVICE, SecretStore
@@ -429,3 +429,33 @@ def test_imap_account_over_starttls(qtbot, settings, memory_keyring, monkeypatch
         with qtbot.waitSignal(dialog.imap_tested, timeout=20_000) as tested:
             dialog.imap_test_button.click()
         assert tested.args[0] == 0 and "STARTTLS with IMAP server localhost" in tested.args[1], tested.args[1]
+
+
+def test_cancelled_mail_read_shows_what_was_read_and_the_next_read_carries_on(
+        qtbot, mail_account, import_page, api, settings, memory_keyring) -> None:
+    page = import_page
+    memory_keyring.set_password(SERVICE, IMAP_PASSWORD, IMAP_PASSWORD_RIGHT)
+
+    # Cancel the moment the first batch of 1,000 headers is in, from the worker thread itself (a direct
+    # connection), so the harvest surely sees it before its next batch.
+    def cancel_after_first_batch(done: int, total: int) -> None:
+        if done:
+            page._cancel.set()
+
+    page._progress.advanced.connect(cancel_after_first_batch, Qt.ConnectionType.DirectConnection)
+    summary = read_and_wait(qtbot, page, page.read_imap)
+    page._progress.advanced.disconnect(cancel_after_first_batch)
+    assert "New messages read: 1000." in summary and "Reading was cancelled" in summary, summary
+    first = {r.address for r in page.model.rows()}
+    assert first and first < mail_account.expected
+    summary = import_and_wait(qtbot, page)
+    assert summary.startswith(f"Import finished: {len(first)} added"), summary
+    assert settings.imap_harvest_state(f"{mail_account.user}@127.0.0.1")["folders"]["Sent"]["last_uid"] == 1000
+
+    summary = read_and_wait(qtbot, page, page.read_imap)
+    n_rest = len(mail_account.sent) - 1000 + sum(1 for m in mail_account.inbox if b"\\Answered" in m.flags)
+    assert f"New messages read: {n_rest}." in summary, summary
+    rest = {r.address for r in page.model.rows()}
+    assert first | rest == mail_account.expected
+    new = {r.address for r in page.model.rows() if r.status == NEW}
+    assert new == mail_account.expected - first  # read again but already allowed: not offered as new
