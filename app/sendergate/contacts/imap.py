@@ -32,7 +32,7 @@ from sendergate.contacts.model import (
     OWN_ADDRESS, Collector, ContactsError, HarvestResult, Skipped, own_address_keys,
 )
 from sendergate.policy.address import AddressError, parse
-from sendergate.store import hash_message_id
+from sendergate.policy.address import hash_message_id
 
 STATE_VERSION = 1
 SECURITY = ("tls", "starttls", "none")

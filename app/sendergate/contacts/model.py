@@ -76,7 +76,7 @@ class ImportResult:
 class HarvestResult(ImportResult):
     """An IMAP harvest: contacts plus hashed Message-IDs of sent mail and the state to resume from.
 
-    `sent_message_id_hashes` are `sendergate.store.hash_message_id` values for
+    `sent_message_id_hashes` are `sendergate.policy.address.hash_message_id` values for
     POST /api/v1/sent-ids. `state` is JSON-serialisable; pass it to the next
     harvest so only new mail is read. `cancelled` is True when the cancel
     check stopped the harvest (the state then covers what was read).

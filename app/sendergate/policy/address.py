@@ -7,6 +7,7 @@ the envelope sender that later arrives.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -182,3 +183,13 @@ def domain_suffixes(domain: str) -> list[str]:
     """`a.b.example.org` -> [`a.b.example.org`, `b.example.org`, `example.org`, `org`]; most specific first."""
     parts = domain.split(".")
     return [".".join(parts[i:]) for i in range(len(parts))]
+
+
+def hash_message_id(message_id: str) -> str:
+    """How a Message-ID is compared for reply recognition: without angle brackets and blanks, sha256 hex.
+
+    The desktop app uploads only these hashes of the user's sent mail; the
+    gateway hashes In-Reply-To/References the same way.
+    """
+    mid = message_id.strip().strip("<>").strip()
+    return hashlib.sha256(mid.encode("utf-8", "surrogateescape")).hexdigest()

@@ -28,7 +28,7 @@ from sqlalchemy import Integer, and_, bindparam, cast, delete, event, func, inse
 from sqlalchemy.engine import Connection, Engine, create_engine
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
-from ..policy.address import Address, AddressError, Pattern, parse, parse_pattern
+from ..policy.address import Address, AddressError, Pattern, hash_message_id, parse, parse_pattern  # noqa: F401 - hash_message_id re-exported
 from ..policy.decide import EventRecord
 from ..policy.lists import ListEntry, candidate_patterns
 from . import schema as s
@@ -60,12 +60,6 @@ def hash_secret(token: str) -> str:
 def new_token(nbytes: int = 16) -> str:
     """An unguessable token: 16 bytes = 128 bits = 22 base64url characters."""
     return base64.urlsafe_b64encode(secrets.token_bytes(nbytes)).rstrip(b"=").decode()
-
-
-def hash_message_id(message_id: str) -> str:
-    """How a Message-ID is compared: without angle brackets and blanks, sha256 hex."""
-    mid = message_id.strip().strip("<>").strip()
-    return hashlib.sha256(mid.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 @dataclass(frozen=True)
