@@ -104,7 +104,7 @@ class GatewayHandler:
             return str(check.refusal)
         assert check.address is not None
         try:
-            user_id, entries = await self.rt.astore.run(self.rt.store.rcpt_facts, check.address, tx.sender)
+            user_id, entries = await self.rt.astore.rcpt_facts(check.address, tx.sender)
         except StoreError as exc:
             log.error("store unavailable at RCPT: %s", exc)
             return str(TEMP_LOCAL)
@@ -242,31 +242,36 @@ class GatewayHandler:
         assert tx.sender is not None
         texts = []
         for r in tx.recipients:
-            cid, token = await self.rt.astore.write(
-                self.rt.store.open_challenge_tx, r.user_id, str(r.address), tx.sender.key,
-                self.cfg.challenge.ttl, meta["subject"], _peer_ip(session), new_token())
+            # the challenge, its token and the event in one transaction (one group-commit wait)
+            ev = self._event(session, tx, str(r.address), Verdict.CHALLENGED, decision.reason, r.user_id, meta)
+            _, token = await self.rt.astore.write(self.rt.store.challenge_event_tx, ev, tx.sender.key,
+                                                  self.cfg.challenge.ttl, new_token())
+            self.rt.decision_log(ev)
             url = f"{self.rt.cfg.public_url}/c/{token}"
             texts.append(replies.challenge_text(self.cfg.challenge.reply, str(r.address), tx.sender.key, url))
-            await self._record(session, tx, str(r.address), Verdict.CHALLENGED, decision.reason, r.user_id,
-                               {**meta, "challenge_id": cid})
         return replies.render(550, "5.7.1", "\n".join(texts))
 
     # -- events ------------------------------------------------------------------
     async def _record(self, session: Any, tx: Transaction | None, recipient: str, verdict: Verdict, reason: str,
                       user_id: int | None, meta: dict[str, Any] | None = None) -> None:
+        ev = self._event(session, tx, recipient, verdict, reason, user_id, meta)
+        self.rt.decision_log(ev)
+        try:
+            await self.rt.astore.record(ev)
+        except StoreError as exc:  # the reply still goes out; the log line above keeps the decision
+            log.error("event not stored (%s): %s", verdict.value, exc)
+
+    @staticmethod
+    def _event(session: Any, tx: Transaction | None, recipient: str, verdict: Verdict, reason: str,
+               user_id: int | None, meta: dict[str, Any] | None) -> EventRecord:
         meta = meta or {}
-        ev = EventRecord(
+        return EventRecord(
             ts=_now(), verdict=verdict, reason=reason, client_ip=_peer_ip(session),
             helo=replies.safe(_helo(session), 255), sender=(tx.raw_sender if tx else "") or "",
             recipient=recipient, user_id=user_id, subject=meta.get("subject", ""),
             from_header=meta.get("from_header", ""), message_id=meta.get("message_id", ""),
             size=meta.get("size"), spam_score=meta.get("spam_score"), virus=meta.get("virus", ""),
             challenge_id=meta.get("challenge_id"), details=meta.get("details", {}))
-        self.rt.decision_log(ev)
-        try:
-            await self.rt.astore.record(ev)
-        except StoreError as exc:  # the reply still goes out; the log line above keeps the decision
-            log.error("event not stored (%s): %s", verdict.value, exc)
 
 
 def _peer_ip(session: Any) -> str:

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import secrets
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -384,6 +385,17 @@ class Store:
         conn.execute(_Q_TOKEN, {"token_hash": hash_secret(token), "challenge_id": cid, "created_at": now})
         return cid, token
 
+    def challenge_event_tx(self, conn: Connection, record: EventRecord, sender: str, ttl: float,
+                           token: str) -> tuple[int, str]:
+        """A refusal with a link in one transaction: the challenge for `sender` (its normalised key;
+        reused or new), its new token, and the event naming it. One group-commit wait per refusal."""
+        assert record.user_id is not None
+        cid, token = self.open_challenge_tx(conn, record.user_id, record.recipient, sender, ttl, record.subject,
+                                            record.client_ip, token)
+        record.challenge_id = cid
+        self.add_event_tx(conn, record)
+        return cid, token
+
     def challenge_by_token(self, token: str) -> Any:
         """The challenge row a link token belongs to, or None."""
         with self.engine.connect() as conn:
@@ -557,6 +569,29 @@ def _entries_query(n: int) -> Any:
     return q
 
 
+_SQL_RECIPIENT = "SELECT address, user_id FROM user_addresses WHERE address = ? OR address = ?"
+_SQL_ENTRIES = ("SELECT id, action, kind, value, expires_at, user_id, source FROM list_entries "
+                "WHERE (user_id IS NULL OR user_id = ?) AND value IN ({})")
+
+
+def _rcpt_facts_sqlite(conn: sqlite3.Connection, recipient: Address,
+                       sender: Address | None) -> tuple[int | None, list[ListEntry]]:
+    """Store.rcpt_facts in plain SQL on a sqlite3 connection (same statements, same answers)."""
+    catch_all = "@" + recipient.domain
+    found = dict(conn.execute(_SQL_RECIPIENT, (recipient.key, catch_all)).fetchall())
+    user_id = found.get(recipient.key, found.get(catch_all))
+    if user_id is None:
+        return None, []
+    if sender is None:
+        return user_id, []
+    wanted = {(p.kind, p.value) for p in candidate_patterns(sender)}
+    values = sorted({v for _, v in wanted})
+    rows = conn.execute(_SQL_ENTRIES.format(",".join("?" * len(values))), (user_id, *values)).fetchall()
+    return user_id, [ListEntry(id=i, action=action, pattern=Pattern(kind, value), expires_at=to_dt(expires),
+                               user_id=uid, source=source)
+                     for i, action, kind, value, expires, uid, source in rows if (kind, value) in wanted]
+
+
 def _short(exc: BaseException) -> str:
     msg = str(getattr(exc, "orig", exc) or exc).strip().splitlines()
     return msg[0] if msg else exc.__class__.__name__
@@ -574,6 +609,7 @@ class AsyncStore:
 
     def __init__(self, store: Store, *, threads: int = 4) -> None:
         self.store = store
+        self._reader: sqlite3.Connection | None | bool = None  # SQLite: this process's own read connection
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="store")
         self._writer_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
         self._pending: list[tuple[Any, tuple[Any, ...], asyncio.Future[Any]]] = []
@@ -586,6 +622,35 @@ class AsyncStore:
             return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
         except (OperationalError, SQLAlchemyError) as exc:
             raise StoreError(_short(exc)) from exc
+
+    async def rcpt_facts(self, recipient: Address, sender: Address | None) -> tuple[int | None, list[ListEntry]]:
+        """Store.rcpt_facts for the event loop. On SQLite it reads inline, on a connection of this
+        process's own: a WAL reader does not wait for writers, and the two indexed lookups cost less
+        than the hop to a thread and back. Every statement is its own read transaction, so a change
+        committed by another process (the API, another worker or node) applies to the next RCPT."""
+        reader = self._sqlite_reader()
+        if reader is not None:
+            try:
+                return _rcpt_facts_sqlite(reader, recipient, sender)
+            except sqlite3.OperationalError as exc:  # busy (WAL recovery, checkpoint): wait on a thread instead
+                log.info("inline RCPT lookup failed (%s); using the store's pool", exc)
+            except sqlite3.Error as exc:
+                raise StoreError(str(exc)) from exc
+        return await self.run(self.store.rcpt_facts, recipient, sender)
+
+    def _sqlite_reader(self) -> sqlite3.Connection | None:
+        if self._reader is None:
+            self._reader = False
+            path = self.store.engine.url.database if self.store.is_sqlite else None
+            if path and path != ":memory:" and not path.startswith("file:"):
+                try:
+                    conn = sqlite3.connect(path, timeout=0.05, isolation_level=None, check_same_thread=False)
+                    conn.execute("PRAGMA query_only=ON")
+                    self._reader = conn
+                except sqlite3.Error as exc:
+                    log.info("no inline SQLite reader (%s); reads go through the pool", exc)
+                    self._reader = None  # try again next time
+        return self._reader or None
 
     def start(self) -> None:
         self._wakeup = asyncio.Event()
@@ -671,3 +736,6 @@ class AsyncStore:
                 pass
         self._writer_pool.shutdown(wait=True)
         self._pool.shutdown(wait=True)
+        if self._reader:
+            self._reader.close()  # type: ignore[union-attr]
+        self._reader = None
