@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import sys
@@ -117,9 +118,12 @@ class Runtime:
         return out
 
 
+_KV_PLAIN = re.compile(r"[\w@.\-:+/<>=]+")  # \w: what str.isalnum() accepts, and "_"
+
+
 def _kv(value: Any) -> str:
     s = str(value)
-    if s and all(c.isalnum() or c in "@._-:+/<>=" for c in s):
+    if _KV_PLAIN.fullmatch(s):
         return s
     return json.dumps(s, ensure_ascii=False)
 

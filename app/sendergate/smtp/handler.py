@@ -287,10 +287,17 @@ def _helo(session: Any) -> str:
     return getattr(session, "forwarded_helo", None) or session.host_name or ""
 
 
+_HEADER_NAME = re.compile(rb"([\041-\071\073-\176]+):")
+
+
 def _headers(message: bytes) -> dict[str, str]:
     """Lower-case header name -> first value, unfolded and decoded for display."""
     end = message.find(b"\r\n\r\n")
     head = message if end < 0 else message[: end + 2]
+    if end >= 0:
+        plain = _plain_headers(head)
+        if plain is not None:
+            return plain
     parsed = BytesHeaderParser(policy=compat32).parsebytes(head)
     out: dict[str, str] = {}
     for name, value in parsed.items():
@@ -298,6 +305,39 @@ def _headers(message: bytes) -> dict[str, str]:
         if key not in out:
             out[key] = _decode_header(value)
     return out
+
+
+def _plain_headers(head: bytes) -> dict[str, str] | None:
+    """_headers for the common header block, without the email package (a tenth of a refusal's CPU):
+    ASCII, no encoded words, CRLF line ends only, every line a `Name:` line or a continuation of one.
+    Anything else (None) takes the email package's way, defects and all; the answers are the same."""
+    if not head.isascii() or b"=?" in head:
+        return None
+    crlf = head.count(b"\r\n")
+    if head.count(b"\r") != crlf or head.count(b"\n") != crlf:
+        return None
+    out: dict[str, str] = {}
+    name = ""
+    parts: list[bytes] = []
+    for line in head.split(b"\r\n")[:-1]:
+        if line[:1] in (b" ", b"\t"):
+            if not name:
+                return None
+            parts.append(line)
+            continue
+        m = _HEADER_NAME.match(line)
+        if m is None or line.startswith(b"From "):
+            return None
+        if name and name not in out:
+            out[name] = _SPACES.sub(" ", b" ".join(parts).decode("ascii")).strip()
+        name = m.group(1).decode("ascii").lower()
+        parts = [line[m.end():]]
+    if name and name not in out:
+        out[name] = _SPACES.sub(" ", b" ".join(parts).decode("ascii")).strip()
+    return out
+
+
+_SPACES = re.compile(r"\s+")
 
 
 def _decode_header(value: Any) -> str:

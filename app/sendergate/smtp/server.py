@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import collections.abc
 import ipaddress
 import re
 import ssl
@@ -73,7 +74,7 @@ class GatewaySMTP(SMTP):
         self._auth_methods = {}  # no AUTH: a gateway receives, it does not relay for users
         self._handle_hooks = template.handle_hooks
         self._ehlo_hook_ver = "new"
-        self._smtp_methods = {name: getattr(self, attr) for name, attr in template.smtp_methods}
+        self._smtp_methods = _BoundMethods(self, template.smtp_methods)
         self._enforce_call_limit = False
         self._sessions = sessions
         self._max_connections = template.max_connections
@@ -212,7 +213,31 @@ class SessionTemplate:
         self.tls_context = tls_context
         self.handle_hooks = {m[len("handle_"):]: getattr(handler, m) for m in dir(handler)
                              if m.startswith("handle_")}
-        self.smtp_methods = [(m[len("smtp_"):], m) for m in dir(GatewaySMTP) if m.startswith("smtp_")]
+        self.smtp_methods = {m[len("smtp_"):]: m for m in dir(GatewaySMTP) if m.startswith("smtp_")}
+
+
+class _BoundMethods(collections.abc.Mapping):
+    """aiosmtpd's command name -> bound smtp_* method table, bound when a command is looked up
+    instead of for all fifteen commands on every connection."""
+
+    __slots__ = ("_server", "_names")
+
+    def __init__(self, server: "GatewaySMTP", names: dict[str, str]) -> None:
+        self._server = server
+        self._names = names
+
+    def __getitem__(self, command: str) -> Any:
+        return getattr(self._server, self._names[command])
+
+    def get(self, command: str, default: Any = None) -> Any:
+        attr = self._names.get(command)
+        return default if attr is None else getattr(self._server, attr)
+
+    def __iter__(self) -> Any:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
 
 
 def tls_context(cert: str, key: str) -> ssl.SSLContext:
