@@ -94,6 +94,10 @@ def routes(challenge_id: int, allow_id: int, block_id: int) -> list[tuple[str, s
         ("POST", f"/api/v1/challenges/{challenge_id}/approve", None),
         ("POST", f"/api/v1/challenges/{challenge_id}/allow-domain", None),
         ("POST", f"/api/v1/challenges/{challenge_id}/deny", None),
+        ("POST", "/api/v1/challenges/approve", {"ids": [challenge_id]}),
+        ("POST", "/api/v1/challenges/allow-domain", {"ids": [challenge_id]}),
+        ("POST", "/api/v1/challenges/deny", {"ids": [challenge_id]}),
+        ("GET", "/api/v1/screened?days=30", None),
         ("GET", "/api/v1/allowlist", None),
         ("POST", "/api/v1/allowlist", {"entry": "friend@else.test"}),
         ("GET", f"/api/v1/allowlist/{allow_id}", None),
@@ -143,6 +147,9 @@ def test_authorization_matrix(gw: GatewayProcess) -> None:
             assert r.status_code == 404, (method, path, r.status_code)  # same answer as for nothing at all
         else:
             assert r.status_code in (200, 201, 204), (method, path, r.status_code, r.text)
+    # mallory's batch decisions on alice's challenge: reported missing, nothing changed
+    r = mallory.http.post("/api/v1/challenges/approve", json={"ids": [cid]}).json()
+    assert (r["missing"], r["results"][0]["status"], r["results"][0]["challenge"]) == (1, "missing", None)
     # mallory's views hold none of alice's things
     assert all(e["user_id"] == mallory.user.id for e in mallory.http.get("/api/v1/events").json()["items"])
     assert mallory.http.get("/api/v1/challenges").json()["items"] == []
@@ -229,6 +236,41 @@ def test_allow_domain(gw: GatewayProcess) -> None:
     assert send(gw, "someone.else@corp.test", alice.address)[0] == 250
 
 
+def test_batch_decisions_per_id_results_and_scope(gw: GatewayProcess) -> None:
+    alice, bob, admin = Account(gw), Account(gw), Account(gw, admin=True)
+    tag = uuid.uuid4().hex[:6]
+    senders = [f"{name}{tag}@batch.test" for name in ("ann", "ben", "cat")]
+    for sender in senders:
+        challenge_from(gw, sender, alice.address)
+    challenge_from(gw, f"dan{tag}@batch.test", bob.address)
+    mine = {c["sender"]: c["id"] for c in alice.http.get("/api/v1/challenges").json()["items"]}
+    [bobs] = [c["id"] for c in bob.http.get("/api/v1/challenges").json()["items"]]
+    ann, ben, cat = (mine[s] for s in senders)
+
+    r = alice.http.post("/api/v1/challenges/approve", json={"ids": [ann, ben, bobs, 2_000_000, ann]})
+    assert r.status_code == 200
+    body = r.json()
+    assert [(i["id"], i["status"]) for i in body["results"]] == \
+        [(ann, "changed"), (ben, "changed"), (bobs, "missing"), (2_000_000, "missing")]
+    assert (body["changed"], body["unchanged"], body["missing"]) == (2, 0, 2)
+    assert body["results"][0]["challenge"]["status"] == "approved"
+    assert body["results"][0]["entry"] == {**body["results"][0]["entry"], "entry": senders[0], "action": "allow",
+                                           "source": "approved"}
+    again = alice.http.post("/api/v1/challenges/approve", json={"ids": [ann, ben]}).json()
+    assert [i["status"] for i in again["results"]] == ["unchanged", "unchanged"]
+    denied = alice.http.post("/api/v1/challenges/deny", json={"ids": [cat]}).json()
+    assert denied["results"][0]["challenge"]["status"] == "denied" and denied["results"][0]["entry"]["action"] == "block"
+    assert alice.http.get("/api/v1/challenges").json()["items"] == []
+    assert bob.http.get(f"/api/v1/challenges/{bobs}").json()["status"] == "pending"  # alice could not touch it
+    assert send(gw, senders[1], alice.address)[0] == 250
+    assert alice.http.post("/api/v1/challenges/approve", json={"ids": []}).status_code == 422
+    assert alice.http.post("/api/v1/challenges/deny", json={"ids": [0]}).status_code == 422
+    # an admin decides anyone's
+    r = admin.http.post("/api/v1/challenges/allow-domain", json={"ids": [bobs]}).json()
+    assert r["results"][0]["status"] == "changed" and r["results"][0]["entry"]["entry"] == "@batch.test"
+    assert r["results"][0]["entry"]["user_id"] == bob.user.id
+
+
 # -- events --------------------------------------------------------------------------------------------
 def test_event_pages_stay_stable_while_events_arrive(gw: GatewayProcess) -> None:
     alice = Account(gw)
@@ -278,6 +320,55 @@ def test_event_filters(gw: GatewayProcess) -> None:
     assert r.status_code == 400 and "cursor" in r.json()["detail"]
     r = alice.http.get("/api/v1/events", params={"verdict": "nonsense"})
     assert r.status_code == 422 and r.json()["detail"].startswith("query.verdict")
+
+
+def automated(gw: GatewayProcess, user_id: int, sender: str, verdict: Verdict, subject: str,
+              ts: datetime | None = None) -> None:
+    gw.store.add_events([EventRecord(ts=ts or datetime.now(timezone.utc), verdict=verdict, reason="automated",
+                                     sender=sender, recipient="r@example.org", user_id=user_id, subject=subject)])
+
+
+def test_screened_senders_grouped_in_the_store(gw: GatewayProcess) -> None:
+    alice, bob, admin = Account(gw), Account(gw), Account(gw, admin=True)
+    tag = uuid.uuid4().hex[:6]
+    shop, bank, club = f"news{tag}@shop.test", f"receipts{tag}@bank.test", f"letters{tag}@club.test"
+    now = datetime.now(timezone.utc)
+    automated(gw, alice.user.id, shop, Verdict.SCREENED, "Old news", ts=now - timedelta(days=100))
+    automated(gw, alice.user.id, shop, Verdict.SCREENED, "Spring sale", ts=now - timedelta(days=3))
+    automated(gw, alice.user.id, shop.upper(), Verdict.BULK, "Summer sale", ts=now - timedelta(days=2))
+    automated(gw, alice.user.id, shop, Verdict.DELIVERED, "not automated", ts=now - timedelta(days=1))
+    automated(gw, alice.user.id, bank, Verdict.BULK, "Your receipt", ts=now - timedelta(days=1))
+    automated(gw, alice.user.id, club, Verdict.SCREENED, "Newsletter", ts=now - timedelta(hours=1))
+    automated(gw, bob.user.id, f"bob-only{tag}@else.test", Verdict.SCREENED, "for bob")
+    alice.http.post("/api/v1/allowlist", json={"entry": "@shop.test"})
+    alice.http.post("/api/v1/blocklist", json={"entry": bank})
+    bob.http.post("/api/v1/blocklist", json={"entry": "@club.test"})  # bob's lists do not speak for alice
+
+    r = alice.http.get("/api/v1/screened", params={"days": 90})
+    assert r.status_code == 200
+    items = r.json()["items"]
+    assert [i["sender"] for i in items] == [club, bank, shop]  # most recently seen first
+    by = {i["sender"]: i for i in items}
+    assert (by[shop]["count"], by[shop]["screened"], by[shop]["bulk"], by[shop]["latest_subject"]) == \
+        (2, 1, 1, "Summer sale")
+    assert by[shop]["listed"] == {"action": "allow", "entry": "@shop.test"}
+    assert by[bank]["listed"] == {"action": "block", "entry": bank}
+    assert by[club]["listed"] is None
+    assert datetime.fromisoformat(by[shop]["first_seen"]) < datetime.fromisoformat(by[shop]["last_seen"])
+    longer = {i["sender"]: i for i in alice.http.get("/api/v1/screened", params={"days": 120}).json()["items"]}
+    assert longer[shop]["count"] == 3
+    assert {i["sender"] for i in admin.http.get("/api/v1/screened").json()["items"]} >= {shop, f"bob-only{tag}@else.test"}
+
+    # a page at a time: a sender who writes again meanwhile does not move into a page already read
+    first = alice.http.get("/api/v1/screened", params={"limit": 2}).json()
+    assert [i["sender"] for i in first["items"]] == [club, bank] and first["next_cursor"]
+    automated(gw, alice.user.id, shop, Verdict.SCREENED, "Winter sale")
+    rest = alice.http.get("/api/v1/screened", params={"limit": 2, "cursor": first["next_cursor"]}).json()
+    assert [(i["sender"], i["count"]) for i in rest["items"]] == [(shop, 2)] and rest["next_cursor"] is None
+    assert alice.http.get("/api/v1/screened").json()["items"][0]["latest_subject"] == "Winter sale"
+    r = alice.http.get("/api/v1/screened", params={"cursor": "bm9wZQ"})
+    assert r.status_code == 400 and "cursor" in r.json()["detail"]
+    assert alice.http.get("/api/v1/screened", params={"days": 0}).status_code == 422
 
 
 def test_stats_per_verdict_per_day(gw: GatewayProcess) -> None:
@@ -332,6 +423,24 @@ def test_allowlist_crud_and_import(gw: GatewayProcess) -> None:
         page = alice.http.get("/api/v1/allowlist", params={"limit": 10, "cursor": page["next_cursor"]}).json()
         ids += [i["id"] for i in page["items"]]
     assert len(ids) == len(set(ids)) == 28 and ids == sorted(ids, reverse=True)
+
+
+def test_import_dry_run_names_the_domain_entry_that_covers_an_address(gw: GatewayProcess) -> None:
+    alice, bob = Account(gw), Account(gw)
+    alice.http.post("/api/v1/allowlist", json={"entry": "@corp.test"})
+    alice.http.post("/api/v1/blocklist", json={"entry": "@spam.corp.test"})  # more specific: it decides
+    alice.http.post("/api/v1/allowlist", json={"entry": "@gone.test", "expires_at": "2001-01-01T00:00:00Z"})
+    alice.http.post("/api/v1/allowlist", json={"entry": "kim@corp.test"})
+    bob.http.post("/api/v1/allowlist", json={"entry": "@other.test"})
+    entries = ["ann@corp.test", "ben@eu.corp.test", "cat@spam.corp.test", "dan@gone.test", "kim@corp.test",
+               "eve@other.test", "@corp.test", "not an address"]
+    r = alice.http.post("/api/v1/allowlist/import", json={"entries": entries, "dry_run": True}).json()
+    got = [(i["entry"], i["status"], i.get("covered_by")) for i in r["results"]]
+    assert got == [("ann@corp.test", "added", "@corp.test"), ("ben@eu.corp.test", "added", "@corp.test"),
+                   ("cat@spam.corp.test", "added", None), ("dan@gone.test", "added", None),
+                   ("kim@corp.test", "present", None), ("eve@other.test", "added", None),
+                   ("@corp.test", "present", None), ("not an address", "invalid", None)]
+    assert (r["added"], r["present"], r["invalid"]) == (5, 2, 1)  # the counts keep their meaning
 
 
 def test_sent_ids_make_replies_known(gw: GatewayProcess) -> None:
@@ -449,13 +558,18 @@ def test_openapi_document(gw: GatewayProcess) -> None:
     for path in ["/api/v1/me", "/api/v1/events", "/api/v1/challenges", "/api/v1/challenges/{challenge_id}/approve",
                  "/api/v1/challenges/{challenge_id}/deny", "/api/v1/allowlist", "/api/v1/allowlist/{entry_id}",
                  "/api/v1/allowlist/import", "/api/v1/sent-ids", "/api/v1/blocklist", "/api/v1/blocklist/{entry_id}",
-                 "/api/v1/stats", "/api/v1/stream", "/healthz", "/metrics"]:
+                 "/api/v1/stats", "/api/v1/stream", "/healthz", "/metrics", "/api/v1/screened",
+                 "/api/v1/challenges/approve", "/api/v1/challenges/deny", "/api/v1/challenges/allow-domain"]:
         assert path in paths, path
     assert doc["components"]["securitySchemes"]["token"]["scheme"] == "bearer"
     approve = paths["/api/v1/challenges/{challenge_id}/approve"]["post"]
     assert approve["security"] == [{"token": []}]
     assert {"200", "401", "404", "422", "429"} <= set(approve["responses"])
     assert "security" not in paths["/healthz"]["get"]
+    screened = paths["/api/v1/screened"]["get"]
+    assert {p["name"] for p in screened["parameters"]} == {"days", "cursor", "limit"}
+    assert screened["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/ScreenedPage")
+    assert "covered_by" in doc["components"]["schemas"]["ImportItem"]["properties"]
     assert "swagger-ui" in httpx.get(gw.http_url + "/docs").text
 
 

@@ -973,6 +973,10 @@ Verbunden mit %2</translation>
         <translation>ja</translation>
     </message>
     <message>
+        <source>yes, by %1</source>
+        <translation>ja, durch %1</translation>
+    </message>
+    <message>
         <source>invalid</source>
         <translation>ungültig</translation>
     </message>
@@ -1003,6 +1007,10 @@ Verbunden mit %2</translation>
     <message>
         <source>Already allowed</source>
         <translation>Schon erlaubt</translation>
+    </message>
+    <message>
+        <source>Your allowlist entry %1 already lets this address in; importing it keeps it allowed should that entry go.</source>
+        <translation>Ihr Eintrag %1 in der Erlaubt-Liste lässt diese Adresse schon durch; importiert bleibt sie erlaubt, auch wenn dieser Eintrag entfällt.</translation>
     </message>
     <message>
         <source>Enter the IMAP server&apos;s name.</source>

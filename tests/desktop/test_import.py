@@ -158,6 +158,27 @@ def test_preview_model_passes_qtmodeltester_and_checks_only_new(qtmodeltester) -
         preview_rows(contacts, items[:2])
 
 
+def test_preview_says_when_an_allowed_domain_already_covers_an_address(qtbot, api) -> None:
+    from sendergate.contacts import Contact
+    from sendergate.desktop.importing import dry_run
+    api.add_entry("allow", "@covered.example")
+    contacts = [Contact("ann@covered.example", "Ann", "vcard"), Contact("bob@team.covered.example", "Bob", "vcard"),
+                Contact("cat@elsewhere.example", "Cat", "vcard")]
+    rows = dry_run(api, contacts)  # the gateway's answer, through the real API
+    assert [(r.status, r.covered_by) for r in rows] == [(NEW, "@covered.example"), (NEW, "@covered.example"),
+                                                        (NEW, "")]
+    model = ImportPreviewModel()
+    model.set_rows(rows)
+    assert [r.address for r in model.checked_rows()] == ["cat@elsewhere.example"]  # covered: not checked
+    assert model.data(model.index(0, 5)) == "yes, by @covered.example" and model.data(model.index(2, 5)) == "no"
+    assert "@covered.example" in model.data(model.index(1, 5), Qt.ItemDataRole.ToolTipRole)
+    assert model.count_covered() == 2
+    model.select_new()
+    assert model.checked_count() == 1
+    model.mark_allowed(["ann@covered.example"])  # imported anyway: now listed itself
+    assert model.data(model.index(0, 5)) == "yes" and model.row(0).covered_by == ""
+
+
 # -- address books ----------------------------------------------------------------------------------
 def test_file_import_marks_allowed_and_changes_the_allowlist(qtbot, import_page, api) -> None:
     page = import_page

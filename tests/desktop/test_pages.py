@@ -6,6 +6,7 @@ from PySide6.QtCore import Qt
 
 from sendergate.desktop.api_client import GatewayClient
 from sendergate.desktop.models import EntriesModel, EventsModel, PendingModel, ScreenedModel
+from sendergate.desktop.models.events import PAGE_SIZE
 from sendergate.desktop.models.base import RecordRole, verdict_label
 from tests.desktop.seed import AUTOMATED, PEOPLE
 
@@ -39,6 +40,10 @@ def test_activity_lists_every_event_newest_first_and_filters(qtbot, seeded_gatew
     w = window_for(g, seeded)
     page = loaded(qtbot, w, "activity")
     model = page.model
+    assert model.rowCount() == min(PAGE_SIZE, sum(seeded.per_verdict.values()))
+    while model.canFetchMore():  # what the view does when scrolled to the end
+        model.fetchMore()
+        qtbot.waitUntil(lambda: not model.loading, timeout=TIMEOUT)
     assert model.rowCount() == sum(seeded.per_verdict.values())
     ids = [model.event_at(r).id for r in range(model.rowCount())]
     assert ids == sorted(ids, reverse=True)

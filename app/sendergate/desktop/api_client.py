@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import json
 from collections.abc import Iterator
+from operator import itemgetter
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -45,6 +46,9 @@ def _ts(value: str | None) -> datetime | None:
     if not value:
         return None
     return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
+
+
+parse_time = _ts  # for the models: API time string -> aware UTC datetime (None for empty)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +88,38 @@ class Event:
                    d.get("sender", ""), d.get("recipient", ""), d.get("subject", ""), d.get("from_header", ""),
                    d.get("client_ip", ""), d.get("helo", ""), d.get("message_id", ""), d.get("size"),
                    d.get("spam_score"), d.get("virus", ""), d.get("challenge_id"), d.get("details") or {})
+
+    @classmethod
+    def from_row(cls, row: EventRow) -> "Event":
+        return cls(row[0], _ts(row[1]) or datetime.now(timezone.utc), *row[2:15], row[15] or {})
+
+    def to_row(self) -> EventRow:
+        ts = self.ts.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+        return (self.id, ts, self.verdict, self.reason, self.sender, self.recipient, self.subject, self.from_header,
+                self.client_ip, self.helo, self.message_id, self.size, self.spam_score, self.virus,
+                self.challenge_id, self.details)
+
+
+# The Activity log keeps events as plain tuples in this field order (EventRow): a worker thread builds a
+# page of them in C (itemgetter), with no per-row Python code holding the GIL against the GUI thread, and
+# tuples of strings and numbers drop out of the garbage collector's full passes. `ts` stays the API's
+# ISO string until a row is shown; Event.from_row makes the full record when one is asked for.
+EVENT_FIELDS = ("id", "ts", "verdict", "reason", "sender", "recipient", "subject", "from_header", "client_ip",
+                "helo", "message_id", "size", "spam_score", "virus", "challenge_id", "details")
+EventRow = tuple[Any, ...]
+_event_row = itemgetter(*EVENT_FIELDS)
+_EVENT_DEFAULTS: dict[str, Any] = {"reason": "", "sender": "", "recipient": "", "subject": "", "from_header": "",
+                                   "client_ip": "", "helo": "", "message_id": "", "size": None, "spam_score": None,
+                                   "virus": "", "challenge_id": None, "details": None}
+ROW_ID, ROW_TS, ROW_VERDICT, ROW_REASON, ROW_SENDER, ROW_RECIPIENT, ROW_SUBJECT = range(7)
+
+
+def event_rows(items: list[dict[str, Any]]) -> tuple[EventRow, ...]:
+    """API event objects -> EventRows; a gateway that leaves out an optional field gets its default."""
+    try:
+        return tuple(map(_event_row, items))
+    except KeyError:
+        return tuple(_event_row({**_EVENT_DEFAULTS, **d}) for d in items)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,10 +177,43 @@ class Stats:
 
 
 @dataclass(frozen=True, slots=True)
+class ScreenedSender:
+    """GET /screened: one automated sender, its counts, and the list entry that decides for it now."""
+
+    sender: str
+    count: int
+    screened: int
+    bulk: int
+    latest_subject: str
+    first_seen: datetime
+    last_seen: datetime
+    listed_action: str  # 'allow', 'block', or '' while undecided
+    listed_entry: str  # the deciding entry: the address or its @domain
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "ScreenedSender":
+        now = datetime.now(timezone.utc)
+        listed = d.get("listed") or {}
+        return cls(d["sender"], int(d["count"]), int(d.get("screened", 0)), int(d.get("bulk", 0)),
+                   d.get("latest_subject", ""), _ts(d.get("first_seen")) or now, _ts(d.get("last_seen")) or now,
+                   listed.get("action", ""), listed.get("entry", ""))
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """One challenge of a decision on several: the challenge after it, or why there is none."""
+
+    id: int
+    challenge: "Challenge | None"
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
 class ImportItem:
     entry: str  # normalised, or the input as given when invalid
     status: str  # 'added' (or would be, in a dry run), 'present', 'invalid'
     error: str
+    covered_by: str = ""  # dry run: the @domain allow entry that already lets this address in
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +228,8 @@ class ImportOutcome:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "ImportOutcome":
         return cls(int(d["added"]), int(d["present"]), int(d["invalid"]),
-                   tuple(ImportItem(r["entry"], r["status"], r.get("error") or "") for r in d.get("results", ())))
+                   tuple(ImportItem(r["entry"], r["status"], r.get("error") or "", r.get("covered_by") or "")
+                         for r in d.get("results", ())))
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +340,18 @@ class GatewayClient:
     # -- events --
     def events(self, *, verdicts: tuple[str, ...] = (), q: str = "", cursor: str | None = None,
                limit: int = 200, since: datetime | None = None) -> Page:
+        body = self._call("GET", "/events", params=self._event_params(verdicts, q, cursor, limit, since))
+        return Page(tuple(Event.from_json(e) for e in body["items"]), body.get("next_cursor"))
+
+    def event_rows(self, *, verdicts: tuple[str, ...] = (), q: str = "", cursor: str | None = None,
+                   limit: int = 200, since: datetime | None = None) -> Page:
+        """Like events(), as EventRows (the Activity log's compact form)."""
+        body = self._call("GET", "/events", params=self._event_params(verdicts, q, cursor, limit, since))
+        return Page(event_rows(body["items"]), body.get("next_cursor"))
+
+    @staticmethod
+    def _event_params(verdicts: tuple[str, ...], q: str, cursor: str | None, limit: int,
+                      since: datetime | None) -> list[tuple[str, str | int]]:
         params: list[tuple[str, str | int]] = [("limit", limit)]
         params += [("verdict", v) for v in verdicts]
         if q.strip():
@@ -278,8 +360,7 @@ class GatewayClient:
             params.append(("cursor", cursor))
         if since is not None:
             params.append(("since", since.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")))
-        body = self._call("GET", "/events", params=params)
-        return Page(tuple(Event.from_json(e) for e in body["items"]), body.get("next_cursor"))
+        return params
 
     def stats(self, days: int = 30) -> Stats:
         return Stats.from_json(self._call("GET", "/stats", params={"days": days}))
@@ -310,6 +391,48 @@ class GatewayClient:
             raise ValueError(decision)
         body = self._call("POST", f"/challenges/{int(challenge_id)}/{decision}")
         return Challenge.from_json(body["challenge"])
+
+    def decide_many(self, challenge_ids: list[int], decision: str) -> list[Decided]:
+        """Several challenges in one call (POST /challenges/{decision}); per id, in the order given.
+
+        A gateway from before that route (it answers 404/405) gets one call per challenge instead.
+        """
+        if decision not in ("approve", "deny", "allow-domain"):
+            raise ValueError(decision)
+        try:
+            body = self._call("POST", f"/challenges/{decision}", json={"ids": [int(i) for i in challenge_ids]})
+        except ApiError as exc:
+            if exc.status not in (404, 405):
+                raise
+            return [self._decide_one(cid, decision) for cid in challenge_ids]
+        return [Decided(r["id"], Challenge.from_json(r["challenge"]) if r.get("challenge") else None,
+                        r.get("error") or "") for r in body["results"]]
+
+    def _decide_one(self, challenge_id: int, decision: str) -> Decided:
+        try:
+            return Decided(challenge_id, self.decide(challenge_id, decision), "")
+        except ApiError as exc:
+            if isinstance(exc, (Unauthorized, Unreachable)):
+                raise
+            return Decided(challenge_id, None, str(exc))
+
+    # -- screened senders --
+    def screened(self, *, days: int = 90, cursor: str | None = None, limit: int = 500) -> Page:
+        params: dict[str, str | int] = {"days": days, "limit": limit}
+        if cursor:
+            params["cursor"] = cursor
+        body = self._call("GET", "/screened", params=params)
+        return Page(tuple(ScreenedSender.from_json(g) for g in body["items"]), body.get("next_cursor"))
+
+    def all_screened(self, days: int = 90) -> list[ScreenedSender]:
+        out: list[ScreenedSender] = []
+        cursor: str | None = None
+        while True:
+            page = self.screened(days=days, cursor=cursor, limit=1000)
+            out += page.items
+            if not page.next_cursor:
+                return out
+            cursor = page.next_cursor
 
     # -- allow and block lists: action is 'allow' or 'block' --
     @staticmethod

@@ -45,6 +45,7 @@ class PreviewRow:
     last_seen: datetime | None
     status: str  # NEW, PRESENT (already allowed) or INVALID (the gateway refuses it)
     error: str = ""
+    covered_by: str = ""  # NEW but already let in by this @domain allow entry
 
 
 @dataclass(frozen=True)
@@ -142,7 +143,7 @@ def preview_rows(contacts: Sequence[Contact], verdicts: Sequence[ImportItem]) ->
     for contact, item in zip(contacts, verdicts):
         status = {"added": NEW, "present": PRESENT}.get(item.status, INVALID)
         rows.append(PreviewRow(item.entry if status != INVALID else contact.address, contact.name, contact.source,
-                               contact.count, contact.last_seen, status, item.error))
+                               contact.count, contact.last_seen, status, item.error, item.covered_by))
     return rows
 
 

@@ -14,11 +14,12 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.sql import Select
 
-from ..policy.address import AddressError, parse_pattern
-from . import Store, hash_secret, now_ts
+from ..policy.address import AddressError, Pattern, domain_suffixes, parse, parse_pattern
+from ..policy.lists import ListEntry, candidate_patterns, match_sender
+from . import Store, hash_secret, now_ts, to_dt
 from . import schema as s
 
 DAY = 86400
@@ -96,6 +97,74 @@ def events_after(store: Store, scope: int | None, after_id: int, limit: int = 50
         stmt = stmt.where(e.user_id == scope)
     with store.engine.connect() as conn:
         return [_event_dict(r) for r in conn.execute(stmt.order_by(e.id).limit(limit)).all()]
+
+
+def screened_senders(store: Store, scope: int | None, list_owner: int, *, since: float, upto_id: int,
+                     before_id: int | None = None, limit: int = 200,
+                     now: float | None = None) -> tuple[list[dict[str, Any]], int | None]:
+    """Automated senders that were screened or refused as bulk, one row per sender (lower-cased), the
+    most recently seen first; grouped and counted in the database.
+
+    Only events with since <= ts and id <= upto_id count: a client paging through the groups pins
+    `upto_id` on its first page, so a sender who writes again meanwhile does not jump to a page
+    already read. A page ends below `before_id` (the last group's newest event id). Each row says
+    which entry of `list_owner`'s lists (or a global one) decides for the sender today, if any.
+    """
+    e = s.events.c
+    sender = func.lower(e.sender)
+    newest = func.max(e.id)
+    stmt = (select(sender.label("sender"), func.count().label("count"),
+                   func.sum(case((e.verdict == "screened", 1), else_=0)).label("screened"),
+                   func.sum(case((e.verdict == "bulk", 1), else_=0)).label("bulk"),
+                   newest.label("last_id"), func.min(e.ts).label("first_seen"), func.max(e.ts).label("last_seen"))
+            .where(e.verdict.in_(("screened", "bulk")), e.ts >= since, e.id <= upto_id, e.sender != "")
+            .group_by(sender))
+    if scope is not None:
+        stmt = stmt.where(e.user_id == scope)
+    if before_id is not None:
+        stmt = stmt.having(newest < before_id)
+    stmt = stmt.order_by(newest.desc()).limit(limit + 1)
+    with store.engine.connect() as conn:
+        groups = [dict(r._mapping) for r in conn.execute(stmt).all()]
+        page = groups[:limit]
+        subjects = dict(conn.execute(select(e.id, e.subject).where(e.id.in_([g["last_id"] for g in page]))).all()) \
+            if page else {}
+    deciding = listed_for(store, list_owner, [g["sender"] for g in page], now=now)
+    for g in page:
+        g["latest_subject"] = subjects.get(g["last_id"], "")
+        g["screened"], g["bulk"] = int(g["screened"] or 0), int(g["bulk"] or 0)
+        g["listed"] = deciding.get(g["sender"])
+    return page, (page[-1]["last_id"] if len(groups) > limit else None)
+
+
+def listed_for(store: Store, user_id: int | None, senders: Sequence[str],
+               now: float | None = None) -> dict[str, dict[str, str]]:
+    """sender -> {"action", "entry"} of the list entry that decides for it (SPEC §4.1: the user's and the
+    global entries, most specific wins, block beats allow), for senders some active entry matches."""
+    addresses = {}
+    for raw in senders:
+        try:
+            addresses[raw] = parse(raw, unwrap=True)
+        except AddressError:  # recorded as given in MAIL FROM; nothing on a list can match it
+            continue
+    wanted = sorted({p.value for a in addresses.values() for p in candidate_patterns(a)})
+    le = s.list_entries.c
+    entries: list[ListEntry] = []
+    with store.engine.connect() as conn:
+        for i in range(0, len(wanted), 500):
+            rows = conn.execute(select(le.id, le.action, le.kind, le.value, le.expires_at, le.user_id).where(
+                le.user_id.is_(None) if user_id is None else or_(le.user_id == user_id, le.user_id.is_(None)),
+                le.kind.in_(("address", "domain")),
+                le.value.in_(wanted[i:i + 500]))).all()
+            entries += [ListEntry(r.id, r.action, Pattern(r.kind, r.value), to_dt(r.expires_at), r.user_id)
+                        for r in rows]
+    when = to_dt(now or now_ts())
+    out = {}
+    for raw, address in addresses.items():
+        found = match_sender(entries, address, when)
+        if found is not None:
+            out[raw] = {"action": found.action, "entry": str(found.pattern)}
+    return out
 
 
 def max_event_id(store: Store) -> int:
@@ -198,6 +267,22 @@ def decide_challenge(store: Store, scope: int | None, challenge_id: int, decisio
             conn.execute(update(s.challenges).where(c.id == challenge_id).values(status=status, updated_at=now))
         out = dict(conn.execute(select(*_CHALLENGE_COLS).where(c.id == challenge_id)).first()._mapping)
     return out, get_entry(store, None, entry.id), changed
+
+
+def decide_challenges(store: Store, scope: int | None, challenge_ids: Sequence[int],
+                      decision: str) -> list[dict[str, Any]]:
+    """decide_challenge for each id, each in its own transaction (one that is not the caller's does not
+    undo the others); per id: the outcome, or `missing` when the caller has no such challenge."""
+    out: list[dict[str, Any]] = []
+    for cid in challenge_ids:
+        try:
+            challenge, entry, changed = decide_challenge(store, scope, cid, decision)
+        except Missing as exc:
+            out.append({"id": cid, "status": "missing", "error": str(exc)})
+            continue
+        out.append({"id": cid, "status": "changed" if changed else "unchanged", "challenge": challenge,
+                    "entry": entry})
+    return out
 
 
 # -- list entries ---------------------------------------------------------------------
@@ -304,6 +389,21 @@ def import_preview(store: Store, owner_id: int | None, raws: Iterable[str]) -> d
         have.add(key)  # a repeat within the same import is already present, as import_entries reports it
     counts = {k: sum(1 for r in results if r["status"] == k) for k in ("added", "present", "invalid")}
     return {**counts, "results": results}
+
+
+def domain_cover(store: Store, owner_id: int | None, results: list[dict[str, Any]],
+                 now: float | None = None) -> None:
+    """Import results: an address not on the list itself whose mail an active @domain allow entry of the
+    owner (or a global one) already lets in gets `covered_by` = that entry. One look-up for the import."""
+    addresses = [r["entry"] for r in results
+                 if r["status"] == "added" and not r["entry"].startswith(("@", "list:"))]
+    if not addresses:
+        return
+    deciding = listed_for(store, owner_id, addresses, now=now)
+    for r in results:
+        found = deciding.get(r["entry"]) if r["status"] == "added" else None
+        if found is not None and found["action"] == "allow" and found["entry"].startswith("@"):
+            r["covered_by"] = found["entry"]
 
 
 # -- stats --------------------------------------------------------------------------------

@@ -29,9 +29,10 @@ from ..policy.address import AddressError, parse, parse_pattern
 from ..policy.decide import VERDICTS, Verdict
 from ..store import NotFound, StoreError, User, queries
 from ..store.queries import DAY, Forbidden, Missing
-from .models import (Challenge, ChallengeDecision, ChallengePage, ChallengeStatus, Error, Event, EventPage,
-                     ImportRequest, ImportResult, ListEntryIn, ListEntryOut, ListEntryPage, ListEntryPatch, Me,
-                     SentIdsIn, SentIdsResult, Stats, StatsDay)
+from .models import (Challenge, ChallengeBatch, ChallengeBatchItem, ChallengeDecision, ChallengeIds, ChallengePage,
+                     ChallengeStatus, Error, Event, EventPage, ImportRequest, ImportResult, ListEntryIn, ListEntryOut,
+                     ListEntryPage, ListEntryPatch, Me, ScreenedPage, ScreenedSender, SentIdsIn, SentIdsResult, Stats,
+                     StatsDay)
 
 if TYPE_CHECKING:
     from ..gateway import Runtime
@@ -197,6 +198,23 @@ def decode_cursor(cursor: str | None, max_id: int = MAX_ID) -> int | None:
     return last_id
 
 
+def encode_screened_cursor(upto_id: int, before_id: int, since: float) -> str:
+    return base64.urlsafe_b64encode(f"s1:{upto_id}:{before_id}:{int(since)}".encode()).rstrip(b"=").decode()
+
+
+def decode_screened_cursor(cursor: str) -> tuple[int, int, float]:
+    """(events up to this id, groups below this id, events since) as pinned by the first page."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        version, upto, before, since = raw.split(":")
+        values = int(upto), int(before), int(since)
+        if version != "s1" or not all(0 <= v <= MAX_ID for v in values):
+            raise ValueError
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise HTTPException(400, "malformed cursor: pass next_cursor from the previous page unchanged") from None
+    return values[0], values[1], float(values[2])
+
+
 NoControl = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"  # NUL and friends cannot be stored in PostgreSQL text
 
 
@@ -301,16 +319,79 @@ def register(app: FastAPI, rt: "Runtime") -> None:
     async def allow_domain(caller: CallerDep, challenge_id: ChallengeId) -> ChallengeDecision:
         return await decide(caller, challenge_id, "allow-domain")
 
+    async def decide_many(caller: Caller, body: ChallengeIds, decision: str) -> ChallengeBatch:
+        ids = list(dict.fromkeys(body.ids))  # a repeated id is decided once
+        bad = next((i for i in ids if not 1 <= i <= MAX_ROW_ID), None)
+        if bad is not None:
+            raise HTTPException(422, f"ids: {bad} is not a challenge id")
+        outcomes = await _run(rt, queries.decide_challenges, rt.store, caller.scope, ids, decision)
+        items = []
+        for o in outcomes:
+            if o["status"] == "missing":
+                items.append(ChallengeBatchItem(id=o["id"], status="missing", error=o["error"]))
+                continue
+            if o["status"] == "changed":
+                log.info("api: user %d %s challenge %d (%s -> %s)", caller.user.id, decision, o["id"],
+                         o["challenge"]["sender"], o["challenge"]["recipient"])
+            items.append(ChallengeBatchItem(id=o["id"], status=o["status"], challenge=challenge_out(o["challenge"]),
+                                            entry=entry_out(o["entry"])))
+        counts = {k: sum(1 for i in items if i.status == k) for k in ("changed", "unchanged", "missing")}
+        return ChallengeBatch(**counts, results=items)
+
+    batch_doc = ("Each id in its own transaction, in the order sent; an id the caller has no challenge for is "
+                 "reported `missing` and does not stop the others. Idempotent.")
+
+    @api.post("/challenges/approve", response_model=ChallengeBatch, tags=["challenges"],
+              summary="Approve several challenges: allowlist their senders", description=batch_doc)
+    async def approve_many(caller: CallerDep, body: ChallengeIds) -> ChallengeBatch:
+        return await decide_many(caller, body, "approve")
+
+    @api.post("/challenges/deny", response_model=ChallengeBatch, tags=["challenges"],
+              summary="Deny several challenges: blocklist their senders, their links stop working",
+              description=batch_doc)
+    async def deny_many(caller: CallerDep, body: ChallengeIds) -> ChallengeBatch:
+        return await decide_many(caller, body, "deny")
+
+    @api.post("/challenges/allow-domain", response_model=ChallengeBatch, tags=["challenges"],
+              summary="Allowlist the senders' whole domains and close several challenges", description=batch_doc)
+    async def allow_domain_many(caller: CallerDep, body: ChallengeIds) -> ChallengeBatch:
+        return await decide_many(caller, body, "allow-domain")
+
+    # -- screened senders --
+    @api.get("/screened", response_model=ScreenedPage, tags=["events"], responses=BAD_REQUEST,
+             summary="Automated senders screened or refused as bulk, grouped by sender, most recently seen first",
+             description="Grouped and counted by the store. The first page pins the period and the events it "
+                         "counts, so later pages neither repeat nor skip a sender who writes again meanwhile "
+                         "(`days` is taken from the cursor then). `listed` tells which of the caller's (or a "
+                         "global) allow or block entries decides for the sender or its domain now. A user sees "
+                         "the senders who wrote to them; an admin sees all.")
+    async def screened(caller: CallerDep,
+                       days: Annotated[int, Query(ge=1, le=366, description="Look back this many days.")] = 90,
+                       cursor: Annotated[str | None, Query(max_length=200)] = None,
+                       limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> ScreenedPage:
+        if cursor:
+            upto, before, since = decode_screened_cursor(cursor)
+        else:
+            upto, before, since = await _run(rt, queries.max_event_id, rt.store), None, time.time() - days * DAY
+        rows, last = await _run(rt, queries.screened_senders, rt.store, caller.scope, caller.user.id, since=since,
+                                upto_id=upto, before_id=before, limit=limit)
+        return ScreenedPage(items=[ScreenedSender.model_validate(_times(r, "first_seen", "last_seen")) for r in rows],
+                            next_cursor=None if last is None else encode_screened_cursor(upto, last, since))
+
     # -- allow and block lists --
     for action, name in (("allow", "allowlist"), ("block", "blocklist")):
         _list_routes(api, rt, action, name, CallerDep, owner_id)
 
     @api.post("/allowlist/import", response_model=ImportResult, tags=["allowlist"], responses={**FORBIDDEN, **NOT_FOUND},
-              summary="Allow many entries at once; idempotent; per-entry result")
+              summary="Allow many entries at once; idempotent; per-entry result",
+              description="Each result says whether the entry was added (or would be, with `dry_run`), was present "
+                          "already, or is invalid. In a dry run, an address that would be added but whose domain "
+                          "the owner already allows carries `covered_by` (the @domain entry).")
     async def import_allow(caller: CallerDep, body: ImportRequest) -> ImportResult:
         uid = await owner_id(caller, body.owner)
         if body.dry_run:
             result = await _run(rt, queries.import_preview, rt.store, uid, body.entries)
+            await _run(rt, queries.domain_cover, rt.store, uid, result["results"])
         else:
             result = await _run(rt, rt.store.import_entries, uid, body.entries, source="import", note=body.note)
             log.info("api: user %d imported %d entries for user %s: %d added, %d present, %d invalid",

@@ -21,7 +21,8 @@ __all__ = [
     "Role", "ChallengeStatus", "EntryKind", "EntrySource", "ImportStatus", "Me", "Event", "EventPage",
     "Challenge", "ChallengePage", "ChallengeDecision", "ListEntryOut", "ListEntryPage", "ListEntryIn",
     "ListEntryPatch", "ImportRequest", "ImportItem", "ImportResult", "SentIdsIn", "SentIdsResult",
-    "StatsDay", "Stats", "Error", "StreamEvent", "StreamChallenge", "Verdict",
+    "StatsDay", "Stats", "Error", "StreamEvent", "StreamChallenge", "Verdict", "ChallengeIds",
+    "ChallengeBatchItem", "ChallengeBatch", "Listed", "ScreenedSender", "ScreenedPage",
 ]
 
 Role = Literal["user", "admin"]
@@ -153,6 +154,59 @@ class ChallengeDecision(_Out):
     changed: bool = Field(description="False when the call repeated an earlier identical decision (idempotent).")
 
 
+class ChallengeIds(BaseModel):
+    """POST /api/v1/challenges/approve, /deny, /allow-domain: several challenges at once."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ids: list[int] = Field(min_length=1, max_length=1000, description="Challenge ids; repeats are decided once.")
+
+
+class ChallengeBatchItem(_Out):
+    """One id of a batch decision: what happened to it."""
+
+    id: int
+    status: Literal["changed", "unchanged", "missing"] = Field(description=(
+        "changed: decided now; unchanged: it already was (idempotent); missing: the caller has no such challenge."))
+    challenge: Challenge | None = None
+    entry: ListEntryOut | None = Field(None, description="The list entry the decision stands on.")
+    error: str | None = None
+
+
+class ChallengeBatch(_Out):
+    changed: int
+    unchanged: int
+    missing: int
+    results: list[ChallengeBatchItem] = Field(description="One per distinct id, in the order sent.")
+
+
+class Listed(_Out):
+    """The list entry that decides for a sender (most specific wins; a block beats an allow)."""
+
+    action: Literal["allow", "block"]
+    entry: str = Field(description="'bob@x.org' or '@x.org'.")
+
+
+class ScreenedSender(_Out):
+    """An automated sender whose mail was screened or refused as bulk (SPEC §4.2 item 7)."""
+
+    sender: str = Field(description="Envelope sender, lower-cased.")
+    count: int = Field(description="Messages in the period.")
+    screened: int = Field(description="Of them delivered as screened.")
+    bulk: int = Field(description="Of them refused as bulk.")
+    latest_subject: str
+    first_seen: datetime
+    last_seen: datetime
+    listed: Listed | None = Field(None, description=(
+        "The caller's (or a global) allow or block entry that decides for this sender or its domain now; "
+        "null when the sender is still undecided."))
+
+
+class ScreenedPage(_Out):
+    items: list[ScreenedSender] = Field(description="Most recently seen first.")
+    next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page; null at the end.")
+
+
 class ImportRequest(BaseModel):
     """POST /api/v1/allowlist/import: many allow entries at once (idempotent)."""
 
@@ -168,6 +222,8 @@ class ImportItem(_Out):
     entry: str = Field(description="Normalised entry, or the input as given when invalid.")
     status: ImportStatus
     error: str | None = None
+    covered_by: str | None = Field(None, description=(
+        "For an address not listed itself: the caller's (or a global) @domain allow entry that already lets it in."))
 
 
 class ImportResult(_Out):

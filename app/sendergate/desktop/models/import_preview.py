@@ -24,16 +24,24 @@ def source_label(source: str) -> str:
     return f"{name} ({flavours[flavour]})" if flavour in flavours else name
 
 
+def _wanted(row: PreviewRow) -> bool:
+    """Checked at first and by 'Select all new': what the gateway does not let in yet."""
+    return row.status == NEW and not row.covered_by
+
+
 def status_label(row: PreviewRow) -> str:
     if row.status == PRESENT:
         return tr("yes")
+    if row.covered_by:
+        return tr("yes, by %1").replace("%1", row.covered_by)
     if row.status == INVALID:
         return tr("invalid")
     return tr("no")
 
 
 class ImportPreviewModel(QAbstractTableModel):
-    """Column 0 holds the check box. New addresses start checked, allowed and invalid ones unchecked."""
+    """Column 0 holds the check box. New addresses start checked; allowed ones (also those an @domain
+    entry covers) and invalid ones unchecked."""
 
     selection_changed = Signal(int)  # how many rows are checked
 
@@ -47,7 +55,10 @@ class ImportPreviewModel(QAbstractTableModel):
                if r.source == "imap" else ""),
         Column(lambda: tr("Last message"), lambda r: local_time(r.last_seen),
                lambda r: r.last_seen.timestamp() if r.last_seen else 0.0),
-        Column(lambda: tr("Already allowed"), status_label, lambda r: r.status, lambda r: r.error),
+        Column(lambda: tr("Already allowed"), status_label, lambda r: (r.status, r.covered_by),
+               lambda r: r.error or (tr("Your allowlist entry %1 already lets this address in; importing it "
+                                        "keeps it allowed should that entry go.").replace("%1", r.covered_by)
+                                     if r.covered_by else "")),
     )
 
     def __init__(self, parent: Any = None) -> None:
@@ -59,7 +70,7 @@ class ImportPreviewModel(QAbstractTableModel):
     def set_rows(self, rows: Iterable[PreviewRow]) -> None:
         self.beginResetModel()
         self._rows = list(rows)
-        self._checked = [r.status == NEW for r in self._rows]
+        self._checked = [_wanted(r) for r in self._rows]
         self.endResetModel()
         self.selection_changed.emit(self.checked_count())
 
@@ -81,6 +92,10 @@ class ImportPreviewModel(QAbstractTableModel):
     def count(self, status: str) -> int:
         return sum(1 for r in self._rows if r.status == status)
 
+    def count_covered(self) -> int:
+        """New addresses an @domain allow entry already lets in."""
+        return sum(1 for r in self._rows if r.status == NEW and r.covered_by)
+
     def set_checked(self, n: int, on: bool) -> None:
         if not (0 <= n < len(self._rows)) or self._rows[n].status == INVALID or self._checked[n] == on:
             return
@@ -90,7 +105,7 @@ class ImportPreviewModel(QAbstractTableModel):
 
     def select_new(self) -> None:
         """Check exactly the addresses the gateway does not allow yet."""
-        self._set_all(lambda r: r.status == NEW)
+        self._set_all(_wanted)
 
     def select_none(self) -> None:
         self._set_all(lambda r: False)
@@ -108,7 +123,7 @@ class ImportPreviewModel(QAbstractTableModel):
         changed = False
         for i, r in enumerate(self._rows):
             if r.address in done and r.status != INVALID:
-                r.status = PRESENT
+                r.status, r.covered_by = PRESENT, ""
                 self._checked[i] = False
                 changed = True
         if changed:

@@ -261,7 +261,8 @@ class ImportPage(Page):
         else:  # the address book's own order
             self.table.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
             self.proxy.sort(-1)
-        new, present = self.model.count(NEW), self.model.count(PRESENT)
+        covered = self.model.count_covered()  # allowed through their @domain: counted as allowed
+        new, present = self.model.count(NEW) - covered, self.model.count(PRESENT) + covered
         text = tr("%1 — addresses: %2 (%3 new, %4 already allowed); skipped: %5") \
             .replace("%1", source.label).replace("%2", str(len(source.rows))).replace("%3", str(new)) \
             .replace("%4", str(present)).replace("%5", str(source.skipped))

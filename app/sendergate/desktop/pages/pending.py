@@ -7,7 +7,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QVBoxLayout
 
-from ..api_client import Challenge
+from ..api_client import Challenge, Decided
 from ..models import PendingModel
 from ..models.base import RecordRole
 from ..widgets import icon_button
@@ -92,22 +92,14 @@ class PendingPage(Page):
         client = self.client
         ids = [c.id for c in chosen]
 
-        def decide_all() -> tuple[list[Challenge], list[str]]:
-            done, errors = [], []
-            for cid in ids:  # one call each: the API decides one challenge at a time
-                try:
-                    done.append(client.decide(cid, decision))
-                except Exception as exc:
-                    from ..api_client import ApiError
-                    if not isinstance(exc, ApiError):
-                        raise
-                    errors.append(str(exc))
-            return done, errors
-
-        def finished(result: tuple[list[Challenge], list[str]]) -> None:
-            done, errors = result
+        def finished(outcomes: list[Decided]) -> None:
+            done = [o.challenge for o in outcomes if o.challenge is not None]
+            errors = [o.error for o in outcomes if o.challenge is None]
             for challenge in done:
                 self.model.apply(challenge)
+            for o in outcomes:
+                if o.challenge is None:  # gone for this user (removed, or not theirs): no longer waiting
+                    self.model.remove_key(o.id)
             verb = {"approve": tr("Approved %n sender(s)", None, len(done)), "deny": tr("Denied %n sender(s)", None, len(done)),
                     "allow-domain": tr("Allowed the domains of %n sender(s)", None, len(done))}[decision]
             if errors:
@@ -115,4 +107,4 @@ class PendingPage(Page):
             else:
                 self.messages.info(verb)
 
-        self.run(decide_all, finished)
+        self.run(lambda: client.decide_many(ids, decision), finished)  # one call for all of them

@@ -9,7 +9,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QVBoxLayout
 
-from ..api_client import GatewayClient
+from ..api_client import ApiError, GatewayClient
 from ..models import ScreenedModel, SenderGroup, group_by_sender
 from ..models.base import RecordRole
 from ..widgets import icon_button
@@ -18,12 +18,24 @@ from .base import Page, make_table
 from ..i18n import tr
 
 LOOK_BACK_DAYS = 90  # the default event retention
-MAX_EVENTS = 20_000  # the API has no grouping: the app groups at most this many recent events
-
+MAX_EVENTS = 20_000  # gateways without /screened: the app groups at most this many recent events
 
 
 def fetch_groups(client: GatewayClient) -> list[SenderGroup]:
-    """Recent screened/bulk events grouped by sender, without senders already on a list."""
+    """Automated senders of the last 90 days, grouped by the gateway, without those a list entry (for the
+    address or its domain) already decides for."""
+    try:
+        senders = client.all_screened(LOOK_BACK_DAYS)
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+        return group_locally(client)  # a gateway from before GET /screened
+    return [SenderGroup(g.sender, g.count, g.screened, g.bulk, g.latest_subject, g.last_seen)
+            for g in senders if not g.listed_action]
+
+
+def group_locally(client: GatewayClient) -> list[SenderGroup]:
+    """Recent screened/bulk events grouped by sender here, without senders already on a list."""
     since = datetime.now(timezone.utc) - timedelta(days=LOOK_BACK_DAYS)
     events, cursor = [], None
     while len(events) < MAX_EVENTS:
