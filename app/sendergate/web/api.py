@@ -368,7 +368,7 @@ def register(app: FastAPI, rt: "Runtime") -> None:
     async def screened(caller: CallerDep,
                        days: Annotated[int, Query(ge=1, le=366, description="Look back this many days.")] = 90,
                        cursor: Annotated[str | None, Query(max_length=200)] = None,
-                       limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> ScreenedPage:
+                       limit: Annotated[int, Query(ge=1, le=5000)] = 200) -> ScreenedPage:
         if cursor:
             upto, before, since = decode_screened_cursor(cursor)
         else:
