@@ -91,6 +91,7 @@ class Metrics:
         self.confirmations = Counter("sendergate_challenge_confirmations",
                                      "Challenges confirmed by the sender on this node (CAPTCHA solved)",
                                      registry=reg)
+        self._verdict_children: dict[str, Any] = {}
         self.api_seconds = Histogram("sendergate_api_request_seconds", "HTTP API request latency",
                                      ["method", "route", "status"], registry=reg, buckets=LATENCY_BUCKETS)
 
@@ -114,7 +115,10 @@ class Metrics:
         self.delivery_seconds.labels("ok" if ok else "failed").observe(seconds)
 
     def count(self, verdict: str) -> None:
-        self.verdicts.labels(verdict).inc()
+        child = self._verdict_children.get(verdict)
+        if child is None:  # labels() takes a lock and builds a key on every call: once per verdict is enough
+            child = self._verdict_children[verdict] = self.verdicts.labels(verdict)
+        child.inc()
 
     def count_confirmation(self) -> None:
         self.confirmations.inc()
