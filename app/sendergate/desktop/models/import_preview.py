@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, Signal
 
 from ..importing import INVALID, NEW, PRESENT, PreviewRow
-from .base import Column, IdRole, RecordRole, SortRole, local_time, tr
+from .base import Column, local_time, tr
+from .records import RecordsModel
 
 _Index = QModelIndex | QPersistentModelIndex
 _CHECKED, _UNCHECKED = Qt.CheckState.Checked, Qt.CheckState.Unchecked
@@ -39,7 +40,7 @@ def status_label(row: PreviewRow) -> str:
     return tr("no")
 
 
-class ImportPreviewModel(QAbstractTableModel):
+class ImportPreviewModel(RecordsModel[PreviewRow]):
     """Column 0 holds the check box. New addresses start checked; allowed ones (also those an @domain
     entry covers) and invalid ones unchecked."""
 
@@ -62,8 +63,7 @@ class ImportPreviewModel(QAbstractTableModel):
     )
 
     def __init__(self, parent: Any = None) -> None:
-        super().__init__(parent)
-        self._rows: list[PreviewRow] = []
+        super().__init__(parent, key=lambda r: r.address)
         self._checked: list[bool] = []
 
     # -- contents --
@@ -130,37 +130,13 @@ class ImportPreviewModel(QAbstractTableModel):
             self.dataChanged.emit(self.index(0, 0), self.index(len(self._rows) - 1, len(self.columns) - 1))
             self.selection_changed.emit(self.checked_count())
 
-    # -- Qt --
-    def rowCount(self, parent: _Index = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: _Index = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self.columns)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole \
-                and 0 <= section < len(self.columns):
-            return self.columns[section].title()
-        return None
-
+    # -- Qt: RecordsModel's table plus the check box in column 0 --
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not (0 <= index.row() < len(self._rows)) or index.column() >= len(self.columns):
+        if role == Qt.ItemDataRole.CheckStateRole:
+            if index.isValid() and index.column() == 0 and 0 <= index.row() < len(self._rows):
+                return _CHECKED if self._checked[index.row()] else _UNCHECKED
             return None
-        row = self._rows[index.row()]
-        column = self.columns[index.column()]
-        if role == Qt.ItemDataRole.DisplayRole:
-            return column.display(row)
-        if role == Qt.ItemDataRole.CheckStateRole and index.column() == 0:
-            return _CHECKED if self._checked[index.row()] else _UNCHECKED
-        if role == Qt.ItemDataRole.ToolTipRole and column.tooltip is not None:
-            return column.tooltip(row) or None
-        if role == SortRole:
-            return column.sort(row) if column.sort is not None else column.display(row)
-        if role == RecordRole:
-            return row
-        if role == IdRole:
-            return row.address
-        return None
+        return super().data(index, role)
 
     def setData(self, index: _Index, value: Any, role: int = Qt.ItemDataRole.EditRole) -> bool:
         if role != Qt.ItemDataRole.CheckStateRole or not index.isValid() or index.column() != 0 \
@@ -171,9 +147,7 @@ class ImportPreviewModel(QAbstractTableModel):
         return True
 
     def flags(self, index: _Index) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        flags = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
-        if index.column() == 0 and 0 <= index.row() < len(self._rows) and self._rows[index.row()].status != INVALID:
+        flags = super().flags(index)
+        if index.isValid() and index.column() == 0 and 0 <= index.row() < len(self._rows) and self._rows[index.row()].status != INVALID:
             flags |= Qt.ItemFlag.ItemIsUserCheckable
         return flags
