@@ -22,7 +22,8 @@ import httpx
 import pytest
 
 from sendergate.policy.decide import EventRecord, Verdict
-from sendergate.store import hash_message_id
+from sendergate.store import hash_message_id, queries
+from sendergate.store import schema as store_schema
 from tests.support.gateway import GatewayProcess
 
 _counter = itertools.count(1)
@@ -320,6 +321,62 @@ def test_event_filters(gw: GatewayProcess) -> None:
     assert r.status_code == 400 and "cursor" in r.json()["detail"]
     r = alice.http.get("/api/v1/events", params={"verdict": "nonsense"})
     assert r.status_code == 422 and r.json()["detail"].startswith("query.verdict")
+
+
+def filler_events(gw: GatewayProcess, user_id: int, n: int) -> None:
+    """n plain events in one multi-row insert (add_events with its rollup takes seconds for this many)."""
+    now = time.time()
+    with gw.store.engine.begin() as conn:
+        conn.execute(store_schema.events.insert(), [
+            {"ts": now, "user_id": user_id, "verdict": "delivered", "reason": "test", "sender": f"f{i}@filler.test",
+             "recipient": "r@example.org", "subject": f"filler {i}"} for i in range(n)])
+
+
+def test_text_search_reads_a_bounded_window_and_continues_by_cursor(gw: GatewayProcess) -> None:
+    window = queries.SEARCH_WINDOW
+    alice, bob = Account(gw), Account(gw)
+    old = events_for(gw, alice.user.id, 5, subject="Quarterly zebra report")  # only in alice's oldest events
+    filler_events(gw, alice.user.id, 2 * window + 100)
+    filler_events(gw, bob.user.id, 10)
+    search = lambda **p: alice.http.get("/api/v1/events", params={"q": "ZEBRA", "limit": 2, **p})  # noqa: E731
+
+    first = search().json()  # the newest window holds no match: an empty page that still goes on
+    assert first["items"] == [] and first["next_cursor"] and first["partial"] is True
+    assert search(cursor=first["next_cursor"]).json()["items"] == []  # the second window: none either
+
+    stop = threading.Event()
+    late: list[int] = []
+
+    def writer() -> None:  # new matches and new filler arrive while the client pages
+        while not stop.is_set():
+            late.extend(events_for(gw, alice.user.id, 2, subject="late zebra"))
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        seen, pages, cursor = [], 0, first["next_cursor"]
+        while cursor:
+            page = search(cursor=cursor).json()
+            assert len(page["items"]) <= 2
+            seen += [e["id"] for e in page["items"]]
+            cursor, pages = page["next_cursor"], pages + 1
+            assert pages < 20, "the cursor must reach the end of the history"
+    finally:
+        stop.set()
+        thread.join()
+    assert late  # the writer did write during the scan
+    assert seen == sorted(old, reverse=True)  # each old match once, in order; nothing later, nothing skipped
+    assert page["partial"] is False
+
+    # the newest page sees the late matches; the admin's search reads everyone's events
+    newest = search(limit=500).json()
+    assert [e["id"] for e in newest["items"]] == sorted(late, reverse=True) and newest["next_cursor"]
+    assert alice.http.get("/api/v1/events", params={"q": "filler 7", "limit": 1}).json()["next_cursor"]
+    r = alice.http.get("/api/v1/events", params={"q": "ZEBRA", "cursor": "djE6MA"})  # v1:0 is out of range
+    assert r.status_code == 400
+    assert bob.http.get("/api/v1/events", params={"q": "zebra"}).json() == {"items": [], "next_cursor": None,
+                                                                          "partial": False}
 
 
 def automated(gw: GatewayProcess, user_id: int, sender: str, verdict: Verdict, subject: str,

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import httpx
 
-from sendergate.store import Store
+from sendergate.store import Store, queries
 from tests.bench.gen_events import generate
 from tests.support.common import make_service_dir, remove_service_dir
 from tests.support.gateway import GatewayProcess
@@ -56,8 +56,20 @@ def bench(url: str, events: int, runs: int) -> list[tuple[str, float, float]]:
         conn.execute(text("UPDATE api_tokens SET user_id = 1 WHERE user_id = "
                           "(SELECT user_id FROM user_addresses WHERE address = 'busy@example.org')"))
     _, admin_token = store.add_user("root@example.org", admin=True)
-    store.close()
     results = []
+    # what a search window costs in the store alone (no HTTP), to choose queries.SEARCH_WINDOW
+    for window in (10_000, 20_000, 50_000):
+        for who, scope in (("user", 1), ("admin", None)):
+            for word in ("rare-needle", "no-such-word"):
+                samples = []
+                for _ in range(12):
+                    t = time.perf_counter()
+                    queries.events_page(store, scope, q=word, limit=50, window=window)
+                    samples.append((time.perf_counter() - t) * 1000)
+                samples = sorted(samples[2:])
+                print(f"  store: window {window:,} {who} q={word}: median {statistics.median(samples):.1f} ms, "
+                      f"max {samples[-1]:.1f} ms", flush=True)
+    store.close()
     with GatewayProcess(store_url=url) as gw:
         for who, token in (("user", user_token), ("admin", admin_token)):
             c = httpx.Client(base_url=gw.http_url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
@@ -69,12 +81,26 @@ def bench(url: str, events: int, runs: int) -> list[tuple[str, float, float]]:
                 "events first page verdict=virus,tempfail": lambda: c.get(
                     "/api/v1/events", params={"limit": 50, "verdict": ["virus", "tempfail"]}),
                 "events first page q=host42 (common)": lambda: c.get("/api/v1/events", params={"limit": 50, "q": "host42"}),
+                "events first page q=rare-needle (rare)": lambda: c.get(
+                    "/api/v1/events", params={"limit": 50, "q": "rare-needle"}),
+                "events first page q=no-such-word (no match)": lambda: c.get(
+                    "/api/v1/events", params={"limit": 50, "q": "no-such-word"}),
                 "events first page since 1 day": lambda: c.get("/api/v1/events", params={
                     "limit": 50, "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 86400))}),
                 "events deep page via cursor": lambda: c.get("/api/v1/events", params={"limit": 50, "cursor": cursor_for(deep_id)}),
                 "events deep page via cursor verdict=spam": lambda: c.get(
                     "/api/v1/events", params={"limit": 50, "cursor": cursor_for(deep_id), "verdict": "spam"}),
             }
+            for word in ("rare-needle", "no-such-word"):  # a search followed to the end of the history
+                t, pages, found, cursor = time.perf_counter(), 0, 0, None
+                while True:
+                    body = c.get("/api/v1/events", params={"limit": 50, "q": word, "cursor": cursor}).json()
+                    pages, found, cursor = pages + 1, found + len(body["items"]), body["next_cursor"]
+                    if cursor is None:
+                        break
+                whole = (time.perf_counter() - t) * 1000
+                results.append((f"{who}: q={word} followed to the end ({pages} pages, {found} found)", whole, whole))
+                print(f"  {who}: q={word} to the end: {pages} pages, {found} found, {whole:.0f} ms", flush=True)
             t = time.perf_counter()
             c.get("/api/v1/stats", params={"days": 30}).raise_for_status()
             cold = (time.perf_counter() - t) * 1000

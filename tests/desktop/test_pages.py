@@ -169,3 +169,39 @@ def test_geometry_and_page_remembered_and_keyboard_navigation(qtbot, seeded_gate
         assert widget.accessibleName(), widget
     again.stream.stop()
     again.close()
+
+
+def test_activity_search_goes_on_through_short_windows_without_freezing(qtbot, qtmodeltester):
+    """A rare word only in old events: the gateway answers empty search pages with a cursor, and the
+    model keeps fetching (in the background) until it has the matches, then stops at the end."""
+    import time as _time
+
+    from sendergate.store import queries
+    from sendergate.store import schema as store_schema
+    from tests.support.gateway import GatewayProcess
+
+    g = GatewayProcess()
+    user, token = g.store.add_user("searcher@example.org")
+    now = _time.time()
+    with g.store.engine.begin() as conn:
+        rows = [{"ts": now, "user_id": user.id, "verdict": "spam", "reason": "test", "sender": f"o{i}@old.test",
+                 "recipient": "searcher@example.org", "subject": f"zebra {i}"} for i in range(3)]
+        rows += [{"ts": now, "user_id": user.id, "verdict": "delivered", "reason": "test",
+                  "sender": f"f{i}@filler.test", "recipient": "searcher@example.org", "subject": f"filler {i}"}
+                 for i in range(2 * queries.SEARCH_WINDOW + 10)]
+        conn.execute(store_schema.events.insert(), rows)
+    g.start()
+    client = GatewayClient(g.http_url, token)
+    try:
+        model = EventsModel(client)
+        first_pages = []
+        model.first_page_loaded.connect(lambda: first_pages.append(model.rowCount()))
+        model.set_filter((), "zebra")
+        qtbot.waitUntil(lambda: model.rowCount() == 3 and not model.loading, timeout=TIMEOUT)
+        assert [model.event_at(r).subject for r in range(3)] == ["zebra 2", "zebra 1", "zebra 0"]
+        assert first_pages == [0]  # the first (empty) window was announced once, then the model went on
+        assert not model.canFetchMore()  # the whole history was read: no endless loop of empty pages
+        qtmodeltester.check(model, force_py=True)
+    finally:
+        client.close()
+        g.close()

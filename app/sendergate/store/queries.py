@@ -61,14 +61,35 @@ def _like(text: str) -> str:
     return "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
+SEARCH_WINDOW = 20_000  # events a text search reads per page (measured: see benchmarks.md, "API on a large event log")
+
+
 def events_page(store: Store, scope: int | None, *, verdicts: Sequence[str] = (), q: str = "",
                 since: float | None = None, until: float | None = None, before_id: int | None = None,
-                limit: int = 50) -> tuple[list[dict[str, Any]], int | None]:
-    """Newest first; returns the rows and the id to continue below (None on the last page)."""
+                limit: int = 50, window: int = SEARCH_WINDOW) -> tuple[list[dict[str, Any]], int | None]:
+    """Newest first; returns the rows and the id to continue below (None on the last page).
+
+    A text search (`q`) cannot use an index, so it reads at most `window` of the caller's events
+    below `before_id` (newest first) and returns the matches among them: a page may hold fewer than
+    `limit` rows, or none, and still have an id to continue below (the oldest event it read). The
+    other filters apply inside that window. None only once the caller's oldest event was read.
+    """
     e = s.events.c
     stmt = select(s.events)
     if scope is not None:
         stmt = stmt.where(e.user_id == scope)
+    if q:
+        read = select(e.id)
+        if scope is not None:
+            read = read.where(e.user_id == scope)
+        if before_id is not None:
+            read = read.where(e.id < before_id)
+        read = read.order_by(e.id.desc()).limit(window).subquery()
+        with store.engine.connect() as conn:
+            oldest, count = conn.execute(select(func.min(read.c.id), func.count()).select_from(read)).one()
+        if not count:
+            return [], None
+        stmt = stmt.where(e.id >= oldest)
     if verdicts:
         stmt = stmt.where(e.verdict.in_(list(verdicts)))
     if q:
@@ -86,7 +107,11 @@ def events_page(store: Store, scope: int | None, *, verdicts: Sequence[str] = ()
     with store.engine.connect() as conn:
         rows = conn.execute(stmt).all()
     items = [_event_dict(r) for r in rows[:limit]]
-    return items, (items[-1]["id"] if len(rows) > limit else None)
+    if len(rows) > limit:
+        return items, items[-1]["id"]
+    if q and count == window:  # the window ended before the history did: go on below it
+        return items, oldest
+    return items, None
 
 
 def events_after(store: Store, scope: int | None, after_id: int, limit: int = 500) -> list[dict[str, Any]]:

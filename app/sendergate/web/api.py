@@ -266,7 +266,9 @@ def register(app: FastAPI, rt: "Runtime") -> None:
              summary="Every decision (the log), newest first, a page at a time")
     async def events(caller: CallerDep,
                      verdict: Annotated[list[Verdict] | None, Query(description="One or more verdicts (repeat the parameter).")] = None,
-                     q: Annotated[str, Query(max_length=200, pattern=NoControl, description="Text in sender, recipient or subject.")] = "",
+                     q: Annotated[str, Query(max_length=200, pattern=NoControl, description=(
+                         "Text in sender, recipient or subject. Each request reads a bounded window of the caller's "
+                         "events (newest first), so a page may be short or empty with a `next_cursor` to go on."))] = "",
                      since: Annotated[datetime | None, Query(description="Only decisions at or after this time.")] = None,
                      until: Annotated[datetime | None, Query(description="Only decisions before this time.")] = None,
                      cursor: Annotated[str | None, Query(max_length=100)] = None,
@@ -275,7 +277,8 @@ def register(app: FastAPI, rt: "Runtime") -> None:
         rows, last = await _run(rt, queries.events_page, rt.store, caller.scope,
                                 verdicts=[v.value for v in verdict or []], q=q.strip(), since=_ts(since),
                                 until=_ts(until), before_id=before, limit=limit)
-        return EventPage(items=[event_out(r) for r in rows], next_cursor=encode_cursor(last))
+        return EventPage(items=[event_out(r) for r in rows], next_cursor=encode_cursor(last),
+                         partial=bool(q.strip()) and last is not None and len(rows) < limit)
 
     # -- challenges --
     @api.get("/challenges", response_model=ChallengePage, tags=["challenges"], responses=BAD_REQUEST,

@@ -5,6 +5,11 @@ cursor that fetched it and its row count; only the most recently used pages
 keep their records. A page scrolled back into view is fetched again from its
 cursor (the API's cursors are stable under inserts).
 
+A text search reads a bounded window of events per request, so its pages
+can be short or empty while a cursor remains: each fetch goes on by itself,
+one background request after another, until it has brought a screenful of
+rows or the history ends (the view only asks again when scrolled to the end).
+
 The GUI thread must not stall while pages arrive (the view asks `data()`
 ~1,500 times per frame, each call taking the GIL): records are kept as
 compact EventRows built in C on the worker thread, shown times are formatted
@@ -29,6 +34,7 @@ from .base import Column, IdRole, RecordRole, SortRole, local_time, tr, verdict_
 PAGE_SIZE = 250  # measured: 500-row pages decode in one ~2 ms GIL hold on the worker, 250 in half that
 KEEP_PAGES = 80  # pages of records kept in memory (20,000 events); the rest are fetched again when shown
 TIME_CACHE = 4096  # formatted times kept (a screenful is ~40)
+SCREENFUL = 60  # a text search goes on to older windows by itself until a fetch has brought this many rows
 
 _Index = QModelIndex | QPersistentModelIndex
 _DISPLAY = Qt.ItemDataRole.DisplayRole
@@ -89,6 +95,8 @@ class EventsModel(QAbstractTableModel):
         self._next_cursor: str | None = None
         self._at_end = True
         self._loading = False
+        self._started = False  # the first answer for this filter has arrived (it may have held no rows)
+        self._gathered = 0  # rows the current fetch (over however many short pages) has brought so far
         self._generation = 0  # a filter change makes answers to older requests stale
         self._ids: set[int] = set()  # ids in the head (live duplicates are dropped)
 
@@ -113,6 +121,8 @@ class EventsModel(QAbstractTableModel):
         self._next_cursor = None
         self._at_end = False
         self._loading = False
+        self._started = False
+        self._gathered = 0
         self.endResetModel()
         if self._client is not None:
             self._fetch(None)
@@ -147,8 +157,9 @@ class EventsModel(QAbstractTableModel):
     def _append(self, gen: int, cursor: str | None, page: Page) -> None:
         if gen != self._generation:
             return
-        self._set_loading(False)
-        first = not self._page_cursor
+        first = not self._started
+        self._started = True
+        self._gathered += len(page.items)
         self._next_cursor = page.next_cursor
         self._at_end = page.next_cursor is None
         if page.items:
@@ -161,8 +172,13 @@ class EventsModel(QAbstractTableModel):
             self._page_count.append(len(page.items))
             self._remember(index, page.items)
             self.endInsertRows()
+        more = page.next_cursor is not None and self._gathered < min(SCREENFUL, self._page_size)
+        if not more:
+            self._set_loading(False)
         if first:
             self.first_page_loaded.emit()
+        if more:  # a short search page: the next window, still off the GUI thread
+            self._fetch(page.next_cursor)
 
     def _remember(self, index: int, items: tuple[EventRow, ...]) -> None:
         self._pages[index] = items
@@ -198,10 +214,11 @@ class EventsModel(QAbstractTableModel):
     def canFetchMore(self, parent: _Index = QModelIndex()) -> bool:
         if parent.isValid():
             return False
-        return not self._at_end and not self._loading and bool(self._page_cursor)
+        return not self._at_end and not self._loading and self._started
 
     def fetchMore(self, parent: _Index = QModelIndex()) -> None:
         if self.canFetchMore(parent):
+            self._gathered = 0
             self._fetch(self._next_cursor)
 
     # -- live --
@@ -215,7 +232,7 @@ class EventsModel(QAbstractTableModel):
 
     def add_live(self, event: Event) -> bool:
         """A new event from the live stream goes on top, if it passes the filter and is not shown yet."""
-        if not self._page_cursor or not self.matches(event) or event.id in self._ids:
+        if not self._started or not self.matches(event) or event.id in self._ids:
             return False
         newest = self._newest_id()
         if newest is not None and event.id <= newest:
