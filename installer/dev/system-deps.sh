@@ -15,7 +15,8 @@ qt_pkgs=(libegl1 libgl1 libx11-6 libxkbcommon0 libfontconfig1 fonts-dejavu-core
   libnss3 libxcomposite1 libxdamage1 libxrandr2 libxtst6 libasound2)
 test_pkgs=(clamav-daemon clamav spamd spamc spamassassin postfix dovecot-core
   dovecot-imapd dovecot-lmtpd postgresql chromium xvfb xauth imagemagick
-  gnome-keyring dbus-x11 ca-certificates python3-venv sqlite3 espeak-ng)
+  gnome-keyring dbus-x11 ca-certificates python3-venv sqlite3 espeak-ng
+  logrotate openssl dbus procps systemd)
 
 pkgs=("${qt_pkgs[@]}")
 [ "$what" = test ] && pkgs+=("${test_pkgs[@]}")
