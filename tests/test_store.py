@@ -10,7 +10,7 @@ from sqlalchemy import inspect, select
 
 from sendergate.policy.address import parse
 from sendergate.policy.decide import EventRecord, Verdict
-from sendergate.store import NotFound, Store, StoreError, hash_message_id, hash_secret, schema
+from sendergate.store import NotFound, Store, StoreError, hash_message_id, hash_secret, queries, schema
 
 
 @pytest.fixture
@@ -151,3 +151,19 @@ def test_settings_are_created_once(store: Store) -> None:
     a = store.get_setting("secret", lambda: "first")
     b = store.get_setting("secret", lambda: "second")
     assert a == b == "first"
+
+
+def test_text_search_finds_only_the_callers_matches_newest_first(store: Store) -> None:
+    alice, _ = store.add_user("alice@example.org")
+    bob, _ = store.add_user("bob@example.org")
+    now = datetime.now(timezone.utc)
+    records = [EventRecord(ts=now, verdict=Verdict.DELIVERED, reason="t", user_id=(alice.id, bob.id)[i % 2],
+                           sender=f"s{i}@example.net", subject=("Zebra news " if i % 3 == 0 else "other ") + str(i))
+               for i in range(60)]
+    ids = store.add_events(records)
+    for user in (alice, bob):
+        want = [i for i, r in sorted(zip(ids, records), reverse=True) if r.user_id == user.id and "Zebra" in r.subject]
+        rows, cursor = queries.events_page(store, user.id, q="zEBRA", limit=100, window=1000)
+        assert [r["id"] for r in rows] == want and cursor is None
+        rows, cursor = queries.events_page(store, user.id, q="zebra", limit=3, window=1000)
+        assert [r["id"] for r in rows] == want[:3] and cursor == want[2]
