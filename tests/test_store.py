@@ -167,3 +167,15 @@ def test_text_search_finds_only_the_callers_matches_newest_first(store: Store) -
         assert [r["id"] for r in rows] == want and cursor is None
         rows, cursor = queries.events_page(store, user.id, q="zebra", limit=3, window=1000)
         assert [r["id"] for r in rows] == want[:3] and cursor == want[2]
+        mine = [i for i, r in sorted(zip(ids, records), reverse=True) if r.user_id == user.id]
+        # in steps of 4 events: the same answer, whatever the step
+        rows, cursor = queries.events_page(store, user.id, q="zebra", limit=100, window=1000, budget=None, step=4)
+        assert [r["id"] for r in rows] == want and cursor is None
+        # the window caps what one call reads: the matches among the newest 13, then go on below them
+        rows, cursor = queries.events_page(store, user.id, q="zebra", limit=100, window=13, budget=None, step=4)
+        assert [r["id"] for r in rows] == [i for i in want if i >= mine[12]] and cursor == mine[12]
+        # out of time after the first step: its matches, and go on below it
+        rows, cursor = queries.events_page(store, user.id, q="zebra", limit=100, budget=0, step=10)
+        assert [r["id"] for r in rows] == [i for i in want if i >= mine[9]] and cursor == mine[9]
+        rows, cursor = queries.events_page(store, user.id, q="zebra", limit=100, before_id=cursor, budget=0, step=10)
+        assert [r["id"] for r in rows] == [i for i in want if mine[19] <= i < mine[9]] and cursor == mine[19]

@@ -61,30 +61,39 @@ def _like(text: str) -> str:
     return "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-SEARCH_WINDOW = 20_000  # events a text search reads per page (measured: see benchmarks.md, "API on a large event log")
+# A text search cannot use an index: it reads the caller's events newest first, in steps, until the
+# page is full, or SEARCH_WINDOW events were read, or SEARCH_BUDGET seconds have passed, whichever
+# comes first. The budget bounds a page's time whatever the caller's events look like (a user whose
+# rows are sparse in the table costs a page read per row); measured in benchmarks.md.
+SEARCH_WINDOW = 20_000
+SEARCH_BUDGET = 0.025
+SEARCH_STEP = 1_000  # the first step; later ones are sized by the rate so far to fit what is left
+_MIN_STEP = 250
 
 
-def _search_window(scope: int | None, before_id: int | None, window: int) -> Select:
-    """(oldest id, count) of the `window` newest events of the caller below `before_id`."""
+def _search_window(scope: int | None, before_id: int | None, size: int) -> Select:
+    """(oldest id, count) of the `size` newest events of the caller below `before_id`."""
     e = s.events.c
     read = select(e.id)
     if scope is not None:
         read = read.where(e.user_id == scope)
     if before_id is not None:
         read = read.where(e.id < before_id)
-    read = read.order_by(e.id.desc()).limit(window).subquery()
+    read = read.order_by(e.id.desc()).limit(size).subquery()
     return select(func.min(read.c.id), func.count()).select_from(read)
 
 
 def events_page(store: Store, scope: int | None, *, verdicts: Sequence[str] = (), q: str = "",
                 since: float | None = None, until: float | None = None, before_id: int | None = None,
-                limit: int = 50, window: int = SEARCH_WINDOW) -> tuple[list[dict[str, Any]], int | None]:
+                limit: int = 50, window: int = SEARCH_WINDOW, budget: float | None = SEARCH_BUDGET,
+                step: int = SEARCH_STEP) -> tuple[list[dict[str, Any]], int | None]:
     """Newest first; returns the rows and the id to continue below (None on the last page).
 
-    A text search (`q`) cannot use an index, so it reads at most `window` of the caller's events
-    below `before_id` (newest first) and returns the matches among them: a page may hold fewer than
-    `limit` rows, or none, and still have an id to continue below (the oldest event it read). The
-    other filters apply inside that window. None only once the caller's oldest event was read.
+    A text search (`q`) reads at most `window` of the caller's events below `before_id` (newest
+    first), in steps, starting no new step once `budget` seconds have passed (None: no time limit),
+    and returns the matches among what it read: a page may hold fewer than `limit` rows, or none,
+    and still have an id to continue below (the oldest event it read). The other filters apply
+    inside what was read. None only once the caller's oldest event was read.
     """
     e = s.events.c
     stmt = select(s.events)
@@ -92,38 +101,45 @@ def events_page(store: Store, scope: int | None, *, verdicts: Sequence[str] = ()
         stmt = stmt.where(e.user_id == scope)
     if verdicts:
         stmt = stmt.where(e.verdict.in_(list(verdicts)))
-    if q:
-        pat = _like(q)
-        stmt = stmt.where(or_(func.lower(e.sender).like(pat, escape="\\"),
-                              func.lower(e.subject).like(pat, escape="\\"),
-                              func.lower(e.recipient).like(pat, escape="\\")))
     if since is not None:
         stmt = stmt.where(e.ts >= since)
     if until is not None:
         stmt = stmt.where(e.ts < until)
-    if before_id is not None:
-        stmt = stmt.where(e.id < before_id)
-    stmt = stmt.order_by(e.id.desc()).limit(limit + 1)
+    if not q:
+        if before_id is not None:
+            stmt = stmt.where(e.id < before_id)
+        with store.engine.connect() as conn:
+            rows = conn.execute(stmt.order_by(e.id.desc()).limit(limit + 1)).all()
+        items = [_event_dict(r) for r in rows[:limit]]
+        return items, (items[-1]["id"] if len(rows) > limit else None)
+    pat = _like(q)
+    stmt = stmt.where(or_(func.lower(e.sender).like(pat, escape="\\"),
+                          func.lower(e.subject).like(pat, escape="\\"),
+                          func.lower(e.recipient).like(pat, escape="\\")))
+    started = time.monotonic()
+    rows: list[Any] = []
+    read, below, step = 0, before_id, min(step, window)
     with store.engine.connect() as conn:
-        if q:
-            oldest, count = conn.execute(_search_window(scope, before_id, window)).one()
-            if not count:
-                return [], None
-            stmt = stmt.where(e.id >= oldest)
-            if scope is not None and not store.is_sqlite:
-                # A user's rows are spread through the table (other users' mail lies between
-                # them). Walking the primary key newest first reads every row of the window's id
-                # range to find theirs; a bitmap scan of (user_id, id) reads only their rows, in
-                # page order, and sorts the few matches: half the time on 10 million events
-                # (benchmarks.md), but the planner does not choose it. SET LOCAL: this transaction.
-                conn.exec_driver_sql("SET LOCAL enable_indexscan = off")
-        rows = conn.execute(stmt).all()
-    items = [_event_dict(r) for r in rows[:limit]]
-    if len(rows) > limit:
-        return items, items[-1]["id"]
-    if q and count == window:  # the window ended before the history did: go on below it
-        return items, oldest
-    return items, None
+        while True:
+            oldest, count = conn.execute(_search_window(scope, below, step)).one()
+            if count:
+                part = stmt.where(e.id >= oldest)
+                if below is not None:
+                    part = part.where(e.id < below)
+                rows += conn.execute(part.order_by(e.id.desc()).limit(limit + 1 - len(rows))).all()
+                read += count
+            if len(rows) > limit:
+                items = [_event_dict(r) for r in rows[:limit]]
+                return items, items[-1]["id"]
+            if count < step:  # the caller's oldest event was read
+                return [_event_dict(r) for r in rows], None
+            below, rest = oldest, window - read
+            step = rest
+            if budget is not None:  # as many as the rate so far says fit in the time left
+                elapsed = time.monotonic() - started
+                step = min(rest, int(read / max(elapsed, 1e-6) * (budget - elapsed)))
+            if step <= 0 or (step < _MIN_STEP and step < rest):  # window or time used up: go on below next time
+                return [_event_dict(r) for r in rows], oldest
 
 
 def events_after(store: Store, scope: int | None, after_id: int, limit: int = 500) -> list[dict[str, Any]]:
