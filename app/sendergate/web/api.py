@@ -267,8 +267,10 @@ def register(app: FastAPI, rt: "Runtime") -> None:
     async def events(caller: CallerDep,
                      verdict: Annotated[list[Verdict] | None, Query(description="One or more verdicts (repeat the parameter).")] = None,
                      q: Annotated[str, Query(max_length=200, pattern=NoControl, description=(
-                         "Text in sender, recipient or subject. Each request reads a bounded window of the caller's "
-                         "events (newest first), so a page may be short or empty with a `next_cursor` to go on."))] = "",
+                         "Text in sender, recipient or subject. Each request reads a bounded share of the caller's "
+                         f"events (newest first; at most {queries.SEARCH_WINDOW:,}, in about "
+                         f"{queries.SEARCH_BUDGET * 1000:.0f} ms), so a page may be short or empty "
+                         "with a `next_cursor` to go on."))] = "",
                      since: Annotated[datetime | None, Query(description="Only decisions at or after this time.")] = None,
                      until: Annotated[datetime | None, Query(description="Only decisions before this time.")] = None,
                      cursor: Annotated[str | None, Query(max_length=100)] = None,

@@ -81,9 +81,9 @@ class EventPage(_Out):
     next_cursor: str | None = Field(None, description="Pass as `cursor` for the next (older) page; null at the end. "
                                     "With `q`, a page may hold fewer than `limit` items, or none, and still have a "
                                     "cursor: keep following it until it is null.")
-    partial: bool = Field(False, description="True when a text search (`q`) stopped at the end of the window of "
-                          "events it reads per request, not at `limit` matches: older events are still to be "
-                          "searched through `next_cursor`.")
+    partial: bool = Field(False, description="True when a text search (`q`) stopped before `limit` matches because "
+                          "it had read as many events as one request may (a bounded number, in a bounded time): "
+                          "older events are still to be searched through `next_cursor`.")
 
 
 class Challenge(_Out):
