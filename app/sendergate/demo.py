@@ -157,27 +157,38 @@ def _live_traffic(smtp_port: int) -> None:
             pass  # refusals are the point: they become events
 
 
+def _exit_on_signal(number: int, _frame: object) -> None:
+    raise SystemExit(128 + number)  # unwinds through run_demo's cleanup, like Ctrl-C does
+
+
 def run_demo(args: argparse.Namespace) -> int:
+    """Gateway and app until the app is closed, Ctrl-C, SIGTERM or SIGHUP; then both are gone, and so is
+    the state directory unless it was given with --dir."""
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _exit_on_signal)
     state = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="sendergate-demo-"))
-    state.mkdir(parents=True, exist_ok=True)
-    smtp_port = args.smtp_port or _free_port()
-    http_port = args.http_port or _free_port()
-    config = state / "sendergate.toml"
-    _write_config(config, smtp_port, http_port, state)
-    store = Store(f"sqlite:///{state / 'state.db'}")
-    store.migrate()
+    gw: subprocess.Popen[bytes] | None = None
+    log = None
     try:
-        user = store.user_by_address(DEMO_USER)
-        token = store.rotate_token(DEMO_USER)
-    except Exception:  # noqa: BLE001 - a fresh store: create and seed the demo user
-        user, token = store.add_user(DEMO_USER, name="Alice (demo)")
-        n = seed(store, user.id)
-        print(f"sendergate demo: seeded {n} events for {DEMO_USER}")
-    store.close()
-    log = open(state / "gateway.log", "ab")
-    gw = subprocess.Popen([sys.executable, "-m", "sendergate", "gateway", "--config", str(config)],
-                          stdout=log, stderr=subprocess.STDOUT)
-    try:
+        state.mkdir(parents=True, exist_ok=True)
+        smtp_port = args.smtp_port or _free_port()
+        http_port = args.http_port or _free_port()
+        config = state / "sendergate.toml"
+        _write_config(config, smtp_port, http_port, state)
+        store = Store(f"sqlite:///{state / 'state.db'}")
+        store.migrate()
+        try:
+            user = store.user_by_address(DEMO_USER)
+            token = store.rotate_token(DEMO_USER)
+        except Exception:  # noqa: BLE001 - a fresh store: create and seed the demo user
+            user, token = store.add_user(DEMO_USER, name="Alice (demo)")
+            n = seed(store, user.id)
+            print(f"sendergate demo: seeded {n} events for {DEMO_USER}", flush=True)
+        store.close()
+        log = open(state / "gateway.log", "ab")
+        gw = subprocess.Popen([sys.executable, "-m", "sendergate", "gateway", "--config", str(config)],
+                              stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 20
         while True:
             if gw.poll() is not None:
@@ -196,9 +207,9 @@ def run_demo(args: argparse.Namespace) -> int:
         url = f"http://127.0.0.1:{http_port}"
         print(f"sendergate demo: gateway SMTP 127.0.0.1:{smtp_port}, HTTP {url} (API docs: {url}/docs)")
         print(f"sendergate demo: user {DEMO_USER}, API token {token}")
-        print(f"sendergate demo: state in {state}")
+        print(f"sendergate demo: state in {state}", flush=True)
         if args.no_desktop:
-            print("sendergate demo: running; press Ctrl-C to stop")
+            print("sendergate demo: running; press Ctrl-C to stop", flush=True)
             try:
                 while gw.poll() is None:
                     time.sleep(0.5)
@@ -211,14 +222,16 @@ def run_demo(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return 1
         from .desktop.app import run_connected
-        return run_connected(url, token)
+        return run_connected(url, token, on_running=lambda: print(
+            "sendergate demo: the desktop app is open; close it or press Ctrl-C to stop", flush=True))
     finally:
-        if gw.poll() is None:
+        if gw is not None and gw.poll() is None:
             gw.send_signal(signal.SIGTERM)
             try:
                 gw.wait(20)
             except subprocess.TimeoutExpired:
                 gw.kill()
-        log.close()
+        if log is not None:
+            log.close()
         if not args.dir:
             shutil.rmtree(state, ignore_errors=True)

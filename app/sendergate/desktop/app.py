@@ -8,12 +8,16 @@ for `sendergate demo`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import signal
+import socket
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from .. import __version__
 from .i18n import tr
@@ -57,6 +61,44 @@ def make_application(argv: Sequence[str] | None = None) -> "QApplication":  # ty
     app.setDesktopFileName("sendergate-desktop")
     app.setWindowIcon(app_icon())
     return app  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def quit_on_signals(app: "QApplication") -> Iterator[None]:  # type: ignore[name-defined]  # noqa: F821
+    """Ctrl-C, SIGTERM and SIGHUP close the app the way its Quit item does (and so let the caller clean up).
+
+    Python runs a signal handler only when it next runs Python code, and Qt's event loop runs none by
+    itself: a Ctrl-C would wait for the next mouse movement. So the C-level handler's wake-up byte goes
+    to a socket that Qt watches; reading it runs Python, which runs the handler, which asks Qt to quit.
+    """
+    wanted = [getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)]
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+    from PySide6.QtCore import QSocketNotifier
+
+    reader, writer = socket.socketpair()
+    reader.setblocking(False)
+    writer.setblocking(False)
+    notifier = QSocketNotifier(reader.fileno(), QSocketNotifier.Type.Read)
+    notifier.activated.connect(lambda *_: _drain(reader))
+    old_fd = signal.set_wakeup_fd(writer.fileno())
+    old = {number: signal.signal(number, lambda *_: app.quit()) for number in wanted}
+    try:
+        yield
+    finally:
+        for number, handler in old.items():
+            signal.signal(number, handler)
+        signal.set_wakeup_fd(old_fd)
+        notifier.setEnabled(False)
+        reader.close()
+        writer.close()
+
+
+def _drain(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while sock.recv(512):
+            pass
 
 
 def confirm_insecure(url: str) -> bool:
@@ -167,14 +209,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         dialog.open()
 
     state["window"].connection_requested.connect(reconnect)
-    code = app.exec()
+    with quit_on_signals(app):
+        code = app.exec()
     state["window"].stream.stop()
     state["client"].close()
     return code
 
 
-def run_connected(gateway_url: str, token: str) -> int:
-    """Open the app connected to this gateway (the demo), leaving the user's keychain and settings alone."""
+def run_connected(gateway_url: str, token: str, on_running: Callable[[], None] | None = None) -> int:
+    """Open the app connected to this gateway (the demo), leaving the user's keychain and settings alone.
+
+    `on_running` is called once the window is shown and the event loop runs."""
     from . import crash, i18n
     from .api_client import GatewayClient
     from .settings import Settings
@@ -187,7 +232,11 @@ def run_connected(gateway_url: str, token: str) -> int:
         client = GatewayClient(gateway_url, token)
         window = open_window(client, settings)
         window.connection_action.setEnabled(False)  # the demo's gateway is the only one
-        code = app.exec()
+        if on_running is not None:
+            from PySide6.QtCore import QTimer
+            QTimer.singleShot(0, on_running)
+        with quit_on_signals(app):
+            code = app.exec()
         window.stream.stop()
         client.close()
     return code
