@@ -581,6 +581,24 @@ def test_connection_limit_answers_421() -> None:
                 c.close()
 
 
+def test_an_idle_session_is_closed_after_smtp_timeout_and_each_command_moves_the_deadline() -> None:
+    with GatewayProcess(extra={"smtp": {"timeout": "1s"}}) as g:
+        c = RawClient(g.smtp_port)
+        try:
+            assert c.cmd("EHLO client.example").startswith("250")
+            started = time.monotonic()
+            while time.monotonic() - started < 2.5:  # busy for 2.5 timeouts: never closed
+                time.sleep(0.3)
+                assert c.cmd("NOOP").startswith("250")
+            last = time.monotonic()
+            c.sock.settimeout(10)
+            assert c.sock.recv(100) == b""  # then idle: closed
+            idle = time.monotonic() - last
+            assert 0.9 <= idle < 3, idle
+        finally:
+            c.close()
+
+
 def test_xforward_from_a_local_proxy_names_the_real_client(gw: GatewayProcess) -> None:
     mark = last_id(gw)
     c = RawClient(gw.smtp_port)
