@@ -148,7 +148,7 @@ def test_max_recipients() -> None:
 
 def data(facts: MessageFacts, scan: ScanOutcome = ScanOutcome(), on_failure: str = "tempfail"):
     return decide_data(facts, route(facts), scan, on_failure=on_failure, spam_threshold=5.0,
-                       virus_text="virus", spam_text="spam", bulk_text="bulk")
+                       reply_text=lambda verdict: verdict.value)  # "virus", "spam", "bulk"
 
 
 BOB = parse("bob@friend.example")

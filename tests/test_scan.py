@@ -113,10 +113,9 @@ def decide(outcome: ScanOutcome, *, known: bool = False, on_failure: str = "temp
     """The pure end-of-DATA decision, as the SMTP handler will call it."""
     facts = MessageFacts(sender_class=KNOWN if known else UNKNOWN, sender=None)
     routed = Route(known, "allowlisted sender" if known else "unknown sender", not known)
-    return decide_data(facts, routed, outcome, on_failure=on_failure, spam_threshold=5.0,
-                       virus_text=f"Message refused: it contains a virus ({outcome.virus}).",
-                       spam_text=f"Message refused as spam (score {outcome.spam_score}).",
-                       bulk_text="bulk")
+    texts = {Verdict.VIRUS: f"Message refused: it contains a virus ({outcome.virus}).",
+             Verdict.SPAM: f"Message refused as spam (score {outcome.spam_score}).", Verdict.BULK: "bulk"}
+    return decide_data(facts, routed, outcome, on_failure=on_failure, spam_threshold=5.0, reply_text=texts.__getitem__)
 
 
 def run(coro):

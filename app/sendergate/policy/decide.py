@@ -7,6 +7,7 @@ event and sends the reply.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -252,12 +253,12 @@ class DataDecision:
 
 
 def decide_data(facts: MessageFacts, routed: Route, scan: ScanOutcome, *, on_failure: str,
-                spam_threshold: float, virus_text: str, spam_text: str,
-                bulk_text: str) -> DataDecision:
-    """The end-of-DATA decision (SPEC §4.2)."""
+                spam_threshold: float, reply_text: Callable[[Verdict], str]) -> DataDecision:
+    """The end-of-DATA decision (SPEC §4.2). `reply_text` gives the refusal text for VIRUS, SPAM or
+    BULK (the admin's templates, filled in); it is called only for the verdict decided."""
     notes = []
     if scan.virus:
-        return DataDecision(Verdict.VIRUS, Reply(554, "5.7.0", virus_text), f"virus {scan.virus}")
+        return DataDecision(Verdict.VIRUS, Reply(554, "5.7.0", reply_text(Verdict.VIRUS)), f"virus {scan.virus}")
     for name, failed in (("clamd", scan.virus_failed), ("spamd", scan.spam_failed if not routed.known else None)):
         if failed:
             if on_failure == "tempfail":
@@ -272,7 +273,7 @@ def decide_data(facts: MessageFacts, routed: Route, scan: ScanOutcome, *, on_fai
     if routed.known:
         return DataDecision(Verdict.DELIVERED, None, routed.reason, note)
     if scan.spam_score is not None and scan.spam_score >= spam_threshold:
-        return DataDecision(Verdict.SPAM, Reply(554, "5.7.1", spam_text),
+        return DataDecision(Verdict.SPAM, Reply(554, "5.7.1", reply_text(Verdict.SPAM)),
                             f"spam score {scan.spam_score:g} >= {spam_threshold:g}", note)
     if facts.automated:
         signed = facts.auth is not None and facts.from_domain and facts.auth.dkim_aligned(facts.from_domain)
@@ -280,7 +281,7 @@ def decide_data(facts: MessageFacts, routed: Route, scan: ScanOutcome, *, on_fai
             return DataDecision(Verdict.SCREENED, None,
                                 f"automated ({facts.automated}), DKIM-signed by {facts.from_domain}", note)
         why = "no aligned DKIM signature" if facts.automated_mode == "screen" else "automated mail refused"
-        return DataDecision(Verdict.BULK, Reply(550, "5.7.1", bulk_text),
+        return DataDecision(Verdict.BULK, Reply(550, "5.7.1", reply_text(Verdict.BULK)),
                             f"automated ({facts.automated}); {why}", note)
     reason = routed.reason if routed.reason != "unknown sender" else "unknown sender"
     return DataDecision(Verdict.CHALLENGED, None, reason, note)

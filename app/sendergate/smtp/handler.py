@@ -144,13 +144,19 @@ class GatewayHandler:
         facts = await self._facts(session, tx, headers, message, sender_class)
         routed = route(facts)
         scan = await self.rt.scan(message, spam=routed.needs_spam_scan)
-        values = {"recipient": tx.recipients[0].address, "sender": tx.sender or "<>"}
-        decision = decide_data(
-            facts, routed, scan, on_failure=self.cfg.scan.on_failure, spam_threshold=self.cfg.scan.spam_threshold,
-            virus_text=replies.fill(self.cfg.scan.virus_reply, virus=scan.virus or "", **values),
-            spam_text=replies.fill(self.cfg.scan.spam_reply, score=f"{scan.spam_score or 0:.1f}",
-                                   threshold=f"{self.cfg.scan.spam_threshold:g}", **values),
-            bulk_text=replies.fill(self.cfg.challenge.bulk_reply, **values))
+        cfg = self.cfg
+
+        def reply_text(verdict: Verdict) -> str:
+            values = {"recipient": tx.recipients[0].address, "sender": tx.sender or "<>"}
+            if verdict is Verdict.VIRUS:
+                return replies.fill(cfg.scan.virus_reply, virus=scan.virus or "", **values)
+            if verdict is Verdict.SPAM:
+                return replies.fill(cfg.scan.spam_reply, score=f"{scan.spam_score or 0:.1f}",
+                                    threshold=f"{cfg.scan.spam_threshold:g}", **values)
+            return replies.fill(cfg.challenge.bulk_reply, **values)
+
+        decision = decide_data(facts, routed, scan, on_failure=cfg.scan.on_failure,
+                               spam_threshold=cfg.scan.spam_threshold, reply_text=reply_text)
         meta = _message_meta(headers, message, scan, facts.auth)
         if decision.scan_note:
             meta["details"]["scan"] = decision.scan_note
