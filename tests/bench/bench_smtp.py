@@ -114,12 +114,17 @@ def main() -> int:
     try:
         for name, (port, frm, to) in targets.items():  # warm-up
             load(port, 200, frm, to)
+        postfix.wait_for_empty_queue(timeout=300)
         for rnd in range(args.rounds):
             order = list(targets)
             random.shuffle(order)
             for name in order:
                 port, frm, to = targets[name]
                 rates[name].append(load(port, args.messages, frm, to))
+                if name == "postfix accept into queue":
+                    # Postfix delivers what it queued after answering: let it finish, or the next
+                    # target is measured against its background work
+                    postfix.wait_for_empty_queue(timeout=300)
             print(f"round {rnd + 1}/{args.rounds}: " + ", ".join(f"{k.split(' (')[0]} {v[-1]:.0f}/s"
                                                                   for k, v in rates.items()), file=sys.stderr)
         base_rss = process_tree_rss(gw.proc.pid)
