@@ -16,6 +16,14 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Daemons and directories left by an earlier run that was killed outright are removed first."""
+    from tests.support.common import sweep_stale_service_dirs
+
+    for path in sweep_stale_service_dirs():
+        print(f"removed {path}, left by a test run that was killed")
+
+
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[object]:
     """One private PostgreSQL 15 cluster for the whole session."""

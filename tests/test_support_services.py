@@ -4,8 +4,11 @@ what the gateway's tests rely on."""
 
 from __future__ import annotations
 
+import signal
 import smtplib
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +18,13 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from tests.support.common import ServiceError, free_loopback_port
+from tests.support.common import (
+    ServiceError,
+    free_loopback_port,
+    make_service_dir,
+    remove_service_dir,
+    sweep_stale_service_dirs,
+)
 from tests.support.postfix import PostfixInstance, SmtpSink, unfold
 from tests.support.postgres import PostgresServer
 
@@ -232,3 +241,23 @@ def test_postfix_stop_leaves_no_process_and_no_directory() -> None:
         status = Path(f"/proc/{pid}/status")
         assert not status.exists() or "State:\tZ" in status.read_text(), f"process {pid} survived"
     provider.stop()  # idempotent
+
+
+def test_a_killed_runs_directories_and_daemons_are_swept_and_a_live_runs_are_not() -> None:
+    root = Path(__file__).resolve().parents[1]
+    made = subprocess.run([sys.executable, "-c", "from tests.support.common import make_service_dir; "
+                           "print(make_service_dir('sendergate-sweeptest-'))"],
+                          cwd=root, capture_output=True, text=True, check=True)
+    stale = Path(made.stdout.strip())  # its owner has exited, as a killed test run would
+    orphan = subprocess.Popen(["sleep", "300"], cwd=stale)  # a daemon still running from it
+    mine = make_service_dir("sendergate-sweeptest-")  # owned by this (live) process
+    try:
+        removed = sweep_stale_service_dirs()
+        assert stale in removed and not stale.exists()
+        assert orphan.wait(5) == -signal.SIGKILL
+        assert mine.exists() and mine not in removed
+    finally:
+        orphan.kill()
+        orphan.wait()
+        remove_service_dir(mine)
+        remove_service_dir(stale)

@@ -3,6 +3,7 @@ directories, child processes."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -29,15 +30,70 @@ def free_loopback_port() -> int:
         return probe.getsockname()[1]
 
 
+SERVICE_DIR_PREFIX = "sendergate-"
+OWNER_FILE = ".owner"  # "pid start-time" of the process that made the directory
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot, or None if there is no such process."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
 def make_service_dir(prefix: str) -> Path:
-    """A fresh directory under /tmp, mode 0755.
+    """A fresh directory under /tmp, mode 0755, marked with the process that owns it.
 
     Daemons that drop privileges (postgres, postfix, dovecot) must traverse
-    every parent; pytest's tmp_path and a bare mkdtemp are 0700.
+    every parent; pytest's tmp_path and a bare mkdtemp are 0700. The owner
+    mark lets a later run clean up after one that was killed (see
+    sweep_stale_service_dirs).
     """
     path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
     path.chmod(0o755)
+    (path / OWNER_FILE).write_text(f"{os.getpid()} {_start_time(os.getpid())}\n")
     return path
+
+
+def _processes_using(path: Path) -> list[int]:
+    """Processes whose command line, working directory or MAIL_CONFIG lies under path."""
+    marker = str(path).encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            cwd = os.readlink(entry / "cwd").encode()
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if (marker in cmdline or cwd == marker or cwd.startswith(marker + b"/")
+                or b"MAIL_CONFIG=" + marker in environ):
+            found.append(int(entry.name))
+    return found
+
+
+def sweep_stale_service_dirs(parent: Path = Path("/tmp")) -> list[Path]:
+    """Remove service directories whose owning test process is gone (a run killed with SIGKILL
+    cannot clean up), killing the daemons still running from them. Directories without an owner
+    mark, or whose owner still runs, are left alone. Returns what was removed."""
+    removed = []
+    for path in parent.glob(SERVICE_DIR_PREFIX + "*"):
+        try:
+            pid_text, start = (path / OWNER_FILE).read_text().split()
+            pid = int(pid_text)
+        except (OSError, ValueError):
+            continue
+        if _start_time(pid) == start:  # the owner still runs (a concurrent test run)
+            continue
+        for orphan in _processes_using(path):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(orphan, signal.SIGKILL)
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
 
 
 def remove_service_dir(path: Path) -> None:
