@@ -53,10 +53,13 @@ def seed(store: Store, address: str = "alice@example.org", *, events: int = 400,
                (Verdict.SPAM, 9), (Verdict.VIRUS, 2), (Verdict.BLOCKED, 4), (Verdict.RELAY_DENIED, 3),
                (Verdict.UNKNOWN_RECIPIENT, 3), (Verdict.TEMPFAIL, 1)]
     population = [v for v, w in weights for _ in range(w)]
+    # the Overview chart shows today and the 29 UTC days before it: stay inside, whatever the time of day
+    oldest = datetime.combine(now.date() - timedelta(days=29), datetime.min.time(), tzinfo=timezone.utc)
+    span_days = (now - oldest).total_seconds() / 86400
     for i in range(events):
         verdict = rnd.choice(population)
         # most activity is recent; today always has some
-        ts = now - timedelta(minutes=i * 0.5) if i < 20 else now - timedelta(days=rnd.uniform(0, 29.5))
+        ts = now - timedelta(minutes=i * 0.5) if i < 20 else now - timedelta(days=rnd.uniform(0, span_days))
         if ts.date() != now.date() and ts > now:
             ts = now
         n = rnd.randint(100, 99999)
