@@ -11,7 +11,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 
@@ -56,13 +56,18 @@ def make_service_dir(prefix: str) -> Path:
     return path
 
 
+def other_processes() -> Iterator[Path]:
+    """/proc/<pid> of every process but this one."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            yield entry
+
+
 def _processes_using(path: Path) -> list[int]:
     """Processes whose command line, working directory or MAIL_CONFIG lies under path."""
     marker = str(path).encode()
     found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
+    for entry in other_processes():
         try:
             cmdline = (entry / "cmdline").read_bytes()
             cwd = os.readlink(entry / "cwd").encode()

@@ -46,6 +46,7 @@ from tests.support.common import (
     listens_on,
     log_tail,
     make_service_dir,
+    other_processes,
     pid_alive,
     remove_service_dir,
     require_executable,
@@ -672,9 +673,7 @@ class PostfixInstance(_Service):
         """Every process running for this instance: master passes MAIL_CONFIG to all children."""
         marker = f"MAIL_CONFIG={self.config_dir}".encode()
         pids = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit() or int(entry.name) == os.getpid():
-                continue
+        for entry in other_processes():
             try:
                 environ = (entry / "environ").read_bytes()
             except OSError:
