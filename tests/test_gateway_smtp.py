@@ -211,10 +211,14 @@ def test_recipient_classes_are_split(gw: GatewayProcess) -> None:
         assert s.rcpt("alice@example.org")[0] == 250  # bob is known to alice
         code, text = s.rcpt("carol@example.org")  # and unknown to carol
         assert (code, text[:5]) == (452, b"4.5.3")
-    with gw.smtp() as s:
+    with gw.smtp() as s:  # a stranger's recipients share one transaction (and one link: test_multi_recipient)
         s.mail("stranger@unknown.example")
         assert s.rcpt("alice@example.org")[0] == 250
-        assert s.rcpt("carol@example.org")[0] == 452  # one unknown-sender recipient per transaction
+        assert s.rcpt("carol@example.org")[0] == 250
+    with gw.smtp() as s:
+        s.mail("<>")
+        assert s.rcpt("alice@example.org")[0] == 250
+        assert s.rcpt("carol@example.org")[0] == 452  # the null sender: one recipient per transaction
 
 
 def test_max_recipients(gw: GatewayProcess) -> None:

@@ -246,16 +246,26 @@ class GatewayHandler:
 
     async def _challenge(self, session: Any, tx: Transaction, decision: DataDecision, meta: dict[str, Any]) -> str:
         assert tx.sender is not None
-        texts = []
-        for r in tx.recipients:
+        token = new_token()
+        if len(tx.recipients) == 1:
             # the challenge, its token and the event in one transaction (one group-commit wait)
-            ev = self._event(session, tx, str(r.address), Verdict.CHALLENGED, decision.reason, r.user_id, meta)
-            _, token = await self.rt.astore.write(self.rt.store.challenge_event_tx, ev, tx.sender.key,
-                                                  self.cfg.challenge.ttl, new_token())
+            r = tx.recipients[0]
+            events = [self._event(session, tx, str(r.address), Verdict.CHALLENGED, decision.reason, r.user_id, meta)]
+            await self.rt.astore.write(self.rt.store.challenge_event_tx, events[0], tx.sender.key,
+                                       self.cfg.challenge.ttl, token)
+        else:
+            # One link for every recipient (each keeps a challenge of their own): no recipient is shown
+            # another's link, and no sending server needs a retry round to get a link for each.
+            events = [self._event(session, tx, str(r.address), Verdict.CHALLENGED, decision.reason, r.user_id, meta)
+                      for r in tx.recipients]
+            await self.rt.astore.write(self.rt.store.challenge_group_event_tx, events, tx.sender.key,
+                                       self.cfg.challenge.ttl, token)
+        for ev in events:
             self.rt.decision_log(ev)
-            url = f"{self.rt.cfg.public_url}/c/{token}"
-            texts.append(replies.challenge_text(self.cfg.challenge.reply, str(r.address), tx.sender.key, url))
-        return replies.render(550, "5.7.1", "\n".join(texts))
+        url = f"{self.rt.cfg.public_url}/c/{token}"
+        names = list(dict.fromkeys(str(r.address) for r in tx.recipients))
+        text = replies.challenge_text(self.cfg.challenge.reply_for(len(names)), names, tx.sender.key, url)
+        return replies.render(550, "5.7.1", text)
 
     # -- events ------------------------------------------------------------------
     async def _record(self, session: Any, tx: Transaction | None, recipient: str, verdict: Verdict, reason: str,

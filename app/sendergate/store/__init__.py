@@ -368,11 +368,13 @@ class Store:
         raise AssertionError("unreachable")
 
     def open_challenge_tx(self, conn: Connection, user_id: int, recipient: str, sender: str, ttl: float,
-                        subject: str, client_ip: str, token: str) -> tuple[int, str]:
+                        subject: str, client_ip: str, token: str, *, member: bool = False) -> tuple[int, str]:
+        """`member`: the token was issued for another recipient's challenge in this refusal; this
+        challenge joins its link (challenge_link_members) instead of getting a token row."""
         now = now_ts()
         if self.is_sqlite:
             return _open_challenge_sqlite(_dbapi(conn), user_id, recipient, sender, ttl, subject, client_ip,
-                                          token, now), token
+                                          token, now, member), token
         row = conn.execute(_Q_PENDING, {"uid": user_id, "sender": sender}).first()
         if row is not None and row.expires_at <= now:  # a lapsed challenge makes way for a new one
             conn.execute(update(s.challenges).where(s.challenges.c.id == row.id)
@@ -385,7 +387,10 @@ class Store:
             cid = conn.execute(insert(s.challenges).values(
                 user_id=user_id, recipient=recipient, sender=sender, status="pending", created_at=now,
                 updated_at=now, expires_at=now + ttl, subject=subject, client_ip=client_ip)).inserted_primary_key[0]
-        conn.execute(_Q_TOKEN, {"token_hash": hash_secret(token), "challenge_id": cid, "created_at": now})
+        if member:
+            conn.execute(_Q_LINK_MEMBER, {"token_hash": hash_secret(token), "challenge_id": cid})
+        else:
+            conn.execute(_Q_TOKEN, {"token_hash": hash_secret(token), "challenge_id": cid, "created_at": now})
         return cid, token
 
     def challenge_event_tx(self, conn: Connection, record: EventRecord, sender: str, ttl: float,
@@ -398,6 +403,36 @@ class Store:
         record.challenge_id = cid
         self.add_event_tx(conn, record)
         return cid, token
+
+    def challenge_group_event_tx(self, conn: Connection, records: Sequence[EventRecord], sender: str, ttl: float,
+                                 token: str) -> list[int]:
+        """One refusal naming several recipients, in one transaction: each recipient's challenge
+        (reused or new), one link for all of them, and each recipient's event. Recipients that are
+        one user (aliases) share that user's challenge."""
+        cids: list[int] = []
+        for record in records:
+            assert record.user_id is not None
+            cid, _ = self.open_challenge_tx(conn, record.user_id, record.recipient, sender, ttl, record.subject,
+                                            record.client_ip, token, member=bool(cids))
+            record.challenge_id = cid
+            if cid not in cids:
+                cids.append(cid)
+            self.add_event_tx(conn, record)
+        return cids
+
+    def challenges_by_token(self, token: str) -> list[Any]:
+        """Every challenge a link confirms: the one it was issued for, then the others it names."""
+        h = hash_secret(token)
+        with self.engine.connect() as conn:
+            first = conn.execute(select(s.challenges).join(
+                s.challenge_tokens, s.challenge_tokens.c.challenge_id == s.challenges.c.id)
+                .where(s.challenge_tokens.c.token_hash == h)).first()
+            if first is None:
+                return []
+            others = conn.execute(select(s.challenges).join(
+                s.challenge_link_members, s.challenge_link_members.c.challenge_id == s.challenges.c.id)
+                .where(s.challenge_link_members.c.token_hash == h).order_by(s.challenges.c.id)).all()
+        return [first, *(r for r in others if r.id != first.id)]
 
     def challenge_by_token(self, token: str) -> Any:
         """The challenge row a link token belongs to, or None."""
@@ -563,6 +598,8 @@ _Q_REUSE = update(s.challenges).where(_ch.id == bindparam("cid")).values(
 _Q_REUSE_KEEP_SUBJECT = update(s.challenges).where(_ch.id == bindparam("cid")).values(
     attempts=_ch.attempts + 1, updated_at=bindparam("now"))
 _Q_TOKEN = insert(s.challenge_tokens)
+_Q_LINK_MEMBER = text("INSERT INTO challenge_link_members (token_hash, challenge_id) "
+                      "VALUES (:token_hash, :challenge_id) ON CONFLICT DO NOTHING")
 _Q_EVENT = insert(s.events)
 _ENTRIES_QUERIES: dict[int, Any] = {}
 
@@ -594,6 +631,8 @@ _SQL_REUSE_KEEP_SUBJECT = "UPDATE challenges SET attempts = attempts + 1, update
 _SQL_CHALLENGE = ("INSERT INTO challenges (user_id, recipient, sender, status, created_at, updated_at, expires_at, "
                   "subject, client_ip) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?)")
 _SQL_TOKEN = "INSERT INTO challenge_tokens (token_hash, challenge_id, created_at) VALUES (?, ?, ?)"
+# an alias of a user already named in the link shares that user's challenge: nothing to add
+_SQL_LINK_MEMBER = "INSERT OR IGNORE INTO challenge_link_members (token_hash, challenge_id) VALUES (?, ?)"
 
 
 def _dbapi(conn: Connection) -> Any:
@@ -602,7 +641,7 @@ def _dbapi(conn: Connection) -> Any:
 
 
 def _open_challenge_sqlite(db: Any, user_id: int, recipient: str, sender: str, ttl: float, subject: str,
-                           client_ip: str, token: str, now: float) -> int:
+                           client_ip: str, token: str, now: float, member: bool = False) -> int:
     """Store.open_challenge_tx's statements on SQLite."""
     row = db.execute(_SQL_PENDING, (user_id, sender)).fetchone()
     if row is not None and row[1] <= now:  # a lapsed challenge makes way for a new one
@@ -617,7 +656,10 @@ def _open_challenge_sqlite(db: Any, user_id: int, recipient: str, sender: str, t
     else:
         cid = db.execute(_SQL_CHALLENGE, (user_id, recipient, sender, now, now, now + ttl, subject,
                                           client_ip)).lastrowid
-    db.execute(_SQL_TOKEN, (hash_secret(token), cid, now))
+    if member:
+        db.execute(_SQL_LINK_MEMBER, (hash_secret(token), cid))
+    else:
+        db.execute(_SQL_TOKEN, (hash_secret(token), cid, now))
     return cid
 
 

@@ -35,6 +35,10 @@ class LinkState:
     subject: str
     status: str  # pending | confirmed | approved | denied | expired (expired also when past expires_at)
     generation: int  # confirm_failures: the current CAPTCHA generation
+    # A link may name several recipients (one refusal to alice and bob): the challenge above is the
+    # one the page answers for (the first still pending), `others` the rest it confirms with it.
+    others: tuple[int, ...] = ()
+    recipients: tuple[str, ...] = ()  # every recipient the link still confirms, for the page
 
 
 def page_secret(store: Store) -> str:
@@ -46,18 +50,28 @@ def page_secret(store: Store) -> str:
 
 def link_state(store: Store, token: str, now: float | None = None) -> LinkState | None:
     """The challenge behind a link token, or None for a token that was never issued."""
-    row = store.challenge_by_token(token)
-    if row is None:
+    rows = store.challenges_by_token(token)
+    if not rows:
         return None
-    status = row.status
-    if status == PENDING and row.expires_at <= (now if now is not None else now_ts()):
-        status = EXPIRED  # housekeeping marks it hourly; the page must not wait for that
-    return _state(row, status)
+    now = now if now is not None else now_ts()
+
+    def status(row: Any) -> str:
+        if row.status == PENDING and row.expires_at <= now:
+            return EXPIRED  # housekeeping marks it hourly; the page must not wait for that
+        return row.status
+
+    pending = [r for r in rows if status(r) == PENDING]
+    if not pending:  # what the link is now: the first recipient's outcome
+        return _state(rows[0], status(rows[0]))
+    lead, *others = pending
+    return _state(lead, PENDING, others=tuple(r.id for r in others),
+                  recipients=tuple(dict.fromkeys(r.recipient for r in pending)))
 
 
-def _state(row: Any, status: str) -> LinkState:
+def _state(row: Any, status: str, *, others: tuple[int, ...] = (), recipients: tuple[str, ...] = ()) -> LinkState:
     return LinkState(challenge_id=row.id, user_id=row.user_id, recipient=row.recipient, sender=row.sender,
-                     subject=row.subject or "", status=status, generation=row.confirm_failures)
+                     subject=row.subject or "", status=status, generation=row.confirm_failures, others=others,
+                     recipients=recipients or (row.recipient,))
 
 
 def record_wrong_answer(store: Store, challenge_id: int, generation: int, now: float | None = None) -> bool:
@@ -70,9 +84,11 @@ def record_wrong_answer(store: Store, challenge_id: int, generation: int, now: f
         return res.rowcount == 1
 
 
-def confirm(store: Store, challenge_id: int, generation: int, now: float | None = None) -> bool:
+def confirm(store: Store, challenge_id: int, generation: int, now: float | None = None,
+            others: tuple[int, ...] = ()) -> bool:
     """A right answer: the challenge becomes confirmed and the sender is allowlisted for its user,
-    in one transaction. False when the challenge is no longer pending and unexpired or the CAPTCHA's
+    in one transaction, and so does each of `others` (the link's further recipients) that is
+    still pending. False when the challenge is no longer pending and unexpired or the CAPTCHA's
     generation has passed (someone answered in between)."""
     now = now or now_ts()
     with store.engine.begin() as conn:
@@ -82,10 +98,18 @@ def confirm(store: Store, challenge_id: int, generation: int, now: float | None 
             .values(status=CONFIRMED, updated_at=now))
         if res.rowcount != 1:
             return False
-        row = conn.execute(select(s.challenges.c.user_id, s.challenges.c.sender)
-                           .where(s.challenges.c.id == challenge_id)).one()
-        # Store._add_entry on this connection: the allowlist entry and the status change commit together.
-        store._add_entry(conn, row.user_id, "allow", parse_pattern(row.sender), "confirmed",
-                         f"confirmed at the confirmation page (challenge {challenge_id})", None)
+        confirmed = [challenge_id]
+        for other in others:  # a recipient who denied (or approved) meanwhile keeps their decision
+            res = conn.execute(update(s.challenges).where(
+                s.challenges.c.id == other, s.challenges.c.status == PENDING, s.challenges.c.expires_at > now)
+                .values(status=CONFIRMED, updated_at=now))
+            if res.rowcount == 1:
+                confirmed.append(other)
+        rows = conn.execute(select(s.challenges.c.id, s.challenges.c.user_id, s.challenges.c.sender)
+                            .where(s.challenges.c.id.in_(confirmed))).all()
+        for row in rows:
+            # Store._add_entry on this connection: the allowlist entries and the status changes commit together.
+            store._add_entry(conn, row.user_id, "allow", parse_pattern(row.sender), "confirmed",
+                             f"confirmed at the confirmation page (challenge {row.id})", None)
     return True
 

@@ -30,6 +30,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
 
+from ..policy.replies import recipient_list
 from ..store import StoreError
 from ..store import confirm as confirm_store
 from . import captcha
@@ -246,7 +247,7 @@ class ConfirmPage:
     def for_status(self, request: Request, state: confirm_store.LinkState) -> HTMLResponse | None:
         """The page for a link that cannot take an answer (any more), or None while it can."""
         if state.status in confirm_store.DONE:
-            return self.html(request, "confirmed.html", recipient=state.recipient)
+            return self.html(request, "confirmed.html", recipient=recipient_list(state.recipients))
         if state.status == confirm_store.EXPIRED:
             return self.message(request, "expired", 410)
         if state.status != confirm_store.PENDING:  # denied (or a status this page does not know)
@@ -260,7 +261,8 @@ class ConfirmPage:
             cookie = secrets.token_urlsafe(16)
         nonce = captcha.new_nonce(state.generation)
         csrf = captcha.csrf_value(await self.secret(), cookie, token, int(time.time()))
-        resp = self.html(request, "confirm.html", status, notice=notice, recipient=state.recipient,
+        resp = self.html(request, "confirm.html", status, notice=notice,
+                         recipient=recipient_list(state.recipients),
                          sender=state.sender, subject=state.subject[:200], csrf=csrf, nonce=nonce.text,
                          form_action=token, image_url=f"{token}/captcha.png?n={nonce.text}",
                          audio_url=f"{token}/captcha.wav?n={nonce.text}")
@@ -327,10 +329,11 @@ class ConfirmPage:
         if not answer.strip():
             return await self.form(request, token, state, notice="empty_answer", status=400)
         if captcha.answer_matches(captcha.answer_for(secret, token, nonce), answer):
-            if await self.rt.astore.run(confirm_store.confirm, self.rt.store, state.challenge_id, nonce.generation):
+            if await self.rt.astore.run(confirm_store.confirm, self.rt.store, state.challenge_id, nonce.generation,
+                                     None, state.others):
                 self.log_confirmed(state, ip)
                 self.rt.metrics.count_confirmation()
-                return self.html(request, "confirmed.html", recipient=state.recipient)
+                return self.html(request, "confirmed.html", recipient=recipient_list(state.recipients))
             # someone answered in between: show what the link is now
             fresh = await self.state(token)
             if fresh is None:
