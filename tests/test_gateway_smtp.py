@@ -164,10 +164,10 @@ def test_null_sender_is_delivered(gw: GatewayProcess, sink: SmtpSink) -> None:
     with gw.smtp() as s:
         s.mail("<>")
         s.rcpt("alice@example.org")
-        s.rcpt("carol@example.org")
+        assert s.rcpt("carol@example.org")[0] == 452  # one recipient per transaction
         assert s.data(b"Subject: Delivery Status Notification\r\n\r\nbounce\r\n")[0] == 250
     got = sink.wait_for_messages(before + 1)[-1]
-    assert got.envelope_sender == "" and set(got.envelope_recipients) == {"alice@example.org", "carol@example.org"}
+    assert got.envelope_sender == "" and set(got.envelope_recipients) == {"alice@example.org"}
 
 
 @pytest.mark.parametrize("rcpt", [
@@ -223,7 +223,7 @@ def test_recipient_classes_are_split(gw: GatewayProcess) -> None:
 
 def test_max_recipients(gw: GatewayProcess) -> None:
     with gw.smtp() as s:
-        s.mail("<>")
+        s.mail("stranger@unknown.example")
         codes = [s.rcpt("alice@example.org")[0] for _ in range(6)]
     assert codes == [250] * 5 + [452]
 
