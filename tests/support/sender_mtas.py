@@ -68,7 +68,7 @@ class SenderMTA(Protocol):
     def wait_for_mail(self, mailbox: str, timeout: float = 5.0) -> bytes: ...
     def mail(self, mailbox: str) -> list[bytes]: ...
     def flush(self) -> None: ...
-    def queue_size(self) -> int: ...
+    def queued(self, sender: str) -> int: ...
     def log(self) -> str: ...
     def stop(self) -> None: ...
 
@@ -259,7 +259,7 @@ class _NamespacedDaemon:
         while not (found := self.mail(mailbox)):
             if time.monotonic() > deadline:
                 raise ServiceError(f"no mail for {mailbox}@{self.mailbox_domain} at {self.name} within "
-                                   f"{timeout:g} s; queue: {self.queue_size()}; log tail:\n{self.log()[-3000:]}")
+                                   f"{timeout:g} s; queue:\n{self.queue_listing()}\nlog tail:\n{self.log()[-3000:]}")
             time.sleep(0.05)
         return found[0]
 
@@ -379,8 +379,13 @@ class EximSender(_NamespacedDaemon):
         """exim -qff: a queue run now, of every message, frozen or not, retry times ignored."""
         self.inside([self._exim(), "-qff"], "exim -qff")
 
-    def queue_size(self) -> int:
-        return int(self.inside([self._exim(), "-bpc"], "exim -bpc").strip() or 0)
+    def queue_listing(self) -> str:
+        return self.inside([self._exim(), "-bp"], "exim -bp")
+
+    def queued(self, sender: str) -> int:
+        """Messages from sender in the queue (exim -bp: one "age size id <sender>" line each)."""
+        return sum(line.split()[-1] == f"<{sender}>" for line in self.queue_listing().splitlines()
+                   if re.match(r"\s*\d+[smhdw] ", line))
 
 
 # --------------------------------------------------------------------------
@@ -448,9 +453,14 @@ class OpenSMTPDSender(_NamespacedDaemon):
         """smtpctl schedule all: every queued message is tried now."""
         self.inside([self._smtpctl(), "schedule", "all"], "smtpctl schedule all")
 
-    def queue_size(self) -> int:
-        listing = self.inside([self._smtpctl(), "show", "queue"], "smtpctl show queue")
-        return len({line.split("|")[0] for line in listing.splitlines() if "|" in line})
+    def queue_listing(self) -> str:
+        return self.inside([self._smtpctl(), "show", "queue"], "smtpctl show queue")
+
+    def queued(self, sender: str) -> int:
+        """Messages from sender in the queue (smtpctl show queue: one "|"-separated line per
+        envelope, the message id is the envelope id's first 8 hex digits)."""
+        return len({line.split("|")[0][:8] for line in self.queue_listing().splitlines()
+                    if sender in line.split("|")})
 
 
 # --------------------------------------------------------------------------
@@ -489,8 +499,8 @@ class PostfixSender:
     def flush(self) -> None:
         self.instance.flush()
 
-    def queue_size(self) -> int:
-        return len(self.instance.queue())
+    def queued(self, sender: str) -> int:
+        return sum(entry.get("sender") == sender for entry in self.instance.queue())
 
     def log(self) -> str:
         return self.instance.maillog()
