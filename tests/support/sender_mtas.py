@@ -12,7 +12,9 @@ mail-transport-agent), so they are never installed: installer/dev/system-deps.sh
 users and fixed paths; each daemon runs in a private mount namespace (unshare -m) where a private
 passwd/group holding those users, and private spool and run directories, are bind-mounted over the
 machine's. Nothing outside the instance directory changes; stop() kills the daemon by PID and
-removes the directory. If the test process dies, the kernel kills the daemon (setpriv --pdeathsig).
+removes the directory. If the test process is killed, the next session's stale-directory sweep
+finds each daemon by its command line (it names the instance directory); OpenSMTPD also dies at
+once with its parent (setpriv --pdeathsig; Exim drops that when it switches to its own user).
 
 All three take mail by SMTP on a free loopback port, relay the routed domains to 127.0.0.1:PORT
 without TLS, deliver mail for the mailbox domain (their own bounces) into Maildirs, and keep what
