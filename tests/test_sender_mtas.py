@@ -263,6 +263,7 @@ def test_b_a_known_senders_first_attempt_is_delivered(mta: SenderMTA, gateway: G
     assert f"Subject: known via {mta.name}".encode() in (delivered.original_content or b"")
     wait_until_gone(mta, sender)
     assert mta.mail(box) == []  # no bounce, no delay warning
+    assert [e.mail_from for e in downstream.received].count(sender) == 1  # delivered once
 
 
 def test_c_a_stranger_writing_to_two_gets_a_usable_challenge_for_each(mta: SenderMTA,
@@ -310,6 +311,7 @@ def test_d_downstream_down_the_message_waits_in_the_queue_and_is_delivered_after
     assert f"Subject: down via {mta.name}".encode() in (delivered.original_content or b"")
     wait_until_gone(mta, sender)
     assert mta.mail(box) == []  # no bounce, no delay warning
+    assert [e.mail_from for e in downstream.received].count(sender) == 1  # delivered once
 
 
 def wait_until_gone(mta: SenderMTA, sender: str, timeout: float = 10.0) -> None:

@@ -375,7 +375,7 @@ def test_sender_mta_stop_leaves_no_process_no_directory_and_no_mount(name: str) 
     mta = SENDER_MTAS[name](routes={"example.org": free_loopback_port()})
     assert mta.base is not None and mta.process is not None
     base, leader = mta.base, mta.process.pid
-    session = [pid for pid in _pids() if _session(pid) == leader]
+    session = mta.pids()
     assert leader in session and len(session) >= (1 if name == "exim" else 5)  # smtpd's processes
     mta.stop()
     assert not base.exists()
@@ -414,10 +414,6 @@ def test_a_killed_test_runs_sender_mta_is_swept(name: str) -> None:
 def test_sender_mta_without_its_packages_fails_loudly(tmp_path: Path) -> None:
     with pytest.raises(ServiceError, match=r"exim4-base_\*\.deb not found .*system-deps\.sh test"):
         deb_files(("exim4-base",), cache=tmp_path)
-
-
-def _pids() -> list[int]:
-    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
 
 
 def _session(pid: int) -> int | None:

@@ -41,11 +41,12 @@ from tests.support.common import (
     failed_start,
     free_loopback_port,
     kill_and_wait,
+    listens_on,
     make_service_dir,
+    other_processes,
     remove_service_dir,
     require_executable,
     run_checked,
-    wait_for_port,
 )
 from tests.support.postfix import PostfixInstance, unfold  # noqa: F401 (re-exported for the matrix)
 
@@ -57,6 +58,7 @@ UNSHARE = Path("/usr/bin/unshare")
 SETPRIV = Path("/usr/bin/setpriv")
 NSENTER = Path("/usr/bin/nsenter")
 DPKG_DEB = Path("/usr/bin/dpkg-deb")
+_PORT_ATTEMPTS = 3
 _FIRST_PRIVATE_ID = 60100  # ids for the private users; they only exist inside the namespace
 
 
@@ -188,6 +190,17 @@ class _NamespacedDaemon:
         return self._dir() / "mail"
 
     def start(self) -> Self:
+        # The free port we pick can be taken before the daemon binds it (tests run in
+        # parallel): then start again on another.
+        for attempt in range(1, _PORT_ATTEMPTS + 1):
+            try:
+                return self._start_once()
+            except ServiceError as error:
+                if attempt == _PORT_ATTEMPTS or "Address already in use" not in str(error):
+                    raise
+        raise AssertionError("unreachable")
+
+    def _start_once(self) -> Self:
         if self.base is not None:
             raise ServiceError(f"{self.name} already started")
         self.base = make_service_dir(self.prefix)
@@ -200,8 +213,7 @@ class _NamespacedDaemon:
                 self.process = subprocess.Popen(in_private_namespace(binds, argv), stdout=out,
                                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                                 start_new_session=True)
-            wait_for_port(self.port, 15, self.name, alive=lambda: self.process is not None
-                          and self.process.poll() is None)
+            self._wait_until_listening(timeout=15)
         except ServiceError as error:
             failure = failed_start(error, self._start_log())
             self.stop()
@@ -210,6 +222,31 @@ class _NamespacedDaemon:
             self.stop()
             raise
         return self
+
+    def _wait_until_listening(self, timeout: float) -> None:
+        """Until one of the daemon's own processes listens on the port (a bare connect() could
+        reach whoever else took it)."""
+        assert self.process is not None
+        deadline = time.monotonic() + timeout
+        while not any(listens_on(pid, self.port) for pid in self.pids()):
+            if self.process.poll() is not None:
+                raise ServiceError(f"{self.name} exited (status {self.process.returncode})")
+            if time.monotonic() > deadline:
+                raise ServiceError(f"{self.name} did not listen on 127.0.0.1:{self.port} in {timeout:g} s")
+            time.sleep(0.01)
+
+    def pids(self) -> list[int]:
+        """The daemon and every process it started (they share its session)."""
+        if self.process is None:
+            return []
+        found = []
+        for entry in other_processes():
+            try:
+                if os.getsid(int(entry.name)) == self.process.pid:
+                    found.append(int(entry.name))
+            except ProcessLookupError:
+                continue
+        return found
 
     def _start_log(self) -> Path:
         out = self._dir() / "daemon.out"
