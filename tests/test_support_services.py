@@ -171,6 +171,10 @@ def test_provider_queues_a_451_and_flush_delivers_it(downstream_factory) -> None
     with PostfixInstance(routes={"example.org": port}, mailboxes=("alice",)) as provider:
         submission = provider.submit("alice@sender.test", "bob@example.org", MESSAGE)
         provider.wait_for_log(rf"{submission.queue_id}: .*status=deferred .*451 4\.3\.0 Try again later")
+        # qmgr moves the message from active to deferred just after smtp logs the deferral.
+        deadline = time.monotonic() + 5
+        while provider.queue()[0]["queue_name"] == "active" and time.monotonic() < deadline:
+            time.sleep(0.02)
         [queued] = provider.queue()
         assert queued["queue_id"] == submission.queue_id
         assert queued["queue_name"] == "deferred"
