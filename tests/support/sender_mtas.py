@@ -10,8 +10,8 @@ Exim's and OpenSMTPD's packages conflict with the installed Postfix (each provid
 mail-transport-agent), so they are never installed: installer/dev/system-deps.sh test fetches the
 .debs into .cache/debs/ and each instance unpacks them into its own directory. Both look up system
 users and fixed paths; each daemon runs in a private mount namespace (unshare -m) where a private
-passwd/group holding those users, and private spool and run directories, are bind-mounted over the
-machine's. Nothing outside the instance directory changes; stop() kills the daemon by PID and
+passwd/group holding those users, and private /var/lib, /var/spool, /run directories, are
+bind-mounted over the machine's. Nothing outside the instance directory changes; stop() kills the daemon by PID and
 removes the directory. If the test process is killed, the next session's stale-directory sweep
 finds each daemon by its command line (it names the instance directory); OpenSMTPD also dies at
 once with its parent (setpriv --pdeathsig; Exim drops that when it switches to its own user).
@@ -78,7 +78,7 @@ class SenderMTA(Protocol):
 
 
 def deb_files(packages: Sequence[str], cache: Path = DEB_CACHE) -> list[Path]:
-    """The cached .deb of each package (the newest if several); fails loudly when one is missing."""
+    """The cached .deb of each package (the last by name if several); fails loudly when one is missing."""
     found = []
     for package in packages:
         debs = sorted(cache.glob(f"{package}_*.deb"))
@@ -125,7 +125,8 @@ def private_accounts(base: Path, names: Sequence[str]) -> dict[str, int]:
 
 def in_private_namespace(binds: Sequence[tuple[Path, str]], argv: Sequence[str | Path]) -> list[str]:
     """argv run in a new mount namespace with binds (source -> machine path) mounted over the
-    machine's paths; the process becomes argv itself (exec), and dies with its parent."""
+    machine's paths; the process becomes argv itself (exec), and dies with its parent (unless it
+    switches user: the kernel then forgets the parent-death signal)."""
     require_executable(UNSHARE, "unshare (package util-linux)")
     require_executable(SETPRIV, "setpriv (package util-linux)")
     mounts = [f"mount --bind {shlex.quote(str(src))} {shlex.quote(dst)}" for src, dst in binds]
