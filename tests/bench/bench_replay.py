@@ -917,11 +917,14 @@ def git_commit() -> str:
     """HEAD of the checkout under test, "+modified" when its gateway code (app/) differs from HEAD."""
     try:
         head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True,
-                              timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "diff", "--quiet", "HEAD", "--", "app"], timeout=10)
-        return head + ("+modified" if dirty.returncode == 1 else "")
+                              timeout=10)
+        if head.returncode != 0:
+            return "(not a git checkout)"
+        dirty = subprocess.run(["git", "-C", str(REPO), "diff", "--quiet", "HEAD", "--", "app"],
+                               capture_output=True, timeout=10)
+        return head.stdout.strip() + ("+modified" if dirty.returncode == 1 else "")
     except OSError:
-        return ""
+        return "(git not found)"
 
 
 def main() -> int:
