@@ -758,16 +758,12 @@ def classify(rcpt: str, sent: dict[str, Any], events: list[dict[str, Any]],
     scanned = any(e["spam_score"] is not None for e in mine)
     if where:
         outcome = "inbox" if "INBOX" in where else "screened-folder"
-    elif sent["error"] and final is None:
-        outcome = "error"
-    elif final is None:
-        outcome = "error"
-    elif final[0] >= 500 and "/c/" in final[1]:
-        outcome = "challenged"
-    elif final[0] >= 500:
-        outcome = "refused"
-    elif final[0] >= 400:
+    elif final is not None and final[0] >= 500:
+        outcome = "challenged" if "/c/" in final[1] else "refused"
+    elif final is not None and final[0] >= 400:
         outcome = "tempfail"
+    elif sent["error"] or final is None:
+        outcome = "error"  # the session broke before this recipient got its answer
     else:
         outcome = "accepted-not-found"
     return {"recipient": rcpt, "outcome": outcome, "folders": where, "spam_scanned": scanned,
@@ -905,7 +901,8 @@ def compare(path_a: str, path_b: str) -> int:
             moves[("legit: " if u["legit"] else "bad: ") + u["category"]][f"{wa} -> {wb}"] += 1
     if moves:
         print("\nmoves per message (outcome(verdict) A -> B):")
-        for cat, counter in moves.items():
+        order = {("legit: " if c.legit else "bad: ") + c.name: i for i, c in enumerate(CATEGORIES)}
+        for cat, counter in sorted(moves.items(), key=lambda kv: order.get(kv[0], len(order))):
             for move, n in counter.most_common():
                 print(f"  {cat:48} {n:5}  {move}")
     return 0
