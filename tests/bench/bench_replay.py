@@ -1,7 +1,8 @@
 """A year of a small office's mail, replayed through a real gateway: what legit mail gets in, what bad mail does.
 
     .venv/bin/python tests/bench/bench_replay.py [--messages 3000] [--seed 12] [--clients 4]
-            [--workers 0] [--out results.json] [--set section.key=TOML-value ...]
+            [--workers 0] [--challenge-ttl 10s] [--out results.json] [--markdown]
+            [--set section.key=TOML-value ...]
     .venv/bin/python tests/bench/bench_replay.py --compare before.json after.json
 
 Issue 12, deliverable 5: the legit/bad figures before and after closing the ways around the gate.
