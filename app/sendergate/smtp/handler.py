@@ -247,14 +247,23 @@ class GatewayHandler:
     async def _challenge(self, session: Any, tx: Transaction, decision: DataDecision, meta: dict[str, Any]) -> str:
         assert tx.sender is not None
         texts = []
+        capped = False
         for r in tx.recipients:
             # the challenge, its token and the event in one transaction (one group-commit wait)
             ev = self._event(session, tx, str(r.address), Verdict.CHALLENGED, decision.reason, r.user_id, meta)
-            _, token = await self.rt.astore.write(self.rt.store.challenge_event_tx, ev, tx.sender.key,
-                                                  self.cfg.challenge.ttl, new_token())
+            cid, token = await self.rt.astore.write(self.rt.store.challenge_event_tx, ev, tx.sender.key,
+                                                    self.cfg.challenge.ttl, new_token(), self.cfg.challenge.max_pending)
             self.rt.decision_log(ev)
+            if cid is None:  # the recipient's pending challenges are at the cap: recorded as tempfail
+                capped = True
+                continue
             url = f"{self.rt.cfg.public_url}/c/{token}"
             texts.append(replies.challenge_text(self.cfg.challenge.reply, str(r.address), tx.sender.key, url))
+        if capped:
+            # A flood of strangers filled the Pending list: a real sender's server retries for days,
+            # by when the flood's challenges have been denied or have expired (SPEC §4.5 item 5).
+            return replies.render(451, "4.7.1", "Too many senders are waiting for confirmation at this "
+                                                "mailbox; try again later")
         return replies.render(550, "5.7.1", "\n".join(texts))
 
     # -- events ------------------------------------------------------------------
