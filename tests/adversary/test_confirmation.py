@@ -343,3 +343,43 @@ def test_metrics_docs_and_openapi_need_a_token_and_health_tells_no_secrets() -> 
         anon = httpx.Client(base_url=gw.http_url, timeout=10)
         assert anon.get("/metrics").status_code == 200 and anon.get("/openapi.json").status_code == 200
         assert "swagger-ui" in anon.get("/docs").text
+
+
+# -- in a real browser: the one rendering still serves a person ---------------------------------------
+def test_in_chromium_the_picture_and_a_replayed_sound_are_the_one_rendering(gw: GatewayProcess) -> None:
+    from playwright.sync_api import sync_playwright
+
+    cid, token, _ = link(gw, gw.user.id)  # type: ignore[attr-defined]
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
+                                     args=["--disable-background-networking", "--disable-component-update",
+                                           "--no-first-run", "--disable-sync", "--autoplay-policy=no-user-gesture-required"])
+        try:
+            page = chromium.new_page()
+            fetched: dict[str, list[int]] = {"png": [], "wav": []}
+            page.on("response", lambda r: fetched[r.url.split("captcha.")[1][:3]].append(r.status)
+                    if "/captcha." in r.url else None)
+            page.goto(f"{gw.http_url}/c/{token}")
+            assert page.locator("img.captcha").evaluate("img => img.complete && img.naturalWidth") == 280
+            nonce, answer = stored_answer(gw, cid)
+            stored = current_captcha(gw.store, cid)
+            assert stored.png is not None and stored.wav is None  # the picture, rendered once, is kept
+            # the sound, played twice (a listener replays it; the element may fetch it again)
+            page.locator("details summary").click()
+            for _ in range(2):
+                duration = page.locator("audio").evaluate(
+                    "a => new Promise((ok, bad) => { a.onloadedmetadata = () => ok(a.duration); a.onerror = () =>"
+                    " bad(a.error && a.error.code); a.load(); })")
+                assert 4 < duration < 40
+            assert fetched["png"] and all(s == 200 for s in fetched["png"] + fetched["wav"]), fetched
+            assert stored_answer(gw, cid) == (nonce, answer)  # listening changes nothing
+            # "Show a different picture": a new answer, and the person can still answer it
+            page.get_by_role("link", name=re.compile("different picture", re.I)).click()
+            new_nonce, new_answer = stored_answer(gw, cid)
+            assert new_nonce != nonce and new_answer != answer
+            page.fill("#answer", new_answer)
+            page.click("button[type=submit]")
+            assert "you are confirmed" in page.locator("h1").inner_text()
+        finally:
+            chromium.close()
+    assert status(gw, cid) == "confirmed"
