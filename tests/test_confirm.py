@@ -439,3 +439,27 @@ def test_https_when_a_certificate_is_configured() -> None:
                 httpx.get(f"http://127.0.0.1:{gateway.http_port}/c/{token}", timeout=5)
     finally:
         remove_service_dir(certs)
+
+
+@pytest.mark.parametrize("peer, forwarded, expected", [
+    ("192.0.2.9", ["198.51.100.1"], "192.0.2.9"),                          # not a proxy: its header is ignored
+    ("127.0.0.1", ["198.51.100.1"], "198.51.100.1"),                       # the trusted proxy names the client
+    ("127.0.0.1", ["6.6.6.6, 198.51.100.1"], "198.51.100.1"),              # the client's own additions: ignored
+    ("127.0.0.1", ["6.6.6.6", "198.51.100.1, 10.1.2.3"], "198.51.100.1"),  # a chain of trusted proxies
+    ("127.0.0.1", ["10.1.2.3"], "10.1.2.3"),                               # every hop trusted: the leftmost
+    ("127.0.0.1", ["garbage, 198.51.100.1"], "198.51.100.1"),
+    ("127.0.0.1", ["198.51.100.1, garbage"], "127.0.0.1"),                 # a broken proxy: stop at the last good one
+    ("127.0.0.1", [], "127.0.0.1"),
+    ("::ffff:127.0.0.1", ["[2001:db8::1]:4711"], "2001:db8::1"),
+])
+def test_client_address_behind_trusted_proxies(peer: str, forwarded: list[str], expected: str) -> None:
+    from sendergate.web.clientip import client_address, parse_networks
+    assert client_address(peer, forwarded, parse_networks(["127.0.0.1", "10.0.0.0/8"])) == expected
+
+
+def test_rate_keys_count_ipv6_per_64() -> None:
+    from sendergate.web.clientip import rate_key
+    assert rate_key("2001:db8:1:2:aaaa::1") == rate_key("2001:db8:1:2:ffff::9") == "2001:db8:1:2::/64"
+    assert rate_key("2001:db8:1:3::1") != rate_key("2001:db8:1:2::1")
+    assert rate_key("192.0.2.1") == "192.0.2.1" != rate_key("192.0.2.2")
+    assert rate_key("::ffff:192.0.2.1") == "192.0.2.1"
