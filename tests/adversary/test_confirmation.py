@@ -383,3 +383,15 @@ def test_in_chromium_the_picture_and_a_replayed_sound_are_the_one_rendering(gw: 
         finally:
             chromium.close()
     assert status(gw, cid) == "confirmed"
+
+
+def test_guessed_links_cost_the_store_no_writes(gw: GatewayProcess) -> None:
+    """Rate counting is a store write: only a real link's page pays it, a guessed token is a read."""
+    source = source_address()
+    b = browser(gw, source)
+    for i in range(30):
+        assert b.get(f"/c/{uuid.uuid4().hex[:22]}").status_code == 404
+        assert b.post(f"/c/{uuid.uuid4().hex[:22]}", data={"answer": "1"}).status_code == 404
+    with gw.store.engine.connect() as conn:
+        assert conn.execute(select(schema.rate_limits)
+                            .where(schema.rate_limits.c.key.like(f"%:{source}"))).all() == []

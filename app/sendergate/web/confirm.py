@@ -263,23 +263,23 @@ class ConfirmPage:
             return self.message(request, "notfound", 404)
         if token != raw:
             return RedirectResponse(token, status_code=308, headers=SECURITY_HEADERS)
-        if wait := await self.limited("view", clientip.rate_key(self.client_ip(request)), VIEWS_PER_IP):
-            return self.message(request, "limited", 429, wait)
-        state = await self.state(token)
+        state = await self.state(token)  # a read: an unknown token costs the store no write
         if state is None:
             return self.message(request, "notfound", 404)
+        if wait := await self.limited("view", clientip.rate_key(self.client_ip(request)), VIEWS_PER_IP):
+            return self.message(request, "limited", 429, wait)
         return self.for_status(request, state) or await self.form(request, token, state)
 
     async def post_answer(self, request: Request, token: str) -> Response:
         if not TOKEN.match(token):
             return self.message(request, "notfound", 404)
         ip = self.client_ip(request)
-        if wait := await self.limited("answer-ip", clientip.rate_key(ip), ANSWERS_PER_IP):
-            log.warning("confirmation answers rate-limited client_ip=%s", ip)
-            return self.message(request, "limited", 429, wait)
         state = await self.state(token)
         if state is None:
             return self.message(request, "notfound", 404)
+        if wait := await self.limited("answer-ip", clientip.rate_key(ip), ANSWERS_PER_IP):
+            log.warning("confirmation answers rate-limited client_ip=%s", ip)
+            return self.message(request, "limited", 429, wait)
         if (page := self.for_status(request, state)) is not None:
             return page
         form = await request.form()
@@ -322,16 +322,16 @@ class ConfirmPage:
         replay of the sound, another node) gets the same bytes, never a second rendering to compare."""
         if not TOKEN.match(token):
             return _plain(404, "no such link")
-        if wait := await self.limited("view", clientip.rate_key(self.client_ip(request)), VIEWS_PER_IP):
-            resp = _plain(429, "too many requests")
-            resp.headers["Retry-After"] = str(int(wait) + 1)
-            return resp
         nonce = request.query_params.get("n", "")
         if not captcha.nonce_ok(nonce):
             return _plain(404, "no such picture")
         state = await self.state(token)
         if state is None:
             return _plain(404, "no such link")
+        if wait := await self.limited("view", clientip.rate_key(self.client_ip(request)), VIEWS_PER_IP):
+            resp = _plain(429, "too many requests")
+            resp.headers["Retry-After"] = str(int(wait) + 1)
+            return resp
         current = await self.rt.astore.run(confirm_store.current_captcha, self.rt.store, state.challenge_id)
         if state.status != confirm_store.PENDING or current is None or current.nonce != nonce:
             return _plain(410, "this picture was already used; load the page again for a new one")
