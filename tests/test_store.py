@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 from sqlalchemy import inspect, select
+from sqlalchemy.exc import IntegrityError
 
 from sendergate.policy.address import parse
 from sendergate.policy.decide import EventRecord, Verdict
@@ -314,3 +315,38 @@ def test_concurrent_hits_from_two_nodes_never_exceed_the_limit(store_url: str) -
     finally:
         for n in nodes:
             n.close()
+
+
+def test_migration_0004_keeps_existing_challenges_and_entries(store_url: str) -> None:
+    from importlib import resources
+
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+    from sqlalchemy import text
+
+    s = Store(store_url)
+    try:
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(resources.files("sendergate.store") / "migrations"))
+        with s.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "0003")
+        with s.engine.begin() as conn:  # a store as the previous release left it
+            conn.execute(text("INSERT INTO users (id, name, role, created_at) VALUES (1, 'a', 'user', 0)"))
+            conn.execute(text("INSERT INTO challenges (user_id, recipient, sender, status, created_at, updated_at, "
+                              "expires_at) VALUES (1, 'a@example.org', 'b@x.example', 'pending', 0, 0, 1e12)"))
+            conn.execute(text("INSERT INTO list_entries (user_id, action, kind, value, created_at) "
+                              "VALUES (1, 'allow', 'address', 'c@x.example', 0)"))
+        s.migrate()
+        with s.engine.connect() as conn:
+            [ch] = conn.execute(select(schema.challenges)).all()
+            [entry] = conn.execute(select(schema.list_entries)).all()
+        assert (ch.sender, ch.status, ch.auth) == ("b@x.example", "pending", None)
+        assert (entry.value, entry.auth) == ("c@x.example", None)
+        with pytest.raises(IntegrityError):  # still one pending challenge per user and sender
+            with s.engine.begin() as conn:
+                conn.execute(text("INSERT INTO challenges (user_id, recipient, sender, status, created_at, "
+                                  "updated_at, expires_at) VALUES (1, 'a@example.org', 'b@x.example', 'pending', "
+                                  "0, 0, 1e12)"))
+    finally:
+        s.close()
