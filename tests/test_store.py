@@ -317,7 +317,7 @@ def test_concurrent_hits_from_two_nodes_never_exceed_the_limit(store_url: str) -
             n.close()
 
 
-def test_migration_0004_keeps_existing_challenges_and_entries(store_url: str) -> None:
+def test_migration_gate_hardening_keeps_existing_challenges_and_entries(store_url: str) -> None:
     from importlib import resources
 
     from alembic import command
@@ -350,3 +350,32 @@ def test_migration_0004_keeps_existing_challenges_and_entries(store_url: str) ->
                                   "0, 0, 1e12)"))
     finally:
         s.close()
+
+
+def test_one_link_for_several_recipients_respects_each_ones_block_and_cap(store: Store) -> None:
+    from sendergate.store import confirm as confirm_store
+    alice, _ = store.add_user("alice@example.org")
+    bob, _ = store.add_user("bob@example.org")
+    carol, _ = store.add_user("carol@example.org")
+    store.open_challenge(carol.id, "carol@example.org", "other@x.example", ttl=3600)  # carol is at her cap of 1
+
+    def record(user, rcpt):  # type: ignore[no-untyped-def]
+        return EventRecord(ts=datetime.now(timezone.utc), verdict=Verdict.CHALLENGED, reason="unknown sender",
+                           sender="s@stranger.example", recipient=rcpt, user_id=user.id,
+                           details={"spf": "pass", "dkim": "none", "dmarc": "none",
+                                    "auth": {"spf_domain": "stranger.example"}})
+    records = [record(carol, "carol@example.org"), record(alice, "alice@example.org"), record(bob, "bob@example.org")]
+    with store.engine.begin() as conn:
+        cids = store.challenge_group_event_tx(conn, records, "s@stranger.example", 3600, "g" * 22, 1)
+    assert [r.verdict for r in records] == [Verdict.TEMPFAIL, Verdict.CHALLENGED, Verdict.CHALLENGED]
+    assert len(cids) == 2 and records[0].challenge_id is None
+    state = confirm_store.link_state(store, "g" * 22)  # the link belongs to the first recipient with a challenge
+    assert state is not None and state.recipients == ("alice@example.org", "bob@example.org")
+    store.add_entry(bob.id, "block", "@stranger.example")
+    assert _challenge_row(store, cids[1]).status == "denied"
+    state = confirm_store.link_state(store, "g" * 22)
+    assert confirm_store.confirm(store, state.challenge_id, others=state.others)
+    assert [e.pattern.value for e in store.entries(alice.id, "allow")] == ["s@stranger.example"]
+    assert store.entries(bob.id, "allow") == []
+    [entry] = queries.entries_page(store, alice.id, "allow")[0]
+    assert entry["auth"] == "spf=pass:stranger.example dkim=none dmarc=none"

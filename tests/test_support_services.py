@@ -1,14 +1,16 @@
-"""Self-tests of the test-service launchers (tests/support/postgres.py and
-tests/support/postfix.py): each one runs the real daemon and proves it does
-what the gateway's tests rely on."""
+"""Self-tests of the test-service launchers (tests/support/postgres.py,
+tests/support/postfix.py and tests/support/sender_mtas.py): each one runs the
+real daemon and proves it does what the gateway's tests rely on."""
 
 from __future__ import annotations
 
+import os
 import signal
 import smtplib
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +29,7 @@ from tests.support.common import (
 )
 from tests.support.postfix import PostfixInstance, SmtpSink, unfold
 from tests.support.postgres import PostgresServer
+from tests.support.sender_mtas import EximSender, OpenSMTPDSender, deb_files
 
 REFUSAL = "550 5.7.1 Go to https://x.test/c/abc"
 
@@ -168,6 +171,10 @@ def test_provider_queues_a_451_and_flush_delivers_it(downstream_factory) -> None
     with PostfixInstance(routes={"example.org": port}, mailboxes=("alice",)) as provider:
         submission = provider.submit("alice@sender.test", "bob@example.org", MESSAGE)
         provider.wait_for_log(rf"{submission.queue_id}: .*status=deferred .*451 4\.3\.0 Try again later")
+        # qmgr moves the message from active to deferred just after smtp logs the deferral.
+        deadline = time.monotonic() + 5
+        while provider.queue()[0]["queue_name"] == "active" and time.monotonic() < deadline:
+            time.sleep(0.02)
         [queued] = provider.queue()
         assert queued["queue_id"] == submission.queue_id
         assert queued["queue_name"] == "deferred"
@@ -261,3 +268,167 @@ def test_a_killed_runs_directories_and_daemons_are_swept_and_a_live_runs_are_not
         orphan.wait()
         remove_service_dir(mine)
         remove_service_dir(stale)
+
+
+# --- Exim and OpenSMTPD as a sender's server ---------------------------------------------
+
+
+SENDER_MTAS = {"exim": EximSender, "opensmtpd": OpenSMTPDSender}
+
+
+@pytest.mark.parametrize("name", SENDER_MTAS)
+def test_sender_mta_bounces_a_550_keeps_a_451_until_flush(name: str, downstream_factory) -> None:
+    downstream, port = downstream_factory(REFUSAL, "451 4.3.0 Try again later", "250 2.0.0 Accepted")
+    with SENDER_MTAS[name](routes={"example.org": port}, mailboxes=("alice", "carol")) as mta:
+        mta.submit("alice@sender.test", ["bob@example.org"], MESSAGE)
+        bounce = unfold(mta.wait_for_mail("alice", timeout=15))
+        assert b"550 5.7.1 Go to https://x.test/c/abc" in bounce
+        assert b"bob@example.org" in bounce
+
+        mta.submit("carol@sender.test", ["bob@example.org"], MESSAGE)
+        deadline = time.monotonic() + 15
+        while len(downstream.received) < 2:
+            assert time.monotonic() < deadline, mta.log()
+            time.sleep(0.05)
+        assert mta.queued("carol@sender.test") == 1
+        mta.flush()
+        while mta.queued("carol@sender.test"):
+            assert time.monotonic() < deadline + 15, mta.log()
+            time.sleep(0.1)
+        assert len(downstream.received) == 3
+        assert mta.mail("carol") == []  # a deferral is no bounce
+
+
+def test_exim_pipelines_quit_after_the_dot_and_half_closes() -> None:
+    """What the matrix relies on: Exim, on a fresh delivery without TLS to a server that offers
+    PIPELINING (as the gateway does), sends `.` and QUIT together and shuts its side down before
+    it has the end-of-DATA reply; a server that answers anyway gets the mail delivered."""
+    probe = HalfCloseProbe()
+    probe.start()
+    with EximSender(routes={"example.org": probe.port}, mailboxes=("alice",)) as exim:
+        exim.submit("alice@sender.test", ["bob@example.org"], MESSAGE)
+        probe.join(15)
+        assert not probe.is_alive()
+        deadline = time.monotonic() + 10
+        while " => bob@example.org" not in exim.log():
+            assert time.monotonic() < deadline, exim.log()
+            time.sleep(0.05)
+    assert probe.after_dot == b"QUIT\r\n"
+    assert probe.eof_before_reply
+
+
+class HalfCloseProbe(threading.Thread):
+    """One SMTP session that advertises PIPELINING and, after the end-of-DATA dot, waits before
+    it answers, recording what the client sends (and whether it half-closes) meanwhile."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.after_dot = b""
+        self.eof_before_reply = False
+
+    def run(self) -> None:
+        conn, _ = self.listener.accept()
+        self.listener.close()
+        conn.settimeout(10)
+        buffered = b""
+
+        def line() -> bytes:
+            nonlocal buffered
+            while b"\r\n" not in buffered:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return b""
+                buffered += chunk
+            first, buffered = buffered.split(b"\r\n", 1)
+            return first + b"\r\n"
+
+        with conn:
+            conn.sendall(b"220 probe.test ESMTP\r\n")
+            while command := line():
+                verb = command[:4].upper()
+                if verb == b"EHLO":
+                    conn.sendall(b"250-probe.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 ENHANCEDSTATUSCODES\r\n")
+                elif verb == b"DATA":
+                    conn.sendall(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+                    while line() not in (b".\r\n", b""):
+                        pass
+                    conn.settimeout(1.0)  # whatever the client sends before our reply
+                    try:
+                        while chunk := conn.recv(65536):
+                            buffered += chunk
+                        self.eof_before_reply = True
+                    except TimeoutError:
+                        pass
+                    self.after_dot = buffered
+                    conn.sendall(b"250 2.0.0 Accepted\r\n")
+                    if buffered.upper().startswith(b"QUIT"):
+                        conn.sendall(b"221 2.0.0 Bye\r\n")
+                        return
+                    conn.settimeout(10)
+                elif verb == b"QUIT":
+                    conn.sendall(b"221 2.0.0 Bye\r\n")
+                    return
+                else:
+                    conn.sendall(b"250 2.0.0 Ok\r\n")
+
+
+@pytest.mark.parametrize("name", SENDER_MTAS)
+def test_sender_mta_stop_leaves_no_process_no_directory_and_no_mount(name: str) -> None:
+    mta = SENDER_MTAS[name](routes={"example.org": free_loopback_port()})
+    assert mta.base is not None and mta.process is not None
+    base, leader = mta.base, mta.process.pid
+    session = mta.pids()
+    assert leader in session and len(session) >= (1 if name == "exim" else 5)  # smtpd's processes
+    mta.stop()
+    assert not base.exists()
+    for pid in session:
+        assert not Path(f"/proc/{pid}").exists() or _session(pid) != leader, f"process {pid} survived"
+    # The namespace was private: nothing of it shows on the machine.
+    assert str(base) not in Path("/proc/self/mountinfo").read_text()
+    assert "Debian-exim" not in Path("/etc/passwd").read_text()
+    assert "opensmtpq" not in Path("/etc/passwd").read_text()
+    mta.stop()  # idempotent
+
+
+@pytest.mark.parametrize("name", SENDER_MTAS)
+def test_a_killed_test_runs_sender_mta_is_swept(name: str) -> None:
+    root = Path(__file__).resolve().parents[1]
+    script = (f"from tests.support.sender_mtas import {SENDER_MTAS[name].__name__} as M; import sys, time; "
+              "m = M(routes={'example.org': 9}); print(m.process.pid, m.base, flush=True); time.sleep(300)")
+    run = subprocess.Popen([sys.executable, "-c", script], cwd=root, stdout=subprocess.PIPE, text=True)
+    try:
+        pid_text, base_text = run.stdout.readline().split()  # type: ignore[union-attr]
+        daemon, base = int(pid_text), Path(base_text)
+        run.kill()  # as a SIGKILLed test run: no atexit, no fixture teardown
+        run.wait(5)
+        # The next session's sweep (or the kernel: smtpd dies with its parent) ends the daemon.
+        sweep_stale_service_dirs()  # (another test session starting now may sweep it first)
+        deadline = time.monotonic() + 5
+        while _state(daemon) not in ("Z", "gone"):
+            assert time.monotonic() < deadline, f"{name} (pid {daemon}) outlived its test process"
+            time.sleep(0.05)
+        assert not base.exists()
+    finally:
+        run.kill()
+        run.wait(5)
+
+
+def test_sender_mta_without_its_packages_fails_loudly(tmp_path: Path) -> None:
+    with pytest.raises(ServiceError, match=r"exim4-base_\*\.deb not found .*system-deps\.sh test"):
+        deb_files(("exim4-base",), cache=tmp_path)
+
+
+def _session(pid: int) -> int | None:
+    try:
+        return os.getsid(pid)
+    except ProcessLookupError:
+        return None
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"

@@ -13,9 +13,15 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from .policy.replies import first_line_problem
 
 DEFAULT_REPLY = (
     "{recipient} accepts mail only from known senders. "
+    "Confirm you are a person at {url} and send your message again."
+)
+# The default text when one refusal names several recipients (an admin's own template serves both).
+DEFAULT_REPLY_MANY = (
+    "{recipient} accept mail only from known senders. "
     "Confirm you are a person at {url} and send your message again."
 )
 DEFAULT_VIRUS_REPLY = "Message refused: it contains a virus ({virus})."
@@ -168,6 +174,10 @@ class ChallengeConfig:
     blocked_reply: str = DEFAULT_BLOCKED_REPLY
     # Pending challenges per user; a new sender beyond it gets 451 and retries (SPEC §4.5 item 5). 0: no cap.
     max_pending: int = 1000
+
+    def reply_for(self, recipients: int) -> str:
+        """The challenge template for a refusal naming this many recipients."""
+        return DEFAULT_REPLY_MANY if recipients > 1 and self.reply == DEFAULT_REPLY else self.reply
 
 
 @dataclass
@@ -412,6 +422,9 @@ def from_dict(raw: dict[str, Any], source: str = "") -> Config:
         problems.append(("delivery.target", "maildir mode needs an absolute Maildir root path"))
     if cfg.delivery.screened_folder and not re.fullmatch(r"[A-Za-z0-9 _.-]+", cfg.delivery.screened_folder):
         problems.append(("delivery.screened_folder", "use letters, digits, space, '.', '_' or '-'"))
+    problem = first_line_problem(cfg.challenge.reply, cfg.public_url)
+    if problem:
+        problems.append(("challenge.reply", problem))
     if not cfg.smtp.hostname:
         import socket
         cfg.smtp.hostname = socket.getfqdn()

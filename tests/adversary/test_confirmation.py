@@ -395,3 +395,18 @@ def test_guessed_links_cost_the_store_no_writes(gw: GatewayProcess) -> None:
     with gw.store.engine.connect() as conn:
         assert conn.execute(select(schema.rate_limits)
                             .where(schema.rate_limits.c.key.like(f"%:{source}"))).all() == []
+
+
+def test_a_refusal_to_several_recipients_one_at_the_cap_is_a_451_without_a_link(gw: GatewayProcess) -> None:
+    full = f"full-{uuid.uuid4().hex[:6]}@example.org"
+    other = f"other-{uuid.uuid4().hex[:6]}@example.org"
+    full_user, _ = gw.store.add_user(full)
+    gw.store.add_user(other)
+    for i in range(20):  # challenge.max_pending of this module's gateway
+        gw.store.open_challenge(full_user.id, full, f"flood{i}@flood.example", ttl=3600)
+    with gw.smtp() as s:
+        with pytest.raises(smtplib.SMTPDataError) as err:
+            s.sendmail("real@friend.example", [other, full], b"From: real@friend.example\r\nSubject: hi\r\n\r\nhi\r\n")
+    assert err.value.smtp_code == 451 and b"/c/" not in err.value.smtp_error
+    verdicts = {e.recipient: e.verdict for e in gw.events()[-2:]}
+    assert verdicts == {other: "challenged", full: "tempfail"}

@@ -7,7 +7,7 @@ event and sends the reply.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -124,9 +124,11 @@ def decide_rcpt(*, sender: Address | None, recipient_exists: bool, entries: list
     else:
         sender_class = UNKNOWN
     if accepted_classes:
-        # An unknown sender's message is decided per recipient at end of DATA
-        # (List-Id, replies), so it carries exactly one recipient per transaction.
-        if accepted_classes[0] != sender_class or sender_class == UNKNOWN:
+        # Known and unknown recipients get different answers at end of DATA (delivery, a challenge), so
+        # they never share a transaction. Unknown recipients do: one refusal carries one link that
+        # confirms the sender for all of them (settle_recipients keeps that one reply true for each).
+        # The null sender gets one recipient per transaction (SPEC §4.2 item 5).
+        if accepted_classes[0] != sender_class or sender_class == NULL:
             return RcptDecision(SPLIT, None, sender_class, reason="recipient class split")
     return RcptDecision(ACCEPTED, None, sender_class, entry=entry)
 
@@ -285,6 +287,37 @@ def decide_data(facts: MessageFacts, routed: Route, scan: ScanOutcome, *, on_fai
                             f"automated ({facts.automated}); {why}", note)
     reason = routed.reason if routed.reason != "unknown sender" else "unknown sender"
     return DataDecision(Verdict.CHALLENGED, None, reason, note)
+
+
+ACCEPTING = (Verdict.DELIVERED, Verdict.SCREENED)
+# Refusals that depend on who the recipient is (their lists, the mail they sent), and so may
+# differ between recipients of one message; a virus, spam or a scanner failure concerns the
+# message itself and is the same for all.
+_PER_RECIPIENT_REFUSALS = (Verdict.CHALLENGED, Verdict.BULK)
+
+
+def settle_recipients(decisions: Sequence[DataDecision]) -> list[DataDecision]:
+    """Make one end-of-DATA reply true for every recipient of the transaction (SPEC §4.2).
+
+    Recipients of one transaction share a sender class (decide_rcpt), but an unknown sender's
+    recipients can still differ: one has the list allowlisted, or sent the message this one answers.
+    When some would receive the message and others would be challenged or refused as bulk, the
+    others get it screened (their Screened folder, with the mark: never the inbox), because the
+    single reply cannot be both "accepted" and "refused". Any other refusal (virus, spam, tempfail)
+    is the message's own and stands for everyone.
+    """
+    accepted = [d for d in decisions if d.verdict in ACCEPTING]
+    if not accepted or len(accepted) == len(decisions):
+        return list(decisions)
+    message_wide = [d for d in decisions if d.verdict not in ACCEPTING and d.verdict not in _PER_RECIPIENT_REFUSALS]
+    if message_wide:
+        return [message_wide[0]] * len(decisions)
+    vouched = accepted[0].reason
+    return [d if d.verdict in ACCEPTING else
+            DataDecision(Verdict.SCREENED, None,
+                         f"{d.reason}; screened: another recipient of the message accepts it ({vouched})",
+                         d.scan_note)
+            for d in decisions]
 
 
 @dataclass

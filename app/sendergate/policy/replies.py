@@ -1,11 +1,20 @@
-"""SMTP reply text: safe to send, at most 512 octets a line (RFC 5321 §4.5.3.1.5)."""
+"""SMTP reply text: safe to send, at most 512 octets a line (RFC 5321 §4.5.3.1.5).
+
+A newline in an admin's template is a line break of a multi-line reply (each
+line carries the code); values filled into a template never break a line.
+The challenge's link is always on the first line: some sending servers and
+bounce renderers show only the first line of a reply.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 MAX_LINE = 512  # octets, including "550-5.7.1 " and CRLF
 _UNSAFE = re.compile(r"[^\x20-\x7e]")
+_PLACEHOLDER = re.compile(r"{(\w+)}")
+_ROOM_550 = MAX_LINE - len("550-5.7.1 ") - 2  # text octets on one line of a 550 5.7.1 reply
 
 
 def safe(value: str, limit: int = 200) -> str:
@@ -14,14 +23,20 @@ def safe(value: str, limit: int = 200) -> str:
     return out if len(out) <= limit else out[: limit - 3] + "..."
 
 
+def template_lines(template: str) -> list[str]:
+    """The template's lines: a newline (or CRLF) in it is a line break of the reply."""
+    return [line.strip() for line in template.replace("\r\n", "\n").replace("\r", "\n").split("\n")] or [""]
+
+
 def fill(template: str, **values: object) -> str:
-    """Fill a reply template; every value is made safe first. Unknown names stay visible."""
+    """Fill a reply template; every value is made safe first. Unknown names stay visible.
+    The result keeps the template's line breaks as "\\n" (render() makes them reply lines)."""
     safe_values = {k: safe(str(v)) for k, v in values.items()}
 
     def sub(m: re.Match[str]) -> str:
         return safe_values.get(m.group(1), m.group(0))
 
-    return safe(re.sub(r"{(\w+)}", sub, template), 4000)
+    return "\n".join(safe(_PLACEHOLDER.sub(sub, line), 4000) for line in template_lines(template))
 
 
 def lines(code: int, status: str, text: str) -> list[str]:
@@ -54,11 +69,53 @@ def render(code: int, status: str, text: str) -> str:
     )
 
 
-def challenge_text(template: str, recipient: str, sender: str, url: str) -> str:
-    """The refusal for an unknown sender. The link goes on its own line if the text would not fit one."""
-    text = fill(template, recipient=recipient, sender=sender, url=url)
-    room = MAX_LINE - len("550-5.7.1 ") - 2
-    if len(text) > room and url in text:
-        before, _, after = text.partition(url)
-        text = f"{before.rstrip()}\n{url}\n{after.strip()}"
-    return text
+def recipient_list(recipients: Sequence[str], others_after: int | None = None) -> str:
+    """"a", "a and b", "a, b and c"; with `others_after`: "a, b and 3 others"."""
+    names = [str(r) for r in recipients]
+    if others_after is not None and len(names) > others_after + 1:
+        rest = len(names) - others_after
+        names = names[:others_after] + [f"{rest} others"]
+    if len(names) <= 1:
+        return names[0] if names else ""
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def challenge_text(template: str, recipients: str | Sequence[str], sender: str, url: str) -> str:
+    """The refusal for an unknown sender, as text for render(): the template's first line, with the
+    link, is kept to one reply line (the recipient list and the sender are shortened until it fits);
+    the template's further lines follow, wrapped. A template whose first line cannot hold the link
+    (check-config refuses those) gets the link as its first line."""
+    names = [recipients] if isinstance(recipients, str) else list(recipients)
+    first, *rest = template_lines(template)
+    tail = [fill(line, recipient=recipient_list(names), sender=sender) for line in rest]
+    if "{url}" not in first:
+        return "\n".join([url, fill(first, recipient=recipient_list(names), sender=sender), *tail])
+    # shorter and shorter variants of the values until the first line fits
+    variants = [(recipient_list(names), sender)]
+    variants += [(recipient_list(names, n), sender) for n in (3, 1) if len(names) > n + 1]
+    variants += [(recipient_list(names, 1), sender[:n]) for n in (60, 20)]
+    variants += [(f"{len(names)} recipients" if len(names) > 1 else names[0][:40], "")]
+    for who, by in variants:
+        line = _fill_first(first, who, by, url)
+        if len(line) <= _ROOM_550:
+            return "\n".join([line, *tail])
+    return "\n".join([url, _fill_first(first, recipient_list(names, 1), "", "").strip(), *tail])
+
+
+def _fill_first(line: str, recipient: str, sender: str, url: str) -> str:
+    values = {"recipient": safe(recipient, 400), "sender": safe(sender, 400), "url": url}
+    return " ".join(_PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), line).split())
+
+
+def first_line_problem(template: str, public_url: str) -> str | None:
+    """Why a challenge template cannot keep its link on the first reply line, or None."""
+    first = template_lines(template)[0]
+    if "{url}" not in first:
+        return "{url} must be on the template's first line (some servers show only the first line)"
+    url_len = len(public_url.rstrip("/")) + len("/c/") + 22
+    static = len(_PLACEHOLDER.sub("", first))
+    room_for_values = _ROOM_550 - static - url_len
+    if room_for_values < 40:
+        return (f"the first line is too long: with the link it leaves {max(room_for_values, 0)} of "
+                f"{_ROOM_550} characters for the recipient and sender (at least 40 needed)")
+    return None

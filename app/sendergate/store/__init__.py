@@ -395,13 +395,16 @@ class Store:
 
     def open_challenge_tx(self, conn: Connection, user_id: int, recipient: str, sender: str, ttl: float,
                           subject: str, client_ip: str, token: str, auth: str | None = None,
-                          max_pending: int = 0) -> tuple[int | None, str]:
+                          max_pending: int = 0, *, member: bool = False) -> tuple[int | None, str]:
         """(challenge id, token); (None, "") when the sender has no pending challenge and the user has
-        `max_pending` already (0: no cap), so nothing was opened (SPEC §4.5 item 5)."""
+        `max_pending` already (0: no cap), so nothing was opened (SPEC §4.5 item 5).
+
+        `member`: the token was issued for another recipient's challenge in this refusal; this
+        challenge joins its link (challenge_link_members) instead of getting a token row."""
         now = now_ts()
         if self.is_sqlite:
             cid = _open_challenge_sqlite(_dbapi(conn), user_id, recipient, sender, ttl, subject, client_ip,
-                                         token, now, auth, max_pending)
+                                         token, now, auth, max_pending, member)
             return (cid, token) if cid is not None else (None, "")
         row = conn.execute(_Q_PENDING, {"uid": user_id, "sender": sender}).first()
         if row is not None and row.expires_at <= now:  # a lapsed challenge makes way for a new one
@@ -419,7 +422,10 @@ class Store:
                 user_id=user_id, recipient=recipient, sender=sender, status="pending", created_at=now,
                 updated_at=now, expires_at=now + ttl, subject=subject, client_ip=client_ip,
                 auth=auth)).inserted_primary_key[0]
-        conn.execute(_Q_TOKEN, {"token_hash": hash_secret(token), "challenge_id": cid, "created_at": now})
+        if member:
+            conn.execute(_Q_LINK_MEMBER, {"token_hash": hash_secret(token), "challenge_id": cid})
+        else:
+            conn.execute(_Q_TOKEN, {"token_hash": hash_secret(token), "challenge_id": cid, "created_at": now})
         return cid, token
 
     @staticmethod
@@ -453,6 +459,42 @@ class Store:
         record.challenge_id = cid
         self.add_event_tx(conn, record)
         return cid, token
+
+    def challenge_group_event_tx(self, conn: Connection, records: Sequence[EventRecord], sender: str, ttl: float,
+                                 token: str, max_pending: int = 0) -> list[int]:
+        """One refusal naming several recipients, in one transaction: each recipient's challenge
+        (reused or new), one link for all of them, and each recipient's event. Recipients that are
+        one user (aliases) share that user's challenge. A recipient whose pending challenges are at
+        `max_pending` gets none: its event becomes `tempfail` (challenge_id None), as in
+        challenge_event_tx."""
+        cids: list[int] = []
+        auth = auth_summary(records[0].details) if records else None
+        for record in records:
+            assert record.user_id is not None
+            cid, _ = self.open_challenge_tx(conn, record.user_id, record.recipient, sender, ttl, record.subject,
+                                            record.client_ip, token, auth, max_pending, member=bool(cids))
+            if cid is None:
+                record.verdict = Verdict.TEMPFAIL
+                record.reason = f"pending challenges at the cap ({max_pending}); sender asked to retry later"
+            elif cid not in cids:
+                cids.append(cid)
+            record.challenge_id = cid
+            self.add_event_tx(conn, record)
+        return cids
+
+    def challenges_by_token(self, token: str) -> list[Any]:
+        """Every challenge a link confirms: the one it was issued for, then the others it names."""
+        h = hash_secret(token)
+        with self.engine.connect() as conn:
+            first = conn.execute(select(s.challenges).join(
+                s.challenge_tokens, s.challenge_tokens.c.challenge_id == s.challenges.c.id)
+                .where(s.challenge_tokens.c.token_hash == h)).first()
+            if first is None:
+                return []
+            others = conn.execute(select(s.challenges).join(
+                s.challenge_link_members, s.challenge_link_members.c.challenge_id == s.challenges.c.id)
+                .where(s.challenge_link_members.c.token_hash == h).order_by(s.challenges.c.id)).all()
+        return [first, *(r for r in others if r.id != first.id)]
 
     def challenge_by_token(self, token: str) -> Any:
         """The challenge row a link token belongs to, or None."""
@@ -556,6 +598,9 @@ class Store:
         c = s.challenges.c
         gone = select(c.id).where(c.expires_at < expired_before)
         with self.engine.begin() as conn:
+            conn.execute(delete(s.challenge_link_members).where(s.challenge_link_members.c.challenge_id.in_(gone)))
+            conn.execute(delete(s.challenge_link_members).where(s.challenge_link_members.c.token_hash.in_(
+                select(s.challenge_tokens.c.token_hash).where(s.challenge_tokens.c.challenge_id.in_(gone)))))
             conn.execute(delete(s.challenge_tokens).where(s.challenge_tokens.c.challenge_id.in_(gone)))
             conn.execute(delete(s.captchas).where(s.captchas.c.challenge_id.in_(gone)))
             return conn.execute(delete(s.challenges).where(c.expires_at < expired_before)).rowcount
@@ -651,6 +696,8 @@ _Q_REUSE = update(s.challenges).where(_ch.id == bindparam("cid")).values(
 _Q_REUSE_KEEP_SUBJECT = update(s.challenges).where(_ch.id == bindparam("cid")).values(
     attempts=_ch.attempts + 1, updated_at=bindparam("now"), auth=bindparam("auth"))
 _Q_TOKEN = insert(s.challenge_tokens)
+_Q_LINK_MEMBER = text("INSERT INTO challenge_link_members (token_hash, challenge_id) "
+                      "VALUES (:token_hash, :challenge_id) ON CONFLICT DO NOTHING")
 _Q_EVENT = insert(s.events)
 _ENTRIES_QUERIES: dict[int, Any] = {}
 
@@ -687,6 +734,8 @@ _SQL_PENDING_COUNT = ("SELECT COUNT(*) FROM (SELECT 1 FROM challenges WHERE user
                       "LIMIT ?)")
 _SQL_EXPIRE_LAPSED = ("UPDATE challenges SET status = 'expired', updated_at = ? "
                       "WHERE user_id = ? AND status = 'pending' AND expires_at <= ?")
+# an alias of a user already named in the link shares that user's challenge: nothing to add
+_SQL_LINK_MEMBER = "INSERT OR IGNORE INTO challenge_link_members (token_hash, challenge_id) VALUES (?, ?)"
 
 
 def _dbapi(conn: Connection) -> Any:
@@ -696,7 +745,7 @@ def _dbapi(conn: Connection) -> Any:
 
 def _open_challenge_sqlite(db: Any, user_id: int, recipient: str, sender: str, ttl: float, subject: str,
                            client_ip: str, token: str, now: float, auth: str | None = None,
-                           max_pending: int = 0) -> int | None:
+                           max_pending: int = 0, member: bool = False) -> int | None:
     """Store.open_challenge_tx's statements on SQLite."""
     row = db.execute(_SQL_PENDING, (user_id, sender)).fetchone()
     if row is not None and row[1] <= now:  # a lapsed challenge makes way for a new one
@@ -715,7 +764,10 @@ def _open_challenge_sqlite(db: Any, user_id: int, recipient: str, sender: str, t
                 return None
         cid = db.execute(_SQL_CHALLENGE, (user_id, recipient, sender, now, now, now + ttl, subject,
                                           client_ip, auth)).lastrowid
-    db.execute(_SQL_TOKEN, (hash_secret(token), cid, now))
+    if member:
+        db.execute(_SQL_LINK_MEMBER, (hash_secret(token), cid))
+    else:
+        db.execute(_SQL_TOKEN, (hash_secret(token), cid, now))
     return cid
 
 

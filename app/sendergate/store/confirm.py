@@ -35,6 +35,10 @@ class LinkState:
     subject: str
     status: str  # pending | confirmed | approved | denied | expired (expired also when past expires_at)
     generation: int  # confirm_failures: wrong answers so far
+    # A link may name several recipients (one refusal to alice and bob): the challenge above is the
+    # one the page answers for (the first still pending), `others` the rest it confirms with it.
+    others: tuple[int, ...] = ()
+    recipients: tuple[str, ...] = ()  # every recipient the link still confirms, for the page
 
 
 def page_secret(store: Store) -> str:
@@ -46,18 +50,28 @@ def page_secret(store: Store) -> str:
 
 def link_state(store: Store, token: str, now: float | None = None) -> LinkState | None:
     """The challenge behind a link token, or None for a token that was never issued."""
-    row = store.challenge_by_token(token)
-    if row is None:
+    rows = store.challenges_by_token(token)
+    if not rows:
         return None
-    status = row.status
-    if status == PENDING and row.expires_at <= (now if now is not None else now_ts()):
-        status = EXPIRED  # housekeeping marks it hourly; the page must not wait for that
-    return _state(row, status)
+    now = now if now is not None else now_ts()
+
+    def status(row: Any) -> str:
+        if row.status == PENDING and row.expires_at <= now:
+            return EXPIRED  # housekeeping marks it hourly; the page must not wait for that
+        return row.status
+
+    pending = [r for r in rows if status(r) == PENDING]
+    if not pending:  # what the link is now: the first recipient's outcome
+        return _state(rows[0], status(rows[0]))
+    lead, *others = pending
+    return _state(lead, PENDING, others=tuple(r.id for r in others),
+                  recipients=tuple(dict.fromkeys(r.recipient for r in pending)))
 
 
-def _state(row: Any, status: str) -> LinkState:
+def _state(row: Any, status: str, *, others: tuple[int, ...] = (), recipients: tuple[str, ...] = ()) -> LinkState:
     return LinkState(challenge_id=row.id, user_id=row.user_id, recipient=row.recipient, sender=row.sender,
-                     subject=row.subject or "", status=status, generation=row.confirm_failures)
+                     subject=row.subject or "", status=status, generation=row.confirm_failures, others=others,
+                     recipients=recipients or (row.recipient,))
 
 
 def issue_captcha(store: Store, challenge_id: int, nonce: str, answer: str, now: float | None = None) -> None:
@@ -98,13 +112,16 @@ def record_wrong_answer(store: Store, challenge_id: int, nonce: str, now: float 
         return res.rowcount == 1
 
 
-def confirm(store: Store, challenge_id: int, nonce: str | None = None, now: float | None = None) -> bool:
+def confirm(store: Store, challenge_id: int, nonce: str | None = None, now: float | None = None,
+            others: tuple[int, ...] = ()) -> bool:
     """A right answer: the challenge becomes confirmed and the sender is allowlisted for its user,
-    with the authentication seen when the link was issued, in one transaction.
+    with the authentication seen when the link was issued, in one transaction, and so does each of
+    `others` (the link's further recipients) that is still pending.
 
     False when the CAPTCHA `nonce` was already used or replaced (None: no CAPTCHA check, for
     admins and tests), the challenge is no longer pending and unexpired, or a block now covers the
-    sender: a confirmation never lifts a block (SPEC §4.5 item 3); the challenge is then denied."""
+    sender for every recipient: a confirmation never lifts a block (SPEC §4.5 item 3); a challenge
+    whose recipient blocks the sender is denied instead."""
     now = now or now_ts()
     c = s.challenges.c
     with store.engine.begin() as conn:
@@ -115,17 +132,27 @@ def confirm(store: Store, challenge_id: int, nonce: str | None = None, now: floa
             c.id == challenge_id, c.status == PENDING, c.expires_at > now).values(status=CONFIRMED, updated_at=now))
         if res.rowcount != 1:
             return False
-        row = conn.execute(select(c.user_id, c.sender, c.auth).where(c.id == challenge_id)).one()
-        if _blocked(store, conn, row.user_id, row.sender, now):
-            conn.execute(update(s.challenges).where(c.id == challenge_id).values(status=DENIED, updated_at=now))
-            return False
+        confirmed = [challenge_id]
+        for other in others:  # a recipient who denied (or approved) meanwhile keeps their decision
+            res = conn.execute(update(s.challenges).where(
+                c.id == other, c.status == PENDING, c.expires_at > now).values(status=CONFIRMED, updated_at=now))
+            if res.rowcount == 1:
+                confirmed.append(other)
         conn.execute(delete(s.captchas).where(s.captchas.c.challenge_id == challenge_id))
-        # Store._add_entry on this connection: the allowlist entry and the status change commit together.
-        note = f"confirmed at the confirmation page (challenge {challenge_id})"
-        if row.auth:
-            note += f"; {row.auth}"
-        store._add_entry(conn, row.user_id, "allow", parse_pattern(row.sender), "confirmed", note, None,
-                         auth=row.auth)
+        allowed = 0
+        for row in conn.execute(select(c.id, c.user_id, c.sender, c.auth).where(c.id.in_(confirmed))).all():
+            if _blocked(store, conn, row.user_id, row.sender, now):
+                conn.execute(update(s.challenges).where(c.id == row.id).values(status=DENIED, updated_at=now))
+                continue
+            # Store._add_entry on this connection: the allowlist entries and the status changes commit together.
+            note = f"confirmed at the confirmation page (challenge {row.id})"
+            if row.auth:
+                note += f"; {row.auth}"
+            store._add_entry(conn, row.user_id, "allow", parse_pattern(row.sender), "confirmed", note, None,
+                             auth=row.auth)
+            allowed += 1
+        if not allowed:
+            return False
     return True
 
 

@@ -112,6 +112,18 @@ challenge_tokens = Table(
     Column("created_at", Float, nullable=False),
 )
 
+# The further challenges one link confirms: a refusal naming several recipients carries one link
+# (SPEC §4.2 item 4), issued in challenge_tokens for the first recipient's challenge and listed
+# here for the others'. Each recipient keeps a challenge of their own (their Pending list, their
+# deny), and confirming the link allowlists the sender for each of them.
+challenge_link_members = Table(
+    "challenge_link_members", metadata,
+    Column("token_hash", String(64), ForeignKey("challenge_tokens.token_hash", ondelete="CASCADE"),
+           primary_key=True),
+    Column("challenge_id", Integer, ForeignKey("challenges.id", ondelete="CASCADE"), primary_key=True,
+           index=True),
+)
+
 events = Table(
     "events", metadata,
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),

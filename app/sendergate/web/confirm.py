@@ -29,6 +29,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
 
+from ..policy.replies import recipient_list
 from ..store import StoreError
 from ..store import confirm as confirm_store
 from . import captcha, clientip
@@ -213,7 +214,7 @@ class ConfirmPage:
     def for_status(self, request: Request, state: confirm_store.LinkState) -> HTMLResponse | None:
         """The page for a link that cannot take an answer (any more), or None while it can."""
         if state.status in confirm_store.DONE:
-            return self.html(request, "confirmed.html", recipient=state.recipient)
+            return self.html(request, "confirmed.html", recipient=recipient_list(state.recipients))
         if state.status == confirm_store.EXPIRED:
             return self.message(request, "expired", 410)
         if state.status != confirm_store.PENDING:  # denied (or a status this page does not know)
@@ -231,7 +232,8 @@ class ConfirmPage:
         await self.rt.astore.run(confirm_store.issue_captcha, self.rt.store, state.challenge_id, nonce,
                                  captcha.new_answer())
         csrf = captcha.csrf_value(await self.secret(), cookie, token, int(time.time()))
-        resp = self.html(request, "confirm.html", status, notice=notice, recipient=state.recipient,
+        resp = self.html(request, "confirm.html", status, notice=notice,
+                         recipient=recipient_list(state.recipients),
                          sender=state.sender, subject=state.subject[:200], csrf=csrf, nonce=nonce,
                          form_action=token, image_url=f"{token}/captcha.png?n={nonce}",
                          audio_url=f"{token}/captcha.wav?n={nonce}")
@@ -298,10 +300,11 @@ class ConfirmPage:
         if not answer.strip():  # not an answer: the CAPTCHA stays as it is
             return await self.form(request, token, state, notice="empty_answer", status=400)
         if captcha.answer_matches(current.answer, answer):
-            if await self.rt.astore.run(confirm_store.confirm, self.rt.store, state.challenge_id, current.nonce):
+            if await self.rt.astore.run(confirm_store.confirm, self.rt.store, state.challenge_id, current.nonce,
+                                        None, state.others):
                 self.log_confirmed(state, ip)
                 self.rt.metrics.count_confirmation()
-                return self.html(request, "confirmed.html", recipient=state.recipient)
+                return self.html(request, "confirmed.html", recipient=recipient_list(state.recipients))
             # someone answered in between, or a block now covers the sender: show what the link is now
             fresh = await self.state(token)
             if fresh is None:

@@ -1,8 +1,8 @@
 """Closing doors around the gate (issue 12): authentication seen at challenge time, one stored
 CAPTCHA per challenge, confirmation-page rate limits shared by all nodes.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 
 - challenges.auth: a short summary of SPF/DKIM/DMARC seen when the challenge's latest link
   was issued ("spf=pass:friend.example dkim=pass:friend.example dmarc=pass"); NULL when the
@@ -15,8 +15,8 @@ Revises: 0003
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
