@@ -603,7 +603,10 @@ def test_metrics(gw: GatewayProcess) -> None:
     alice = Account(gw)
     challenge_from(gw, "metric@far.test", alice.address)
     alice.http.get("/api/v1/me")
-    text = httpx.get(gw.http_url + "/metrics").text
+    # not public by default (SPEC §4.5 item 6): an admin's token, as Prometheus sends it
+    assert httpx.get(gw.http_url + "/metrics").status_code == 401
+    assert alice.http.get("/metrics").status_code == 403
+    text = Account(gw, admin=True).http.get("/metrics").text
     assert 'sendergate_smtp_verdicts_total{verdict="challenged"}' in text
     assert "sendergate_smtp_sessions_total" in text
     assert 'sendergate_api_request_seconds_count{method="GET",route="/api/v1/me",status="200"}' in text
@@ -611,7 +614,10 @@ def test_metrics(gw: GatewayProcess) -> None:
 
 
 def test_openapi_document(gw: GatewayProcess) -> None:
-    doc = httpx.get(gw.http_url + "/openapi.json").json()
+    assert httpx.get(gw.http_url + "/openapi.json").status_code == 401  # a token holder's document
+    assert httpx.get(gw.http_url + "/docs").status_code == 401
+    reader = Account(gw).http
+    doc = reader.get("/openapi.json").json()
     paths = doc["paths"]
     for path in ["/api/v1/me", "/api/v1/events", "/api/v1/challenges", "/api/v1/challenges/{challenge_id}/approve",
                  "/api/v1/challenges/{challenge_id}/deny", "/api/v1/allowlist", "/api/v1/allowlist/{entry_id}",
@@ -628,11 +634,12 @@ def test_openapi_document(gw: GatewayProcess) -> None:
     assert {p["name"] for p in screened["parameters"]} == {"days", "cursor", "limit"}
     assert screened["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/ScreenedPage")
     assert "covered_by" in doc["components"]["schemas"]["ImportItem"]["properties"]
-    assert "swagger-ui" in httpx.get(gw.http_url + "/docs").text
+    docs = reader.get("/docs").text
+    assert "swagger-ui" in docs and '"/api/v1/me"' in docs  # the document inlined: no second request
 
 
 def test_metrics_add_up_across_worker_processes() -> None:
-    with GatewayProcess(workers=2) as gw:
+    with GatewayProcess(workers=2, extra={"http": {"metrics_public": True}}) as gw:
         for _ in range(12):  # new connections, spread over both workers by the kernel
             with gw.smtp() as s:
                 s.noop()

@@ -40,8 +40,8 @@ def schema_gateway(request: pytest.FixtureRequest) -> Iterator[tuple[GatewayProc
 def test_api_conforms_to_its_openapi_document(schema_gateway: tuple[GatewayProcess, str]) -> None:
     # schemathesis' own pytest plugin does not load under this pytest; its strategies are driven directly
     gw, token = schema_gateway
-    schema = schemathesis.openapi.from_url(gw.http_url + "/openapi.json").exclude(path="/api/v1/stream")
     headers = {"Authorization": f"Bearer {token}"}
+    schema = schemathesis.openapi.from_url(gw.http_url + "/openapi.json", headers=headers).exclude(path="/api/v1/stream")
     checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 18

@@ -51,6 +51,16 @@ def test_defaults_and_required_key() -> None:
     assert cfg.domains.local == ["example.org"]
     assert cfg.smtp.max_message_size == 25_000_000 and cfg.challenge.ttl == 14 * 86400
     assert cfg.events.retention == 90 * 86400 and cfg.scan.on_failure == "tempfail"
+    # SPEC §4.5 item 6: nothing internal is public by default, no proxy is believed by default
+    assert cfg.http.metrics_public is False and cfg.http.trusted_proxies == []
+    assert cfg.challenge.max_pending == 1000
+    cfg = from_dict({"domains": {"local": ["example.org"]},
+                     "http": {"trusted_proxies": ["127.0.0.1", "10.0.0.0/8", "2001:db8::/32"]}})
+    assert cfg.http.trusted_proxies == ["127.0.0.1", "10.0.0.0/8", "2001:db8::/32"]
+    with pytest.raises(ConfigError) as err:
+        from_dict({"domains": {"local": ["example.org"]}, "http": {"trusted_proxies": ["nginx.local"]},
+                   "challenge": {"max_pending": -1}})
+    assert {k for k, _ in err.value.problems} == {"http.trusted_proxies", "challenge.max_pending"}
     with pytest.raises(ConfigError) as err:
         from_dict({})
     assert err.value.problems[0][0] == "domains.local"

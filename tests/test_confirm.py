@@ -1,10 +1,9 @@
 """The confirmation page (SPEC §5) over real HTTP against a real gateway process.
 
 One gateway serves the module; each test uses its own senders (so its own
-challenges) and its own client IP (X-Forwarded-For, which uvicorn honours from
-loopback proxies), so the rate limits of one test do not leak into another.
-The expected CAPTCHA answer is derived from the store's page secret, as an
-admin could.
+challenges) and its own client IP (X-Forwarded-For from 127.0.0.1, configured
+as a trusted proxy), so the rate limits of one test do not leak into another.
+The expected CAPTCHA answer is read from the store, as an admin could.
 """
 
 from __future__ import annotations
@@ -26,8 +25,8 @@ from sqlalchemy import select, update
 
 from sendergate.store import schema
 from sendergate.web import captcha
-from sendergate.web.confirm import (ANSWERS_PER_CHALLENGE, ANSWERS_PER_IP, RateLimiter, best_language,
-                                    canonical_token, expected_answer)
+from sendergate.web.confirm import (ANSWERS_PER_CHALLENGE, ANSWERS_PER_IP, best_language, canonical_token,
+                                    expected_answer)
 from tests.support.gateway import GatewayProcess
 
 RECIPIENT = "alice@example.org"
@@ -37,7 +36,7 @@ _senders = itertools.count(1)
 
 @pytest.fixture(scope="module")
 def gw() -> Iterator[GatewayProcess]:
-    gateway = GatewayProcess()
+    gateway = GatewayProcess(extra={"http": {"trusted_proxies": ["127.0.0.1"]}})
     # The admin's override directory: `web/` next to the config file.
     web = gateway.config_path.parent / "web"
     (web / "messages").mkdir(parents=True)
@@ -105,7 +104,11 @@ def right(gw: GatewayProcess, token: str, form: Form) -> str:
 
 
 def wrong(gw: GatewayProcess, token: str, form: Form) -> str:
-    return f"{(int(right(gw, token, form)) + 1) % 10**6:06d}"
+    return other_than(right(gw, token, form))
+
+
+def other_than(answer: str) -> str:
+    return f"{(int(answer) + 1) % 10**6:06d}"
 
 
 # -- the page ---------------------------------------------------------------------
@@ -152,18 +155,21 @@ def test_wrong_answer_gets_a_new_captcha_then_right_answer_allowlists_the_sender
     cid, token, sender = new_link(gw, sender="carol@sender.test")
     s = Sender(gw)
     first = s.open(token)
-    r = s.post(token, first, wrong(gw, token, first))
+    first_answer = right(gw, token, first)
+    r = s.post(token, first, other_than(first_answer))
     assert r.status_code == 400 and "That was not right" in r.text
     second = parse_form(r)
     assert second.nonce != first.nonce
     assert challenge(gw, cid).confirm_failures == 1 and challenge(gw, cid).status == "pending"
 
     # The first CAPTCHA was used up by the wrong answer: its right answer no longer counts.
-    r = s.post(token, first, right(gw, token, first))
+    r = s.post(token, first, first_answer)
     assert r.status_code == 400 and "already been used" in r.text
+    second = parse_form(r)  # that page is a new CAPTCHA again
     assert challenge(gw, cid).status == "pending"
 
-    r = s.post(token, second, right(gw, token, second))
+    second_answer = right(gw, token, second)
+    r = s.post(token, second, second_answer)
     assert r.status_code == 200, r.text
     assert "You can now send your message again" in r.text
     row = challenge(gw, cid)
@@ -174,7 +180,7 @@ def test_wrong_answer_gets_a_new_captcha_then_right_answer_allowlists_the_sender
     # The link stays friendly afterwards, and a second answer changes nothing.
     again = s.http.get(f"/c/{token}")
     assert again.status_code == 200 and "you are confirmed" in again.text
-    assert s.post(token, second, right(gw, token, second)).status_code == 200
+    assert s.post(token, second, second_answer).status_code == 200
     assert len(allow_entries(gw, sender)) == 1
     assert re.search(rf"confirmed challenge_id={cid} .*sender={re.escape(sender)}", gw.read_log())
 
@@ -197,6 +203,7 @@ def test_answer_is_bound_to_its_token(gw: GatewayProcess) -> None:
                                            "answer": right(gw, token_a, form_a)})
     assert r.status_code == 400
     assert challenge(gw, cid_b).status == "pending"
+    form_b = parse_form(r)  # that answer page shows token B a new CAPTCHA
     # token A's CSRF field does not open token B's form either
     r = s.http.post(f"/c/{token_b}", data={"csrf": form_a.csrf, "nonce": form_b.nonce,
                                            "answer": right(gw, token_b, form_b)})
@@ -219,7 +226,10 @@ def test_csrf_protection(gw: GatewayProcess) -> None:
     old = captcha.csrf_value(expected_secret(gw), s.http.cookies["sg_form"], token, int(time.time()) - 13 * 3600)
     assert s.post(token, Form(old, form.nonce, form.response), answer).status_code == 403
     assert challenge(gw, cid).status == "pending" and challenge(gw, cid).confirm_failures == 0
-    # the real form, posted as a browser does from a no-referrer page (Origin: null)
+    # each refused post showed a new CAPTCHA; its form, posted as a browser does from a no-referrer page
+    # (Origin: null)
+    form = s.open(token)
+    answer = right(gw, token, form)
     assert s.post(token, form, answer, Origin="null", **{"Sec-Fetch-Site": "same-origin"}).status_code == 200
     assert challenge(gw, cid).status == "confirmed"
 
@@ -329,7 +339,7 @@ def test_captcha_image_and_audio(gw: GatewayProcess) -> None:
             seconds = w.getnframes() / w.getframerate()
         assert 4 < seconds < 40, seconds  # six spoken digits with pauses
     assert s.http.get(f"/c/{token}/captcha.png", params={"n": "garbage"}).status_code == 404
-    assert s.http.get(f"/c/{token}/captcha.png", params={"n": "7-AAAAAAAAAAAAAAAA"}).status_code == 410
+    assert s.http.get(f"/c/{token}/captcha.png", params={"n": "A" * 22}).status_code == 410
     css = s.http.get("/c/assets/confirm.css")
     assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
     assert s.http.get("/c/assets/..%2Fmessages%2Fen.json").status_code == 404
@@ -381,24 +391,11 @@ def test_answer_matching_tolerates_spaces_and_lookalikes() -> None:
     assert not captcha.answer_matches("012345", "")
 
 
-def test_answers_differ_per_token_and_nonce() -> None:
-    n1, n2 = captcha.new_nonce(0), captcha.new_nonce(0)
-    answers = {captcha.answer_for("s", "tokenA", n1), captcha.answer_for("s", "tokenA", n2),
-               captcha.answer_for("s", "tokenB", n1), captcha.answer_for("t", "tokenA", n1)}
-    assert len(answers) == 4 and all(re.fullmatch(r"\d{6}", a) for a in answers)
-    assert captcha.parse_nonce(n1.text) == n1 and captcha.parse_nonce("x-y") is None
-
-
-def test_rate_limiter_window() -> None:
-    now = [100.0]
-    rl = RateLimiter(2, 60, clock=lambda: now[0])
-    assert rl.hit("ip") == 0 and rl.hit("ip") == 0
-    assert rl.hit("ip") == pytest.approx(60)
-    assert rl.hit("other") == 0
-    now[0] += 30
-    assert rl.hit("ip") == pytest.approx(30)
-    now[0] += 31
-    assert rl.hit("ip") == 0
+def test_answers_and_nonces_are_random() -> None:
+    answers = {captcha.new_answer() for _ in range(50)}
+    assert len(answers) > 45 and all(re.fullmatch(r"\d{6}", a) for a in answers)
+    nonce = captcha.new_nonce()
+    assert captcha.nonce_ok(nonce) and not captcha.nonce_ok("7-AAAAAAAAAAAAAAAA") and nonce != captcha.new_nonce()
 
 
 def test_german_audio_uses_the_shipped_german_digits() -> None:
@@ -442,3 +439,27 @@ def test_https_when_a_certificate_is_configured() -> None:
                 httpx.get(f"http://127.0.0.1:{gateway.http_port}/c/{token}", timeout=5)
     finally:
         remove_service_dir(certs)
+
+
+@pytest.mark.parametrize("peer, forwarded, expected", [
+    ("192.0.2.9", ["198.51.100.1"], "192.0.2.9"),                          # not a proxy: its header is ignored
+    ("127.0.0.1", ["198.51.100.1"], "198.51.100.1"),                       # the trusted proxy names the client
+    ("127.0.0.1", ["6.6.6.6, 198.51.100.1"], "198.51.100.1"),              # the client's own additions: ignored
+    ("127.0.0.1", ["6.6.6.6", "198.51.100.1, 10.1.2.3"], "198.51.100.1"),  # a chain of trusted proxies
+    ("127.0.0.1", ["10.1.2.3"], "10.1.2.3"),                               # every hop trusted: the leftmost
+    ("127.0.0.1", ["garbage, 198.51.100.1"], "198.51.100.1"),
+    ("127.0.0.1", ["198.51.100.1, garbage"], "127.0.0.1"),                 # a broken proxy: stop at the last good one
+    ("127.0.0.1", [], "127.0.0.1"),
+    ("::ffff:127.0.0.1", ["[2001:db8::1]:4711"], "2001:db8::1"),
+])
+def test_client_address_behind_trusted_proxies(peer: str, forwarded: list[str], expected: str) -> None:
+    from sendergate.web.clientip import client_address, parse_networks
+    assert client_address(peer, forwarded, parse_networks(["127.0.0.1", "10.0.0.0/8"])) == expected
+
+
+def test_rate_keys_count_ipv6_per_64() -> None:
+    from sendergate.web.clientip import rate_key
+    assert rate_key("2001:db8:1:2:aaaa::1") == rate_key("2001:db8:1:2:ffff::9") == "2001:db8:1:2::/64"
+    assert rate_key("2001:db8:1:3::1") != rate_key("2001:db8:1:2::1")
+    assert rate_key("192.0.2.1") == "192.0.2.1" != rate_key("192.0.2.2")
+    assert rate_key("::ffff:192.0.2.1") == "192.0.2.1"

@@ -23,7 +23,7 @@ def metric(gw: GatewayProcess, name: str) -> float:
 def test_scan_timings_and_confirmations_reach_metrics() -> None:
     clamd = start_clamd()
     try:
-        with GatewayProcess(extra={"scan": {"clamd": clamd.unix_spec}}) as gw:
+        with GatewayProcess(extra={"scan": {"clamd": clamd.unix_spec}, "http": {"metrics_public": True}}) as gw:
             user, _ = gw.store.add_user("alice@example.org")
             gw.store.add_entry(user.id, "allow", "friend@sender.test")
             for i in range(3):

@@ -117,7 +117,9 @@ def test_unknown_sender_confirms_and_sends_again(gateway: GatewayProcess, provid
     phone_page.screenshot(path=str(SCREENSHOTS / "confirmation-page-phone-de.png"), full_page=True)
     phone.close()
 
-    # 3. A wrong answer first: refused, with a new picture.
+    # 3. A wrong answer first: refused, with a new picture. (Opening the link on the phone gave the link
+    # a new CAPTCHA, retiring the desktop page's: one CAPTCHA per link at a time. Reload it.)
+    page.reload()
     first_nonce = page.locator("input[name=nonce]").get_attribute("value")
     answer = expected_answer(gateway.store, token, first_nonce)
     page.fill("#answer", f"{(int(answer) + 1) % 10**6:06d}")
@@ -128,7 +130,7 @@ def test_unknown_sender_confirms_and_sends_again(gateway: GatewayProcess, provid
     page.screenshot(path=str(SCREENSHOTS / "confirmation-page-wrong-answer.png"), full_page=True)
     assert _challenge(gateway, token).status == "pending"
 
-    # 4. The right answer (read from the store's secret, as the test cannot read pictures).
+    # 4. The right answer (read from the store, as the test cannot read pictures).
     page.fill("#answer", expected_answer(gateway.store, token, second_nonce))
     page.click("button[type=submit]")
     assert page.locator("h1").inner_text() == "Thank you — you are confirmed"

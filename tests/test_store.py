@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 from sqlalchemy import inspect, select
+from sqlalchemy.exc import IntegrityError
 
 from sendergate.policy.address import parse
 from sendergate.policy.decide import EventRecord, Verdict
@@ -179,3 +180,202 @@ def test_text_search_finds_only_the_callers_matches_newest_first(store: Store) -
         assert [r["id"] for r in rows] == [i for i in want if i >= mine[9]] and cursor == mine[9]
         rows, cursor = queries.events_page(store, user.id, q="zebra", limit=100, before_id=cursor, budget=0, step=10)
         assert [r["id"] for r in rows] == [i for i in want if mine[19] <= i < mine[9]] and cursor == mine[19]
+
+
+# -- closing the doors around the gate (SPEC §4.5; issue 12) ---------------------------------------------------
+def _challenge_row(store: Store, cid: int):  # type: ignore[no-untyped-def]
+    with store.engine.connect() as conn:
+        return conn.execute(select(schema.challenges).where(schema.challenges.c.id == cid)).first()
+
+
+def test_a_block_ends_the_pending_challenges_it_covers(store: Store) -> None:
+    alice, _ = store.add_user("alice@example.org")
+    bob, _ = store.add_user("bob@example.org")
+    open_ = lambda u, sender: store.open_challenge(u.id, "x@example.org", sender, ttl=3600)[0]  # noqa: E731
+    by_address, same_domain, sub_domain, other = (open_(alice, "eve@spam.example"), open_(alice, "mallory@spam.example"),
+                                                  open_(alice, "x@mail.spam.example"), open_(alice, "eve@notspam.example"))
+    bobs = open_(bob, "eve@spam.example")
+    store.add_entry(alice.id, "block", "eve@spam.example")
+    assert _challenge_row(store, by_address).status == "denied"
+    assert _challenge_row(store, same_domain).status == "pending" and _challenge_row(store, bobs).status == "pending"
+    store.add_entry(alice.id, "block", "@spam.example")  # covers its subdomains, not look-alike domains
+    assert _challenge_row(store, same_domain).status == "denied" and _challenge_row(store, sub_domain).status == "denied"
+    assert _challenge_row(store, other).status == "pending" and _challenge_row(store, bobs).status == "pending"
+    store.add_entry(None, "block", "eve@spam.example")  # a global block ends everyone's
+    assert _challenge_row(store, bobs).status == "denied"
+
+
+def test_a_confirmation_never_lifts_a_block_and_records_the_authentication(store: Store) -> None:
+    from sendergate.store import confirm as confirm_store
+    alice, _ = store.add_user("alice@example.org")
+    record = EventRecord(ts=datetime.now(timezone.utc), verdict=Verdict.CHALLENGED, reason="unknown sender",
+                         sender="friend@friend.example", recipient="alice@example.org", user_id=alice.id,
+                         details={"spf": "pass", "dkim": "pass", "dmarc": "pass",
+                                  "auth": {"spf_domain": "friend.example", "dkim_pass": ["friend.example"]}})
+    with store.engine.begin() as conn:
+        cid, _ = store.challenge_event_tx(conn, record, "friend@friend.example", 3600, "t" * 22)
+    assert _challenge_row(store, cid).auth == "spf=pass:friend.example dkim=pass:friend.example dmarc=pass"
+    assert confirm_store.confirm(store, cid)
+    [entry] = queries.entries_page(store, alice.id, "allow")[0]
+    assert entry["source"] == "confirmed" and entry["auth"] == "spf=pass:friend.example dkim=pass:friend.example dmarc=pass"
+
+    # a block that exists when the answer comes (made on another node meanwhile, or by a domain rule)
+    stranger, _ = store.open_challenge(alice.id, "alice@example.org", "eve@spam.example", ttl=3600)
+    with store.engine.begin() as conn:  # written past the store, as a race with another node would leave it
+        conn.execute(schema.list_entries.insert().values(user_id=None, action="block", kind="domain",
+                                                         value="spam.example", source="manual", note="",
+                                                         created_at=0))
+    assert not confirm_store.confirm(store, stranger)
+    assert _challenge_row(store, stranger).status == "denied"
+    assert [e.pattern.value for e in store.entries(alice.id, "allow")] == ["friend@friend.example"]
+
+
+def test_pending_challenges_per_user_are_capped(store: Store) -> None:
+    alice, _ = store.add_user("alice@example.org")
+    bob, _ = store.add_user("bob@example.org")
+    first = [store.open_challenge(alice.id, "alice@example.org", f"s{i}@flood.example", ttl=3600, max_pending=3)[0]
+             for i in range(3)]
+    assert None not in first
+    assert store.open_challenge(alice.id, "alice@example.org", "late@real.example", ttl=3600, max_pending=3) == (None, "")
+    # a sender already pending is not new: its challenge is reused; other users have their own cap
+    assert store.open_challenge(alice.id, "alice@example.org", "s0@flood.example", ttl=3600, max_pending=3)[0] == first[0]
+    assert store.open_challenge(bob.id, "bob@example.org", "late@real.example", ttl=3600, max_pending=3)[0]
+    # a decided or lapsed challenge makes room
+    queries.decide_challenge(store, alice.id, first[1], "deny")
+    assert store.open_challenge(alice.id, "alice@example.org", "late@real.example", ttl=3600, max_pending=3)[0]
+    with store.engine.begin() as conn:
+        conn.execute(schema.challenges.update().where(schema.challenges.c.id == first[2]).values(expires_at=1))
+    assert store.open_challenge(alice.id, "alice@example.org", "later@real.example", ttl=3600, max_pending=3)[0]
+    assert _challenge_row(store, first[2]).status == "expired"
+    # at the cap, the refusal is recorded as tempfail with the reason, no challenge and no link
+    record = EventRecord(ts=datetime.now(timezone.utc), verdict=Verdict.CHALLENGED, reason="unknown sender",
+                         sender="flood9@flood.example", recipient="alice@example.org", user_id=alice.id)
+    with store.engine.begin() as conn:
+        assert store.challenge_event_tx(conn, record, "flood9@flood.example", 3600, "u" * 22, 3) == (None, "")
+    with store.engine.connect() as conn:
+        ev = conn.execute(select(schema.events).order_by(schema.events.c.id.desc())).first()
+    assert ev.verdict == "tempfail" and "cap (3)" in ev.reason and ev.challenge_id is None
+
+
+def test_expired_challenges_are_pruned_with_their_tokens_and_captchas(store: Store) -> None:
+    from sendergate.store import confirm as confirm_store
+    alice, _ = store.add_user("alice@example.org")
+    old, old_token = store.open_challenge(alice.id, "alice@example.org", "old@x.example", ttl=60)
+    recent, recent_token = store.open_challenge(alice.id, "alice@example.org", "recent@x.example", ttl=60)
+    confirm_store.issue_captcha(store, old, "n" * 22, "123456")
+    with store.engine.begin() as conn:
+        conn.execute(schema.challenges.update().where(schema.challenges.c.id == old).values(expires_at=1000.0))
+        conn.execute(schema.challenges.update().where(schema.challenges.c.id == recent).values(expires_at=5000.0))
+    store.add_events([EventRecord(ts=datetime.now(timezone.utc), verdict=Verdict.CHALLENGED, reason="t",
+                                  user_id=alice.id, challenge_id=old)])
+    assert store.prune_challenges(2000.0) == 1
+    assert store.challenge_by_token(old_token) is None and store.challenge_by_token(recent_token) is not None
+    with store.engine.connect() as conn:
+        assert conn.execute(select(schema.challenge_tokens).where(schema.challenge_tokens.c.challenge_id == old)).all() == []
+        assert conn.execute(select(schema.captchas)).all() == []
+        assert [e.challenge_id for e in conn.execute(select(schema.events)).all()] == [old]  # events stay
+    assert store.prune_challenges(2000.0) == 0
+
+
+def test_confirmation_rate_limits_are_counted_in_the_store(store_url: str) -> None:
+    from sendergate.store.confirm import rate_hit
+    a, b = Store(store_url), Store(store_url)  # two nodes
+    a.migrate()
+    try:
+        now = 1_000_000.0
+        assert [rate_hit((a, b)[i % 2], "answer-ip:192.0.2.1", 3, 600, now + i) for i in range(3)] == [0, 0, 0]
+        wait = rate_hit(a, "answer-ip:192.0.2.1", 3, 600, now + 3)
+        assert 500 < wait <= 660
+        assert rate_hit(b, "answer-ip:192.0.2.1", 3, 600, now + 4) > 0  # the refused hits were not counted ...
+        assert rate_hit(b, "answer-ip:192.0.2.2", 3, 600, now + 4) == 0
+        assert rate_hit(a, "answer-ip:192.0.2.1", 3, 600, now + 700) == 0  # ... so the window ends on time
+        a.prune_rate_limits(now + 10_000)
+        with a.engine.connect() as conn:
+            assert conn.execute(select(schema.rate_limits)).all() == []
+    finally:
+        a.close()
+        b.close()
+
+
+def test_concurrent_hits_from_two_nodes_never_exceed_the_limit(store_url: str) -> None:
+    from sendergate.store.confirm import rate_hit
+    nodes = [Store(store_url) for _ in range(2)]
+    nodes[0].migrate()
+    allowed: list[float] = []
+    try:
+        def node(i: int) -> None:
+            for _ in range(10):
+                allowed.append(rate_hit(nodes[i], "answer-challenge:1", 7, 600))
+        threads = [threading.Thread(target=node, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sum(1 for w in allowed if w == 0) == 7
+    finally:
+        for n in nodes:
+            n.close()
+
+
+def test_migration_gate_hardening_keeps_existing_challenges_and_entries(store_url: str) -> None:
+    from importlib import resources
+
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+    from sqlalchemy import text
+
+    s = Store(store_url)
+    try:
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(resources.files("sendergate.store") / "migrations"))
+        with s.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "0003")
+        with s.engine.begin() as conn:  # a store as the previous release left it
+            conn.execute(text("INSERT INTO users (id, name, role, created_at) VALUES (1, 'a', 'user', 0)"))
+            conn.execute(text("INSERT INTO challenges (user_id, recipient, sender, status, created_at, updated_at, "
+                              "expires_at) VALUES (1, 'a@example.org', 'b@x.example', 'pending', 0, 0, 1e12)"))
+            conn.execute(text("INSERT INTO list_entries (user_id, action, kind, value, created_at) "
+                              "VALUES (1, 'allow', 'address', 'c@x.example', 0)"))
+        s.migrate()
+        with s.engine.connect() as conn:
+            [ch] = conn.execute(select(schema.challenges)).all()
+            [entry] = conn.execute(select(schema.list_entries)).all()
+        assert (ch.sender, ch.status, ch.auth) == ("b@x.example", "pending", None)
+        assert (entry.value, entry.auth) == ("c@x.example", None)
+        with pytest.raises(IntegrityError):  # still one pending challenge per user and sender
+            with s.engine.begin() as conn:
+                conn.execute(text("INSERT INTO challenges (user_id, recipient, sender, status, created_at, "
+                                  "updated_at, expires_at) VALUES (1, 'a@example.org', 'b@x.example', 'pending', "
+                                  "0, 0, 1e12)"))
+    finally:
+        s.close()
+
+
+def test_one_link_for_several_recipients_respects_each_ones_block_and_cap(store: Store) -> None:
+    from sendergate.store import confirm as confirm_store
+    alice, _ = store.add_user("alice@example.org")
+    bob, _ = store.add_user("bob@example.org")
+    carol, _ = store.add_user("carol@example.org")
+    store.open_challenge(carol.id, "carol@example.org", "other@x.example", ttl=3600)  # carol is at her cap of 1
+
+    def record(user, rcpt):  # type: ignore[no-untyped-def]
+        return EventRecord(ts=datetime.now(timezone.utc), verdict=Verdict.CHALLENGED, reason="unknown sender",
+                           sender="s@stranger.example", recipient=rcpt, user_id=user.id,
+                           details={"spf": "pass", "dkim": "none", "dmarc": "none",
+                                    "auth": {"spf_domain": "stranger.example"}})
+    records = [record(carol, "carol@example.org"), record(alice, "alice@example.org"), record(bob, "bob@example.org")]
+    with store.engine.begin() as conn:
+        cids = store.challenge_group_event_tx(conn, records, "s@stranger.example", 3600, "g" * 22, 1)
+    assert [r.verdict for r in records] == [Verdict.TEMPFAIL, Verdict.CHALLENGED, Verdict.CHALLENGED]
+    assert len(cids) == 2 and records[0].challenge_id is None
+    state = confirm_store.link_state(store, "g" * 22)  # the link belongs to the first recipient with a challenge
+    assert state is not None and state.recipients == ("alice@example.org", "bob@example.org")
+    store.add_entry(bob.id, "block", "@stranger.example")
+    assert _challenge_row(store, cids[1]).status == "denied"
+    state = confirm_store.link_state(store, "g" * 22)
+    assert confirm_store.confirm(store, state.challenge_id, others=state.others)
+    assert [e.pattern.value for e in store.entries(alice.id, "allow")] == ["s@stranger.example"]
+    assert store.entries(bob.id, "allow") == []
+    [entry] = queries.entries_page(store, alice.id, "allow")[0]
+    assert entry["auth"] == "spf=pass:stranger.example dkim=none dmarc=none"

@@ -142,7 +142,8 @@ class HTTPConfig:
     public_url: str = ""
     tls_cert: str = ""
     tls_key: str = ""
-    metrics_public: bool = True
+    trusted_proxies: list[str] = field(default_factory=list)  # whose X-Forwarded-For names the client
+    metrics_public: bool = False  # /metrics, /docs, /openapi.json without a token
 
 
 @dataclass
@@ -171,6 +172,8 @@ class ChallengeConfig:
     reply: str = DEFAULT_REPLY
     bulk_reply: str = DEFAULT_BULK_REPLY
     blocked_reply: str = DEFAULT_BLOCKED_REPLY
+    # Pending challenges per user; a new sender beyond it gets 451 and retries (SPEC §4.5 item 5). 0: no cap.
+    max_pending: int = 1000
 
     def reply_for(self, recipients: int) -> str:
         """The challenge template for a refusal naming this many recipients."""
@@ -295,6 +298,17 @@ def _nameservers(v: Any) -> list[tuple[str, int]]:
     return out
 
 
+def _networks(v: Any) -> list[str]:
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        raise ValueError("expected a list of addresses or CIDR blocks, e.g. [\"127.0.0.1\", \"10.0.0.0/8\"]")
+    for x in v:
+        try:
+            ipaddress.ip_network(x.strip(), strict=False)
+        except ValueError:
+            raise ValueError(f"{x!r} is not an IP address or CIDR block") from None
+    return [x.strip() for x in v]
+
+
 def _scanner(v: Any) -> str:
     v = _str(v)
     if v:
@@ -344,7 +358,7 @@ _SCHEMA: dict[str, dict[str, Any]] = {
         "screened_folder": _str, "timeout": _positive_duration,
     },
     "http": {"listen": _hostport, "public_url": _url, "tls_cert": _str, "tls_key": _str,
-             "metrics_public": _bool},
+             "trusted_proxies": _networks, "metrics_public": _bool},
     "store": {"url": _store_url},
     "scan": {
         "clamd": _scanner, "spamd": _scanner, "spam_threshold": _float,
@@ -359,6 +373,7 @@ _SCHEMA: dict[str, dict[str, Any]] = {
         "reply": _template("url", "recipient", "sender"),
         "bulk_reply": _template("recipient", "sender"),
         "blocked_reply": _template("recipient", "sender"),
+        "max_pending": _int(0),
     },
     "dns": {"nameservers": _nameservers, "timeout": _positive_duration},
     "events": {"retention": parse_duration},

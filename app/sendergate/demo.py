@@ -131,6 +131,7 @@ screened_folder = "Screened"
 [http]
 listen = "127.0.0.1:{http_port}"
 public_url = "http://127.0.0.1:{http_port}"
+metrics_public = true  # a demo on loopback: the API docs it prints open in a browser
 
 [store]
 url = "sqlite:///{state / 'state.db'}"

@@ -35,6 +35,9 @@ log = logging.getLogger("sendergate")
 decisions = logging.getLogger("sendergate.decision")
 
 SHUTDOWN_GRACE = 60.0  # seconds open transactions get to finish after SIGTERM
+HOUSEKEEPING_INTERVAL = 3600.0
+# An expired link still says "expired" (not "unknown") for this long, then its challenge is pruned.
+CHALLENGE_GRACE = 7 * 86400.0
 
 
 class StartupError(Exception):
@@ -110,16 +113,23 @@ class Runtime:
             decisions.info(line)
 
     async def health(self) -> dict[str, Any]:
+        """`ok` or `degraded`, overall and per part. Served to anyone (/healthz), so no error text:
+        store URLs, exception strings and scanner replies go to the log only (SPEC §4.5 item 6)."""
         out: dict[str, Any] = {"status": "ok", "version": __version__}
         try:
             await self.astore.run(self.store.ping)
             out["store"] = "ok"
         except StoreError as exc:
-            out["store"] = f"unreachable: {exc}"
+            log.warning("health: store unreachable: %s", exc)
+            out["store"] = "unreachable"
             out["status"] = "degraded"
         if self.scanners is not None:
             scanners = await self.scanners.ping()
-            out["scanners"] = scanners
+            out["scanners"] = {}
+            for name, state in scanners.items():
+                if state != "ok":
+                    log.warning("health: scanner %s: %s", name, state)
+                out["scanners"][name] = "ok" if state == "ok" else "unavailable"
             if any(v != "ok" for v in scanners.values()):
                 out["status"] = "degraded"
         return out
@@ -274,16 +284,21 @@ class Worker:
         rt.store.close()
 
     async def _housekeeping(self, rt: Runtime) -> None:
-        """Retention pruning and challenge expiry, hourly, in worker 0 only."""
+        """Retention pruning and challenge expiry, hourly, in worker 0 only. Challenges go with their
+        tokens and CAPTCHAs CHALLENGE_GRACE after their expiry (events naming them stay)."""
         while True:
             try:
-                pruned = await rt.astore.run(rt.store.prune_events, time.time() - self.cfg.events.retention)
+                now = time.time()
+                pruned = await rt.astore.run(rt.store.prune_events, now - self.cfg.events.retention)
                 expired = await rt.astore.run(rt.store.expire_challenges)
-                if pruned or expired:
-                    log.info("housekeeping: pruned %d events, expired %d challenges", pruned, expired)
+                gone = await rt.astore.run(rt.store.prune_challenges, now - CHALLENGE_GRACE)
+                await rt.astore.run(rt.store.prune_rate_limits, now - 3600)
+                if pruned or expired or gone:
+                    log.info("housekeeping: pruned %d events, expired %d challenges, pruned %d challenges",
+                             pruned, expired, gone)
             except StoreError as exc:
                 log.error("housekeeping failed: %s", exc)
-            await asyncio.sleep(3600)
+            await asyncio.sleep(HOUSEKEEPING_INTERVAL)
 
 
 def _run_worker(cfg: Config, smtp_socks: list[socket.socket], http_sock: socket.socket | None, index: int,

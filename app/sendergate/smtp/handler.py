@@ -247,21 +247,29 @@ class GatewayHandler:
     async def _challenge(self, session: Any, tx: Transaction, decision: DataDecision, meta: dict[str, Any]) -> str:
         assert tx.sender is not None
         token = new_token()
+        max_pending = self.cfg.challenge.max_pending
         if len(tx.recipients) == 1:
             # the challenge, its token and the event in one transaction (one group-commit wait)
             r = tx.recipients[0]
             events = [self._event(session, tx, str(r.address), Verdict.CHALLENGED, decision.reason, r.user_id, meta)]
-            await self.rt.astore.write(self.rt.store.challenge_event_tx, events[0], tx.sender.key,
-                                       self.cfg.challenge.ttl, token)
+            cid, _ = await self.rt.astore.write(self.rt.store.challenge_event_tx, events[0], tx.sender.key,
+                                                self.cfg.challenge.ttl, token, max_pending)
+            capped = cid is None
         else:
             # One link for every recipient (each keeps a challenge of their own): no recipient is shown
             # another's link, and no sending server needs a retry round to get a link for each.
             events = [self._event(session, tx, str(r.address), Verdict.CHALLENGED, decision.reason, r.user_id, meta)
                       for r in tx.recipients]
             await self.rt.astore.write(self.rt.store.challenge_group_event_tx, events, tx.sender.key,
-                                       self.cfg.challenge.ttl, token)
-        for ev in events:
+                                       self.cfg.challenge.ttl, token, max_pending)
+            capped = any(ev.challenge_id is None for ev in events)
+        for ev in events:  # an event at the cap was recorded as tempfail, with the reason
             self.rt.decision_log(ev)
+        if capped:
+            # A flood of strangers filled a recipient's Pending list: a real sender's server retries for
+            # days, by when the flood's challenges have been denied or have expired (SPEC §4.5 item 5).
+            return replies.render(451, "4.7.1", "Too many senders are waiting for confirmation at this "
+                                                "mailbox; try again later")
         url = f"{self.rt.cfg.public_url}/c/{token}"
         names = list(dict.fromkeys(str(r.address) for r in tx.recipients))
         text = replies.challenge_text(self.cfg.challenge.reply_for(len(names)), names, tx.sender.key, url)

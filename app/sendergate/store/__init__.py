@@ -30,7 +30,7 @@ from sqlalchemy.engine import Connection, Engine, create_engine
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from ..policy.address import Address, AddressError, Pattern, hash_message_id, parse, parse_pattern  # noqa: F401 - hash_message_id re-exported
-from ..policy.decide import EventRecord
+from ..policy.decide import EventRecord, Verdict
 from ..policy.lists import ListEntry, candidate_patterns
 from . import schema as s
 from .schema import NO_USER
@@ -180,6 +180,7 @@ class Store:
         with self.engine.begin() as conn:
             cids = select(s.challenges.c.id).where(s.challenges.c.user_id == user.id)
             conn.execute(delete(s.challenge_tokens).where(s.challenge_tokens.c.challenge_id.in_(cids)))
+            conn.execute(delete(s.captchas).where(s.captchas.c.challenge_id.in_(cids)))
             for t in (s.api_tokens, s.user_addresses, s.list_entries, s.challenges, s.sent_ids):
                 conn.execute(delete(t).where(t.c.user_id == user.id))
             conn.execute(delete(s.users).where(s.users.c.id == user.id))
@@ -288,7 +289,7 @@ class Store:
             return self._add_entry(conn, user_id, action, pat, source, note, expires_at)
 
     def _add_entry(self, conn: Connection, user_id: int | None, action: str, pat: Pattern, source: str,
-                   note: str, expires_at: float | None) -> tuple[ListEntry, bool]:
+                   note: str, expires_at: float | None, auth: str | None = None) -> tuple[ListEntry, bool]:
         owner = s.list_entries.c.user_id.is_(None) if user_id is None else s.list_entries.c.user_id == user_id
         row = conn.execute(select(s.list_entries).where(
             owner, s.list_entries.c.action == action, s.list_entries.c.kind == pat.kind,
@@ -297,6 +298,8 @@ class Store:
             if expires_at is None and row.expires_at is not None:  # a permanent entry supersedes a temporary one
                 conn.execute(update(s.list_entries).where(s.list_entries.c.id == row.id).values(expires_at=None))
                 row = conn.execute(select(s.list_entries).where(s.list_entries.c.id == row.id)).first()
+            if action == "block":  # a challenge opened despite the block (one made before it, on another node)
+                self._end_pending_challenges(conn, user_id, pat)
             return _entry(row), False
         # allowing a sender lifts the same exact block (and vice versa): one entry per pattern
         other = "block" if action == "allow" else "allow"
@@ -305,9 +308,31 @@ class Store:
                                                   s.list_entries.c.value == pat.value))
         eid = conn.execute(insert(s.list_entries).values(
             user_id=user_id, action=action, kind=pat.kind, value=pat.value, source=source, note=note,
-            created_at=now_ts(), expires_at=expires_at)).inserted_primary_key[0]
+            created_at=now_ts(), expires_at=expires_at, auth=auth)).inserted_primary_key[0]
         row = conn.execute(select(s.list_entries).where(s.list_entries.c.id == eid)).first()
+        if action == "block":
+            self._end_pending_challenges(conn, user_id, pat)
         return _entry(row), True
+
+    def _end_pending_challenges(self, conn: Connection, user_id: int | None, pat: Pattern) -> int:
+        """A new block ends the pending challenges it covers (SPEC §4.5 item 3): they become `denied`,
+        so their links stop working and a CAPTCHA solved later cannot allowlist the sender. A global
+        block (user_id None) ends everyone's."""
+        c = s.challenges.c
+        if pat.kind == "address":
+            match = c.sender == pat.value
+        elif pat.kind == "domain":  # @domain covers its subdomains too (policy.lists)
+            match = or_(c.sender.like("%@" + _like_escape(pat.value), escape="\\"),
+                        c.sender.like("%@%." + _like_escape(pat.value), escape="\\"))
+        else:  # list:<id> entries name no sender
+            return 0
+        stmt = update(s.challenges).where(c.status == "pending", match)
+        if user_id is not None:
+            stmt = stmt.where(c.user_id == user_id)
+        ended = conn.execute(stmt.values(status="denied", updated_at=now_ts())).rowcount
+        if ended:
+            log.info("block %s ended %d pending challenge(s)", pat, ended)
+        return ended
 
     def import_entries(self, user_id: int | None, patterns: Iterable[str], *, source: str = "import",
                        note: str = "") -> dict[str, Any]:
@@ -347,7 +372,7 @@ class Store:
 
     # -- challenges ----------------------------------------------------------
     def open_challenge(self, user_id: int, recipient: str, sender: str, *, ttl: float, subject: str = "",
-                       client_ip: str = "") -> tuple[int, str]:
+                       client_ip: str = "", auth: str | None = None, max_pending: int = 0) -> tuple[int | None, str]:
         """The pending challenge for this sender and recipient's user, reused or created, and a new link token.
 
         Only the token's hash is stored, so each refusal carries a freshly
@@ -357,7 +382,8 @@ class Store:
         for attempt in range(3):  # another worker may open the same challenge at the same moment
             try:
                 with self.engine.begin() as conn:
-                    return self.open_challenge_tx(conn, user_id, recipient, sender, ttl, subject, client_ip, token)
+                    return self.open_challenge_tx(conn, user_id, recipient, sender, ttl, subject, client_ip, token,
+                                                  auth, max_pending)
             except (IntegrityError, sqlite3.IntegrityError):
                 if attempt == 2:
                     raise
@@ -368,13 +394,18 @@ class Store:
         raise AssertionError("unreachable")
 
     def open_challenge_tx(self, conn: Connection, user_id: int, recipient: str, sender: str, ttl: float,
-                        subject: str, client_ip: str, token: str, *, member: bool = False) -> tuple[int, str]:
-        """`member`: the token was issued for another recipient's challenge in this refusal; this
+                          subject: str, client_ip: str, token: str, auth: str | None = None,
+                          max_pending: int = 0, *, member: bool = False) -> tuple[int | None, str]:
+        """(challenge id, token); (None, "") when the sender has no pending challenge and the user has
+        `max_pending` already (0: no cap), so nothing was opened (SPEC §4.5 item 5).
+
+        `member`: the token was issued for another recipient's challenge in this refusal; this
         challenge joins its link (challenge_link_members) instead of getting a token row."""
         now = now_ts()
         if self.is_sqlite:
-            return _open_challenge_sqlite(_dbapi(conn), user_id, recipient, sender, ttl, subject, client_ip,
-                                          token, now, member), token
+            cid = _open_challenge_sqlite(_dbapi(conn), user_id, recipient, sender, ttl, subject, client_ip,
+                                         token, now, auth, max_pending, member)
+            return (cid, token) if cid is not None else (None, "")
         row = conn.execute(_Q_PENDING, {"uid": user_id, "sender": sender}).first()
         if row is not None and row.expires_at <= now:  # a lapsed challenge makes way for a new one
             conn.execute(update(s.challenges).where(s.challenges.c.id == row.id)
@@ -382,41 +413,72 @@ class Store:
             row = None
         if row is not None:
             cid = row.id
-            conn.execute(_Q_REUSE if subject else _Q_REUSE_KEEP_SUBJECT, {"cid": cid, "now": now, "subject": subject})
+            conn.execute(_Q_REUSE if subject else _Q_REUSE_KEEP_SUBJECT,
+                         {"cid": cid, "now": now, "subject": subject, "auth": auth})
         else:
+            if max_pending and self._pending_at_cap(conn, user_id, max_pending, now):
+                return None, ""
             cid = conn.execute(insert(s.challenges).values(
                 user_id=user_id, recipient=recipient, sender=sender, status="pending", created_at=now,
-                updated_at=now, expires_at=now + ttl, subject=subject, client_ip=client_ip)).inserted_primary_key[0]
+                updated_at=now, expires_at=now + ttl, subject=subject, client_ip=client_ip,
+                auth=auth)).inserted_primary_key[0]
         if member:
             conn.execute(_Q_LINK_MEMBER, {"token_hash": hash_secret(token), "challenge_id": cid})
         else:
             conn.execute(_Q_TOKEN, {"token_hash": hash_secret(token), "challenge_id": cid, "created_at": now})
         return cid, token
 
+    @staticmethod
+    def _pending_at_cap(conn: Connection, user_id: int, cap: int, now: float) -> bool:
+        """Whether the user has `cap` pending challenges. Counted on the pending index alone, at most
+        `cap` rows; lapsed ones still marked pending are expired only when they would make the difference."""
+        c = s.challenges.c
+        counted = select(func.count()).select_from(
+            select(c.id).where(c.user_id == user_id, c.status == "pending").limit(cap).subquery())
+        if conn.execute(counted).scalar_one() < cap:
+            return False
+        conn.execute(update(s.challenges).where(c.user_id == user_id, c.status == "pending", c.expires_at <= now)
+                     .values(status="expired", updated_at=now))
+        return conn.execute(counted).scalar_one() >= cap
+
     def challenge_event_tx(self, conn: Connection, record: EventRecord, sender: str, ttl: float,
-                           token: str) -> tuple[int, str]:
+                           token: str, max_pending: int = 0) -> tuple[int | None, str]:
         """A refusal with a link in one transaction: the challenge for `sender` (its normalised key;
-        reused or new), its new token, and the event naming it. One group-commit wait per refusal."""
+        reused or new), its new token, and the event naming it. One group-commit wait per refusal.
+
+        The authentication seen (record.details' spf/dkim/dmarc, when the checks ran) is kept on the
+        challenge, for the allowlist entry a confirmation makes. When the user's pending challenges
+        are at `max_pending`, no challenge is opened: the event becomes `tempfail` and (None, "")
+        is returned, for a 451 (SPEC §4.5 item 5)."""
         assert record.user_id is not None
         cid, token = self.open_challenge_tx(conn, record.user_id, record.recipient, sender, ttl, record.subject,
-                                            record.client_ip, token)
+                                            record.client_ip, token, auth_summary(record.details), max_pending)
+        if cid is None:
+            record.verdict = Verdict.TEMPFAIL
+            record.reason = f"pending challenges at the cap ({max_pending}); sender asked to retry later"
         record.challenge_id = cid
         self.add_event_tx(conn, record)
         return cid, token
 
     def challenge_group_event_tx(self, conn: Connection, records: Sequence[EventRecord], sender: str, ttl: float,
-                                 token: str) -> list[int]:
+                                 token: str, max_pending: int = 0) -> list[int]:
         """One refusal naming several recipients, in one transaction: each recipient's challenge
         (reused or new), one link for all of them, and each recipient's event. Recipients that are
-        one user (aliases) share that user's challenge."""
+        one user (aliases) share that user's challenge. A recipient whose pending challenges are at
+        `max_pending` gets none: its event becomes `tempfail` (challenge_id None), as in
+        challenge_event_tx."""
         cids: list[int] = []
+        auth = auth_summary(records[0].details) if records else None
         for record in records:
             assert record.user_id is not None
             cid, _ = self.open_challenge_tx(conn, record.user_id, record.recipient, sender, ttl, record.subject,
-                                            record.client_ip, token, member=bool(cids))
-            record.challenge_id = cid
-            if cid not in cids:
+                                            record.client_ip, token, auth, max_pending, member=bool(cids))
+            if cid is None:
+                record.verdict = Verdict.TEMPFAIL
+                record.reason = f"pending challenges at the cap ({max_pending}); sender asked to retry later"
+            elif cid not in cids:
                 cids.append(cid)
+            record.challenge_id = cid
             self.add_event_tx(conn, record)
         return cids
 
@@ -530,6 +592,23 @@ class Store:
                 s.challenges.c.status == "pending", s.challenges.c.expires_at <= (now or now_ts()))
                 .values(status="expired", updated_at=now or now_ts())).rowcount
 
+    def prune_challenges(self, expired_before: float) -> int:
+        """Delete challenges whose expiry passed before `expired_before` (whatever their status), with
+        their link tokens and CAPTCHAs; events naming them stay (SPEC §4.5 item 5)."""
+        c = s.challenges.c
+        gone = select(c.id).where(c.expires_at < expired_before)
+        with self.engine.begin() as conn:
+            conn.execute(delete(s.challenge_link_members).where(s.challenge_link_members.c.challenge_id.in_(gone)))
+            conn.execute(delete(s.challenge_link_members).where(s.challenge_link_members.c.token_hash.in_(
+                select(s.challenge_tokens.c.token_hash).where(s.challenge_tokens.c.challenge_id.in_(gone)))))
+            conn.execute(delete(s.challenge_tokens).where(s.challenge_tokens.c.challenge_id.in_(gone)))
+            conn.execute(delete(s.captchas).where(s.captchas.c.challenge_id.in_(gone)))
+            return conn.execute(delete(s.challenges).where(c.expires_at < expired_before)).rowcount
+
+    def prune_rate_limits(self, before: float) -> int:
+        with self.engine.begin() as conn:
+            return conn.execute(delete(s.rate_limits).where(s.rate_limits.c.minute < int(before // 60))).rowcount
+
     def get_setting(self, key: str, default_factory: Any = None) -> str | None:
         with self.engine.begin() as conn:
             val = conn.execute(select(s.settings.c.value).where(s.settings.c.key == key)).scalar()
@@ -557,6 +636,25 @@ def _address_key(address: str) -> str:
         return parse(a).key
     except AddressError as exc:
         raise StoreError(f"{address!r} is not a valid address: {exc}") from None
+
+
+def _like_escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def auth_summary(details: dict[str, Any] | None) -> str | None:
+    """One line of what SPF, DKIM and DMARC said, from an event's details (the SMTP handler's
+    spf/dkim/dmarc words and `auth` domains), or None when the checks did not run."""
+    if not details or "spf" not in details:
+        return None
+    domains = details.get("auth") or {}
+    spf = str(details.get("spf", "none"))
+    if domains.get("spf_domain"):
+        spf += ":" + str(domains["spf_domain"])
+    dkim = str(details.get("dkim", "none"))
+    if dkim == "pass" and domains.get("dkim_pass"):
+        dkim += ":" + ",".join(str(d) for d in domains["dkim_pass"])
+    return f"spf={spf} dkim={dkim} dmarc={details.get('dmarc', 'none')}"[:500]
 
 
 def _entry(row: Any) -> ListEntry:
@@ -594,9 +692,9 @@ _Q_RECIPIENT = select(_ua.address, _ua.user_id).where(
 _Q_PENDING = select(_ch.id, _ch.expires_at).where(
     _ch.user_id == bindparam("uid"), _ch.sender == bindparam("sender"), _ch.status == "pending")
 _Q_REUSE = update(s.challenges).where(_ch.id == bindparam("cid")).values(
-    attempts=_ch.attempts + 1, updated_at=bindparam("now"), subject=bindparam("subject"))
+    attempts=_ch.attempts + 1, updated_at=bindparam("now"), subject=bindparam("subject"), auth=bindparam("auth"))
 _Q_REUSE_KEEP_SUBJECT = update(s.challenges).where(_ch.id == bindparam("cid")).values(
-    attempts=_ch.attempts + 1, updated_at=bindparam("now"))
+    attempts=_ch.attempts + 1, updated_at=bindparam("now"), auth=bindparam("auth"))
 _Q_TOKEN = insert(s.challenge_tokens)
 _Q_LINK_MEMBER = text("INSERT INTO challenge_link_members (token_hash, challenge_id) "
                       "VALUES (:token_hash, :challenge_id) ON CONFLICT DO NOTHING")
@@ -626,11 +724,16 @@ _SQL_COUNTS = ('INSERT INTO event_counts (user_id, day, verdict, "count") VALUES
                'ON CONFLICT (user_id, day, verdict) DO UPDATE SET "count" = event_counts."count" + excluded."count"')
 _SQL_PENDING = "SELECT id, expires_at FROM challenges WHERE user_id = ? AND sender = ? AND status = 'pending'"
 _SQL_EXPIRE = "UPDATE challenges SET status = 'expired', updated_at = ? WHERE id = ?"
-_SQL_REUSE = "UPDATE challenges SET attempts = attempts + 1, updated_at = ?, subject = ? WHERE id = ?"
-_SQL_REUSE_KEEP_SUBJECT = "UPDATE challenges SET attempts = attempts + 1, updated_at = ? WHERE id = ?"
+_SQL_REUSE = "UPDATE challenges SET attempts = attempts + 1, updated_at = ?, subject = ?, auth = ? WHERE id = ?"
+_SQL_REUSE_KEEP_SUBJECT = "UPDATE challenges SET attempts = attempts + 1, updated_at = ?, auth = ? WHERE id = ?"
 _SQL_CHALLENGE = ("INSERT INTO challenges (user_id, recipient, sender, status, created_at, updated_at, expires_at, "
-                  "subject, client_ip) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?)")
+                  "subject, client_ip, auth) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)")
 _SQL_TOKEN = "INSERT INTO challenge_tokens (token_hash, challenge_id, created_at) VALUES (?, ?, ?)"
+# at most `cap` rows, read from the partial unique index of pending challenges
+_SQL_PENDING_COUNT = ("SELECT COUNT(*) FROM (SELECT 1 FROM challenges WHERE user_id = ? AND status = 'pending' "
+                      "LIMIT ?)")
+_SQL_EXPIRE_LAPSED = ("UPDATE challenges SET status = 'expired', updated_at = ? "
+                      "WHERE user_id = ? AND status = 'pending' AND expires_at <= ?")
 # an alias of a user already named in the link shares that user's challenge: nothing to add
 _SQL_LINK_MEMBER = "INSERT OR IGNORE INTO challenge_link_members (token_hash, challenge_id) VALUES (?, ?)"
 
@@ -641,7 +744,8 @@ def _dbapi(conn: Connection) -> Any:
 
 
 def _open_challenge_sqlite(db: Any, user_id: int, recipient: str, sender: str, ttl: float, subject: str,
-                           client_ip: str, token: str, now: float, member: bool = False) -> int:
+                           client_ip: str, token: str, now: float, auth: str | None = None,
+                           max_pending: int = 0, member: bool = False) -> int | None:
     """Store.open_challenge_tx's statements on SQLite."""
     row = db.execute(_SQL_PENDING, (user_id, sender)).fetchone()
     if row is not None and row[1] <= now:  # a lapsed challenge makes way for a new one
@@ -650,12 +754,16 @@ def _open_challenge_sqlite(db: Any, user_id: int, recipient: str, sender: str, t
     if row is not None:
         cid = row[0]
         if subject:
-            db.execute(_SQL_REUSE, (now, subject, cid))
+            db.execute(_SQL_REUSE, (now, subject, auth, cid))
         else:
-            db.execute(_SQL_REUSE_KEEP_SUBJECT, (now, cid))
+            db.execute(_SQL_REUSE_KEEP_SUBJECT, (now, auth, cid))
     else:
+        if max_pending and db.execute(_SQL_PENDING_COUNT, (user_id, max_pending)).fetchone()[0] >= max_pending:
+            db.execute(_SQL_EXPIRE_LAPSED, (now, user_id, now))
+            if db.execute(_SQL_PENDING_COUNT, (user_id, max_pending)).fetchone()[0] >= max_pending:
+                return None
         cid = db.execute(_SQL_CHALLENGE, (user_id, recipient, sender, now, now, now + ttl, subject,
-                                          client_ip)).lastrowid
+                                          client_ip, auth)).lastrowid
     if member:
         db.execute(_SQL_LINK_MEMBER, (hash_secret(token), cid))
     else:

@@ -1,8 +1,8 @@
 """The store side of the confirmation page (SPEC §5): looking up a link, checking and confirming.
 
-Functions taking a `Store`. State changes are single conditional UPDATEs so
+Functions taking a `Store`. State changes are conditional statements so
 that two nodes (or two browser tabs) answering at once cannot both succeed:
-the challenge's `confirm_failures` count doubles as the CAPTCHA generation.
+a CAPTCHA is one row of `captchas`, and answering it deletes that row.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, insert, select, update
 
-from ..policy.address import parse_pattern
-from . import Store, new_token, now_ts
+from ..policy.address import AddressError, parse, parse_pattern
+from . import Store, new_token, now_ts, to_dt
 from . import schema as s
 
 SECRET_KEY = "confirm_page_secret"  # settings key: signs CSRF fields and derives CAPTCHA answers
@@ -34,7 +34,7 @@ class LinkState:
     sender: str
     subject: str
     status: str  # pending | confirmed | approved | denied | expired (expired also when past expires_at)
-    generation: int  # confirm_failures: the current CAPTCHA generation
+    generation: int  # confirm_failures: wrong answers so far
     # A link may name several recipients (one refusal to alice and bob): the challenge above is the
     # one the page answers for (the first still pending), `others` the rest it confirms with it.
     others: tuple[int, ...] = ()
@@ -74,42 +74,127 @@ def _state(row: Any, status: str, *, others: tuple[int, ...] = (), recipients: t
                      recipients=recipients or (row.recipient,))
 
 
-def record_wrong_answer(store: Store, challenge_id: int, generation: int, now: float | None = None) -> bool:
-    """Count a wrong answer and retire the CAPTCHA generation. False: that CAPTCHA was already used."""
+def issue_captcha(store: Store, challenge_id: int, nonce: str, answer: str, now: float | None = None) -> None:
+    """Make (nonce, answer) the challenge's one CAPTCHA, replacing any earlier one and its rendering."""
     with store.engine.begin() as conn:
+        conn.execute(delete(s.captchas).where(s.captchas.c.challenge_id == challenge_id))
+        conn.execute(insert(s.captchas).values(challenge_id=challenge_id, nonce=nonce, answer=answer,
+                                               created_at=now or now_ts()))
+
+
+def current_captcha(store: Store, challenge_id: int) -> Any:
+    """The challenge's CAPTCHA row (nonce, answer, png, wav), or None."""
+    with store.engine.connect() as conn:
+        return conn.execute(select(s.captchas).where(s.captchas.c.challenge_id == challenge_id)).first()
+
+
+def keep_rendering(store: Store, challenge_id: int, nonce: str, kind: str, data: bytes) -> bytes | None:
+    """Store the one rendering (`png` or `wav`) of this CAPTCHA; returns the stored one: `data`, or what
+    another request stored first (so every fetch shows the same rendering), or None once the CAPTCHA
+    was replaced or answered."""
+    column = s.captchas.c[kind]
+    with store.engine.begin() as conn:
+        conn.execute(update(s.captchas).where(s.captchas.c.challenge_id == challenge_id,
+                                              s.captchas.c.nonce == nonce, column.is_(None)).values({kind: data}))
+        return conn.execute(select(column).where(s.captchas.c.challenge_id == challenge_id,
+                                                 s.captchas.c.nonce == nonce)).scalar()
+
+
+def record_wrong_answer(store: Store, challenge_id: int, nonce: str, now: float | None = None) -> bool:
+    """Count a wrong answer and retire its CAPTCHA. False: that CAPTCHA was already used or replaced."""
+    with store.engine.begin() as conn:
+        if conn.execute(delete(s.captchas).where(s.captchas.c.challenge_id == challenge_id,
+                                                 s.captchas.c.nonce == nonce)).rowcount != 1:
+            return False
         res = conn.execute(update(s.challenges).where(
-            s.challenges.c.id == challenge_id, s.challenges.c.status == PENDING,
-            s.challenges.c.confirm_failures == generation)
+            s.challenges.c.id == challenge_id, s.challenges.c.status == PENDING)
             .values(confirm_failures=s.challenges.c.confirm_failures + 1, updated_at=now or now_ts()))
         return res.rowcount == 1
 
 
-def confirm(store: Store, challenge_id: int, generation: int, now: float | None = None,
+def confirm(store: Store, challenge_id: int, nonce: str | None = None, now: float | None = None,
             others: tuple[int, ...] = ()) -> bool:
     """A right answer: the challenge becomes confirmed and the sender is allowlisted for its user,
-    in one transaction, and so does each of `others` (the link's further recipients) that is
-    still pending. False when the challenge is no longer pending and unexpired or the CAPTCHA's
-    generation has passed (someone answered in between)."""
+    with the authentication seen when the link was issued, in one transaction, and so does each of
+    `others` (the link's further recipients) that is still pending.
+
+    False when the CAPTCHA `nonce` was already used or replaced (None: no CAPTCHA check, for
+    admins and tests), the challenge is no longer pending and unexpired, or a block now covers the
+    sender for every recipient: a confirmation never lifts a block (SPEC §4.5 item 3); a challenge
+    whose recipient blocks the sender is denied instead."""
     now = now or now_ts()
+    c = s.challenges.c
     with store.engine.begin() as conn:
+        if nonce is not None and conn.execute(delete(s.captchas).where(
+                s.captchas.c.challenge_id == challenge_id, s.captchas.c.nonce == nonce)).rowcount != 1:
+            return False
         res = conn.execute(update(s.challenges).where(
-            s.challenges.c.id == challenge_id, s.challenges.c.status == PENDING,
-            s.challenges.c.expires_at > now, s.challenges.c.confirm_failures == generation)
-            .values(status=CONFIRMED, updated_at=now))
+            c.id == challenge_id, c.status == PENDING, c.expires_at > now).values(status=CONFIRMED, updated_at=now))
         if res.rowcount != 1:
             return False
         confirmed = [challenge_id]
         for other in others:  # a recipient who denied (or approved) meanwhile keeps their decision
             res = conn.execute(update(s.challenges).where(
-                s.challenges.c.id == other, s.challenges.c.status == PENDING, s.challenges.c.expires_at > now)
-                .values(status=CONFIRMED, updated_at=now))
+                c.id == other, c.status == PENDING, c.expires_at > now).values(status=CONFIRMED, updated_at=now))
             if res.rowcount == 1:
                 confirmed.append(other)
-        rows = conn.execute(select(s.challenges.c.id, s.challenges.c.user_id, s.challenges.c.sender)
-                            .where(s.challenges.c.id.in_(confirmed))).all()
-        for row in rows:
+        conn.execute(delete(s.captchas).where(s.captchas.c.challenge_id == challenge_id))
+        allowed = 0
+        for row in conn.execute(select(c.id, c.user_id, c.sender, c.auth).where(c.id.in_(confirmed))).all():
+            if _blocked(store, conn, row.user_id, row.sender, now):
+                conn.execute(update(s.challenges).where(c.id == row.id).values(status=DENIED, updated_at=now))
+                continue
             # Store._add_entry on this connection: the allowlist entries and the status changes commit together.
-            store._add_entry(conn, row.user_id, "allow", parse_pattern(row.sender), "confirmed",
-                             f"confirmed at the confirmation page (challenge {row.id})", None)
+            note = f"confirmed at the confirmation page (challenge {row.id})"
+            if row.auth:
+                note += f"; {row.auth}"
+            store._add_entry(conn, row.user_id, "allow", parse_pattern(row.sender), "confirmed", note, None,
+                             auth=row.auth)
+            allowed += 1
+        if not allowed:
+            return False
     return True
 
+
+def _blocked(store: Store, conn: Any, user_id: int, sender: str, now: float) -> bool:
+    """Whether any active block of the user's or a global one covers this sender, at any specificity
+    (an address allow would beat a domain block, so none may be made while one applies)."""
+    try:
+        address = parse(sender)
+    except AddressError:
+        return False
+    for entry in store._entries_for_sender(conn, user_id, address):
+        if entry.action == "block" and entry.active(to_dt(now)):  # type: ignore[arg-type]
+            return True
+    return False
+
+
+# -- rate limits shared by every node (SPEC §4.5 item 6) ------------------------------
+def rate_hit(store: Store, key: str, limit: int, window: float, now: float | None = None) -> float:
+    """Count one event for `key`; 0 if allowed, else the seconds until the next one would be.
+
+    Counters are per minute in the store, so every node sees every hit. The hit is written first and
+    the window summed after, in one transaction: two nodes counting at once take turns on the
+    minute's row and the second sees the first's hit. A refused hit is taken back, so a client that
+    keeps retrying does not push its own wait further out."""
+    now = now or now_ts()
+    minute = int(now // 60)
+    minutes = max(1, int(window // 60))
+    first = minute - minutes + 1
+    r = s.rate_limits.c
+    if store.is_sqlite:
+        from sqlalchemy.dialects.sqlite import insert as upsert
+    else:
+        from sqlalchemy.dialects.postgresql import insert as upsert  # type: ignore[assignment]
+    stmt = upsert(s.rate_limits).values(key=key[:100], minute=minute, count=1)
+    stmt = stmt.on_conflict_do_update(index_elements=[r.key, r.minute], set_={"count": r.count + 1})
+    with store.engine.begin() as conn:
+        conn.execute(stmt)
+        rows = conn.execute(select(r.minute, r.count).where(r.key == key[:100], r.minute >= first)
+                            .order_by(r.minute)).all()
+        if sum(n for _, n in rows) <= limit:
+            return 0.0
+        conn.execute(update(s.rate_limits).where(r.key == key[:100], r.minute == minute)
+                     .values(count=r.count - 1))
+    oldest = next((m for m, n in rows if n > 0), minute)
+    return max(1.0, (oldest + minutes) * 60 - now)  # when the oldest counted minute leaves the window

@@ -228,7 +228,7 @@ def max_event_id(store: Store) -> int:
 # -- challenges ---------------------------------------------------------------------
 _CHALLENGE_COLS = [s.challenges.c[n] for n in ("id", "user_id", "recipient", "sender", "status", "subject",
                                                 "attempts", "confirm_failures", "client_ip", "created_at",
-                                                "updated_at", "expires_at")]
+                                                "updated_at", "expires_at", "auth")]
 
 
 def challenges_page(store: Store, scope: int | None, *, status: str | None = "pending", q: str = "",
@@ -351,7 +351,7 @@ def _entry_dict(row: Any) -> dict[str, Any]:
     entry = "@" + value if kind == "domain" else "list:" + value if kind == "list" else value
     return {"id": m["id"], "entry": entry, "kind": kind, "action": m["action"], "source": m["source"],
             "note": m["note"], "created_at": m["created_at"], "expires_at": m["expires_at"],
-            "user_id": m["user_id"], "owner": m["owner"]}
+            "user_id": m["user_id"], "owner": m["owner"], "auth": m["auth"]}
 
 
 def entries_page(store: Store, scope: int | None, action: str, *, q: str = "", owner_id: int | None = None,

@@ -4,7 +4,7 @@ Times are UTC epoch seconds (floats): portable between SQLite and PostgreSQL,
 cheap to compare, and days group as `ts // 86400`.
 """
 
-from sqlalchemy import (BigInteger, Column, Float, ForeignKey, Index, Integer, MetaData, String,
+from sqlalchemy import (BigInteger, Column, Float, ForeignKey, Index, Integer, LargeBinary, MetaData, String,
                         Table, Text, UniqueConstraint, text)
 
 metadata = MetaData()
@@ -48,6 +48,8 @@ list_entries = Table(
     Column("note", Text, nullable=False, server_default=""),
     Column("created_at", Float, nullable=False),
     Column("expires_at", Float),
+    # SPF/DKIM/DMARC seen when a confirmed sender's link was issued (from challenges.auth); NULL otherwise
+    Column("auth", Text),
     Index("ix_list_entries_lookup", "kind", "value", "user_id"),
 )
 
@@ -65,13 +67,39 @@ challenges = Table(
     Column("confirm_failures", Integer, nullable=False, server_default="0"),
     Column("subject", Text, nullable=False, server_default=""),
     Column("client_ip", String(64), nullable=False, server_default=""),
+    # "spf=pass:friend.example dkim=pass:friend.example dmarc=pass" as seen when the latest link was
+    # issued; NULL when the checks did not run (SPEC §4.5 item 3: a confirmation records it)
+    Column("auth", Text),
     Index("ix_challenges_pending", "user_id", "sender", "status"),
+    Index("ix_challenges_expires", "expires_at"),  # housekeeping prunes by expiry
     Index("ix_challenges_status_id", "status", "id"),
     # the live stream polls "changed since" for all users (one poller per process), resumes per user:
     # updated_at first serves both, the user filter applies to the few recent rows
     Index("ix_challenges_updated", "updated_at"),
     Index("uq_challenges_one_pending", "user_id", "sender", unique=True,
           sqlite_where=text("status = 'pending'"), postgresql_where=text("status = 'pending'")),
+)
+
+# The challenge's current CAPTCHA (SPEC §5, §4.5): one answer, rendered once. A new picture is a
+# new answer and any answer retires it, so no one can vote across renderings of one answer.
+captchas = Table(
+    "captchas", metadata,
+    Column("challenge_id", Integer, ForeignKey("challenges.id", ondelete="CASCADE"), primary_key=True,
+           autoincrement=False),
+    Column("nonce", String(40), nullable=False),  # names this CAPTCHA in the form; a new one replaces it
+    Column("answer", String(12), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("png", LargeBinary),  # the one picture, once rendered
+    Column("wav", LargeBinary),  # the one sound (zlib), once asked for
+)
+
+# The confirmation page's rate limits, per minute and key, shared by every node (SPEC §4.5 item 6).
+rate_limits = Table(
+    "rate_limits", metadata,
+    Column("key", String(100), primary_key=True),
+    Column("minute", Integer, primary_key=True, autoincrement=False),
+    Column("count", Integer, nullable=False),
+    Index("ix_rate_limits_minute", "minute"),
 )
 
 # Every link issued for a challenge (a reused challenge gets a new link per

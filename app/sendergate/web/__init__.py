@@ -22,11 +22,17 @@ log = logging.getLogger("sendergate.web")
 
 
 def create_app(rt: "Runtime") -> FastAPI:
+    public = rt.cfg.http.metrics_public
+    # Without http.metrics_public the document and its viewer are served by api.py behind a token.
     app = FastAPI(title="SenderGate", version=__version__,
-                  description="The SenderGate gateway API: events, challenges, allow and block lists.")
+                  description="The SenderGate gateway API: events, challenges, allow and block lists.",
+                  docs_url="/docs" if public else None, redoc_url="/redoc" if public else None,
+                  openapi_url="/openapi.json" if public else None)
     app.state.rt = rt
 
-    @app.get("/healthz", tags=["health"], summary="Liveness, store and scanner status")
+    @app.get("/healthz", tags=["health"], summary="Liveness, store and scanner status",
+             description="`ok` or `degraded` overall and per part; the reasons are in the gateway's log, "
+                         "never here (anyone may ask).")
     async def healthz() -> JSONResponse:
         health = await rt.health()
         return JSONResponse(health, status_code=200 if health["status"] == "ok" else 503)
@@ -49,7 +55,9 @@ class _Server:
         import uvicorn
 
         cfg = rt.cfg.http
-        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off",
+        # proxy_headers off: uvicorn would believe X-Forwarded-For from any loopback peer; the
+        # confirmation page reads it itself, from http.trusted_proxies only (web/clientip.py).
+        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", proxy_headers=False,
                                 ssl_certfile=cfg.tls_cert or None, ssl_keyfile=cfg.tls_key or None,
                                 timeout_graceful_shutdown=5, server_header=False)
 

@@ -1,7 +1,8 @@
 """The REST API under /api/v1 (SPEC §6), /metrics, and the live event stream.
 
 Every route needs `Authorization: Bearer TOKEN` (but /healthz, the
-confirmation page and, when `http.metrics_public`, /metrics). A user sees and
+confirmation page and, when `http.metrics_public`, /metrics, /docs and
+/openapi.json; /metrics otherwise needs an admin's token). A user sees and
 changes what belongs to their own addresses; an admin sees everything.
 Something that exists but belongs to someone else answers 404, exactly like
 something that does not exist. Store calls run on the store's thread pool.
@@ -11,6 +12,7 @@ something that does not exist. Store calls run on the store's thread pool.
 import asyncio
 import base64
 import binascii
+import json
 import logging
 import time
 from collections import deque
@@ -29,6 +31,7 @@ from ..policy.address import AddressError, parse, parse_pattern
 from ..policy.decide import VERDICTS, Verdict
 from ..store import NotFound, StoreError, User, queries
 from ..store.queries import DAY, Forbidden, Missing
+from . import clientip
 from .models import (Challenge, ChallengeBatch, ChallengeBatchItem, ChallengeDecision, ChallengeIds, ChallengePage,
                      ChallengeStatus, Error, Event, EventPage, ImportRequest, ImportResult, ListEntryIn, ListEntryOut,
                      ListEntryPage, ListEntryPatch, Me, ScreenedPage, ScreenedSender, SentIdsIn, SentIdsResult, Stats,
@@ -97,7 +100,13 @@ class TokenGate:
 
 
 def _client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    """The client behind http.trusted_proxies (the token-failure limit counts per client)."""
+    peer = request.client.host if request.client else "unknown"
+    trusted = getattr(request.app.state, "trusted_proxies", None)
+    if trusted is None:
+        trusted = request.app.state.trusted_proxies = clientip.parse_networks(
+            request.app.state.rt.cfg.http.trusted_proxies)
+    return clientip.rate_key(clientip.client_address(peer, request.headers.getlist("x-forwarded-for"), trusted))
 
 
 async def _run(rt: "Runtime", fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -464,6 +473,22 @@ def register(app: FastAPI, rt: "Runtime") -> None:
         counts = await _run(rt, _challenge_counts, rt.store)
         body = await asyncio.to_thread(rt.metrics.render, counts)
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    if not public:  # the API's own description, for callers with a token (SPEC §4.5 item 6)
+        from fastapi.openapi.docs import get_swagger_ui_html
+
+        @app.get("/openapi.json", include_in_schema=False)
+        async def openapi_document(caller: CallerDep) -> JSONResponse:
+            return JSONResponse(app.openapi())
+
+        @app.get("/docs", include_in_schema=False)
+        async def docs(caller: CallerDep) -> Response:
+            # A browser cannot send the token to the document the viewer loads: serve the viewer only
+            # to token holders, with the document inlined.
+            html = get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} API").body.decode()
+            spec = json.dumps(app.openapi()).replace("</", "<\\/")
+            html = html.replace("url: '/openapi.json',", f"spec: {spec},")
+            return Response(html, media_type="text/html")
 
 
 def _challenge_counts(store: Any) -> dict[str, int]:

@@ -1,52 +1,38 @@
-"""The confirmation page's CAPTCHA: answers derived from a server secret, pictures and sounds made locally.
+"""The confirmation page's CAPTCHA: answers drawn at random, pictures and sounds made locally.
 
-Nothing about a CAPTCHA is stored. Its answer is an HMAC of the server
-secret, the link token and a nonce that names the challenge's *generation*
-(its `confirm_failures` count when the picture was issued). Every node that
-shares the store computes the same answer, and a CAPTCHA stops working as soon
-as any answer for its challenge is checked: a wrong one bumps the generation,
-a right one confirms the challenge. That makes each answer single-use and bound
-to its token without a table of issued CAPTCHAs.
+A CAPTCHA is a row of the store's `captchas` table (one per challenge): a
+random answer, the nonce that names it in the form, and its one rendering.
+Every new form draws a new answer and replaces the previous CAPTCHA; any
+answer checked retires it. So a picture is never rendered twice for one
+answer (no voting across renderings), and each answer is single-use and
+bound to its challenge on every node that shares the store.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import re
 import secrets
 import wave
-from dataclasses import dataclass
 from importlib import resources
 from io import BytesIO
 from pathlib import Path
 
 ANSWER_LENGTH = 6
-_NONCE = re.compile(r"^(\d{1,9})-([A-Za-z0-9_-]{16})$")
+_NONCE = re.compile(r"^[A-Za-z0-9_-]{22}$")
 
 
-@dataclass(frozen=True, slots=True)
-class Nonce:
-    generation: int  # the challenge's confirm_failures when the CAPTCHA was issued
-    text: str
+def new_nonce() -> str:
+    return secrets.token_urlsafe(16)
 
 
-def new_nonce(generation: int) -> Nonce:
-    rand = base64.urlsafe_b64encode(secrets.token_bytes(12)).decode()
-    return Nonce(generation, f"{generation}-{rand}")
+def nonce_ok(text: str) -> bool:
+    return bool(_NONCE.match(text or ""))
 
 
-def parse_nonce(text: str) -> Nonce | None:
-    m = _NONCE.match(text or "")
-    return Nonce(int(m.group(1)), text) if m else None
-
-
-def answer_for(secret: str, token: str, nonce: Nonce) -> str:
-    """The digits a CAPTCHA shows: unpredictable without the secret, fixed for (token, nonce)."""
-    mac = hmac.new(secret.encode(), f"captcha\0{token}\0{nonce.text}".encode(), hashlib.sha256).digest()
-    number = int.from_bytes(mac[:8], "big") % 10**ANSWER_LENGTH
-    return f"{number:0{ANSWER_LENGTH}d}"
+def new_answer() -> str:
+    return "".join(secrets.choice("0123456789") for _ in range(ANSWER_LENGTH))
 
 
 def answer_matches(expected: str, typed: str) -> bool:

@@ -17,9 +17,8 @@ import mimetypes
 import re
 import secrets
 import time
-from collections import deque
+import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,7 +32,7 @@ from markupsafe import Markup, escape
 from ..policy.replies import recipient_list
 from ..store import StoreError
 from ..store import confirm as confirm_store
-from . import captcha
+from . import captcha, clientip
 
 if TYPE_CHECKING:
     from ..gateway import Runtime
@@ -47,8 +46,10 @@ DEFAULT_LANGUAGE = "en"
 ASSET = re.compile(r"^[A-Za-z0-9_-]+\.(css|png|svg|ico|webp)$")
 
 # Rate limits: (events, window seconds). Answers per challenge stop online guessing of
-# one link; answers per client IP stop one client spraying links; renders per IP cap the
-# CPU a client can spend on pictures and sounds. Counted per gateway node (in memory).
+# one link; answers per client IP stop one client spraying links; views per IP cap the
+# CPU a client can spend on pictures and sounds (each page view is a new CAPTCHA). Counted
+# in the store, so every node shares them, per client address (clientip.py: behind
+# http.trusted_proxies, IPv6 per /64).
 ANSWERS_PER_CHALLENGE = (5, 600.0)
 ANSWERS_PER_IP = (20, 600.0)
 VIEWS_PER_IP = (120, 600.0)
@@ -102,36 +103,6 @@ def canonical_token(raw: str) -> str | None:
     if TOKEN.match(head) and tail and all(c in ".,;:)]>'\"" for c in tail):
         return head
     return None
-
-
-class RateLimiter:
-    """Sliding-window counters per key, in memory."""
-
-    def __init__(self, limit: int, window: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.limit = limit
-        self.window = window
-        self.clock = clock
-        self.hits: dict[str, deque[float]] = {}
-        self._sweeps = 0
-
-    def hit(self, key: str) -> float:
-        """Count one event; 0 if allowed, else the seconds until the next one would be."""
-        now = self.clock()
-        q = self.hits.setdefault(key, deque())
-        while q and q[0] <= now - self.window:
-            q.popleft()
-        if len(q) >= self.limit:
-            return q[0] + self.window - now
-        q.append(now)
-        self._sweeps += 1
-        if self._sweeps >= 1000:
-            self._sweep(now)
-        return 0.0
-
-    def _sweep(self, now: float) -> None:
-        self._sweeps = 0
-        for key in [k for k, q in self.hits.items() if not q or q[-1] <= now - self.window]:
-            del self.hits[key]
 
 
 # -- templates and catalogues ---------------------------------------------------
@@ -204,22 +175,18 @@ class Pages:
 # -- the routes -------------------------------------------------------------------
 
 
-@dataclass
-class _Limits:
-    answers_per_challenge: RateLimiter
-    answers_per_ip: RateLimiter
-    views_per_ip: RateLimiter
-
-
 class ConfirmPage:
     def __init__(self, rt: "Runtime") -> None:
         self.rt = rt
         self.pages = Pages(override_dir(rt.cfg.path))
-        self.limits = _Limits(RateLimiter(*ANSWERS_PER_CHALLENGE), RateLimiter(*ANSWERS_PER_IP),
-                              RateLimiter(*VIEWS_PER_IP))
+        self.trusted = clientip.parse_networks(rt.cfg.http.trusted_proxies)
         self._secret: str | None = None
         public = urlsplit(rt.cfg.public_url)
         self.public_origin = f"{public.scheme}://{public.netloc}".lower()
+
+    async def limited(self, kind: str, key: str, limit: tuple[int, float]) -> float:
+        """Count one hit in the store (shared by every node); 0 if allowed, else seconds to wait."""
+        return await self.rt.astore.run(confirm_store.rate_hit, self.rt.store, f"{kind}:{key}", *limit)
 
     async def secret(self) -> str:
         if self._secret is None:
@@ -259,13 +226,17 @@ class ConfirmPage:
         cookie = request.cookies.get(COOKIE, "")
         if not re.fullmatch(r"[A-Za-z0-9_-]{22}", cookie):
             cookie = secrets.token_urlsafe(16)
-        nonce = captcha.new_nonce(state.generation)
+        # Every form is a new CAPTCHA with a new answer, replacing the one shown before: "a different
+        # picture" never shows the same answer again, so renderings cannot be compared.
+        nonce = captcha.new_nonce()
+        await self.rt.astore.run(confirm_store.issue_captcha, self.rt.store, state.challenge_id, nonce,
+                                 captcha.new_answer())
         csrf = captcha.csrf_value(await self.secret(), cookie, token, int(time.time()))
         resp = self.html(request, "confirm.html", status, notice=notice,
                          recipient=recipient_list(state.recipients),
-                         sender=state.sender, subject=state.subject[:200], csrf=csrf, nonce=nonce.text,
-                         form_action=token, image_url=f"{token}/captcha.png?n={nonce.text}",
-                         audio_url=f"{token}/captcha.wav?n={nonce.text}")
+                         sender=state.sender, subject=state.subject[:200], csrf=csrf, nonce=nonce,
+                         form_action=token, image_url=f"{token}/captcha.png?n={nonce}",
+                         audio_url=f"{token}/captcha.wav?n={nonce}")
         resp.set_cookie(COOKIE, cookie, httponly=True, samesite="lax", path="/c/",
                         secure=request.url.scheme == "https")
         return resp
@@ -273,9 +244,9 @@ class ConfirmPage:
     async def state(self, token: str) -> confirm_store.LinkState | None:
         return await self.rt.astore.run(confirm_store.link_state, self.rt.store, token)
 
-    @staticmethod
-    def client_ip(request: Request) -> str:
-        return request.client.host if request.client else "unknown"
+    def client_ip(self, request: Request) -> str:
+        peer = request.client.host if request.client else "unknown"
+        return clientip.client_address(peer, request.headers.getlist("x-forwarded-for"), self.trusted)
 
     def cross_site(self, request: Request) -> bool:
         """A browser telling us the form was posted from another site (Fetch metadata, Origin)."""
@@ -294,23 +265,23 @@ class ConfirmPage:
             return self.message(request, "notfound", 404)
         if token != raw:
             return RedirectResponse(token, status_code=308, headers=SECURITY_HEADERS)
-        if wait := self.limits.views_per_ip.hit(self.client_ip(request)):
-            return self.message(request, "limited", 429, wait)
-        state = await self.state(token)
+        state = await self.state(token)  # a read: an unknown token costs the store no write
         if state is None:
             return self.message(request, "notfound", 404)
+        if wait := await self.limited("view", clientip.rate_key(self.client_ip(request)), VIEWS_PER_IP):
+            return self.message(request, "limited", 429, wait)
         return self.for_status(request, state) or await self.form(request, token, state)
 
     async def post_answer(self, request: Request, token: str) -> Response:
         if not TOKEN.match(token):
             return self.message(request, "notfound", 404)
         ip = self.client_ip(request)
-        if wait := self.limits.answers_per_ip.hit(ip):
-            log.warning("confirmation answers rate-limited client_ip=%s", ip)
-            return self.message(request, "limited", 429, wait)
         state = await self.state(token)
         if state is None:
             return self.message(request, "notfound", 404)
+        if wait := await self.limited("answer-ip", clientip.rate_key(ip), ANSWERS_PER_IP):
+            log.warning("confirmation answers rate-limited client_ip=%s", ip)
+            return self.message(request, "limited", 429, wait)
         if (page := self.for_status(request, state)) is not None:
             return page
         form = await request.form()
@@ -320,28 +291,29 @@ class ConfirmPage:
                                                            csrf_field, now=time.time(), max_age=CSRF_MAX_AGE):
             return await self.form(request, token, state, notice="bad_form", status=403)
         # Counted after the CSRF check: a forged cross-site post must not use up the sender's attempts.
-        if wait := self.limits.answers_per_challenge.hit(str(state.challenge_id)):
+        if wait := await self.limited("answer-challenge", str(state.challenge_id), ANSWERS_PER_CHALLENGE):
             log.warning("confirmation answers rate-limited challenge_id=%d client_ip=%s", state.challenge_id, ip)
             return self.message(request, "limited", 429, wait)
-        nonce = captcha.parse_nonce(nonce_field)
-        if nonce is None or nonce.generation != state.generation:
+        current = await self.rt.astore.run(confirm_store.current_captcha, self.rt.store, state.challenge_id)
+        if current is None or not captcha.nonce_ok(nonce_field) or nonce_field != current.nonce:
             return await self.form(request, token, state, notice="stale_captcha", status=400)
-        if not answer.strip():
+        if not answer.strip():  # not an answer: the CAPTCHA stays as it is
             return await self.form(request, token, state, notice="empty_answer", status=400)
-        if captcha.answer_matches(captcha.answer_for(secret, token, nonce), answer):
-            if await self.rt.astore.run(confirm_store.confirm, self.rt.store, state.challenge_id, nonce.generation,
-                                     None, state.others):
+        if captcha.answer_matches(current.answer, answer):
+            if await self.rt.astore.run(confirm_store.confirm, self.rt.store, state.challenge_id, current.nonce,
+                                        None, state.others):
                 self.log_confirmed(state, ip)
                 self.rt.metrics.count_confirmation()
                 return self.html(request, "confirmed.html", recipient=recipient_list(state.recipients))
-            # someone answered in between: show what the link is now
+            # someone answered in between, or a block now covers the sender: show what the link is now
             fresh = await self.state(token)
             if fresh is None:
                 return self.message(request, "notfound", 404)
             return self.for_status(request, fresh) or await self.form(request, token, fresh,
                                                                       notice="stale_captcha", status=400)
+        # A wrong answer retires this CAPTCHA; the next form is a new one with a new answer.
         counted = await self.rt.astore.run(confirm_store.record_wrong_answer, self.rt.store, state.challenge_id,
-                                           nonce.generation)
+                                           current.nonce)
         fresh = await self.state(token) or state
         if (page := self.for_status(request, fresh)) is not None:
             return page
@@ -349,28 +321,39 @@ class ConfirmPage:
                                status=400)
 
     async def captcha_media(self, request: Request, token: str, kind: str) -> Response:
+        """The CAPTCHA's one rendering: made on the first fetch and stored, so every later fetch (a
+        replay of the sound, another node) gets the same bytes, never a second rendering to compare."""
         if not TOKEN.match(token):
             return _plain(404, "no such link")
-        if wait := self.limits.views_per_ip.hit(self.client_ip(request)):
-            resp = _plain(429, "too many requests")
-            resp.headers["Retry-After"] = str(int(wait) + 1)
-            return resp
-        nonce = captcha.parse_nonce(request.query_params.get("n", ""))
-        if nonce is None:
+        nonce = request.query_params.get("n", "")
+        if not captcha.nonce_ok(nonce):
             return _plain(404, "no such picture")
         state = await self.state(token)
         if state is None:
             return _plain(404, "no such link")
-        if state.status != confirm_store.PENDING or nonce.generation != state.generation:
-            return _plain(410, "this picture was already used")
-        answer = captcha.answer_for(await self.secret(), token, nonce)
+        if wait := await self.limited("view", clientip.rate_key(self.client_ip(request)), VIEWS_PER_IP):
+            resp = _plain(429, "too many requests")
+            resp.headers["Retry-After"] = str(int(wait) + 1)
+            return resp
+        current = await self.rt.astore.run(confirm_store.current_captcha, self.rt.store, state.challenge_id)
+        if state.status != confirm_store.PENDING or current is None or current.nonce != nonce:
+            return _plain(410, "this picture was already used; load the page again for a new one")
+        column = "png" if kind == "png" else "wav"
+        body = getattr(current, column)
+        if body is None:
+            if kind == "png":
+                rendered = await asyncio.to_thread(captcha.render_png, current.answer)
+            else:
+                wav = await asyncio.to_thread(captcha.render_wav, current.answer, self.language(request))
+                rendered = zlib.compress(wav, 6)  # half the size in the store
+            body = await self.rt.astore.run(confirm_store.keep_rendering, self.rt.store, state.challenge_id,
+                                            nonce, column, rendered)
+            if body is None:
+                return _plain(410, "this picture was already used; load the page again for a new one")
         if kind == "png":
-            body = await asyncio.to_thread(captcha.render_png, answer)
-            media_type = "image/png"
+            resp = Response(bytes(body), media_type="image/png")
         else:
-            body = await asyncio.to_thread(captcha.render_wav, answer, self.language(request))
-            media_type = "audio/wav"
-        resp = Response(body, media_type=media_type)
+            resp = Response(zlib.decompress(bytes(body)), media_type="audio/wav")
         resp.headers.update(SECURITY_HEADERS)
         return resp
 
@@ -446,8 +429,9 @@ def _unavailable(exc: StoreError) -> Response:
 
 
 def expected_answer(store: Any, token: str, nonce: str) -> str:
-    """The answer to the CAPTCHA issued as `nonce` for `token`, from the store's secret (admins, tests)."""
-    parsed = captcha.parse_nonce(nonce)
-    if parsed is None:
-        raise ValueError(f"{nonce!r} is not a CAPTCHA nonce")
-    return captcha.answer_for(confirm_store.page_secret(store), token, parsed)
+    """The answer to the CAPTCHA issued as `nonce` for `token`, from the store (admins, tests)."""
+    state = confirm_store.link_state(store, token)
+    current = confirm_store.current_captcha(store, state.challenge_id) if state is not None else None
+    if current is None or current.nonce != nonce:
+        raise ValueError(f"{nonce!r} is not the current CAPTCHA of this link")
+    return str(current.answer)

@@ -98,6 +98,8 @@ class Challenge(_Out):
     attempts: int = Field(description="Messages refused for this challenge.")
     confirm_failures: int = Field(0, description="Wrong CAPTCHA answers so far.")
     client_ip: str = ""
+    auth: str | None = Field(None, description="SPF, DKIM and DMARC as seen when the latest link was issued, e.g. "
+                             "'spf=pass:friend.example dkim=pass:friend.example dmarc=pass'; null when not checked.")
     created_at: datetime = Field(description="First seen.")
     updated_at: datetime
     expires_at: datetime
@@ -121,6 +123,8 @@ class ListEntryOut(_Out):
     expires_at: datetime | None = None
     user_id: int | None = Field(description="Owner; null for a global entry (admins).")
     owner: str | None = Field(None, description="The owner's primary address; null for a global entry.")
+    auth: str | None = Field(None, description="For an entry made by a confirmation: SPF, DKIM and DMARC as seen "
+                             "when the sender's link was issued; null otherwise.")
 
 
 class ListEntryPage(_Out):
