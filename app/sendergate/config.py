@@ -115,6 +115,13 @@ class SMTPConfig:
     workers: int = 0  # 0 = one per CPU core
     timeout: float = 300.0
     max_connections: int = 2000
+    error_limit: int = 20  # refused commands in one session before 421 and close; 0 = no limit
+    max_connections_per_ip: int = 20  # open sessions per client IPv4 address or IPv6 /64; 0 = no cap
+    xforward_from: list[str] = field(default_factory=list)  # peers (addresses or networks) whose XFORWARD counts
+
+    @property
+    def xforward_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(ipaddress.ip_network(n, strict=False) for n in self.xforward_from)
 
 
 @dataclass
@@ -274,6 +281,18 @@ def _domains(v: Any) -> list[str]:
     return out
 
 
+def _networks(v: Any) -> list[str]:
+    if not isinstance(v, list):
+        raise ValueError('expected a list of addresses or networks, e.g. ["127.0.0.1", "10.0.0.0/24"]')
+    out = []
+    for x in v:
+        try:
+            out.append(str(ipaddress.ip_network(_str(x).strip(), strict=False)))
+        except ValueError:
+            raise ValueError(f"{x!r} is not an IP address or network") from None
+    return out
+
+
 def _nameservers(v: Any) -> list[tuple[str, int]]:
     if not isinstance(v, list):
         raise ValueError("expected a list of addresses, e.g. [\"127.0.0.1:5353\", \"::1\"]")
@@ -326,7 +345,8 @@ _SCHEMA: dict[str, dict[str, Any]] = {
     "smtp": {
         "listen": _listen_list, "hostname": _str, "max_message_size": parse_size,
         "max_recipients": _int(1), "tls_cert": _str, "tls_key": _str, "workers": _int(0),
-        "timeout": _positive_duration, "max_connections": _int(1),
+        "timeout": _positive_duration, "max_connections": _int(1), "error_limit": _int(0),
+        "max_connections_per_ip": _int(0), "xforward_from": _networks,
     },
     "domains": {"local": _domains},
     "delivery": {
@@ -395,8 +415,12 @@ def from_dict(raw: dict[str, Any], source: str = "") -> Config:
             problems.append(("delivery.target", str(exc)))
     elif cfg.delivery.mode == "maildir" and not cfg.delivery.target.startswith("/"):
         problems.append(("delivery.target", "maildir mode needs an absolute Maildir root path"))
-    if cfg.delivery.screened_folder and not re.fullmatch(r"[A-Za-z0-9 _.-]+", cfg.delivery.screened_folder):
-        problems.append(("delivery.screened_folder", "use letters, digits, space, '.', '_' or '-'"))
+    folder = cfg.delivery.screened_folder
+    if folder and (not re.fullmatch(r"[A-Za-z0-9 _.-]+", folder) or folder.startswith(".") or
+                   folder.endswith(".") or ".." in folder):
+        # a Maildir++ folder name: no path separator, no "." or ".." element (SPEC §4.5 item 7)
+        problems.append(("delivery.screened_folder",
+                         "use letters, digits, space, '_', '-' and '.' between names (not first, last or doubled)"))
     if not cfg.smtp.hostname:
         import socket
         cfg.smtp.hostname = socket.getfqdn()
