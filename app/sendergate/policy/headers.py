@@ -64,10 +64,16 @@ def split(message: bytes) -> tuple[bytes, bytes]:
 
     The empty line itself belongs to neither. No empty line: all of it is header.
     """
-    message = normalise(message)
     if message.startswith(CRLF):
-        return b"", message[2:]
+        return (b"", message[2:]) if is_clean(message[:2]) else split(normalise(message))
     end = message.find(b"\r\n\r\n")
+    # Only the header block need be clean here (counted, not copied): a bare line end in it could
+    # make an earlier empty line, one after it changes nothing.
+    if not is_clean(message if end < 0 else message[:end + 4]):
+        message = normalise(message)
+        if message.startswith(CRLF):
+            return b"", message[2:]
+        end = message.find(b"\r\n\r\n")
     if end < 0:
         return message, b""
     return message[:end + 2], message[end + 4:]
@@ -128,10 +134,35 @@ def decode_display(value: object) -> str:
 def first_values(message: bytes) -> dict[str, str]:
     """Lower-case field name -> its first value, unfolded and decoded for display."""
     head, _ = split(message)
-    out: dict[str, str] = {}
-    for name, raw in fields(head):
-        if name is not None and name not in out:
-            out[name] = display(name, raw)
+    if not head.isascii() or b"=?" in head:
+        out: dict[str, str] = {}
+        for name, raw in fields(head):
+            if name is not None and name not in out:
+                out[name] = display(name, raw)
+        return out
+    # The usual header block (ASCII, no encoded words): the same answers in one pass over its lines,
+    # values worked out only for each name's first field (a tenth of a refusal's CPU otherwise).
+    out = {}
+    name: str | None = None
+    parts: list[bytes] = []
+    for line in head.split(CRLF):
+        if line[:1] in (b" ", b"\t"):
+            if name is not None:
+                parts.append(line)
+            continue
+        if name is not None:
+            out[name] = _SPACES.sub(" ", b" ".join(parts).decode("ascii")).strip()
+        name = None
+        if line.startswith(b"From "):
+            continue
+        field, colon, value = line.partition(b":")
+        field = field.rstrip(b" \t")
+        if colon and field:
+            key = field.decode("ascii").lower()
+            if key not in out:
+                name, parts = key, [value]
+    if name is not None:  # a header block without a final line end
+        out[name] = _SPACES.sub(" ", b" ".join(parts).decode("ascii")).strip()
     return out
 
 
