@@ -129,6 +129,13 @@ def test_bare_line_ends_cannot_join_a_forged_field_to_another() -> None:
         assert from_header_domain(message) == "b.example"
 
 
+def test_a_leading_folded_line_cannot_continue_the_gateways_own_trace_field() -> None:
+    """The gateway puts its Received (and Authentication-Results) above the message: a message whose
+    first line is folded would be read as part of that field."""
+    message = b"\tdkim=pass (via mx.example.org)\r\nSubject: hi\r\n\r\nbody\r\n"
+    assert remove_results_claiming(message, "mx.example.org") == b"Subject: hi\r\n\r\nbody\r\n"
+
+
 def test_two_from_fields_split_by_a_bare_cr_have_no_single_author_domain() -> None:
     message = b"From: a@bank.example\rFrom: b@evil.example\r\n\r\nbody\r\n"
     assert from_header_domain(message) == ""

@@ -173,14 +173,18 @@ def get_all(message: bytes, name: str) -> list[str]:
     return [compat32.header_fetch_parse(n, _raw_value(raw)) for n, raw in fields(head) if n == name]
 
 
-def remove(message: bytes, unwanted: Callable[[str, bytes], bool]) -> bytes:
-    """The message, line ends normalised, without the header fields for which unwanted(name, raw) holds.
+def remove(message: bytes, unwanted: Callable[[str, bytes], bool], *,
+           drop_leading_continuation: bool = False) -> bytes:
+    """The message, line ends normalised, without the header fields for which unwanted(name, raw) holds
+    (and without a first field that is a folded line, if asked: it would continue a field put above).
 
     The body is never touched."""
     message = normalise(message)
     head, body = split(message)
     found = fields(head)
     kept = [raw for name, raw in found if name is None or not unwanted(name, raw)]
+    if drop_leading_continuation and kept and kept[0][:1] in (b" ", b"\t"):
+        kept.pop(0)
     if len(kept) == len(found):
         return message
     if len(head) == len(message):  # no empty line: all header

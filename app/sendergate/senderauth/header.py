@@ -70,4 +70,7 @@ def remove_results_claiming(message: bytes, authserv_id: str) -> bytes:
     bare CR or LF, odd folding or `Name :` cannot hide one from us and show it
     to the mailbox. Line ends come back normalised to CRLF.
     """
-    return headers.remove(message, headers.gateway_owned(authserv_id))
+    owned = headers.gateway_owned(authserv_id)
+    # A header block that begins with a folded line would continue the trace field the gateway
+    # puts above it (our Received line): that nameless first field goes too.
+    return headers.remove(message, owned, drop_leading_continuation=True)
