@@ -293,6 +293,14 @@ def _networks(v: Any) -> list[str]:
     return out
 
 
+def _folder(v: Any) -> str:
+    """A Maildir++ folder name (SPEC §4.5 item 7): no path separator, no "." or ".." element."""
+    v = _str(v)
+    if v and (not re.fullmatch(r"[A-Za-z0-9 _.-]+", v) or v.startswith(".") or v.endswith(".") or ".." in v):
+        raise ValueError("use letters, digits, space, '_', '-' and '.' between names (not first, last or doubled)")
+    return v
+
+
 def _nameservers(v: Any) -> list[tuple[str, int]]:
     if not isinstance(v, list):
         raise ValueError("expected a list of addresses, e.g. [\"127.0.0.1:5353\", \"::1\"]")
@@ -351,7 +359,7 @@ _SCHEMA: dict[str, dict[str, Any]] = {
     "domains": {"local": _domains},
     "delivery": {
         "mode": _choice("smtp", "lmtp", "maildir"), "target": _str,
-        "screened_folder": _str, "timeout": _positive_duration,
+        "screened_folder": _folder, "timeout": _positive_duration,
     },
     "http": {"listen": _hostport, "public_url": _url, "tls_cert": _str, "tls_key": _str,
              "metrics_public": _bool},
@@ -415,12 +423,8 @@ def from_dict(raw: dict[str, Any], source: str = "") -> Config:
             problems.append(("delivery.target", str(exc)))
     elif cfg.delivery.mode == "maildir" and not cfg.delivery.target.startswith("/"):
         problems.append(("delivery.target", "maildir mode needs an absolute Maildir root path"))
-    folder = cfg.delivery.screened_folder
-    if folder and (not re.fullmatch(r"[A-Za-z0-9 _.-]+", folder) or folder.startswith(".") or
-                   folder.endswith(".") or ".." in folder):
-        # a Maildir++ folder name: no path separator, no "." or ".." element (SPEC §4.5 item 7)
-        problems.append(("delivery.screened_folder",
-                         "use letters, digits, space, '_', '-' and '.' between names (not first, last or doubled)"))
+    if cfg.delivery.screened_folder and not re.fullmatch(r"[A-Za-z0-9 _.-]+", cfg.delivery.screened_folder):
+        problems.append(("delivery.screened_folder", "use letters, digits, space, '.', '_' or '-'"))
     if not cfg.smtp.hostname:
         import socket
         cfg.smtp.hostname = socket.getfqdn()
