@@ -529,10 +529,12 @@ class PeerTable:
     One anonymous shared memory map made before the workers fork. Each worker owns
     one region of `slots` 16-byte entries, one entry per open session holding its
     client's key, and writes only there, so no lock is needed; counting an address
-    reads every region. A worker that dies leaves its region behind: the supervisor
-    clears it before starting the replacement. Two workers admitting the same address
-    in the same instant may both see count = cap - 1: the cap can be passed by at most
-    workers - 1 sessions, for that instant only.
+    reads every region up to the highest entry its worker has used (kept in a
+    header; freed entries are reused first, so that stays near the worker's peak
+    of concurrent sessions). A worker that dies leaves its region behind: the
+    supervisor clears it before starting the replacement. Two workers admitting the
+    same address in the same instant may both see count = cap - 1: the cap can be
+    passed by at most workers - 1 sessions, for that instant only.
     """
 
     ENTRY = 16
@@ -540,39 +542,59 @@ class PeerTable:
     def __init__(self, workers: int, slots: int) -> None:
         self.workers = workers
         self.slots = slots
-        self.map = mmap.mmap(-1, workers * slots * self.ENTRY)  # MAP_SHARED: the forked workers see one map
-        self._region = 0
+        self._head = workers * self.ENTRY  # per worker: the number of entries in use or used before
+        self.map = mmap.mmap(-1, self._head + workers * slots * self.ENTRY)  # MAP_SHARED across fork
+        self._index = 0
+        self._used = 0
         self._free: list[int] = []
+
+    def _start(self, index: int) -> int:
+        return self._head + index * self.slots * self.ENTRY
 
     def use_region(self, index: int) -> None:
         """In a worker: take region `index` as this worker's own."""
-        self._region = index
-        self._free = list(range((index + 1) * self.slots - 1, index * self.slots - 1, -1))
+        self._index = index
+        self._used = 0
+        self._free = list(range(self.slots - 1, -1, -1))  # pop() gives the lowest entry first
 
     def clear_region(self, index: int) -> None:
-        size = self.slots * self.ENTRY
-        self.map[index * size:(index + 1) * size] = bytes(size)
+        start, size = self._start(index), self.slots * self.ENTRY
+        self.map[start:start + size] = bytes(size)
+        self.map[index * self.ENTRY:(index + 1) * self.ENTRY] = bytes(self.ENTRY)
 
     def count(self, key: bytes, stop: int) -> int:
         """Open sessions of key in all workers (counting stops at `stop`)."""
         found = 0
-        pos = self.map.find(key)
-        while pos >= 0:
-            if pos % self.ENTRY == 0:
-                found += 1
-                if found >= stop:
-                    break
-            pos = self.map.find(key, pos + 1)
+        mm = self.map
+        for w in range(self.workers):
+            used = int.from_bytes(mm[w * self.ENTRY:w * self.ENTRY + 4], "little")
+            if not used:
+                continue
+            start = self._start(w)
+            end = start + used * self.ENTRY
+            pos = mm.find(key, start, end)
+            while pos >= 0:
+                if (pos - start) % self.ENTRY == 0:
+                    found += 1
+                    if found >= stop:
+                        return found
+                pos = mm.find(key, pos + 1, end)
         return found
 
     def enter(self, key: bytes, cap: int) -> int | None:
-        """Record a session of key and return its slot, or None when key has cap sessions open already."""
+        """Record a session of key and return its entry, or None when key has cap sessions open already."""
         if not self._free or self.count(key, cap) >= cap:
             return None
         slot = self._free.pop()
-        self.map[slot * self.ENTRY:(slot + 1) * self.ENTRY] = key
+        at = self._start(self._index) + slot * self.ENTRY
+        self.map[at:at + self.ENTRY] = key
+        if slot >= self._used:
+            self._used = slot + 1
+            head = self._index * self.ENTRY
+            self.map[head:head + 4] = self._used.to_bytes(4, "little")
         return slot
 
     def leave(self, slot: int) -> None:
-        self.map[slot * self.ENTRY:(slot + 1) * self.ENTRY] = bytes(self.ENTRY)
+        at = self._start(self._index) + slot * self.ENTRY
+        self.map[at:at + self.ENTRY] = bytes(self.ENTRY)
         self._free.append(slot)
