@@ -90,6 +90,30 @@ def test_check_config_cli(tmp_path: Path) -> None:
     assert r.returncode != 0 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
+def test_check_config_names_the_session_limit_keys(tmp_path: Path) -> None:
+    """SPEC §3/§4.5: smtp.error_limit, smtp.max_connections_per_ip, smtp.xforward_from and the
+    screened folder's name (a Maildir path element) are checked, each problem with its key."""
+    good = write(tmp_path, MINIMAL + f'[store]\nurl = "sqlite:///{tmp_path}/s.db"\n[smtp]\nerror_limit = 5\n'
+                 'max_connections_per_ip = 0\nxforward_from = ["127.0.0.1", "::1", "10.1.0.0/16"]\n'
+                 '[delivery]\nscreened_folder = "Screened.Bulk"\n')
+    r = run_cli("check-config", "--config", str(good))
+    assert r.returncode == 0, r.stderr
+    cfg = from_dict({"domains": {"local": ["example.org"]}})
+    assert (cfg.smtp.error_limit, cfg.smtp.max_connections_per_ip, cfg.smtp.xforward_from) == (20, 20, [])
+    bad = write(tmp_path, MINIMAL + '[smtp]\nerror_limit = -1\nmax_connections_per_ip = "many"\n'
+                'xforward_from = ["127.0.0.1", "postfix.local"]\n[delivery]\nscreened_folder = "../x"\n')
+    r = run_cli("check-config", "--config", str(bad))
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    for key in ("smtp.error_limit", "smtp.max_connections_per_ip", "smtp.xforward_from",
+                "delivery.screened_folder"):
+        assert key in r.stderr, (key, r.stderr)
+    assert "postfix.local" in r.stderr
+    for folder in (".x", "x.", "a..b", "a/b"):
+        with pytest.raises(ConfigError) as err:
+            from_dict({"domains": {"local": ["example.org"]}, "delivery": {"screened_folder": folder}})
+        assert err.value.problems[0][0] == "delivery.screened_folder", folder
+
+
 def test_missing_config_and_unreachable_store_are_one_line(tmp_path: Path) -> None:
     r = run_cli("users", "list", "--config", str(tmp_path / "nope.toml"))
     assert r.returncode != 0 and "no such file" in r.stderr and "Traceback" not in r.stderr

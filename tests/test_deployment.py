@@ -152,7 +152,9 @@ def challenge_reply(port: int, sender: str, recipient: str, message: bytes) -> t
 def test_behind_postfix_challenge_text_intact_and_known_sender_delivered(dovecot: DovecotServer) -> None:
     after_filter_port = free_loopback_port()
     gw = GatewayProcess(delivery=("smtp", f"127.0.0.1:{after_filter_port}"),
-                        extra={"challenge": {"reply": BILINGUAL_REPLY}})
+                        extra={"challenge": {"reply": BILINGUAL_REPLY},
+                               # the Postfix proxy connects from 127.0.0.1 (installer/gateway/sendergate.toml)
+                               "smtp": {"xforward_from": ["127.0.0.1"]}})
     try:
         alice, _ = gw.store.add_user("alice@example.org")
         carol, _ = gw.store.add_user("carol@example.org")

@@ -49,8 +49,9 @@ class DataReply:
 class RawClient:
     """A raw SMTP client for malformed input: exact bytes out, replies in."""
 
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    def __init__(self, port: int, source: str | None = None) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10,
+                                             source_address=(source, 0) if source else None)
         self.buf = b""
         self.banner = self.reply()
 
@@ -88,7 +89,8 @@ def sink() -> Iterator[SmtpSink]:
 @pytest.fixture(scope="module")
 def gw(sink: SmtpSink) -> Iterator[GatewayProcess]:
     g = GatewayProcess(delivery=("smtp", f"127.0.0.1:{sink.port}"),
-                       extra={"smtp": {"max_recipients": 5, "max_message_size": "200KB"}})
+                       extra={"smtp": {"max_recipients": 5, "max_message_size": "200KB",
+                                       "xforward_from": ["127.0.0.2"]}})  # the "proxy" below
     alice, _ = g.store.add_user("alice@example.org", name="Alice")
     g.store.add_user("carol@example.org")
     g.store.add_entry(alice.id, "allow", "bob@friend.example")
@@ -603,9 +605,26 @@ def test_an_idle_session_is_closed_after_smtp_timeout_and_each_command_moves_the
             c.close()
 
 
+def test_xforward_from_any_other_loopback_peer_is_refused(gw: GatewayProcess) -> None:
+    """XFORWARD only from smtp.xforward_from (SPEC §4.5 item 6): another local process (a web app, a
+    user's script) must not name the client, whose address SPF and the events are about."""
+    mark = last_id(gw)
+    c = RawClient(gw.smtp_port)  # from 127.0.0.1: loopback, but not the configured proxy
+    try:
+        assert "XFORWARD" not in c.cmd("EHLO proxy.local")
+        assert c.cmd("XFORWARD NAME=mail.remote.example ADDR=192.0.2.7 HELO=mail.remote.example").startswith(
+            "550 5.7.0")
+        assert c.cmd("MAIL FROM:<bob@friend.example>").startswith("250")
+        assert c.cmd("RCPT TO:<nobody@example.org>").startswith("550 5.1.1")
+    finally:
+        c.close()
+    (ev,) = events_for(gw, mark)
+    assert ev.client_ip == "127.0.0.1"
+
+
 def test_xforward_from_a_local_proxy_names_the_real_client(gw: GatewayProcess) -> None:
     mark = last_id(gw)
-    c = RawClient(gw.smtp_port)
+    c = RawClient(gw.smtp_port, source="127.0.0.2")  # listed in smtp.xforward_from
     try:
         assert "XFORWARD NAME ADDR PROTO HELO SOURCE" in c.cmd("EHLO proxy.local")
         assert c.cmd("XFORWARD NAME=mail.remote.example ADDR=192.0.2.7 HELO=mail.remote.example").startswith(

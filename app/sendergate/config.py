@@ -121,6 +121,13 @@ class SMTPConfig:
     workers: int = 0  # 0 = one per CPU core
     timeout: float = 300.0
     max_connections: int = 2000
+    error_limit: int = 20  # refused commands in one session before 421 and close; 0 = no limit
+    max_connections_per_ip: int = 20  # open sessions per client IPv4 address or IPv6 /64; 0 = no cap
+    xforward_from: list[str] = field(default_factory=list)  # peers (addresses or networks) whose XFORWARD counts
+
+    @property
+    def xforward_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(ipaddress.ip_network(n, strict=False) for n in self.xforward_from)
 
 
 @dataclass
@@ -287,6 +294,26 @@ def _domains(v: Any) -> list[str]:
     return out
 
 
+def _networks(v: Any) -> list[str]:
+    if not isinstance(v, list):
+        raise ValueError('expected a list of addresses or networks, e.g. ["127.0.0.1", "10.0.0.0/24"]')
+    out = []
+    for x in v:
+        try:
+            out.append(str(ipaddress.ip_network(_str(x).strip(), strict=False)))
+        except ValueError:
+            raise ValueError(f"{x!r} is not an IP address or network") from None
+    return out
+
+
+def _folder(v: Any) -> str:
+    """A Maildir++ folder name (SPEC §4.5 item 7): no path separator, no "." or ".." element."""
+    v = _str(v)
+    if v and (not re.fullmatch(r"[A-Za-z0-9 _.-]+", v) or v.startswith(".") or v.endswith(".") or ".." in v):
+        raise ValueError("use letters, digits, space, '_', '-' and '.' between names (not first, last or doubled)")
+    return v
+
+
 def _nameservers(v: Any) -> list[tuple[str, int]]:
     if not isinstance(v, list):
         raise ValueError("expected a list of addresses, e.g. [\"127.0.0.1:5353\", \"::1\"]")
@@ -350,12 +377,13 @@ _SCHEMA: dict[str, dict[str, Any]] = {
     "smtp": {
         "listen": _listen_list, "hostname": _str, "max_message_size": parse_size,
         "max_recipients": _int(1), "tls_cert": _str, "tls_key": _str, "workers": _int(0),
-        "timeout": _positive_duration, "max_connections": _int(1),
+        "timeout": _positive_duration, "max_connections": _int(1), "error_limit": _int(0),
+        "max_connections_per_ip": _int(0), "xforward_from": _networks,
     },
     "domains": {"local": _domains},
     "delivery": {
         "mode": _choice("smtp", "lmtp", "maildir"), "target": _str,
-        "screened_folder": _str, "timeout": _positive_duration,
+        "screened_folder": _folder, "timeout": _positive_duration,
     },
     "http": {"listen": _hostport, "public_url": _url, "tls_cert": _str, "tls_key": _str,
              "trusted_proxies": _networks, "metrics_public": _bool},

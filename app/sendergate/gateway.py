@@ -28,7 +28,8 @@ from .delivery import Deliverer
 from .metrics import Metrics
 from .policy.decide import AuthResults, EventRecord, ScanOutcome
 from .smtp.handler import GatewayHandler
-from .smtp.server import GatewaySMTP, SessionTemplate, tls_context
+from .policy.headers import SCREENED_MARK
+from .smtp.server import GatewaySMTP, PeerTable, SessionTemplate, tls_context
 from .store import AsyncStore, Store, StoreError
 
 log = logging.getLogger("sendergate")
@@ -84,7 +85,7 @@ class Runtime:
             from .senderauth import authentication_results_header
             lines.insert(0, authentication_results_header(self.cfg.smtp.hostname, auth))
         if screened:
-            lines.insert(0, "X-SenderGate-Screened: yes")
+            lines.insert(0, SCREENED_MARK)
         return "".join(l.rstrip("\r\n") + "\r\n" for l in lines).encode("utf-8", "replace")
 
     def decision_log(self, ev: EventRecord) -> None:
@@ -228,8 +229,9 @@ class Worker:
     """One process's event loop: SMTP on the shared sockets, HTTP when asked."""
 
     def __init__(self, cfg: Config, smtp_socks: list[socket.socket], http_sock: socket.socket | None,
-                 *, index: int, log_format: str) -> None:
+                 *, index: int, log_format: str, peers: PeerTable | None = None) -> None:
         self.cfg = cfg
+        self.peers = peers
         self.smtp_socks = smtp_socks
         self.http_sock = http_sock
         self.index = index
@@ -249,7 +251,11 @@ class Worker:
 
         template = SessionTemplate(handler, hostname=self.cfg.smtp.hostname, ident="ESMTP SenderGate",
                                    data_size_limit=self.cfg.smtp.max_message_size, timeout=self.cfg.smtp.timeout,
-                                   tls_context=tls, max_connections=self.cfg.smtp.max_connections)
+                                   tls_context=tls, max_connections=self.cfg.smtp.max_connections,
+                                   error_limit=self.cfg.smtp.error_limit,
+                                   max_connections_per_ip=self.cfg.smtp.max_connections_per_ip,
+                                   peers=self.peers, xforward_from=self.cfg.smtp.xforward_networks)
+        self.inflight = template.inflight
 
         def factory() -> GatewaySMTP:
             return GatewaySMTP(handler, sessions=self.sessions, template=template, loop=loop)
@@ -271,11 +277,13 @@ class Worker:
         while time.monotonic() < deadline:
             for s in [s for s in self.sessions if not s.in_transaction]:
                 await s.shutdown_idle()
-            if not self.sessions:
+            if not self.sessions and not self.inflight:
                 break
             await asyncio.sleep(0.05)
         for s in list(self.sessions):
             await s.shutdown_idle()
+        if self.inflight:  # end-of-DATA work of clients that left: let it record what it did
+            await asyncio.wait(list(self.inflight), timeout=max(1.0, deadline - time.monotonic()))
         if housekeeping is not None:
             housekeeping.cancel()
         if http_task is not None:
@@ -302,13 +310,15 @@ class Worker:
 
 
 def _run_worker(cfg: Config, smtp_socks: list[socket.socket], http_sock: socket.socket | None, index: int,
-                log_format: str) -> None:
+                log_format: str, peers: PeerTable | None = None) -> None:
     try:
         import uvloop
         uvloop.install()
     except ImportError:  # pragma: no cover - Windows
         pass
-    asyncio.run(Worker(cfg, smtp_socks, http_sock, index=index, log_format=log_format).run())
+    if peers is not None:
+        peers.use_region(index)
+    asyncio.run(Worker(cfg, smtp_socks, http_sock, index=index, log_format=log_format, peers=peers).run())
 
 
 def run(cfg: Config, *, log_format: str = "kv") -> int:
@@ -322,9 +332,13 @@ def run(cfg: Config, *, log_format: str = "kv") -> int:
     _raise_fd_limit(cfg.smtp.max_connections)
     workers = cfg.smtp.workers or os.cpu_count() or 1
     if workers == 1 or not hasattr(os, "fork"):
-        _run_worker(cfg, smtp_socks, http_sock, 0, log_format)
+        workers = 1
+    # open sessions per client address, shared by the workers forked below
+    peers = PeerTable(workers, cfg.smtp.max_connections) if cfg.smtp.max_connections_per_ip else None
+    if workers == 1:
+        _run_worker(cfg, smtp_socks, http_sock, 0, log_format, peers)
         return 0
-    return _supervise(cfg, smtp_socks, http_sock, workers, log_format)
+    return _supervise(cfg, smtp_socks, http_sock, workers, log_format, peers)
 
 
 def _raise_fd_limit(connections: int) -> None:
@@ -342,18 +356,20 @@ def _raise_fd_limit(connections: int) -> None:
 
 
 def _supervise(cfg: Config, smtp_socks: list[socket.socket], http_sock: socket.socket, workers: int,
-               log_format: str) -> int:
+               log_format: str, peers: PeerTable | None = None) -> int:
     children: dict[int, int] = {}  # pid -> worker index
     stopping = False
 
     def spawn(index: int) -> None:
+        if peers is not None:
+            peers.clear_region(index)  # the sessions of a worker that died are gone with it
         pid = os.fork()
         if pid == 0:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             code = 0
             try:
-                _run_worker(cfg, smtp_socks, http_sock if index == 0 else None, index, log_format)
+                _run_worker(cfg, smtp_socks, http_sock if index == 0 else None, index, log_format, peers)
             except BaseException:  # noqa: BLE001 - reported, then the supervisor restarts us
                 log.exception("worker %d crashed", index)
                 code = 1

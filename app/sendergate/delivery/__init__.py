@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import DeliveryConfig, parse_hostport
+from ..policy.headers import normalise
 
 
 class DeliveryError(Exception):
@@ -38,6 +39,7 @@ class Outbound:
     recipients: list[str]  # as given in RCPT TO (with +tag), or "user+folder@…" for LMTP screening
     message: bytes  # CRLF line endings, not dot-stuffed
     mail_options: tuple[str, ...] = ()  # BODY=8BITMIME, SMTPUTF8
+    mailboxes: tuple[str, ...] = ()  # per recipient, the canonical stored address (Maildir directory names)
 
 
 class _Conn:
@@ -98,6 +100,10 @@ def _default_status(code: int) -> str:
 
 
 def dot_stuff(message: bytes) -> bytes:
+    """The DATA bytes for message: CRLF line ends only (a bare CR or LF becomes one: a server behind
+    us must never see a line end it might read differently), every leading dot doubled, the final
+    "." line added. Only this function's own last line can end DATA at the receiver."""
+    message = normalise(message)
     body = message if message.endswith(b"\r\n") else message + b"\r\n"
     if body.startswith(b"."):
         body = b"." + body
@@ -169,38 +175,61 @@ class Deliverer:
             await conn.close()
 
     def _maildir(self, out: Outbound, folder: str) -> Delivered:
-        """Deliver into <root>/<recipient>/Maildir[/.<folder>]: write to tmp/, fsync, link into new/."""
+        """Deliver into <root>/<address>/Maildir[/.<folder>]: write to tmp/, fsync, link into new/.
+
+        <address> is the recipient's canonical stored address (SPEC §4.5 item 7), never
+        the RCPT string: with a catch-all, `</srv/x@…>` or `<../../x@…>` would otherwise
+        name a directory outside the root. Names are checked again here, and the final
+        directory must lie under the root (after resolving symbolic links)."""
         root = Path(self.cfg.target)
         written = []
         try:
-            for rcpt in out.recipients:
-                local, _, domain = rcpt.rpartition("@")
-                base = local.split("+", 1)[0].lower()
-                mdir = root / f"{base}@{domain.lower()}" / "Maildir"
+            real_root = os.path.realpath(root)
+            for i, rcpt in enumerate(out.recipients):
+                name = out.mailboxes[i] if i < len(out.mailboxes) else _mailbox_name(rcpt)
+                if not _safe_name(name) or (folder and not _safe_name(folder)):
+                    raise DeliveryError(550, "5.1.3", "Mailbox name not allowed", where=self.where)
+                mdir = root / name / "Maildir"
                 if folder:
                     mdir = mdir / f".{folder}"
+                real = os.path.realpath(mdir)
+                if os.path.commonpath([real_root, real]) != real_root or real == real_root:
+                    raise DeliveryError(550, "5.1.3", "Mailbox outside the Maildir root", where=self.where)
                 for sub in ("tmp", "new", "cur"):
                     (mdir / sub).mkdir(parents=True, exist_ok=True)
                 if folder:  # Maildir++: marks a subfolder, as Dovecot and Courier create them
                     (mdir / "maildirfolder").touch(exist_ok=True)
-                name = f"{time.time():.6f}.P{os.getpid()}R{os.urandom(6).hex()}.{socket.gethostname()}"
-                tmp = mdir / "tmp" / name
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                fname = f"{time.time():.6f}.P{os.getpid()}R{os.urandom(6).hex()}.{socket.gethostname()}"
+                tmp = mdir / "tmp" / fname
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
                 try:
                     os.write(fd, out.message)
                     os.fsync(fd)
                 finally:
                     os.close(fd)
-                os.rename(tmp, mdir / "new" / name)
-                written.append(mdir / "new" / name)
+                os.rename(tmp, mdir / "new" / fname)
+                written.append(mdir / "new" / fname)
             return Delivered(f"250 2.0.0 stored in {len(written)} Maildir(s)")
-        except OSError as exc:
+        except (OSError, DeliveryError) as exc:
             for p in written:  # all or nothing: the client will retry the whole message
                 try:
                     p.unlink()
                 except OSError:
                     pass
+            if isinstance(exc, DeliveryError):
+                raise
             raise DeliveryError(451, "4.3.0", f"Maildir write failed: {exc.strerror}", where=self.where) from None
+
+
+def _mailbox_name(address: str) -> str:
+    """A recipient's directory name when no stored address was given: lower case, without +tag."""
+    local, _, domain = address.rpartition("@")
+    return f"{local.split('+', 1)[0].lower()}@{domain.lower()}"
+
+
+def _safe_name(name: str) -> bool:
+    """One path element: no separator, no NUL, not hidden, "." or ".." (SPEC §4.5 item 7)."""
+    return bool(name) and "/" not in name and "\0" not in name and not name.startswith(".")
 
 
 def _plus_folder(address: str, folder: str) -> str:

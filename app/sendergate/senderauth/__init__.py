@@ -13,8 +13,6 @@ makes that check `temperror` (see resources/docs/sender-authentication.md).
 from __future__ import annotations
 
 import asyncio
-import email.parser
-import email.policy
 import email.utils
 import logging
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +20,7 @@ from functools import partial
 from typing import Any
 
 from ..config import DNSConfig
+from ..policy import headers
 from ..policy.address import AddressError, normalise_domain
 from ..policy.decide import AuthResults
 from . import dmarc
@@ -51,8 +50,7 @@ def from_header_domain(message: bytes) -> str:
     Several From fields, or addresses in different domains, have no single
     author domain (RFC 7489 §6.6.1): DMARC is then not evaluated ("none").
     """
-    headers = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(message)
-    fields = headers.get_all("From") or []
+    fields = headers.get_all(message, "from")  # the one header rule (policy.headers), as the mailbox reads it
     if len(fields) != 1:
         return ""
     domains = set()

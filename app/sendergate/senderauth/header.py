@@ -7,6 +7,7 @@ import re
 import authres
 import authres.dmarc
 
+from ..policy import headers
 from ..policy.decide import AuthResults
 
 _HEADER_NAME = "Authentication-Results"
@@ -59,34 +60,17 @@ def authentication_results_header(authserv_id: str, results: AuthResults, *, lin
 
 
 def remove_results_claiming(message: bytes, authserv_id: str) -> bytes:
-    """Drop incoming headers that only the gateway may write.
+    """Drop incoming headers that only the gateway may write (SPEC §4.5 item 4).
 
     Authentication-Results carrying our own authserv-id (RFC 8601 §5): a
     sender could otherwise forge "dkim=pass" under our name for the mail
     filters behind us; other servers' results are kept. And every
     X-SenderGate-* field: a sender could otherwise have its message filed as
-    screened.
+    screened. Fields are found by the one header rule (policy.headers), so a
+    bare CR or LF, odd folding or `Name :` cannot hide one from us and show it
+    to the mailbox. Line ends come back normalised to CRLF.
     """
-    head, sep, body = message.partition(b"\r\n\r\n")
-    if not sep:
-        head, sep, body = message.partition(b"\n\n")
-    eol = b"\r\n" if sep == b"\r\n\r\n" else b"\n"
-    ours = authserv_id.strip().lower().encode("ascii", "replace")
-    fields: list[list[bytes]] = []
-    for line in head.split(eol):
-        if line[:1] in (b" ", b"\t") and fields:  # continuation of the previous field
-            fields[-1].append(line)
-        else:
-            fields.append([line])
-    kept = [field for field in fields if not _claims(b" ".join(field), ours)]
-    return eol.join(line for field in kept for line in field) + sep + body
-
-
-def _claims(field: bytes, authserv_id: bytes) -> bool:
-    name, colon, value = field.partition(b":")
-    if colon and name.strip().lower().startswith(b"x-sendergate-"):
-        return True
-    if not colon or name.strip().lower() != b"authentication-results":
-        return False
-    words = value.split(b";", 1)[0].split()
-    return bool(words) and words[0].lower() == authserv_id
+    owned = headers.gateway_owned(authserv_id)
+    # A header block that begins with a folded line would continue the trace field the gateway
+    # puts above it (our Received line): that nameless first field goes too.
+    return headers.remove(message, owned, drop_leading_continuation=True)

@@ -12,12 +12,10 @@ import re
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from email.parser import BytesHeaderParser
-from email.policy import compat32
 from typing import TYPE_CHECKING, Any
 
 from ..delivery import DeliveryError, Outbound
-from ..policy import replies
+from ..policy import headers as header_rule, replies
 from ..policy.address import Address, AddressError, list_id_from_header, parse
 from ..policy.automated import automated_reason
 from ..policy.decide import (KNOWN, NULL, UNKNOWN, AuthResults, DataDecision, EventRecord, MessageFacts, Reply,
@@ -32,6 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("sendergate.smtp")
 TEMP_LOCAL = Reply(451, "4.3.0", "Temporary local problem; please try again later")
 _MSGID = re.compile(r"<[^<>\s]+>")
+REFUSED_RCPT_EVENTS = 5  # refused-RCPT events stored per SMTP session (the rest: decision log only)
 
 
 @dataclass(slots=True)
@@ -100,7 +99,7 @@ class GatewayHandler:
         check = check_recipient_address(address, self.local_domains)
         if check.refusal is not None:
             if check.verdict is not None:
-                await self._record(session, tx, address, check.verdict, check.reason, None)
+                await self._record_refused_rcpt(session, tx, address, check.verdict, check.reason, None)
             return str(check.refusal)
         assert check.address is not None
         try:
@@ -115,7 +114,8 @@ class GatewayHandler:
             blocked_text=replies.fill(self.cfg.challenge.blocked_reply, recipient=check.address,
                                       sender=tx.sender or "<>"))
         if decision.verdict is not None:
-            await self._record(session, tx, str(check.address), decision.verdict, decision.reason, user_id)
+            await self._record_refused_rcpt(session, tx, str(check.address), decision.verdict, decision.reason,
+                                             user_id)
             return replies.render(decision.reply.code, decision.reply.status, decision.reply.text)
         if decision.reply.code != 250:
             return str(decision.reply)
@@ -219,8 +219,10 @@ class GatewayHandler:
         trace = self.rt.trace_headers(session, tx, auth, screened=screened)
         # Only our own Authentication-Results may carry our name (RFC 8601 §5), checks run or not.
         message = remove_results_claiming(message, self.cfg.smtp.hostname)
+        mailboxes = await self._mailboxes(tx) if self.cfg.delivery.mode == "maildir" else ()
         out = Outbound(tx.raw_sender, [r.raw for r in tx.recipients], trace + message,
-                       tuple(o for o in envelope.mail_options if o.startswith("BODY=") or o == "SMTPUTF8"))
+                       tuple(o for o in envelope.mail_options if o.startswith("BODY=") or o == "SMTPUTF8"),
+                       mailboxes=mailboxes)
         folder = self.cfg.delivery.screened_folder if screened else ""
         started = time.monotonic()
         try:
@@ -243,6 +245,16 @@ class GatewayHandler:
         for r in tx.recipients:
             await self._record(session, tx, str(r.address), decision.verdict, reason, r.user_id, meta)
         return "250 2.0.0 Message accepted for delivery"
+
+    async def _mailboxes(self, tx: Transaction) -> tuple[str, ...]:
+        """Each recipient's canonical stored address, the Maildir directory name (SPEC §4.5 item 7):
+        the address itself when the user owns it, else (a catch-all) the user's primary address."""
+        found = []
+        for r in tx.recipients:
+            user = await self.rt.astore.run(self.rt.store.get_user, r.user_id)
+            mailbox = next((a for a in user.addresses if not a.startswith("@")), user.addresses[0])
+            found.append(r.address.key if r.address.key in user.addresses else mailbox)
+        return tuple(found)
 
     async def _challenge(self, session: Any, tx: Transaction, decision: DataDecision, meta: dict[str, Any]) -> str:
         assert tx.sender is not None
@@ -285,6 +297,18 @@ class GatewayHandler:
         except StoreError as exc:  # the reply still goes out; the log line above keeps the decision
             log.error("event not stored (%s): %s", verdict.value, exc)
 
+    async def _record_refused_rcpt(self, session: Any, tx: Transaction | None, recipient: str, verdict: Verdict,
+                                   reason: str, user_id: int | None) -> None:
+        """A refused RCPT's event. Only the first REFUSED_RCPT_EVENTS of a session are stored (each is
+        kept for events.retention); the rest go to the decision log only, so a flood of guessed
+        recipients costs the store a few rows per session (smtp.error_limit ends it soon anyway)."""
+        stored = getattr(session, "refused_rcpt_events", 0)
+        if stored < REFUSED_RCPT_EVENTS:
+            session.refused_rcpt_events = stored + 1
+            await self._record(session, tx, recipient, verdict, reason, user_id)
+        else:
+            self.rt.decision_log(self._event(session, tx, recipient, verdict, reason, user_id, None))
+
     @staticmethod
     def _event(session: Any, tx: Transaction | None, recipient: str, verdict: Verdict, reason: str,
                user_id: int | None, meta: dict[str, Any] | None) -> EventRecord:
@@ -311,66 +335,13 @@ def _helo(session: Any) -> str:
     return getattr(session, "forwarded_helo", None) or session.host_name or ""
 
 
-_HEADER_NAME = re.compile(rb"([\041-\071\073-\176]+):")
-
-
 def _headers(message: bytes) -> dict[str, str]:
-    """Lower-case header name -> first value, unfolded and decoded for display."""
-    end = message.find(b"\r\n\r\n")
-    head = message if end < 0 else message[: end + 2]
-    if end >= 0:
-        plain = _plain_headers(head)
-        if plain is not None:
-            return plain
-    parsed = BytesHeaderParser(policy=compat32).parsebytes(head)
-    out: dict[str, str] = {}
-    for name, value in parsed.items():
-        key = name.lower()
-        if key not in out:
-            out[key] = _decode_header(value)
-    return out
-
-
-def _plain_headers(head: bytes) -> dict[str, str] | None:
-    """_headers for the common header block, without the email package (a tenth of a refusal's CPU):
-    ASCII, no encoded words, CRLF line ends only, every line a `Name:` line or a continuation of one.
-    Anything else (None) takes the email package's way, defects and all; the answers are the same."""
-    if not head.isascii() or b"=?" in head:
-        return None
-    crlf = head.count(b"\r\n")
-    if head.count(b"\r") != crlf or head.count(b"\n") != crlf:
-        return None
-    out: dict[str, str] = {}
-    name = ""
-    parts: list[bytes] = []
-    for line in head.split(b"\r\n")[:-1]:
-        if line[:1] in (b" ", b"\t"):
-            if not name:
-                return None
-            parts.append(line)
-            continue
-        m = _HEADER_NAME.match(line)
-        if m is None or line.startswith(b"From "):
-            return None
-        if name and name not in out:
-            out[name] = _SPACES.sub(" ", b" ".join(parts).decode("ascii")).strip()
-        name = m.group(1).decode("ascii").lower()
-        parts = [line[m.end():]]
-    if name and name not in out:
-        out[name] = _SPACES.sub(" ", b" ".join(parts).decode("ascii")).strip()
-    return out
-
-
-_SPACES = re.compile(r"\s+")
+    """Lower-case header name -> first value, unfolded and decoded for display (the one header rule)."""
+    return header_rule.first_values(message)
 
 
 def _decode_header(value: Any) -> str:
-    try:
-        from email.header import decode_header, make_header
-        text = str(make_header(decode_header(str(value))))
-    except Exception:  # undecodable words: show them raw rather than lose the header
-        text = str(value)
-    return re.sub(r"\s+", " ", text).strip()
+    return header_rule.decode_display(value)
 
 
 def _from_address(value: str) -> Address | None:

@@ -7,11 +7,18 @@ import asyncio
 import collections
 import collections.abc
 import ipaddress
+import logging
+import mmap
 import re
+import socket
 import ssl
 from typing import Any
 
 from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, _DataState, log as aiosmtpd_log, syntax
+
+from ..policy import headers as header_rule
+
+log = logging.getLogger("sendergate.smtp")
 
 # A plain `<local@domain>` (what nearly every client sends) is taken apart
 # without the email package's full RFC 5322 parser, which costs about a
@@ -33,6 +40,30 @@ _AIOSMTPD_TEXT = {
 }
 
 
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+
+
+class ClientGone(asyncio.CancelledError):
+    """The client closed its side and everything it sent has been answered: end the session.
+
+    A CancelledError, so aiosmtpd's command loop ends the session as it does when
+    a connection is lost, instead of answering the end of input as an error."""
+
+
+class _Reader(asyncio.StreamReader):
+    """The session's reader: running out of input after the client's half-close ends the session."""
+
+    done = False  # set when the session ends on our side: nothing more is read
+
+    async def readuntil(self, separator: bytes = b"\n") -> bytes:
+        if self.done:
+            raise ClientGone()
+        try:
+            return await super().readuntil(separator)
+        except asyncio.IncompleteReadError:
+            raise ClientGone() from None
+
+
 class GatewaySMTP(SMTP):
     """One SMTP connection. Long lines in DATA are passed on unchanged (up to 64 KiB a line)."""
 
@@ -45,7 +76,7 @@ class GatewaySMTP(SMTP):
         # same each time, so it is worked out once per worker (SessionTemplate)
         # and only bound here. Pinned to aiosmtpd 1.4.6; the tests cover it.
         asyncio.StreamReaderProtocol.__init__(
-            self, asyncio.StreamReader(loop=loop, limit=self.line_length_limit),
+            self, _Reader(loop=loop, limit=self.line_length_limit),
             client_connected_cb=self._cb_client_connected, loop=loop)
         self.__ident__ = template.ident
         self.loop = loop
@@ -78,8 +109,12 @@ class GatewaySMTP(SMTP):
         self._smtp_methods = _BoundMethods(self, template.smtp_methods)
         self._enforce_call_limit = False
         self._sessions = sessions
+        self._template = template
         self._max_connections = template.max_connections
         self._in_ehlo = False
+        self._errors = 0  # refused commands since the session began or last delivered a message
+        self._peer_slot: int | None = None  # this session's entry in the per-address table
+        self._xforward_ok: bool | None = None
 
     def _reset_timeout(self, duration: float | None = None) -> None:
         """Move the idle deadline. aiosmtpd cancels its timer and makes a new one on every command;
@@ -108,14 +143,11 @@ class GatewaySMTP(SMTP):
 
     @property
     def xforward_allowed(self) -> bool:
-        """XFORWARD is believed only from loopback: the Postfix that proxies to us runs beside us."""
-        peer = self.session.peer if self.session is not None else None
-        if not isinstance(peer, tuple):
-            return False
-        try:
-            return ipaddress.ip_address(peer[0].split("%", 1)[0]).is_loopback
-        except ValueError:
-            return False
+        """XFORWARD is believed only from `smtp.xforward_from` (the Postfix that proxies to us), SPEC §4.5 item 6."""
+        if self._xforward_ok is None:
+            peer = self.session.peer if self.session is not None else None
+            self._xforward_ok = _peer_in(peer, self._template.xforward_from)
+        return self._xforward_ok
 
     async def smtp_XFORWARD(self, arg: str | None) -> None:
         """Postfix's XFORWARD (XFORWARD_README): the original client's address and HELO."""
@@ -162,22 +194,51 @@ class GatewaySMTP(SMTP):
         return super()._getaddr(arg)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if self._original_transport is None and len(self._sessions) >= self._max_connections:
-            # over the limit: say so and hang up, without starting a session
-            transport.write(b"421 4.7.0 Too many connections, try again later\r\n")  # type: ignore[attr-defined]
-            transport.close()
-            self.transport = None
-            return
-        self._sessions.add(self)
-        _metrics(self).session_opened()
+        if self._original_transport is None:  # not the TLS layer STARTTLS puts on the same connection
+            if len(self._sessions) >= self._max_connections:
+                self._refuse(transport, b"421 4.7.0 Too many connections, try again later\r\n")
+                return
+            peers = self._template.peers
+            if peers is not None:
+                peer = transport.get_extra_info("peername")
+                key = peer_key(peer)
+                if key is not None and not _peer_in(peer, self._template.xforward_from):
+                    slot = peers.enter(key, self._template.max_connections_per_ip)
+                    if slot is None:
+                        log.info("refused %s: smtp.max_connections_per_ip reached", peer[0])
+                        self._refuse(transport, b"421 4.7.0 Too many connections from your address, "
+                                                b"try again later\r\n")
+                        return
+                    self._peer_slot = slot
+            self._sessions.add(self)
+            _metrics(self).session_opened()
         super().connection_made(transport)
+
+    def _refuse(self, transport: asyncio.BaseTransport, reply: bytes) -> None:
+        """Over a limit: say so and hang up, without starting a session."""
+        transport.write(reply)  # type: ignore[attr-defined]
+        transport.close()
+        self.transport = None
 
     def connection_lost(self, error: Exception | None) -> None:
         if self.session is None:  # refused in connection_made: no session was started
             return
+        if self._peer_slot is not None and self._template.peers is not None:
+            self._template.peers.leave(self._peer_slot)
+            self._peer_slot = None
         self._sessions.discard(self)
         _metrics(self).session_closed()
         super().connection_lost(error)
+
+    def eof_received(self) -> bool:
+        """The client closed its sending side. Exim pipelines "." and QUIT and then half-closes
+        (shutdown SHUT_WR): everything already received is still answered, end of DATA included,
+        and the session ends when the input runs out (ClientGone) or at QUIT. aiosmtpd 1.4.6
+        cancelled the running command here, so the end-of-DATA reply was never written."""
+        assert self.session is not None
+        asyncio.StreamReaderProtocol.eof_received(self)  # the reader sees the end of input
+        # Over TLS a half-close cannot be kept open (True has no effect there and warns).
+        return self.session.ssl is None
 
     @property
     def in_transaction(self) -> bool:
@@ -209,17 +270,40 @@ class GatewaySMTP(SMTP):
                 sep = status[3:4]
                 status = status[:3] + sep + enhanced.encode() + b" " + status[4:].replace(b"Error: ", b"")
         await super().push(status)
+        if status[:1] in (b"4", b"5") and not status.startswith(b"421"):
+            self._errors += 1
+            limit = self._template.error_limit
+            if limit and self._errors >= limit:
+                await self._too_many_errors()
+
+    async def _too_many_errors(self) -> None:
+        """smtp.error_limit refused commands (SPEC §4.5 item 5): 421 and close, as Postfix does at
+        smtpd_hard_error_limit. What the client pipelined after the last refusal is not read."""
+        log.info("closing session from %s: %d refused commands (smtp.error_limit)",
+                 self.session.peer[0] if self.session and isinstance(self.session.peer, tuple) else "?",
+                 self._errors)
+        try:
+            await super().push(b"421 4.7.0 Too many errors, closing connection")
+        except (ConnectionError, OSError):
+            pass
+        self._reader.done = True  # type: ignore[attr-defined]  # not even a command already received
+        if self._handler_coroutine is not None:
+            self._handler_coroutine.cancel()  # as aiosmtpd's QUIT: the command loop ends at its next step
+        if self.transport is not None:
+            self.transport.close()
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
-        """aiosmtpd's DATA (1.4.6), reading the message in runs of lines instead of line by line.
+        """aiosmtpd's DATA (1.4.6) with one SMTP boundary (SPEC §4.5 item 4) and bounded memory.
 
-        aiosmtpd reads, counts and stores every line on its own: a tenth of a
-        short session's CPU. Here the reader is asked for everything up to the
-        next line that ends in "." (usually the end of the message); runs that
-        could break a limit go through aiosmtpd's per-line rules, and once a
-        run outgrows the reader's limit the rest is read line by line as
-        aiosmtpd does. Replies, limits and the content are the same.
+        Only <CR><LF>.<CR><LF> ends DATA. Bare CR and bare LF in the content are
+        made CRLF before anything reads the message (Postfix's
+        `smtpd_forbid_bare_newline = normalize`, applied to CR as well): the
+        message is accepted, as Postfix 3.9 accepts it by default, and a
+        `<LF>.<CR><LF>` meant to end DATA at a server behind us is just a line
+        holding a dot, which delivery dot-stuffs. Refusing would bounce the
+        honest old software that still sends bare LF; normalising loses nothing.
+        A clean message is only counted, never copied.
         """
         if await self.check_helo_needed():
             return
@@ -241,88 +325,98 @@ class GatewaySMTP(SMTP):
                 await self.push("552 Error: Too much mail data")
             self._set_post_data_state()
             return
+        content = header_rule.normalise(content)
         # RFC 5321 4.5.2: a line's leading dot is transparency
         if content.startswith(b"."):
             content = content[1:]
         content = content.replace(b"\r\n.", b"\r\n")
         self.envelope.content = content
         self.envelope.original_content = content
-        status = await self._call_handler_hook("DATA")
+        # The decision, its event and the delivery run to the end even if the client goes away
+        # meanwhile (RST, timeout): never a delivery without its event, never half a transaction.
+        task = self.loop.create_task(self._call_handler_hook("DATA"))
+        inflight = self._template.inflight
+        inflight.add(task)
+
+        def finished(t: asyncio.Task) -> None:
+            inflight.discard(t)
+            if not t.cancelled() and t.exception() is not None:  # the hook answers errors itself; this is a bug
+                log.error("end-of-DATA handler failed", exc_info=t.exception())
+        task.add_done_callback(finished)
+        status = await asyncio.shield(task)
         self._set_post_data_state()
+        if status is MISSING or (isinstance(status, str) and status.startswith("250")):
+            self._errors = 0  # as Postfix's limit: errors "without delivering mail"
         await self.push("250 OK" if status is MISSING else status)
 
     async def _read_message(self) -> tuple[_DataState, bytes]:
-        """The message as sent (dot-stuffed, without the final "." line), or the limit it broke."""
+        """The message as sent (dot-stuffed, without the final "." line), or the limit it broke.
+
+        Reads runs up to the next ".<CR><LF>" (usually the end of the message), or
+        what the reader holds when there is none within its limit; only a "." line
+        after a <CR><LF> ends DATA. Once the size limit is passed nothing more is
+        kept: memory stays within max_message_size plus the reader's buffer
+        whatever the line structure. A message over the size limit gets 552 even
+        when it also holds a line over 64 KiB (the answer that tells the sender
+        what to change)."""
         reader = self._reader
         limit = self.data_size_limit
-        state = _DataState.NOMINAL
+        line_limit = self.line_length_limit
         kept: list[bytes] = []
+        keeping = True
         size = 0
+        too_long = False
+        line_len = 0  # the unfinished line's length so far
+        tail = b"\r\n"  # the last two bytes received: DATA begins at the start of a line
         try:
-            while self.transport is not None:  # runs of whole lines, up to a line ending in "."
+            while True:
                 try:
                     run = await reader.readuntil(b".\r\n")
-                except asyncio.LimitOverrunError:
-                    break  # no such line within the reader's limit: go on line by line
-                end = run == b".\r\n" or run.endswith(b"\r\n.\r\n")  # the "." is a line of its own
-                body = run[:-3] if end else run
-                if state is _DataState.NOMINAL and (len(body) > self.line_length_limit or
-                                                    (limit and size + len(body) > limit)):
-                    lines = body.split(b"\r\n")
-                    for line in lines[:-1]:
-                        state, size = self._count_line(state, size, len(line) + 2, kept)
-                        if state is _DataState.NOMINAL:
-                            kept.append(line + b"\r\n")
-                else:
-                    size += len(body)
-                    if state is _DataState.NOMINAL:
-                        kept.append(body)
-                if end:
-                    return state, b"".join(kept)
-            fragments: list[bytes] = []
-            while self.transport is not None:  # aiosmtpd's own loop
-                try:
-                    line = await reader.readuntil(b"\r\n")
+                    found = True
                 except asyncio.LimitOverrunError as e:
-                    if state is _DataState.NOMINAL:
-                        state = _DataState.TOO_LONG
-                    kept.clear()
-                    line = await reader.read(e.consumed)
-                if not fragments and line == b".\r\n":
-                    break
-                size += len(line)
-                if state is _DataState.NOMINAL and limit and size > limit:
-                    state = _DataState.TOO_MUCH
-                    kept.clear()
-                fragments.append(line)
-                if line.endswith(b"\r\n"):
-                    if state is _DataState.NOMINAL:
-                        line = b"".join(fragments)
-                        if len(line) > self.line_length_limit:
-                            state = _DataState.TOO_LONG
-                            kept.clear()
+                    run = await reader.read(e.consumed)
+                    found = False
+                end = False
+                body = run
+                if found:
+                    before = run[:-3]
+                    end = (before[-2:] if len(before) >= 2 else (tail + before)[-2:]) == b"\r\n"
+                    if end:
+                        body = before
+                size += len(body)
+                if keeping:
+                    if line_len + len(body) > line_limit:  # a line may be too long: look closer
+                        parts = _LINE_END.split(body)
+                        if len(parts) == 1:
+                            line_len += len(body)
                         else:
-                            kept.append(line)
-                    fragments.clear()
-            return state, b"".join(kept)
+                            too_long = too_long or line_len + len(parts[0]) > line_limit or \
+                                max(map(len, parts[1:])) > line_limit
+                            line_len = len(parts[-1])
+                        too_long = too_long or line_len > line_limit
+                    else:
+                        last = max(body.rfind(b"\n"), body.rfind(b"\r"))
+                        line_len = line_len + len(body) if last < 0 else len(body) - last - 1
+                    if too_long or (limit and size > limit):
+                        keeping = False
+                        kept.clear()
+                    else:
+                        kept.append(body)
+                if len(body) >= 2:
+                    tail = body[-2:]
+                elif body:
+                    tail = tail[-1:] + body
+                if end:
+                    break
+            if limit and size > limit:
+                return _DataState.TOO_MUCH, b""
+            if too_long:
+                return _DataState.TOO_LONG, b""
+            return _DataState.NOMINAL, b"".join(kept)
         except asyncio.CancelledError:
             aiosmtpd_log.info("Connection lost during DATA")
             self._writer.close()
             raise
-
-    def _count_line(self, state: _DataState, size: int, length: int, kept: list[bytes]) -> tuple[_DataState, int]:
-        """aiosmtpd's per-line limits: a line its reader cannot hold, then the size, then the line length."""
-        if state is _DataState.NOMINAL and length - 2 > self.line_length_limit:  # the reader's limit
-            state = _DataState.TOO_LONG
-            kept.clear()
-        size += length
-        if state is _DataState.NOMINAL and self.data_size_limit and size > self.data_size_limit:
-            state = _DataState.TOO_MUCH
-            kept.clear()
-        if state is _DataState.NOMINAL and length > self.line_length_limit:
-            state = _DataState.TOO_LONG
-            kept.clear()
-        return state, size
 
     async def shutdown_idle(self) -> None:
         """Close this connection politely if no transaction is open (used on SIGTERM)."""
@@ -338,9 +432,16 @@ class SessionTemplate:
     """What every connection of one worker shares, worked out once."""
 
     def __init__(self, handler: Any, *, hostname: str, ident: str, data_size_limit: int, timeout: float,
-                 tls_context: ssl.SSLContext | None, max_connections: int) -> None:
+                 tls_context: ssl.SSLContext | None, max_connections: int, error_limit: int = 0,
+                 max_connections_per_ip: int = 0, peers: "PeerTable | None" = None,
+                 xforward_from: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()) -> None:
         self.hostname = hostname
         self.max_connections = max_connections
+        self.error_limit = error_limit
+        self.max_connections_per_ip = max_connections_per_ip
+        self.peers = peers if max_connections_per_ip else None
+        self.xforward_from = xforward_from
+        self.inflight: set[asyncio.Task] = set()  # end-of-DATA work still running (waited for on SIGTERM)
         self.ident = ident
         self.data_size_limit = data_size_limit
         self.timeout = timeout
@@ -388,3 +489,112 @@ class _NoMetrics:
 def _metrics(server: SMTP) -> Any:
     """The runtime's metrics (a handler without a runtime, as in unit tests, counts nothing)."""
     return getattr(getattr(server.event_handler, "rt", None), "metrics", None) or _NoMetrics()
+
+
+def _peer_in(peer: Any, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> bool:
+    if not networks or not isinstance(peer, tuple):
+        return False
+    try:
+        ip = ipaddress.ip_address(peer[0].split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in net for net in networks)
+
+
+_V4_MAPPED = b"\0" * 10 + b"\xff\xff"
+
+
+def peer_key(peer: Any) -> bytes | None:
+    """The 16-byte key a client address counts under: an IPv4 address, or an IPv6 /64
+    (one site's hosts share one, as one IPv4 address does)."""
+    if not isinstance(peer, tuple) or not peer:
+        return None
+    host = str(peer[0])
+    try:
+        if ":" not in host:
+            return b"\x01" + socket.inet_pton(socket.AF_INET, host) + b"\0" * 11
+        packed = socket.inet_pton(socket.AF_INET6, host.split("%", 1)[0])
+    except OSError:
+        return None
+    if packed[:12] == _V4_MAPPED:
+        return b"\x01" + packed[12:] + b"\0" * 11
+    return b"\x02" + packed[:8] + b"\0" * 7
+
+
+class PeerTable:
+    """Open SMTP sessions per client address, shared by the pre-forked workers (SPEC §4.5 item 5).
+
+    One anonymous shared memory map made before the workers fork. Each worker owns
+    one region of `slots` 16-byte entries, one entry per open session holding its
+    client's key, and writes only there, so no lock is needed; counting an address
+    reads every region up to the highest entry its worker has used (kept in a
+    header; freed entries are reused first, so that stays near the worker's peak
+    of concurrent sessions). A worker that dies leaves its region behind: the
+    supervisor clears it before starting the replacement. Two workers admitting the
+    same address in the same instant may both see count = cap - 1: the cap can be
+    passed by at most workers - 1 sessions, for that instant only.
+    """
+
+    ENTRY = 16
+
+    def __init__(self, workers: int, slots: int) -> None:
+        self.workers = workers
+        self.slots = slots
+        self._head = workers * self.ENTRY  # per worker: the number of entries in use or used before
+        self.map = mmap.mmap(-1, self._head + workers * slots * self.ENTRY)  # MAP_SHARED across fork
+        self._index = 0
+        self._used = 0
+        self._free: list[int] = []
+
+    def _start(self, index: int) -> int:
+        return self._head + index * self.slots * self.ENTRY
+
+    def use_region(self, index: int) -> None:
+        """In a worker: take region `index` as this worker's own."""
+        self._index = index
+        self._used = 0
+        self._free = list(range(self.slots - 1, -1, -1))  # pop() gives the lowest entry first
+
+    def clear_region(self, index: int) -> None:
+        start, size = self._start(index), self.slots * self.ENTRY
+        self.map[start:start + size] = bytes(size)
+        self.map[index * self.ENTRY:(index + 1) * self.ENTRY] = bytes(self.ENTRY)
+
+    def count(self, key: bytes, stop: int) -> int:
+        """Open sessions of key in all workers (counting stops at `stop`)."""
+        found = 0
+        mm = self.map
+        for w in range(self.workers):
+            used = int.from_bytes(mm[w * self.ENTRY:w * self.ENTRY + 4], "little")
+            if not used:
+                continue
+            start = self._start(w)
+            end = start + used * self.ENTRY
+            pos = mm.find(key, start, end)
+            while pos >= 0:
+                if (pos - start) % self.ENTRY == 0:
+                    found += 1
+                    if found >= stop:
+                        return found
+                pos = mm.find(key, pos + 1, end)
+        return found
+
+    def enter(self, key: bytes, cap: int) -> int | None:
+        """Record a session of key and return its entry, or None when key has cap sessions open already."""
+        if not self._free or self.count(key, cap) >= cap:
+            return None
+        slot = self._free.pop()
+        at = self._start(self._index) + slot * self.ENTRY
+        self.map[at:at + self.ENTRY] = key
+        if slot >= self._used:
+            self._used = slot + 1
+            head = self._index * self.ENTRY
+            self.map[head:head + 4] = self._used.to_bytes(4, "little")
+        return slot
+
+    def leave(self, slot: int) -> None:
+        at = self._start(self._index) + slot * self.ENTRY
+        self.map[at:at + self.ENTRY] = bytes(self.ENTRY)
+        self._free.append(slot)
