@@ -240,7 +240,7 @@ def list_authenticated(pattern: str, domain: str, auth: AuthResults | None) -> s
     if not domain:
         return None
     how = sender_authenticated(auth, domain)
-    return f"list mail ({pattern}), {how} (the list's domain {domain})" if how else None
+    return f"list mail ({pattern}), authenticated for {domain}: {how}" if how else None
 
 
 @dataclass(frozen=True, slots=True)
