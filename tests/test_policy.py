@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from sendergate.policy import replies
 from sendergate.policy.address import AddressError, Pattern, parse, parse_pattern
-from sendergate.policy.automated import automated_reason, is_role_local_part
+from sendergate.policy.automated import automated_reason, is_role_local_part, null_report, referenced_message_ids
 from sendergate.policy.decide import (KNOWN, NULL, UNKNOWN, AuthResults, MessageFacts, ScanOutcome, Verdict,
                                       allowlist_counts, check_recipient_address, decide_data, decide_rcpt,
                                       list_authenticated, route, sender_authenticated)
@@ -371,3 +371,26 @@ def test_precedence_property(spec: list[tuple[str, str]]) -> None:
     winners = {a for a, p in spec if order.index(p) == best}
     assert str(got.pattern) == order[best]
     assert got.action == ("block" if "block" in winners else "allow")
+
+
+# -- the null sender's report forms (SPEC §4.2 item 5) ----------------------------------------
+
+def test_null_report_forms() -> None:
+    dsn = {"content-type": 'multipart/report; report-type="delivery-status"; boundary=x'}
+    assert null_report(dsn) == "delivery status notification (RFC 3464)"
+    assert null_report({"content-type": "Multipart/Report; boundary=x; report-type=disposition-notification"}) \
+        == "disposition notification (RFC 8098)"
+    assert null_report({"auto-submitted": "auto-replied; owner=x"}) == "auto-reply (RFC 3834)"
+    for headers in ({}, {"auto-submitted": "auto-generated"}, {"content-type": "multipart/mixed; report-type=x"},
+                    {"content-type": "multipart/report; report-type=feedback-report"}, {"precedence": "bulk"}):
+        assert null_report(headers) is None, headers
+
+
+def test_referenced_message_ids_of_a_report() -> None:
+    body = (b"Subject: x\r\nIn-Reply-To: <a@x>\r\n\r\n--b\r\nContent-Type: message/rfc822\r\n\r\n"
+            b"Message-ID:\r\n <returned@example.org>\r\n\r\nbody\r\n--b\r\n"
+            b"Original-Message-ID: <mdn@example.org>\r\n quoted Message-ID: <not-at-line-start@x>\r\n")
+    refs = referenced_message_ids({"in-reply-to": "<a@x>", "references": "<r1@x> <r2@x>"}, body)
+    assert refs == ["<a@x>", "<r1@x>", "<r2@x>", "<returned@example.org>", "<mdn@example.org>"]
+    # the message's own header block is not searched: its Message-ID is not a reference
+    assert referenced_message_ids({}, b"Message-ID: <own@x>\r\n\r\nhello\r\n") == []
