@@ -24,7 +24,7 @@ import pytest
 from sendergate.policy.decide import EventRecord, Verdict
 from sendergate.store import hash_message_id, queries
 from sendergate.store import schema as store_schema
-from tests.support.gateway import GatewayProcess
+from tests.support.gateway import GatewayProcess, loopback_dns
 
 _counter = itertools.count(1)
 
@@ -508,7 +508,9 @@ def test_sent_ids_make_replies_known(gw: GatewayProcess) -> None:
     assert r.json() == {"received": 2, "added": 2}
     assert alice.http.post("/api/v1/sent-ids", json={"hashes": [hash_message_id(mid)]}).json()["added"] == 0
     assert alice.http.post("/api/v1/sent-ids", json={"hashes": ["abc"]}).status_code == 422
-    assert send(gw, "new.person@elsewhere.test", alice.address, headers=f"In-Reply-To: {mid}\r\n")[0] == 250
+    # a reply counts when it passes authentication for its own domain (SPEC §4.5 item 2): SPF pass here
+    loopback_dns().add_txt("replies-api.test", "v=spf1 ip4:127.0.0.1 -all")
+    assert send(gw, "new.person@replies-api.test", alice.address, headers=f"In-Reply-To: {mid}\r\n")[0] == 250
 
 
 # -- live stream -------------------------------------------------------------------------------------------

@@ -241,7 +241,7 @@ def mode_gw(request: pytest.FixtureRequest) -> tuple[str, GatewayProcess]:
 
 # -- allowlisted senders: the matrix ---------------------------------------------------
 
-D, C = "delivered", "challenged"
+D, C, B = "delivered", "challenged", "blocked"  # B: shown forged, refused without a link (SPEC §4.5 item 3)
 
 
 @dataclass(frozen=True)
@@ -260,13 +260,13 @@ class Case:
 CASES = {
     "spf pass, unsigned": Case("alice@hardfail.test", GOOD_IP, None, False, "pass", "none", "none", D, D),
     "spf pass, dkim fail": Case("alice@hardfail.test", GOOD_IP, "hardfail.test", True, "pass", "fail", "none", D, D),
-    "spf fail, unsigned": Case("alice@hardfail.test", STRANGER_IP, None, False, "fail", "none", "none", C, C),
+    "spf fail, unsigned": Case("alice@hardfail.test", STRANGER_IP, None, False, "fail", "none", "none", B, B),
     "spf fail, dkim aligned": Case("alice@hardfail.test", STRANGER_IP, "hardfail.test", False,
                                    "fail", "pass", "none", D, D),
     "spf fail, dkim fail": Case("alice@hardfail.test", STRANGER_IP, "hardfail.test", True,
-                                "fail", "fail", "none", C, C),
+                                "fail", "fail", "none", B, B),
     "spf fail, dkim unaligned": Case("alice@hardfail.test", STRANGER_IP, "esp.test", False,
-                                     "fail", "pass", "none", C, C),
+                                     "fail", "pass", "none", B, B),
     # eu.sib.test and us.sib.test share the organisational domain sib.test: aligned (relaxed).
     "spf fail, dkim aligned by organisational domain": Case("eve@eu.sib.test", STRANGER_IP, "us.sib.test", False,
                                                             "fail", "pass", "none", D, D),
@@ -279,12 +279,12 @@ CASES = {
     "spf none, dkim aligned": Case("dan@nospf.test", GOOD_IP, "nospf.test", False, "none", "pass", "none", D, D),
     "spf none, dkim fail": Case("dan@nospf.test", GOOD_IP, "nospf.test", True, "none", "fail", "none", D, C),
     "dmarc fail (spf softfail, unsigned)": Case("erin@dmarc.test", STRANGER_IP, None, False,
-                                                "softfail", "none", "fail", C, C),
+                                                "softfail", "none", "fail", B, B),
     "dmarc fail (dkim unaligned)": Case("erin@dmarc.test", STRANGER_IP, "esp.test", False,
-                                        "softfail", "pass", "fail", C, C),
+                                        "softfail", "pass", "fail", B, B),
     "dmarc pass by dkim": Case("erin@dmarc.test", STRANGER_IP, "dmarc.test", False, "softfail", "pass", "pass", D, D),
     "domain entry, spf pass": Case("bob@team.test", GOOD_IP, None, False, "pass", "none", "none", D, D),
-    "domain entry, spf fail": Case("bob@team.test", STRANGER_IP, None, False, "fail", "none", "none", C, C),
+    "domain entry, spf fail": Case("bob@team.test", STRANGER_IP, None, False, "fail", "none", "none", B, B),
     # DNS does not answer: temperror, which relaxed trusts and strict does not (documented).
     "dns timeout": Case("sam@slow.test", GOOD_IP, None, False, "temperror", "none", "temperror", D, C),
 }
@@ -307,29 +307,49 @@ def test_allowlisted_sender(name: str, mode_gw: tuple[str, GatewayProcess], zone
     assert ev.details["auth"]["spf_domain"] == case.sender.rpartition("@")[2]
     if case.signer:
         assert ev.details["auth"]["dkim_fail" if case.broken else "dkim_pass"] == [case.signer]
+    authenticated = case.spf == "pass" or (case.dkim == "pass" and case.signer != "esp.test")
     if expected == D:
         assert code == 250, text
-        assert ev.reason == "allowlisted sender" and "demoted" not in ev.details
+        # only an authenticated allowlisted sender skips spamd (SPEC §4.5 item 1)
+        assert ev.reason == ("allowlisted sender" if authenticated else
+                             "allowlisted sender, not authenticated (spam-scanned)") and "demoted" not in ev.details
+        if mode == "relaxed":  # the gateway with spamd
+            assert (ev.spam_score is None) is authenticated, ev
         results = our_results(delivered(sink, msgid).message)
         assert f"spf={case.spf} smtp.mailfrom={case.sender.rpartition('@')[2]}" in results
         assert f"dkim={case.dkim}" in results and f"dmarc={case.dmarc}" in results
-    else:
+    elif expected == C:
         assert code == 550 and "/c/" in text, text
         assert ev.reason == ev.details["demoted"]
-        why = "strict authentication failed" if mode == "strict" else "forged sender"
-        assert ev.reason.startswith(why) and f"spf={case.spf}" in ev.reason and f"dmarc={case.dmarc}" in ev.reason
+        assert ev.reason.startswith("strict authentication failed")
+        assert f"spf={case.spf}" in ev.reason and f"dmarc={case.dmarc}" in ev.reason
+        assert not [d for d in sink.messages() if msgid.encode() in d.message]
+    else:
+        assert code == 550 and "5.7.1" in text and "/c/" not in text, text
+        assert "failed sender authentication" in text
+        assert ev.reason == ev.details["demoted"] + "; no confirmation link"
+        assert ev.reason.startswith("forged sender")
+        assert f"spf={case.spf}" in ev.reason and f"dmarc={case.dmarc}" in ev.reason
         assert not [d for d in sink.messages() if msgid.encode() in d.message]
 
 
 @pytest.mark.parametrize("ip, spf", [(GOOD_IP, "pass"), (STRANGER_IP, "fail")])
-def test_null_sender_is_checked_by_helo_and_delivered(ip: str, spf: str, mode_gw: tuple[str, GatewayProcess],
+def test_null_sender_is_checked_by_helo_and_screened(ip: str, spf: str, mode_gw: tuple[str, GatewayProcess],
                                                       sink: SmtpSink) -> None:
     _mode, gw = mode_gw
-    msg, msgid = message("Mail Delivery System <mailer-daemon@mta.helo.test>", subject="Undelivered Mail")
+    body = ("--b1\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n"
+            "--b1\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mta.helo.test\r\n\r\n"
+            "Final-Recipient: rfc822; gone@else.test\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+            "--b1\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: <never-sent@example.org>\r\n"
+            "--b1--\r\n")
+    msg, msgid = message("Mail Delivery System <mailer-daemon@mta.helo.test>", subject="Undelivered Mail", body=body,
+                         headers=(("MIME-Version", "1.0"),
+                                  ("Content-Type", 'multipart/report; report-type=delivery-status; boundary="b1"')))
     code, text = send(gw, msg, sender="", ip=ip, helo="mta.helo.test")
     assert code == 250, text  # the null sender is never challenged, whatever SPF says (SPEC §4.2 item 5)
     ev = event(gw, msgid)
-    assert (ev.verdict, ev.details["spf"], ev.details["auth"]["spf_scope"]) == ("delivered", spf, "helo")
+    # a bounce about no message the recipient is known to have sent: screened, not lost (§4.2 item 5)
+    assert (ev.verdict, ev.details["spf"], ev.details["auth"]["spf_scope"]) == ("screened", spf, "helo")
     assert f"spf={spf} smtp.helo=mta.helo.test" in our_results(delivered(sink, msgid).message)
 
 
@@ -351,11 +371,19 @@ def test_reply_from_a_stranger_carries_the_results(relaxed: GatewayProcess, sink
     alice = relaxed.store.recipient_user(parse(RCPT))
     relaxed.store.add_sent_ids(alice, [hash_message_id("<question-1@example.org>")])
     msg, msgid = message("Walt <walt@softfail.test>", headers=(("In-Reply-To", "<question-1@example.org>"),))
-    code, text = send(relaxed, msg, sender="walt@softfail.test", ip=STRANGER_IP)
+    code, text = send(relaxed, msg, sender="walt@softfail.test", ip=GOOD_IP)
     assert code == 250, text
     ev = event(relaxed, msgid)
-    assert ev.reason == "reply to a message the recipient sent" and ev.details["spf"] == "softfail"
-    assert "spf=softfail smtp.mailfrom=softfail.test" in our_results(delivered(sink, msgid).message)
+    assert ev.reason == "reply to a message the recipient sent (SPF pass for softfail.test)"
+    assert ev.details["spf"] == "pass" and ev.spam_score is not None  # spam-scanned (SPEC §4.5 item 1)
+    assert "spf=pass smtp.mailfrom=softfail.test" in our_results(delivered(sink, msgid).message)
+    # The same reply from a server its domain does not authorise (softfail): a reply counts only when
+    # it passes authentication for its own domain (SPEC §4.5 item 2), so it is challenged.
+    msg, msgid = message("Walt <walt@softfail.test>", headers=(("In-Reply-To", "<question-1@example.org>"),))
+    code, text = send(relaxed, msg, sender="walt@softfail.test", ip=STRANGER_IP)
+    assert code == 550 and "/c/" in text, text
+    ev = event(relaxed, msgid)
+    assert (ev.verdict, ev.details["spf"]) == ("challenged", "softfail")
 
 
 def test_off_mode_checks_nothing_for_known_senders(zones: Zones, sink: SmtpSink) -> None:
@@ -492,14 +520,24 @@ def list_message(body: str = "A post to the list.\r\n", headers: tuple[tuple[str
 
 
 def test_list_mail_signed_by_the_list_is_known(relaxed: GatewayProcess, zones: Zones, sink: SmtpSink) -> None:
-    # GTUBE in the body: known mail skips the spam scan, so this shows it was taken as known.
-    msg, msgid = list_message(body=GTUBE.decode() + "\r\n")
+    msg, msgid = list_message()
     code, text = send(relaxed, sign(msg, zones.keys["lists.proj.test"]), sender="dev-bounces@lists.proj.test",
                       ip=STRANGER_IP)  # SPF fails: the signature alone authenticates it
     assert code == 250, text
     ev = event(relaxed, msgid)
-    assert ev.verdict == "delivered" and "DKIM-signed by the list domain proj.test" in ev.reason
+    assert ev.verdict == "delivered", ev
+    assert ev.reason == "list mail (dev@lists.proj.test), authenticated for lists.proj.test: DKIM signature by " \
+                        "lists.proj.test"
+    assert ev.spam_score is not None  # known, yet spam-scanned: not an allowlisted sender (SPEC §4.5 item 1)
     assert "dkim=pass header.d=lists.proj.test" in our_results(delivered(sink, msgid).message)
+
+
+def test_known_list_mail_with_spam_is_refused(relaxed: GatewayProcess, zones: Zones) -> None:
+    msg, msgid = list_message(body=GTUBE.decode() + "\r\n")
+    code, text = send(relaxed, sign(msg, zones.keys["lists.proj.test"]), sender="dev-bounces@lists.proj.test",
+                      ip=LIST_IP)
+    assert code == 554 and "5.7.1" in text, text
+    assert event(relaxed, msgid).verdict == "spam"
 
 
 def test_list_mail_from_the_list_domain_by_spf_is_known(relaxed: GatewayProcess) -> None:
@@ -507,7 +545,8 @@ def test_list_mail_from_the_list_domain_by_spf_is_known(relaxed: GatewayProcess)
     code, text = send(relaxed, msg, sender="dev-bounces@lists.proj.test", ip=LIST_IP)
     assert code == 250, text
     ev = event(relaxed, msgid)
-    assert ev.verdict == "delivered" and "envelope sender in the list domain proj.test, SPF pass" in ev.reason
+    assert ev.verdict == "delivered" and ev.reason.endswith("authenticated for lists.proj.test: SPF pass for "
+                                                            "lists.proj.test")
 
 
 def test_list_id_entry_counts_with_a_signature_from_the_lists_organisational_domain(
@@ -516,13 +555,14 @@ def test_list_id_entry_counts_with_a_signature_from_the_lists_organisational_dom
     msg, msgid = list_message(headers=headers)
     code, text = send(relaxed, sign(msg, zones.keys["mail.proj.test"]), sender="bounces@esp.test", ip=ESP_IP)
     assert code == 250, text
-    assert event(relaxed, msgid).reason.startswith("list mail (list:news.lists.proj.test), DKIM-signed")
+    assert event(relaxed, msgid).reason == ("list mail (list:news.lists.proj.test), authenticated for "
+                                            "news.lists.proj.test: DKIM signature by mail.proj.test")
 
 
 @pytest.mark.parametrize("sender, ip, signer, verdict", [
     ("stranger@evil.test", STRANGER_IP, None, "bulk"),  # not signed at all
     ("stranger@evil.test", STRANGER_IP, "evil.test", "screened"),  # screened as his own mail, never as the list's
-    ("dev-bounces@lists.proj.test", STRANGER_IP, None, "bulk"),  # claims the list domain, SPF fails
+    ("dev-bounces@lists.proj.test", STRANGER_IP, None, "blocked"),  # claims the list domain, SPF fails: no link
     ("stranger@evil.test", STRANGER_IP, "esp.test", "bulk"),
 ])
 def test_copied_list_post_does_not_make_a_stranger_known(sender: str, ip: str, signer: str | None, verdict: str,

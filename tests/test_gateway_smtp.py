@@ -21,7 +21,7 @@ import pytest
 
 from sendergate.store import hash_message_id
 from tests.support.common import free_loopback_port, make_service_dir, remove_service_dir
-from tests.support.gateway import GatewayProcess
+from tests.support.gateway import GatewayProcess, loopback_dns
 from tests.support.postfix import SmtpSink
 
 MESSAGE = (b"From: Bob <bob@friend.example>\r\nTo: Alice <alice@example.org>\r\nSubject: Lunch?\r\n"
@@ -161,15 +161,30 @@ def test_unknown_sender_is_challenged_with_a_reusable_link(gw: GatewayProcess, s
     assert len(sink.messages()) == before
 
 
-def test_null_sender_is_delivered(gw: GatewayProcess, sink: SmtpSink) -> None:
+BOUNCE = (b"From: Mail Delivery System <MAILER-DAEMON@mx.friend.example>\r\nSubject: Undelivered Mail\r\n"
+          b"MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n"
+          b"\r\n--b\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n"
+          b"--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.friend.example\r\n\r\n"
+          b"Final-Recipient: rfc822; gone@friend.example\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+          b"--b\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: alice@example.org\r\n"
+          b"Message-ID: <lunch-invite-3@example.org>\r\n--b--\r\n")
+
+
+def test_null_sender_bounce_about_sent_mail_is_delivered(gw: GatewayProcess, sink: SmtpSink) -> None:
+    """SPEC §4.2 item 5: one recipient per transaction; a DSN about a message the recipient sent goes
+    to the inbox (the smtp downstream gets no screening mark)."""
+    alice = gw.store.user_by_address("alice@example.org")
+    gw.store.add_sent_ids(alice.id, [hash_message_id("<lunch-invite-3@example.org>")])
     before = len(sink.messages())
     with gw.smtp() as s:
         s.mail("<>")
-        s.rcpt("alice@example.org")
-        assert s.rcpt("carol@example.org")[0] == 452  # one recipient per transaction
-        assert s.data(b"Subject: Delivery Status Notification\r\n\r\nbounce\r\n")[0] == 250
+        assert s.rcpt("alice@example.org")[0] == 250
+        code, text = s.rcpt("carol@example.org")
+        assert (code, text[:5]) == (452, b"4.5.3")  # one recipient per transaction
+        assert s.data(BOUNCE)[0] == 250
     got = sink.wait_for_messages(before + 1)[-1]
-    assert got.envelope_sender == "" and set(got.envelope_recipients) == {"alice@example.org"}
+    assert got.envelope_sender == "" and list(got.envelope_recipients) == ["alice@example.org"]
+    assert b"X-SenderGate-Screened" not in got.message
 
 
 @pytest.mark.parametrize("rcpt", [
@@ -225,7 +240,7 @@ def test_recipient_classes_are_split(gw: GatewayProcess) -> None:
 
 def test_max_recipients(gw: GatewayProcess) -> None:
     with gw.smtp() as s:
-        s.mail("stranger@unknown.example")
+        s.mail("bob@friend.example")
         codes = [s.rcpt("alice@example.org")[0] for _ in range(6)]
     assert codes == [250] * 5 + [452]
 
@@ -314,6 +329,8 @@ def test_pipelining(gw: GatewayProcess, sink: SmtpSink) -> None:
 
 
 def test_replies_to_the_users_sent_mail_count_as_known(gw: GatewayProcess, sink: SmtpSink) -> None:
+    # A reply counts only when authenticated for its own domain (SPEC §4.5 item 2): SPF pass here.
+    loopback_dns().add_txt("new-contact.example", "v=spf1 ip4:127.0.0.1 -all")
     alice = gw.store.user_by_address("alice@example.org")
     gw.store.add_sent_ids(alice.id, [hash_message_id("<question-7@example.org>")])
     before, mark = len(sink.messages()), last_id(gw)

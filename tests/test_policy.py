@@ -10,9 +10,10 @@ from hypothesis import strategies as st
 
 from sendergate.policy import replies
 from sendergate.policy.address import AddressError, Pattern, parse, parse_pattern
-from sendergate.policy.automated import automated_reason, is_role_local_part
+from sendergate.policy.automated import automated_reason, is_role_local_part, null_report, referenced_message_ids
 from sendergate.policy.decide import (KNOWN, NULL, UNKNOWN, AuthResults, MessageFacts, ScanOutcome, Verdict,
-                                      allowlist_counts, check_recipient_address, decide_data, decide_rcpt, route)
+                                      allowlist_counts, check_recipient_address, decide_data, decide_rcpt,
+                                      list_authenticated, route, sender_authenticated)
 from sendergate.policy.lists import ListEntry, match_list, match_sender
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
@@ -159,15 +160,36 @@ BOB = parse("bob@friend.example")
 def test_data_table() -> None:
     known = MessageFacts(KNOWN, BOB, auth_mode="off")
     unknown = MessageFacts(UNKNOWN, BOB)
+    authenticated = MessageFacts(KNOWN, BOB, auth=AuthResults(spf="pass", spf_domain="friend.example"))
     assert data(known).verdict is Verdict.DELIVERED
     assert data(unknown).verdict is Verdict.CHALLENGED
-    assert data(MessageFacts(NULL, None)).verdict is Verdict.DELIVERED
     v = data(known, ScanOutcome(virus="Eicar-Test-Signature"))
     assert (v.verdict, v.reply.code, v.reply.status) == (Verdict.VIRUS, 554, "5.7.0")
     s = data(unknown, ScanOutcome(spam_score=1000.0))
     assert (s.verdict, s.reply.code, s.reply.status) == (Verdict.SPAM, 554, "5.7.1")
-    assert data(known, ScanOutcome(spam_score=1000.0)).verdict is Verdict.DELIVERED  # known skips spam
+    # Only an allowlisted sender authenticated for its own domain skips spamd (SPEC §4.5 item 1);
+    # "off" mode matches on the address alone, so it is spam-scanned.
+    assert data(authenticated, ScanOutcome(spam_score=1000.0)).verdict is Verdict.DELIVERED
+    assert not route(authenticated).needs_spam_scan
+    assert data(known, ScanOutcome(spam_score=1000.0)).verdict is Verdict.SPAM
     assert data(unknown, ScanOutcome(spam_score=4.9)).verdict is Verdict.CHALLENGED
+
+
+def test_null_sender() -> None:
+    """SPEC §4.2 item 5: a report about mail the recipient sent is delivered, one about nothing we
+    know is screened, anything else refused without a link; all of it spam-scanned."""
+    dsn = "delivery status notification (RFC 3464)"
+    known = data(MessageFacts(NULL, None, null_report=dsn, reply_known=True))
+    assert known.verdict is Verdict.DELIVERED and "about a message the recipient sent" in known.reason
+    assert data(MessageFacts(NULL, None, null_report=dsn)).verdict is Verdict.SCREENED
+    other = data(MessageFacts(NULL, None))
+    assert (other.verdict, other.reply.code, other.reply.status) == (Verdict.BULK, 550, "5.7.1")
+    assert data(MessageFacts(NULL, None, null_report=dsn, reply_known=True),
+                ScanOutcome(spam_score=50.0)).verdict is Verdict.SPAM
+    assert all(route(MessageFacts(NULL, None, null_report=r)).needs_spam_scan for r in (dsn, None))
+    # a local failure of the sender check changes nothing for <>: its route does not depend on it
+    assert data(MessageFacts(NULL, None, null_report=dsn, auth_unavailable="queue full")).verdict \
+        is Verdict.SCREENED
 
 
 def test_scanner_failure_policy() -> None:
@@ -176,7 +198,9 @@ def test_scanner_failure_policy() -> None:
     assert (t.verdict, t.reply.code, t.reply.status) == (Verdict.TEMPFAIL, 451, "4.7.0")
     a = data(unknown, ScanOutcome(virus_failed="timeout"), on_failure="accept")
     assert a.verdict is Verdict.CHALLENGED and "not scanned by clamd" in a.scan_note
-    assert data(MessageFacts(KNOWN, BOB, auth_mode="off"), ScanOutcome(spam_failed="x")).verdict is Verdict.DELIVERED
+    authenticated = MessageFacts(KNOWN, BOB, auth=AuthResults(dkim_pass_domains=("friend.example",)))
+    assert data(authenticated, ScanOutcome(spam_failed="x")).verdict is Verdict.DELIVERED
+    assert data(MessageFacts(KNOWN, BOB, auth_mode="off"), ScanOutcome(spam_failed="x")).verdict is Verdict.TEMPFAIL
 
 
 def test_automated_mail() -> None:
@@ -194,16 +218,40 @@ def test_automated_mail() -> None:
     assert data(f, ScanOutcome(spam_score=999)).verdict is Verdict.SPAM
 
 
-def test_replies_and_lists_count_as_known() -> None:
-    assert data(MessageFacts(UNKNOWN, BOB, reply_known=True)).verdict is Verdict.DELIVERED
+def test_replies_count_only_when_authenticated_for_their_own_domain() -> None:
+    spf = AuthResults(spf="pass", spf_domain="friend.example")
+    dkim = AuthResults(dkim_pass_domains=("friend.example",))
+    for auth in (spf, dkim):
+        d = data(MessageFacts(UNKNOWN, BOB, from_domain="friend.example", auth=auth, reply_known=True))
+        assert d.verdict is Verdict.DELIVERED and d.reason.startswith("reply to a message the recipient sent")
+    for auth in (None, AuthResults(spf="softfail", spf_domain="friend.example"),
+                 AuthResults(dkim_pass_domains=("esp.example",))):
+        assert data(MessageFacts(UNKNOWN, BOB, from_domain="friend.example", auth=auth,
+                                 reply_known=True)).verdict is Verdict.CHALLENGED
+    assert route(MessageFacts(UNKNOWN, BOB, from_domain="friend.example", auth=spf, reply_known=True)).needs_spam_scan
     assert data(MessageFacts(UNKNOWN, BOB, list_known="list:x")).verdict is Verdict.DELIVERED
-    assert not route(MessageFacts(UNKNOWN, BOB, reply_known=True)).needs_spam_scan
+    assert route(MessageFacts(UNKNOWN, BOB, list_known="list:x")).needs_spam_scan
+
+
+def test_list_authenticated_against_the_matched_entry() -> None:
+    orgs = (("lists.proj.example", "proj.example"), ("dev.lists.proj.example", "proj.example"),
+            ("evil.example", "evil.example"))
+    by_list = AuthResults(dkim_pass_domains=("lists.proj.example",), org_domains=orgs)
+    assert list_authenticated("list:dev.lists.proj.example", "dev.lists.proj.example", by_list)
+    by_evil = AuthResults(spf="pass", spf_domain="evil.example", dkim_pass_domains=("evil.example",),
+                          org_domains=orgs)
+    assert not list_authenticated("list:dev.lists.proj.example", "dev.lists.proj.example", by_evil)
+    for spf in ("softfail", "neutral", "none"):
+        assert not list_authenticated("dev@lists.proj.example", "lists.proj.example",
+                                      AuthResults(spf=spf, spf_domain="lists.proj.example", org_domains=orgs))
+    assert list_authenticated("dev@lists.proj.example", "lists.proj.example",
+                              AuthResults(spf="pass", spf_domain="lists.proj.example", org_domains=orgs))
 
 
 def test_allowlist_auth_modes() -> None:
-    forged = AuthResults(spf="fail")
-    signed = AuthResults(spf="fail", dkim_pass_domains=("friend.example",))
-    dmarc_fail = AuthResults(spf="pass", dmarc="fail", dmarc_policy="reject")
+    forged = AuthResults(spf="fail", spf_domain="friend.example")
+    signed = AuthResults(spf="fail", spf_domain="friend.example", dkim_pass_domains=("friend.example",))
+    dmarc_fail = AuthResults(spf="pass", spf_domain="friend.example", dmarc="fail", dmarc_policy="reject")
     none = AuthResults()
     assert allowlist_counts("off", forged, "friend.example")[0]
     assert not allowlist_counts("relaxed", forged, "friend.example")[0]
@@ -211,12 +259,40 @@ def test_allowlist_auth_modes() -> None:
     assert not allowlist_counts("relaxed", dmarc_fail, "friend.example")[0]
     assert allowlist_counts("relaxed", none, "friend.example")[0]
     assert not allowlist_counts("strict", none, "friend.example")[0]
-    assert allowlist_counts("strict", AuthResults(spf="pass"), "friend.example")[0]
+    assert allowlist_counts("strict", AuthResults(spf="pass", spf_domain="friend.example"), "friend.example")[0]
     assert allowlist_counts("strict", AuthResults(dkim_pass_domains=("mail.friend.example",)), "friend.example")[0]
     assert not allowlist_counts("strict", AuthResults(dkim_pass_domains=("example",)), "friend.example")[0]
+    # SRS: SPF passed for the forwarder's domain, not for the allowlisted one (SPEC §4.5 item 2)
+    srs = AuthResults(spf="pass", spf_domain="attacker.example")
+    assert not allowlist_counts("strict", srs, "friend.example")[0]
+    assert not sender_authenticated(srs, "friend.example")
+    relaxed_srs = route(MessageFacts(KNOWN, BOB, auth=srs, auth_mode="relaxed"))
+    assert relaxed_srs.known and relaxed_srs.needs_spam_scan
     demoted = MessageFacts(KNOWN, BOB, auth=forged, auth_mode="relaxed")
-    d = data(demoted)
-    assert d.verdict is Verdict.CHALLENGED and "SPF fail" in d.reason
+    d = data(demoted)  # shown forged: no link (SPEC §4.5 item 3)
+    assert (d.verdict, d.reply.code, d.reply.status) == (Verdict.BLOCKED, 550, "5.7.1") and "SPF fail" in d.reason
+    not_proven = data(MessageFacts(KNOWN, BOB, auth=none, auth_mode="strict"))
+    assert not_proven.verdict is Verdict.CHALLENGED and "strict authentication failed" in not_proven.reason
+
+
+def test_forged_stranger_gets_no_link() -> None:
+    for auth in (AuthResults(spf="fail", spf_domain="friend.example"),
+                 AuthResults(spf="softfail", dmarc="fail", dmarc_policy="reject", from_domain="friend.example")):
+        d = data(MessageFacts(UNKNOWN, BOB, auth=auth))
+        assert (d.verdict, d.reply.code) == (Verdict.BLOCKED, 550) and "no confirmation link" in d.reason
+    for auth in (AuthResults(spf="softfail"), AuthResults(spf="temperror"), AuthResults(spf="none"),
+                 AuthResults(spf="fail", spf_domain="friend.example", dkim_pass_domains=("friend.example",))):
+        assert data(MessageFacts(UNKNOWN, BOB, auth=auth)).verdict is Verdict.CHALLENGED
+
+
+def test_sender_check_unavailable_is_a_tempfail() -> None:
+    """SPEC §4.5 item 5: a check that could not run here is never "not forged"."""
+    for cls in (KNOWN, UNKNOWN):
+        d = data(MessageFacts(cls, BOB, auth_mode="relaxed", auth_unavailable="queue full"))
+        assert (d.verdict, d.reply.code, d.reply.status) == (Verdict.TEMPFAIL, 451, "4.7.0")
+    assert data(MessageFacts(UNKNOWN, BOB, auth_unavailable="queue full"),
+                ScanOutcome(spam_score=99.0)).verdict is Verdict.SPAM  # spam is refused whatever the check
+    assert data(MessageFacts(KNOWN, BOB, auth_mode="off", auth_unavailable="x")).verdict is Verdict.DELIVERED
 
 
 @pytest.mark.parametrize("local,expected", [
@@ -295,3 +371,26 @@ def test_precedence_property(spec: list[tuple[str, str]]) -> None:
     winners = {a for a, p in spec if order.index(p) == best}
     assert str(got.pattern) == order[best]
     assert got.action == ("block" if "block" in winners else "allow")
+
+
+# -- the null sender's report forms (SPEC §4.2 item 5) ----------------------------------------
+
+def test_null_report_forms() -> None:
+    dsn = {"content-type": 'multipart/report; report-type="delivery-status"; boundary=x'}
+    assert null_report(dsn) == "delivery status notification (RFC 3464)"
+    assert null_report({"content-type": "Multipart/Report; boundary=x; report-type=disposition-notification"}) \
+        == "disposition notification (RFC 8098)"
+    assert null_report({"auto-submitted": "auto-replied; owner=x"}) == "auto-reply (RFC 3834)"
+    for headers in ({}, {"auto-submitted": "auto-generated"}, {"content-type": "multipart/mixed; report-type=x"},
+                    {"content-type": "multipart/report; report-type=feedback-report"}, {"precedence": "bulk"}):
+        assert null_report(headers) is None, headers
+
+
+def test_referenced_message_ids_of_a_report() -> None:
+    body = (b"Subject: x\r\nIn-Reply-To: <a@x>\r\n\r\n--b\r\nContent-Type: message/rfc822\r\n\r\n"
+            b"Message-ID:\r\n <returned@example.org>\r\n\r\nbody\r\n--b\r\n"
+            b"Original-Message-ID: <mdn@example.org>\r\n quoted Message-ID: <not-at-line-start@x>\r\n")
+    refs = referenced_message_ids({"in-reply-to": "<a@x>", "references": "<r1@x> <r2@x>"}, body)
+    assert refs == ["<a@x>", "<r1@x>", "<r2@x>", "<returned@example.org>", "<mdn@example.org>"]
+    # the message's own header block is not searched: its Message-ID is not a reference
+    assert referenced_message_ids({}, b"Message-ID: <own@x>\r\n\r\nhello\r\n") == []

@@ -25,7 +25,7 @@ import pytest
 
 from sendergate.config import ScanConfig
 from sendergate.policy.decide import KNOWN, UNKNOWN, MessageFacts, Route, ScanOutcome, Verdict, decide_data
-from sendergate.scan import Scanners
+from sendergate.scan import Scanners, first_part
 from sendergate.scan.clamd import ClamdError, StreamVerdict, frame_chunks, parse_instream_answer
 from sendergate.scan.spamd import SpamdError, parse_symbols
 from tests.support.scanners import EICAR, EICAR_REPORTED, GTUBE, ScannerDaemon, start_clamd, start_spamd
@@ -400,30 +400,37 @@ def test_failed_scans_leave_no_open_sockets(clamd_daemon: ScannerDaemon, paused_
 # -- size caps -----------------------------------------------------------------
 
 
-def test_messages_over_the_spamd_cap_pass_unscanned_by_spamd(clamd_daemon: ScannerDaemon) -> None:
-    async def scenario() -> tuple[ScanOutcome, list[bytes]]:
-        async with fake_peer(b"SPAMD/1.5 0 EX_OK\r\nSpam: True ; 1000.0 / 5.0\r\n\r\n") as (spec, received):
-            raw = padded(GTUBE, 6000, at_end=False)
-            outcome = await scanners(clamd=clamd_daemon.tcp_spec, spamd=spec, spamd_max_size=5000).scan(raw, spam=True)
-            return outcome, received
-
-    outcome, received = run(scenario())
-    assert received == []
-    assert outcome.spam_score is None and outcome.spam_failed is None
-    assert outcome.spam_skipped is not None and outcome.spam_skipped.startswith("over size cap (")
-    assert outcome.spam_skipped.endswith(" > 5000 bytes)")
+def test_messages_over_the_spamd_cap_are_scanned_on_their_first_part(spamd_daemon: ScannerDaemon) -> None:
+    """SPEC §4.5 item 1: a big message is scanned on its first part (as spamc's cap), never skipped;
+    padding a spam past the cap must not get it through unscanned."""
+    raw = padded(GTUBE, 6000, at_end=False)
+    outcome = run(scanners(spamd=spamd_daemon.unix_spec, spamd_max_size=5000).scan(raw, spam=True))
+    assert outcome.spam_skipped is None and outcome.spam_failed is None
+    assert outcome.spam_score is not None and outcome.spam_score >= 1000
+    sent = first_part(raw, 5000)
+    assert outcome.spam_partial == f"first {len(sent)} of {len(raw)} bytes"
     decision = decide(outcome)
-    assert decision.verdict is Verdict.CHALLENGED
-    assert "not scanned by spamd: over size cap" in decision.scan_note
+    assert decision.verdict is Verdict.SPAM and f"spamd scanned the first {len(sent)}" in decision.scan_note
+
+
+def test_first_part_keeps_the_headers_and_cuts_at_a_line_end() -> None:
+    raw = padded(GTUBE, 6000, at_end=False)
+    part = first_part(raw, 5000)
+    assert raw.startswith(part) and len(part) <= 5000 and part.endswith(b"\n")
+    assert part.startswith(raw[: raw.index(b"\r\n\r\n") + 4])
+    big_head = b"X-Filler: " + b"x" * 8000 + b"\r\nSubject: hi\r\n\r\nbody line\r\n" * 3
+    assert first_part(big_head, 5000).endswith(b"\r\n\r\n")  # the whole header block, however long
+    assert first_part(CLEAN, 10 * len(CLEAN)) == CLEAN
 
 
 def test_default_spamd_cap_is_500_kB(spamd_daemon: ScannerDaemon) -> None:
     assert ScanConfig().spamd_max_size == 500_000
     scan = scanners(spamd=spamd_daemon.unix_spec)
     under = run(scan.scan(padded(GTUBE, 400_000, at_end=False), spam=True))
-    over = run(scan.scan(padded(GTUBE, 510_000, at_end=False), spam=True))
-    assert under.spam_score is not None and under.spam_score >= 1000
-    assert over.spam_score is None and over.spam_skipped is not None
+    over = run(scan.scan(padded(GTUBE, 1_000_000, at_end=False), spam=True))
+    assert under.spam_score is not None and under.spam_score >= 1000 and under.spam_partial is None
+    assert over.spam_score is not None and over.spam_score >= 1000 and over.spam_skipped is None
+    assert over.spam_partial is not None and over.spam_partial.startswith("first ")
 
 
 def test_messages_over_the_clamd_cap_pass_unscanned_by_clamd(clamd_daemon: ScannerDaemon) -> None:

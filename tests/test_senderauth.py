@@ -30,6 +30,7 @@ from sendergate.senderauth import (
     Authenticator,
     DNSClient,
     DNSTemporaryError,
+    SenderCheckUnavailable,
     authentication_results_header,
     from_header_domain,
     organisational_domain,
@@ -453,6 +454,31 @@ def test_a_slow_answer_does_not_stall_other_sessions(zones: Zones, authenticator
     assert fast_elapsed < TIMEOUT / 2, f"a normal check waited {fast_elapsed:.3f}s behind a slow one"
     assert worst_stall < 0.1, f"the event loop stalled for {worst_stall:.3f}s"
     assert total >= TIMEOUT * 0.8  # the slow check really waited for its timeout
+
+
+def test_sender_checks_go_through_a_bounded_queue(zones: Zones) -> None:
+    """SPEC §4.5 item 5: a check that cannot get a slot (queue full, or none free within the budget)
+    raises SenderCheckUnavailable (the gateway's 451), never a result read as "not forged"."""
+    auth = Authenticator(DNSConfig(nameservers=[zones.server.address], timeout=TIMEOUT, max_checks=1,
+                                   max_waiting=1))
+
+    async def scenario() -> tuple[AuthResults, str, AuthResults]:
+        slow = asyncio.create_task(auth.check(message("sam@slow.test"), envelope_sender="sam@slow.test",
+                                              helo="x.test", client_ip=STRANGER_IP))
+        await asyncio.sleep(0.05)  # the one slot waits on DNS that never answers
+        waiting = asyncio.create_task(auth.check(PLAIN, envelope_sender="alice@known.test", helo="mx.known.test",
+                                                 client_ip=KNOWN_IP))
+        await asyncio.sleep(0.05)
+        with pytest.raises(SenderCheckUnavailable, match="already waiting") as full:
+            await auth.check(PLAIN, envelope_sender="alice@known.test", helo="mx.known.test", client_ip=KNOWN_IP)
+        return await slow, str(full.value), await waiting
+
+    try:
+        slow, _full, waited = asyncio.run(scenario())
+        assert slow.spf == "temperror"  # the sender's DNS did not answer: a remote temperror
+        assert waited.spf == "pass"  # the one that waited got the slot when it came free
+    finally:
+        auth.close()
 
 
 def test_answers_are_cached(zones: Zones) -> None:

@@ -139,7 +139,7 @@ class DomainsConfig:
 class DeliveryConfig:
     mode: str = "smtp"
     target: str = "127.0.0.1:10025"
-    screened_folder: str = ""
+    screened_folder: str = "Screened"  # "" = the inbox, marked only (SPEC §4.5 item 7)
     timeout: float = 60.0
 
 
@@ -191,6 +191,10 @@ class ChallengeConfig:
 class DNSConfig:
     nameservers: list[tuple[str, int]] = field(default_factory=list)
     timeout: float = 5.0
+    # Sender checks (SPF + DKIM + DMARC) at once per process, and how many may wait for one;
+    # a check that finds the queue full or waits longer than its budget answers 451 (§4.5 item 5).
+    max_checks: int = 20
+    max_waiting: int = 100
 
 
 @dataclass
@@ -403,7 +407,8 @@ _SCHEMA: dict[str, dict[str, Any]] = {
         "blocked_reply": _template("recipient", "sender"),
         "max_pending": _int(0),
     },
-    "dns": {"nameservers": _nameservers, "timeout": _positive_duration},
+    "dns": {"nameservers": _nameservers, "timeout": _positive_duration, "max_checks": _int(1),
+            "max_waiting": _int(0)},
     "events": {"retention": parse_duration},
 }
 

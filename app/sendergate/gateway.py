@@ -70,10 +70,10 @@ class Runtime:
         else:
             self.authenticator = Authenticator(cfg.dns)
 
-    async def scan(self, message: bytes, *, spam: bool) -> ScanOutcome:
+    async def scan(self, message: bytes, *, spam: bool, virus: bool = True) -> ScanOutcome:
         if self.scanners is None:
             return ScanOutcome()
-        return await self.scanners.scan(message, spam=spam)
+        return await self.scanners.scan(message, spam=spam, virus=virus)
 
     def trace_headers(self, session: Any, tx: Any, auth: AuthResults | None, *, screened: bool) -> bytes:
         peer = session.peer[0] if isinstance(session.peer, tuple) else "unknown"

@@ -413,12 +413,12 @@ Verbunden mit %2</translation>
         <translation>Liest nur E-Mails, die seit dem letzten Import neu sind, erlaubt den Leuten, denen Sie geschrieben haben, und lässt Antworten auf Ihre E-Mails durch.</translation>
     </message>
     <message>
-        <source> h</source>
-        <translation> Std.</translation>
+        <source> min</source>
+        <translation> Min.</translation>
     </message>
     <message>
-        <source>Hours between re-syncs</source>
-        <translation>Stunden zwischen den Abgleichen</translation>
+        <source>Minutes between re-syncs</source>
+        <translation>Minuten zwischen den Abgleichen</translation>
     </message>
     <message>
         <source>&amp;Import selected (%1)</source>

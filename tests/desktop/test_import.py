@@ -292,6 +292,10 @@ def send_reply(gateway: GatewayProcess, sender: str, recipient: str, in_reply_to
 
 def test_imap_wrong_then_right_password_uploads_sent_ids_and_replies_get_through(
         qtbot, import_page, api, gateway, user, mail_account, settings, memory_keyring) -> None:
+    # A reply counts only when it passes authentication for its own domain (SPEC §4.5 item 2):
+    # the stranger's SPF passes (published before the gateway first asks, or it caches the absence).
+    from tests.support.gateway import loopback_dns
+    loopback_dns().add_txt("never-seen.example", "v=spf1 ip4:127.0.0.1 -all")
     page = import_page
     window = page.window()
     reply_to = mail_account.sent[5].message_id
@@ -355,13 +359,16 @@ def test_imap_wrong_then_right_password_uploads_sent_ids_and_replies_get_through
     assert state is not None and state["folders"]["Sent"]["last_uid"] == len(mail_account.sent)
 
 
-def test_resync_is_off_by_default_and_reads_only_new_mail(qtbot, mail_account, import_page, api, settings,
-                                                          memory_keyring, dovecot) -> None:
+def test_resync_is_on_by_default_and_reads_only_new_mail(qtbot, mail_account, import_page, api, settings,
+                                                         memory_keyring, dovecot) -> None:
+    """On once a mail account is set up, every 15 minutes: bounces and replies are recognised only by
+    the uploaded sent Message-IDs (SPEC §4.2 items 5 and 8)."""
     from imapclient import IMAPClient
     page = import_page
     memory_keyring.set_password(SERVICE, IMAP_PASSWORD, IMAP_PASSWORD_RIGHT)
-    assert settings.imap_resync_hours == 0 and not page.resync_timer.isActive()
-    assert not page.resync_check.isChecked() and page.resync_check.isEnabled()
+    assert settings.imap_resync_minutes == 15 and page.resync_timer.isActive()
+    assert page.resync_timer.interval() == 15 * 60_000
+    assert page.resync_check.isChecked() and page.resync_check.isEnabled()
 
     read_and_wait(qtbot, page, page.read_imap)
     import_and_wait(qtbot, page)
@@ -372,14 +379,17 @@ def test_resync_is_off_by_default_and_reads_only_new_mail(qtbot, mail_account, i
         c.login(mail_account.user, IMAP_PASSWORD_RIGHT)
         append(c, "Sent", new_sent)
 
+    page.resync_check.setChecked(False)
+    assert settings.imap_resync_minutes == 0 and not page.resync_timer.isActive()
+    page.resync_minutes.setValue(30)
     page.resync_check.setChecked(True)
-    assert settings.imap_resync_hours == 6 and page.resync_timer.isActive()
-    assert page.resync_timer.interval() == 6 * 3_600_000
+    assert settings.imap_resync_minutes == 30 and page.resync_timer.isActive()
+    assert page.resync_timer.interval() == 30 * 60_000
     page.resync_timer.setInterval(50)  # the timer itself, not a direct call, starts the re-sync
     with qtbot.waitSignal(page.resync_finished, timeout=30_000) as done:
         pass
     page.resync_check.setChecked(False)
-    assert settings.imap_resync_hours == 0 and not page.resync_timer.isActive()
+    assert settings.imap_resync_minutes == 0 and not page.resync_timer.isActive()
     fresh = expected_contacts(new_sent) - first  # colleagues on Cc were allowed by the first import already
     assert len([a for a in fresh if a.startswith("latecomer")]) == 39  # message 5 goes to undisclosed-recipients
     assert done.args[0] == f"Mail account re-synced. New messages read: 40; newly allowed: {len(fresh)}.", \
@@ -480,3 +490,15 @@ def test_cancelled_mail_read_shows_what_was_read_and_the_next_read_carries_on(
     assert first | rest == mail_account.expected
     new = {r.address for r in page.model.rows() if r.status == NEW}
     assert new == mail_account.expected - first  # read again but already allowed: not offered as new
+
+
+def test_resync_interval_setting_keeps_an_earlier_versions_choice(tmp_path) -> None:
+    from sendergate.desktop.settings import Settings
+    fresh = Settings.at_path(str(tmp_path / "fresh.ini"))
+    assert fresh.imap_resync_minutes == 15  # on by default
+    for hours, minutes in ((0, 0), (2, 120)):  # switched off, or set to 2 h, by the user before
+        s = Settings.at_path(str(tmp_path / f"old-{hours}.ini"))
+        s._s.setValue("imap/resync_hours", hours)
+        assert s.imap_resync_minutes == minutes
+        s.imap_resync_minutes = 45
+        assert s.imap_resync_minutes == 45 and not s._s.contains("imap/resync_hours")

@@ -15,6 +15,7 @@ log = logging.getLogger("sendergate.desktop.settings")
 
 ORGANIZATION = "SenderGate"
 APPLICATION = "SenderGate Desktop"
+RESYNC_MINUTES = 15  # the default Sent re-sync interval once a mail account is set up
 
 
 class Settings:
@@ -149,13 +150,20 @@ class Settings:
         return states if isinstance(states, dict) else {}
 
     @property
-    def imap_resync_hours(self) -> int:
-        """Re-sync the IMAP account every this many hours; 0 (the default) is off."""
-        return max(0, self._int("imap/resync_hours", 0))
+    def imap_resync_minutes(self) -> int:
+        """Re-sync the IMAP account every this many minutes; 0 is off. On by default, every
+        RESYNC_MINUTES: the gateway recognises bounces and replies only by the sent Message-IDs the
+        app uploads (SPEC §4.2 items 5 and 8), so a stale upload screens real bounces."""
+        if self._s.contains("imap/resync_minutes"):
+            return max(0, self._int("imap/resync_minutes", RESYNC_MINUTES))
+        if self._s.contains("imap/resync_hours"):  # an earlier version's setting: the user's choice stands
+            return max(0, self._int("imap/resync_hours", 0)) * 60
+        return RESYNC_MINUTES
 
-    @imap_resync_hours.setter
-    def imap_resync_hours(self, hours: int) -> None:
-        self._s.setValue("imap/resync_hours", max(0, int(hours)))
+    @imap_resync_minutes.setter
+    def imap_resync_minutes(self, minutes: int) -> None:
+        self._s.setValue("imap/resync_minutes", max(0, int(minutes)))
+        self._s.remove("imap/resync_hours")
 
     # -- behaviour --
     @property

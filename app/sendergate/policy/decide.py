@@ -35,7 +35,7 @@ VERDICTS = [v.value for v in Verdict]
 # classes get different end-of-DATA outcomes, so they never share a transaction.
 KNOWN = "known"
 UNKNOWN = "unknown"
-NULL = "null"  # the null sender <>: never challenged, delivered if clean
+NULL = "null"  # the null sender <>: never challenged; one recipient per transaction (§4.2 item 5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,22 +177,71 @@ def _aligned(a: str, b: str, orgs: dict[str, str]) -> bool:
     return short.count(".") >= 1 and long_.endswith("." + short)
 
 
+def sender_authenticated(auth: AuthResults | None, domain: str) -> str:
+    """How the sender is authenticated *for `domain` itself* (SPEC §4.5 item 1), "" when it is not:
+    SPF pass for a MAIL FROM domain with the same organisational domain, or a valid DKIM signature
+    aligned with it. An SRS/BATV-unwrapped address keeps the domain SPF was checked for in
+    `spf_domain`, so one domain's pass never stands for another's."""
+    if auth is None or not domain:
+        return ""
+    orgs = dict(auth.org_domains)
+    if auth.spf == "pass" and auth.spf_scope == "mailfrom" and auth.spf_domain and \
+            _aligned(auth.spf_domain, domain, orgs):
+        return f"SPF pass for {auth.spf_domain}"
+    for d in auth.dkim_pass_domains:
+        if _aligned(d, domain, orgs):
+            return f"DKIM signature by {d}"
+    return ""
+
+
+def forged_reason(auth: AuthResults | None, domain: str) -> str:
+    """Why the session is shown forged (SPEC §4.4 relaxed, §4.5 item 3), "" when it is not: DMARC
+    fails for a From domain that publishes a policy (p=none included: the failure is published), or
+    SPF fails for the envelope and no valid DKIM signature is aligned with the sender's domain.
+    `temperror`, `softfail`, `neutral` and `none` show nothing."""
+    if auth is None:
+        return ""
+    if auth.dmarc == "fail" and auth.dmarc_policy:
+        return f"forged sender: DMARC fail ({auth.summary()})"
+    if auth.spf == "fail" and auth.spf_scope == "mailfrom" and not auth.dkim_aligned(domain):
+        return f"forged sender: SPF fail and no aligned DKIM ({auth.summary()})"
+    return ""
+
+
 def allowlist_counts(mode: str, auth: AuthResults | None, sender_domain: str) -> tuple[bool, str]:
     """Does an allowlist match stand, given the sender's authentication? (SPEC §4.4)"""
     if mode == "off":
         return True, ""
     if auth is None:  # not checked (no resolver): relaxed trusts, strict cannot
         return (mode != "strict"), ("" if mode != "strict" else "sender authentication unavailable")
-    aligned = auth.dkim_aligned(sender_domain)
     if mode == "strict":
-        if auth.spf == "pass" or aligned:
+        if sender_authenticated(auth, sender_domain):
             return True, ""
-        return False, f"strict authentication failed ({auth.summary()})"
-    if auth.dmarc == "fail" and auth.dmarc_policy:
-        return False, f"forged sender: DMARC fail ({auth.summary()})"
-    if auth.spf == "fail" and not aligned:
-        return False, f"forged sender: SPF fail and no aligned DKIM ({auth.summary()})"
-    return True, ""
+        return False, forged_reason(auth, sender_domain) or f"strict authentication failed ({auth.summary()})"
+    why = forged_reason(auth, sender_domain)
+    return not why, why
+
+
+def reply_authenticated(auth: AuthResults | None, from_domain: str) -> str:
+    """A reply counts only when it passes authentication for its own domain (SPEC §4.5 item 2): SPF
+    pass for its envelope domain, or a valid DKIM signature aligned with its From domain."""
+    if auth is None:
+        return ""
+    if auth.spf == "pass" and auth.spf_scope == "mailfrom" and auth.spf_domain:
+        return f"SPF pass for {auth.spf_domain}"
+    if from_domain and auth.dkim_aligned(from_domain):
+        return f"DKIM signature aligned with {from_domain}"
+    return ""
+
+
+def list_authenticated(pattern: str, domain: str, auth: AuthResults | None) -> str | None:
+    """List mail counts as known only when authenticated for the domain of the allowlist entry that
+    matched (SPEC §4.5 item 2): a valid DKIM signature aligned with it, or SPF *pass* for an
+    envelope domain in it. Domains taken from the message's own List-* headers prove nothing."""
+    if not domain:
+        return None
+    how = sender_authenticated(auth, domain)
+    return f"list mail ({pattern}), authenticated for {domain}: {how}" if how else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +253,7 @@ class ScanOutcome:
     spam_symbols: tuple[str, ...] = ()
     spam_failed: str | None = None
     spam_skipped: str | None = None
+    spam_partial: str | None = None  # e.g. "first 500000 of 1048576 bytes" (big messages, as spamc)
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,33 +267,65 @@ class MessageFacts:
     auth_mode: str = "relaxed"
     automated: str | None = None  # reason, when the message is automated
     list_known: str | None = None  # reason, when a list entry authenticated as the list matches
-    reply_known: bool = False  # In-Reply-To/References names a Message-ID the recipient sent
+    reply_known: bool = False  # In-Reply-To/References (or a report's parts) name a Message-ID the recipient sent
     automated_mode: str = "screen"
+    null_report: str | None = None  # for <>: the DSN / MDN / auto-reply form the message has, if any
+    auth_unavailable: str = ""  # the sender check could not run for a local reason (SPEC §4.5 item 5)
 
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """Before scanning: is this message treated as known, and does it need the spam scan?"""
+    """Before the scan results: is this message treated as known, and does it need the spam scan?"""
 
     known: bool
     reason: str
     needs_spam_scan: bool
+    screen: bool = False  # known, but delivered into the Screened folder with the mark
+    refuse: str = ""  # refused without a link (550 5.7.1): why
+    forged: str = ""  # not known, and the session failed authentication: no link (SPEC §4.5 item 3)
+    tempfail: str = ""  # the decision needs a sender check that could not run here: 451
+
+
+def auth_needed(sender_class: str, auth_mode: str) -> bool:
+    """Does this transaction's route depend on the sender check (or carry its results)? Everything
+    but an allowlist match in "off" mode, which is spam-scanned without it."""
+    return not (sender_class == KNOWN and auth_mode == "off")
 
 
 def route(facts: MessageFacts) -> Route:
+    """Only an allowlisted sender authenticated for its own domain skips spamd (SPEC §4.5 item 1)."""
     if facts.sender_class == NULL:
-        return Route(True, "null sender", False)
+        return _null_route(facts)
+    domain = facts.sender.domain if facts.sender else ""
+    if facts.auth_unavailable and auth_needed(facts.sender_class, facts.auth_mode):
+        return Route(False, f"sender check unavailable: {facts.auth_unavailable}", True,
+                     tempfail=facts.auth_unavailable)
     if facts.sender_class == KNOWN:
-        counts, why = allowlist_counts(facts.auth_mode, facts.auth,
-                                       facts.sender.domain if facts.sender else "")
+        counts, why = allowlist_counts(facts.auth_mode, facts.auth, domain)
         if counts:
-            return Route(True, "allowlisted sender", False)
-        return Route(False, why, True)
+            if facts.auth_mode != "off" and sender_authenticated(facts.auth, domain):
+                return Route(True, "allowlisted sender", False)
+            return Route(True, "allowlisted sender, not authenticated (spam-scanned)", True)
+        return Route(False, why, True, forged=forged_reason(facts.auth, domain))
     if facts.reply_known:
-        return Route(True, "reply to a message the recipient sent", False)
+        how = reply_authenticated(facts.auth, facts.from_domain)
+        if how:
+            return Route(True, f"reply to a message the recipient sent ({how})", True)
     if facts.list_known:
-        return Route(True, facts.list_known, False)
-    return Route(False, "unknown sender", True)
+        return Route(True, facts.list_known, True)
+    return Route(False, "unknown sender", True, forged=forged_reason(facts.auth, domain))
+
+
+def _null_route(facts: MessageFacts) -> Route:
+    """The null sender (SPEC §4.2 item 5): nobody to challenge, so a report or auto-reply about mail
+    the recipient sent is delivered, one about nothing we know is screened, the rest refused."""
+    if not facts.null_report:
+        return Route(False, "null sender, but not a delivery or disposition report or an auto-reply", True,
+                     refuse="null sender without a report form")
+    if facts.reply_known:
+        return Route(True, f"{facts.null_report} about a message the recipient sent", True)
+    return Route(True, f"{facts.null_report} about no message the recipient is known to have sent", True,
+                 screen=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,14 +336,18 @@ class DataDecision:
     scan_note: str = ""
 
 
+SENDER_CHECK_TEMPFAIL = Reply(451, "4.7.0", "Sender authentication could not be checked now; try again later")
+
+
 def decide_data(facts: MessageFacts, routed: Route, scan: ScanOutcome, *, on_failure: str,
                 spam_threshold: float, reply_text: Callable[[Verdict], str]) -> DataDecision:
-    """The end-of-DATA decision (SPEC §4.2). `reply_text` gives the refusal text for VIRUS, SPAM or
-    BULK (the admin's templates, filled in); it is called only for the verdict decided."""
+    """The end-of-DATA decision (SPEC §4.2). `reply_text` gives the refusal text for VIRUS, SPAM,
+    BULK or BLOCKED (a forged sender: no link); it is called only for the verdict decided."""
     notes = []
     if scan.virus:
         return DataDecision(Verdict.VIRUS, Reply(554, "5.7.0", reply_text(Verdict.VIRUS)), f"virus {scan.virus}")
-    for name, failed in (("clamd", scan.virus_failed), ("spamd", scan.spam_failed if not routed.known else None)):
+    for name, failed in (("clamd", scan.virus_failed),
+                         ("spamd", scan.spam_failed if routed.needs_spam_scan else None)):
         if failed:
             if on_failure == "tempfail":
                 return DataDecision(Verdict.TEMPFAIL,
@@ -271,12 +357,22 @@ def decide_data(facts: MessageFacts, routed: Route, scan: ScanOutcome, *, on_fai
     for name, skipped in (("clamd", scan.virus_skipped), ("spamd", scan.spam_skipped)):
         if skipped:
             notes.append(f"not scanned by {name}: {skipped}")
+    if scan.spam_partial:
+        notes.append(f"spamd scanned the {scan.spam_partial}")
     note = "; ".join(notes)
-    if routed.known:
-        return DataDecision(Verdict.DELIVERED, None, routed.reason, note)
-    if scan.spam_score is not None and scan.spam_score >= spam_threshold:
+    if routed.needs_spam_scan and scan.spam_score is not None and scan.spam_score >= spam_threshold:
         return DataDecision(Verdict.SPAM, Reply(554, "5.7.1", reply_text(Verdict.SPAM)),
                             f"spam score {scan.spam_score:g} >= {spam_threshold:g}", note)
+    if routed.tempfail:
+        return DataDecision(Verdict.TEMPFAIL, SENDER_CHECK_TEMPFAIL, routed.reason, note)
+    if routed.refuse:
+        return DataDecision(Verdict.BULK, Reply(550, "5.7.1", reply_text(Verdict.BULK)), routed.reason, note)
+    if routed.known:
+        return DataDecision(Verdict.SCREENED if routed.screen else Verdict.DELIVERED, None, routed.reason, note)
+    if routed.forged:
+        # A link is never handed to a session that fails authentication for its envelope (§4.5 item 3).
+        return DataDecision(Verdict.BLOCKED, Reply(550, "5.7.1", reply_text(Verdict.BLOCKED)),
+                            f"{routed.forged}; no confirmation link", note)
     if facts.automated:
         signed = facts.auth is not None and facts.from_domain and facts.auth.dkim_aligned(facts.from_domain)
         if facts.automated_mode == "screen" and signed:
@@ -285,8 +381,7 @@ def decide_data(facts: MessageFacts, routed: Route, scan: ScanOutcome, *, on_fai
         why = "no aligned DKIM signature" if facts.automated_mode == "screen" else "automated mail refused"
         return DataDecision(Verdict.BULK, Reply(550, "5.7.1", reply_text(Verdict.BULK)),
                             f"automated ({facts.automated}); {why}", note)
-    reason = routed.reason if routed.reason != "unknown sender" else "unknown sender"
-    return DataDecision(Verdict.CHALLENGED, None, reason, note)
+    return DataDecision(Verdict.CHALLENGED, None, routed.reason, note)
 
 
 ACCEPTING = (Verdict.DELIVERED, Verdict.SCREENED)

@@ -7,9 +7,12 @@ latency is the slower of the two. Scanner trouble never raises: it becomes
 (`policy.decide.decide_data`) turns that into 451 or accept per
 `scan.on_failure`.
 
-Size caps (messages above a cap pass unscanned by that scanner, and the
-outcome says so in `*_skipped`):
-- spamd: `scan.spamd_max_size` (default 500 kB, as spamc does).
+Size caps (clamd: a message above the cap passes unscanned by it, and the
+outcome says so in `virus_skipped`):
+- spamd: `scan.spamd_max_size` (default 500 kB, as spamc's). A bigger message
+  is scanned on its first part: the whole header block and the body up to the
+  cap, cut at a line end (`spam_partial` says how much). Never skipped: a
+  spammer would only have to pad his message (SPEC §4.5 item 1).
 - clamd: `scan.clamd_max_size`; 0 (default) means "clamd's own
   StreamMaxLength". clamd has no command that reports its configuration, so
   rather than guess we stream the message and let clamd say
@@ -36,7 +39,7 @@ from . import clamd
 from .clamd import ClamdError
 from .spamd import SpamdClient, SpamdError
 
-__all__ = ["Scanners", "ScanOutcome", "PING_TIMEOUT"]
+__all__ = ["Scanners", "ScanOutcome", "PING_TIMEOUT", "first_part", "merge"]
 
 log = logging.getLogger("sendergate.scan")
 
@@ -66,10 +69,11 @@ class Scanners:
         self.last_timings: dict[str, float] = {}
         self.observe: Callable[[str, float], None] | None = None
 
-    async def scan(self, message: bytes, *, spam: bool) -> ScanOutcome:
-        """Virus-scan every message; spam-scan it too when `spam` (unknown senders)."""
+    async def scan(self, message: bytes, *, spam: bool, virus: bool = True) -> ScanOutcome:
+        """Virus-scan the message (unless `virus` is False: scanned already); spam-scan it too
+        when `spam` (every path but an authenticated allowlisted sender)."""
         jobs: dict[str, Awaitable[_Half]] = {}
-        if self.clamd_address is not None:
+        if virus and self.clamd_address is not None:
             jobs["clamd"] = self._timed(self._virus_scan, message)
         if spam and self._spamd is not None:
             jobs["spamd"] = self._timed(self._spam_scan, message)
@@ -122,8 +126,11 @@ class Scanners:
 
     async def _spam_scan(self, message: bytes) -> ScanOutcome:
         cap = self.config.spamd_max_size
+        partial = None
         if cap and len(message) > cap:
-            return ScanOutcome(spam_skipped=f"over size cap ({len(message)} > {cap} bytes)")
+            size = len(message)
+            message = first_part(message, cap)
+            partial = f"first {len(message)} of {size} bytes"
         assert self._spamd is not None
         reason = None
         try:
@@ -139,7 +146,7 @@ class Scanners:
         if reason is not None:
             log.warning("spamd %s failed: %s", self.config.spamd, reason)
             return ScanOutcome(spam_failed=reason)
-        return ScanOutcome(spam_score=report.score, spam_symbols=report.symbols)
+        return ScanOutcome(spam_score=report.score, spam_symbols=report.symbols, spam_partial=partial)
 
     async def _ping_one(self, call: Callable[[], Awaitable[None]]) -> str:
         timeout = min(self.config.timeout, PING_TIMEOUT)
@@ -157,6 +164,21 @@ class Scanners:
         started = time.perf_counter()
         outcome = await scan(message)
         return _Half(outcome, time.perf_counter() - started)
+
+
+def first_part(message: bytes, cap: int) -> bytes:
+    """The first `cap` bytes of a message cut at a line end, and never less than its header block."""
+    head_end = message.find(b"\r\n\r\n")
+    limit = max(cap, head_end + 4) if head_end >= 0 else cap
+    if limit >= len(message):
+        return message
+    cut = message.rfind(b"\n", 0, limit)
+    return message[:cut + 1] if cut >= max(head_end, 0) else message[:limit]
+
+
+def merge(into: ScanOutcome, part: ScanOutcome) -> ScanOutcome:
+    """One outcome from two scans of the same message (each sets only its own scanner's fields)."""
+    return _merge(into, part)
 
 
 def _merge(into: ScanOutcome, part: ScanOutcome) -> ScanOutcome:

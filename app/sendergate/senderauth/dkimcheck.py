@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 
 import dkim
@@ -34,6 +35,15 @@ def _signing_domain(value: bytes) -> str:
     except InvalidTagValueList:
         return ""
     return tags.get(b"d", b"").decode("ascii", "replace").strip().lower().rstrip(".")
+
+
+_SIGNATURE_FIELD = re.compile(rb"(?:^|\n)dkim-signature[ \t]*:", re.I)
+
+
+def has_signature(message: bytes) -> bool:
+    """Does the header block hold a DKIM-Signature field? (No thread, no parse, when it does not.)"""
+    end = message.find(b"\r\n\r\n")
+    return _SIGNATURE_FIELD.search(message, 0, end if end >= 0 else len(message)) is not None
 
 
 def verify_dkim(client: DNSClient, message: bytes) -> DKIMOutcome:

@@ -6,6 +6,7 @@ knows, call the pure policy, record the event, return the reply string.
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import logging
 import re
@@ -17,11 +18,12 @@ from typing import TYPE_CHECKING, Any
 from ..delivery import DeliveryError, Outbound
 from ..policy import headers as header_rule, replies
 from ..policy.address import Address, AddressError, list_id_from_header, parse
-from ..policy.automated import automated_reason
+from ..policy.automated import automated_reason, null_report, referenced_message_ids
 from ..policy.decide import (KNOWN, NULL, UNKNOWN, AuthResults, DataDecision, EventRecord, MessageFacts, Reply,
-                             ScanOutcome, Verdict, check_recipient_address, decide_data, decide_rcpt, route)
+                             ScanOutcome, Verdict, auth_needed, check_recipient_address, decide_data, decide_rcpt,
+                             list_authenticated, route, sender_authenticated)
 from ..policy.lists import match_list
-from ..senderauth import organisational_domain, remove_results_claiming
+from ..senderauth import SenderCheckUnavailable, organisational_domain, remove_results_claiming
 from ..store import StoreError, hash_message_id, new_token
 
 if TYPE_CHECKING:
@@ -31,6 +33,9 @@ log = logging.getLogger("sendergate.smtp")
 TEMP_LOCAL = Reply(451, "4.3.0", "Temporary local problem; please try again later")
 _MSGID = re.compile(r"<[^<>\s]+>")
 REFUSED_RCPT_EVENTS = 5  # refused-RCPT events stored per SMTP session (the rest: decision log only)
+# The refusal without a link for a session that failed authentication for its envelope (§4.5 item 3).
+FORGED_REPLY = ("{recipient} accepts mail only from known senders; this message failed sender authentication "
+                "({why}), so no confirmation link is given.")
 
 
 @dataclass(slots=True)
@@ -141,9 +146,11 @@ class GatewayHandler:
     async def _data(self, server: Any, session: Any, envelope: Any, tx: Transaction, message: bytes) -> str:
         headers = _headers(message)
         sender_class = tx.recipients[0].sender_class
-        facts = await self._facts(session, tx, headers, message, sender_class)
+        facts, scan, spam_scanned = await self._facts(session, tx, headers, message, sender_class)
         routed = route(facts)
-        scan = await self.rt.scan(message, spam=routed.needs_spam_scan)
+        if routed.needs_spam_scan and not spam_scanned:  # an allowlisted sender it did not authenticate
+            from ..scan import merge
+            scan = merge(scan, await self.rt.scan(message, spam=True, virus=False))
         cfg = self.cfg
 
         def reply_text(verdict: Verdict) -> str:
@@ -153,11 +160,18 @@ class GatewayHandler:
             if verdict is Verdict.SPAM:
                 return replies.fill(cfg.scan.spam_reply, score=f"{scan.spam_score or 0:.1f}",
                                     threshold=f"{cfg.scan.spam_threshold:g}", **values)
+            if verdict is Verdict.BLOCKED:  # a session that failed authentication gets no link (§4.5 item 3)
+                return replies.fill(FORGED_REPLY, why=_forged_why(facts.auth), **values)
             return replies.fill(cfg.challenge.bulk_reply, **values)
 
         decision = decide_data(facts, routed, scan, on_failure=cfg.scan.on_failure,
                                spam_threshold=cfg.scan.spam_threshold, reply_text=reply_text)
         meta = _message_meta(headers, message, scan, facts.auth)
+        if facts.auth is not None and tx.sender is not None:
+            # what a confirmation of this sender would rest on (the confirmation page records it)
+            meta["details"]["auth"]["sender_authenticated"] = sender_authenticated(facts.auth, tx.sender.domain)
+        if facts.auth_unavailable:
+            meta["details"]["auth_unavailable"] = facts.auth_unavailable
         if decision.scan_note:
             meta["details"]["scan"] = decision.scan_note
         if sender_class == KNOWN and not routed.known:  # an allowlisted sender shown forged (SPEC §4.4)
@@ -172,7 +186,10 @@ class GatewayHandler:
         return replies.render(decision.reply.code, decision.reply.status, decision.reply.text)
 
     async def _facts(self, session: Any, tx: Transaction, headers: dict[str, str], message: bytes,
-                     sender_class: str) -> MessageFacts:
+                     sender_class: str) -> tuple[MessageFacts, ScanOutcome, bool]:
+        """The decision's facts and the scan: the store lookups first, then the sender check
+        concurrently with the scans (the refusal path waits for the slower, not the sum).
+        Returns (facts, scan, whether spamd was asked)."""
         from_addr = _from_address(headers.get("from", ""))
         automated = automated_reason(headers, tx.sender.local if tx.sender else None,
                                      from_addr.local if from_addr else None)
@@ -181,37 +198,58 @@ class GatewayHandler:
         user_id = tx.recipients[0].user_id
         reply_known = False
         list_candidate = None
-        refs = _MSGID.findall(headers.get("in-reply-to", "") + " " + headers.get("references", ""))
-        if sender_class == UNKNOWN and (refs or list_id or list_post):
-            hashes = [hash_message_id(m) for m in refs[-50:]]
-            reply_known, list_entries = await self.rt.astore.run(self._unknown_lookup, user_id, hashes,
-                                                                 list_id, list_post)
-            if list_id or list_post:
+        report = null_report(headers) if sender_class == NULL else None
+        if report:  # a bounce or auto-reply: about mail this recipient sent? (one recipient: §4.2 item 5)
+            refs = referenced_message_ids(headers, message)
+        else:
+            refs = _MSGID.findall(headers.get("in-reply-to", "") + " " + headers.get("references", ""))[-50:]
+        if (sender_class == UNKNOWN and (refs or list_id or list_post)) or (report and refs):
+            hashes = [hash_message_id(m) for m in refs]
+            reply_known, list_entries = await self.rt.astore.run(
+                self._unknown_lookup, user_id, hashes, list_id if sender_class == UNKNOWN else None,
+                list_post if sender_class == UNKNOWN else None)
+            if sender_class == UNKNOWN and (list_id or list_post):
                 list_candidate = match_list(list_entries, list_id, list_post, _now())
         list_allowed = list_candidate is not None and list_candidate.action == "allow"
-        # Checked when the outcome depends on it, and for the null sender and replies, which are
-        # delivered anyway: their Authentication-Results header serves the filters behind us.
-        needs_auth = (sender_class == KNOWN and self.cfg.challenge.allowlist_auth != "off") or \
-            sender_class == NULL or (sender_class == UNKNOWN and (automated or list_allowed or reply_known))
-        auth = None
-        list_domains = _list_domains(list_id, list_post) if list_allowed else []
-        if needs_auth and self.rt.authenticator is not None:
-            auth = await self.rt.authenticator.check(message, envelope_sender=tx.raw_sender or None,
-                                                     helo=_helo(session), client_ip=_peer_ip(session))
-            auth = _with_org_domains(auth, tx.sender.domain if tx.sender else "", *list_domains)
-        list_known = None
-        if list_allowed:
-            list_known = _list_authenticated(list_candidate, list_domains, auth)
-        return MessageFacts(sender_class=sender_class, sender=tx.sender,
-                            from_domain=from_addr.domain if from_addr else "", auth=auth,
-                            auth_mode=self.cfg.challenge.allowlist_auth, automated=automated,
-                            list_known=list_known, reply_known=reply_known,
-                            automated_mode=self.cfg.challenge.automated)
+        mode = self.cfg.challenge.allowlist_auth
+        # Only an allowlisted sender authenticated for its own domain skips spamd (SPEC §4.5 item 1):
+        # whether it is one is known only after its check, so spamd waits for that; every other path
+        # is spam-scanned anyway, concurrently with the check.
+        check = self.rt.authenticator is not None and auth_needed(sender_class, mode)
+        spam_now = not (check and sender_class == KNOWN)
+        scan_job = asyncio.ensure_future(self.rt.scan(message, spam=spam_now))
+        auth, unavailable = None, ""
+        try:
+            if check:
+                try:
+                    auth = await self.rt.authenticator.check(message, envelope_sender=tx.raw_sender or None,
+                                                             helo=_helo(session), client_ip=_peer_ip(session))
+                except SenderCheckUnavailable as exc:
+                    unavailable = str(exc)
+                    log.warning("sender check for %r not run: %s", tx.raw_sender or "<>", exc)
+            entry_domain = _entry_domain(list_candidate) if list_allowed else ""
+            if auth is not None:
+                auth = _with_org_domains(auth, tx.sender.domain if tx.sender else "",
+                                         from_addr.domain if from_addr else "", entry_domain)
+            list_known = None
+            if list_allowed:
+                list_known = list_authenticated(str(list_candidate.pattern), entry_domain, auth)
+            scan = await scan_job
+        finally:
+            if not scan_job.done():
+                scan_job.cancel()
+        facts = MessageFacts(sender_class=sender_class, sender=tx.sender,
+                             from_domain=from_addr.domain if from_addr else "", auth=auth,
+                             auth_mode=mode, automated=automated, list_known=list_known,
+                             reply_known=reply_known, automated_mode=self.cfg.challenge.automated,
+                             null_report=report, auth_unavailable=unavailable)
+        return facts, scan, spam_now
 
     def _unknown_lookup(self, user_id: int, hashes: list[str], list_id: str | None,
                         list_post: Address | None) -> tuple[bool, list]:
         store = self.rt.store
-        return store.has_sent_id(user_id, hashes), store.list_entries_for_list(user_id, list_id, list_post)
+        entries = store.list_entries_for_list(user_id, list_id, list_post) if (list_id or list_post) else []
+        return store.has_sent_id(user_id, hashes), entries
 
     async def _deliver(self, server: Any, session: Any, envelope: Any, tx: Transaction, message: bytes,
                        decision: DataDecision, auth: AuthResults | None, meta: dict[str, Any]) -> str:
@@ -362,28 +400,23 @@ def _list_post_address(value: str) -> Address | None:
         return None
 
 
-def _list_domains(list_id: str | None, list_post: Address | None) -> list[str]:
-    """The list's organisational domains: of the List-Post address, and of the List-Id
-    (`dev.lists.example.org` names a list at example.org; `dev.github.io` is its own)."""
-    found = [organisational_domain(list_post.domain)] if list_post is not None else []
-    if list_id:
-        found.append(organisational_domain(list_id))
-    return [d for d in dict.fromkeys(found) if d]
+def _entry_domain(entry: Any) -> str:
+    """The domain a matched list entry vouches for (SPEC §4.5 item 2): a `list:<id>` entry's id
+    (`dev.lists.example.org` names a list at example.org, by organisational domain), or the
+    allowlisted List-Post address's (or `@domain` entry's) domain. Never one from the headers."""
+    kind, value = entry.pattern.kind, entry.pattern.value
+    if kind == "address":
+        return value.rpartition("@")[2]
+    return value.lstrip("@")
 
 
-def _list_authenticated(entry: Any, list_domains: list[str], auth: AuthResults | None) -> str | None:
-    """List mail counts as known only when it is authenticated as the list (SPEC §4.2 item 6):
-    a valid DKIM signature aligned with the list's domain, or an envelope sender (the SPF
-    identity, so SRS/BATV wrappers are not taken at their word) in it whose SPF does not fail."""
+def _forged_why(auth: AuthResults | None) -> str:
+    """The refusal's reason in a few words (the details are in the event)."""
     if auth is None:
-        return None
-    for d in list_domains:
-        if auth.dkim_aligned(d):
-            return f"list mail ({entry.pattern}), DKIM-signed by the list domain {d}"
-        if auth.spf_scope == "mailfrom" and auth.spf_domain and \
-                organisational_domain(auth.spf_domain) == d and auth.spf != "fail":
-            return f"list mail ({entry.pattern}), envelope sender in the list domain {d}, SPF {auth.spf}"
-    return None
+        return "sender authentication failed"
+    if auth.dmarc == "fail" and auth.dmarc_policy:
+        return f"DMARC fail for {auth.from_domain}"
+    return f"SPF fail for {auth.spf_domain}"
 
 
 def _with_org_domains(auth: AuthResults, *domains: str) -> AuthResults:

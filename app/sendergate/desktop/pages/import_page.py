@@ -24,10 +24,10 @@ from ..importing import (IMPORT_CHUNK, NEW, PRESENT, ImapAccount, ImportProblem,
 from ..models.import_preview import ImportPreviewModel
 from ..operations import Operation
 from ..secrets import IMAP_PASSWORD, SecretStore
-from ..settings import Settings
+from ..settings import RESYNC_MINUTES, Settings
 from .base import Page, make_table
 
-HOUR_MS = 3_600_000
+MINUTE_MS = 60_000
 
 
 class _Progress(QObject):
@@ -145,20 +145,21 @@ class ImportPage(Page):
         self.resync_check.setAccessibleName(tr("Re-sync the mail account periodically"))
         self.resync_check.setToolTip(tr("Reads only mail that is new since the last import, allows the people "
                                         "you wrote to, and lets replies to your mail through."))
-        self.resync_hours = QSpinBox()
-        self.resync_hours.setRange(1, 168)
-        self.resync_hours.setSuffix(tr(" h"))
-        self.resync_hours.setAccessibleName(tr("Hours between re-syncs"))
-        hours = self.settings.imap_resync_hours if self.settings is not None else 0
-        self.resync_hours.setValue(hours or 6)
-        self.resync_check.setChecked(hours > 0)
+        self.resync_minutes = QSpinBox()
+        self.resync_minutes.setRange(5, 7 * 24 * 60)
+        self.resync_minutes.setSingleStep(5)
+        self.resync_minutes.setSuffix(tr(" min"))
+        self.resync_minutes.setAccessibleName(tr("Minutes between re-syncs"))
+        minutes = self.settings.imap_resync_minutes if self.settings is not None else 0
+        self.resync_minutes.setValue(minutes or RESYNC_MINUTES)
+        self.resync_check.setChecked(minutes > 0)
         self.resync_check.toggled.connect(self._resync_changed)
-        self.resync_hours.valueChanged.connect(self._resync_changed)
+        self.resync_minutes.valueChanged.connect(self._resync_changed)
         self.resync_status = QLabel()
         self.resync_status.setObjectName("resyncStatus")
         self.resync_status.setWordWrap(True)
         row.addWidget(self.resync_check)
-        row.addWidget(self.resync_hours)
+        row.addWidget(self.resync_minutes)
         row.addWidget(self.resync_status, 1)
         return box
 
@@ -195,7 +196,7 @@ class ImportPage(Page):
         self.cancel_button.setVisible(self.state in ("reading", "importing"))
         has_account = self.account() is not None
         self.resync_check.setEnabled(has_account)
-        self.resync_hours.setEnabled(has_account)
+        self.resync_minutes.setEnabled(has_account)
         if not has_account:
             self.resync_status.setText(tr("Set up a mail account (File → Connection…) to use this."))
 
@@ -375,14 +376,14 @@ class ImportPage(Page):
     # -- periodic re-sync --
     def _resync_changed(self, *_: object) -> None:
         if self.settings is not None:
-            self.settings.imap_resync_hours = self.resync_hours.value() if self.resync_check.isChecked() else 0
+            self.settings.imap_resync_minutes = self.resync_minutes.value() if self.resync_check.isChecked() else 0
             self.settings.sync()
         self._apply_resync_setting()
 
     def _apply_resync_setting(self) -> None:
-        hours = self.settings.imap_resync_hours if self.settings is not None else 0
-        if hours > 0 and self.account() is not None:
-            self.resync_timer.start(hours * HOUR_MS)
+        minutes = self.settings.imap_resync_minutes if self.settings is not None else 0
+        if minutes > 0 and self.account() is not None:
+            self.resync_timer.start(minutes * MINUTE_MS)
             self.resync_status.setText(tr("On, while SenderGate runs."))
         else:
             self.resync_timer.stop()
