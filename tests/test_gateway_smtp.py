@@ -222,12 +222,22 @@ def test_rcpt_refusals_are_recorded(gw: GatewayProcess) -> None:
     assert "globally" in evs[1].reason
 
 
-def test_recipient_classes_are_split(gw: GatewayProcess) -> None:
-    with gw.smtp() as s:
+def test_a_sender_known_to_one_recipient_reaches_the_other_screened_in_one_transaction(
+        gw: GatewayProcess, sink: SmtpSink) -> None:
+    before = len(sink.messages())
+    with gw.smtp() as s:  # no 452: Exim would fail the deferred recipient with this transaction's 5xx
         s.mail("bob@friend.example")
-        assert s.rcpt("alice@example.org")[0] == 250  # bob is known to alice
-        code, text = s.rcpt("carol@example.org")  # and unknown to carol
-        assert (code, text[:5]) == (452, b"4.5.3")
+        assert s.rcpt("carol@example.org")[0] == 250  # bob is unknown to carol
+        assert s.rcpt("alice@example.org")[0] == 250  # and known to alice
+        assert s.data(MESSAGE)[0] == 250
+    got = {d.envelope_recipients[0]: d for d in sink.wait_for_messages(before + 2)[before:]}
+    assert sorted(got) == ["alice@example.org", "carol@example.org"]
+    assert b"X-SenderGate-Screened" not in got["alice@example.org"].message  # her inbox
+    assert b"X-SenderGate-Screened: yes" in got["carol@example.org"].message  # marked for carol
+    verdicts = {e.recipient: (e.verdict, e.reason) for e in gw.events()[-2:]}
+    assert verdicts["alice@example.org"][0] == "delivered"
+    assert verdicts["carol@example.org"][0] == "screened"
+    assert "another recipient of the message accepts it" in verdicts["carol@example.org"][1]
     with gw.smtp() as s:  # a stranger's recipients share one transaction (and one link: test_multi_recipient)
         s.mail("stranger@unknown.example")
         assert s.rcpt("alice@example.org")[0] == 250

@@ -153,3 +153,29 @@ def test_many_recipients_keep_the_link_whole_on_the_first_line() -> None:
         assert "and 47 others accept" in first or "and 49 others accept" in first
         link_token(first)
         assert len([e for e in g.events() if e.verdict == "challenged"]) == 50
+
+
+def test_known_to_one_unknown_to_the_other_one_transaction_inbox_and_screened_folder(gw: GatewayProcess) -> None:
+    bob = gw.store.user_by_address("bob@example.org")
+    gw.store.add_entry(bob.id, "allow", SENDER)
+    codes, code, _ = send(gw, ["alice@example.org", "bob@example.org"])
+    assert (codes, code) == ([250, 250], 250)  # answered at once, for both
+    bobs = list((gw.maildir / "bob@example.org" / "Maildir" / "new").iterdir())
+    alices = list((gw.maildir / "alice@example.org" / "Maildir" / ".Screened" / "new").iterdir())
+    assert len(bobs) == 1 and len(alices) == 1
+    assert not (gw.maildir / "alice@example.org" / "Maildir" / "new").exists() or \
+        not list((gw.maildir / "alice@example.org" / "Maildir" / "new").iterdir())  # never alice's inbox
+    assert b"X-SenderGate-Screened: yes" in alices[0].read_bytes()
+    assert b"X-SenderGate-Screened" not in bobs[0].read_bytes()
+    assert pending(gw, "alice") == []  # nobody is asked to confirm a message that was answered 250
+
+
+def test_a_recipient_who_blocked_the_sender_is_refused_at_rcpt_and_the_others_decide_together(
+        gw: GatewayProcess) -> None:
+    alice = gw.store.user_by_address("alice@example.org")
+    gw.store.add_entry(alice.id, "allow", SENDER)
+    carol = gw.store.user_by_address("carol@example.org")
+    gw.store.add_entry(carol.id, "block", SENDER)
+    codes, code, _ = send(gw, ["alice@example.org", "carol@example.org", "bob@example.org"])
+    assert codes == [250, 550, 250] and code == 250
+    assert [e.verdict for e in gw.events() if e.recipient == "carol@example.org"] == ["blocked"]

@@ -124,11 +124,13 @@ def decide_rcpt(*, sender: Address | None, recipient_exists: bool, entries: list
     else:
         sender_class = UNKNOWN
     if accepted_classes:
-        # Known and unknown recipients get different answers at end of DATA (delivery, a challenge), so
-        # they never share a transaction. Unknown recipients do: one refusal carries one link that
-        # confirms the sender for all of them (settle_recipients keeps that one reply true for each).
-        # The null sender gets one recipient per transaction (SPEC §4.2 item 5).
-        if accepted_classes[0] != sender_class or sender_class == NULL:
+        # Recipients who know the sender and recipients who do not share the transaction: a 452 here
+        # is what real servers handle worst (Exim 4.96 fails the deferred recipient with the end-of-DATA
+        # 5xx of the first transaction, so a known recipient lost his mail to a stranger's challenge;
+        # Postfix and OpenSMTPD retry minutes later). settle_recipients keeps the one reply true for
+        # all; a stranger's several recipients get one refusal with one link. The null sender gets one
+        # recipient per transaction (SPEC §4.2 item 5): its report is matched to one recipient's mail.
+        if sender_class == NULL or NULL in accepted_classes:
             return RcptDecision(SPLIT, None, sender_class, reason="recipient class split")
     return RcptDecision(ACCEPTED, None, sender_class, entry=entry)
 
@@ -389,21 +391,28 @@ ACCEPTING = (Verdict.DELIVERED, Verdict.SCREENED)
 # differ between recipients of one message; a virus, spam or a scanner failure concerns the
 # message itself and is the same for all.
 _PER_RECIPIENT_REFUSALS = (Verdict.CHALLENGED, Verdict.BULK)
+_REFUSAL_ORDER = (Verdict.VIRUS, Verdict.SPAM, Verdict.TEMPFAIL, Verdict.BLOCKED, Verdict.BULK, Verdict.CHALLENGED)
 
 
 def settle_recipients(decisions: Sequence[DataDecision]) -> list[DataDecision]:
     """Make one end-of-DATA reply true for every recipient of the transaction (SPEC §4.2).
 
-    Recipients of one transaction share a sender class (decide_rcpt), but an unknown sender's
-    recipients can still differ: one has the list allowlisted, or sent the message this one answers.
-    When some would receive the message and others would be challenged or refused as bulk, the
-    others get it screened (their Screened folder, with the mark: never the inbox), because the
-    single reply cannot be both "accepted" and "refused". Any other refusal (virus, spam, tempfail)
-    is the message's own and stands for everyone.
+    Recipients of one transaction can differ: one knows the sender, one has the list allowlisted or
+    sent the message this one answers, another does not. When some would receive the message and
+    others would be challenged or refused as bulk, the others get it screened (their Screened
+    folder, with the mark: never the inbox), because the single reply cannot be both "accepted" and
+    "refused". A refusal that concerns the message itself (virus, spam, a scanner or sender-check
+    failure, a forged sender) stands for everyone; among refusals, the one without a link wins.
     """
     accepted = [d for d in decisions if d.verdict in ACCEPTING]
-    if not accepted or len(accepted) == len(decisions):
+    if len(accepted) == len(decisions):
         return list(decisions)
+    if not accepted:  # refused for all: the refusal that says the most (a link only when all get one)
+        verdicts = {d.verdict for d in decisions}
+        if len(verdicts) == 1:
+            return list(decisions)
+        first = next(d for v in _REFUSAL_ORDER for d in decisions if d.verdict is v)
+        return [first] * len(decisions)
     message_wide = [d for d in decisions if d.verdict not in ACCEPTING and d.verdict not in _PER_RECIPIENT_REFUSALS]
     if message_wide:
         return [message_wide[0]] * len(decisions)

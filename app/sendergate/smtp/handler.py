@@ -20,8 +20,8 @@ from ..policy import headers as header_rule, replies
 from ..policy.address import Address, AddressError, list_id_from_header, parse
 from ..policy.automated import automated_reason, null_report, referenced_message_ids
 from ..policy.decide import (KNOWN, NULL, UNKNOWN, AuthResults, DataDecision, EventRecord, MessageFacts, Reply,
-                             ScanOutcome, Verdict, auth_needed, check_recipient_address, decide_data, decide_rcpt,
-                             list_authenticated, route, sender_authenticated)
+                             ScanOutcome, Verdict, ACCEPTING, auth_needed, check_recipient_address, decide_data,
+                             decide_rcpt, list_authenticated, route, sender_authenticated, settle_recipients)
 from ..policy.lists import match_list
 from ..senderauth import SenderCheckUnavailable, organisational_domain, remove_results_claiming
 from ..store import StoreError, hash_message_id, new_token
@@ -145,78 +145,93 @@ class GatewayHandler:
 
     async def _data(self, server: Any, session: Any, envelope: Any, tx: Transaction, message: bytes) -> str:
         headers = _headers(message)
-        sender_class = tx.recipients[0].sender_class
-        facts, scan, spam_scanned = await self._facts(session, tx, headers, message, sender_class)
-        routed = route(facts)
-        if routed.needs_spam_scan and not spam_scanned:  # an allowlisted sender it did not authenticate
+        facts, scan, spam_scanned = await self._facts(session, tx, headers, message)
+        routes = [route(f) for f in facts]
+        if any(r.needs_spam_scan for r in routes) and not spam_scanned:  # an allowlisted sender it did not authenticate
             from ..scan import merge
             scan = merge(scan, await self.rt.scan(message, spam=True, virus=False))
         cfg = self.cfg
+        auth = facts[0].auth  # one sender check per message
+        names = list(dict.fromkeys(str(r.address) for r in tx.recipients))
 
         def reply_text(verdict: Verdict) -> str:
-            values = {"recipient": tx.recipients[0].address, "sender": tx.sender or "<>"}
+            values = {"recipient": replies.recipient_list(names, 3), "sender": tx.sender or "<>"}
             if verdict is Verdict.VIRUS:
                 return replies.fill(cfg.scan.virus_reply, virus=scan.virus or "", **values)
             if verdict is Verdict.SPAM:
                 return replies.fill(cfg.scan.spam_reply, score=f"{scan.spam_score or 0:.1f}",
                                     threshold=f"{cfg.scan.spam_threshold:g}", **values)
             if verdict is Verdict.BLOCKED:  # a session that failed authentication gets no link (§4.5 item 3)
-                return replies.fill(FORGED_REPLY, why=_forged_why(facts.auth), **values)
+                return replies.fill(FORGED_REPLY, why=_forged_why(auth), **values)
             return replies.fill(cfg.challenge.bulk_reply, **values)
 
-        decision = decide_data(facts, routed, scan, on_failure=cfg.scan.on_failure,
-                               spam_threshold=cfg.scan.spam_threshold, reply_text=reply_text)
-        meta = _message_meta(headers, message, scan, facts.auth)
-        if facts.auth is not None and tx.sender is not None:
+        # Each recipient is decided on their own facts (their lists, the mail they sent); one reply
+        # must then be true for all of them (settle_recipients).
+        decisions = settle_recipients([
+            decide_data(f, r, scan, on_failure=cfg.scan.on_failure, spam_threshold=cfg.scan.spam_threshold,
+                        reply_text=reply_text) for f, r in zip(facts, routes)])
+        meta = _message_meta(headers, message, scan, auth)
+        if auth is not None and tx.sender is not None:
             # what a confirmation of this sender would rest on (the confirmation page records it)
-            meta["details"]["auth"]["sender_authenticated"] = sender_authenticated(facts.auth, tx.sender.domain)
-        if facts.auth_unavailable:
-            meta["details"]["auth_unavailable"] = facts.auth_unavailable
-        if decision.scan_note:
-            meta["details"]["scan"] = decision.scan_note
-        if sender_class == KNOWN and not routed.known:  # an allowlisted sender shown forged (SPEC §4.4)
-            meta["details"]["demoted"] = routed.reason
-        if decision.verdict in (Verdict.DELIVERED, Verdict.SCREENED):
-            return await self._deliver(server, session, envelope, tx, message, decision, facts.auth, meta)
-        if decision.verdict is Verdict.CHALLENGED:
-            return await self._challenge(session, tx, decision, meta)
-        for r in tx.recipients:
-            await self._record(session, tx, str(r.address), decision.verdict, decision.reason, r.user_id, meta)
-        assert decision.reply is not None
-        return replies.render(decision.reply.code, decision.reply.status, decision.reply.text)
+            meta["details"]["auth"]["sender_authenticated"] = sender_authenticated(auth, tx.sender.domain)
+        if facts[0].auth_unavailable:
+            meta["details"]["auth_unavailable"] = facts[0].auth_unavailable
+        notes = [d.scan_note for d in decisions if d.scan_note]
+        if notes:
+            meta["details"]["scan"] = notes[0]
+        metas = []
+        for f, r in zip(facts, routes):
+            if f.sender_class == KNOWN and not r.known:  # an allowlisted sender shown forged (SPEC §4.4)
+                metas.append({**meta, "details": {**meta["details"], "demoted": r.reason}})
+            else:
+                metas.append(meta)
+        if all(d.verdict in ACCEPTING for d in decisions):
+            return await self._deliver(server, session, envelope, tx, message, decisions, auth, metas)
+        if decisions[0].verdict is Verdict.CHALLENGED:
+            return await self._challenge(session, tx, decisions, metas)
+        for r, d, m in zip(tx.recipients, decisions, metas):
+            await self._record(session, tx, str(r.address), d.verdict, d.reason, r.user_id, m)
+        assert decisions[0].reply is not None
+        return replies.render(decisions[0].reply.code, decisions[0].reply.status, decisions[0].reply.text)
 
-    async def _facts(self, session: Any, tx: Transaction, headers: dict[str, str], message: bytes,
-                     sender_class: str) -> tuple[MessageFacts, ScanOutcome, bool]:
-        """The decision's facts and the scan: the store lookups first, then the sender check
-        concurrently with the scans (the refusal path waits for the slower, not the sum).
+    async def _facts(self, session: Any, tx: Transaction, headers: dict[str, str],
+                     message: bytes) -> tuple[list[MessageFacts], ScanOutcome, bool]:
+        """The decision's facts, one per recipient, and the scan: the store lookups first, then the
+        sender check concurrently with the scans (the refusal path waits for the slower, not the sum).
         Returns (facts, scan, whether spamd was asked)."""
         from_addr = _from_address(headers.get("from", ""))
         automated = automated_reason(headers, tx.sender.local if tx.sender else None,
                                      from_addr.local if from_addr else None)
         list_id = list_id_from_header(headers.get("list-id", ""))
         list_post = _list_post_address(headers.get("list-post", ""))
-        user_id = tx.recipients[0].user_id
-        reply_known = False
-        list_candidate = None
-        report = null_report(headers) if sender_class == NULL else None
+        classes = {r.sender_class for r in tx.recipients}
+        report = null_report(headers) if NULL in classes else None
         if report:  # a bounce or auto-reply: about mail this recipient sent? (one recipient: §4.2 item 5)
             refs = referenced_message_ids(headers, message)
         else:
             refs = _MSGID.findall(headers.get("in-reply-to", "") + " " + headers.get("references", ""))[-50:]
-        if (sender_class == UNKNOWN and (refs or list_id or list_post)) or (report and refs):
+        # Per user: did they send what this answers, and which of their list entries match?
+        lookups: dict[int, tuple[bool, Any]] = {}
+        asked = [r.user_id for r in tx.recipients
+                 if (r.sender_class == UNKNOWN and (refs or list_id or list_post)) or (report and refs)]
+        if asked:
             hashes = [hash_message_id(m) for m in refs]
-            reply_known, list_entries = await self.rt.astore.run(
-                self._unknown_lookup, user_id, hashes, list_id if sender_class == UNKNOWN else None,
-                list_post if sender_class == UNKNOWN else None)
-            if sender_class == UNKNOWN and (list_id or list_post):
-                list_candidate = match_list(list_entries, list_id, list_post, _now())
-        list_allowed = list_candidate is not None and list_candidate.action == "allow"
+            unknown = UNKNOWN in classes
+            lookups = await self.rt.astore.run(
+                self._unknown_lookups, list(dict.fromkeys(asked)), hashes, list_id if unknown else None,
+                list_post if unknown else None)
+        candidates: dict[int, Any] = {}
+        for user_id, (_, entries) in lookups.items():
+            if list_id or list_post:
+                found = match_list(entries, list_id, list_post, _now())
+                if found is not None and found.action == "allow":
+                    candidates[user_id] = found
         mode = self.cfg.challenge.allowlist_auth
         # Only an allowlisted sender authenticated for its own domain skips spamd (SPEC §4.5 item 1):
         # whether it is one is known only after its check, so spamd waits for that; every other path
         # is spam-scanned anyway, concurrently with the check.
-        check = self.rt.authenticator is not None and auth_needed(sender_class, mode)
-        spam_now = not (check and sender_class == KNOWN)
+        check = self.rt.authenticator is not None and any(auth_needed(c, mode) for c in classes)
+        spam_now = not (check and classes == {KNOWN})
         scan_job = asyncio.ensure_future(self.rt.scan(message, spam=spam_now))
         auth, unavailable = None, ""
         try:
@@ -227,23 +242,30 @@ class GatewayHandler:
                 except SenderCheckUnavailable as exc:
                     unavailable = str(exc)
                     log.warning("sender check for %r not run: %s", tx.raw_sender or "<>", exc)
-            entry_domain = _entry_domain(list_candidate) if list_allowed else ""
             if auth is not None:
                 auth = _with_org_domains(auth, tx.sender.domain if tx.sender else "",
-                                         from_addr.domain if from_addr else "", entry_domain)
-            list_known = None
-            if list_allowed:
-                list_known = list_authenticated(str(list_candidate.pattern), entry_domain, auth)
+                                         from_addr.domain if from_addr else "",
+                                         *(_entry_domain(c) for c in candidates.values()))
+            list_known = {user_id: list_authenticated(str(c.pattern), _entry_domain(c), auth)
+                          for user_id, c in candidates.items()}
             scan = await scan_job
         finally:
             if not scan_job.done():
                 scan_job.cancel()
-        facts = MessageFacts(sender_class=sender_class, sender=tx.sender,
-                             from_domain=from_addr.domain if from_addr else "", auth=auth,
-                             auth_mode=mode, automated=automated, list_known=list_known,
-                             reply_known=reply_known, automated_mode=self.cfg.challenge.automated,
-                             null_report=report, auth_unavailable=unavailable)
+        facts = [MessageFacts(sender_class=r.sender_class, sender=tx.sender,
+                              from_domain=from_addr.domain if from_addr else "", auth=auth, auth_mode=mode,
+                              automated=automated, list_known=list_known.get(r.user_id),
+                              reply_known=lookups.get(r.user_id, (False, None))[0],
+                              automated_mode=self.cfg.challenge.automated, null_report=report,
+                              auth_unavailable=unavailable)
+                 for r in tx.recipients]
         return facts, scan, spam_now
+
+    def _unknown_lookups(self, user_ids: list[int], hashes: list[str], list_id: str | None,
+                         list_post: Address | None) -> dict[int, tuple[bool, list]]:
+        """For each user: whether they sent one of the referenced messages, and their list entries
+        for the message's list identity (one worker-thread hop for all recipients)."""
+        return {user_id: self._unknown_lookup(user_id, hashes, list_id, list_post) for user_id in user_ids}
 
     def _unknown_lookup(self, user_id: int, hashes: list[str], list_id: str | None,
                         list_post: Address | None) -> tuple[bool, list]:
@@ -252,37 +274,55 @@ class GatewayHandler:
         return store.has_sent_id(user_id, hashes), entries
 
     async def _deliver(self, server: Any, session: Any, envelope: Any, tx: Transaction, message: bytes,
-                       decision: DataDecision, auth: AuthResults | None, meta: dict[str, Any]) -> str:
-        screened = decision.verdict is Verdict.SCREENED
-        trace = self.rt.trace_headers(session, tx, auth, screened=screened)
+                       decisions: list[DataDecision], auth: AuthResults | None, metas: list[dict[str, Any]]) -> str:
         # Only our own Authentication-Results may carry our name (RFC 8601 §5), checks run or not.
         message = remove_results_claiming(message, self.cfg.smtp.hostname)
         mailboxes = await self._mailboxes(tx) if self.cfg.delivery.mode == "maildir" else ()
-        out = Outbound(tx.raw_sender, [r.raw for r in tx.recipients], trace + message,
-                       tuple(o for o in envelope.mail_options if o.startswith("BODY=") or o == "SMTPUTF8"),
-                       mailboxes=mailboxes)
-        folder = self.cfg.delivery.screened_folder if screened else ""
-        started = time.monotonic()
-        try:
-            result = await self.rt.deliverer.deliver(out, folder=folder)
-        except DeliveryError as exc:
-            self.rt.metrics.observe_delivery(time.monotonic() - started, ok=False)
-            if exc.permanent:
-                verdict = Verdict.UNKNOWN_RECIPIENT if exc.status.startswith("5.1.") else Verdict.BLOCKED
-                reply = replies.render(exc.code, exc.status, replies.safe(exc.text, 300) or "Refused downstream")
-            else:
-                verdict = Verdict.TEMPFAIL
-                reply = replies.render(451, "4.3.0", "Mail server behind the gateway unavailable; try again later")
-            for r in tx.recipients:
-                await self._record(session, tx, str(r.address), verdict, f"downstream refused: {exc}",
-                                   r.user_id, meta)
-            return reply
-        self.rt.metrics.observe_delivery(time.monotonic() - started, ok=True)
-        meta["details"]["downstream"] = result.reply
-        reason = decision.reason + (f"; {decision.scan_note}" if decision.scan_note else "")
-        for r in tx.recipients:
-            await self._record(session, tx, str(r.address), decision.verdict, reason, r.user_id, meta)
+        options = tuple(o for o in envelope.mail_options if o.startswith("BODY=") or o == "SMTPUTF8")
+        # The inbox copies, then the screened ones (their own mark and folder): two hand-overs when a
+        # message is screened for some recipients only.
+        groups = [[i for i, d in enumerate(decisions) if d.verdict is verdict] for verdict in ACCEPTING]
+        done: list[int] = []
+        for group in (g for g in groups if g):
+            screened = decisions[group[0]].verdict is Verdict.SCREENED
+            trace = self.rt.trace_headers(session, tx, auth, screened=screened)
+            out = Outbound(tx.raw_sender, [tx.recipients[i].raw for i in group], trace + message, options,
+                           mailboxes=tuple(mailboxes[i] for i in group) if mailboxes else ())
+            started = time.monotonic()
+            try:
+                result = await self.rt.deliverer.deliver(
+                    out, folder=self.cfg.delivery.screened_folder if screened else "")
+            except DeliveryError as exc:
+                self.rt.metrics.observe_delivery(time.monotonic() - started, ok=False)
+                return await self._delivery_failed(session, tx, exc, decisions, metas, done)
+            self.rt.metrics.observe_delivery(time.monotonic() - started, ok=True)
+            for i in group:
+                metas[i] = {**metas[i], "details": {**metas[i]["details"], "downstream": result.reply}}
+            done += group
+        for r, d, m in zip(tx.recipients, decisions, metas):
+            reason = d.reason + (f"; {d.scan_note}" if d.scan_note else "")
+            await self._record(session, tx, str(r.address), d.verdict, reason, r.user_id, m)
         return "250 2.0.0 Message accepted for delivery"
+
+    async def _delivery_failed(self, session: Any, tx: Transaction, exc: DeliveryError,
+                               decisions: list[DataDecision], metas: list[dict[str, Any]], done: list[int]) -> str:
+        """The downstream refused: its answer is the reply. Copies already handed on (the inbox
+        group, when the screened group failed after it) are recorded as delivered; the sender's
+        server will send those again with the rest, a duplicate rather than a loss (RFC 5321 §6.1)."""
+        if exc.permanent:
+            verdict = Verdict.UNKNOWN_RECIPIENT if exc.status.startswith("5.1.") else Verdict.BLOCKED
+            reply = replies.render(exc.code, exc.status, replies.safe(exc.text, 300) or "Refused downstream")
+        else:
+            verdict = Verdict.TEMPFAIL
+            reply = replies.render(451, "4.3.0", "Mail server behind the gateway unavailable; try again later")
+        for i, r in enumerate(tx.recipients):
+            if i in done:
+                await self._record(session, tx, str(r.address), decisions[i].verdict, decisions[i].reason,
+                                   r.user_id, metas[i])
+            else:
+                await self._record(session, tx, str(r.address), verdict, f"downstream refused: {exc}",
+                                   r.user_id, metas[i])
+        return reply
 
     async def _mailboxes(self, tx: Transaction) -> tuple[str, ...]:
         """Each recipient's canonical stored address, the Maildir directory name (SPEC §4.5 item 7):
@@ -294,22 +334,21 @@ class GatewayHandler:
             found.append(r.address.key if r.address.key in user.addresses else mailbox)
         return tuple(found)
 
-    async def _challenge(self, session: Any, tx: Transaction, decision: DataDecision, meta: dict[str, Any]) -> str:
+    async def _challenge(self, session: Any, tx: Transaction, decisions: list[DataDecision],
+                         metas: list[dict[str, Any]]) -> str:
         assert tx.sender is not None
         token = new_token()
         max_pending = self.cfg.challenge.max_pending
+        events = [self._event(session, tx, str(r.address), Verdict.CHALLENGED, d.reason, r.user_id, m)
+                  for r, d, m in zip(tx.recipients, decisions, metas)]
         if len(tx.recipients) == 1:
             # the challenge, its token and the event in one transaction (one group-commit wait)
-            r = tx.recipients[0]
-            events = [self._event(session, tx, str(r.address), Verdict.CHALLENGED, decision.reason, r.user_id, meta)]
             cid, _ = await self.rt.astore.write(self.rt.store.challenge_event_tx, events[0], tx.sender.key,
                                                 self.cfg.challenge.ttl, token, max_pending)
             capped = cid is None
         else:
             # One link for every recipient (each keeps a challenge of their own): no recipient is shown
             # another's link, and no sending server needs a retry round to get a link for each.
-            events = [self._event(session, tx, str(r.address), Verdict.CHALLENGED, decision.reason, r.user_id, meta)
-                      for r in tx.recipients]
             await self.rt.astore.write(self.rt.store.challenge_group_event_tx, events, tx.sender.key,
                                        self.cfg.challenge.ttl, token, max_pending)
             capped = any(ev.challenge_id is None for ev in events)
