@@ -34,7 +34,7 @@ from tests.support.sender_mtas import EximSender, OpenSMTPDSender, PostfixSender
 ALICE = "alice@example.org"
 BOB = "bob@example.org"
 FIRST_ATTEMPT = 60.0  # seconds: what "at once" means for a sender's server
-CASES = ("stranger", "known", "two", "down")
+CASES = ("stranger", "known", "two", "down", "mixed")
 MTAS = ("exim", "opensmtpd", "postfix")
 
 # A temporary failure in each MTA's log (the first attempt did not settle the message).
@@ -322,3 +322,30 @@ def wait_until_gone(mta: SenderMTA, sender: str, timeout: float = 10.0) -> None:
             raise ServiceError(f"{mta.name} still holds mail from {sender} after {timeout:g} s:\n"
                                f"{mta.log()[-2000:]}")
         time.sleep(0.1)
+
+
+@pytest.mark.parametrize("order", ["stranger-first", "known-first"])
+def test_e_a_sender_known_to_one_recipient_reaches_both_on_the_first_attempt(
+        mta: SenderMTA, gateway: GatewayProcess, downstream: Downstream, order: str) -> None:
+    """Known to bob, unknown to alice, one message to both. With a 452 split Exim 4.96 failed bob with
+    alice's 550 and link (stranger first) and Postfix/OpenSMTPD deferred one of them for minutes: now
+    both are accepted in one transaction, bob's copy for his inbox, alice's screened, no bounce."""
+    box = mailbox("mixed", mta.name)
+    sender = f"{box}-{order}@sender.test"
+    gateway.store.add_entry(gateway.store.user_by_address(BOB).id, "allow", sender)
+    recipients = [ALICE, BOB] if order == "stranger-first" else [BOB, ALICE]
+    since = len(mta.log())
+    mta.submit(sender, recipients, message(sender, recipients, f"mixed {order} via {mta.name}"))
+
+    delivered = downstream.wait_for(sender, FIRST_ATTEMPT, deferral_reason(mta, since))
+    deadline = time.monotonic() + FIRST_ATTEMPT
+    while len(copies := [e for e in downstream.received if e.mail_from == sender]) < 2:
+        assert time.monotonic() < deadline, f"only {[c.rcpt_tos for c in copies]} delivered"
+        time.sleep(0.05)
+    by_rcpt = {tuple(c.rcpt_tos): c for c in copies}
+    assert set(by_rcpt) == {(ALICE,), (BOB,)}, by_rcpt.keys()
+    assert b"X-SenderGate-Screened: yes" in (by_rcpt[(ALICE,)].original_content or b"")
+    assert b"X-SenderGate-Screened" not in (by_rcpt[(BOB,)].original_content or b"")
+    assert delivered is not None
+    wait_until_gone(mta, sender)
+    assert mta.mail(box) == []  # no bounce for either
