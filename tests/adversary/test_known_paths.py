@@ -59,6 +59,8 @@ def zones() -> Iterator[Zones]:
             server.add_txt(f"{k.selector}._domainkey.{k.domain}", f"v=DKIM1; k=rsa; p={k.public_b64}")
         server.add_txt("friend.test", f"v=spf1 ip4:{GOOD_IP} -all")
         server.add_txt("_dmarc.friend.test", "v=DMARC1; p=reject")
+        server.add_txt("monitor.test", f"v=spf1 ip4:{GOOD_IP} -all")
+        server.add_txt("_dmarc.monitor.test", "v=DMARC1; p=none")  # publishes DMARC to monitor only
         server.add_txt("attacker.test", f"v=spf1 ip4:{ATTACKER_IP} -all")
         server.add_txt("lists.proj.test", f"v=spf1 ip4:{LIST_IP} -all")
         server.add_txt("softlist.test", f"v=spf1 ip4:{LIST_IP} ~all")
@@ -483,6 +485,18 @@ def test_forged_stranger_gets_no_confirmation_link(what: str, sender: str, from_
     assert why in text and "no confirmation link" in text
     ev = event(mode_gw, msgid)
     assert ev.verdict == "blocked" and ev.reason.endswith("; no confirmation link") and ev.challenge_id is None
+
+
+def test_a_stranger_failing_dmarc_under_p_none_still_gets_a_link(mode_gw: GatewayProcess) -> None:
+    """p=none says "do not act on failures": mail through an unaligned service or a list from such a
+    domain is real first contact; a forger of it gets only what any stranger gets (a CAPTCHA, spamd)."""
+    msg, msgid = message("Carla <carla@monitor.test>")
+    code, text = send(mode_gw, msg, sender="newsletter@attacker.test", ip=ATTACKER_IP)
+    assert code == 550 and "/c/" in text, text
+    ev = event(mode_gw, msgid)
+    assert ev.verdict == "challenged" and ev.challenge_id is not None
+    details = ev.details if isinstance(ev.details, dict) else json.loads(ev.details)
+    assert details["dmarc"] == "fail"
 
 
 @pytest.fixture(params=["relaxed", "strict"])

@@ -196,14 +196,20 @@ def sender_authenticated(auth: AuthResults | None, domain: str) -> str:
     return ""
 
 
-def forged_reason(auth: AuthResults | None, domain: str) -> str:
+def forged_reason(auth: AuthResults | None, domain: str, *, enforced_dmarc_only: bool = False) -> str:
     """Why the session is shown forged (SPEC §4.4 relaxed, §4.5 item 3), "" when it is not: DMARC
     fails for a From domain that publishes a policy (p=none included: the failure is published), or
     SPF fails for the envelope and no valid DKIM signature is aligned with the sender's domain.
-    `temperror`, `softfail`, `neutral` and `none` show nothing."""
+    `temperror`, `softfail`, `neutral` and `none` show nothing.
+
+    `enforced_dmarc_only`: a DMARC fail counts only under p=quarantine or p=reject. Used for the
+    confirmation link: p=none is a domain owner saying "my mail may fail, do not act on it" (mail
+    through unaligned services and lists); refusing such a stranger the link would lose real first
+    contacts, while a p=none domain's forgery still only gets a link (a CAPTCHA, then spamd)."""
     if auth is None:
         return ""
-    if auth.dmarc == "fail" and auth.dmarc_policy:
+    if auth.dmarc == "fail" and auth.dmarc_policy and \
+            (not enforced_dmarc_only or auth.dmarc_policy in ("quarantine", "reject")):
         return f"forged sender: DMARC fail ({auth.summary()})"
     if auth.spf == "fail" and auth.spf_scope == "mailfrom" and not auth.dkim_aligned(domain):
         return f"forged sender: SPF fail and no aligned DKIM ({auth.summary()})"
@@ -308,14 +314,14 @@ def route(facts: MessageFacts) -> Route:
             if facts.auth_mode != "off" and sender_authenticated(facts.auth, domain):
                 return Route(True, "allowlisted sender", False)
             return Route(True, "allowlisted sender, not authenticated (spam-scanned)", True)
-        return Route(False, why, True, forged=forged_reason(facts.auth, domain))
+        return Route(False, why, True, forged=forged_reason(facts.auth, domain, enforced_dmarc_only=True))
     if facts.reply_known:
         how = reply_authenticated(facts.auth, facts.from_domain)
         if how:
             return Route(True, f"reply to a message the recipient sent ({how})", True)
     if facts.list_known:
         return Route(True, facts.list_known, True)
-    return Route(False, "unknown sender", True, forged=forged_reason(facts.auth, domain))
+    return Route(False, "unknown sender", True, forged=forged_reason(facts.auth, domain, enforced_dmarc_only=True))
 
 
 def _null_route(facts: MessageFacts) -> Route:
