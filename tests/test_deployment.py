@@ -200,7 +200,8 @@ def test_behind_postfix_challenge_text_intact_and_known_sender_delivered(dovecot
     assert while_down[0] == 451 and while_down[1].startswith(b"4.3.0"), while_down
     assert direct[0] == through_postfix[0] == 550
     assert direct[1].startswith(b"5.7.1 alice@example.org accepts mail only from known senders.")
-    assert len(direct[1].split(b"\n")) >= 3, direct  # multi-line: the link on its own line
+    lines = direct[1].split(b"\n")
+    assert len(lines) >= 2 and TOKEN.search(lines[0]), direct  # multi-line, the link on the first line
     direct_token = TOKEN.search(direct[1]).group(1)  # type: ignore[union-attr]
     assert through_postfix[1].replace(token, direct_token) == direct[1], "Postfix changed the gateway's refusal"
     assert page.status_code == 200 and "alice@example.org" in page.text
@@ -215,7 +216,7 @@ def test_behind_postfix_challenge_text_intact_and_known_sender_delivered(dovecot
     assert b"sendergate-in" in headers or b"mx.example.org" in headers
 
     assert known[0] == 250
-    assert other_class[0] == 452 and other_class[1].startswith(b"4.5.3"), other_class
+    assert other_class[0] == 250, other_class  # known and unknown recipients share the transaction
     assert ghost[0] == 550 and ghost[1].startswith(b"5.1.1"), ghost
     # The gateway recorded the real client and its HELO, as Postfix forwarded them (XFORWARD).
     assert [(e.client_ip, e.helo) for e in ghost_events] == [("127.0.0.2", "client.test")]

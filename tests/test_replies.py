@@ -60,6 +60,7 @@ def test_the_first_line_holds_the_whole_link_whatever_the_recipients_and_sender(
 @pytest.mark.parametrize("template, problem", [
     ("{recipient} accepts mail from known senders.\nConfirm at {url}", "first line"),
     ("Confirm " + "at the page " * 40 + "{url}", "too long"),
+    ("{recipient} " + "x" * 460 + " {url}", "too long"),
 ])
 def test_check_config_refuses_a_template_that_cannot_keep_the_link_first(template: str, problem: str) -> None:
     with pytest.raises(ConfigError) as err:
@@ -90,3 +91,12 @@ def test_a_recipient_who_would_be_challenged_gets_the_message_screened_when_anot
 def test_a_message_wide_refusal_stands_for_everyone() -> None:
     out = settle_recipients([_d(Verdict.DELIVERED), _d(Verdict.SPAM), _d(Verdict.CHALLENGED)])
     assert [d.verdict for d in out] == [Verdict.SPAM] * 3
+
+
+def test_a_long_one_line_template_keeps_the_link_on_the_first_line_and_wraps_the_rest() -> None:
+    template = ("{recipient} accepts mail only from known senders. Confirm you are a person at {url} and send "
+                "your message again. " + "Der Link gilt zwei Wochen; danach schreiben Sie einfach noch einmal. " * 8)
+    from_dict({"domains": {"local": ["example.org"]}, "challenge": {"reply": template}})  # accepted
+    lines = reply_lines(replies.challenge_text(template, "alice@example.org", "x@y.test", URL))
+    assert lines[0] == "550-5.7.1 alice@example.org accepts mail only from known senders. Confirm you are a person at " + URL
+    assert len(lines) >= 3 and lines[-1].startswith("550 5.7.1 ")

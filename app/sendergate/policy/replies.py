@@ -81,25 +81,32 @@ def recipient_list(recipients: Sequence[str], others_after: int | None = None) -
 
 
 def challenge_text(template: str, recipients: str | Sequence[str], sender: str, url: str) -> str:
-    """The refusal for an unknown sender, as text for render(): the template's first line, with the
-    link, is kept to one reply line (the recipient list and the sender are shortened until it fits);
-    the template's further lines follow, wrapped. A template whose first line cannot hold the link
-    (check-config refuses those) gets the link as its first line."""
+    """The refusal for an unknown sender, as text for render(): the first reply line holds the link.
+    The template's first line up to its first {url} is kept to one reply line (the recipient list and
+    the sender are shortened until it fits); what follows the link on that line, and the template's
+    further lines, follow as wrapped lines. A template whose first line holds no {url} (check-config
+    refuses those) gets the link as its first line."""
     names = [recipients] if isinstance(recipients, str) else list(recipients)
     first, *rest = template_lines(template)
-    tail = [fill(line, recipient=recipient_list(names), sender=sender) for line in rest]
+    tail = [fill(line, recipient=recipient_list(names), sender=sender, url=url) for line in rest]
     if "{url}" not in first:
         return "\n".join([url, fill(first, recipient=recipient_list(names), sender=sender), *tail])
-    # shorter and shorter variants of the values until the first line fits
+    head, _, after = first.partition("{url}")
+    head += "{url}"
+    after_text = fill(after, recipient=recipient_list(names), sender=sender, url=url).strip()
+    # shorter and shorter variants of the values until the line with the link fits
     variants = [(recipient_list(names), sender)]
     variants += [(recipient_list(names, n), sender) for n in (3, 1) if len(names) > n + 1]
     variants += [(recipient_list(names, 1), sender[:n]) for n in (60, 20)]
     variants += [(f"{len(names)} recipients" if len(names) > 1 else names[0][:40], "")]
     for who, by in variants:
-        line = _fill_first(first, who, by, url)
+        line = _fill_first(head, who, by, url)
         if len(line) <= _ROOM_550:
-            return "\n".join([line, *tail])
-    return "\n".join([url, _fill_first(first, recipient_list(names, 1), "", "").strip(), *tail])
+            joined = f"{line} {after_text}".strip()
+            # the rest of the template's first line joins the link's line when it fits, else wraps below
+            lines = [joined] if len(joined) <= _ROOM_550 else [line, after_text]
+            return "\n".join([*lines, *tail])
+    return "\n".join([url, _fill_first(first, recipient_list(names, 1), "", url).strip(), *tail])
 
 
 def _fill_first(line: str, recipient: str, sender: str, url: str) -> str:
@@ -113,9 +120,9 @@ def first_line_problem(template: str, public_url: str) -> str | None:
     if "{url}" not in first:
         return "{url} must be on the template's first line (some servers show only the first line)"
     url_len = len(public_url.rstrip("/")) + len("/c/") + 22
-    static = len(_PLACEHOLDER.sub("", first))
+    static = len(_PLACEHOLDER.sub("", first.partition("{url}")[0]))
     room_for_values = _ROOM_550 - static - url_len
     if room_for_values < 40:
-        return (f"the first line is too long: with the link it leaves {max(room_for_values, 0)} of "
-                f"{_ROOM_550} characters for the recipient and sender (at least 40 needed)")
+        return (f"the text before {{url}} is too long: with the link it leaves {max(room_for_values, 0)} of "
+                f"{_ROOM_550} characters on the first reply line for the recipient and sender (at least 40 needed)")
     return None
