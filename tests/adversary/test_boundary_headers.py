@@ -147,3 +147,28 @@ def test_normalise_counts_and_copies_nothing_when_clean() -> None:
     clean = b"Subject: x\r\n\r\nbody\r\n"
     assert rule.normalise(clean) is clean
     assert rule.normalise(b"a\nb\rc\r\nd\r\r\n") == b"a\r\nb\r\nc\r\nd\r\n\r\n"
+
+
+_NAME = st.text(alphabet=st.sampled_from(list("Ab z._'-\"(),;:<>@\\é")), max_size=20)
+_LOCAL = st.text(alphabet=st.sampled_from(list("ab0+._-!#")), min_size=1, max_size=12)
+_DOMAIN = st.text(alphabet=st.sampled_from(list("ab0.-")), min_size=1, max_size=12)
+
+
+@st.composite
+def address_fields(draw: st.DrawFn) -> str:
+    """From-field values: the common shapes and the odd ones around them (quotes, comments, groups)."""
+    addr = f"{draw(_LOCAL)}@{draw(_DOMAIN)}"
+    shape = draw(st.sampled_from(["bare", "angle", "named", "quoted", "free"]))
+    name = draw(_NAME)
+    value = {"bare": addr, "angle": f"<{addr}>", "named": f"{name} <{addr}>", "quoted": f'"{name}" <{addr}>',
+             "free": f"{name}{addr}{draw(_NAME)}"}[shape]
+    return draw(st.sampled_from(["", " ", "\t"])) + value + draw(st.sampled_from(["", " "]))
+
+
+@settings(max_examples=800, deadline=None)
+@given(value=address_fields())
+def test_from_address_fast_path_matches_the_email_package(value: str) -> None:
+    """The From field's addresses without the email package (a tenth of a refusal's CPU) are the ones the
+    email package finds, whenever the fast path takes the value at all."""
+    expected = [addr for _name, addr in email.utils.getaddresses([value])]
+    assert rule.addresses(value) == expected, value

@@ -49,8 +49,11 @@ def start_gateway(downstream: SmtpSink, pythonpath: str | None) -> GatewayProces
     # from 127.0.0.1): keep the cap on, above the load. A revision older than the key would refuse it.
     extra = {} if pythonpath else {"smtp": {"max_connections_per_ip": 5000}}
     g = GatewayProcess(delivery=("smtp", f"127.0.0.1:{downstream.port}"), workers=0, extra=extra)
-    alice, _ = g.store.add_user("alice@example.org")
-    g.store.add_entry(alice.id, "allow", "bob@friend.example")
+    seed = ("from sendergate.store import Store; import sys; s = Store(sys.argv[1]); s.migrate(); "
+            "alice, _ = s.add_user('alice@example.org'); s.add_entry(alice.id, 'allow', 'bob@friend.example')")
+    # Each revision makes its own store (its own migrations: an older one does not know a newer head).
+    subprocess.run([sys.executable, "-c", seed, g.store_url], check=True,
+                   env={**os.environ, **({"PYTHONPATH": pythonpath} if pythonpath else {})})
     saved = os.environ.get("PYTHONPATH")
     if pythonpath:
         os.environ["PYTHONPATH"] = pythonpath  # GatewayProcess passes its environment on

@@ -21,7 +21,6 @@ Checks are admitted through a bounded queue: `dns.max_checks` run at once
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import concurrent.futures
 import logging
 import time
@@ -72,7 +71,7 @@ def from_header_domain(message: bytes) -> str:
     if len(fields) != 1:
         return ""
     domains = set()
-    for _name, address in email.utils.getaddresses([str(fields[0])]):
+    for address in headers.addresses(str(fields[0])):
         domain = address.rpartition("@")[2]
         try:
             domains.add(normalise_domain(domain))

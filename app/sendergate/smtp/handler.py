@@ -422,7 +422,8 @@ def _decode_header(value: Any) -> str:
 
 
 def _from_address(value: str) -> Address | None:
-    _, addr = email.utils.parseaddr(value)
+    found = header_rule.addresses(value)
+    addr = found[0] if len(found) == 1 else email.utils.parseaddr(value)[1]
     try:
         return parse(addr) if addr else None
     except AddressError:
