@@ -9,7 +9,8 @@ bounce renderers show only the first line of a reply.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from functools import lru_cache
 
 MAX_LINE = 512  # octets, including "550-5.7.1 " and CRLF
 _UNSAFE = re.compile(r"[^\x20-\x7e]")
@@ -23,9 +24,11 @@ def safe(value: str, limit: int = 200) -> str:
     return out if len(out) <= limit else out[: limit - 3] + "..."
 
 
-def template_lines(template: str) -> list[str]:
-    """The template's lines: a newline (or CRLF) in it is a line break of the reply."""
-    return [line.strip() for line in template.replace("\r\n", "\n").replace("\r", "\n").split("\n")] or [""]
+@lru_cache(maxsize=64)
+def template_lines(template: str) -> tuple[str, ...]:
+    """The template's lines: a newline (or CRLF) in it is a line break of the reply. (Templates are
+    the admin's few configured texts: worked out once each.)"""
+    return tuple(line.strip() for line in template.replace("\r\n", "\n").replace("\r", "\n").split("\n"))
 
 
 def fill(template: str, **values: object) -> str:
@@ -94,12 +97,7 @@ def challenge_text(template: str, recipients: str | Sequence[str], sender: str, 
     head, _, after = first.partition("{url}")
     head += "{url}"
     after_text = fill(after, recipient=recipient_list(names), sender=sender, url=url).strip()
-    # shorter and shorter variants of the values until the line with the link fits
-    variants = [(recipient_list(names), sender)]
-    variants += [(recipient_list(names, n), sender) for n in (3, 1) if len(names) > n + 1]
-    variants += [(recipient_list(names, 1), sender[:n]) for n in (60, 20)]
-    variants += [(f"{len(names)} recipients" if len(names) > 1 else names[0][:40], "")]
-    for who, by in variants:
+    for who, by in _shorter_values(names, sender):
         line = _fill_first(head, who, by, url)
         if len(line) <= _ROOM_550:
             joined = f"{line} {after_text}".strip()
@@ -107,6 +105,17 @@ def challenge_text(template: str, recipients: str | Sequence[str], sender: str, 
             lines = [joined] if len(joined) <= _ROOM_550 else [line, after_text]
             return "\n".join([*lines, *tail])
     return "\n".join([url, _fill_first(first, recipient_list(names, 1), "", url).strip(), *tail])
+
+
+def _shorter_values(names: list[str], sender: str) -> Iterator[tuple[str, str]]:
+    """(recipients, sender) for the line with the link, shorter and shorter until it fits."""
+    yield recipient_list(names), sender
+    for n in (3, 1):
+        if len(names) > n + 1:
+            yield recipient_list(names, n), sender
+    for n in (60, 20):
+        yield recipient_list(names, 1), sender[:n]
+    yield (f"{len(names)} recipients" if len(names) > 1 else names[0][:40]), ""
 
 
 def _fill_first(line: str, recipient: str, sender: str, url: str) -> str:

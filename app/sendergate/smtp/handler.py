@@ -232,7 +232,11 @@ class GatewayHandler:
         # is spam-scanned anyway, concurrently with the check.
         check = self.rt.authenticator is not None and any(auth_needed(c, mode) for c in classes)
         spam_now = not (check and classes == {KNOWN})
-        scan_job = asyncio.ensure_future(self.rt.scan(message, spam=spam_now))
+        if self.rt.scanners is None:  # nothing to wait for: no task for it
+            scan_job: asyncio.Future = asyncio.get_running_loop().create_future()
+            scan_job.set_result(ScanOutcome())
+        else:
+            scan_job = asyncio.ensure_future(self.rt.scan(message, spam=spam_now))
         auth, unavailable = None, ""
         try:
             if check:
