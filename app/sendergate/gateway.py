@@ -323,6 +323,10 @@ def _run_worker(cfg: Config, smtp_socks: list[socket.socket], http_sock: socket.
 
 def run(cfg: Config, *, log_format: str = "kv") -> int:
     """Run until SIGTERM/SIGINT. Returns the process exit code."""
+    from .smtp.server import library_copies_ok
+
+    if problem := library_copies_ok():
+        raise StartupError(problem)
     store = Store(cfg.store.url)
     try:
         store.migrate()

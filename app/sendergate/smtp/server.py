@@ -20,6 +20,24 @@ from ..policy import headers as header_rule
 
 log = logging.getLogger("sendergate.smtp")
 
+# Parts of aiosmtpd's SMTP class are copied below and changed (its __init__ without super(), smtp_DATA,
+# _getaddr, the idle timer, eof handling) and its private _DataState is used: they are right for this
+# version of aiosmtpd and no other, so the gateway refuses to start with another (library_copies_ok).
+AIOSMTPD_VERSION = "1.4.6"
+
+
+def library_copies_ok() -> str:
+    """"" when the installed aiosmtpd is the one the copies here were made from, else why not."""
+    import aiosmtpd
+
+    installed = getattr(aiosmtpd, "__version__", "unknown")
+    if installed != AIOSMTPD_VERSION:
+        return (f"aiosmtpd {installed} is installed, but smtp/server.py copies parts of aiosmtpd "
+                f"{AIOSMTPD_VERSION}: install aiosmtpd=={AIOSMTPD_VERSION} (pyproject.toml pins it) or "
+                "review the copies against the new version")
+    return ""
+
+
 # A plain `<local@domain>` (what nearly every client sends) is taken apart
 # without the email package's full RFC 5322 parser, which costs about a
 # quarter of a short session's CPU. Anything else goes the full way.

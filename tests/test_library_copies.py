@@ -1,0 +1,57 @@
+"""Guards for the fast paths that copy a library's behaviour (issue 14, deliverable 5): the gateway
+refuses to run with an aiosmtpd other than the one smtp/server.py copies, and the decision log's
+direct write gives the line logging.Formatter would."""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+
+import aiosmtpd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sendergate import gateway
+from sendergate.config import from_dict
+from sendergate.smtp.server import AIOSMTPD_VERSION, library_copies_ok
+
+
+def test_the_installed_aiosmtpd_is_the_one_the_copies_were_made_from() -> None:
+    assert aiosmtpd.__version__ == AIOSMTPD_VERSION
+    assert library_copies_ok() == ""
+
+
+def test_another_aiosmtpd_stops_the_gateway_with_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(aiosmtpd, "__version__", "1.4.7")
+    assert "aiosmtpd 1.4.7 is installed" in library_copies_ok()
+    cfg = from_dict({"domains": {"local": ["example.org"]}, "store": {"url": "sqlite:////nonexistent/x.db"}})
+    with pytest.raises(gateway.StartupError, match=r"copies parts of aiosmtpd 1\.4\.6"):
+        gateway.run(cfg)  # refused before it touches the store or a socket
+
+
+@settings(max_examples=300, deadline=None)
+@given(message=st.text(max_size=300), name=st.sampled_from(["sendergate.decision", "sendergate.smtp", "x"]),
+       level=st.sampled_from(["INFO", "WARNING", "ERROR"]),
+       when=st.floats(min_value=1e9, max_value=4e9, allow_nan=False))
+def test_the_decision_logs_direct_write_is_what_logging_writes(message: str, name: str, level: str,
+                                                               when: float) -> None:
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(logging.Formatter(gateway.LOG_FORMAT))
+    assert gateway._plain_stream_handler(_logger_with(handler)) is handler  # the fast path applies
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(time, "time", lambda: when)
+        gateway._log_second = (-1, "")
+        gateway._write_log_line(handler, level, name, message)
+    record = logging.LogRecord(name, getattr(logging, level), __file__, 1, message, None, None)
+    record.created, record.msecs = when, int((when - int(when)) * 1000) + 0.0
+    assert out.getvalue() == handler.format(record) + handler.terminator
+
+
+def _logger_with(handler: logging.Handler) -> logging.Logger:
+    logger = logging.Logger("sendergate.test-fast-path", logging.INFO)
+    logger.addHandler(handler)
+    logger.propagate = False
+    return logger
