@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sendergate import gateway
+from sendergate import gateway, logformat
 from sendergate.config import from_dict
 from sendergate.smtp.server import AIOSMTPD_VERSION, library_copies_ok
 
@@ -39,12 +39,12 @@ def test_the_decision_logs_direct_write_is_what_logging_writes(message: str, nam
                                                                when: float) -> None:
     out = io.StringIO()
     handler = logging.StreamHandler(out)
-    handler.setFormatter(logging.Formatter(gateway.LOG_FORMAT))
-    assert gateway._plain_stream_handler(_logger_with(handler)) is handler  # the fast path applies
+    handler.setFormatter(logging.Formatter(logformat.LOG_FORMAT))
+    assert logformat.plain_stream_handler(_logger_with(handler)) is handler  # the fast path applies
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(time, "time", lambda: when)
-        gateway._log_second = (-1, "")
-        gateway._write_log_line(handler, level, name, message)
+        logformat._second = (-1, "")
+        logformat.write_line(handler, level, name, message)
     record = logging.LogRecord(name, getattr(logging, level), __file__, 1, message, None, None)
     record.created, record.msecs = when, int((when - int(when)) * 1000) + 0.0
     assert out.getvalue() == handler.format(record) + handler.terminator

@@ -111,9 +111,9 @@ def _store(args: argparse.Namespace) -> Any:
 
 def cmd_gateway(args: argparse.Namespace) -> int:
     from . import gateway
+    from .logformat import LOG_FORMAT
     cfg = _load(args)
-    logging.basicConfig(level=args.log_level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=args.log_level, stream=sys.stderr, format=LOG_FORMAT)
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-command logging costs ~25% CPU
     try:
         return gateway.run(cfg, log_format=args.log_format)

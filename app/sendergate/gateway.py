@@ -13,7 +13,6 @@ import contextlib
 import json
 import logging
 import os
-import re
 import signal
 import socket
 import sys
@@ -22,7 +21,7 @@ from datetime import datetime, timezone
 from email.utils import format_datetime
 from typing import Any
 
-from . import __version__
+from . import __version__, logformat
 from .config import Config
 from .delivery import Deliverer
 from .metrics import Metrics
@@ -58,7 +57,7 @@ class Runtime:
         self.scanners: Any = None
         self.authenticator: Any = None
         self.started = time.time()
-        self._decision_stream: logging.StreamHandler | bool | None = None  # see _plain_stream_handler
+        self._decision_stream: logging.StreamHandler | bool | None = None  # see logformat.plain_stream_handler
         if cfg.scan.clamd or cfg.scan.spamd:
             from .scan import Scanners
             self.scanners = Scanners(cfg.scan)
@@ -105,11 +104,11 @@ class Runtime:
         if self.log_format == "json":
             line = json.dumps({"event": "decision", **fields}, ensure_ascii=False)
         else:
-            line = "decision " + " ".join(f"{k}={_kv(v)}" for k, v in fields.items())
+            line = "decision " + " ".join(f"{k}={logformat.kv(v)}" for k, v in fields.items())
         if self._decision_stream is None:
-            self._decision_stream = _plain_stream_handler(decisions) or False
+            self._decision_stream = logformat.plain_stream_handler(decisions) or False
         if self._decision_stream:
-            _write_log_line(self._decision_stream, "INFO", decisions.name, line)
+            logformat.write_line(self._decision_stream, "INFO", decisions.name, line)
         else:
             decisions.info(line)
 
@@ -134,67 +133,6 @@ class Runtime:
             if any(v != "ok" for v in scanners.values()):
                 out["status"] = "degraded"
         return out
-
-
-# The format `sendergate gateway` logs in (cli.py). One decision line per
-# message through the logging machinery cost as much as a fifth of a
-# refusal's event-loop CPU; when nothing but that plain handler would see the
-# record, the same line is written to its stream directly.
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
-
-def _plain_stream_handler(logger: logging.Logger) -> logging.StreamHandler | None:
-    """The one StreamHandler in LOG_FORMAT that every record of `logger` reaches, if that is all."""
-    found: list[logging.Handler] = []
-    current: logging.Logger | None = logger
-    while current is not None:
-        if current.filters or current.disabled:
-            return None
-        found += current.handlers
-        current = current.parent if current.propagate else None  # type: ignore[assignment]
-    if len(found) != 1:
-        return None
-    handler = found[0]
-    if type(handler) is not logging.StreamHandler or handler.filters or handler.level > logging.INFO:
-        return None
-    fmt = handler.formatter
-    if fmt is None or type(fmt) is not logging.Formatter or fmt._fmt != LOG_FORMAT or fmt.datefmt is not None \
-            or fmt.converter is not time.localtime or type(fmt._style) is not logging.PercentStyle:
-        return None
-    return handler
-
-
-_log_second: tuple[int, str] = (-1, "")
-
-
-def _write_log_line(handler: logging.StreamHandler, level: str, name: str, message: str) -> None:
-    """What logging.Formatter(LOG_FORMAT) and StreamHandler.emit write for this record."""
-    global _log_second
-    now = time.time()
-    second = int(now)
-    if _log_second[0] != second:  # Formatter.formatTime: "%Y-%m-%d %H:%M:%S,mmm" in local time
-        _log_second = (second, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second)))
-    msecs = int((now - second) * 1000)
-    line = f"{_log_second[1]},{msecs:03d} {level} {name}: {message}{handler.terminator}"
-    handler.acquire()
-    try:
-        try:
-            handler.stream.write(line)
-            handler.flush()
-        except Exception:  # noqa: BLE001 - as logging does: report on stderr, never raise into the caller
-            handler.handleError(logging.makeLogRecord({"msg": message, "levelname": level, "name": name}))
-    finally:
-        handler.release()
-
-
-_KV_PLAIN = re.compile(r"[\w@.\-:+/<>=]+")  # \w: what str.isalnum() accepts, and "_"
-
-
-def _kv(value: Any) -> str:
-    s = str(value)
-    if _KV_PLAIN.fullmatch(s):
-        return s
-    return json.dumps(s, ensure_ascii=False)
 
 
 def bind_sockets(cfg: Config) -> tuple[list[socket.socket], socket.socket]:

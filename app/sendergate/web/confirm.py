@@ -29,6 +29,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
 
+from ..logformat import kv
 from ..policy.replies import recipient_list
 from ..store import StoreError
 from ..store import confirm as confirm_store
@@ -367,14 +368,12 @@ class ConfirmPage:
         return resp
 
     def log_confirmed(self, state: confirm_store.LinkState, ip: str) -> None:
-        from ..gateway import _kv
-
         fields = {"challenge_id": state.challenge_id, "recipient": state.recipient, "sender": state.sender,
                   "client_ip": ip, "allowlisted": state.sender, "source": "confirmed"}
         if self.rt.log_format == "json":
             log.info(json.dumps({"event": "confirmed", **fields}, ensure_ascii=False))
         else:
-            log.info("confirmed " + " ".join(f"{k}={_kv(v)}" for k, v in fields.items()))
+            log.info("confirmed " + " ".join(f"{k}={kv(v)}" for k, v in fields.items()))
 
 
 def _plain(status: int, text: str) -> Response:
