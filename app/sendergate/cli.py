@@ -11,13 +11,10 @@ from typing import Any, Callable
 
 from . import __version__
 from .config import ConfigError, Config, load, parse_duration
+from .errors import UserError
 
 DEFAULT_CONFIG = "/etc/sendergate/sendergate.toml"
 EXIT_USAGE, EXIT_CONFIG, EXIT_STORE, EXIT_RUNTIME = 2, 3, 4, 1
-
-
-class UserError(Exception):
-    """A mistake the user can fix; printed as one line."""
 
 
 def _config_arg(p: argparse.ArgumentParser) -> None:

@@ -48,7 +48,7 @@ def _bar(total_hint: int | None, desc: str) -> Any:
 
 def run_import(args: argparse.Namespace, store: Any) -> int:
     if args.global_:
-        from .cli import UserError
+        from .errors import UserError
         raise UserError("allow import needs --user: an address book belongs to one person")
     user = store.user_by_address(args.user)
     source = args.source
@@ -78,7 +78,7 @@ def run_import(args: argparse.Namespace, store: Any) -> int:
             result = read_file(source, own_addresses=user.addresses)
             interrupted = None
     except ContactsError as exc:
-        from .cli import UserError
+        from .errors import UserError
         raise UserError(str(exc)) from None
 
     for w in result.warnings:

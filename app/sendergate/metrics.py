@@ -17,10 +17,8 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from .gateway import Runtime
 
 log = logging.getLogger("sendergate.metrics")
 
@@ -65,12 +63,10 @@ def metrics_dir(workers: int) -> Path:
 class Metrics:
     """Counters and latency histograms; the method names are what the SMTP side calls."""
 
-    def __init__(self, runtime: "Runtime | None" = None, *, workers: int | None = None) -> None:
+    def __init__(self, *, workers: int = 1) -> None:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
 
-        self.rt = runtime
-        if workers is None:
-            workers = (runtime.cfg.smtp.workers if runtime is not None else 1) or os.cpu_count() or 1
+        workers = workers or os.cpu_count() or 1  # 0: one per core, as smtp.workers says
         self.dir = metrics_dir(workers)
         # prometheus_client picks its value store from this variable and module attribute
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(self.dir)

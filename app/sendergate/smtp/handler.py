@@ -27,7 +27,7 @@ from ..senderauth import SenderCheckUnavailable, organisational_domain, remove_r
 from ..store import StoreError, hash_message_id, new_token
 
 if TYPE_CHECKING:
-    from ..gateway import Runtime
+    from ..runtime import Runtime
 
 log = logging.getLogger("sendergate.smtp")
 TEMP_LOCAL = Reply(451, "4.3.0", "Temporary local problem; please try again later")

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from .. import __version__
 
 if TYPE_CHECKING:
-    from ..gateway import Runtime
+    from ..runtime import Runtime
 
 log = logging.getLogger("sendergate.web")
 

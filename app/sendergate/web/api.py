@@ -38,7 +38,7 @@ from .models import (Challenge, ChallengeBatch, ChallengeBatchItem, ChallengeDec
                      StatsDay)
 
 if TYPE_CHECKING:
-    from ..gateway import Runtime
+    from ..runtime import Runtime
 
 log = logging.getLogger("sendergate.api")
 

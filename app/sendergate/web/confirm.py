@@ -36,7 +36,7 @@ from ..store import confirm as confirm_store
 from . import captcha, clientip
 
 if TYPE_CHECKING:
-    from ..gateway import Runtime
+    from ..runtime import Runtime
 
 log = logging.getLogger("sendergate.confirm")
 
