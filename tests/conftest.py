@@ -48,3 +48,21 @@ def store_url(request: pytest.FixtureRequest, tmp_path: object) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/state.db"
     return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def two_nodes(postgres: object) -> Iterator[tuple[object, object]]:
+    """Two gateway processes on one fresh PostgreSQL database: several nodes behind one MX."""
+    from tests.support.gateway import GatewayProcess
+
+    url = postgres.create_database("nodes_" + uuid.uuid4().hex[:10])  # type: ignore[attr-defined]
+    a, b = GatewayProcess(store_url=url), GatewayProcess(store_url=url)
+    a.start()
+    try:
+        b.start()
+        try:
+            yield a, b
+        finally:
+            b.close()
+    finally:
+        a.close()

@@ -12,24 +12,19 @@ over LMTP (read back over IMAP); spamd with the stock rules for GTUBE.
 
 from __future__ import annotations
 
-import base64
 import itertools
 import json
 import smtplib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
-import dkim
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from sendergate.policy.address import parse
 from sendergate.policy.decide import AuthResults, allowlist_counts
 from sendergate.store import hash_message_id
-from tests.support.dns_server import DNSTestServer
+from tests.support.dkim_keys import Zones, sign, signing_zones
 from tests.support.gateway import GatewayProcess
 from tests.support.postfix import SinkDelivery, SmtpSink
 from tests.support.scanners import GTUBE, ScannerDaemon, start_spamd
@@ -47,38 +42,14 @@ _ids = itertools.count(1)
 
 # -- DNS zones and keys --------------------------------------------------------
 
-@dataclass(frozen=True)
-class Key:
-    selector: str
-    domain: str
-    private_pem: bytes
-    public_b64: str
-
-
-def make_key(domain: str, selector: str = "sel") -> Key:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                            serialization.NoEncryption())
-    der = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return Key(selector, domain, pem, base64.b64encode(der).decode("ascii"))
-
-
 SIGNERS = ("hardfail.test", "softfail.test", "nospf.test", "dmarc.test", "us.sib.test", "esp.test", "shop.test",
            "lists.proj.test", "mail.proj.test", "evil.test")
 
 
-@dataclass
-class Zones:
-    server: DNSTestServer
-    keys: dict[str, Key]
-
-
 @pytest.fixture(scope="module")
 def zones() -> Iterator[Zones]:
-    keys = {d: make_key(d) for d in SIGNERS}
-    with DNSTestServer() as server:
-        for k in keys.values():
-            server.add_txt(f"{k.selector}._domainkey.{k.domain}", f"v=DKIM1; k=rsa; p={k.public_b64}")
+    with signing_zones(SIGNERS) as zones:
+        server = zones.server
         for domain, spf in [
             ("hardfail.test", f"v=spf1 ip4:{GOOD_IP} -all"),
             ("softfail.test", f"v=spf1 ip4:{GOOD_IP} ~all"),
@@ -97,7 +68,7 @@ def zones() -> Iterator[Zones]:
         server.add_txt("_dmarc.dmarc.test", "v=DMARC1; p=reject")
         for name in ("slow.test", "_dmarc.slow.test"):
             server.drop(name)  # never answers: the gateway's lookups time out
-        yield Zones(server, keys)
+        yield zones
 
 
 # -- messages ----------------------------------------------------------------------
@@ -110,12 +81,6 @@ def message(from_header: str, *, body: str = "Hello Alice,\r\nsee you at noon.\r
              "Date: Mon, 06 Jan 2025 10:00:00 +0000", f"Message-ID: {msgid}"]
     lines += [f"{name}: {value}" for name, value in headers]
     return ("\r\n".join(lines) + "\r\n\r\n" + body).encode("utf-8"), msgid
-
-
-def sign(msg: bytes, key: Key) -> bytes:
-    signature = dkim.sign(msg, key.selector.encode(), key.domain.encode(), key.private_pem,
-                          include_headers=[b"from", b"to", b"subject", b"date", b"message-id"])
-    return signature + msg
 
 
 def tamper(msg: bytes) -> bytes:

@@ -23,6 +23,7 @@ from sendergate.store import hash_message_id
 from tests.support.common import free_loopback_port, make_service_dir, remove_service_dir
 from tests.support.gateway import GatewayProcess, loopback_dns
 from tests.support.postfix import SmtpSink
+from tests.support.rawsmtp import RawSMTP as RawClient
 
 MESSAGE = (b"From: Bob <bob@friend.example>\r\nTo: Alice <alice@example.org>\r\nSubject: Lunch?\r\n"
            b"Message-ID: <lunch-1@friend.example>\r\nDate: Thu, 26 Nov 2026 12:00:00 +0000\r\n\r\n"
@@ -44,39 +45,6 @@ class DataReply:
     def __init__(self, code: int, text: bytes) -> None:
         self.smtp_code, self.smtp_error = code, text
         self.value = self
-
-
-class RawClient:
-    """A raw SMTP client for malformed input: exact bytes out, replies in."""
-
-    def __init__(self, port: int, source: str | None = None) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10,
-                                             source_address=(source, 0) if source else None)
-        self.buf = b""
-        self.banner = self.reply()
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def reply(self) -> str:
-        lines = []
-        while True:
-            while b"\r\n" not in self.buf:
-                chunk = self.sock.recv(65536)
-                if not chunk:
-                    raise ConnectionError("closed: " + repr(self.buf))
-                self.buf += chunk
-            line, self.buf = self.buf.split(b"\r\n", 1)
-            lines.append(line.decode())
-            if len(line) < 4 or line[3:4] != b"-":
-                return "\n".join(lines)
-
-    def cmd(self, line: bytes | str) -> str:
-        self.send((line.encode() if isinstance(line, str) else line) + b"\r\n")
-        return self.reply()
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 @pytest.fixture(scope="module")

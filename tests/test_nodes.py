@@ -5,33 +5,16 @@ from __future__ import annotations
 import json
 import smtplib
 import time
-import uuid
 
 import httpx
-import pytest
 
 from sendergate.store import confirm as confirm_store
 from tests.support.gateway import GatewayProcess
 from tests.test_api import SSEReader, challenge_from, send
 
 
-@pytest.fixture
-def nodes(postgres: object):  # type: ignore[no-untyped-def]
-    url = postgres.create_database("nodes_" + uuid.uuid4().hex[:10])  # type: ignore[attr-defined]
-    a, b = GatewayProcess(store_url=url), GatewayProcess(store_url=url)
-    a.start()
-    try:
-        b.start()
-        try:
-            yield a, b
-        finally:
-            b.close()
-    finally:
-        a.close()
-
-
-def test_two_nodes_behave_as_one(nodes: tuple[GatewayProcess, GatewayProcess]) -> None:
-    a, b = nodes
+def test_two_nodes_behave_as_one(two_nodes: tuple[GatewayProcess, GatewayProcess]) -> None:
+    a, b = two_nodes
     user, token = a.store.add_user("alice@example.org")
     api_a = httpx.Client(base_url=a.http_url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
     api_b = httpx.Client(base_url=b.http_url, headers={"Authorization": f"Bearer {token}"}, timeout=10)

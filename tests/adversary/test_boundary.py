@@ -24,56 +24,11 @@ from hypothesis import strategies as st
 from tests.support.common import make_service_dir, remove_service_dir
 from tests.support.gateway import GatewayProcess
 from tests.support.postfix import PostfixInstance
+from tests.support.rawsmtp import RawSMTP as Raw
 
 KNOWN = "bob@friend.example"
 HEAD = (b"From: Bob <bob@friend.example>\r\nTo: Alice <alice@example.org>\r\nSubject: Lunch\r\n"
         b"Message-ID: <lunch@friend.example>\r\n\r\n")
-
-
-# -- a raw SMTP client ---------------------------------------------------------------------------
-
-class Raw:
-    """Exact bytes out, replies in (each reply's lines joined by \\n)."""
-
-    def __init__(self, port: int, source: str | None = None, timeout: float = 30) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout,
-                                             source_address=(source, 0) if source else None)
-        self.buf = b""
-        self.banner = self.reply()
-
-    def reply(self) -> str:
-        lines = []
-        while True:
-            while b"\r\n" not in self.buf:
-                chunk = self.sock.recv(65536)
-                if not chunk:
-                    raise ConnectionError(f"closed after {lines!r} {self.buf!r}")
-                self.buf += chunk
-            line, self.buf = self.buf.split(b"\r\n", 1)
-            lines.append(line.decode("utf-8", "replace"))
-            if len(line) < 4 or line[3:4] != b"-":
-                return "\n".join(lines)
-
-    def cmd(self, line: str) -> str:
-        self.sock.sendall(line.encode() + b"\r\n")
-        return self.reply()
-
-    def rest(self) -> bytes:
-        """Everything until the gateway closes the connection."""
-        data = self.buf
-        while chunk := self.sock.recv(65536):
-            data += chunk
-        self.buf = b""
-        return data
-
-    def transaction(self, sender: str, rcpt: str) -> None:
-        assert self.cmd("EHLO client.test").startswith("250")
-        assert self.cmd(f"MAIL FROM:<{sender}>").startswith("250")
-        assert self.cmd(f"RCPT TO:<{rcpt}>").startswith("250")
-        assert self.cmd("DATA").startswith("354")
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def send_raw(port: int, sender: str, rcpt: str, data: bytes) -> str:

@@ -228,21 +228,6 @@ def test_behind_the_proxy_each_client_has_its_own_budget_and_ipv6_counts_per_64(
     assert solve(gw, cid, token, other).status_code == 200
 
 
-@pytest.fixture
-def two_nodes(postgres: object) -> Iterator[tuple[GatewayProcess, GatewayProcess]]:
-    url = postgres.create_database("adv_" + uuid.uuid4().hex[:10])  # type: ignore[attr-defined]
-    a, b = GatewayProcess(store_url=url), GatewayProcess(store_url=url)
-    a.start()
-    try:
-        b.start()
-        try:
-            yield a, b
-        finally:
-            b.close()
-    finally:
-        a.close()
-
-
 def test_an_attacker_alternating_nodes_gets_no_more_answers(two_nodes: tuple[GatewayProcess, GatewayProcess]) -> None:
     a, b = two_nodes
     user, _ = a.store.add_user(RECIPIENT)

@@ -29,10 +29,9 @@ import pytest
 
 from sendergate.config import Config
 from sendergate.store import hash_message_id
-from tests.support.dns_server import DNSTestServer
 from tests.support.gateway import GatewayProcess
 from tests.support.scanners import GTUBE, ScannerDaemon, start_spamd
-from tests.test_gateway_auth import Key, make_key, sign
+from tests.support.dkim_keys import Zones, sign, signing_zones
 
 GOOD_IP = "127.0.0.2"  # friend.test's own server
 LIST_IP = "127.0.0.3"  # the list server (lists.proj.test, softlist.test)
@@ -45,18 +44,10 @@ _ids = itertools.count(1)
 SIGNERS = ("friend.test", "attacker.test", "lists.proj.test")
 
 
-@dataclass
-class Zones:
-    server: DNSTestServer
-    keys: dict[str, Key]
-
-
 @pytest.fixture(scope="module")
 def zones() -> Iterator[Zones]:
-    keys = {d: make_key(d) for d in SIGNERS}
-    with DNSTestServer() as server:
-        for k in keys.values():
-            server.add_txt(f"{k.selector}._domainkey.{k.domain}", f"v=DKIM1; k=rsa; p={k.public_b64}")
+    with signing_zones(SIGNERS) as zones:
+        server = zones.server
         server.add_txt("friend.test", f"v=spf1 ip4:{GOOD_IP} -all")
         server.add_txt("_dmarc.friend.test", "v=DMARC1; p=reject")
         server.add_txt("monitor.test", f"v=spf1 ip4:{GOOD_IP} -all")
@@ -67,7 +58,7 @@ def zones() -> Iterator[Zones]:
         server.add("nothing.test", "A", "192.0.2.7")  # exists, publishes no SPF, no DMARC
         for name in ("dead.test", "_dmarc.dead.test"):
             server.drop(name)
-        yield Zones(server, keys)
+        yield zones
 
 
 @pytest.fixture(scope="module")
