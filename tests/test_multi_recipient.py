@@ -179,3 +179,24 @@ def test_a_recipient_who_blocked_the_sender_is_refused_at_rcpt_and_the_others_de
     codes, code, _ = send(gw, ["alice@example.org", "carol@example.org", "bob@example.org"])
     assert codes == [250, 550, 250] and code == 250
     assert [e.verdict for e in gw.events() if e.recipient == "carol@example.org"] == ["blocked"]
+
+
+def test_spam_from_a_sender_one_recipient_knows_reaches_nobody() -> None:
+    """An attacker who forges (or is) a sender bob allowlisted, unauthenticated, writes to bob and alice:
+    the co-recipient rule must not carry spam past spamd into anyone's mailbox (real spamd, GTUBE)."""
+    from tests.support.scanners import GTUBE, start_spamd
+
+    spamd = start_spamd()
+    try:
+        with GatewayProcess(extra={"scan": {"spamd": spamd.tcp_spec, "timeout": "20s"}}) as g:
+            for name in ("alice", "bob"):
+                g.store.add_user(f"{name}@example.org")
+            g.store.add_entry(g.store.user_by_address("bob@example.org").id, "allow", SENDER)
+            spam = MESSAGE.replace(b"Hello both.", GTUBE)
+            codes, code, text = send(g, ["alice@example.org", "bob@example.org"], spam)
+            assert codes == [250, 250] and code == 554, text
+            assert sorted((e.recipient, e.verdict) for e in g.events()) == [
+                ("alice@example.org", "spam"), ("bob@example.org", "spam")]
+            assert not any(g.maildir.rglob("new/*"))  # neither inbox nor Screened folder
+    finally:
+        spamd.stop()
