@@ -170,14 +170,17 @@ def test_users_act_only_for_their_own_addresses(gw: GatewayProcess) -> None:
     r = alice.http.post("/api/v1/allowlist", json={"entry": "x@y.test", "owner": bob.address})
     assert r.status_code == 403
     assert alice.http.post("/api/v1/blocklist", json={"entry": "@y.test", "global_entry": True}).status_code == 403
-    assert alice.http.post("/api/v1/allowlist/import", json={"entries": ["a@b.test"], "owner": bob.address}).status_code == 403
+    assert alice.http.post("/api/v1/allowlist/import",
+                           json={"entries": ["a@b.test"], "owner": bob.address}).status_code == 403
     assert alice.http.get("/api/v1/allowlist", params={"owner": bob.address}).status_code == 403
     r = admin.http.post("/api/v1/allowlist", json={"entry": "x@y.test", "owner": bob.address})
     assert r.status_code == 201 and r.json()["user_id"] == bob.user.id and r.json()["owner"] == bob.address
-    assert admin.http.post("/api/v1/allowlist", json={"entry": "x@y.test", "owner": "nobody@example.org"}).status_code == 404
+    assert admin.http.post("/api/v1/allowlist",
+                           json={"entry": "x@y.test", "owner": "nobody@example.org"}).status_code == 404
     r = admin.http.post("/api/v1/blocklist", json={"entry": "@global-spam.test", "global_entry": True})
     assert r.status_code == 201 and r.json()["user_id"] is None
-    assert [e["entry"] for e in admin.http.get("/api/v1/allowlist", params={"owner": bob.address}).json()["items"]] == ["x@y.test"]
+    bobs = admin.http.get("/api/v1/allowlist", params={"owner": bob.address}).json()["items"]
+    assert [e["entry"] for e in bobs] == ["x@y.test"]
 
 
 def test_failed_tokens_are_rate_limited_per_client(gw: GatewayProcess) -> None:
@@ -260,7 +263,8 @@ def test_batch_decisions_per_id_results_and_scope(gw: GatewayProcess) -> None:
     again = alice.http.post("/api/v1/challenges/approve", json={"ids": [ann, ben]}).json()
     assert [i["status"] for i in again["results"]] == ["unchanged", "unchanged"]
     denied = alice.http.post("/api/v1/challenges/deny", json={"ids": [cat]}).json()
-    assert denied["results"][0]["challenge"]["status"] == "denied" and denied["results"][0]["entry"]["action"] == "block"
+    assert denied["results"][0]["challenge"]["status"] == "denied"
+    assert denied["results"][0]["entry"]["action"] == "block"
     assert alice.http.get("/api/v1/challenges").json()["items"] == []
     assert bob.http.get(f"/api/v1/challenges/{bobs}").json()["status"] == "pending"  # alice could not touch it
     assert send(gw, senders[1], alice.address)[0] == 250
@@ -415,7 +419,8 @@ def test_screened_senders_grouped_in_the_store(gw: GatewayProcess) -> None:
     assert datetime.fromisoformat(by[shop]["first_seen"]) < datetime.fromisoformat(by[shop]["last_seen"])
     longer = {i["sender"]: i for i in alice.http.get("/api/v1/screened", params={"days": 120}).json()["items"]}
     assert longer[shop]["count"] == 3
-    assert {i["sender"] for i in admin.http.get("/api/v1/screened").json()["items"]} >= {shop, f"bob-only{tag}@else.test"}
+    screened = admin.http.get("/api/v1/screened").json()["items"]
+    assert {i["sender"] for i in screened} >= {shop, f"bob-only{tag}@else.test"}
 
     # a page at a time: a sender who writes again meanwhile does not move into a page already read
     first = alice.http.get("/api/v1/screened", params={"limit": 2}).json()
@@ -648,7 +653,7 @@ def test_metrics_add_up_across_worker_processes() -> None:
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
             text = httpx.get(gw.http_url + "/metrics").text
-            line = next((l for l in text.splitlines() if l.startswith("sendergate_smtp_sessions_total")), "")
+            line = next((ln for ln in text.splitlines() if ln.startswith("sendergate_smtp_sessions_total")), "")
             if line and float(line.split()[-1]) >= 12:
                 break
             time.sleep(0.1)

@@ -225,7 +225,8 @@ def test_behind_postfix_challenge_text_intact_and_known_sender_delivered(dovecot
 # -- stand-alone -------------------------------------------------------------------------------------
 
 def test_stand_alone_gateway_delivers_to_the_mail_server_behind_it() -> None:
-    with PostfixInstance(mailbox_domain="example.org", mailboxes=("alice",), hostname="store.example.org") as mailserver:
+    with PostfixInstance(mailbox_domain="example.org", mailboxes=("alice",),
+                         hostname="store.example.org") as mailserver:
         gw = GatewayProcess(delivery=("smtp", f"127.0.0.1:{mailserver.port}"))
         try:
             alice, _ = gw.store.add_user("alice@example.org")

@@ -13,6 +13,7 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
 from .policy.replies import first_line_problem
 
 DEFAULT_REPLY = (

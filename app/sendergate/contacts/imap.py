@@ -29,10 +29,14 @@ from imapclient.exceptions import IMAPClientError, LoginError
 from imapclient.imapclient import SENT, SocketTimeout
 
 from sendergate.contacts.model import (
-    OWN_ADDRESS, Collector, ContactsError, HarvestResult, Skipped, own_address_keys,
+    OWN_ADDRESS,
+    Collector,
+    ContactsError,
+    HarvestResult,
+    Skipped,
+    own_address_keys,
 )
-from sendergate.policy.address import AddressError, parse
-from sendergate.policy.address import hash_message_id
+from sendergate.policy.address import AddressError, hash_message_id, parse
 
 STATE_VERSION = 1
 SECURITY = ("tls", "starttls", "none")
@@ -145,7 +149,7 @@ class ImapHarvester:
             raise ContactsError(f"cannot find IMAP server {self.host}: {exc.strerror}") from None
         except ssl.SSLError as exc:
             raise ContactsError(f"TLS with IMAP server {where} failed: {_reason(exc)}") from None
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             raise ContactsError(f"IMAP server {where} did not answer within {self.timeout:g} s") from None
         except OSError as exc:
             raise ContactsError(f"cannot connect to IMAP server {where}: {_reason(exc)}") from None
@@ -380,7 +384,7 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, (bytes, bytearray)):
         text = exc.decode(errors="replace")
     text = text.strip() or type(exc).__name__
-    if text.startswith("b'") or text.startswith('b"'):
+    if text.startswith(("b'", 'b"')):
         text = text[2:-1]
     return " ".join(text.split())
 

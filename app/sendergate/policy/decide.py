@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import Enum
 
 from .address import Address, AddressError, is_relay_trick, normalise_domain, parse
-from .lists import ALLOW, BLOCK, ListEntry, match_list, match_sender
+from .lists import ALLOW, BLOCK, ListEntry, match_sender
 
 
 class Verdict(str, Enum):

@@ -126,7 +126,7 @@ def display(name: str, raw: bytes) -> str:
 def decode_display(value: object) -> str:
     try:
         text = str(make_header(decode_header(str(value))))
-    except Exception:  # undecodable words: show them raw rather than lose the header
+    except Exception:  # noqa: BLE001  any failure on a hostile encoded word: show it raw, never lose the header
         text = str(value)
     return _SPACES.sub(" ", text).strip()
 

@@ -78,7 +78,7 @@ class Scanners:
         if spam and self._spamd is not None:
             jobs["spamd"] = self._timed(self._spam_scan, message)
         halves = await asyncio.gather(*jobs.values())
-        self.last_timings = {name: half.seconds for name, half in zip(jobs, halves)}
+        self.last_timings = {name: half.seconds for name, half in zip(jobs, halves, strict=True)}
         if self.observe is not None:
             for name, seconds in self.last_timings.items():
                 try:
@@ -98,7 +98,7 @@ class Scanners:
         if self._spamd is not None:
             checks["spamd"] = self._ping_one(self._spamd.ping)
         answers = await asyncio.gather(*checks.values())
-        return dict(zip(checks, answers))
+        return dict(zip(checks, answers, strict=True))
 
     # -- one scanner each -------------------------------------------------
 

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 
 from .address import SocketAddress, describe, os_reason
 
-
 CHUNK_SIZE = 64 * 1024
 MAX_ANSWER = 64 * 1024  # clamd's answers are one short line; more is not clamd
 
