@@ -46,7 +46,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def make_application(argv: Sequence[str] | None = None) -> "QApplication":  # type: ignore[name-defined]  # noqa: F821
+def make_application(argv: Sequence[str] | None = None) -> QApplication:  # type: ignore[name-defined]  # noqa: F821
     from PySide6.QtWidgets import QApplication
 
     from .icons import app_icon
@@ -64,7 +64,7 @@ def make_application(argv: Sequence[str] | None = None) -> "QApplication":  # ty
 
 
 @contextlib.contextmanager
-def quit_on_signals(app: "QApplication") -> Iterator[None]:  # type: ignore[name-defined]  # noqa: F821
+def quit_on_signals(app: QApplication) -> Iterator[None]:  # type: ignore[name-defined]  # noqa: F821
     """Ctrl-C, SIGTERM and SIGHUP close the app the way its Quit item does (and so let the caller clean up).
 
     Python runs a signal handler only when it next runs Python code, and Qt's event loop runs none by
@@ -103,7 +103,6 @@ def _drain(sock: socket.socket) -> None:
 
 def confirm_insecure(url: str) -> bool:
     """Plain http to another machine: the token would travel readable. Ask before sending it."""
-    from PySide6.QtCore import QCoreApplication
     from PySide6.QtWidgets import QMessageBox
 
 
@@ -115,10 +114,9 @@ def confirm_insecure(url: str) -> bool:
     return answer == QMessageBox.StandardButton.Yes
 
 
-def open_window(client: "GatewayClient", settings: "Settings",  # type: ignore[name-defined]  # noqa: F821
-                secrets: "SecretStore | None" = None) -> "MainWindow":  # type: ignore[name-defined]  # noqa: F821
+def open_window(client: GatewayClient, settings: Settings,  # type: ignore[name-defined]  # noqa: F821
+                secrets: SecretStore | None = None) -> MainWindow:  # type: ignore[name-defined]  # noqa: F821
     """The main window for a client, shown, with the first data and the live stream on their way."""
-    from PySide6.QtCore import QCoreApplication
 
     from .api_client import ApiError, Unauthorized
     from .main_window import MainWindow
@@ -135,7 +133,8 @@ def open_window(client: "GatewayClient", settings: "Settings",  # type: ignore[n
 
     def refused(exc: ApiError) -> None:
         if isinstance(exc, Unauthorized):
-            window.messages.error(str(exc) + " — " + tr("set up the connection again (File → Connection…) or ask for a new token."))
+            window.messages.error(str(exc) + " — " + tr(
+                "set up the connection again (File → Connection…) or ask for a new token."))
         else:
             window.messages.error(str(exc))
 

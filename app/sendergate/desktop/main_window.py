@@ -7,12 +7,22 @@ import logging
 
 from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
-from PySide6.QtWidgets import (QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMainWindow,
-                               QMessageBox, QStackedWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QMessageBox,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from .. import __version__
 from . import crash, operations
 from .api_client import GatewayClient, Me, StreamMessage
+from .i18n import tr
 from .icons import app_icon, icon
 from .pages.activity import ActivityPage
 from .pages.base import Page
@@ -26,7 +36,6 @@ from .settings import Settings
 from .stream import OFFLINE, ONLINE, StreamFollower
 from .tray import Tray
 from .widgets import MessageBar, debounced
-from .i18n import tr
 
 log = logging.getLogger("sendergate.desktop")
 
@@ -76,7 +85,8 @@ class MainWindow(QMainWindow):
             self.stack.addWidget(page)
             item = QListWidgetItem(icon(cls.icon_name), cls.title())
             item.setData(Qt.ItemDataRole.UserRole, cls.key)
-            item.setToolTip(f"{cls.title()} ({QKeySequence(f'Ctrl+{i + 1}').toString(QKeySequence.SequenceFormat.NativeText)})")
+            shortcut = QKeySequence(f"Ctrl+{i + 1}").toString(QKeySequence.SequenceFormat.NativeText)
+            item.setToolTip(f"{cls.title()} ({shortcut})")
             self.nav.addItem(item)
         self.nav.currentRowChanged.connect(self._page_chosen)
 

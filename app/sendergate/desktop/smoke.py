@@ -58,7 +58,7 @@ def keychain_round_trip(secrets: SecretStore) -> tuple[bool, str]:
 class SmokeTest:
     """Watches a freshly opened main window; quits the app with the outcome."""
 
-    window: "object"  # MainWindow (imported lazily by app.py)
+    window: object  # MainWindow (imported lazily by app.py)
     language: str
     report_to: str = "-"  # "-": stdout; else a file (a windowed Windows build has no stdout)
     lines: list[str] = field(default_factory=list)

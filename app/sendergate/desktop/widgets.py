@@ -8,9 +8,8 @@ from PySide6.QtCore import QTimer, Signal
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QToolButton, QWidget
 
-from .icons import icon
 from .i18n import tr
-
+from .icons import icon
 
 
 class MessageBar(QFrame):

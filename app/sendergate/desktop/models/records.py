@@ -16,7 +16,7 @@ _Index = QModelIndex | QPersistentModelIndex
 class RecordsModel(QAbstractTableModel, Generic[R]):
     columns: Sequence[Column] = ()
 
-    def __init__(self, parent: Any = None, key: Callable[[R], Any] = lambda r: getattr(r, "id")) -> None:
+    def __init__(self, parent: Any = None, key: Callable[[R], Any] = lambda r: r.id) -> None:
         super().__init__(parent)
         self._rows: list[R] = []
         self._key = key

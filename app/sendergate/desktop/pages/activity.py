@@ -11,12 +11,11 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QGridLayout, QLabel, QLineEdit, QMenu, QSplitter, QTextBrowser, QToolButton, QVBoxLayout
 
 from ..api_client import VERDICTS, Event
+from ..i18n import tr
 from ..models import EventsModel
 from ..models.base import local_time, verdict_label
 from .actions import AddressError, describe, sender_pattern
 from .base import Page, make_table
-from ..i18n import tr
-
 
 
 def details_html(e: Event) -> str:
@@ -98,8 +97,8 @@ class ActivityPage(Page):
         layout.addWidget(split, 1)
         self.status = QLabel()
         layout.addWidget(self.status)
-        self.model.loading_changed.connect(lambda on: self.status.setText(tr("Loading…") if on else
-                                                                          tr("%n decision(s) shown", None, self.model.rowCount())))
+        self.model.loading_changed.connect(lambda on: self.status.setText(
+            tr("Loading…") if on else tr("%n decision(s) shown", None, self.model.rowCount())))
 
         self.allow_sender = QAction(tr("Allow sender"), self)
         self.allow_sender.setShortcut(QKeySequence("A"))

@@ -7,17 +7,27 @@ from datetime import datetime, timedelta, timezone
 
 from PySide6.QtCore import QDateTime, Qt
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QCheckBox, QDateTimeEdit, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
-                               QHBoxLayout, QLabel, QLineEdit, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDateTimeEdit,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ...policy.address import AddressError, parse_pattern
 from ..api_client import ListEntry
+from ..i18n import tr
 from ..models import EntriesModel
 from ..models.base import RecordRole
 from ..widgets import icon_button
 from .base import Page, make_table
-from ..i18n import tr
-
 
 
 def validate_entry(text: str) -> str:
@@ -120,7 +130,8 @@ class ListPage(Page):
         self.remove_button.clicked.connect(self.remove_selected)
         self.export_button.clicked.connect(self.export_csv)
         self.table.doubleClicked.connect(lambda _: self.edit_selected())
-        for key, slot in ((QKeySequence.StandardKey.Delete, self.remove_selected), (QKeySequence("Return"), self.edit_selected)):
+        for key, slot in ((QKeySequence.StandardKey.Delete, self.remove_selected),
+                          (QKeySequence("Return"), self.edit_selected)):
             act = QAction(self)
             act.setShortcut(QKeySequence(key))
             act.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)

@@ -10,9 +10,9 @@ from PySide6.QtGui import QColor, QFont, QPainter, QPalette
 from PySide6.QtWidgets import QGridLayout, QGroupBox, QHBoxLayout, QLabel, QVBoxLayout
 
 from ..api_client import VERDICTS, Stats
+from ..i18n import tr
 from ..models.base import verdict_label
 from .base import Page
-from ..i18n import tr
 
 # One colour per verdict, readable on light and dark backgrounds.
 COLOURS = {"delivered": "#2e7d32", "screened": "#0288d1", "challenged": "#f9a825", "bulk": "#8e24aa",

@@ -10,12 +10,12 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QVBoxLayout
 
 from ..api_client import ApiError, GatewayClient
+from ..i18n import tr
 from ..models import ScreenedModel, SenderGroup, group_by_sender
 from ..models.base import RecordRole
 from ..widgets import icon_button
 from .actions import describe
 from .base import Page, make_table
-from ..i18n import tr
 
 LOOK_BACK_DAYS = 90  # the default event retention
 MAX_EVENTS = 20_000  # gateways without /screened: the app groups at most this many recent events
