@@ -299,18 +299,6 @@ def _domains(v: Any) -> list[str]:
     return out
 
 
-def _networks(v: Any) -> list[str]:
-    if not isinstance(v, list):
-        raise ValueError('expected a list of addresses or networks, e.g. ["127.0.0.1", "10.0.0.0/24"]')
-    out = []
-    for x in v:
-        try:
-            out.append(str(ipaddress.ip_network(_str(x).strip(), strict=False)))
-        except ValueError:
-            raise ValueError(f"{x!r} is not an IP address or network") from None
-    return out
-
-
 def _folder(v: Any) -> str:
     """A Maildir++ folder name (SPEC §4.5 item 7): no path separator, no "." or ".." element."""
     v = _str(v)

@@ -144,7 +144,8 @@ class ImapHarvester:
         try:
             client = IMAPClient(self.host, self.port, ssl=self.security == "tls",
                                 ssl_context=self._context(),
-                                timeout=SocketTimeout(connect=self.timeout, read=self.timeout))
+                                # documented to take a SocketTimeout; annotated float | None
+                                timeout=SocketTimeout(connect=self.timeout, read=self.timeout))  # type: ignore[arg-type]
         except socket.gaierror as exc:
             raise ContactsError(f"cannot find IMAP server {self.host}: {exc.strerror}") from None
         except ssl.SSLError as exc:
@@ -176,7 +177,7 @@ class ImapHarvester:
             if self._oauth2_token is not None:
                 client.oauth2_login(self.username, self._oauth2_token)
             else:
-                client.login(self.username, self._password)
+                client.login(self.username, self._password or "")  # one of the two is set (__init__)
         except LoginError as exc:
             _close_quietly(client)
             how = "OAuth2 token" if self._oauth2_token is not None else "password"
