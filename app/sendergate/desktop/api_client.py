@@ -283,7 +283,7 @@ def sends_token_in_clear(url: str) -> bool:
 
 
 # -- the client ------------------------------------------------------------------------------
-def _one_line(text: str, limit: int = 300) -> str:
+def _one_line(text: object, limit: int = 300) -> str:
     line = " ".join(str(text).split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
@@ -506,7 +506,8 @@ class GatewayClient:
                 if response.status_code >= 400:
                     response.read()
                     self._check(response)
-                kind, data, msg_id = "message", [], ""
+                data: list[str] = []
+                kind, msg_id = "message", ""
                 for line in response.iter_lines():
                     if stop is not None and stop():
                         return

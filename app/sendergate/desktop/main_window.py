@@ -154,7 +154,9 @@ class MainWindow(QMainWindow):
 
     # -- navigation --
     def current_page(self) -> Page:
-        return self.stack.currentWidget()  # type: ignore[return-value]
+        page = self.stack.currentWidget()
+        assert isinstance(page, Page)
+        return page
 
     def show_page(self, key: str) -> Page:
         keys = [cls.key for cls in PAGES]
@@ -244,7 +246,9 @@ class MainWindow(QMainWindow):
             self._refresh_overview_later()
 
     def _pending_changed(self, *_: object) -> None:
-        count = self.pages["pending"].model.rowCount()  # type: ignore[attr-defined]
+        pending = self.pages["pending"]
+        assert isinstance(pending, PendingPage)
+        count = pending.model.rowCount()
         overview = self.pages["overview"]
         assert isinstance(overview, OverviewPage)
         overview.set_pending(count)

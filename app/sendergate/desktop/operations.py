@@ -75,7 +75,7 @@ class _Relay(QObject):
 
     def __init__(self, op: Operation[Any]) -> None:
         super().__init__()
-        self._op = op
+        self._op: Operation[Any] | None = op
         self.done.connect(self._deliver)
 
     @Slot(object, object, str)

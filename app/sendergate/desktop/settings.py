@@ -41,7 +41,8 @@ class Settings:
 
     def _int(self, key: str, default: int) -> int:
         try:
-            return int(self._s.value(key, default))
+            value: Any = self._s.value(key, default)  # QSettings values are untyped (str from an .ini)
+            return int(value)
         except (TypeError, ValueError):
             return default
 

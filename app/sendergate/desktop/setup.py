@@ -217,7 +217,11 @@ class SetupDialog(QDialog):
             self._tested_for, self._me = None, None
             self._show_result(False, str(exc))
 
-        Operation(self, client.me, ok).failure(failed).finally_(lambda: (client.close(), self._changed())).run()
+        def done() -> None:
+            client.close()
+            self._changed()
+
+        Operation(self, client.me, ok).failure(failed).finally_(done).run()
 
     def imap_account(self) -> ImapAccount:
         return ImapAccount(self.imap_host.text().strip(), self.imap_port.value(),

@@ -41,7 +41,9 @@ class MessageBar(QFrame):
         self.hide()
 
     def text(self) -> str:
-        return self._label.text() if self.isVisibleTo(self.parentWidget()) else ""
+        parent = self.parentWidget()
+        shown = self.isVisibleTo(parent) if parent is not None else self.isVisible()
+        return self._label.text() if shown else ""
 
     def show_message(self, text: str, level: str = "info", timeout_ms: int = 0) -> None:
         self.level = level

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import json
+from typing import Any
 
 from PySide6.QtCore import QItemSelection, QPoint, Qt
 from PySide6.QtGui import QAction, QKeySequence
@@ -47,8 +48,8 @@ class ActivityPage(Page):
     def title() -> str:
         return tr("Activity")
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.model = EventsModel(self.client, self)
         self.model.first_page_loaded.connect(self._first_page)
         self.model.failed.connect(self.messages.error)

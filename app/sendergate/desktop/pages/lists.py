@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from PySide6.QtCore import QDateTime, Qt
 from PySide6.QtGui import QAction, QKeySequence
@@ -80,8 +81,8 @@ class EntryDialog(QDialog):
 class ListPage(Page):
     action = "allow"
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.model = EntriesModel(self)
         layout = QVBoxLayout(self)
         add = QHBoxLayout()
@@ -209,7 +210,11 @@ class ListPage(Page):
                 self.model.remove_key(i)
             self.messages.info(tr("Removed %n entry(s).", None, len(ids)))
 
-        self.run(lambda: [client.remove_entry(action, i) for i in ids], removed)
+        def remove() -> None:
+            for i in ids:
+                client.remove_entry(action, i)
+
+        self.run(remove, removed)
 
     def export_csv(self, path: str = "") -> None:
         if not path:

@@ -3,6 +3,8 @@ keyboard: A approve, D deny, Shift+A allow domain, Ctrl+A select all."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QVBoxLayout
@@ -23,8 +25,8 @@ class PendingPage(Page):
     def title() -> str:
         return tr("Pending")
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.model = PendingModel(self)
         layout = QVBoxLayout(self)
         bar = QHBoxLayout()
