@@ -13,7 +13,7 @@ bash installer/dev/python-env.sh test
 export QT_QPA_PLATFORM="${QT_QPA_PLATFORM:-offscreen}"
 export PYTHONDONTWRITEBYTECODE=1
 echo "tests/run.sh: ruff check" >&2
-.venv/bin/python -m ruff check --quiet . || { echo "tests/run.sh: ruff found problems (above)" >&2; exit 1; }
+.venv/bin/python -m ruff check --quiet --output-format=concise . || { echo "tests/run.sh: ruff found problems (above)" >&2; exit 1; }
 echo "tests/run.sh: mypy" >&2
 .venv/bin/python -m mypy || { echo "tests/run.sh: mypy found problems (above)" >&2; exit 1; }
 set +e
