@@ -22,6 +22,8 @@ from schemathesis.specs.openapi.checks import (
 
 from tests.support.gateway import GatewayProcess
 
+pytestmark = pytest.mark.slow  # schemathesis: about a minute per backend
+
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def schema_gateway(request: pytest.FixtureRequest) -> Iterator[tuple[GatewayProcess, str]]:

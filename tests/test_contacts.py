@@ -25,6 +25,8 @@ from sendergate.contacts import (
 )
 from sendergate.policy.address import parse_pattern
 
+pytestmark = pytest.mark.fast  # in process: no daemon, no subprocess
+
 CORPUS = Path(__file__).parent / "data" / "contacts"
 OWN = ["me@example.org"]
 

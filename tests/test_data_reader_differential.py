@@ -20,6 +20,8 @@ from hypothesis import strategies as st
 
 from sendergate.smtp.server import GatewaySMTP, SessionTemplate
 
+pytestmark = pytest.mark.fast  # in process: no daemon, no subprocess
+
 SIZE_LIMIT = 6000
 
 

@@ -29,6 +29,8 @@ from sendergate.policy.decide import (
 )
 from sendergate.policy.lists import ListEntry, match_list, match_sender
 
+pytestmark = pytest.mark.fast  # in process: no daemon, no subprocess
+
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 LOCAL = frozenset({"example.org", "sub.example.org"})
 

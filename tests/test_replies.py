@@ -11,6 +11,8 @@ from sendergate.config import DEFAULT_REPLY, ConfigError, from_dict
 from sendergate.policy import replies
 from sendergate.policy.decide import DataDecision, Reply, Verdict, settle_recipients
 
+pytestmark = pytest.mark.fast  # in process: no daemon, no subprocess
+
 URL = "https://mx.example.org/c/" + "A" * 22
 
 

@@ -29,6 +29,8 @@ from tests.support.dovecot import DovecotServer
 from tests.support.gateway import GatewayProcess, write_config
 from tests.support.postfix import PostfixInstance, unfold
 
+pytestmark = pytest.mark.slow  # Postfix, Dovecot and a gateway through a whole confirmation: about 30 s
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--disable-background-networking", "--disable-component-update", "--no-first-run",
                  "--disable-sync"]

@@ -71,6 +71,7 @@ def test_postgres_serves_two_separate_databases(postgres: PostgresServer) -> Non
         assert found.fetchone() == (0,)
 
 
+@pytest.mark.postgres  # its own server, not the session's fixture
 def test_postgres_stop_removes_cluster_and_process() -> None:
     server = PostgresServer()
     data_dir = server.data_dir
