@@ -6,7 +6,7 @@ from datetime import date
 from typing import Any
 
 from PySide6.QtCharts import QBarCategoryAxis, QBarSet, QChart, QChartView, QStackedBarSeries, QValueAxis
-from PySide6.QtCore import QDate, QLocale, Qt
+from PySide6.QtCore import QDate, QEvent, QLocale, Qt
 from PySide6.QtGui import QColor, QFont, QPainter, QPalette
 from PySide6.QtWidgets import QGridLayout, QGroupBox, QHBoxLayout, QLabel, QVBoxLayout
 
@@ -81,13 +81,12 @@ class OverviewPage(Page):
         self.chart.setTitleBrush(self.palette().brush(QPalette.ColorRole.WindowText))
         self.chart.legend().setLabelColor(self.palette().color(QPalette.ColorRole.WindowText))
 
-    def changeEvent(self, event: object) -> None:
-        from PySide6.QtCore import QEvent
-        if getattr(event, "type", lambda: None)() == QEvent.Type.PaletteChange:
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() == QEvent.Type.PaletteChange:
             self._apply_palette()
             if self.stats is not None:
                 self.show_stats(self.stats)
-        super().changeEvent(event)  # type: ignore[arg-type]
+        super().changeEvent(event)
 
     def refresh(self) -> None:
         client = self.client
