@@ -24,6 +24,16 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         print(f"removed {path}, left by a test run that was killed")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`postgres` on every test that reaches the PostgreSQL server: through its fixtures, or as the
+    "postgresql" case of a backend parameter (store_url, or a module's own fixture that calls it up)."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        params = callspec.params.values() if callspec is not None else ()
+        if "postgres" in getattr(item, "fixturenames", ()) or "postgresql" in params:
+            item.add_marker(pytest.mark.postgres)
+
+
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[object]:
     """One private PostgreSQL 15 cluster for the whole session."""

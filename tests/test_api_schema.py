@@ -13,11 +13,16 @@ from collections.abc import Iterator
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
-from schemathesis.specs.openapi.checks import (content_type_conformance, response_schema_conformance,
-                                               status_code_conformance)
 from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from tests.support.gateway import GatewayProcess
+
+pytestmark = pytest.mark.slow  # schemathesis: about a minute per backend
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -41,7 +46,8 @@ def test_api_conforms_to_its_openapi_document(schema_gateway: tuple[GatewayProce
     # schemathesis' own pytest plugin does not load under this pytest; its strategies are driven directly
     gw, token = schema_gateway
     headers = {"Authorization": f"Bearer {token}"}
-    schema = schemathesis.openapi.from_url(gw.http_url + "/openapi.json", headers=headers).exclude(path="/api/v1/stream")
+    schema = schemathesis.openapi.from_url(gw.http_url + "/openapi.json",
+                                           headers=headers).exclude(path="/api/v1/stream")
     checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 18

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.common import free_loopback_port
 from sendergate.config import ConfigError, from_dict, parse_duration, parse_hostport, parse_size
+from tests.support.common import free_loopback_port
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import io
 import itertools
-import ssl
 import json
 import re
+import ssl
 import time
 import wave
 from collections.abc import Iterator
@@ -25,8 +25,13 @@ from sqlalchemy import select, update
 
 from sendergate.store import schema
 from sendergate.web import captcha
-from sendergate.web.confirm import (ANSWERS_PER_CHALLENGE, ANSWERS_PER_IP, best_language, canonical_token,
-                                    expected_answer)
+from sendergate.web.confirm import (
+    ANSWERS_PER_CHALLENGE,
+    ANSWERS_PER_IP,
+    best_language,
+    canonical_token,
+    expected_answer,
+)
 from tests.support.gateway import GatewayProcess
 
 RECIPIENT = "alice@example.org"

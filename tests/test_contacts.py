@@ -15,9 +15,17 @@ from pathlib import Path
 import pytest
 
 from sendergate.contacts import (
-    DUPLICATE, MACHINE_ROLE, OWN_ADDRESS, ContactsError, ImportResult, read_bytes, read_file,
+    DUPLICATE,
+    MACHINE_ROLE,
+    OWN_ADDRESS,
+    ContactsError,
+    ImportResult,
+    read_bytes,
+    read_file,
 )
 from sendergate.policy.address import parse_pattern
+
+pytestmark = pytest.mark.fast  # in process: no daemon, no subprocess
 
 CORPUS = Path(__file__).parent / "data" / "contacts"
 OWN = ["me@example.org"]
@@ -26,8 +34,8 @@ EXPECTED = {
     "macos_contacts.vcf": {
         "johnny@example.com", "j.appleseed@work.example", "zoe@xn--bcher-kva.example",
         "zoe.lefevre@icloud.example", "commandes@patisserie-dupont.example",
-        "long.address@a.subdomain.of.a.domain.name.that.apple.folds.because.the.line.exceeds"
-        ".seventy-five.octets.example.org",
+        ("long.address@a.subdomain.of.a.domain.name.that.apple.folds.because.the.line.exceeds"
+         ".seventy-five.octets.example.org"),
     },
     "outlook_21.vcf": {
         "juergen.mueller@example.de", "jm@baeckerei.example", "bob.smith@example.com",

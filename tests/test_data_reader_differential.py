@@ -20,6 +20,8 @@ from hypothesis import strategies as st
 
 from sendergate.smtp.server import GatewaySMTP, SessionTemplate
 
+pytestmark = pytest.mark.fast  # in process: no daemon, no subprocess
+
 SIZE_LIMIT = 6000
 
 
@@ -119,7 +121,7 @@ _LINE = st.one_of(
 @given(lines=st.lists(_LINE, max_size=120))
 def test_the_gateways_data_reader_hands_over_what_aiosmtpds_does(servers: Servers, lines: list[str]) -> None:
     body = b"".join(line.encode() + b"\r\n" for line in lines)
-    stuffed = b"".join((b"." + l if l.startswith(b".") else l) for l in body.splitlines(keepends=True))
+    stuffed = b"".join((b"." + ln if ln.startswith(b".") else ln) for ln in body.splitlines(keepends=True))
     results = {}
     for name, recorder in (("stock", servers.stock), ("ours", servers.ours)):
         before = len(recorder.contents)

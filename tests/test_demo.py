@@ -20,6 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+pytestmark = pytest.mark.slow  # the demo's processes and the desktop app: 7 to 27 s each
+
 STARTUP_TIMEOUT = 90  # seeding ~500 events and starting a gateway on a busy 2-core machine
 
 

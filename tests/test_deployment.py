@@ -149,6 +149,7 @@ def challenge_reply(port: int, sender: str, recipient: str, message: bytes) -> t
 
 # -- behind Postfix --------------------------------------------------------------------------------
 
+@pytest.mark.slow  # about 13 s
 def test_behind_postfix_challenge_text_intact_and_known_sender_delivered(dovecot: DovecotServer) -> None:
     after_filter_port = free_loopback_port()
     gw = GatewayProcess(delivery=("smtp", f"127.0.0.1:{after_filter_port}"),
@@ -224,8 +225,10 @@ def test_behind_postfix_challenge_text_intact_and_known_sender_delivered(dovecot
 
 # -- stand-alone -------------------------------------------------------------------------------------
 
+@pytest.mark.slow  # about 8 s
 def test_stand_alone_gateway_delivers_to_the_mail_server_behind_it() -> None:
-    with PostfixInstance(mailbox_domain="example.org", mailboxes=("alice",), hostname="store.example.org") as mailserver:
+    with PostfixInstance(mailbox_domain="example.org", mailboxes=("alice",),
+                         hostname="store.example.org") as mailserver:
         gw = GatewayProcess(delivery=("smtp", f"127.0.0.1:{mailserver.port}"))
         try:
             alice, _ = gw.store.add_user("alice@example.org")
@@ -314,6 +317,7 @@ def store_at_first_revision(db: Path) -> None:
     engine.dispose()
 
 
+@pytest.mark.slow  # about 90 s
 def test_install_script_installs_keeps_config_and_store_and_migrates() -> None:
     prefix = seeded_prefix()
     try:
@@ -484,6 +488,7 @@ def run_as_unit_user(config_path: Path, *, bind_capability: bool) -> subprocess.
         env={**os.environ, "SENDERGATE_METRICS_DIR": str(config_path.parent)})
 
 
+@pytest.mark.slow  # about 13 s
 def test_unprivileged_user_binds_port_25_with_the_units_capability_only() -> None:
     import pwd
     import signal

@@ -50,7 +50,8 @@ def test_counts_follow_every_write_and_prune(store: Store) -> None:
     # a bulk write over several days, users and "no user"
     store.add_events([event(NOON - timedelta(days=d, hours=h), u, v)
                       for d in range(4) for h in (0, 6, 11)
-                      for u, v in ((alice.id, Verdict.SPAM), (bob.id, Verdict.DELIVERED), (None, Verdict.RELAY_DENIED))])
+                      for u, v in ((alice.id, Verdict.SPAM), (bob.id, Verdict.DELIVERED),
+                                   (None, Verdict.RELAY_DENIED))])
     assert counted(store) == from_events(store)
     assert counted(store)[(alice.id, int(NOON.timestamp()) // DAY, "spam")] == 3
     assert counted(store)[(0, int(NOON.timestamp()) // DAY, "relay_denied")] == 3

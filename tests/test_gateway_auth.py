@@ -172,7 +172,7 @@ def allow_senders(gw: GatewayProcess) -> None:
 
 def gateway(zones: Zones, downstream: tuple[str, str] | None = None, **sections: dict) -> GatewayProcess:
     """A started gateway on our DNS zones; `sections` are config sections merged over the defaults."""
-    extra = {"dns": {"nameservers": ["%s:%d" % zones.server.address], "timeout": DNS_TIMEOUT}}
+    extra = {"dns": {"nameservers": ["{}:{}".format(*zones.server.address)], "timeout": DNS_TIMEOUT}}
     for name, values in sections.items():
         extra.setdefault(name, {}).update(values)
     gw = GatewayProcess(delivery=downstream, extra=extra)

@@ -4,7 +4,6 @@ real SMTP clients, a real downstream (smtp-sink) that must receive nothing that 
 from __future__ import annotations
 
 import base64
-import smtplib
 import time
 from collections.abc import Iterator
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import signal
-import smtplib
 import socket
 import sqlite3
 import subprocess
@@ -175,7 +174,8 @@ def test_rcpt_refusals_are_recorded(gw: GatewayProcess) -> None:
     mark = last_id(gw)
     with gw.smtp() as s:
         s.mail("someone@spam.example")
-        assert s.rcpt("alice@example.org")[:2] == (550, b"5.7.1 alice@example.org does not accept mail from this sender.")
+        assert s.rcpt("alice@example.org")[:2] == (
+            550, b"5.7.1 alice@example.org does not accept mail from this sender.")
         s.rset()
         s.mail("evil@bad.example")
         assert s.rcpt("carol@example.org")[0] == 550
@@ -297,7 +297,8 @@ def test_pipelining(gw: GatewayProcess, sink: SmtpSink) -> None:
     c = RawClient(gw.smtp_port)
     try:
         c.cmd("EHLO pipe.test")
-        c.send(b"MAIL FROM:<bob@friend.example>\r\nRCPT TO:<alice@example.org>\r\nRCPT TO:<nobody@example.org>\r\nDATA\r\n")
+        c.send(b"MAIL FROM:<bob@friend.example>\r\nRCPT TO:<alice@example.org>\r\n"
+               b"RCPT TO:<nobody@example.org>\r\nDATA\r\n")
         assert [c.reply()[:3] for _ in range(4)] == ["250", "250", "550", "354"]
         c.send(b"Subject: pipelined\r\n\r\nhi\r\n.\r\nQUIT\r\n")
         assert c.reply().startswith("250 2.0.0") and c.reply().startswith("221")
@@ -382,6 +383,7 @@ def test_maildir_delivery() -> None:
 
 def test_lmtp_delivery_to_dovecot() -> None:
     from imapclient import IMAPClient
+
     from tests.support.dovecot import DovecotServer
 
     with DovecotServer() as dovecot:
@@ -541,7 +543,6 @@ def test_json_log_format(tmp_path: Path) -> None:
     g = GatewayProcess()
     try:
         g.store.add_user("alice@example.org")
-        import os
         import sys
         log = open(g.log_path, "ab")
         g.proc = subprocess.Popen([sys.executable, "-m", "sendergate", "gateway", "--config", str(g.config_path),
@@ -555,7 +556,7 @@ def test_json_log_format(tmp_path: Path) -> None:
             s.mail("bob@friend.example")
             s.rcpt("nobody@example.org")
         time.sleep(0.3)
-        lines = [l for l in g.read_log().splitlines() if '"event": "decision"' in l]
+        lines = [ln for ln in g.read_log().splitlines() if '"event": "decision"' in ln]
         record = json.loads(lines[-1].split("sendergate.decision: ", 1)[1])
         assert record["verdict"] == "unknown_recipient" and record["recipient"] == "nobody@example.org"
     finally:

@@ -27,7 +27,12 @@ from sendergate.store import hash_message_id
 from tests.support.cutting_proxy import CuttingProxy
 from tests.support.dovecot import DovecotServer
 from tests.support.mailgen import (
-    OWNER, Generated, append, expected_contacts, inbox_messages, sent_messages,
+    OWNER,
+    Generated,
+    append,
+    expected_contacts,
+    inbox_messages,
+    sent_messages,
 )
 
 PASSWORD = "correct horse"
@@ -42,7 +47,7 @@ class _Introspection(BaseHTTPRequestHandler):
 
     tokens: dict[str, str] = {}
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length", 0))
         form = parse_qs(self.rfile.read(length).decode())
         token = (form.get("token") or [""])[0]

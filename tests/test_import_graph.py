@@ -7,6 +7,10 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.fast  # in process: no daemon, no subprocess
+
 APP = Path(__file__).resolve().parents[1] / "app"
 
 

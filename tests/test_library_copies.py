@@ -17,6 +17,8 @@ from sendergate import gateway, logformat
 from sendergate.config import from_dict
 from sendergate.smtp.server import AIOSMTPD_VERSION, library_copies_ok
 
+pytestmark = pytest.mark.fast  # in process: no daemon, no subprocess
+
 
 def test_the_installed_aiosmtpd_is_the_one_the_copies_were_made_from() -> None:
     assert aiosmtpd.__version__ == AIOSMTPD_VERSION

@@ -15,7 +15,7 @@ from tests.support.scanners import start_clamd
 
 def metric(gw: GatewayProcess, name: str) -> float:
     text = httpx.get(gw.http_url + "/metrics", timeout=10).text
-    line = next((l for l in text.splitlines() if l.startswith(name + " ")), None)
+    line = next((ln for ln in text.splitlines() if ln.startswith(name + " ")), None)
     assert line is not None, f"{name} not in /metrics:\n{text}"
     return float(line.split()[-1])
 

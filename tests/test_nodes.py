@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
-import smtplib
-import time
 
 import httpx
+import pytest
 
 from sendergate.store import confirm as confirm_store
 from tests.support.gateway import GatewayProcess
 from tests.test_api import SSEReader, challenge_from, send
+
+pytestmark = pytest.mark.slow  # two gateway processes on PostgreSQL
 
 
 def test_two_nodes_behave_as_one(two_nodes: tuple[GatewayProcess, GatewayProcess]) -> None:

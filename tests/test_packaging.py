@@ -31,6 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "installer" / "desktop"))
 import make_icons  # noqa: E402
 
+pytestmark = pytest.mark.slow  # builds the desktop bundle with PyInstaller
+
 KEYRING_BACKENDS = {"KWallet", "SecretService", "Windows", "chainer", "libsecret", "macOS"}
 MAX_BUNDLE_MB = 260  # measured 211 MB; WebEngine or QML sneaking in would add 20-200 MB
 

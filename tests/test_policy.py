@@ -11,10 +11,25 @@ from hypothesis import strategies as st
 from sendergate.policy import replies
 from sendergate.policy.address import AddressError, Pattern, parse, parse_pattern
 from sendergate.policy.automated import automated_reason, is_role_local_part, null_report, referenced_message_ids
-from sendergate.policy.decide import (KNOWN, NULL, UNKNOWN, AuthResults, MessageFacts, ScanOutcome, Verdict,
-                                      allowlist_counts, check_recipient_address, decide_data, decide_rcpt,
-                                      list_authenticated, route, sender_authenticated)
+from sendergate.policy.decide import (
+    KNOWN,
+    NULL,
+    UNKNOWN,
+    AuthResults,
+    MessageFacts,
+    ScanOutcome,
+    Verdict,
+    allowlist_counts,
+    check_recipient_address,
+    decide_data,
+    decide_rcpt,
+    list_authenticated,
+    route,
+    sender_authenticated,
+)
 from sendergate.policy.lists import ListEntry, match_list, match_sender
+
+pytestmark = pytest.mark.fast  # in process: no daemon, no subprocess
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 LOCAL = frozenset({"example.org", "sub.example.org"})
@@ -152,7 +167,10 @@ def test_max_recipients() -> None:
 
 # -- end of DATA -------------------------------------------------------------------
 
-def data(facts: MessageFacts, scan: ScanOutcome = ScanOutcome(), on_failure: str = "tempfail"):
+NO_SCAN = ScanOutcome()
+
+
+def data(facts: MessageFacts, scan: ScanOutcome = NO_SCAN, on_failure: str = "tempfail"):
     return decide_data(facts, route(facts), scan, on_failure=on_failure, spam_threshold=5.0,
                        reply_text=lambda verdict: verdict.value)  # "virus", "spam", "bulk"
 
@@ -325,7 +343,7 @@ def test_challenge_reply_fits_and_link_is_whole() -> None:
                                   "at {url} and send your message again.", "alice@example.org", "x@y", url)
     out = replies.render(550, "5.7.1", text)
     assert out.startswith("550 5.7.1 alice@example.org accepts")
-    assert url in out and all(len(l) + 2 <= 512 for l in out.split("\r\n"))
+    assert url in out and all(len(ln) + 2 <= 512 for ln in out.split("\r\n"))
 
 
 def test_long_reply_is_split_with_link_on_its_own_line() -> None:
@@ -333,9 +351,9 @@ def test_long_reply_is_split_with_link_on_its_own_line() -> None:
     text = replies.challenge_text("{recipient} " + "word " * 120 + "{url} end", "alice@example.org", "x@y", url)
     lines = replies.render(550, "5.7.1", text).split("\r\n")
     assert len(lines) > 1
-    assert all(len(l.encode()) + 2 <= 512 for l in lines)
-    assert any(l.endswith(url) and l[10:] == url for l in lines)
-    assert all(l.startswith("550-5.7.1 ") for l in lines[:-1]) and lines[-1].startswith("550 5.7.1 ")
+    assert all(len(ln.encode()) + 2 <= 512 for ln in lines)
+    assert any(ln.endswith(url) and ln[10:] == url for ln in lines)
+    assert all(ln.startswith("550-5.7.1 ") for ln in lines[:-1]) and lines[-1].startswith("550 5.7.1 ")
 
 
 @settings(max_examples=300, deadline=None)

@@ -11,13 +11,15 @@ from sendergate.config import DEFAULT_REPLY, ConfigError, from_dict
 from sendergate.policy import replies
 from sendergate.policy.decide import DataDecision, Reply, Verdict, settle_recipients
 
+pytestmark = pytest.mark.fast  # in process: no daemon, no subprocess
+
 URL = "https://mx.example.org/c/" + "A" * 22
 
 
 def reply_lines(text: str) -> list[str]:
     out = replies.render(550, "5.7.1", text).split("\r\n")
-    assert all(len(l.encode()) + 2 <= 512 for l in out)
-    assert all(l.startswith("550-5.7.1 ") for l in out[:-1]) and out[-1].startswith("550 5.7.1 ")
+    assert all(len(ln.encode()) + 2 <= 512 for ln in out)
+    assert all(ln.startswith("550-5.7.1 ") for ln in out[:-1]) and out[-1].startswith("550 5.7.1 ")
     return out
 
 
@@ -38,7 +40,7 @@ def test_the_link_stays_on_the_first_line_of_a_long_template() -> None:
     template = "{recipient} " + "accepts mail only from known senders, " * 5 + "see {url}\n" + "More words. " * 80
     lines = reply_lines(replies.challenge_text(template, "alice@example.org", "x@y.test", URL))
     assert URL in lines[0] and len(lines) > 2
-    assert all(URL not in l for l in lines[1:])
+    assert all(URL not in ln for ln in lines[1:])
 
 
 def test_one_refusal_names_every_recipient_with_one_link() -> None:
@@ -54,7 +56,7 @@ def test_the_first_line_holds_the_whole_link_whatever_the_recipients_and_sender(
     cfg = from_dict({"domains": {"local": ["example.org"]}})
     lines = reply_lines(replies.challenge_text(cfg.challenge.reply_for(len(names)), names, sender, URL))
     assert URL in lines[0].split()
-    assert sum(l.count("/c/") for l in lines) == 1
+    assert sum(ln.count("/c/") for ln in lines) == 1
 
 
 @pytest.mark.parametrize("template, problem", [
@@ -98,5 +100,6 @@ def test_a_long_one_line_template_keeps_the_link_on_the_first_line_and_wraps_the
                 "your message again. " + "Der Link gilt zwei Wochen; danach schreiben Sie einfach noch einmal. " * 8)
     from_dict({"domains": {"local": ["example.org"]}, "challenge": {"reply": template}})  # accepted
     lines = reply_lines(replies.challenge_text(template, "alice@example.org", "x@y.test", URL))
-    assert lines[0] == "550-5.7.1 alice@example.org accepts mail only from known senders. Confirm you are a person at " + URL
+    assert lines[0] == ("550-5.7.1 alice@example.org accepts mail only from known senders. "
+                        "Confirm you are a person at " + URL)
     assert len(lines) >= 3 and lines[-1].startswith("550 5.7.1 ")

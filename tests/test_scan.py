@@ -17,9 +17,9 @@ import os
 import time
 import warnings
 from collections.abc import AsyncIterator, Iterator
+from datetime import datetime, timezone
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-from datetime import datetime, timezone
 
 import pytest
 
@@ -87,7 +87,8 @@ def message(body: str | bytes, *, subject: str = "Lunch on Thursday", attachment
     if attachment is not None:
         msg.add_attachment(attachment, maintype="application", subtype="octet-stream", filename="invoice.com")
     raw = msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))
-    return b"Received: from mail.sender.test (mail.sender.test [93.184.216.34])\r\n\tby mx.example.org; Thu, 26 Nov 2026 10:00:01 +0000\r\n" + raw
+    return (b"Received: from mail.sender.test (mail.sender.test [93.184.216.34])\r\n"
+            b"\tby mx.example.org; Thu, 26 Nov 2026 10:00:01 +0000\r\n" + raw)
 
 
 CLEAN = message("Hi Alice,\n\nare we still on for lunch on Thursday at noon?\n\nCarol\n")
@@ -290,7 +291,8 @@ def test_clamd_killed_mid_run_is_a_failure(own_clamd: ScannerDaemon) -> None:
     before, during, after, waited = run(scenario())
     assert before == ScanOutcome()
     assert during.virus is None
-    assert during.virus_failed in ("closed the connection without answering", "connection lost: Connection reset by peer")
+    assert during.virus_failed in ("closed the connection without answering",
+                                   "connection lost: Connection reset by peer")
     assert waited < 2.0, "a dead clamd must not wait for scan.timeout"
     assert after.virus_failed == f"unreachable at {own_clamd.tcp_spec}: Connection refused"
     decision = decide(during)

@@ -29,6 +29,8 @@ from tests.support.dovecot import DovecotServer
 from tests.support.gateway import GatewayProcess, write_config
 from tests.support.postfix import PostfixInstance, unfold
 
+pytestmark = pytest.mark.slow  # Postfix, Dovecot and a gateway through a whole confirmation: about 30 s
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--disable-background-networking", "--disable-component-update", "--no-first-run",
                  "--disable-sync"]
@@ -161,7 +163,8 @@ def test_unknown_sender_confirms_and_sends_again(gateway: GatewayProcess, provid
     assert [e.verdict for e in events] == ["challenged", "delivered"], [(e.verdict, e.reason) for e in events]
     assert events[0].challenge_id == challenge.id and events[0].sender == SENDER
     assert events[0].subject == events[1].subject == "Slides from the conference"
-    assert provider.wait_for_log(r"to=<alice@example\.org>, relay=127\.0\.0\.1\[127\.0\.0\.1\]:\d+, .*status=sent \(250 2\.0\.0")
+    assert provider.wait_for_log(
+        r"to=<alice@example\.org>, relay=127\.0\.0\.1\[127\.0\.0\.1\]:\d+, .*status=sent \(250 2\.0\.0")
     print(f"\nseed scenario: bounce after {bounced_at - started:.2f} s, confirmed after "
           f"{confirmed_at - bounced_at:.2f} s in the browser, delivered {delivered_at - confirmed_at:.2f} s later")
 

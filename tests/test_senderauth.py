@@ -525,7 +525,7 @@ def test_nameservers_from_the_config_file(zones: Zones) -> None:
 
 def test_ipv6_nameserver(zones: Zones) -> None:
     with DNSTestServer(host="::1") as v6:
-        v6.add_txt("six.test", f"v=spf1 ip6:2001:db8::/32 -all")
+        v6.add_txt("six.test", "v=spf1 ip6:2001:db8::/32 -all")
         auth = Authenticator(DNSConfig(nameservers=[v6.address], timeout=TIMEOUT))
         try:
             assert check(auth, PLAIN, sender="x@six.test", ip="2001:db8::25").spf == "pass"

@@ -163,12 +163,13 @@ def test_text_search_finds_only_the_callers_matches_newest_first(store: Store) -
                for i in range(60)]
     ids = store.add_events(records)
     for user in (alice, bob):
-        want = [i for i, r in sorted(zip(ids, records), reverse=True) if r.user_id == user.id and "Zebra" in r.subject]
+        want = [i for i, r in sorted(zip(ids, records, strict=True), reverse=True)
+                if r.user_id == user.id and "Zebra" in r.subject]
         rows, cursor = queries.events_page(store, user.id, q="zEBRA", limit=100, window=1000)
         assert [r["id"] for r in rows] == want and cursor is None
         rows, cursor = queries.events_page(store, user.id, q="zebra", limit=3, window=1000)
         assert [r["id"] for r in rows] == want[:3] and cursor == want[2]
-        mine = [i for i, r in sorted(zip(ids, records), reverse=True) if r.user_id == user.id]
+        mine = [i for i, r in sorted(zip(ids, records, strict=True), reverse=True) if r.user_id == user.id]
         # in steps of 4 events: the same answer, whatever the step
         rows, cursor = queries.events_page(store, user.id, q="zebra", limit=100, window=1000, budget=None, step=4)
         assert [r["id"] for r in rows] == want and cursor is None
@@ -192,14 +193,15 @@ def test_a_block_ends_the_pending_challenges_it_covers(store: Store) -> None:
     alice, _ = store.add_user("alice@example.org")
     bob, _ = store.add_user("bob@example.org")
     open_ = lambda u, sender: store.open_challenge(u.id, "x@example.org", sender, ttl=3600)[0]  # noqa: E731
-    by_address, same_domain, sub_domain, other = (open_(alice, "eve@spam.example"), open_(alice, "mallory@spam.example"),
-                                                  open_(alice, "x@mail.spam.example"), open_(alice, "eve@notspam.example"))
+    by_address, same_domain = open_(alice, "eve@spam.example"), open_(alice, "mallory@spam.example")
+    sub_domain, other = open_(alice, "x@mail.spam.example"), open_(alice, "eve@notspam.example")
     bobs = open_(bob, "eve@spam.example")
     store.add_entry(alice.id, "block", "eve@spam.example")
     assert _challenge_row(store, by_address).status == "denied"
     assert _challenge_row(store, same_domain).status == "pending" and _challenge_row(store, bobs).status == "pending"
     store.add_entry(alice.id, "block", "@spam.example")  # covers its subdomains, not look-alike domains
-    assert _challenge_row(store, same_domain).status == "denied" and _challenge_row(store, sub_domain).status == "denied"
+    assert _challenge_row(store, same_domain).status == "denied"
+    assert _challenge_row(store, sub_domain).status == "denied"
     assert _challenge_row(store, other).status == "pending" and _challenge_row(store, bobs).status == "pending"
     store.add_entry(None, "block", "eve@spam.example")  # a global block ends everyone's
     assert _challenge_row(store, bobs).status == "denied"
@@ -217,7 +219,8 @@ def test_a_confirmation_never_lifts_a_block_and_records_the_authentication(store
     assert _challenge_row(store, cid).auth == "spf=pass:friend.example dkim=pass:friend.example dmarc=pass"
     assert confirm_store.confirm(store, cid)
     [entry] = queries.entries_page(store, alice.id, "allow")[0]
-    assert entry["source"] == "confirmed" and entry["auth"] == "spf=pass:friend.example dkim=pass:friend.example dmarc=pass"
+    assert entry["source"] == "confirmed"
+    assert entry["auth"] == "spf=pass:friend.example dkim=pass:friend.example dmarc=pass"
 
     # a block that exists when the answer comes (made on another node meanwhile, or by a domain rule)
     stranger, _ = store.open_challenge(alice.id, "alice@example.org", "eve@spam.example", ttl=3600)
@@ -236,9 +239,11 @@ def test_pending_challenges_per_user_are_capped(store: Store) -> None:
     first = [store.open_challenge(alice.id, "alice@example.org", f"s{i}@flood.example", ttl=3600, max_pending=3)[0]
              for i in range(3)]
     assert None not in first
-    assert store.open_challenge(alice.id, "alice@example.org", "late@real.example", ttl=3600, max_pending=3) == (None, "")
+    late = store.open_challenge(alice.id, "alice@example.org", "late@real.example", ttl=3600, max_pending=3)
+    assert late == (None, "")
     # a sender already pending is not new: its challenge is reused; other users have their own cap
-    assert store.open_challenge(alice.id, "alice@example.org", "s0@flood.example", ttl=3600, max_pending=3)[0] == first[0]
+    again = store.open_challenge(alice.id, "alice@example.org", "s0@flood.example", ttl=3600, max_pending=3)
+    assert again[0] == first[0]
     assert store.open_challenge(bob.id, "bob@example.org", "late@real.example", ttl=3600, max_pending=3)[0]
     # a decided or lapsed challenge makes room
     queries.decide_challenge(store, alice.id, first[1], "deny")
@@ -271,7 +276,8 @@ def test_expired_challenges_are_pruned_with_their_tokens_and_captchas(store: Sto
     assert store.prune_challenges(2000.0) == 1
     assert store.challenge_by_token(old_token) is None and store.challenge_by_token(recent_token) is not None
     with store.engine.connect() as conn:
-        assert conn.execute(select(schema.challenge_tokens).where(schema.challenge_tokens.c.challenge_id == old)).all() == []
+        tokens = schema.challenge_tokens
+        assert conn.execute(select(tokens).where(tokens.c.challenge_id == old)).all() == []
         assert conn.execute(select(schema.captchas)).all() == []
         assert [e.challenge_id for e in conn.execute(select(schema.events)).all()] == [old]  # events stay
     assert store.prune_challenges(2000.0) == 0

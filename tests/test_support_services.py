@@ -71,6 +71,7 @@ def test_postgres_serves_two_separate_databases(postgres: PostgresServer) -> Non
         assert found.fetchone() == (0,)
 
 
+@pytest.mark.postgres  # its own server, not the session's fixture
 def test_postgres_stop_removes_cluster_and_process() -> None:
     server = PostgresServer()
     data_dir = server.data_dir
@@ -252,8 +253,8 @@ def test_postfix_stop_leaves_no_process_and_no_directory() -> None:
 
 def test_a_killed_runs_directories_and_daemons_are_swept_and_a_live_runs_are_not() -> None:
     root = Path(__file__).resolve().parents[1]
-    made = subprocess.run([sys.executable, "-c", "from tests.support.common import make_service_dir; "
-                           "print(make_service_dir('sendergate-sweeptest-'))"],
+    made = subprocess.run([sys.executable, "-c", ("from tests.support.common import make_service_dir; "
+                            "print(make_service_dir('sendergate-sweeptest-'))")],
                           cwd=root, capture_output=True, text=True, check=True)
     stale = Path(made.stdout.strip())  # its owner has exited, as a killed test run would
     orphan = subprocess.Popen(["sleep", "300"], cwd=stale)  # a daemon still running from it

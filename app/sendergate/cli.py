@@ -7,10 +7,11 @@ import logging
 import os
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from . import __version__
-from .config import ConfigError, Config, load, parse_duration
+from .config import Config, ConfigError, load, parse_duration
 from .errors import UserError
 
 DEFAULT_CONFIG = "/etc/sendergate/sendergate.toml"
@@ -137,6 +138,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         problems.append(("store.url", f"cannot reach the store: {str(exc).splitlines()[0]}"))
     if cfg.scan.clamd or cfg.scan.spamd:
         import asyncio
+
         from .scan import Scanners
         for name, state in asyncio.run(Scanners(cfg.scan).ping()).items():
             if state != "ok":

@@ -13,6 +13,7 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
 from .policy.replies import first_line_problem
 
 DEFAULT_REPLY = (
@@ -295,18 +296,6 @@ def _domains(v: Any) -> list[str]:
         if not re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*", d):
             raise ValueError(f"{d!r} is not a valid domain name")
         out.append(d)
-    return out
-
-
-def _networks(v: Any) -> list[str]:
-    if not isinstance(v, list):
-        raise ValueError('expected a list of addresses or networks, e.g. ["127.0.0.1", "10.0.0.0/24"]')
-    out = []
-    for x in v:
-        try:
-            out.append(str(ipaddress.ip_network(_str(x).strip(), strict=False)))
-        except ValueError:
-            raise ValueError(f"{x!r} is not an IP address or network") from None
     return out
 
 

@@ -17,7 +17,7 @@ import sys
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from .contacts import ContactsError, ImapHarvester, ImportResult, read_file
+from .contacts import ContactsError, HarvestResult, ImapHarvester, ImportResult, read_file
 
 
 def _imap_source(url: str, user_addresses: tuple[str, ...]) -> ImapHarvester:
@@ -98,11 +98,12 @@ def run_import(args: argparse.Namespace, store: Any) -> int:
         return 0
     counts = store.import_entries(user.id, [c.address for c in new], source="import",
                                   note=f"imported from {os.path.basename(source) if '://' not in source else source}")
-    hashes = getattr(result, "sent_message_id_hashes", [])
+    harvested = result if isinstance(result, HarvestResult) else None  # an IMAP source
+    hashes = harvested.sent_message_id_hashes if harvested is not None else []
     if hashes:
         store.add_sent_ids(user.id, hashes)
-    if state_key is not None:
-        store.set_setting(state_key, json.dumps(result.state))  # type: ignore[attr-defined]
+    if state_key is not None and harvested is not None:
+        store.set_setting(state_key, json.dumps(harvested.state))
     print(f"allowed {counts['added']} new senders for {user.addresses[0]}"
           + (f"; {len(hashes)} sent Message-IDs recorded for reply recognition" if hashes else ""))
     if interrupted:

@@ -59,7 +59,10 @@ def seed(store: Store, user_id: int, *, days: int = 30, rng: random.Random | Non
     store.add_entry(user_id, "block", "@cheap-meds.example", source="manual", note="")
     store.add_entry(user_id, "block", "crypto@moon-coin.example", source="manual", note="")
     events: list[EventRecord] = []
-    ip = lambda: f"198.51.100.{rng.randint(2, 250)}"  # noqa: E731 - documentation range, never contacted
+
+    def ip() -> str:
+        return f"198.51.100.{rng.randint(2, 250)}"  # documentation range, never contacted
+
     for day in range(days, -1, -1):
         base = now - timedelta(days=day)
         for _ in range(rng.randint(4, 12)):

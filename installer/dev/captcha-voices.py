@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[2] / "resources" / "sounds"
 
 def convert(src: Path, dst: Path) -> None:
     with wave.open(str(src)) as w:
-        frames, width, rate, channels = w.readframes(w.getnframes()), w.getsampwidth(), w.getframerate(), w.getnchannels()
+        frames, width = w.readframes(w.getnframes()), w.getsampwidth()
+        rate, channels = w.getframerate(), w.getnchannels()
     if channels == 2:
         frames = audioop.tomono(frames, width, 0.5, 0.5)
     frames, _ = audioop.ratecv(frames, width, 1, rate, 8000, None)

@@ -338,7 +338,8 @@ def test_in_chromium_the_picture_and_a_replayed_sound_are_the_one_rendering(gw: 
     with sync_playwright() as p:
         chromium = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
                                      args=["--disable-background-networking", "--disable-component-update",
-                                           "--no-first-run", "--disable-sync", "--autoplay-policy=no-user-gesture-required"])
+                                           "--no-first-run", "--disable-sync",
+                                           "--autoplay-policy=no-user-gesture-required"])
         try:
             page = chromium.new_page()
             fetched: dict[str, list[int]] = {"png": [], "wav": []}
@@ -374,7 +375,7 @@ def test_guessed_links_cost_the_store_no_writes(gw: GatewayProcess) -> None:
     """Rate counting is a store write: only a real link's page pays it, a guessed token is a read."""
     source = source_address()
     b = browser(gw, source)
-    for i in range(30):
+    for _ in range(30):
         assert b.get(f"/c/{uuid.uuid4().hex[:22]}").status_code == 404
         assert b.post(f"/c/{uuid.uuid4().hex[:22]}", data={"answer": "1"}).status_code == 404
     with gw.store.engine.connect() as conn:

@@ -29,9 +29,9 @@ import pytest
 
 from sendergate.config import Config
 from sendergate.store import hash_message_id
+from tests.support.dkim_keys import Zones, sign, signing_zones
 from tests.support.gateway import GatewayProcess
 from tests.support.scanners import GTUBE, ScannerDaemon, start_spamd
-from tests.support.dkim_keys import Zones, sign, signing_zones
 
 GOOD_IP = "127.0.0.2"  # friend.test's own server
 LIST_IP = "127.0.0.3"  # the list server (lists.proj.test, softlist.test)
@@ -70,7 +70,7 @@ def spamd() -> Iterator[ScannerDaemon]:
 
 def gateway(zones: Zones, mode: str, spamd: ScannerDaemon | None, **sections: dict) -> GatewayProcess:
     """A started gateway delivering into a Maildir, with Alice's allowlist and sent mail."""
-    extra: dict[str, dict] = {"dns": {"nameservers": ["%s:%d" % zones.server.address], "timeout": DNS_TIMEOUT},
+    extra: dict[str, dict] = {"dns": {"nameservers": ["{}:{}".format(*zones.server.address)], "timeout": DNS_TIMEOUT},
                               "challenge": {"allowlist_auth": mode}}
     if spamd is not None:
         extra["scan"] = {"spamd": spamd.tcp_spec, "timeout": "20s"}
@@ -401,7 +401,8 @@ def test_srs_wrapper_does_not_lend_its_spf_pass_in_strict_mode(strict: GatewayPr
 
 
 @pytest.mark.parametrize("mode", ["strict", "relaxed"])
-def test_srs_with_from_failing_dmarc_reject_is_refused_without_a_link(mode: str, request: pytest.FixtureRequest) -> None:
+def test_srs_with_from_failing_dmarc_reject_is_refused_without_a_link(
+        mode: str, request: pytest.FixtureRequest) -> None:
     gw = request.getfixturevalue(mode)
     msg, msgid = message("Bob <bob@friend.test>")
     code, text = send(gw, msg, sender=SRS, ip=ATTACKER_IP)

@@ -75,17 +75,20 @@ def bench(url: str, events: int, runs: int) -> list[tuple[str, float, float]]:
             deep_id = first["items"][0]["id"] // 10  # 90 % of the way back in history
             cases = {
                 "events first page": lambda: c.get("/api/v1/events", params={"limit": 50}),
-                "events first page verdict=spam": lambda: c.get("/api/v1/events", params={"limit": 50, "verdict": "spam"}),
+                "events first page verdict=spam": lambda: c.get(
+                    "/api/v1/events", params={"limit": 50, "verdict": "spam"}),
                 "events first page verdict=virus,tempfail": lambda: c.get(
                     "/api/v1/events", params={"limit": 50, "verdict": ["virus", "tempfail"]}),
-                "events first page q=host42 (common)": lambda: c.get("/api/v1/events", params={"limit": 50, "q": "host42"}),
+                "events first page q=host42 (common)": lambda: c.get(
+                    "/api/v1/events", params={"limit": 50, "q": "host42"}),
                 "events first page q=rare-needle (rare)": lambda: c.get(
                     "/api/v1/events", params={"limit": 50, "q": "rare-needle"}),
                 "events first page q=no-such-word (no match)": lambda: c.get(
                     "/api/v1/events", params={"limit": 50, "q": "no-such-word"}),
                 "events first page since 1 day": lambda: c.get("/api/v1/events", params={
                     "limit": 50, "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 86400))}),
-                "events deep page via cursor": lambda: c.get("/api/v1/events", params={"limit": 50, "cursor": cursor_for(deep_id)}),
+                "events deep page via cursor": lambda: c.get(
+                    "/api/v1/events", params={"limit": 50, "cursor": cursor_for(deep_id)}),
                 "events deep page via cursor verdict=spam": lambda: c.get(
                     "/api/v1/events", params={"limit": 50, "cursor": cursor_for(deep_id), "verdict": "spam"}),
             }

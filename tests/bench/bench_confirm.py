@@ -20,9 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import httpx  # noqa: E402
+import httpx
 
-from tests.support.gateway import GatewayProcess  # noqa: E402
+from tests.support.gateway import GatewayProcess
 
 
 def median_ms(xs: list[float]) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import os
 import random
 import statistics
@@ -36,8 +37,11 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from sqlalchemy import insert  # noqa: E402
 
 from sendergate.policy.decide import EventRecord, Verdict  # noqa: E402
-from sendergate.store import _count_key, _event_row  # noqa: E402  (bulk seeding: the store's own row shape)
-from sendergate.store import schema  # noqa: E402
+from sendergate.store import (  # noqa: E402  (bulk seeding: the store's own row shape)
+    _count_key,
+    _event_row,
+    schema,
+)
 from tests.support.gateway import GatewayProcess  # noqa: E402
 
 
@@ -117,8 +121,8 @@ class Run:
 
     @classmethod
     def of(cls, ticks: list[float], gc_pauses: list[tuple[float, float]], scroll_time: float, top_ok: bool,
-           pages: int) -> "Run":
-        gaps = [(b - a, a, b) for a, b in zip(ticks, ticks[1:])]
+           pages: int) -> Run:
+        gaps = [(b - a, a, b) for a, b in itertools.pairwise(ticks)]
         if not gaps:
             raise SystemExit("bench: no heartbeats during a run")
         longest, start, end = max(gaps)
@@ -153,7 +157,7 @@ def main() -> int:
         from sendergate.desktop.main_window import MainWindow
         from sendergate.desktop.settings import Settings
 
-        app = QApplication.instance() or QApplication([])
+        _app = QApplication.instance() or QApplication([])  # held: Qt needs the application alive
         rss_before = rss_mb()
         client = GatewayClient(g.http_url, token)
         settings = Settings.at_path(f"/tmp/sendergate-bench-inproc-{os.getpid()}.ini")
@@ -264,13 +268,15 @@ def main() -> int:
     print(f"scrolling to {args.depth:,} rows, {len(runs)} runs: "
           + "; ".join(f"{r.scroll_time:.1f} s" for r in runs) + f"; pages in memory: {runs[-1].pages}")
     print(f"GUI thread longest stall per run: {', '.join(f'{m * 1000:.1f}' for m in (r.longest for r in runs))} ms")
-    print(f"  median of the runs' maxima: {median_max * 1000:.1f} ms (target < 50 ms); worst {worst.longest * 1000:.1f} ms"
+    print(f"  median of the runs' maxima: {median_max * 1000:.1f} ms (target < 50 ms); "
+          f"worst {worst.longest * 1000:.1f} ms"
           f" ({'a GC pause inside it' if worst.gc_in_longest else 'no GC pause inside it'})")
     print(f"  p99 gap (median over runs): {statistics.median(r.p99 for r in runs) * 1000:.1f} ms; "
           f"gaps > 33 ms (two frames): {sum(r.over_two_frames for r in runs)} in "
-          f"{sum(r.heartbeats for r in runs):,} heartbeats; longest GC pause {max(r.longest_gc for r in runs) * 1000:.1f} ms")
-    print(f"RSS: before window {rss_before:.0f} MB; " + "; ".join(f"{k // 1000}k rows {v:.0f} MB"
-                                                                   for k, v in marks.items()) + f"; end {rss_end:.0f} MB")
+          f"{sum(r.heartbeats for r in runs):,} heartbeats; "
+          f"longest GC pause {max(r.longest_gc for r in runs) * 1000:.1f} ms")
+    rows_rss = "; ".join(f"{k // 1000}k rows {v:.0f} MB" for k, v in marks.items())
+    print(f"RSS: before window {rss_before:.0f} MB; {rows_rss}; end {rss_end:.0f} MB")
     top_ok = all(r.top_ok for r in runs)
     print(f"top rows back after jumping up: {top_ok}")
     ok = max(starts) < 2.0 and first_rows < 1.0 and median_max < 0.050 and top_ok

@@ -22,11 +22,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from imapclient import IMAPClient  # noqa: E402
+from imapclient import IMAPClient
 
-from sendergate.contacts import ImapHarvester  # noqa: E402
-from tests.support.dovecot import MAIL_GID, MAIL_UID, DovecotServer  # noqa: E402
-from tests.support.mailgen import OWNER, append, sent_messages  # noqa: E402
+from sendergate.contacts import ImapHarvester
+from tests.support.dovecot import MAIL_GID, MAIL_UID, DovecotServer
+from tests.support.mailgen import OWNER, append, sent_messages
 
 PASSWORD = "bench"
 

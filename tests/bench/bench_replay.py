@@ -119,8 +119,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.support.gateway import GatewayProcess, loopback_dns, write_config  # noqa: E402
-from tests.support.scanners import GTUBE, start_clamd, start_spamd  # noqa: E402
+from tests.support.gateway import GatewayProcess, loopback_dns, write_config
+from tests.support.scanners import GTUBE, start_clamd, start_spamd
 
 REPO = Path(__file__).resolve().parents[2]
 USERS = ("anna@example.org", "ben@example.org", "cleo@example.org")
@@ -331,7 +331,8 @@ class World:
 
     def spammer(self) -> tuple[str, str]:
         n = self.rng.randrange(100000)
-        return f"{self.rng.choice(FIRST)}", f"{self.rng.choice(['info', 'sales', 'win', 'promo'])}{n}@spm{n % 97}.example"
+        local = self.rng.choice(["info", "sales", "win", "promo"])
+        return f"{self.rng.choice(FIRST)}", f"{local}{n}@spm{n % 97}.example"
 
 
 def compose(headers: list[tuple[str, str]], body: str, content_type: str = "text/plain; charset=utf-8") -> bytes:
@@ -528,7 +529,7 @@ def build(world: World, cat: str, idx: int, when: dt.datetime) -> Msg:
         body = world.spam(gtube_third) if gtube_third else world.text() + "Please pay the invoice today.\r\n"
         return msg(ip(NET_SPAM, idx), f"host-{idx}.dyn.example", addr, compose(h, body), m)
     if cat == "copied List-Id, own DKIM":
-        h, m = std("Dev list", f"dev@attacker.example", "[dev] " + rng.choice(SPAM_SUBJECTS), extra=[
+        h, m = std("Dev list", "dev@attacker.example", "[dev] " + rng.choice(SPAM_SUBJECTS), extra=[
             ("List-Id", "Dev <dev.lists.oss.example>"), ("List-Post", "<mailto:dev@attacker.example>"),
             ("List-Unsubscribe", "<mailto:leave@attacker.example>")])
         data = sign(compose(h, world.spam(gtube_third)), world.keys["attacker.example"], LIST_SIGNED)
@@ -583,7 +584,7 @@ def generate(messages: int, seed: int, keys: dict[str, Key]) -> tuple[World, lis
     rng.shuffle(names)
     start = dt.datetime(YEAR, 1, 1, tzinfo=dt.timezone.utc)
     times = sorted(start + dt.timedelta(seconds=rng.uniform(0, 365 * 86400)) for _ in names)
-    return world, [build(world, cat, i, when) for i, (cat, when) in enumerate(zip(names, times))]
+    return world, [build(world, cat, i, when) for i, (cat, when) in enumerate(zip(names, times, strict=True))]
 
 
 # -- the gateway ------------------------------------------------------------------------------------
@@ -959,7 +960,7 @@ def main() -> int:
         extra: dict[str, dict[str, Any]] = {
             "challenge": {"allowlist_auth": "relaxed", "ttl": args.challenge_ttl},
             "scan": {"clamd": clamd.unix_spec, "spamd": spamd.unix_spec},
-            "dns": {"nameservers": ["%s:%d" % dns.address], "timeout": "2s"},
+            "dns": {"nameservers": ["{}:{}".format(*dns.address)], "timeout": "2s"},
         }
         for section, values in parse_set(args.set).items():
             extra.setdefault(section, {}).update(values)
@@ -985,7 +986,7 @@ def main() -> int:
         clamd.stop()
 
     units = []
-    for m, s in zip(msgs, sent):
+    for m, s in zip(msgs, sent, strict=True):
         for rcpt in m.rcpts:
             u = classify(rcpt, s, events.get(m.ip, []), places.get(m.message_id, []))
             units.append({"idx": m.idx, "category": m.category, "legit": m.legit, "message_id": m.message_id,

@@ -32,8 +32,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.support.gateway import GatewayProcess  # noqa: E402
-from tests.support.postfix import PostfixInstance, SmtpSink  # noqa: E402
+from tests.support.gateway import GatewayProcess
+from tests.support.postfix import PostfixInstance, SmtpSink
 
 SMTP_SOURCE = "/usr/sbin/smtp-source"
 
@@ -73,7 +73,7 @@ def process_tree_rss(pid: int) -> int:
 
 async def idle_connections(port: int, count: int) -> tuple[list[asyncio.StreamWriter], float]:
     writers = []
-    for i in range(count):
+    for _ in range(count):
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         banner = await asyncio.wait_for(reader.readline(), 10)
         assert banner.startswith(b"220"), banner
@@ -115,7 +115,7 @@ def main() -> int:
     }
     rates: dict[str, list[float]] = {k: [] for k in targets}
     try:
-        for name, (port, frm, to) in targets.items():  # warm-up
+        for port, frm, to in targets.values():  # warm-up
             load(port, 200, frm, to)
         postfix.wait_for_empty_queue(timeout=300)
         for rnd in range(args.rounds):
@@ -146,7 +146,8 @@ def main() -> int:
         med = statistics.median(values)
         print(f"{name:42} {med:13.0f} {min(values):8.0f} {max(values):8.0f} {med / sink_median:8.3f}")
     print(f"\n{args.idle} idle connections: gateway RSS {base_rss / 2**20:.1f} MB -> {idle_rss / 2**20:.1f} MB "
-          f"(+{(idle_rss - base_rss) / 2**20:.1f} MB); connection {args.idle + 1} got its banner in {waited * 1000:.0f} ms")
+          f"(+{(idle_rss - base_rss) / 2**20:.1f} MB); "
+          f"connection {args.idle + 1} got its banner in {waited * 1000:.0f} ms")
     reject = statistics.median(rates["gateway unknown sender (550 + link)"]) / sink_median
     deliver = statistics.median(rates["gateway known sender (delivered)"]) / sink_median
     ok = reject >= 0.15 and deliver >= 0.08 and (idle_rss - base_rss) < 30 * 2**20 and waited < 1

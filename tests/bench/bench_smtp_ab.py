@@ -111,9 +111,10 @@ def main() -> int:
     print(f"\nthis tree against {args.against}: {args.rounds} interleaved rounds of {args.messages} messages")
     for path in ("reject", "deliver"):
         new, old = f"new {path}", f"old {path}"
-        ratio = statistics.median(n / o for n, o in zip(rates[new], rates[old]))
-        cpu_ratio = statistics.median(n / o for n, o in zip(cpu[new], cpu[old]))
-        print(f"{path:8} msg/s new {statistics.median(rates[new]):6.0f} ({statistics.median(rates[new]) / sink_median:.3f} x sink)"
+        ratio = statistics.median(n / o for n, o in zip(rates[new], rates[old], strict=True))
+        cpu_ratio = statistics.median(n / o for n, o in zip(cpu[new], cpu[old], strict=True))
+        print(f"{path:8} msg/s new {statistics.median(rates[new]):6.0f} "
+              f"({statistics.median(rates[new]) / sink_median:.3f} x sink)"
               f"  old {statistics.median(rates[old]):6.0f} ({statistics.median(rates[old]) / sink_median:.3f})"
               f"  new/old per round {ratio:.3f}")
         print(f"{'':8} CPU ms/message new {statistics.median(cpu[new]):.3f}  old {statistics.median(cpu[old]):.3f}"

@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from sendergate.contacts import read_file  # noqa: E402
+from sendergate.contacts import read_file
 
 _PHOTO = base64.b64encode(bytes(range(256)) * 6).decode()
 _FOLDED_PHOTO = "\r\n ".join(_PHOTO[i:i + 74] for i in range(0, len(_PHOTO), 74))

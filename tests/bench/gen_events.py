@@ -49,8 +49,8 @@ def generate(store: Store, count: int, *, users: int = 100, days: int = 90, batc
     for first in range(0, count, batch):
         n = min(batch, count - first)
         if store.is_sqlite:
-            series = (f"WITH RECURSIVE g(x) AS (SELECT {first} UNION ALL SELECT x + 1 FROM g WHERE x < {first + n - 1}) "
-                      "SELECT x FROM g")
+            series = (f"WITH RECURSIVE g(x) AS (SELECT {first} UNION ALL SELECT x + 1 FROM g "
+                      f"WHERE x < {first + n - 1}) SELECT x FROM g")
             mod = "%"
         else:
             series = f"SELECT x FROM generate_series({first}::bigint, {first + n - 1}) AS x"

@@ -98,7 +98,7 @@ def fresh_gateway() -> Iterator[tuple[GatewayProcess, Seeded]]:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> "object":
+def settings(tmp_path: Path) -> object:
     from sendergate.desktop.settings import Settings
     return Settings.at_path(str(tmp_path / "settings.ini"))
 

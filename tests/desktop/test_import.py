@@ -100,7 +100,8 @@ def mail_account(dovecot: DovecotServer, settings) -> MailAccount:
     settings.imap_security = "none"
     settings.imap_user = user
     settings.sync()
-    return MailAccount(user=user, pool=pool, sent=sent, inbox=inbox, expected=expected_contacts(sent) | expected_contacts(inbox))
+    return MailAccount(user=user, pool=pool, sent=sent, inbox=inbox,
+                       expected=expected_contacts(sent) | expected_contacts(inbox))
 
 
 def allowed(api: GatewayClient) -> dict[str, str]:
@@ -333,7 +334,7 @@ def test_imap_wrong_then_right_password_uploads_sent_ids_and_replies_get_through
     heartbeat.start(10)
     summary = read_and_wait(qtbot, page, page.imap_button.click)
     heartbeat.stop()
-    stall = max(b - a for a, b in zip(ticks, ticks[1:]))
+    stall = max(b - a for a, b in itertools.pairwise(ticks))
     assert stall < 500, f"the GUI thread stalled {stall} ms while reading IMAP"
     n_messages = len(mail_account.sent) + sum(1 for m in mail_account.inbox if b"\\Answered" in m.flags)
     assert f"New messages read: {n_messages}. Sent Message-IDs newly registered (replies to them reach you): " \

@@ -9,7 +9,6 @@ from email.message import EmailMessage
 import pytest
 
 from sendergate.desktop import operations
-from sendergate.desktop.api_client import ApiError
 from sendergate.desktop.stream import OFFLINE, ONLINE
 
 TIMEOUT = 15_000

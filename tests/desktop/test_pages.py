@@ -6,8 +6,8 @@ from PySide6.QtCore import Qt
 
 from sendergate.desktop.api_client import GatewayClient
 from sendergate.desktop.models import EntriesModel, EventsModel, PendingModel, ScreenedModel
-from sendergate.desktop.models.events import PAGE_SIZE
 from sendergate.desktop.models.base import RecordRole, verdict_label
+from sendergate.desktop.models.events import PAGE_SIZE
 from tests.desktop.seed import AUTOMATED, PEOPLE
 
 TIMEOUT = 10_000

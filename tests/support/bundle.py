@@ -61,7 +61,7 @@ def smoke_run(executable: Path, gateway: GatewayProcess, token: str, home: Path,
     env = isolated_env(home, {"SENDERGATE_TOKEN": token}, own_home=own_home)
     argv = [*prefix, str(executable), "--gateway", gateway.http_url, "--language", language,
             "--settings-file", str(home / "settings.ini"), "--smoke-test"]
-    return subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    return subprocess.run(argv, env=env, capture_output=True, text=True,
                           timeout=timeout, check=False)
 
 

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from sendergate.store import Store
-from tests.support.dns_server import DNSTestServer
 from tests.support.common import ServiceError, free_loopback_port, make_service_dir, remove_service_dir
+from tests.support.dns_server import DNSTestServer
 
 LOCAL_DOMAIN = "example.org"
 _dns: DNSTestServer | None = None
@@ -69,7 +69,7 @@ class GatewayProcess:
             "http": {"listen": f"127.0.0.1:{self.http_port}", "public_url": "https://mx.example.org"},
             "store": {"url": self.store_url},
             "challenge": {"allowlist_auth": "off"},
-            "dns": {"nameservers": ["%s:%d" % loopback_dns().address], "timeout": "2s"},
+            "dns": {"nameservers": ["{}:{}".format(*loopback_dns().address)], "timeout": "2s"},
         }
         for name, values in (extra or {}).items():
             self.sections.setdefault(name, {}).update(values)
@@ -94,7 +94,7 @@ class GatewayProcess:
     def http_url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
 
-    def start(self, timeout: float = 20.0) -> "GatewayProcess":
+    def start(self, timeout: float = 20.0) -> GatewayProcess:
         self.log = open(self.log_path, "ab")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen([sys.executable, "-m", "sendergate", "gateway", "--config", str(self.config_path)],
@@ -134,7 +134,7 @@ class GatewayProcess:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
-                raise ServiceError(f"gateway did not stop within {timeout} s on signal {sig}")
+                raise ServiceError(f"gateway did not stop within {timeout} s on signal {sig}") from None
         code = self.proc.returncode
         self.proc = None
         self.log.close()
@@ -154,7 +154,7 @@ class GatewayProcess:
                 self._store.close()
             remove_service_dir(self.dir)
 
-    def __enter__(self) -> "GatewayProcess":
+    def __enter__(self) -> GatewayProcess:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -167,6 +167,7 @@ class GatewayProcess:
 
     def events(self) -> list[Any]:
         from sqlalchemy import select
+
         from sendergate.store import schema
         with self.store.engine.connect() as conn:
             return conn.execute(select(schema.events).order_by(schema.events.c.id)).all()

@@ -22,8 +22,15 @@ Every mistake a user can make raises ContactsError (one readable line);
 from sendergate.contacts.files import read_bytes, read_file
 from sendergate.contacts.imap import ImapHarvester
 from sendergate.contacts.model import (
-    DUPLICATE, INVALID, MACHINE_ROLE, OWN_ADDRESS, Contact, ContactsError, HarvestResult,
-    ImportResult, Skipped,
+    DUPLICATE,
+    INVALID,
+    MACHINE_ROLE,
+    OWN_ADDRESS,
+    Contact,
+    ContactsError,
+    HarvestResult,
+    ImportResult,
+    Skipped,
 )
 
 __all__ = [

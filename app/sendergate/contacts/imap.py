@@ -29,10 +29,14 @@ from imapclient.exceptions import IMAPClientError, LoginError
 from imapclient.imapclient import SENT, SocketTimeout
 
 from sendergate.contacts.model import (
-    OWN_ADDRESS, Collector, ContactsError, HarvestResult, Skipped, own_address_keys,
+    OWN_ADDRESS,
+    Collector,
+    ContactsError,
+    HarvestResult,
+    Skipped,
+    own_address_keys,
 )
-from sendergate.policy.address import AddressError, parse
-from sendergate.policy.address import hash_message_id
+from sendergate.policy.address import AddressError, hash_message_id, parse
 
 STATE_VERSION = 1
 SECURITY = ("tls", "starttls", "none")
@@ -140,12 +144,13 @@ class ImapHarvester:
         try:
             client = IMAPClient(self.host, self.port, ssl=self.security == "tls",
                                 ssl_context=self._context(),
-                                timeout=SocketTimeout(connect=self.timeout, read=self.timeout))
+                                # documented to take a SocketTimeout; annotated float | None
+                                timeout=SocketTimeout(connect=self.timeout, read=self.timeout))  # type: ignore[arg-type]
         except socket.gaierror as exc:
             raise ContactsError(f"cannot find IMAP server {self.host}: {exc.strerror}") from None
         except ssl.SSLError as exc:
             raise ContactsError(f"TLS with IMAP server {where} failed: {_reason(exc)}") from None
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             raise ContactsError(f"IMAP server {where} did not answer within {self.timeout:g} s") from None
         except OSError as exc:
             raise ContactsError(f"cannot connect to IMAP server {where}: {_reason(exc)}") from None
@@ -172,7 +177,7 @@ class ImapHarvester:
             if self._oauth2_token is not None:
                 client.oauth2_login(self.username, self._oauth2_token)
             else:
-                client.login(self.username, self._password)
+                client.login(self.username, self._password or "")  # one of the two is set (__init__)
         except LoginError as exc:
             _close_quietly(client)
             how = "OAuth2 token" if self._oauth2_token is not None else "password"
@@ -380,7 +385,7 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, (bytes, bytearray)):
         text = exc.decode(errors="replace")
     text = text.strip() or type(exc).__name__
-    if text.startswith("b'") or text.startswith('b"'):
+    if text.startswith(("b'", 'b"')):
         text = text[2:-1]
     return " ".join(text.split())
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import ipaddress
 import json
 from collections.abc import Iterator
-from operator import itemgetter
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from operator import itemgetter
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -59,7 +59,7 @@ class Me:
     addresses: tuple[str, ...]
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "Me":
+    def from_json(cls, d: dict[str, Any]) -> Me:
         return cls(d["id"], d.get("name", ""), d["role"], tuple(d.get("addresses", ())))
 
 
@@ -83,14 +83,14 @@ class Event:
     details: dict[str, Any]
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "Event":
+    def from_json(cls, d: dict[str, Any]) -> Event:
         return cls(d["id"], _ts(d["ts"]) or datetime.now(timezone.utc), d["verdict"], d.get("reason", ""),
                    d.get("sender", ""), d.get("recipient", ""), d.get("subject", ""), d.get("from_header", ""),
                    d.get("client_ip", ""), d.get("helo", ""), d.get("message_id", ""), d.get("size"),
                    d.get("spam_score"), d.get("virus", ""), d.get("challenge_id"), d.get("details") or {})
 
     @classmethod
-    def from_row(cls, row: EventRow) -> "Event":
+    def from_row(cls, row: EventRow) -> Event:
         return cls(row[0], _ts(row[1]) or datetime.now(timezone.utc), *row[2:15], row[15] or {})
 
     def to_row(self) -> EventRow:
@@ -135,7 +135,7 @@ class Challenge:
     expires_at: datetime
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "Challenge":
+    def from_json(cls, d: dict[str, Any]) -> Challenge:
         now = datetime.now(timezone.utc)
         return cls(d["id"], d.get("recipient", ""), d["sender"], d["status"], d.get("subject", ""),
                    d.get("attempts", 0), _ts(d.get("created_at")) or now, _ts(d.get("updated_at")) or now,
@@ -155,7 +155,7 @@ class ListEntry:
     owner: str | None
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "ListEntry":
+    def from_json(cls, d: dict[str, Any]) -> ListEntry:
         return cls(d["id"], d["entry"], d.get("kind", "address"), d.get("action", "allow"), d.get("source", ""),
                    d.get("note", ""), _ts(d.get("created_at")) or datetime.now(timezone.utc),
                    _ts(d.get("expires_at")), d.get("owner"))
@@ -168,7 +168,7 @@ class Stats:
     pending_challenges: int
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "Stats":
+    def from_json(cls, d: dict[str, Any]) -> Stats:
         return cls(tuple((day["date"], dict(day["counts"])) for day in d.get("days", ())), dict(d.get("totals", {})),
                    int(d.get("pending_challenges", 0)))
 
@@ -191,7 +191,7 @@ class ScreenedSender:
     listed_entry: str  # the deciding entry: the address or its @domain
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "ScreenedSender":
+    def from_json(cls, d: dict[str, Any]) -> ScreenedSender:
         now = datetime.now(timezone.utc)
         listed = d.get("listed") or {}
         return cls(d["sender"], int(d["count"]), int(d.get("screened", 0)), int(d.get("bulk", 0)),
@@ -204,7 +204,7 @@ class Decided:
     """One challenge of a decision on several: the challenge after it, or why there is none."""
 
     id: int
-    challenge: "Challenge | None"
+    challenge: Challenge | None
     error: str
 
 
@@ -226,7 +226,7 @@ class ImportOutcome:
     items: tuple[ImportItem, ...]
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "ImportOutcome":
+    def from_json(cls, d: dict[str, Any]) -> ImportOutcome:
         return cls(int(d["added"]), int(d["present"]), int(d["invalid"]),
                    tuple(ImportItem(r["entry"], r["status"], r.get("error") or "", r.get("covered_by") or "")
                          for r in d.get("results", ())))
@@ -261,7 +261,7 @@ def normalise_url(url: str) -> str:
     if not parts.hostname:
         raise ValueError("the gateway's address has no host name")
     try:
-        parts.port
+        _ = parts.port  # reading it validates it
     except ValueError:
         raise ValueError("the gateway's address has an invalid port") from None
     return url.rstrip("/")
@@ -283,7 +283,7 @@ def sends_token_in_clear(url: str) -> bool:
 
 
 # -- the client ------------------------------------------------------------------------------
-def _one_line(text: str, limit: int = 300) -> str:
+def _one_line(text: object, limit: int = 300) -> str:
     line = " ".join(str(text).split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
@@ -308,7 +308,8 @@ class GatewayClient:
         except httpx.TimeoutException:
             raise Unreachable(f"the gateway at {self.base_url} did not answer in time") from None
         except httpx.TransportError as exc:
-            raise Unreachable(f"cannot reach the gateway at {self.base_url}: {_one_line(exc) or type(exc).__name__}") from None
+            why = _one_line(exc) or type(exc).__name__
+            raise Unreachable(f"cannot reach the gateway at {self.base_url}: {why}") from None
         return self._check(response)
 
     def _check(self, response: httpx.Response) -> Any:
@@ -505,7 +506,8 @@ class GatewayClient:
                 if response.status_code >= 400:
                     response.read()
                     self._check(response)
-                kind, data, msg_id = "message", [], ""
+                data: list[str] = []
+                kind, msg_id = "message", ""
                 for line in response.iter_lines():
                     if stop is not None and stop():
                         return
@@ -529,4 +531,5 @@ class GatewayClient:
         except httpx.TimeoutException:
             raise Unreachable(f"the live stream from {self.base_url} went quiet") from None
         except httpx.TransportError as exc:
-            raise Unreachable(f"lost the live stream from {self.base_url}: {_one_line(exc) or type(exc).__name__}") from None
+            why = _one_line(exc) or type(exc).__name__
+            raise Unreachable(f"lost the live stream from {self.base_url}: {why}") from None

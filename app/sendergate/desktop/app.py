@@ -18,9 +18,18 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from .i18n import tr
+
+if TYPE_CHECKING:  # Qt and the window are imported when needed: --help and --version start without them
+    from PySide6.QtWidgets import QApplication
+
+    from .api_client import GatewayClient, Me
+    from .main_window import MainWindow
+    from .secrets import SecretStore
+    from .settings import Settings
 
 log = logging.getLogger("sendergate.desktop")
 _started = time.perf_counter()  # module import: close to process start; the startup log line measures from here
@@ -46,25 +55,27 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def make_application(argv: Sequence[str] | None = None) -> "QApplication":  # type: ignore[name-defined]  # noqa: F821
+def make_application(argv: Sequence[str] | None = None) -> QApplication:
     from PySide6.QtWidgets import QApplication
 
     from .icons import app_icon
     from .settings import APPLICATION, ORGANIZATION
 
-    app = QApplication.instance()
-    if app is None:
+    existing = QApplication.instance()
+    if isinstance(existing, QApplication):
+        app = existing
+    else:  # none yet (a bare QCoreApplication would make this fail loudly, as it should)
         app = QApplication([sys.argv[0] if sys.argv else "sendergate-desktop", *(argv or [])])
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)
     app.setApplicationVersion(__version__)
     app.setDesktopFileName("sendergate-desktop")
     app.setWindowIcon(app_icon())
-    return app  # type: ignore[return-value]
+    return app
 
 
 @contextlib.contextmanager
-def quit_on_signals(app: "QApplication") -> Iterator[None]:  # type: ignore[name-defined]  # noqa: F821
+def quit_on_signals(app: QApplication) -> Iterator[None]:
     """Ctrl-C, SIGTERM and SIGHUP close the app the way its Quit item does (and so let the caller clean up).
 
     Python runs a signal handler only when it next runs Python code, and Qt's event loop runs none by
@@ -103,7 +114,6 @@ def _drain(sock: socket.socket) -> None:
 
 def confirm_insecure(url: str) -> bool:
     """Plain http to another machine: the token would travel readable. Ask before sending it."""
-    from PySide6.QtCore import QCoreApplication
     from PySide6.QtWidgets import QMessageBox
 
 
@@ -115,10 +125,8 @@ def confirm_insecure(url: str) -> bool:
     return answer == QMessageBox.StandardButton.Yes
 
 
-def open_window(client: "GatewayClient", settings: "Settings",  # type: ignore[name-defined]  # noqa: F821
-                secrets: "SecretStore | None" = None) -> "MainWindow":  # type: ignore[name-defined]  # noqa: F821
+def open_window(client: GatewayClient, settings: Settings, secrets: SecretStore | None = None) -> MainWindow:
     """The main window for a client, shown, with the first data and the live stream on their way."""
-    from PySide6.QtCore import QCoreApplication
 
     from .api_client import ApiError, Unauthorized
     from .main_window import MainWindow
@@ -129,13 +137,14 @@ def open_window(client: "GatewayClient", settings: "Settings",  # type: ignore[n
     window.start()
     log.info("main window shown %.3f s after start", time.perf_counter() - _started)
 
-    def who(me: object) -> None:
-        window.me = me  # type: ignore[assignment]
+    def who(me: Me) -> None:
+        window.me = me
         window._update_title()
 
     def refused(exc: ApiError) -> None:
         if isinstance(exc, Unauthorized):
-            window.messages.error(str(exc) + " — " + tr("set up the connection again (File → Connection…) or ask for a new token."))
+            window.messages.error(str(exc) + " — " + tr(
+                "set up the connection again (File → Connection…) or ask for a new token."))
         else:
             window.messages.error(str(exc))
 
@@ -184,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not confirm_insecure(url):
             return 1
 
-    state = {"client": GatewayClient(url, token)}
+    state: dict[str, Any] = {"client": GatewayClient(url, token)}  # the live client and window
     state["window"] = open_window(state["client"], settings, secrets)
     if args.smoke_test:
         from .smoke import SmokeTest

@@ -9,8 +9,7 @@ import traceback
 from types import TracebackType
 
 from PySide6.QtCore import Qt, qVersion
-from PySide6.QtWidgets import (QApplication, QDialog, QDialogButtonBox, QLabel, QPlainTextEdit, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import QApplication, QDialog, QDialogButtonBox, QLabel, QPlainTextEdit, QVBoxLayout, QWidget
 
 from .. import __version__ as sendergate_version
 from .i18n import tr

@@ -3,7 +3,7 @@ and rendered sharp at any device pixel ratio."""
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from importlib.resources import files
 
 from PySide6.QtCore import QByteArray, QRectF, QSize, Qt
@@ -13,7 +13,7 @@ from PySide6.QtSvg import QSvgRenderer
 SIZES = (16, 20, 24, 32, 48, 64, 128, 256)
 
 
-@lru_cache(maxsize=None)
+@cache
 def svg_source(name: str) -> str:
     return (files("sendergate.resources") / "icons" / f"{name}.svg").read_text(encoding="utf-8")
 

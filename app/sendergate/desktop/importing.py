@@ -140,7 +140,7 @@ def preview_rows(contacts: Sequence[Contact], verdicts: Sequence[ImportItem]) ->
     if len(contacts) != len(verdicts):
         raise ValueError(f"{len(contacts)} contacts but {len(verdicts)} dry-run results")
     rows = []
-    for contact, item in zip(contacts, verdicts):
+    for contact, item in zip(contacts, verdicts, strict=True):
         status = {"added": NEW, "present": PRESENT}.get(item.status, INVALID)
         rows.append(PreviewRow(item.entry if status != INVALID else contact.address, contact.name, contact.source,
                                contact.count, contact.last_seen, status, item.error, item.covered_by))
@@ -201,8 +201,9 @@ def read_imap(client: GatewayClient, account: ImapAccount, password: str, state:
               progress: Callable[[int, int], None], cancelled: Callable[[], bool]) -> SourceRead:
     h = harvest_and_upload(client, account, password, state, progress, cancelled)
     r = h.result
-    return SourceRead(f"IMAP {account.user} ({account.host})", dry_run(client, r.contacts), len(r.skipped), tuple(r.warnings),
-                      h.problem, account.key, r.state, r.messages_read, h.sent_ids_added, r.cancelled)
+    return SourceRead(f"IMAP {account.user} ({account.host})", dry_run(client, r.contacts), len(r.skipped),
+                      tuple(r.warnings), h.problem, account.key, r.state, r.messages_read, h.sent_ids_added,
+                      r.cancelled)
 
 
 @dataclass(frozen=True)

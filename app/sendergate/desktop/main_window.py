@@ -7,12 +7,22 @@ import logging
 
 from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
-from PySide6.QtWidgets import (QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMainWindow,
-                               QMessageBox, QStackedWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QMessageBox,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from .. import __version__
 from . import crash, operations
 from .api_client import GatewayClient, Me, StreamMessage
+from .i18n import tr
 from .icons import app_icon, icon
 from .pages.activity import ActivityPage
 from .pages.base import Page
@@ -26,7 +36,6 @@ from .settings import Settings
 from .stream import OFFLINE, ONLINE, StreamFollower
 from .tray import Tray
 from .widgets import MessageBar, debounced
-from .i18n import tr
 
 log = logging.getLogger("sendergate.desktop")
 
@@ -76,7 +85,8 @@ class MainWindow(QMainWindow):
             self.stack.addWidget(page)
             item = QListWidgetItem(icon(cls.icon_name), cls.title())
             item.setData(Qt.ItemDataRole.UserRole, cls.key)
-            item.setToolTip(f"{cls.title()} ({QKeySequence(f'Ctrl+{i + 1}').toString(QKeySequence.SequenceFormat.NativeText)})")
+            shortcut = QKeySequence(f"Ctrl+{i + 1}").toString(QKeySequence.SequenceFormat.NativeText)
+            item.setToolTip(f"{cls.title()} ({shortcut})")
             self.nav.addItem(item)
         self.nav.currentRowChanged.connect(self._page_chosen)
 
@@ -144,7 +154,9 @@ class MainWindow(QMainWindow):
 
     # -- navigation --
     def current_page(self) -> Page:
-        return self.stack.currentWidget()  # type: ignore[return-value]
+        page = self.stack.currentWidget()
+        assert isinstance(page, Page)
+        return page
 
     def show_page(self, key: str) -> Page:
         keys = [cls.key for cls in PAGES]
@@ -234,7 +246,9 @@ class MainWindow(QMainWindow):
             self._refresh_overview_later()
 
     def _pending_changed(self, *_: object) -> None:
-        count = self.pages["pending"].model.rowCount()  # type: ignore[attr-defined]
+        pending = self.pages["pending"]
+        assert isinstance(pending, PendingPage)
+        count = pending.model.rowCount()
         overview = self.pages["overview"]
         assert isinstance(overview, OverviewPage)
         overview.set_pending(count)

@@ -27,10 +27,20 @@ log = logging.getLogger("sendergate.desktop.operations")
 T = TypeVar("T")
 
 _pool: QThreadPool | None = None
-_show_error: Callable[[str], None] = lambda message: log.error("%s", message)
-_show_crash: Callable[[BaseException, str], None] = lambda exc, tb: log.error("unexpected error: %s\n%s", exc, tb)
+
+
+def _log_error(message: str) -> None:
+    log.error("%s", message)
+
+
+def _log_crash(exc: BaseException, tb: str) -> None:
+    log.error("unexpected error: %s\n%s", exc, tb)
+
+
+_show_error: Callable[[str], None] = _log_error  # until the app installs its message bar
+_show_crash: Callable[[BaseException, str], None] = _log_crash
 _running = 0
-_in_flight: set["_Relay"] = set()  # relays must outlive their job: Python would collect them mid-flight
+_in_flight: set[_Relay] = set()  # relays must outlive their job: Python would collect them mid-flight
 
 
 def pool() -> QThreadPool:
@@ -63,9 +73,9 @@ class _Relay(QObject):
 
     done = Signal(object, object, str)  # result, exception, traceback text
 
-    def __init__(self, op: "Operation[Any]") -> None:
+    def __init__(self, op: Operation[Any]) -> None:
         super().__init__()
-        self._op = op
+        self._op: Operation[Any] | None = op
         self.done.connect(self._deliver)
 
     @Slot(object, object, str)
@@ -89,7 +99,7 @@ class _Job(QRunnable):
     def run(self) -> None:
         try:
             result = self._fn()
-        except BaseException as exc:  # handed to the GUI thread, which decides; nothing is lost
+        except BaseException as exc:  # noqa: BLE001  handed to the GUI thread, which decides; nothing is lost
             self._relay.done.emit(None, exc, "".join(traceback.format_exception(exc)))
         else:
             # boxed: PySide6 6.12.0 loses a reference to True/False when a bare bool crosses a signal
@@ -106,11 +116,11 @@ class Operation(Generic[T]):
         self._failure: Callable[[ApiError], Any] | None = None
         self._finally: Callable[[], Any] | None = None
 
-    def failure(self, fn: Callable[[ApiError], Any]) -> "Operation[T]":
+    def failure(self, fn: Callable[[ApiError], Any]) -> Operation[T]:
         self._failure = fn
         return self
 
-    def finally_(self, fn: Callable[[], Any]) -> "Operation[T]":
+    def finally_(self, fn: Callable[[], Any]) -> Operation[T]:
         self._finally = fn
         return self
 
@@ -136,7 +146,7 @@ class Operation(Generic[T]):
             else:
                 log.error("background operation failed unexpectedly:\n%s", tb)
                 _show_crash(exc, tb)
-        except Exception as callback_exc:  # a bug in a callback: report it, keep the app alive
+        except Exception as callback_exc:  # noqa: BLE001  a bug in a callback: report it, keep the app alive
             report_unexpected(callback_exc)
         finally:
             if self._finally is not None:

@@ -25,7 +25,7 @@ class Settings:
         self._s = qsettings if qsettings is not None else QSettings(ORGANIZATION, APPLICATION)
 
     @classmethod
-    def at_path(cls, path: str) -> "Settings":
+    def at_path(cls, path: str) -> Settings:
         """Settings in a file of their own (the demo, tests): the user's real settings stay untouched."""
         return cls(QSettings(path, QSettings.Format.IniFormat))
 
@@ -41,7 +41,8 @@ class Settings:
 
     def _int(self, key: str, default: int) -> int:
         try:
-            return int(self._s.value(key, default))
+            value: Any = self._s.value(key, default)  # QSettings values are untyped (str from an .ini)
+            return int(value)
         except (TypeError, ValueError):
             return default
 

@@ -11,18 +11,29 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFormLayout, QGroupBox, QLabel,
-                               QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QGroupBox,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ..contacts import ContactsError
 from .api_client import ApiError, GatewayClient, Me, normalise_url, sends_token_in_clear
+from .i18n import tr
 from .icons import app_icon
 from .importing import ImapAccount, ImportProblem
 from .operations import Operation
 from .secrets import IMAP_PASSWORD, TOKEN, NoKeychain, Placement, SecretStore
 from .settings import Settings
-from .i18n import tr
-
 
 
 @dataclass(frozen=True)
@@ -206,7 +217,11 @@ class SetupDialog(QDialog):
             self._tested_for, self._me = None, None
             self._show_result(False, str(exc))
 
-        Operation(self, client.me, ok).failure(failed).finally_(lambda: (client.close(), self._changed())).run()
+        def done() -> None:
+            client.close()
+            self._changed()
+
+        Operation(self, client.me, ok).failure(failed).finally_(done).run()
 
     def imap_account(self) -> ImapAccount:
         return ImapAccount(self.imap_host.text().strip(), self.imap_port.value(),

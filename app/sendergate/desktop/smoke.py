@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from PySide6.QtCore import QCoreApplication, QTimer
 
 from .. import __version__
 from .i18n import tr
 from .secrets import SERVICE, SecretStore
+
+if TYPE_CHECKING:  # imported lazily by app.py
+    from .api_client import Me
+    from .main_window import MainWindow
 
 SMOKE_ENTRY = "smoke-test"
 TIMEOUT_MS = 60_000
@@ -58,7 +62,7 @@ def keychain_round_trip(secrets: SecretStore) -> tuple[bool, str]:
 class SmokeTest:
     """Watches a freshly opened main window; quits the app with the outcome."""
 
-    window: "object"  # MainWindow (imported lazily by app.py)
+    window: MainWindow
     language: str
     report_to: str = "-"  # "-": stdout; else a file (a windowed Windows build has no stdout)
     lines: list[str] = field(default_factory=list)
@@ -86,10 +90,10 @@ class SmokeTest:
                 return
             self.lines.append(f"translation: {self.language} ({quit_text.replace('&', '')})")
 
-        def me(who: object) -> None:
+        def me(who: Me) -> None:
             self.me_ok = True
             addresses = getattr(who, "addresses", ()) or ("?",)
-            self.lines.append(f"gateway: {w.client.base_url} as {addresses[0]}")  # type: ignore[attr-defined]
+            self.lines.append(f"gateway: {w.client.base_url} as {addresses[0]}")
             self.check()
 
         def refused(exc: ApiError) -> None:
@@ -102,10 +106,10 @@ class SmokeTest:
                 self.check()
 
         # connect first, then look: the stream's thread sets .state before it emits, so nothing slips between
-        w.stream.state_changed.connect(stream_state)  # type: ignore[attr-defined]
-        if w.stream.state == ONLINE:  # type: ignore[attr-defined]
+        w.stream.state_changed.connect(stream_state)
+        if w.stream.state == ONLINE:
             stream_state(ONLINE, "")
-        Operation(w, w.client.me, me).failure(refused).run()  # type: ignore[attr-defined, arg-type]
+        Operation(w, w.client.me, me).failure(refused).run()
         QTimer.singleShot(TIMEOUT_MS, lambda: self.finish(
             False, f"no answer within {TIMEOUT_MS // 1000} s (api: {self.me_ok}, stream: {self.stream_ok})"))
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
-from .icons import badge_icon
 from .i18n import tr
-
+from .icons import badge_icon
 
 
 class Tray(QObject):

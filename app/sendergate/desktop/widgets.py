@@ -8,9 +8,8 @@ from PySide6.QtCore import QTimer, Signal
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QToolButton, QWidget
 
-from .icons import icon
 from .i18n import tr
-
+from .icons import icon
 
 
 class MessageBar(QFrame):
@@ -42,7 +41,9 @@ class MessageBar(QFrame):
         self.hide()
 
     def text(self) -> str:
-        return self._label.text() if self.isVisibleTo(self.parentWidget()) else ""
+        parent = self.parentWidget()
+        shown = self.isVisibleTo(parent) if parent is not None else self.isVisible()
+        return self._label.text() if shown else ""
 
     def show_message(self, text: str, level: str = "info", timeout_ms: int = 0) -> None:
         self.level = level

@@ -56,7 +56,7 @@ def normalise_domain(domain: str) -> str:
     try:
         d = d.encode("idna").decode("ascii").lower() if not d.isascii() else d.lower()
     except UnicodeError:
-        raise AddressError(f"invalid international domain name") from None
+        raise AddressError("invalid international domain name") from None
     labels = d.split(".")
     if len(d) > 253 or not all(_LABEL.match(lbl) for lbl in labels):
         raise AddressError("invalid domain name")

@@ -11,9 +11,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
+from typing import Any
 
 from .address import Address, AddressError, is_relay_trick, normalise_domain, parse
-from .lists import ALLOW, BLOCK, ListEntry, match_list, match_sender
+from .lists import ALLOW, BLOCK, ListEntry, match_sender
 
 
 class Verdict(str, Enum):
@@ -449,4 +450,4 @@ class EventRecord:
     spam_score: float | None = None
     virus: str = ""
     challenge_id: int | None = None
-    details: dict = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from email.header import decode_header, make_header
+from email.header import Header, decode_header, make_header
 from email.policy import compat32
 
 CRLF = b"\r\n"
@@ -126,7 +126,7 @@ def display(name: str, raw: bytes) -> str:
 def decode_display(value: object) -> str:
     try:
         text = str(make_header(decode_header(str(value))))
-    except Exception:  # undecodable words: show them raw rather than lose the header
+    except Exception:  # noqa: BLE001  any failure on a hostile encoded word: show it raw, never lose the header
         text = str(value)
     return _SPACES.sub(" ", text).strip()
 
@@ -143,7 +143,7 @@ def first_values(message: bytes) -> dict[str, str]:
     # The usual header block (ASCII, no encoded words): the same answers in one pass over its lines,
     # values worked out only for each name's first field (a tenth of a refusal's CPU otherwise).
     out = {}
-    name: str | None = None
+    name = None
     parts: list[bytes] = []
     for line in head.split(CRLF):
         if line[:1] in (b" ", b"\t"):
@@ -166,8 +166,9 @@ def first_values(message: bytes) -> dict[str, str]:
     return out
 
 
-def get_all(message: bytes, name: str) -> list[str]:
-    """Every value of one field, raw (as the email package's compat32 get_all gives them)."""
+def get_all(message: bytes, name: str) -> list[str | Header]:
+    """Every value of one field, raw (as the email package's compat32 get_all gives them: a Header,
+    not a str, for a value with 8-bit bytes; str() of it is the text)."""
     head, _ = split(message)
     name = name.lower()
     return [compat32.header_fetch_parse(n, _raw_value(raw)) for n, raw in fields(head) if n == name]

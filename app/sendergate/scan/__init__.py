@@ -78,7 +78,7 @@ class Scanners:
         if spam and self._spamd is not None:
             jobs["spamd"] = self._timed(self._spam_scan, message)
         halves = await asyncio.gather(*jobs.values())
-        self.last_timings = {name: half.seconds for name, half in zip(jobs, halves)}
+        self.last_timings = {name: half.seconds for name, half in zip(jobs, halves, strict=True)}
         if self.observe is not None:
             for name, seconds in self.last_timings.items():
                 try:
@@ -93,23 +93,26 @@ class Scanners:
     async def ping(self) -> dict[str, str]:
         """Does each configured scanner answer PING? {"clamd": "ok", "spamd": "unreachable at ...: ..."}."""
         checks: dict[str, Awaitable[str]] = {}
-        if self.clamd_address is not None:
-            checks["clamd"] = self._ping_one(lambda: clamd.ping(self.clamd_address))
+        if (clamd_address := self.clamd_address) is not None:
+            checks["clamd"] = self._ping_one(lambda: clamd.ping(clamd_address))
         if self._spamd is not None:
             checks["spamd"] = self._ping_one(self._spamd.ping)
         answers = await asyncio.gather(*checks.values())
-        return dict(zip(checks, answers))
+        return dict(zip(checks, answers, strict=True))
 
     # -- one scanner each -------------------------------------------------
 
     async def _virus_scan(self, message: bytes) -> ScanOutcome:
+        address = self.clamd_address
+        if address is None:  # no clamd configured: scan() does not call this
+            return ScanOutcome()
         cap = self.config.clamd_max_size
         if cap and len(message) > cap:
             return ScanOutcome(virus_skipped=f"over size cap ({len(message)} > {cap} bytes)")
         reason = None
         try:
             async with asyncio.timeout(self.config.timeout):
-                verdict = await clamd.instream(self.clamd_address, message)
+                verdict = await clamd.instream(address, message)
         except TimeoutError:
             reason = f"timed out after {self.config.timeout:g} s"
         except ClamdError as exc:

@@ -10,10 +10,10 @@ SocketAddress = tuple[str, "str | tuple[str, int]"]
 
 def describe(address: SocketAddress) -> str:
     """Back to the config's spelling, for messages: unix:/path or tcp:host:port."""
-    kind, where = address
-    if kind == "unix":
+    _, where = address
+    if isinstance(where, str):  # ("unix", path): the only kind with a plain string
         return f"unix:{where}"
-    host, port = where  # type: ignore[misc]
+    host, port = where
     return f"tcp:{host}:{port}"
 
 

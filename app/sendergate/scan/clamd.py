@@ -22,9 +22,9 @@ import socket
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from .address import SocketAddress, describe, os_reason
-
 
 CHUNK_SIZE = 64 * 1024
 MAX_ANSWER = 64 * 1024  # clamd's answers are one short line; more is not clamd
@@ -103,12 +103,13 @@ def frame_chunks(message: bytes | memoryview, chunk_size: int = CHUNK_SIZE) -> I
 
 async def _connect(address: SocketAddress) -> socket.socket:
     loop = asyncio.get_running_loop()
-    kind, where = address
+    _, where = address
     try:
-        if kind == "unix":
+        targets: list[tuple[socket.AddressFamily, str | tuple[Any, ...]]]
+        if isinstance(where, str):  # ("unix", path)
             targets = [(socket.AF_UNIX, where)]
         else:
-            host, port = where  # type: ignore[misc]
+            host, port = where
             infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
             targets = [(family, sockaddr) for family, _, _, _, sockaddr in infos]
         last: OSError | None = None

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from aiospamc.client import Client
 from aiospamc.connections import ConnectionManager, TcpConnectionManager, Timeout, UnixConnectionManager
@@ -61,21 +62,21 @@ def parse_symbols(body: bytes) -> tuple[str, ...]:
     return symbols
 
 
-class _ClosesConnections:
+class _ClosesConnections(ConnectionManager):
     """aiospamc 1.2.0 closes its connection only after a complete answer: a
     timeout (cancellation) or an error leaves the socket open until garbage
     collection (ResourceWarning, and one fd per hung request). This is its
     `ConnectionManager._send` with the connection always closed."""
 
     async def _send(self, data: bytes) -> bytes:
-        reader, writer = await self._connect()  # type: ignore[attr-defined]
+        reader, writer = await self._connect()
         answered = False
         try:
             writer.write(data)
             if writer.can_write_eof():
                 writer.write_eof()
             await writer.drain()
-            response = await self._receive(reader)  # type: ignore[attr-defined]
+            response = await self._receive(reader)
             answered = True
             return response
         finally:
@@ -97,10 +98,10 @@ def connection_manager(address: SocketAddress, timeout: float) -> ConnectionMana
     # aiospamc's own total timeout is a backstop only: the caller bounds the
     # whole call with scan.timeout (a little shorter than this).
     backstop = Timeout(total=timeout + 5.0)
-    kind, where = address
-    if kind == "unix":
-        return _UnixManager(where, timeout=backstop)  # type: ignore[arg-type]
-    host, port = where  # type: ignore[misc]
+    _, where = address
+    if isinstance(where, str):  # ("unix", path)
+        return _UnixManager(Path(where), timeout=backstop)
+    host, port = where
     return _TcpManager(host, port, ssl_context=None, timeout=backstop)
 
 

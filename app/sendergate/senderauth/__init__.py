@@ -25,6 +25,7 @@ import concurrent.futures
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
@@ -146,7 +147,7 @@ class Authenticator:
         spf_result = self._recent_spf.get(spf_key)
         found = self._recent_dmarc.get(from_domain) if from_domain else None
         signed = has_signature(message)  # most unknown senders' mail is not: no thread for it then
-        calls = {}
+        calls: dict[str, Callable[[], object]] = {}
         if spf_result is None:
             calls["SPF"] = partial(check_spf, self.dns, client_ip=client_ip, envelope_sender=envelope_sender,
                                    helo=helo, time_budget=self.time_budget)
@@ -190,7 +191,7 @@ class Authenticator:
                   helo, results.summary())
         return results
 
-    async def _run(self, calls: dict[str, Any], subject: str) -> dict[str, asyncio.Future]:
+    async def _run(self, calls: dict[str, Callable[[], object]], subject: str) -> dict[str, asyncio.Future]:
         """Run the blocking checks on their own threads, in one admitted slot, within the budget."""
         await self._admit()
         try:

@@ -8,10 +8,11 @@ it on worker threads, never on the event loop.
 
 from __future__ import annotations
 
+from typing import Any
+
 import dns.exception
 import dns.name
 import dns.nameserver
-import dns.rdata
 import dns.rdatatype
 import dns.resolver
 
@@ -56,8 +57,9 @@ class DNSClient:
         self._resolver = resolver
         self.timeout = timeout
 
-    def lookup(self, name: str | bytes, rdtype: str) -> list[dns.rdata.Rdata]:
+    def lookup(self, name: str | bytes, rdtype: str) -> list[Any]:
         """The records of one type at a name; [] when the name or the type does not exist.
+        (Each an rdata of the class for `rdtype`, dnspython's A, MX, TXT…: typed Any for that reason.)
 
         Raises DNSTemporaryError when the answer could not be had in time.
         """
@@ -79,4 +81,4 @@ class DNSClient:
 
     def txt(self, name: str | bytes) -> list[bytes]:
         """Each TXT record at a name, its character-strings joined (RFC 7208 §3.3, RFC 6376 §3.6.2.2)."""
-        return [b"".join(r.strings) for r in self.lookup(name, "TXT")]  # type: ignore[attr-defined]
+        return [b"".join(r.strings) for r in self.lookup(name, "TXT")]

@@ -83,8 +83,8 @@ def check_spf(client: DNSClient, *, client_ip: str, envelope_sender: str | None,
     if not _HOSTNAME.match(domain):
         # An address literal HELO, a bare word, an address without a domain: nothing to look up.
         return "none", domain, scope
-    query = spf.query(i=str(ip), s=sender, h=domain if scope == "helo" else helo.strip().rstrip("."), timeout=client.timeout,
-                      querytime=time_budget)
+    query = spf.query(i=str(ip), s=sender, h=domain if scope == "helo" else helo.strip().rstrip("."),
+                      timeout=client.timeout, querytime=time_budget)
     _bound.client = client
     try:
         result, _code, _explanation = query.check()

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from PySide6.QtCore import QDateTime, QLocale, Qt
+
 from ..i18n import tr
 
 RecordRole = Qt.ItemDataRole.UserRole + 1  # the row's record (Event, Challenge, ...)

@@ -25,8 +25,19 @@ from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 
-from ..api_client import (ROW_ID, ROW_RECIPIENT, ROW_REASON, ROW_SENDER, ROW_SUBJECT, ROW_TS, ROW_VERDICT, Event,
-                          EventRow, GatewayClient, Page)
+from ..api_client import (
+    ROW_ID,
+    ROW_REASON,
+    ROW_RECIPIENT,
+    ROW_SENDER,
+    ROW_SUBJECT,
+    ROW_TS,
+    ROW_VERDICT,
+    Event,
+    EventRow,
+    GatewayClient,
+    Page,
+)
 from ..api_client import parse_time as _ts
 from ..operations import Operation
 from .base import Column, IdRole, RecordRole, SortRole, local_time, tr, verdict_label

@@ -81,7 +81,7 @@ class ImportPreviewModel(RecordsModel[PreviewRow]):
         return self._rows[n] if 0 <= n < len(self._rows) else None
 
     def checked_rows(self) -> list[PreviewRow]:
-        return [r for r, on in zip(self._rows, self._checked) if on]
+        return [r for r, on in zip(self._rows, self._checked, strict=True) if on]
 
     def is_checked(self, n: int) -> bool:
         return 0 <= n < len(self._checked) and self._checked[n]
@@ -148,6 +148,7 @@ class ImportPreviewModel(RecordsModel[PreviewRow]):
 
     def flags(self, index: _Index) -> Qt.ItemFlag:
         flags = super().flags(index)
-        if index.isValid() and index.column() == 0 and 0 <= index.row() < len(self._rows) and self._rows[index.row()].status != INVALID:
+        if (index.isValid() and index.column() == 0 and 0 <= index.row() < len(self._rows)
+                and self._rows[index.row()].status != INVALID):
             flags |= Qt.ItemFlag.ItemIsUserCheckable
         return flags

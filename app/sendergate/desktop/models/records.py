@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from operator import attrgetter
 from typing import Any, Generic, TypeVar
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
@@ -16,7 +17,7 @@ _Index = QModelIndex | QPersistentModelIndex
 class RecordsModel(QAbstractTableModel, Generic[R]):
     columns: Sequence[Column] = ()
 
-    def __init__(self, parent: Any = None, key: Callable[[R], Any] = lambda r: getattr(r, "id")) -> None:
+    def __init__(self, parent: Any = None, key: Callable[[R], Any] = attrgetter("id")) -> None:
         super().__init__(parent)
         self._rows: list[R] = []
         self._key = key

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -30,7 +31,7 @@ class SenderGroup:
         return ", ".join(parts)
 
 
-def group_by_sender(events: Iterable[Event], decided: set[str] = frozenset()) -> list[SenderGroup]:  # type: ignore[assignment]
+def group_by_sender(events: Iterable[Event], decided: AbstractSet[str] = frozenset()) -> list[SenderGroup]:
     """Pure: events (any order) -> one group per sender, newest first; senders in `decided` left out."""
     groups: dict[str, dict] = {}
     for e in events:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-
 from ...policy.address import AddressError, parse
 from ..i18n import tr
-
 
 
 def sender_pattern(sender: str, scope: str) -> str:

@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import html
 import json
+from typing import Any
 
 from PySide6.QtCore import QItemSelection, QPoint, Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QGridLayout, QLabel, QLineEdit, QMenu, QSplitter, QTextBrowser, QToolButton, QVBoxLayout
 
 from ..api_client import VERDICTS, Event
+from ..i18n import tr
 from ..models import EventsModel
 from ..models.base import local_time, verdict_label
 from .actions import AddressError, describe, sender_pattern
 from .base import Page, make_table
-from ..i18n import tr
-
 
 
 def details_html(e: Event) -> str:
@@ -48,8 +48,8 @@ class ActivityPage(Page):
     def title() -> str:
         return tr("Activity")
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.model = EventsModel(self.client, self)
         self.model.first_page_loaded.connect(self._first_page)
         self.model.failed.connect(self.messages.error)
@@ -98,8 +98,8 @@ class ActivityPage(Page):
         layout.addWidget(split, 1)
         self.status = QLabel()
         layout.addWidget(self.status)
-        self.model.loading_changed.connect(lambda on: self.status.setText(tr("Loading…") if on else
-                                                                          tr("%n decision(s) shown", None, self.model.rowCount())))
+        self.model.loading_changed.connect(lambda on: self.status.setText(
+            tr("Loading…") if on else tr("%n decision(s) shown", None, self.model.rowCount())))
 
         self.allow_sender = QAction(tr("Allow sender"), self)
         self.allow_sender.setShortcut(QKeySequence("A"))

@@ -12,7 +12,6 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidge
 from ..api_client import GatewayClient
 from ..models.base import SortRole
 from ..operations import Operation
-from ..i18n import tr
 
 if TYPE_CHECKING:
     from ..widgets import MessageBar
@@ -23,7 +22,7 @@ class Page(QWidget):
     key = ""  # settings name and object name
     icon_name = ""
 
-    def __init__(self, client: GatewayClient, messages: "MessageBar", parent: QWidget | None = None) -> None:
+    def __init__(self, client: GatewayClient, messages: MessageBar, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.client = client
         self.messages = messages

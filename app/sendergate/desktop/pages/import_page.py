@@ -15,12 +15,36 @@ from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
-from PySide6.QtWidgets import (QCheckBox, QFileDialog, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QProgressBar,
-                               QPushButton, QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QFileDialog,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ..i18n import tr
-from ..importing import (IMPORT_CHUNK, NEW, PRESENT, ImapAccount, ImportProblem, ImportTally, Resynced, SourceRead,
-                         chunked, file_filter, read_address_book, read_imap, resync)
+from ..importing import (
+    IMPORT_CHUNK,
+    NEW,
+    PRESENT,
+    ImapAccount,
+    ImportProblem,
+    ImportTally,
+    Resynced,
+    SourceRead,
+    chunked,
+    file_filter,
+    read_address_book,
+    read_imap,
+    resync,
+)
 from ..models.import_preview import ImportPreviewModel
 from ..operations import Operation
 from ..secrets import IMAP_PASSWORD, SecretStore

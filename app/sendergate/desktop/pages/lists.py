@@ -4,20 +4,31 @@ from __future__ import annotations
 
 import csv
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from PySide6.QtCore import QDateTime, Qt
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QCheckBox, QDateTimeEdit, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
-                               QHBoxLayout, QLabel, QLineEdit, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDateTimeEdit,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ...policy.address import AddressError, parse_pattern
 from ..api_client import ListEntry
+from ..i18n import tr
 from ..models import EntriesModel
 from ..models.base import RecordRole
 from ..widgets import icon_button
 from .base import Page, make_table
-from ..i18n import tr
-
 
 
 def validate_entry(text: str) -> str:
@@ -70,8 +81,8 @@ class EntryDialog(QDialog):
 class ListPage(Page):
     action = "allow"
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.model = EntriesModel(self)
         layout = QVBoxLayout(self)
         add = QHBoxLayout()
@@ -120,7 +131,8 @@ class ListPage(Page):
         self.remove_button.clicked.connect(self.remove_selected)
         self.export_button.clicked.connect(self.export_csv)
         self.table.doubleClicked.connect(lambda _: self.edit_selected())
-        for key, slot in ((QKeySequence.StandardKey.Delete, self.remove_selected), (QKeySequence("Return"), self.edit_selected)):
+        for key, slot in ((QKeySequence.StandardKey.Delete, self.remove_selected),
+                          (QKeySequence("Return"), self.edit_selected)):
             act = QAction(self)
             act.setShortcut(QKeySequence(key))
             act.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
@@ -198,7 +210,11 @@ class ListPage(Page):
                 self.model.remove_key(i)
             self.messages.info(tr("Removed %n entry(s).", None, len(ids)))
 
-        self.run(lambda: [client.remove_entry(action, i) for i in ids], removed)
+        def remove() -> None:
+            for i in ids:
+                client.remove_entry(action, i)
+
+        self.run(remove, removed)
 
     def export_csv(self, path: str = "") -> None:
         if not path:

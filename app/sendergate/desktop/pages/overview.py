@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from PySide6.QtCharts import QBarCategoryAxis, QBarSet, QChart, QChartView, QStackedBarSeries, QValueAxis
-from PySide6.QtCore import QDate, QLocale, Qt
+from PySide6.QtCore import QDate, QEvent, QLocale, Qt
 from PySide6.QtGui import QColor, QFont, QPainter, QPalette
 from PySide6.QtWidgets import QGridLayout, QGroupBox, QHBoxLayout, QLabel, QVBoxLayout
 
 from ..api_client import VERDICTS, Stats
+from ..i18n import tr
 from ..models.base import verdict_label
 from .base import Page
-from ..i18n import tr
 
 # One colour per verdict, readable on light and dark backgrounds.
 COLOURS = {"delivered": "#2e7d32", "screened": "#0288d1", "challenged": "#f9a825", "bulk": "#8e24aa",
@@ -29,8 +30,8 @@ class OverviewPage(Page):
     def title() -> str:
         return tr("Overview")
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.stats: Stats | None = None
         layout = QVBoxLayout(self)
         top = QHBoxLayout()
@@ -80,13 +81,12 @@ class OverviewPage(Page):
         self.chart.setTitleBrush(self.palette().brush(QPalette.ColorRole.WindowText))
         self.chart.legend().setLabelColor(self.palette().color(QPalette.ColorRole.WindowText))
 
-    def changeEvent(self, event: object) -> None:
-        from PySide6.QtCore import QEvent
-        if getattr(event, "type", lambda: None)() == QEvent.Type.PaletteChange:
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() == QEvent.Type.PaletteChange:
             self._apply_palette()
             if self.stats is not None:
                 self.show_stats(self.stats)
-        super().changeEvent(event)  # type: ignore[arg-type]
+        super().changeEvent(event)
 
     def refresh(self) -> None:
         client = self.client

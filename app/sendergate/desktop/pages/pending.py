@@ -3,17 +3,18 @@ keyboard: A approve, D deny, Shift+A allow domain, Ctrl+A select all."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QVBoxLayout
 
 from ..api_client import Challenge, Decided
+from ..i18n import tr
 from ..models import PendingModel
 from ..models.base import RecordRole
 from ..widgets import icon_button
 from .base import Page, make_table
-from ..i18n import tr
-
 
 
 class PendingPage(Page):
@@ -24,14 +25,15 @@ class PendingPage(Page):
     def title() -> str:
         return tr("Pending")
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.model = PendingModel(self)
         layout = QVBoxLayout(self)
         bar = QHBoxLayout()
         self.approve_button = icon_button("approve", tr("&Approve"), tr("Allow these senders (A)"))
         self.deny_button = icon_button("deny", tr("&Deny"), tr("Block these senders; their links stop working (D)"))
-        self.domain_button = icon_button("domain", tr("Allow do&main"), tr("Allow the senders' whole domains (Shift+A)"))
+        self.domain_button = icon_button("domain", tr("Allow do&main"),
+                                         tr("Allow the senders' whole domains (Shift+A)"))
         for b in (self.approve_button, self.deny_button, self.domain_button):
             bar.addWidget(b)
         bar.addStretch(1)
@@ -100,7 +102,8 @@ class PendingPage(Page):
             for o in outcomes:
                 if o.challenge is None:  # gone for this user (removed, or not theirs): no longer waiting
                     self.model.remove_key(o.id)
-            verb = {"approve": tr("Approved %n sender(s)", None, len(done)), "deny": tr("Denied %n sender(s)", None, len(done)),
+            verb = {"approve": tr("Approved %n sender(s)", None, len(done)),
+                    "deny": tr("Denied %n sender(s)", None, len(done)),
                     "allow-domain": tr("Allowed the domains of %n sender(s)", None, len(done))}[decision]
             if errors:
                 self.messages.error(verb + "; " + tr("%n failed: ", None, len(errors)) + errors[0])

@@ -4,18 +4,19 @@ grouped by sender. A allows (future mail goes to the inbox), B blocks."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QVBoxLayout
 
-from ..api_client import ApiError, GatewayClient
+from ..api_client import ApiError, Event, GatewayClient
+from ..i18n import tr
 from ..models import ScreenedModel, SenderGroup, group_by_sender
 from ..models.base import RecordRole
 from ..widgets import icon_button
 from .actions import describe
 from .base import Page, make_table
-from ..i18n import tr
 
 LOOK_BACK_DAYS = 90  # the default event retention
 MAX_EVENTS = 20_000  # gateways without /screened: the app groups at most this many recent events
@@ -37,7 +38,8 @@ def fetch_groups(client: GatewayClient) -> list[SenderGroup]:
 def group_locally(client: GatewayClient) -> list[SenderGroup]:
     """Recent screened/bulk events grouped by sender here, without senders already on a list."""
     since = datetime.now(timezone.utc) - timedelta(days=LOOK_BACK_DAYS)
-    events, cursor = [], None
+    events: list[Event] = []
+    cursor: str | None = None
     while len(events) < MAX_EVENTS:
         page = client.events(verdicts=("screened", "bulk"), since=since, cursor=cursor, limit=500)
         events += page.items
@@ -56,8 +58,8 @@ class ScreenedPage(Page):
     def title() -> str:
         return tr("Screened")
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.model = ScreenedModel(self)
         layout = QVBoxLayout(self)
         intro = QLabel(tr("Automated mail from senders you have not chosen yet: receipts, newsletters, "
