@@ -49,6 +49,7 @@ class FakeAuthorizationServer:
     # what happened, for the tests' assertions
     authorize_requests: list[dict[str, str]] = field(default_factory=list)
     token_requests: list[dict[str, str]] = field(default_factory=list)
+    token_errors: list[str] = field(default_factory=list)  # why /token refused, newest last
     introspections: int = 0
 
     def __post_init__(self) -> None:
@@ -145,8 +146,10 @@ class FakeAuthorizationServer:
         with self._lock:
             if grant_type == "authorization_code":
                 grant = self._codes.pop(form.get("code", ""), None)  # single use, RFC 6749 §4.1.2
-                if grant is None or grant.redirect_uri != form.get("redirect_uri"):
-                    return 400, {"error": "invalid_grant"}
+                if grant is None:
+                    return 400, {"error": "invalid_grant", "error_description": "unknown or used code"}
+                if grant.redirect_uri != form.get("redirect_uri"):
+                    return 400, {"error": "invalid_grant", "error_description": "redirect_uri differs"}
                 verifier = form.get("code_verifier", "")
                 challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=")
                 if not verifier or challenge.decode() != grant.challenge:
@@ -199,6 +202,8 @@ class _Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         if path == "/token":
             status, body = self.auth.token(form)
+            if status != 200:
+                self.auth.token_errors.append(str(body.get("error_description") or body.get("error")))
             self._json(status, body)
         elif path == "/revoke":
             self._send(self.auth.revoke(form), {}, b"")

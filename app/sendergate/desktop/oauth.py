@@ -90,7 +90,11 @@ PRESETS = {p.key: p for p in (MICROSOFT, GOOGLE)}
 
 
 def custom_provider(authorization_url: str, token_url: str, scopes: str) -> Provider:
-    return Provider("custom", tr("your provider"), authorization_url.strip(), token_url.strip(),
+    try:
+        label = urlsplit(authorization_url.strip()).hostname or tr("your provider")
+    except ValueError:
+        label = tr("your provider")
+    return Provider("custom", label, authorization_url.strip(), token_url.strip(),
                     tuple(scopes.split()))
 
 
@@ -247,7 +251,7 @@ class TokenSource:
         with _refresh_lock:
             tokens = self.vault.load()
             if tokens is None:
-                raise SignInRequired(tr("Sign in to your mail account (%1) first: File → Connection…")
+                raise SignInRequired(tr("You are not signed in to the mail account (%1): sign in again.")
                                      .replace("%1", self.client.provider.label))
             if force_refresh or not tokens.fresh(self.clock()):
                 try:
@@ -299,8 +303,13 @@ def _post_token(client: OAuthClient, form: dict[str, str], http: httpx.Client | 
 
 def exchange_code(client: OAuthClient, code: str, redirect_uri: str, verifier: str, *,
                   http: httpx.Client | None = None, now: float | None = None) -> Tokens:
-    data = _post_token(client, {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
-                                "code_verifier": verifier}, http)
+    try:
+        data = _post_token(client, {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
+                                    "code_verifier": verifier}, http)
+    except SignInRequired:
+        # the code is not this sign-in's (PKCE or redirect mismatch), used already, or too old
+        raise SignInProblem(tr("The sign-in server did not accept the answer from the browser: sign in again.")) \
+            from None
     return _tokens_from_response(data, "", time.time() if now is None else now)
 
 
