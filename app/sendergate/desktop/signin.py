@@ -58,7 +58,7 @@ class SignInPanel(QWidget):
         layout.addWidget(self.hint)
         paste_row = QHBoxLayout()
         self.paste_edit = QLineEdit()
-        self.paste_edit.setPlaceholderText(tr("http://127.0.0.1:…/?code=…"))
+        self.paste_edit.setPlaceholderText("http://127.0.0.1:…/?code=…")  # an address: nothing to translate
         self.paste_edit.setAccessibleName(tr("The address the browser ended on, or the code"))
         self.paste_button = QPushButton(tr("&Use"))
         self.paste_button.clicked.connect(self.use_pasted)
