@@ -25,15 +25,26 @@ import httpx
 import pytest
 from PySide6.QtCore import QObject, QUrl, Slot
 from PySide6.QtGui import QDesktopServices
-
 from sendergate.contacts import ImapHarvester
 from sendergate.desktop.importing import ImapAccount
-from sendergate.desktop.oauth import (GOOGLE, MICROSOFT, TOKENS, HeldTokens, KeychainTokens, OAuthClient, SignIn,
-                                      exchange_code,
-                                      SignInProblem, TokenSource, Tokens, custom_provider)
+from sendergate.desktop.oauth import (
+    GOOGLE,
+    MICROSOFT,
+    TOKENS,
+    HeldTokens,
+    KeychainTokens,
+    OAuthClient,
+    SignIn,
+    SignInProblem,
+    Tokens,
+    TokenSource,
+    custom_provider,
+    exchange_code,
+)
 from sendergate.desktop.pages.import_page import ImportPage
 from sendergate.desktop.secrets import IMAP_PASSWORD, SERVICE, SecretStore
 from sendergate.desktop.setup import SetupDialog
+
 from tests.desktop.seed import seed
 from tests.support.dovecot import DovecotServer
 from tests.support.gateway import GatewayProcess
@@ -373,7 +384,7 @@ def test_pasted_answers_are_checked_like_redirects(auth, mailbox) -> None:
 def _run(sign_in: SignIn) -> object:
     try:
         return sign_in.run(lambda: False, timeout=30)
-    except Exception as exc:  # handed to the test's thread, which asserts on it
+    except SignInProblem as exc:  # handed to the test's thread, which asserts on it
         return exc
 
 

@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
+from typing import Self
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 
@@ -61,7 +62,7 @@ class FakeAuthorizationServer:
 
     # --- lifecycle ---------------------------------------------------------
 
-    def start(self) -> "FakeAuthorizationServer":
+    def start(self) -> Self:
         server = self
 
         class Handler(_Handler):
@@ -77,7 +78,7 @@ class FakeAuthorizationServer:
             self._httpd.server_close()
             self._httpd = None
 
-    def __enter__(self) -> "FakeAuthorizationServer":
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -187,7 +188,7 @@ class FakeAuthorizationServer:
 class _Handler(BaseHTTPRequestHandler):
     auth: FakeAuthorizationServer
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         parts = urlsplit(self.path)
         if parts.path != "/authorize":
             self._send(404, {}, b"")
@@ -196,7 +197,7 @@ class _Handler(BaseHTTPRequestHandler):
         status, headers, text = self.auth.authorize(query)
         self._send(status, headers, text.encode(), "text/plain")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length", 0))
         form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
         path = urlsplit(self.path).path

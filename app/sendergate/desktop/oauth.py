@@ -141,7 +141,7 @@ def _safe_endpoint(url: str) -> bool:
         return False
 
 
-def client_for(settings: "Settings", provider_key: str | None = None) -> OAuthClient:
+def client_for(settings: Settings, provider_key: str | None = None) -> OAuthClient:
     """The OAuth2 client the settings describe (the saved provider unless one is named)."""
     key = provider_key or settings.oauth_provider
     provider = PRESETS.get(key) or custom_provider(*settings.oauth_custom_endpoints)
@@ -163,7 +163,7 @@ class Tokens:
                            "expires_at": self.expires_at}, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "Tokens | None":
+    def from_json(cls, text: str) -> Tokens | None:
         try:
             data = json.loads(text)
             return cls(str(data["access_token"]), str(data["refresh_token"]), float(data["expires_at"]))
@@ -458,7 +458,7 @@ class _RedirectHandler(BaseHTTPRequestHandler):
     server: _LoopbackServer
     timeout = 5  # a connection that sends nothing cannot hold the wait
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         parts = urlsplit(self.path)
         if parts.path != "/":
             self._reply(404, tr("Not found."))
@@ -491,6 +491,24 @@ def _html(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-__all__ = ["client_for", "GOOGLE", "MICROSOFT", "PRESETS", "TOKENS", "HeldTokens", "KeychainTokens", "OAuthClient", "Provider",
-           "SignIn", "SignInCancelled", "SignInProblem", "SignInRequired", "TokenSource", "Tokens",
-           "custom_provider", "exchange_code", "pkce_pair", "refresh"]
+__all__ = [
+    "GOOGLE",
+    "MICROSOFT",
+    "PRESETS",
+    "TOKENS",
+    "HeldTokens",
+    "KeychainTokens",
+    "OAuthClient",
+    "Provider",
+    "SignIn",
+    "SignInCancelled",
+    "SignInProblem",
+    "SignInRequired",
+    "TokenSource",
+    "Tokens",
+    "client_for",
+    "custom_provider",
+    "exchange_code",
+    "pkce_pair",
+    "refresh",
+]

@@ -22,8 +22,8 @@ from ..api_client import ApiError
 from ..i18n import tr
 from ..importing import (IMPORT_CHUNK, NEW, PRESENT, Credential, ImapAccount, ImportProblem, ImportTally, Resynced,
                          SourceRead, chunked, file_filter, read_address_book, read_imap, resync)
-from ..oauth import KeychainTokens, SignInRequired, TokenSource, Tokens, client_for
 from ..models.import_preview import ImportPreviewModel
+from ..oauth import KeychainTokens, SignInRequired, Tokens, TokenSource, client_for
 from ..operations import Operation
 from ..secrets import IMAP_PASSWORD, SecretStore
 from ..settings import RESYNC_MINUTES, Settings
