@@ -1241,6 +1241,18 @@ Verbunden mit %2</translation>
         <translation>Nicht mehr auf den Browser warten</translation>
     </message>
     <message>
+        <source>The sign-in address, to open by hand</source>
+        <translation>Die Anmeldeadresse, zum Öffnen von Hand</translation>
+    </message>
+    <message>
+        <source>No browser? Open:</source>
+        <translation>Kein Browser? Öffnen:</translation>
+    </message>
+    <message>
+        <source>Or paste where it ended:</source>
+        <translation>Oder einfügen, wo er landete:</translation>
+    </message>
+    <message>
         <source>The address the browser ended on, or the code</source>
         <translation>Die Adresse, bei der der Browser gelandet ist, oder der Code</translation>
     </message>
@@ -1253,8 +1265,8 @@ Verbunden mit %2</translation>
         <translation>Kann nicht auf die Antwort des Browsers warten: %1</translation>
     </message>
     <message>
-        <source>Waiting for you to sign in with %1 in your browser… If no browser opened, open this address yourself: %2</source>
-        <translation>Warten, bis Sie sich im Browser bei %1 angemeldet haben… Falls sich kein Browser geöffnet hat, öffnen Sie diese Adresse selbst: %2</translation>
+        <source>Waiting for you to sign in with %1 in your browser…</source>
+        <translation>Warten, bis Sie sich im Browser bei %1 angemeldet haben…</translation>
     </message>
     <message>
         <source>Signed in.</source>

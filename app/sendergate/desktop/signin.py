@@ -64,8 +64,21 @@ class SignInPanel(QWidget):
         self.hint.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.hint.setObjectName("signInHint")
         layout.addWidget(self.hint)
+        self.url_edit = QLineEdit()  # one long word: a label would neither wrap nor show it whole
+        self.url_edit.setReadOnly(True)
+        self.url_edit.setMinimumWidth(160)
+        self.url_edit.setAccessibleName(tr("The sign-in address, to open by hand"))
+        url_row = QHBoxLayout()
+        url_row.setContentsMargins(0, 0, 0, 0)
+        url_row.addWidget(QLabel(tr("No browser? Open:")))
+        url_row.addWidget(self.url_edit, 1)
+        self.url_box = QWidget()
+        self.url_box.setLayout(url_row)
+        layout.addWidget(self.url_box)
         paste_row = QHBoxLayout()
+        paste_row.addWidget(QLabel(tr("Or paste where it ended:")))
         self.paste_edit = QLineEdit()
+        self.paste_edit.setMinimumWidth(160)
         self.paste_edit.setPlaceholderText("http://127.0.0.1:…/?code=…")  # an address: nothing to translate
         self.paste_edit.setAccessibleName(tr("The address the browser ended on, or the code"))
         self.paste_button = QPushButton(tr("&Use"))
@@ -89,7 +102,7 @@ class SignInPanel(QWidget):
 
     def _waiting(self, on: bool) -> None:
         self.sign_in_button.setEnabled(not on)
-        for w in (self.progress, self.cancel_button, self.hint, self.paste_box):
+        for w in (self.progress, self.cancel_button, self.hint, self.url_box, self.paste_box):
             w.setVisible(on)
         self.cancel_button.setEnabled(on)
 
@@ -110,9 +123,10 @@ class SignInPanel(QWidget):
         self.paste_edit.clear()
         self._waiting(True)
         url = sign_in.authorization_url
-        self.hint.setText(tr("Waiting for you to sign in with %1 in your browser… If no browser opened, open "
-                             "this address yourself: %2").replace("%1", sign_in.client.provider.label)
-                          .replace("%2", url))
+        self.hint.setText(tr("Waiting for you to sign in with %1 in your browser…")
+                          .replace("%1", sign_in.client.provider.label))
+        self.url_edit.setText(url)
+        self.url_edit.setCursorPosition(0)
         cancel = self._cancel
         Operation(self, lambda: sign_in.run(cancel.is_set), self._done).failure(self._failed) \
             .finally_(self._over).run()
