@@ -894,8 +894,8 @@ Verbunden mit %2</translation>
         <translation>Bei einem anderen Anbieter anmelden (eigene Endpunkte)</translation>
     </message>
     <message>
-        <source>Log &amp;in with:</source>
-        <translation>Anmeldung &amp;mit:</translation>
+        <source>&amp;Log in with:</source>
+        <translation>Anme&amp;ldung mit:</translation>
     </message>
     <message>
         <source>IMAP password or app password</source>
@@ -970,12 +970,12 @@ Verbunden mit %2</translation>
         <translation>IMAP-Zugriff und Offline-Zugriff, durch Leerzeichen getrennt</translation>
     </message>
     <message>
-        <source>&amp;Client ID:</source>
-        <translation>&amp;Client-ID:</translation>
+        <source>Client I&amp;D:</source>
+        <translation>Client-I&amp;D:</translation>
     </message>
     <message>
-        <source>Client s&amp;ecret:</source>
-        <translation>Client-G&amp;eheimnis:</translation>
+        <source>Client sec&amp;ret:</source>
+        <translation>Client-Ge&amp;heimnis:</translation>
     </message>
     <message>
         <source>Authori&amp;zation address:</source>
@@ -990,12 +990,12 @@ Verbunden mit %2</translation>
         <translation>Bere&amp;iche (Scopes):</translation>
     </message>
     <message>
-        <source>Sign &amp;in with %1…</source>
-        <translation>Bei %1 &amp;anmelden…</translation>
+        <source>Sig&amp;n in with %1…</source>
+        <translation>Bei %1 a&amp;nmelden…</translation>
     </message>
     <message>
-        <source>Sign &amp;in…</source>
-        <translation>&amp;Anmelden…</translation>
+        <source>Sig&amp;n in…</source>
+        <translation>A&amp;nmelden…</translation>
     </message>
     <message>
         <source>Signed in (the tokens are in the keychain).</source>
@@ -1257,8 +1257,8 @@ Verbunden mit %2</translation>
         <translation>Die Adresse, bei der der Browser gelandet ist, oder der Code</translation>
     </message>
     <message>
-        <source>&amp;Use</source>
-        <translation>&amp;Verwenden</translation>
+        <source>Us&amp;e</source>
+        <translation>V&amp;erwenden</translation>
     </message>
     <message>
         <source>Cannot wait for the browser&apos;s answer: %1</source>

@@ -121,7 +121,7 @@ class SetupDialog(QDialog):
         auth = settings.oauth_provider if settings.imap_auth == "oauth2" else "password"
         self.imap_auth.setCurrentIndex(max(0, self.imap_auth.findData(auth)))
         self.imap_auth.activated.connect(self._auth_chosen)
-        imap.addRow(tr("Log &in with:"), self.imap_auth)
+        imap.addRow(tr("&Log in with:"), self.imap_auth)
         self.imap_password = QLineEdit()
         self.imap_password.setEchoMode(QLineEdit.EchoMode.Password)
         self.imap_password.setAccessibleName(tr("IMAP password or app password"))
@@ -199,8 +199,8 @@ class SetupDialog(QDialog):
             key: (s.oauth_client_id(key), s.oauth_client_secret(key)) for key in ("microsoft", "google", "custom")}
         self._shown_provider = ""
         rows: dict[str, QWidget] = {}
-        for key, label, widget in (("client_id", tr("&Client ID:"), self.oauth_client_id),
-                                   ("client_secret", tr("Client s&ecret:"), self.oauth_client_secret),
+        for key, label, widget in (("client_id", tr("Client I&D:"), self.oauth_client_id),
+                                   ("client_secret", tr("Client sec&ret:"), self.oauth_client_secret),
                                    ("authorization_url", tr("Authori&zation address:"), self.oauth_authorization_url),
                                    ("token_url", tr("To&ken address:"), self.oauth_token_url),
                                    ("scopes", tr("Sc&opes:"), self.oauth_scopes),
@@ -237,8 +237,8 @@ class SetupDialog(QDialog):
             self._imap_form.setRowVisible(widget, oauth and (choice == "custom" or not custom_only))
         if oauth:
             signed_in = self._held.tokens is not None or self.secrets.where(TOKENS) is not None
-            self.sign_in.sign_in_button.setText(tr("Sign &in with %1…").replace("%1", self.oauth_client().provider.label)
-                                                if choice != "custom" else tr("Sign &in…"))
+            self.sign_in.sign_in_button.setText(tr("Sig&n in with %1…").replace("%1", self.oauth_client().provider.label)
+                                                if choice != "custom" else tr("Sig&n in…"))
             if not self.sign_in.status.text():
                 self.sign_in.status.setText(tr("Signed in (the tokens are in the keychain).") if signed_in
                                             else tr("Not signed in yet."))

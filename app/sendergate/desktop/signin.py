@@ -46,7 +46,7 @@ class SignInPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         row = QHBoxLayout()
-        self.sign_in_button = QPushButton(tr("Sign &in…"))
+        self.sign_in_button = QPushButton(tr("Sig&n in…"))
         self.sign_in_button.setAccessibleName(tr("Sign in to the mail account in the browser"))
         self.sign_in_button.clicked.connect(self.start)
         self.progress = QProgressBar()
@@ -81,7 +81,7 @@ class SignInPanel(QWidget):
         self.paste_edit.setMinimumWidth(160)
         self.paste_edit.setPlaceholderText("http://127.0.0.1:…/?code=…")  # an address: nothing to translate
         self.paste_edit.setAccessibleName(tr("The address the browser ended on, or the code"))
-        self.paste_button = QPushButton(tr("&Use"))
+        self.paste_button = QPushButton(tr("Us&e"))
         self.paste_button.clicked.connect(self.use_pasted)
         self.paste_edit.returnPressed.connect(self.use_pasted)
         paste_row.addWidget(self.paste_edit, 1)
