@@ -473,3 +473,51 @@ def test_a_token_for_another_user_does_not_open_this_mailbox(auth, dovecot, mail
                               oauth2_token=token)
     with pytest.raises(Exception, match="refused the login"):
         harvester.sent_folder_name()
+
+
+def test_a_sign_in_replaced_turned_off_or_not_saved_is_withdrawn_at_the_provider(
+        qtbot, browser, auth, dovecot, gateway, user, mailbox, settings, memory_keyring) -> None:
+    """Forgetting a refresh token here leaves it good at the provider: the app revokes it (RFC 7009)."""
+    oauth_settings(settings, auth, dovecot, mailbox.user)
+    settings.oauth_custom_revocation_url = auth.url("/revoke")
+    first = sign_in_headless(auth, mailbox.user)
+    KeychainTokens(SecretStore()).save(first)
+
+    def dialog() -> SetupDialog:
+        d = SetupDialog(settings, SecretStore(), url=gateway.http_url, token=user.token)
+        qtbot.addWidget(d)
+        d.show()
+        with qtbot.waitSignal(d.tested, timeout=20_000):
+            d.test_button.click()
+        return d
+
+    # signing in again replaces the sign-in: the old one is withdrawn once saved
+    d = dialog()
+    assert d.oauth_revocation_url.text() == auth.url("/revoke")
+    with qtbot.waitSignal(d.sign_in.finished, timeout=30_000):
+        d.sign_in.sign_in_button.click()
+    assert first.refresh_token in auth.active_refresh_tokens()  # not before Save
+    d.save_button.click()
+    qtbot.waitUntil(lambda: first.refresh_token not in auth.active_refresh_tokens(), timeout=10_000)
+    second = stored_tokens(memory_keyring)
+    assert second.refresh_token in auth.active_refresh_tokens()
+
+    # a sign-in done in the dialog and then cancelled is withdrawn; the saved one stays
+    d = dialog()
+    with qtbot.waitSignal(d.sign_in.finished, timeout=30_000):
+        d.sign_in.sign_in_button.click()
+    unsaved = d._held.tokens
+    assert unsaved is not None and unsaved.refresh_token in auth.active_refresh_tokens()
+    d.reject()
+    qtbot.waitUntil(lambda: unsaved.refresh_token not in auth.active_refresh_tokens(), timeout=10_000)
+    assert stored_tokens(memory_keyring) == second and second.refresh_token in auth.active_refresh_tokens()
+
+    # back to a password: the tokens leave the keychain and the sign-in is withdrawn
+    d = dialog()
+    d.imap_auth.setCurrentIndex(d.imap_auth.findData("password"))
+    d.imap_auth.activated.emit(d.imap_auth.currentIndex())
+    d.imap_password.setText(mailbox.password)
+    d.save_button.click()
+    assert KeychainTokens(SecretStore()).load() is None and settings.imap_auth == "password"
+    assert memory_keyring.secrets[(SERVICE, IMAP_PASSWORD)] == mailbox.password
+    qtbot.waitUntil(lambda: second.refresh_token not in auth.active_refresh_tokens(), timeout=10_000)

@@ -69,6 +69,7 @@ class Provider:
     scopes: tuple[str, ...]
     extra_params: tuple[tuple[str, str], ...] = ()
     imap_host: str = ""  # the preset's IMAP server (TLS, port 993)
+    revocation_url: str = ""  # RFC 7009; Microsoft's identity platform has none
 
 
 MICROSOFT = Provider(
@@ -85,17 +86,17 @@ GOOGLE = Provider(
     ("https://mail.google.com/",),
     # Google issues a refresh token only with access_type=offline, and again on a later sign-in only with consent
     (("access_type", "offline"), ("prompt", "consent")),
-    imap_host="imap.gmail.com")
+    imap_host="imap.gmail.com", revocation_url="https://oauth2.googleapis.com/revoke")
 PRESETS = {p.key: p for p in (MICROSOFT, GOOGLE)}
 
 
-def custom_provider(authorization_url: str, token_url: str, scopes: str) -> Provider:
+def custom_provider(authorization_url: str, token_url: str, scopes: str, revocation_url: str = "") -> Provider:
     try:
         label = urlsplit(authorization_url.strip()).hostname or tr("your provider")
     except ValueError:
         label = tr("your provider")
     return Provider("custom", label, authorization_url.strip(), token_url.strip(),
-                    tuple(scopes.split()))
+                    tuple(scopes.split()), revocation_url=revocation_url.strip())
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,8 @@ def _safe_endpoint(url: str) -> bool:
 def client_for(settings: Settings, provider_key: str | None = None) -> OAuthClient:
     """The OAuth2 client the settings describe (the saved provider unless one is named)."""
     key = provider_key or settings.oauth_provider
-    provider = PRESETS.get(key) or custom_provider(*settings.oauth_custom_endpoints)
+    provider = PRESETS.get(key) or custom_provider(*settings.oauth_custom_endpoints,
+                                                   settings.oauth_custom_revocation_url)
     return OAuthClient(provider, settings.oauth_client_id(key), settings.oauth_client_secret(key))
 
 
@@ -317,6 +319,30 @@ def refresh(client: OAuthClient, tokens: Tokens, *, http: httpx.Client | None = 
             now: float | None = None) -> Tokens:
     data = _post_token(client, {"grant_type": "refresh_token", "refresh_token": tokens.refresh_token}, http)
     return _tokens_from_response(data, tokens.refresh_token, time.time() if now is None else now)
+
+
+def revoke(client: OAuthClient, tokens: Tokens, *, http: httpx.Client | None = None) -> bool:
+    """Ask the provider to withdraw the refresh token (RFC 7009), so a copy of it is worth nothing.
+    Best effort: True if the provider confirmed; a provider without the endpoint, or down, is logged."""
+    url = client.provider.revocation_url
+    if not url or not _safe_endpoint(url):
+        return False
+    form = {"token": tokens.refresh_token, "token_type_hint": "refresh_token", "client_id": client.client_id}
+    if client.client_secret:
+        form["client_secret"] = client.client_secret
+    own = http is None
+    http = http or httpx.Client(timeout=HTTP_TIMEOUT, follow_redirects=False)
+    try:
+        response = http.post(url, data=form)
+    except httpx.HTTPError as exc:
+        log.warning("revoking the mail sign-in at %s failed: %s", urlsplit(url).netloc, exc)
+        return False
+    finally:
+        if own:
+            http.close()
+    if response.status_code != 200:
+        log.warning("revoking the mail sign-in at %s: HTTP %s", urlsplit(url).netloc, response.status_code)
+    return response.status_code == 200
 
 
 # -- the sign-in: PKCE and the loopback redirect -------------------------------------------------

@@ -168,6 +168,15 @@ class Settings:
         return (self._str("oauth/custom/authorization_url"), self._str("oauth/custom/token_url"),
                 self._str("oauth/custom/scopes"))
 
+    @property
+    def oauth_custom_revocation_url(self) -> str:
+        """The custom provider's RFC 7009 revocation URL; empty: it has none."""
+        return self._str("oauth/custom/revocation_url")
+
+    @oauth_custom_revocation_url.setter
+    def oauth_custom_revocation_url(self, url: str) -> None:
+        self._s.setValue("oauth/custom/revocation_url", url.strip())
+
     @oauth_custom_endpoints.setter
     def oauth_custom_endpoints(self, value: tuple[str, str, str]) -> None:
         authorization_url, token_url, scopes = value

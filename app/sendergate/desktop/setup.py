@@ -19,7 +19,7 @@ from .api_client import ApiError, GatewayClient, Me, normalise_url, sends_token_
 from .icons import app_icon
 from .importing import Credential, ImapAccount, ImportProblem
 from .oauth import (PRESETS, TOKENS, HeldTokens, KeychainTokens, OAuthClient, SignInProblem, TokenSource, Tokens,
-                    custom_provider)
+                    client_for, custom_provider, revoke)
 from .operations import Operation
 from .secrets import IMAP_PASSWORD, TOKEN, NoKeychain, Placement, SecretStore
 from .signin import SignInPanel
@@ -192,6 +192,9 @@ class SetupDialog(QDialog):
         self.oauth_scopes = QLineEdit(scopes)
         self.oauth_scopes.setAccessibleName(tr("Scopes"))
         self.oauth_scopes.setPlaceholderText(tr("IMAP access and offline access, space-separated"))
+        self.oauth_revocation_url = QLineEdit(s.oauth_custom_revocation_url)
+        self.oauth_revocation_url.setAccessibleName(tr("Revocation address (optional)"))
+        self.oauth_revocation_url.setPlaceholderText(tr("optional: where a sign-in is withdrawn (RFC 7009)"))
         self.sign_in = SignInPanel(self.oauth_client, lambda: self.imap_user.text().strip(), self)
         self.sign_in.signed_in.connect(self._signed_in)
         self._held = HeldTokens()  # a sign-in done here is saved with the rest, on Save
@@ -204,6 +207,7 @@ class SetupDialog(QDialog):
                                    ("authorization_url", tr("Authori&zation address:"), self.oauth_authorization_url),
                                    ("token_url", tr("To&ken address:"), self.oauth_token_url),
                                    ("scopes", tr("Sc&opes:"), self.oauth_scopes),
+                                   ("revocation_url", tr("Re&vocation address:"), self.oauth_revocation_url),
                                    ("sign_in", "", self.sign_in)):
             form.addRow(label, widget)
             rows[key] = widget
@@ -233,7 +237,7 @@ class SetupDialog(QDialog):
         self._shown_provider = choice if oauth else ""
         self._imap_form.setRowVisible(self.imap_password, not oauth)
         for key, widget in self._oauth_rows.items():
-            custom_only = key in ("authorization_url", "token_url", "scopes")
+            custom_only = key in ("authorization_url", "token_url", "scopes", "revocation_url")
             self._imap_form.setRowVisible(widget, oauth and (choice == "custom" or not custom_only))
         if oauth:
             signed_in = self._held.tokens is not None or self.secrets.where(TOKENS) is not None
@@ -246,7 +250,8 @@ class SetupDialog(QDialog):
     def oauth_client(self) -> OAuthClient:
         choice = self.auth_choice()
         provider = PRESETS.get(choice) or custom_provider(self.oauth_authorization_url.text(),
-                                                          self.oauth_token_url.text(), self.oauth_scopes.text())
+                                                          self.oauth_token_url.text(), self.oauth_scopes.text(),
+                                                          self.oauth_revocation_url.text())
         return OAuthClient(provider, self.oauth_client_id.text().strip(), self.oauth_client_secret.text().strip())
 
     def _signed_in(self, tokens: Tokens) -> None:
@@ -366,6 +371,9 @@ class SetupDialog(QDialog):
         token = self.token_edit.text().strip()
         session_only = self.secrets.keychain() is None and self.session_only.isChecked()
         oauth = self.imap_box.isChecked() and self.auth_choice() != "password"
+        # the sign-in this Save replaces or turns off, to withdraw at the provider once saved
+        old_tokens = KeychainTokens(self.secrets).load()
+        old_client = client_for(self.settings) if self.settings.imap_auth == "oauth2" else None
         try:
             stored = self.secrets.put(TOKEN, token, session_only=session_only)
             if self.imap_box.isChecked() and not oauth and self.imap_password.text():
@@ -395,13 +403,25 @@ class SetupDialog(QDialog):
                 if choice == "custom":
                     self.settings.oauth_custom_endpoints = (self.oauth_authorization_url.text(),
                                                             self.oauth_token_url.text(), self.oauth_scopes.text())
+                    self.settings.oauth_custom_revocation_url = self.oauth_revocation_url.text()
         else:
             self.settings.imap_host = ""
         self.settings.sync()
         self.connection = Connection(url, token, self._me, stored.placement)
         self.sign_in.shutdown()
+        if old_tokens is not None and old_client is not None and (not oauth or self._held.tokens is not None):
+            _withdraw(old_client, old_tokens)
+        self._held.forget()
         self.accept()
 
     def reject(self) -> None:
         self.sign_in.shutdown()  # a sign-in still waiting for the browser stops
+        if self._held.tokens is not None:  # signed in, then not saved: nothing may keep that grant
+            _withdraw(self.oauth_client(), self._held.tokens)
+            self._held.forget()
         super().reject()
+
+
+def _withdraw(client: OAuthClient, tokens: Tokens) -> None:
+    """Revoke a sign-in the app no longer keeps, in the background (the dialog is closing)."""
+    Operation(None, lambda: revoke(client, tokens)).run()
