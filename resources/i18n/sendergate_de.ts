@@ -970,6 +970,14 @@ Verbunden mit %2</translation>
         <translation>IMAP-Zugriff und Offline-Zugriff, durch Leerzeichen getrennt</translation>
     </message>
     <message>
+        <source>Revocation address (optional)</source>
+        <translation>Widerrufsadresse (optional)</translation>
+    </message>
+    <message>
+        <source>optional: where a sign-in is withdrawn (RFC 7009)</source>
+        <translation>optional: wo eine Anmeldung widerrufen wird (RFC 7009)</translation>
+    </message>
+    <message>
         <source>Client I&amp;D:</source>
         <translation>Client-I&amp;D:</translation>
     </message>
@@ -988,6 +996,10 @@ Verbunden mit %2</translation>
     <message>
         <source>Sc&amp;opes:</source>
         <translation>Bere&amp;iche (Scopes):</translation>
+    </message>
+    <message>
+        <source>Re&amp;vocation address:</source>
+        <translation>Wider&amp;rufsadresse:</translation>
     </message>
     <message>
         <source>Sig&amp;n in with %1…</source>
