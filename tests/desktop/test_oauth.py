@@ -25,6 +25,7 @@ import httpx
 import pytest
 from PySide6.QtCore import QObject, QUrl, Slot
 from PySide6.QtGui import QDesktopServices
+
 from sendergate.contacts import ImapHarvester
 from sendergate.desktop.importing import ImapAccount
 from sendergate.desktop.oauth import (
@@ -44,7 +45,6 @@ from sendergate.desktop.oauth import (
 from sendergate.desktop.pages.import_page import ImportPage
 from sendergate.desktop.secrets import IMAP_PASSWORD, SERVICE, SecretStore
 from sendergate.desktop.setup import SetupDialog
-
 from tests.desktop.seed import seed
 from tests.support.dovecot import DovecotServer
 from tests.support.gateway import GatewayProcess

@@ -241,8 +241,9 @@ class SetupDialog(QDialog):
             self._imap_form.setRowVisible(widget, oauth and (choice == "custom" or not custom_only))
         if oauth:
             signed_in = self._held.tokens is not None or self.secrets.where(TOKENS) is not None
-            self.sign_in.sign_in_button.setText(tr("Sig&n in with %1…").replace("%1", self.oauth_client().provider.label)
-                                                if choice != "custom" else tr("Sig&n in…"))
+            label = self.oauth_client().provider.label
+            self.sign_in.sign_in_button.setText(tr("Sig&n in with %1…").replace("%1", label) if choice != "custom"
+                                                else tr("Sig&n in…"))
             if not self.sign_in.status.text():
                 self.sign_in.status.setText(tr("Signed in (the tokens are in the keychain).") if signed_in
                                             else tr("Not signed in yet."))
