@@ -168,6 +168,13 @@ class Settings:
         return (self._str("oauth/custom/authorization_url"), self._str("oauth/custom/token_url"),
                 self._str("oauth/custom/scopes"))
 
+    @oauth_custom_endpoints.setter
+    def oauth_custom_endpoints(self, value: tuple[str, str, str]) -> None:
+        authorization_url, token_url, scopes = value
+        self._s.setValue("oauth/custom/authorization_url", authorization_url.strip())
+        self._s.setValue("oauth/custom/token_url", token_url.strip())
+        self._s.setValue("oauth/custom/scopes", " ".join(scopes.split()))
+
     @property
     def oauth_custom_revocation_url(self) -> str:
         """The custom provider's RFC 7009 revocation URL; empty: it has none."""
@@ -176,13 +183,6 @@ class Settings:
     @oauth_custom_revocation_url.setter
     def oauth_custom_revocation_url(self, url: str) -> None:
         self._s.setValue("oauth/custom/revocation_url", url.strip())
-
-    @oauth_custom_endpoints.setter
-    def oauth_custom_endpoints(self, value: tuple[str, str, str]) -> None:
-        authorization_url, token_url, scopes = value
-        self._s.setValue("oauth/custom/authorization_url", authorization_url.strip())
-        self._s.setValue("oauth/custom/token_url", token_url.strip())
-        self._s.setValue("oauth/custom/scopes", " ".join(scopes.split()))
 
     def imap_harvest_state(self, account: str) -> dict[str, Any] | None:
         """Where the last IMAP import of `account` (user@host) stopped, so the next reads only new mail."""
