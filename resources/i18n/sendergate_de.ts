@@ -397,6 +397,14 @@ Verbunden mit %2</translation>
         <translation>Den Import abbrechen</translation>
     </message>
     <message>
+        <source>Sign in to the mail account again</source>
+        <translation>Erneut beim E-Mail-Konto anmelden</translation>
+    </message>
+    <message>
+        <source>Signed in again. Reading the mail account carries on where it stopped.</source>
+        <translation>Wieder angemeldet. Das Lesen des E-Mail-Kontos setzt dort fort, wo es aufgehört hat.</translation>
+    </message>
+    <message>
         <source>Keep up with your mail</source>
         <translation>Mit Ihren E-Mails Schritt halten</translation>
     </message>
@@ -866,6 +874,30 @@ Verbunden mit %2</translation>
         <translation>&amp;Benutzer:</translation>
     </message>
     <message>
+        <source>How SenderGate logs in to the mail account</source>
+        <translation>Wie sich SenderGate beim E-Mail-Konto anmeldet</translation>
+    </message>
+    <message>
+        <source>Password</source>
+        <translation>Passwort</translation>
+    </message>
+    <message>
+        <source>Sign in with Microsoft 365</source>
+        <translation>Mit Microsoft 365 anmelden</translation>
+    </message>
+    <message>
+        <source>Sign in with Google</source>
+        <translation>Mit Google anmelden</translation>
+    </message>
+    <message>
+        <source>Sign in with another provider (custom endpoints)</source>
+        <translation>Bei einem anderen Anbieter anmelden (eigene Endpunkte)</translation>
+    </message>
+    <message>
+        <source>&amp;Log in with:</source>
+        <translation>Anme&amp;ldung mit:</translation>
+    </message>
+    <message>
         <source>IMAP password or app password</source>
         <translation>IMAP-Passwort oder App-Passwort</translation>
     </message>
@@ -904,6 +936,86 @@ Verbunden mit %2</translation>
     <message>
         <source>&lt;b&gt;This computer has no keychain SenderGate can use&lt;/b&gt;, so the token and password cannot be saved safely. SenderGate never writes them to a settings file.</source>
         <translation>&lt;b&gt;Dieser Computer hat keinen Schlüsselbund, den SenderGate nutzen kann&lt;/b&gt;, deshalb können Token und Passwort nicht sicher gespeichert werden. SenderGate schreibt sie nie in eine Einstellungsdatei.</translation>
+    </message>
+    <message>
+        <source>OAuth client ID</source>
+        <translation>OAuth-Client-ID</translation>
+    </message>
+    <message>
+        <source>registered by your administrator</source>
+        <translation>von Ihrem Administrator registriert</translation>
+    </message>
+    <message>
+        <source>OAuth client secret (if the provider issued one)</source>
+        <translation>OAuth-Client-Geheimnis (falls der Anbieter eines ausgegeben hat)</translation>
+    </message>
+    <message>
+        <source>only if the provider issued one</source>
+        <translation>nur falls der Anbieter eines ausgegeben hat</translation>
+    </message>
+    <message>
+        <source>Authorization address</source>
+        <translation>Autorisierungsadresse</translation>
+    </message>
+    <message>
+        <source>Token address</source>
+        <translation>Token-Adresse</translation>
+    </message>
+    <message>
+        <source>Scopes</source>
+        <translation>Bereiche (Scopes)</translation>
+    </message>
+    <message>
+        <source>IMAP access and offline access, space-separated</source>
+        <translation>IMAP-Zugriff und Offline-Zugriff, durch Leerzeichen getrennt</translation>
+    </message>
+    <message>
+        <source>Revocation address (optional)</source>
+        <translation>Widerrufsadresse (optional)</translation>
+    </message>
+    <message>
+        <source>optional: where a sign-in is withdrawn (RFC 7009)</source>
+        <translation>optional: wo eine Anmeldung widerrufen wird (RFC 7009)</translation>
+    </message>
+    <message>
+        <source>Client I&amp;D:</source>
+        <translation>Client-I&amp;D:</translation>
+    </message>
+    <message>
+        <source>Client sec&amp;ret:</source>
+        <translation>Client-Ge&amp;heimnis:</translation>
+    </message>
+    <message>
+        <source>Authori&amp;zation address:</source>
+        <translation>Autori&amp;sierungsadresse:</translation>
+    </message>
+    <message>
+        <source>To&amp;ken address:</source>
+        <translation>To&amp;ken-Adresse:</translation>
+    </message>
+    <message>
+        <source>Sc&amp;opes:</source>
+        <translation>Bere&amp;iche (Scopes):</translation>
+    </message>
+    <message>
+        <source>Re&amp;vocation address:</source>
+        <translation>Wider&amp;rufsadresse:</translation>
+    </message>
+    <message>
+        <source>Sig&amp;n in with %1…</source>
+        <translation>Bei %1 a&amp;nmelden…</translation>
+    </message>
+    <message>
+        <source>Sig&amp;n in…</source>
+        <translation>A&amp;nmelden…</translation>
+    </message>
+    <message>
+        <source>Signed in (the tokens are in the keychain).</source>
+        <translation>Angemeldet (die Tokens liegen im Schlüsselbund).</translation>
+    </message>
+    <message>
+        <source>Not signed in yet.</source>
+        <translation>Noch nicht angemeldet.</translation>
     </message>
     <message>
         <source>Enter the API token.</source>
@@ -1027,6 +1139,150 @@ Verbunden mit %2</translation>
     <message>
         <source>The re-sync was stopped before it finished; the next one carries on.</source>
         <translation>Der Abgleich wurde vor dem Ende angehalten; der nächste macht weiter.</translation>
+    </message>
+    <message>
+        <source>your provider</source>
+        <translation>Ihr Anbieter</translation>
+    </message>
+    <message>
+        <source>Enter the client ID your administrator registered with %1 for SenderGate.</source>
+        <translation>Geben Sie die Client-ID ein, die Ihr Administrator bei %1 für SenderGate registriert hat.</translation>
+    </message>
+    <message>
+        <source>authorization address</source>
+        <translation>Autorisierungsadresse</translation>
+    </message>
+    <message>
+        <source>token address</source>
+        <translation>Token-Adresse</translation>
+    </message>
+    <message>
+        <source>The %1 %2 must be an https:// address (plain http only to this computer).</source>
+        <translation>Die %1 %2 muss eine https://-Adresse sein (einfaches http nur zu diesem Computer).</translation>
+    </message>
+    <message>
+        <source>Enter the scopes that allow IMAP access (your provider documents them).</source>
+        <translation>Geben Sie die Bereiche (Scopes) ein, die IMAP-Zugriff erlauben (Ihr Anbieter dokumentiert sie).</translation>
+    </message>
+    <message>
+        <source>The sign-in server answered without an access token.</source>
+        <translation>Der Anmeldeserver hat ohne Zugriffstoken geantwortet.</translation>
+    </message>
+    <message>
+        <source>The sign-in server gave no refresh token, so SenderGate would have to ask you to sign in every hour. Check the scopes (offline access).</source>
+        <translation>Der Anmeldeserver hat kein Aktualisierungstoken ausgegeben; SenderGate müsste Sie dann stündlich neu anmelden lassen. Prüfen Sie die Bereiche (Offline-Zugriff).</translation>
+    </message>
+    <message>
+        <source>You are not signed in to the mail account (%1): sign in again.</source>
+        <translation>Sie sind beim E-Mail-Konto (%1) nicht angemeldet: Melden Sie sich erneut an.</translation>
+    </message>
+    <message>
+        <source>The token address must be an https:// address (plain http only to this computer).</source>
+        <translation>Die Token-Adresse muss eine https://-Adresse sein (einfaches http nur zu diesem Computer).</translation>
+    </message>
+    <message>
+        <source>Cannot reach the sign-in server %1 (%2); try again later. Nothing was lost.</source>
+        <translation>Der Anmeldeserver %1 ist nicht erreichbar (%2); versuchen Sie es später erneut. Es ging nichts verloren.</translation>
+    </message>
+    <message>
+        <source>The sign-in server %1 answered HTTP %2 without a readable reply.</source>
+        <translation>Der Anmeldeserver %1 hat mit HTTP %2 ohne lesbare Antwort geantwortet.</translation>
+    </message>
+    <message>
+        <source>Your sign-in to the mail account (%1) has expired or was withdrawn: sign in again. Nothing was lost; the import carries on where it stopped.</source>
+        <translation>Ihre Anmeldung beim E-Mail-Konto (%1) ist abgelaufen oder wurde widerrufen: Melden Sie sich erneut an. Es ging nichts verloren; der Import setzt dort fort, wo er aufgehört hat.</translation>
+    </message>
+    <message>
+        <source>The sign-in server refused: %1</source>
+        <translation>Der Anmeldeserver hat abgelehnt: %1</translation>
+    </message>
+    <message>
+        <source>The sign-in server did not accept the answer from the browser: sign in again.</source>
+        <translation>Der Anmeldeserver hat die Antwort aus dem Browser nicht angenommen: Melden Sie sich erneut an.</translation>
+    </message>
+    <message>
+        <source>Sign-in cancelled.</source>
+        <translation>Anmeldung abgebrochen.</translation>
+    </message>
+    <message>
+        <source>No answer from the browser within %1 minutes: sign in again.</source>
+        <translation>Keine Antwort aus dem Browser innerhalb von %1 Minuten: Melden Sie sich erneut an.</translation>
+    </message>
+    <message>
+        <source>The pasted address does not belong to this sign-in (its state differs): sign in again.</source>
+        <translation>Die eingefügte Adresse gehört nicht zu dieser Anmeldung (ihr „state“ weicht ab): Melden Sie sich erneut an.</translation>
+    </message>
+    <message>
+        <source>You did not allow SenderGate to read your mail.</source>
+        <translation>Sie haben SenderGate nicht erlaubt, Ihre E-Mails zu lesen.</translation>
+    </message>
+    <message>
+        <source>The sign-in failed: %1</source>
+        <translation>Die Anmeldung ist fehlgeschlagen: %1</translation>
+    </message>
+    <message>
+        <source>The sign-in answer held no code.</source>
+        <translation>Die Antwort der Anmeldung enthielt keinen Code.</translation>
+    </message>
+    <message>
+        <source>Not found.</source>
+        <translation>Nicht gefunden.</translation>
+    </message>
+    <message>
+        <source>This answer does not belong to the sign-in SenderGate started, so it was ignored.</source>
+        <translation>Diese Antwort gehört nicht zu der Anmeldung, die SenderGate begonnen hat, und wurde daher ignoriert.</translation>
+    </message>
+    <message>
+        <source>You can close this tab.</source>
+        <translation>Sie können diesen Tab schließen.</translation>
+    </message>
+    <message>
+        <source>Signed in. You can close this tab and go back to SenderGate.</source>
+        <translation>Angemeldet. Sie können diesen Tab schließen und zu SenderGate zurückkehren.</translation>
+    </message>
+    <message>
+        <source>Sign in to the mail account in the browser</source>
+        <translation>Im Browser beim E-Mail-Konto anmelden</translation>
+    </message>
+    <message>
+        <source>Waiting for the browser</source>
+        <translation>Warten auf den Browser</translation>
+    </message>
+    <message>
+        <source>Stop waiting for the browser</source>
+        <translation>Nicht mehr auf den Browser warten</translation>
+    </message>
+    <message>
+        <source>The sign-in address, to open by hand</source>
+        <translation>Die Anmeldeadresse, zum Öffnen von Hand</translation>
+    </message>
+    <message>
+        <source>No browser? Open:</source>
+        <translation>Kein Browser? Öffnen:</translation>
+    </message>
+    <message>
+        <source>Or paste where it ended:</source>
+        <translation>Oder einfügen, wo er landete:</translation>
+    </message>
+    <message>
+        <source>The address the browser ended on, or the code</source>
+        <translation>Die Adresse, bei der der Browser gelandet ist, oder der Code</translation>
+    </message>
+    <message>
+        <source>Us&amp;e</source>
+        <translation>V&amp;erwenden</translation>
+    </message>
+    <message>
+        <source>Cannot wait for the browser&apos;s answer: %1</source>
+        <translation>Kann nicht auf die Antwort des Browsers warten: %1</translation>
+    </message>
+    <message>
+        <source>Waiting for you to sign in with %1 in your browser…</source>
+        <translation>Warten, bis Sie sich im Browser bei %1 angemeldet haben…</translation>
+    </message>
+    <message>
+        <source>Signed in.</source>
+        <translation>Angemeldet.</translation>
     </message>
 </context>
 </TS>

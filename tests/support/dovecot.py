@@ -42,12 +42,14 @@ MAIL_GID = 65534  # nogroup
 
 class DovecotServer:
     def __init__(self, *, special_use: bool = True, tls: bool = False,
-                 oauth2_introspection_url: str | None = None, auth_failure_delay: str = "0",
+                 oauth2_introspection_url: str | None = None, oauth2_mechanisms: str = "xoauth2 oauthbearer",
+                 auth_failure_delay: str = "0",
                  start: bool = True) -> None:
         require_executable(DOVECOT, "Dovecot (dovecot-core, dovecot-imapd, dovecot-lmtpd)")
         self.special_use = special_use
         self.tls = tls
         self.oauth2_introspection_url = oauth2_introspection_url
+        self.oauth2_mechanisms = oauth2_mechanisms  # "xoauth2" alone: a server like Microsoft 365's
         self.auth_failure_delay = auth_failure_delay
         self.base_dir: Path | None = None
         self.imap_port = 0
@@ -187,7 +189,7 @@ class DovecotServer:
         mechanisms = "plain login"
         oauth2_passdb = ""
         if self.oauth2_introspection_url:
-            mechanisms += " xoauth2 oauthbearer"
+            mechanisms += " " + self.oauth2_mechanisms
             oauth_conf = base / "dovecot-oauth2.conf.ext"
             oauth_conf.write_text(
                 f"introspection_url = {self.oauth2_introspection_url}\n"
@@ -195,7 +197,7 @@ class DovecotServer:
                 "username_attribute = username\n"
                 "active_attribute = active\n"
                 "active_value = true\n")
-            oauth2_passdb = (f"passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n"
+            oauth2_passdb = (f"passdb {{\n  driver = oauth2\n  mechanisms = {self.oauth2_mechanisms}\n"
                              f"  args = {oauth_conf}\n}}\n")
         ssl_block = "ssl = no\n"
         imaps_listener = ""

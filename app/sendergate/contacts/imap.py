@@ -56,12 +56,17 @@ Progress = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
 
 
+class LoginRefused(ContactsError):
+    """The server refused these credentials (not a network fault): an OAuth2 caller refreshes and retries once."""
+
+
 class ImapHarvester:
     """One IMAP account to harvest. Construct, then call `harvest(state)`.
 
     `security`: "tls" (implicit TLS, port 993), "starttls" (port 143, upgraded
     before login) or "none" (loopback tests, trusted networks only).
-    Give `password` (or an app password) or `oauth2_token` (XOAUTH2).
+    Give `password` (or an app password) or `oauth2_token` (an OAuth2 access token:
+    OAUTHBEARER, RFC 7628, when the server offers it, else XOAUTH2).
     `sent_folder` overrides the SPECIAL-USE / name lookup.
     `ssl_context` defaults to the system's verified context.
     """
@@ -175,13 +180,16 @@ class ImapHarvester:
     def _login(self, client: IMAPClient) -> None:
         try:
             if self._oauth2_token is not None:
-                client.oauth2_login(self.username, self._oauth2_token)
+                if client.has_capability("AUTH=OAUTHBEARER"):
+                    client.oauthbearer_login(self.username, self._oauth2_token)
+                else:  # Microsoft 365 offers only XOAUTH2
+                    client.oauth2_login(self.username, self._oauth2_token)
             else:
                 client.login(self.username, self._password or "")  # one of the two is set (__init__)
         except LoginError as exc:
             _close_quietly(client)
             how = "OAuth2 token" if self._oauth2_token is not None else "password"
-            raise ContactsError(f"IMAP server {self.host} refused the login of {self.username} "
+            raise LoginRefused(f"IMAP server {self.host} refused the login of {self.username} "
                                 f"with this {how}: {_reason(exc)}") from None
         except (imaplib.IMAP4.error, IMAPClientError, OSError) as exc:
             _close_quietly(client)

@@ -19,8 +19,13 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from ..contacts import Contact, ContactsError, HarvestResult, ImapHarvester, ImportResult, read_file
+from ..contacts.imap import LoginRefused
 from .api_client import ApiError, GatewayClient, ImportItem
 from .i18n import tr
+from .oauth import TokenSource
+
+# How the app logs in to the mail account: its password (or app password), or OAuth2 access tokens.
+Credential = str | TokenSource
 
 T = TypeVar("T")
 
@@ -110,13 +115,28 @@ class ImapAccount:
             raise ImportProblem(tr("%1 is not this computer: use TLS or STARTTLS, or the password would travel "
                                    "over the network unencrypted.").replace("%1", self.host))
 
-    def harvester(self, password: str, own_addresses: Iterable[str] = ()) -> ImapHarvester:
+    def harvester(self, password: str | None = None, own_addresses: Iterable[str] = (), *,
+                  oauth2_token: str | None = None) -> ImapHarvester:
         self.check()
         try:
             return ImapHarvester(self.host.strip(), self.port, security=self.security, username=self.user.strip(),
-                                 password=password, own_addresses=own_addresses, timeout=30)
+                                 password=password, oauth2_token=oauth2_token, own_addresses=own_addresses,
+                                 timeout=30)
         except ContactsError as exc:
             raise ImportProblem(str(exc)) from None
+
+    def with_login(self, credential: Credential, work: Callable[[ImapHarvester], T],
+                   own_addresses: Iterable[str] = ()) -> T:
+        """Run `work` with a harvester logged in by `credential`. An OAuth2 access token the server
+        refuses is refreshed once and tried again (revoked early, or the clocks disagree)."""
+        if isinstance(credential, str):
+            return work(self.harvester(credential, own_addresses))
+        token = credential.access_token()
+        try:
+            return work(self.harvester(own_addresses=own_addresses, oauth2_token=token))
+        except LoginRefused:
+            token = credential.access_token(force_refresh=True)
+        return work(self.harvester(own_addresses=own_addresses, oauth2_token=token))
 
 
 def is_this_computer(host: str) -> bool:
@@ -176,17 +196,18 @@ class Harvested:
     sent_ids_added: int
 
 
-def harvest_and_upload(client: GatewayClient, account: ImapAccount, password: str, state: dict[str, Any] | None,
-                       progress: Callable[[int, int], None], cancelled: Callable[[], bool]) -> Harvested:
+def harvest_and_upload(client: GatewayClient, account: ImapAccount, credential: Credential,
+                       state: dict[str, Any] | None, progress: Callable[[int, int], None],
+                       cancelled: Callable[[], bool]) -> Harvested:
     """Read new sent and answered mail, then upload the hashes of the sent Message-IDs.
 
     A harvest cut short (connection dropped) keeps what it read: its hashes are
     uploaded and its contacts offered, and `problem` says what happened.
     """
-    harvester = account.harvester(password, own_addresses(client))
     problem = ""
     try:
-        result = harvester.harvest(state, progress=progress, cancelled=cancelled)
+        result = account.with_login(
+            credential, lambda h: h.harvest(state, progress=progress, cancelled=cancelled), own_addresses(client))
     except ContactsError as exc:
         if not isinstance(exc.partial, HarvestResult):
             raise ImportProblem(str(exc)) from None
@@ -197,9 +218,9 @@ def harvest_and_upload(client: GatewayClient, account: ImapAccount, password: st
     return Harvested(result, problem, added)
 
 
-def read_imap(client: GatewayClient, account: ImapAccount, password: str, state: dict[str, Any] | None,
+def read_imap(client: GatewayClient, account: ImapAccount, credential: Credential, state: dict[str, Any] | None,
               progress: Callable[[int, int], None], cancelled: Callable[[], bool]) -> SourceRead:
-    h = harvest_and_upload(client, account, password, state, progress, cancelled)
+    h = harvest_and_upload(client, account, credential, state, progress, cancelled)
     r = h.result
     return SourceRead(f"IMAP {account.user} ({account.host})", dry_run(client, r.contacts), len(r.skipped),
                       tuple(r.warnings), h.problem, account.key, r.state, r.messages_read, h.sent_ids_added,
@@ -217,11 +238,11 @@ class Resynced:
     problem: str
 
 
-def resync(client: GatewayClient, account: ImapAccount, password: str, state: dict[str, Any] | None,
+def resync(client: GatewayClient, account: ImapAccount, credential: Credential, state: dict[str, Any] | None,
            note: str, cancelled: Callable[[], bool]) -> Resynced:
     """The periodic re-sync: new mail since `state`; its correspondents are allowed without a preview
     (the user turned this on), its sent Message-IDs uploaded."""
-    h = harvest_and_upload(client, account, password, state, lambda done, total: None, cancelled)
+    h = harvest_and_upload(client, account, credential, state, lambda done, total: None, cancelled)
     tally = ImportTally(len(h.result.contacts))
     for chunk in chunked([c.address for c in h.result.contacts], IMPORT_CHUNK):
         if cancelled():

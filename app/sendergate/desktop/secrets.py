@@ -117,3 +117,43 @@ class SecretStore:
             pass  # nothing stored: nothing to forget
         except KeyringError as exc:
             log.warning("removing %s from the keychain failed: %s", key, exc)
+
+    # -- secrets longer than one keychain entry holds --
+    # Windows' Credential Manager takes at most 2,560 bytes (1,280 UTF-16 characters) per entry, and OAuth2
+    # tokens (a Microsoft access token is a JWT of ~2 KB) are longer: such secrets are kept in parts.
+    PART = 1000
+
+    def put_large(self, key: str, secret: str, *, session_only: bool = False) -> Stored:
+        parts = [secret[i:i + self.PART] for i in range(0, len(secret), self.PART)] or [""]
+        self.forget_large(key)
+        try:
+            for n, part in enumerate(parts[1:], start=1):
+                self.put(f"{key}#{n}", part, session_only=session_only)
+            # the head last, naming the number of parts: a half-written secret is never read as whole
+            return self.put(key, f"{len(parts)}:{parts[0]}", session_only=session_only)
+        except NoKeychain:
+            self.forget_large(key)
+            raise
+
+    def get_large(self, key: str) -> str | None:
+        head = self.get(key)
+        if head is None:
+            return None
+        count, sep, first = head.partition(":")
+        if not sep or not count.isdigit():
+            return None
+        parts = [first]
+        for n in range(1, int(count)):
+            part = self.get(f"{key}#{n}")
+            if part is None:
+                log.warning("part %d of %s is missing from the keychain", n, key)
+                return None
+            parts.append(part)
+        return "".join(parts)
+
+    def forget_large(self, key: str) -> None:
+        head = self.get(key)
+        count = head.partition(":")[0] if head else ""
+        for n in range(1, int(count) if count.isdigit() else 0):
+            self.forget(f"{key}#{n}")
+        self.forget(key)

@@ -126,6 +126,65 @@ class Settings:
         self._s.setValue("imap/security", security)
         self.imap_tls = security == "tls"
 
+    @property
+    def imap_auth(self) -> str:
+        """How the app logs in to the IMAP account: 'password' (or app password) or 'oauth2' (a sign-in)."""
+        return "oauth2" if self._str("imap/auth") == "oauth2" else "password"
+
+    @imap_auth.setter
+    def imap_auth(self, auth: str) -> None:
+        if auth not in ("password", "oauth2"):
+            raise ValueError(auth)
+        self._s.setValue("imap/auth", auth)
+
+    # -- OAuth2 sign-in (tokens in the keychain; client ids here: we ship none of our own) --
+    @property
+    def oauth_provider(self) -> str:
+        """'microsoft', 'google' or 'custom' (endpoints below)."""
+        value = self._str("oauth/provider")
+        return value if value in ("microsoft", "google", "custom") else "microsoft"
+
+    @oauth_provider.setter
+    def oauth_provider(self, key: str) -> None:
+        if key not in ("microsoft", "google", "custom"):
+            raise ValueError(key)
+        self._s.setValue("oauth/provider", key)
+
+    def oauth_client_id(self, provider: str) -> str:
+        return self._str(f"oauth/{provider}/client_id")
+
+    def set_oauth_client_id(self, provider: str, client_id: str) -> None:
+        self._s.setValue(f"oauth/{provider}/client_id", client_id.strip())
+
+    def oauth_client_secret(self, provider: str) -> str:
+        """An installed app's client "secret" is not confidential (RFC 8252 §8.5), so it may live here."""
+        return self._str(f"oauth/{provider}/client_secret")
+
+    def set_oauth_client_secret(self, provider: str, secret: str) -> None:
+        self._s.setValue(f"oauth/{provider}/client_secret", secret.strip())
+
+    @property
+    def oauth_custom_endpoints(self) -> tuple[str, str, str]:
+        """The custom provider's authorization URL, token URL and scopes (space-separated)."""
+        return (self._str("oauth/custom/authorization_url"), self._str("oauth/custom/token_url"),
+                self._str("oauth/custom/scopes"))
+
+    @oauth_custom_endpoints.setter
+    def oauth_custom_endpoints(self, value: tuple[str, str, str]) -> None:
+        authorization_url, token_url, scopes = value
+        self._s.setValue("oauth/custom/authorization_url", authorization_url.strip())
+        self._s.setValue("oauth/custom/token_url", token_url.strip())
+        self._s.setValue("oauth/custom/scopes", " ".join(scopes.split()))
+
+    @property
+    def oauth_custom_revocation_url(self) -> str:
+        """The custom provider's RFC 7009 revocation URL; empty: it has none."""
+        return self._str("oauth/custom/revocation_url")
+
+    @oauth_custom_revocation_url.setter
+    def oauth_custom_revocation_url(self, url: str) -> None:
+        self._s.setValue("oauth/custom/revocation_url", url.strip())
+
     def imap_harvest_state(self, account: str) -> dict[str, Any] | None:
         """Where the last IMAP import of `account` (user@host) stopped, so the next reads only new mail."""
         return self._harvest_states().get(account)

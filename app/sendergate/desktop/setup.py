@@ -30,10 +30,24 @@ from ..contacts import ContactsError
 from .api_client import ApiError, GatewayClient, Me, normalise_url, sends_token_in_clear
 from .i18n import tr
 from .icons import app_icon
-from .importing import ImapAccount, ImportProblem
+from .importing import Credential, ImapAccount, ImportProblem
+from .oauth import (
+    PRESETS,
+    TOKENS,
+    HeldTokens,
+    KeychainTokens,
+    OAuthClient,
+    SignInProblem,
+    Tokens,
+    TokenSource,
+    client_for,
+    custom_provider,
+    revoke,
+)
 from .operations import Operation
 from .secrets import IMAP_PASSWORD, TOKEN, NoKeychain, Placement, SecretStore
 from .settings import Settings
+from .signin import SignInPanel
 
 
 @dataclass(frozen=True)
@@ -120,12 +134,24 @@ class SetupDialog(QDialog):
         self.imap_user = QLineEdit(settings.imap_user)
         self.imap_user.setAccessibleName(tr("IMAP user name"))
         imap.addRow(tr("&User:"), self.imap_user)
+        self.imap_auth = QComboBox()
+        self.imap_auth.setAccessibleName(tr("How SenderGate logs in to the mail account"))
+        for label, value in ((tr("Password"), "password"), (tr("Sign in with Microsoft 365"), "microsoft"),
+                             (tr("Sign in with Google"), "google"),
+                             (tr("Sign in with another provider (custom endpoints)"), "custom")):
+            self.imap_auth.addItem(label, value)
+        auth = settings.oauth_provider if settings.imap_auth == "oauth2" else "password"
+        self.imap_auth.setCurrentIndex(max(0, self.imap_auth.findData(auth)))
+        self.imap_auth.activated.connect(self._auth_chosen)
+        imap.addRow(tr("&Log in with:"), self.imap_auth)
         self.imap_password = QLineEdit()
         self.imap_password.setEchoMode(QLineEdit.EchoMode.Password)
         self.imap_password.setAccessibleName(tr("IMAP password or app password"))
         self.imap_password.setPlaceholderText(tr("saved in the keychain") if secrets.where(IMAP_PASSWORD)
                                               else tr("password or app password"))
         imap.addRow(tr("Pass&word:"), self.imap_password)
+        self._imap_form = imap
+        self._oauth_rows = self._oauth_fields(imap)
         self.imap_test_button = QPushButton(tr("Test &mail account"))
         self.imap_test_button.setAccessibleName(tr("Test the IMAP account"))
         self.imap_test_button.clicked.connect(self.test_imap)
@@ -166,7 +192,104 @@ class SetupDialog(QDialog):
         self.insecure_ok.toggled.connect(self._changed)
         self.session_only.toggled.connect(self._changed)
         self._changed()
+        self._show_auth()
         self.resize(520, self.sizeHint().height())
+
+    def _oauth_fields(self, form: QFormLayout) -> dict[str, QWidget]:
+        """Client id (and secret) per provider, the custom endpoints, and the sign-in panel."""
+        s = self.settings
+        self.oauth_client_id = QLineEdit()
+        self.oauth_client_id.setAccessibleName(tr("OAuth client ID"))
+        self.oauth_client_id.setPlaceholderText(tr("registered by your administrator"))
+        self.oauth_client_secret = QLineEdit()
+        self.oauth_client_secret.setAccessibleName(tr("OAuth client secret (if the provider issued one)"))
+        self.oauth_client_secret.setPlaceholderText(tr("only if the provider issued one"))
+        authorization_url, token_url, scopes = s.oauth_custom_endpoints
+        self.oauth_authorization_url = QLineEdit(authorization_url)
+        self.oauth_authorization_url.setAccessibleName(tr("Authorization address"))
+        self.oauth_authorization_url.setPlaceholderText("https://login.example.net/oauth2/authorize")
+        self.oauth_token_url = QLineEdit(token_url)
+        self.oauth_token_url.setAccessibleName(tr("Token address"))
+        self.oauth_token_url.setPlaceholderText("https://login.example.net/oauth2/token")
+        self.oauth_scopes = QLineEdit(scopes)
+        self.oauth_scopes.setAccessibleName(tr("Scopes"))
+        self.oauth_scopes.setPlaceholderText(tr("IMAP access and offline access, space-separated"))
+        self.oauth_revocation_url = QLineEdit(s.oauth_custom_revocation_url)
+        self.oauth_revocation_url.setAccessibleName(tr("Revocation address (optional)"))
+        self.oauth_revocation_url.setPlaceholderText(tr("optional: where a sign-in is withdrawn (RFC 7009)"))
+        self.sign_in = SignInPanel(self.oauth_client, lambda: self.imap_user.text().strip(), self)
+        self.sign_in.signed_in.connect(self._signed_in)
+        self._held = HeldTokens()  # a sign-in done here is saved with the rest, on Save
+        self._client_values: dict[str, tuple[str, str]] = {
+            key: (s.oauth_client_id(key), s.oauth_client_secret(key)) for key in ("microsoft", "google", "custom")}
+        self._shown_provider = ""
+        rows: dict[str, QWidget] = {}
+        for key, label, widget in (("client_id", tr("Client I&D:"), self.oauth_client_id),
+                                   ("client_secret", tr("Client sec&ret:"), self.oauth_client_secret),
+                                   ("authorization_url", tr("Authori&zation address:"), self.oauth_authorization_url),
+                                   ("token_url", tr("To&ken address:"), self.oauth_token_url),
+                                   ("scopes", tr("Sc&opes:"), self.oauth_scopes),
+                                   ("revocation_url", tr("Re&vocation address:"), self.oauth_revocation_url),
+                                   ("sign_in", "", self.sign_in)):
+            form.addRow(label, widget)
+            rows[key] = widget
+        return rows
+
+    def auth_choice(self) -> str:
+        """'password', or the OAuth2 provider: 'microsoft', 'google', 'custom'."""
+        return str(self.imap_auth.currentData())
+
+    def _auth_chosen(self, _index: int) -> None:
+        preset = PRESETS.get(self.auth_choice())
+        presets_hosts = {p.imap_host for p in PRESETS.values()}
+        if preset is not None and (not self.imap_host.text().strip() or self.imap_host.text().strip() in presets_hosts):
+            self.imap_host.setText(preset.imap_host)  # the provider's own server, TLS on 993
+            self.imap_security.setCurrentIndex(self.imap_security.findData("tls"))
+            self.imap_port.setValue(993)
+        self._show_auth()
+
+    def _show_auth(self) -> None:
+        choice = self.auth_choice()
+        if self._shown_provider:  # keep what was typed for the provider shown until now
+            self._client_values[self._shown_provider] = (self.oauth_client_id.text(), self.oauth_client_secret.text())
+        oauth = choice != "password"
+        if oauth:
+            self.oauth_client_id.setText(self._client_values[choice][0])
+            self.oauth_client_secret.setText(self._client_values[choice][1])
+        self._shown_provider = choice if oauth else ""
+        self._imap_form.setRowVisible(self.imap_password, not oauth)
+        for key, widget in self._oauth_rows.items():
+            custom_only = key in ("authorization_url", "token_url", "scopes", "revocation_url")
+            self._imap_form.setRowVisible(widget, oauth and (choice == "custom" or not custom_only))
+        if oauth:
+            signed_in = self._held.tokens is not None or self.secrets.where(TOKENS) is not None
+            label = self.oauth_client().provider.label
+            self.sign_in.sign_in_button.setText(tr("Sig&n in with %1…").replace("%1", label) if choice != "custom"
+                                                else tr("Sig&n in…"))
+            if not self.sign_in.status.text():
+                self.sign_in.status.setText(tr("Signed in (the tokens are in the keychain).") if signed_in
+                                            else tr("Not signed in yet."))
+
+    def oauth_client(self) -> OAuthClient:
+        choice = self.auth_choice()
+        provider = PRESETS.get(choice) or custom_provider(self.oauth_authorization_url.text(),
+                                                          self.oauth_token_url.text(), self.oauth_scopes.text(),
+                                                          self.oauth_revocation_url.text())
+        return OAuthClient(provider, self.oauth_client_id.text().strip(), self.oauth_client_secret.text().strip())
+
+    def _signed_in(self, tokens: Tokens) -> None:
+        self._held.save(tokens)
+
+    def credential(self) -> Credential:
+        """What `Test mail account` logs in with: the typed or saved password, or the OAuth2 tokens."""
+        if self.auth_choice() == "password":
+            typed = self.imap_password.text() or self.secrets.get(IMAP_PASSWORD)
+            if not typed:
+                raise ImportProblem(tr("Enter the password (or app password) of the mail account."))
+            return typed
+        if self._held.tokens is not None:
+            return TokenSource(self.oauth_client(), self._held)
+        return TokenSource(self.oauth_client(), KeychainTokens(self.secrets))
 
     # -- state --
     def _values(self) -> tuple[str, str]:
@@ -235,14 +358,15 @@ class SetupDialog(QDialog):
         except ImportProblem as exc:
             self._show_imap_result(False, str(exc))
             return
-        typed, secrets = self.imap_password.text(), self.secrets
+        try:
+            credential = self.credential()
+        except ApiError as exc:
+            self._show_imap_result(False, str(exc))
+            return
 
         def job() -> str:
-            password = typed or secrets.get(IMAP_PASSWORD)
-            if not password:
-                raise ImportProblem(tr("Enter the password (or app password) of the mail account."))
             try:
-                return account.harvester(password).sent_folder_name()
+                return account.with_login(credential, lambda h: h.sent_folder_name())
             except ContactsError as exc:
                 raise ImportProblem(str(exc)) from None
 
@@ -273,13 +397,21 @@ class SetupDialog(QDialog):
         url = normalise_url(self.url_edit.text())
         token = self.token_edit.text().strip()
         session_only = self.secrets.keychain() is None and self.session_only.isChecked()
+        oauth = self.imap_box.isChecked() and self.auth_choice() != "password"
+        # the sign-in this Save replaces or turns off, to withdraw at the provider once saved
+        old_tokens = KeychainTokens(self.secrets).load()
+        old_client = client_for(self.settings) if self.settings.imap_auth == "oauth2" else None
         try:
             stored = self.secrets.put(TOKEN, token, session_only=session_only)
-            if self.imap_box.isChecked() and self.imap_password.text():
+            if self.imap_box.isChecked() and not oauth and self.imap_password.text():
                 self.secrets.put(IMAP_PASSWORD, self.imap_password.text(), session_only=session_only)
-            elif not self.imap_box.isChecked():
-                self.secrets.forget(IMAP_PASSWORD)  # no account: no password kept for it
-        except NoKeychain as exc:
+            if oauth and self._held.tokens is not None:
+                KeychainTokens(self.secrets).save(self._held.tokens, session_only=session_only)
+            if not self.imap_box.isChecked() or oauth:
+                self.secrets.forget(IMAP_PASSWORD)  # no password kept for an account that does not use one
+            if not self.imap_box.isChecked() or not oauth:
+                KeychainTokens(self.secrets).forget()  # nor tokens
+        except (NoKeychain, SignInProblem) as exc:
             self._show_result(False, str(exc))
             return
         self.settings.gateway_url = url
@@ -289,8 +421,34 @@ class SetupDialog(QDialog):
             self.settings.imap_port = self.imap_port.value()
             self.settings.imap_security = str(self.imap_security.currentData())
             self.settings.imap_user = self.imap_user.text().strip()
+            self.settings.imap_auth = "oauth2" if oauth else "password"
+            if oauth:
+                choice = self.auth_choice()
+                self.settings.oauth_provider = choice
+                self.settings.set_oauth_client_id(choice, self.oauth_client_id.text())
+                self.settings.set_oauth_client_secret(choice, self.oauth_client_secret.text())
+                if choice == "custom":
+                    self.settings.oauth_custom_endpoints = (self.oauth_authorization_url.text(),
+                                                            self.oauth_token_url.text(), self.oauth_scopes.text())
+                    self.settings.oauth_custom_revocation_url = self.oauth_revocation_url.text()
         else:
             self.settings.imap_host = ""
         self.settings.sync()
         self.connection = Connection(url, token, self._me, stored.placement)
+        self.sign_in.shutdown()
+        if old_tokens is not None and old_client is not None and (not oauth or self._held.tokens is not None):
+            _withdraw(old_client, old_tokens)
+        self._held.forget()
         self.accept()
+
+    def reject(self) -> None:
+        self.sign_in.shutdown()  # a sign-in still waiting for the browser stops
+        if self._held.tokens is not None:  # signed in, then not saved: nothing may keep that grant
+            _withdraw(self.oauth_client(), self._held.tokens)
+            self._held.forget()
+        super().reject()
+
+
+def _withdraw(client: OAuthClient, tokens: Tokens) -> None:
+    """Revoke a sign-in the app no longer keeps, in the background (the dialog is closing)."""
+    Operation(None, lambda: revoke(client, tokens)).run()

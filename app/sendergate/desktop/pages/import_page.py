@@ -29,11 +29,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..api_client import ApiError
 from ..i18n import tr
 from ..importing import (
     IMPORT_CHUNK,
     NEW,
     PRESENT,
+    Credential,
     ImapAccount,
     ImportProblem,
     ImportTally,
@@ -46,9 +48,11 @@ from ..importing import (
     resync,
 )
 from ..models.import_preview import ImportPreviewModel
+from ..oauth import KeychainTokens, SignInRequired, Tokens, TokenSource, client_for
 from ..operations import Operation
 from ..secrets import IMAP_PASSWORD, SecretStore
 from ..settings import RESYNC_MINUTES, Settings
+from ..signin import SignInPanel
 from .base import Page, make_table
 
 MINUTE_MS = 60_000
@@ -113,6 +117,7 @@ class ImportPage(Page):
         self.source_label.setWordWrap(True)
         self.source_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.source_label)
+        layout.addWidget(self._sign_in_box())
 
         tools = QHBoxLayout()
         self.search = QLineEdit()
@@ -161,6 +166,36 @@ class ImportPage(Page):
         self._apply_resync_setting()
         self._update_controls()
         self.loaded = True
+
+    def _sign_in_box(self) -> QWidget:
+        """Shown when the provider withdrew the sign-in: sign in again here, nothing else changes."""
+        self.sign_in_box = QGroupBox(tr("Sign in to the mail account again"))
+        box = QVBoxLayout(self.sign_in_box)
+        self.sign_in = SignInPanel(lambda: client_for(self._settings()), lambda: self._settings().imap_user, self)
+        self.sign_in.signed_in.connect(self._signed_in_again)
+        box.addWidget(self.sign_in)
+        self.sign_in_box.hide()
+        return self.sign_in_box
+
+    def _settings(self) -> Settings:
+        assert self.settings is not None, "the Import page's sign-in needs the app's settings"
+        return self.settings
+
+    def _signed_in_again(self, tokens: Tokens) -> None:
+        try:
+            KeychainTokens(self.secrets).save(tokens)
+        except ApiError as exc:
+            self.messages.error(str(exc))
+            return
+        self.sign_in_box.hide()
+        self.messages.info(tr("Signed in again. Reading the mail account carries on where it stopped."))
+
+    def _sign_in_required(self, exc: Exception) -> bool:
+        """The provider withdrew the sign-in: say so and offer to sign in again; True if that was it."""
+        if not isinstance(exc, SignInRequired):
+            return False
+        self.sign_in_box.show()
+        return True
 
     def _resync_box(self) -> QWidget:
         box = QGroupBox(tr("Keep up with your mail"))
@@ -261,9 +296,11 @@ class ImportPage(Page):
         cancel = self._cancel
         state = self.settings.imap_harvest_state(account.key) if self.settings is not None else None
 
+        settings = self.settings
+
         def job() -> SourceRead:
-            password = _password(secrets)
-            return read_imap(client, account, password, state, progress.advanced.emit, cancel.is_set)
+            return read_imap(client, account, _credential(settings, secrets), state, progress.advanced.emit,
+                             cancel.is_set)
 
         self._start_reading(tr("Reading the mail account %1…").replace("%1", account.key), job)
 
@@ -307,6 +344,7 @@ class ImportPage(Page):
         self.read_finished.emit(text)
 
     def _read_failed(self, exc: Exception) -> None:
+        self._sign_in_required(exc)
         self.source_label.setText(tr("Could not read the source."))
         self.messages.error(str(exc))
         self.read_finished.emit("")
@@ -418,7 +456,7 @@ class ImportPage(Page):
         account = self.account()
         if account is None or self.busy():
             return  # the next tick tries again
-        client, secrets, cancel = self.client, self.secrets, self._cancel
+        client, secrets, cancel, settings = self.client, self.secrets, self._cancel, self.settings
         state = self.settings.imap_harvest_state(account.key) if self.settings is not None else None
         note = tr("imported from %1").replace("%1", f"IMAP {account.key}") + " " + tr("(re-sync)")
         self._cancel.clear()
@@ -426,7 +464,7 @@ class ImportPage(Page):
         self.resync_status.setText(tr("Re-syncing…"))
 
         def job() -> Resynced:
-            return resync(client, account, _password(secrets), state, note, cancel.is_set)
+            return resync(client, account, _credential(settings, secrets), state, note, cancel.is_set)
 
         Operation(self, job, self._resynced).failure(self._resync_failed).finally_(self._resync_over).run()
 
@@ -444,6 +482,7 @@ class ImportPage(Page):
         self.resync_finished.emit(text)
 
     def _resync_failed(self, exc: Exception) -> None:
+        self._sign_in_required(exc)
         text = tr("The mail account re-sync failed: %1").replace("%1", str(exc))
         self.resync_status.setText(text)
         self.messages.error(text)
@@ -456,6 +495,14 @@ class ImportPage(Page):
         """The window closes: stop the timer; running work stops at its next batch or chunk."""
         self.resync_timer.stop()
         self._cancel.set()
+        self.sign_in.shutdown()
+
+
+def _credential(settings: Settings | None, secrets: SecretStore) -> Credential:
+    """How to log in to the mail account: OAuth2 tokens (refreshed as needed) or the saved password."""
+    if settings is not None and settings.imap_auth == "oauth2":
+        return TokenSource(client_for(settings), KeychainTokens(secrets))
+    return _password(secrets)
 
 
 def _password(secrets: SecretStore) -> str:
