@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from .. import __version__
 from ..runtime import Runtime
 from .auth import TokenGate
+from .clientip import parse_networks
 from .confirm import ConfirmPage, confirm_router
 from .errors import AUTH_ERRORS, install_error_handlers
 from .openapi import DocumentedApp
@@ -32,7 +33,7 @@ def create_app(rt: Runtime) -> FastAPI:
                         docs_url="/docs" if public else None, redoc_url="/redoc" if public else None,
                         openapi_url="/openapi.json" if public else None)
     app.state.rt = rt
-    app.state.token_gate = TokenGate()
+    app.state.token_gate = TokenGate(trusted_proxies=parse_networks(rt.cfg.http.trusted_proxies))
     app.state.stream_hub = StreamHub(rt)
     app.state.confirm_page = ConfirmPage(rt)
     app.state.stopping = False

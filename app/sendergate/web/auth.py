@@ -16,7 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ..policy.address import AddressError, parse, parse_pattern
 from ..runtime import Runtime
 from ..store import NotFound, User, queries
-from .clientip import client_address, parse_networks, rate_key
+from .clientip import Network, client_address, rate_key
 from .deps import RuntimeDep, run
 
 log = logging.getLogger("sendergate.api")
@@ -47,6 +47,7 @@ class TokenGate:
     """Token -> user, cached briefly; wrong tokens are counted per client IP and then refused for a while.
     One per app (create_app puts it on app.state)."""
 
+    trusted_proxies: list[Network] = field(default_factory=list)  # http.trusted_proxies, parsed
     cache: dict[str, tuple[User, float]] = field(default_factory=dict)
     touched: dict[str, float] = field(default_factory=dict)
     failures: dict[str, deque[float]] = field(default_factory=dict)
@@ -71,10 +72,8 @@ class TokenGate:
 def client_ip(request: Request) -> str:
     """The client behind http.trusted_proxies (the token-failure limit counts per client)."""
     peer = request.client.host if request.client else "unknown"
-    trusted = getattr(request.app.state, "trusted_proxies", None)
-    if trusted is None:
-        trusted = request.app.state.trusted_proxies = parse_networks(request.app.state.rt.cfg.http.trusted_proxies)
-    return rate_key(client_address(peer, request.headers.getlist("x-forwarded-for"), trusted))
+    gate: TokenGate = request.app.state.token_gate
+    return rate_key(client_address(peer, request.headers.getlist("x-forwarded-for"), gate.trusted_proxies))
 
 
 async def caller(request: Request, rt: RuntimeDep,
