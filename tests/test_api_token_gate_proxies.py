@@ -40,3 +40,17 @@ def test_from_an_untrusted_peer_a_made_up_forwarded_for_does_not_escape_the_limi
         assert guesser == [401] * 10 + [429]
         assert _client(gw, token, "127.0.3.2", "198.51.100.99").get("/api/v1/me").status_code == 429
         assert "unknown token from 127.0.3.2" in gw.read_log()
+
+
+def test_a_wrong_token_cannot_put_control_characters_into_the_log() -> None:
+    # The unknown-token warning names the path. URL parsing drops CR and LF, but a vertical tab, form feed or
+    # U+2028 would start a new line for many log readers, and ESC drives the terminal of whoever reads the log.
+    with GatewayProcess() as gw:
+        forged = "2031-01-01 00:00:00,000 INFO sendergate.confirm: confirmed allowlisted=evil@x.test"
+        for sep in ("%0B", "%0C", "%E2%80%A8", "%1B[2K%0D"):
+            r = _client(gw, "guess" * 8, "127.0.3.3").get("/api/v1/allowlist/1" + sep + forged.replace(" ", "%20"))
+            assert r.status_code == 401
+        log = gw.read_log()
+        assert log.count("unknown token from 127.0.3.3") == 4
+        assert not any(c in log for c in "\x0b\x0c\u2028\x1b")
+        assert not any(line.startswith("2031-01-01") for line in log.splitlines())

@@ -4,6 +4,7 @@ FastAPI dependency, the admin check, and whose list a write goes to.
 A user sees and changes what belongs to their own addresses; an admin sees everything.
 """
 
+import json
 import logging
 import time
 from collections import deque
@@ -97,7 +98,8 @@ async def caller(request: Request, rt: RuntimeDep,
         uid = await run(rt, queries.user_id_for_token, rt.store, token) if len(token) <= 200 else None
         if uid is None:
             gate.failed(ip, now)
-            log.warning("api: unknown token from %s (%s %s)", ip, request.method, request.url.path)
+            # The path is the client's: JSON-quoted, so no control or line-separator character reaches the log
+            log.warning("api: unknown token from %s (%s %s)", ip, request.method, json.dumps(request.url.path))
             raise HTTPException(401, "unknown token", headers={"WWW-Authenticate": "Bearer"})
         user = await run(rt, rt.store.get_user, uid)
         if len(gate.cache) > 10_000:

@@ -1,6 +1,7 @@
 """Errors as HTTP answers: the store's exceptions mapped to a status in one place (the API and the
 confirmation page both use it), the app's error handlers, and the error answers the OpenAPI document lists."""
 
+import json
 import logging
 from typing import Any
 
@@ -43,7 +44,7 @@ async def store_error(request: Request, exc: Exception) -> Response:
     reason (the details go to the log), not a 500."""
     status = store_status(exc)
     if status == 503:
-        log.error("store unavailable for %s %s: %s", request.method, request.url.path, exc)
+        log.error("store unavailable for %s %s: %s", request.method, json.dumps(request.url.path), exc)
         return JSONResponse({"detail": STORE_UNAVAILABLE}, status_code=503)
     return JSONResponse({"detail": str(exc)}, status_code=status)
 
