@@ -497,3 +497,27 @@ def add_sent_ids(store: Store, user_id: int, hashes: Iterable[str]) -> int:
 
 def wall_day(ts: float | None = None) -> int:
     return int((ts if ts is not None else time.time()) // DAY)
+
+
+# -- the live stream and /metrics (web/stream.py, web/routes/metrics.py) -----------------
+def stream_changes(store: Store, after_id: int, challenges_since: float, *, page: int = 1000,
+                   challenge_limit: int = 5000) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """What the live stream's poller looks at, in one call: every event with id > after_id (oldest first,
+    read `page` rows at a time) and up to `challenge_limit` challenges changed after `challenges_since`
+    (oldest change first), for all users."""
+    events: list[dict[str, Any]] = []
+    while True:
+        rows = events_after(store, None, after_id, page)
+        events += rows
+        if len(rows) < page:
+            break
+        after_id = rows[-1]["id"]
+    return events, challenges_changed_since(store, None, challenges_since, challenge_limit)
+
+
+def challenge_counts(store: Store) -> dict[str, int]:
+    """Challenges per status, all users (the /metrics gauges)."""
+    c = s.challenges.c
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(c.status, func.count()).group_by(c.status)).all()
+    return {status: n for status, n in rows}

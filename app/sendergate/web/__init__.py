@@ -1,77 +1,68 @@
-"""The gateway's HTTP side: health, metrics, the confirmation page and the API.
+"""The gateway's HTTP side: health, metrics, the confirmation page and the API, composed into one app.
 
 Served by uvicorn inside the gateway process, on the same event loop as SMTP.
 """
 
-from __future__ import annotations
-
 import asyncio
-import logging
+import contextlib
 import socket
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
 
+import uvicorn
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
 
 from .. import __version__
+from ..runtime import Runtime
+from .auth import TokenGate
+from .clientip import parse_networks
+from .confirm import ConfirmPage, confirm_router
+from .errors import AUTH_ERRORS, install_error_handlers
+from .openapi import DocumentedApp
+from .routes import api_routers
+from .routes.health import router as health_router
+from .routes.metrics import metrics_router
+from .stream import StreamHub
+from .timing import observe_latency
 
-if TYPE_CHECKING:
-    from ..runtime import Runtime
 
-log = logging.getLogger("sendergate.web")
-
-
-def create_app(rt: "Runtime") -> FastAPI:
+def create_app(rt: Runtime) -> FastAPI:
     public = rt.cfg.http.metrics_public
-    # Without http.metrics_public the document and its viewer are served by api.py behind a token.
-    app = FastAPI(title="SenderGate", version=__version__,
-                  description="The SenderGate gateway API: events, challenges, allow and block lists.",
-                  docs_url="/docs" if public else None, redoc_url="/redoc" if public else None,
-                  openapi_url="/openapi.json" if public else None)
+    # Without http.metrics_public the document and its viewer are served by routes/metrics.py behind a token.
+    app = DocumentedApp(title="SenderGate", version=__version__,
+                        description="The SenderGate gateway API: events, challenges, allow and block lists.",
+                        docs_url="/docs" if public else None, redoc_url="/redoc" if public else None,
+                        openapi_url="/openapi.json" if public else None)
     app.state.rt = rt
-
-    @app.get("/healthz", tags=["health"], summary="Liveness, store and scanner status",
-             description="`ok` or `degraded` overall and per part; the reasons are in the gateway's log, "
-                         "never here (anyone may ask).")
-    async def healthz() -> JSONResponse:
-        health = await rt.health()
-        return JSONResponse(health, status_code=200 if health["status"] == "ok" else 503)
-
-    for module in ("confirm", "api"):  # optional parts register themselves when present
-        try:
-            part = __import__(f"sendergate.web.{module}", fromlist=["register"])
-        except ModuleNotFoundError as exc:
-            if exc.name != f"sendergate.web.{module}":
-                raise
-            continue
-        part.register(app, rt)
+    app.state.token_gate = TokenGate(trusted_proxies=parse_networks(rt.cfg.http.trusted_proxies))
+    app.state.stream_hub = StreamHub(rt)
+    app.state.confirm_page = ConfirmPage(rt)
+    app.state.stopping = False
+    install_error_handlers(app)
+    app.middleware("http")(observe_latency)
+    app.include_router(health_router)
+    app.include_router(confirm_router)
+    for router in api_routers():  # each on the app itself: a route's path is then its whole template
+        app.include_router(router, responses=AUTH_ERRORS)
+    app.include_router(metrics_router(public))
     return app
 
 
-class _Server:
+class _Server(uvicorn.Server):
     """uvicorn without its own signal handling: the gateway decides when to stop."""
 
-    def __init__(self, app: Any, rt: "Runtime") -> None:
-        import uvicorn
-
-        cfg = rt.cfg.http
-        # proxy_headers off: uvicorn would believe X-Forwarded-For from any loopback peer; the
-        # confirmation page reads it itself, from http.trusted_proxies only (web/clientip.py).
-        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", proxy_headers=False,
-                                ssl_certfile=cfg.tls_cert or None, ssl_keyfile=cfg.tls_key or None,
-                                timeout_graceful_shutdown=5, server_header=False)
-
-        class Server(uvicorn.Server):
-            def capture_signals(self) -> Any:  # type: ignore[override]
-                import contextlib
-                return contextlib.nullcontext()
-
-        self.server = Server(config)
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
-async def serve_http(rt: "Runtime", sock: socket.socket, stopping: asyncio.Event) -> None:
+async def serve_http(rt: Runtime, sock: socket.socket, stopping: asyncio.Event) -> None:
     app = create_app(rt)
-    server = _Server(app, rt).server
+    cfg = rt.cfg.http
+    # proxy_headers off: uvicorn would believe X-Forwarded-For from any loopback peer; the
+    # confirmation page reads it itself, from http.trusted_proxies only (web/clientip.py).
+    server = _Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", proxy_headers=False,
+                                    ssl_certfile=cfg.tls_cert or None, ssl_keyfile=cfg.tls_key or None,
+                                    timeout_graceful_shutdown=5, server_header=False))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     await stopping.wait()
     app.state.stopping = True  # open live streams end now instead of at uvicorn's graceful timeout

@@ -18,6 +18,10 @@ import wave
 from importlib import resources
 from io import BytesIO
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from captcha.audio import AudioCaptcha
 
 ANSWER_LENGTH = 6
 _NONCE = re.compile(r"^[A-Za-z0-9_-]{22}$")
@@ -37,7 +41,7 @@ def new_answer() -> str:
 
 def answer_matches(expected: str, typed: str) -> bool:
     """People type spaces, dashes and look-alike letters; only the digits count."""
-    cleaned = typed.strip().upper().translate(str.maketrans({"O": "0", "I": "1", "L": "1"}))
+    cleaned = typed.strip().upper().translate(str.maketrans("OIL", "011"))
     cleaned = "".join(c for c in cleaned if not c.isspace() and c not in "-.")
     return hmac.compare_digest(cleaned.encode("ascii", "replace"), expected.encode())
 
@@ -65,7 +69,7 @@ def render_png(answer: str) -> bytes:
     return ImageCaptcha(width=280, height=90, font_sizes=(54, 62, 70)).generate(answer, format="png").getvalue()
 
 
-_VOICES: dict[str, object] = {}
+_VOICES: dict[str, AudioCaptcha] = {}
 
 
 def voice_dir(lang: str) -> Path | None:
@@ -84,9 +88,9 @@ def render_wav(answer: str, lang: str = "en") -> bytes:
         vdir = voice_dir(key)
         engine = AudioCaptcha(voicedir=str(vdir)) if vdir is not None else AudioCaptcha()
         _VOICES[key] = engine
-    return bytes(engine.generate(answer))  # type: ignore[attr-defined]
+    return bytes(engine.generate(answer))
 
 
 def wav_seconds(data: bytes) -> float:
     with wave.open(BytesIO(data)) as w:
-        return w.getnframes() / w.getframerate()
+        return float(w.getnframes() / w.getframerate())

@@ -21,22 +21,23 @@ import zlib
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
 
 from ..logformat import kv
 from ..policy.replies import recipient_list
+from ..runtime import Runtime
 from ..store import StoreError
 from ..store import confirm as confirm_store
-from . import captcha, clientip
-
-if TYPE_CHECKING:
-    from ..runtime import Runtime
+from .captcha import answer_matches, csrf_ok, csrf_value, new_answer, new_nonce, nonce_ok, render_png, render_wav
+from .clientip import client_address, parse_networks, rate_key
+from .deps import run
+from .errors import store_status
 
 log = logging.getLogger("sendergate.confirm")
 
@@ -177,21 +178,21 @@ class Pages:
 
 
 class ConfirmPage:
-    def __init__(self, rt: "Runtime") -> None:
+    def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self.pages = Pages(override_dir(rt.cfg.path))
-        self.trusted = clientip.parse_networks(rt.cfg.http.trusted_proxies)
+        self.trusted = parse_networks(rt.cfg.http.trusted_proxies)
         self._secret: str | None = None
         public = urlsplit(rt.cfg.public_url)
         self.public_origin = f"{public.scheme}://{public.netloc}".lower()
 
     async def limited(self, kind: str, key: str, limit: tuple[int, float]) -> float:
         """Count one hit in the store (shared by every node); 0 if allowed, else seconds to wait."""
-        return await self.rt.astore.run(confirm_store.rate_hit, self.rt.store, f"{kind}:{key}", *limit)
+        return await run(self.rt, confirm_store.rate_hit, self.rt.store, f"{kind}:{key}", *limit)
 
     async def secret(self) -> str:
         if self._secret is None:
-            self._secret = await self.rt.astore.run(confirm_store.page_secret, self.rt.store)
+            self._secret = await run(self.rt, confirm_store.page_secret, self.rt.store)
         return self._secret
 
     # -- responses ----------------------------------------------------------
@@ -229,10 +230,10 @@ class ConfirmPage:
             cookie = secrets.token_urlsafe(16)
         # Every form is a new CAPTCHA with a new answer, replacing the one shown before: "a different
         # picture" never shows the same answer again, so renderings cannot be compared.
-        nonce = captcha.new_nonce()
-        await self.rt.astore.run(confirm_store.issue_captcha, self.rt.store, state.challenge_id, nonce,
-                                 captcha.new_answer())
-        csrf = captcha.csrf_value(await self.secret(), cookie, token, int(time.time()))
+        nonce = new_nonce()
+        await run(self.rt, confirm_store.issue_captcha, self.rt.store, state.challenge_id, nonce,
+                                 new_answer())
+        csrf = csrf_value(await self.secret(), cookie, token, int(time.time()))
         resp = self.html(request, "confirm.html", status, notice=notice,
                          recipient=recipient_list(state.recipients),
                          sender=state.sender, subject=state.subject[:200], csrf=csrf, nonce=nonce,
@@ -243,11 +244,11 @@ class ConfirmPage:
         return resp
 
     async def state(self, token: str) -> confirm_store.LinkState | None:
-        return await self.rt.astore.run(confirm_store.link_state, self.rt.store, token)
+        return await run(self.rt, confirm_store.link_state, self.rt.store, token)
 
     def client_ip(self, request: Request) -> str:
         peer = request.client.host if request.client else "unknown"
-        return clientip.client_address(peer, request.headers.getlist("x-forwarded-for"), self.trusted)
+        return client_address(peer, request.headers.getlist("x-forwarded-for"), self.trusted)
 
     def cross_site(self, request: Request) -> bool:
         """A browser telling us the form was posted from another site (Fetch metadata, Origin)."""
@@ -269,7 +270,7 @@ class ConfirmPage:
         state = await self.state(token)  # a read: an unknown token costs the store no write
         if state is None:
             return self.message(request, "notfound", 404)
-        if wait := await self.limited("view", clientip.rate_key(self.client_ip(request)), VIEWS_PER_IP):
+        if wait := await self.limited("view", rate_key(self.client_ip(request)), VIEWS_PER_IP):
             return self.message(request, "limited", 429, wait)
         return self.for_status(request, state) or await self.form(request, token, state)
 
@@ -280,7 +281,7 @@ class ConfirmPage:
         state = await self.state(token)
         if state is None:
             return self.message(request, "notfound", 404)
-        if wait := await self.limited("answer-ip", clientip.rate_key(ip), ANSWERS_PER_IP):
+        if wait := await self.limited("answer-ip", rate_key(ip), ANSWERS_PER_IP):
             log.warning("confirmation answers rate-limited client_ip=%s", ip)
             return self.message(request, "limited", 429, wait)
         if (page := self.for_status(request, state)) is not None:
@@ -288,20 +289,20 @@ class ConfirmPage:
         form = await request.form()
         secret = await self.secret()
         csrf_field, nonce_field, answer = (str(form.get(k, "")) for k in ("csrf", "nonce", "answer"))
-        if self.cross_site(request) or not captcha.csrf_ok(secret, request.cookies.get(COOKIE, ""), token,
+        if self.cross_site(request) or not csrf_ok(secret, request.cookies.get(COOKIE, ""), token,
                                                            csrf_field, now=time.time(), max_age=CSRF_MAX_AGE):
             return await self.form(request, token, state, notice="bad_form", status=403)
         # Counted after the CSRF check: a forged cross-site post must not use up the sender's attempts.
         if wait := await self.limited("answer-challenge", str(state.challenge_id), ANSWERS_PER_CHALLENGE):
             log.warning("confirmation answers rate-limited challenge_id=%d client_ip=%s", state.challenge_id, ip)
             return self.message(request, "limited", 429, wait)
-        current = await self.rt.astore.run(confirm_store.current_captcha, self.rt.store, state.challenge_id)
-        if current is None or not captcha.nonce_ok(nonce_field) or nonce_field != current.nonce:
+        current = await run(self.rt, confirm_store.current_captcha, self.rt.store, state.challenge_id)
+        if current is None or not nonce_ok(nonce_field) or nonce_field != current.nonce:
             return await self.form(request, token, state, notice="stale_captcha", status=400)
         if not answer.strip():  # not an answer: the CAPTCHA stays as it is
             return await self.form(request, token, state, notice="empty_answer", status=400)
-        if captcha.answer_matches(current.answer, answer):
-            if await self.rt.astore.run(confirm_store.confirm, self.rt.store, state.challenge_id, current.nonce,
+        if answer_matches(current.answer, answer):
+            if await run(self.rt, confirm_store.confirm, self.rt.store, state.challenge_id, current.nonce,
                                         None, state.others):
                 self.log_confirmed(state, ip)
                 self.rt.metrics.count_confirmation()
@@ -313,7 +314,7 @@ class ConfirmPage:
             return self.for_status(request, fresh) or await self.form(request, token, fresh,
                                                                       notice="stale_captcha", status=400)
         # A wrong answer retires this CAPTCHA; the next form is a new one with a new answer.
-        counted = await self.rt.astore.run(confirm_store.record_wrong_answer, self.rt.store, state.challenge_id,
+        counted = await run(self.rt, confirm_store.record_wrong_answer, self.rt.store, state.challenge_id,
                                            current.nonce)
         fresh = await self.state(token) or state
         if (page := self.for_status(request, fresh)) is not None:
@@ -327,27 +328,27 @@ class ConfirmPage:
         if not TOKEN.match(token):
             return _plain(404, "no such link")
         nonce = request.query_params.get("n", "")
-        if not captcha.nonce_ok(nonce):
+        if not nonce_ok(nonce):
             return _plain(404, "no such picture")
         state = await self.state(token)
         if state is None:
             return _plain(404, "no such link")
-        if wait := await self.limited("view", clientip.rate_key(self.client_ip(request)), VIEWS_PER_IP):
+        if wait := await self.limited("view", rate_key(self.client_ip(request)), VIEWS_PER_IP):
             resp = _plain(429, "too many requests")
             resp.headers["Retry-After"] = str(int(wait) + 1)
             return resp
-        current = await self.rt.astore.run(confirm_store.current_captcha, self.rt.store, state.challenge_id)
+        current = await run(self.rt, confirm_store.current_captcha, self.rt.store, state.challenge_id)
         if state.status != confirm_store.PENDING or current is None or current.nonce != nonce:
             return _plain(410, "this picture was already used; load the page again for a new one")
         column = "png" if kind == "png" else "wav"
         body = getattr(current, column)
         if body is None:
             if kind == "png":
-                rendered = await asyncio.to_thread(captcha.render_png, current.answer)
+                rendered = await asyncio.to_thread(render_png, current.answer)
             else:
-                wav = await asyncio.to_thread(captcha.render_wav, current.answer, self.language(request))
+                wav = await asyncio.to_thread(render_wav, current.answer, self.language(request))
                 rendered = zlib.compress(wav, 6)  # half the size in the store
-            body = await self.rt.astore.run(confirm_store.keep_rendering, self.rt.store, state.challenge_id,
+            body = await run(self.rt, confirm_store.keep_rendering, self.rt.store, state.challenge_id,
                                             nonce, column, rendered)
             if body is None:
                 return _plain(410, "this picture was already used; load the page again for a new one")
@@ -382,45 +383,60 @@ def _plain(status: int, text: str) -> Response:
     return resp
 
 
-def register(app: FastAPI, rt: "Runtime") -> None:
-    page = ConfirmPage(rt)
-    app.state.confirm_page = page
-
-    # Literal paths before the /c/{token} patterns.
-    @app.get("/c/assets/{name}", include_in_schema=False)
-    async def confirm_asset(request: Request, name: str) -> Response:
-        return await page.asset(request, name)
-
-    @app.get("/c/{token}", include_in_schema=False)
-    async def confirm_get(request: Request, token: str) -> Response:
-        try:
-            return await page.get_page(request, token)
-        except StoreError as exc:
-            return _unavailable(exc)
-
-    @app.post("/c/{token}", include_in_schema=False)
-    async def confirm_post(request: Request, token: str) -> Response:
-        try:
-            return await page.post_answer(request, token)
-        except StoreError as exc:
-            return _unavailable(exc)
-
-    @app.get("/c/{token}/captcha.png", include_in_schema=False)
-    async def confirm_png(request: Request, token: str) -> Response:
-        try:
-            return await page.captcha_media(request, token, "png")
-        except StoreError as exc:
-            return _unavailable(exc)
-
-    @app.get("/c/{token}/captcha.wav", include_in_schema=False)
-    async def confirm_wav(request: Request, token: str) -> Response:
-        try:
-            return await page.captcha_media(request, token, "wav")
-        except StoreError as exc:
-            return _unavailable(exc)
+async def page_of(request: Request) -> ConfirmPage:
+    """The app's confirmation page (create_app puts one on app.state)."""
+    page: ConfirmPage = request.app.state.confirm_page
+    return page
 
 
-def _unavailable(exc: StoreError) -> Response:
+PageDep = Annotated[ConfirmPage, Depends(page_of)]
+
+confirm_router = APIRouter(include_in_schema=False)
+
+
+# Literal paths before the /c/{token} patterns.
+@confirm_router.get("/c/assets/{name}")
+async def confirm_asset(request: Request, page: PageDep, name: str) -> Response:
+    return await page.asset(request, name)
+
+
+@confirm_router.get("/c/{token}")
+async def confirm_get(request: Request, page: PageDep, token: str) -> Response:
+    try:
+        return await page.get_page(request, token)
+    except StoreError as exc:
+        return _store_failure(exc)
+
+
+@confirm_router.post("/c/{token}")
+async def confirm_post(request: Request, page: PageDep, token: str) -> Response:
+    try:
+        return await page.post_answer(request, token)
+    except StoreError as exc:
+        return _store_failure(exc)
+
+
+@confirm_router.get("/c/{token}/captcha.png")
+async def confirm_png(request: Request, page: PageDep, token: str) -> Response:
+    try:
+        return await page.captcha_media(request, token, "png")
+    except StoreError as exc:
+        return _store_failure(exc)
+
+
+@confirm_router.get("/c/{token}/captcha.wav")
+async def confirm_wav(request: Request, page: PageDep, token: str) -> Response:
+    try:
+        return await page.captcha_media(request, token, "wav")
+    except StoreError as exc:
+        return _store_failure(exc)
+
+
+def _store_failure(exc: StoreError) -> Response:
+    """The store's exception as a page for a person: its status from errors.py; store trouble says to try later."""
+    status = store_status(exc)
+    if status != 503:
+        return _plain(status, "no such link")
     log.error("confirmation page: store unavailable: %s", exc)
     resp = _plain(503, "temporarily unavailable; please try again in a few minutes")
     resp.headers["Retry-After"] = "60"

@@ -137,9 +137,11 @@ class ListEntryIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    entry: str = Field(min_length=1, max_length=400, examples=["bob@example.com", "@shop.example", "list:dev.lists.example.org"])
+    entry: str = Field(min_length=1, max_length=400,
+                       examples=["bob@example.com", "@shop.example", "list:dev.lists.example.org"])
     note: str = Field("", max_length=1000)
-    expires_at: datetime | None = Field(None, description="Optional expiry, e.g. 'expect mail from @shop.example for 48 h'.")
+    expires_at: datetime | None = Field(None, description=(
+        "Optional expiry, e.g. 'expect mail from @shop.example for 48 h'."))
     owner: str | None = Field(None, max_length=320, description="Admins only: an address of the user the entry is for "
                                                                  "(default: the caller).")
     global_entry: bool = Field(False, description="Admins only: an entry for every user.")
@@ -178,7 +180,7 @@ class ChallengeBatchItem(_Out):
     status: Literal["changed", "unchanged", "missing"] = Field(description=(
         "changed: decided now; unchanged: it already was (idempotent); missing: the caller has no such challenge."))
     challenge: Challenge | None = None
-    entry: ListEntryOut | None = Field(None, description="The list entry the decision stands on.")
+    entry: ListEntryOut | None = Field(default=None, description="The list entry the decision stands on.")
     error: str | None = None
 
 

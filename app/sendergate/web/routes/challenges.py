@@ -1,0 +1,114 @@
+"""Challenges: the list, one challenge, and the user's decisions on one or several (approve, deny,
+allow the sender's domain), each idempotent."""
+
+import logging
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Query
+
+from ...runtime import Runtime
+from ...store import queries
+from ..auth import API_PREFIX, Caller, CallerDep
+from ..convert import challenge_out, entry_out
+from ..deps import RuntimeDep, run
+from ..errors import BAD_REQUEST, NOT_FOUND
+from ..models import (
+    Challenge,
+    ChallengeBatch,
+    ChallengeBatchItem,
+    ChallengeDecision,
+    ChallengeIds,
+    ChallengePage,
+    ChallengeStatus,
+)
+from ..paging import MAX_ROW_ID, NoControl, RowId, decode_cursor, encode_cursor
+
+log = logging.getLogger("sendergate.api")
+
+router = APIRouter(prefix=API_PREFIX, tags=["challenges"])
+
+BATCH_DOC = ("Each id in its own transaction, in the order sent; an id the caller has no challenge for is "
+             "reported `missing` and does not stop the others. Idempotent.")
+
+
+@router.get("/challenges", response_model=ChallengePage, responses=BAD_REQUEST,
+            summary="Challenges (pending by default), newest first, with subject and attempt count")
+async def challenges(caller: CallerDep, rt: RuntimeDep,
+                     status: Annotated[ChallengeStatus | Literal["all"], Query()] = ChallengeStatus.PENDING,
+                     q: Annotated[str, Query(max_length=200, pattern=NoControl)] = "",
+                     cursor: Annotated[str | None, Query(max_length=100)] = None,
+                     limit: Annotated[int, Query(ge=1, le=500)] = 50) -> ChallengePage:
+    st = None if status == "all" else ChallengeStatus(status).value
+    rows, last = await run(rt, queries.challenges_page, rt.store, caller.scope, status=st, q=q.strip(),
+                           before_id=decode_cursor(cursor, MAX_ROW_ID), limit=limit)
+    return ChallengePage(items=[challenge_out(r) for r in rows], next_cursor=encode_cursor(last))
+
+
+@router.get("/challenges/{challenge_id}", response_model=Challenge, responses=NOT_FOUND, summary="One challenge")
+async def challenge(caller: CallerDep, rt: RuntimeDep, challenge_id: RowId) -> Challenge:
+    return challenge_out(await run(rt, queries.get_challenge, rt.store, caller.scope, challenge_id))
+
+
+async def decide(rt: Runtime, caller: Caller, challenge_id: int, decision: str) -> ChallengeDecision:
+    ch, entry, changed = await run(rt, queries.decide_challenge, rt.store, caller.scope, challenge_id, decision)
+    if changed:
+        log.info("api: user %d %s challenge %d (%s -> %s)", caller.user.id, decision, challenge_id,
+                 ch["sender"], ch["recipient"])
+    return ChallengeDecision(challenge=challenge_out(ch), entry=entry_out(entry), changed=changed)
+
+
+@router.post("/challenges/{challenge_id}/approve", response_model=ChallengeDecision, responses=NOT_FOUND,
+             summary="Approve: allowlist the sender (source 'approved'); idempotent")
+async def approve(caller: CallerDep, rt: RuntimeDep, challenge_id: RowId) -> ChallengeDecision:
+    return await decide(rt, caller, challenge_id, "approve")
+
+
+@router.post("/challenges/{challenge_id}/deny", response_model=ChallengeDecision, responses=NOT_FOUND,
+             summary="Deny: blocklist the sender; the confirmation link stops working; idempotent")
+async def deny(caller: CallerDep, rt: RuntimeDep, challenge_id: RowId) -> ChallengeDecision:
+    return await decide(rt, caller, challenge_id, "deny")
+
+
+@router.post("/challenges/{challenge_id}/allow-domain", response_model=ChallengeDecision, responses=NOT_FOUND,
+             summary="Allowlist the sender's whole domain and close the challenge; idempotent")
+async def allow_domain(caller: CallerDep, rt: RuntimeDep, challenge_id: RowId) -> ChallengeDecision:
+    return await decide(rt, caller, challenge_id, "allow-domain")
+
+
+async def decide_many(rt: Runtime, caller: Caller, body: ChallengeIds, decision: str) -> ChallengeBatch:
+    ids = list(dict.fromkeys(body.ids))  # a repeated id is decided once
+    bad = next((i for i in ids if not 1 <= i <= MAX_ROW_ID), None)
+    if bad is not None:
+        raise HTTPException(422, f"ids: {bad} is not a challenge id")
+    outcomes = await run(rt, queries.decide_challenges, rt.store, caller.scope, ids, decision)
+    items = []
+    for o in outcomes:
+        if o["status"] == "missing":
+            items.append(ChallengeBatchItem(id=o["id"], status="missing", error=o["error"]))
+            continue
+        if o["status"] == "changed":
+            log.info("api: user %d %s challenge %d (%s -> %s)", caller.user.id, decision, o["id"],
+                     o["challenge"]["sender"], o["challenge"]["recipient"])
+        items.append(ChallengeBatchItem(id=o["id"], status=o["status"], challenge=challenge_out(o["challenge"]),
+                                        entry=entry_out(o["entry"])))
+    counts = {k: sum(1 for i in items if i.status == k) for k in ("changed", "unchanged", "missing")}
+    return ChallengeBatch(**counts, results=items)
+
+
+@router.post("/challenges/approve", response_model=ChallengeBatch,
+             summary="Approve several challenges: allowlist their senders", description=BATCH_DOC)
+async def approve_many(caller: CallerDep, rt: RuntimeDep, body: ChallengeIds) -> ChallengeBatch:
+    return await decide_many(rt, caller, body, "approve")
+
+
+@router.post("/challenges/deny", response_model=ChallengeBatch,
+             summary="Deny several challenges: blocklist their senders, their links stop working",
+             description=BATCH_DOC)
+async def deny_many(caller: CallerDep, rt: RuntimeDep, body: ChallengeIds) -> ChallengeBatch:
+    return await decide_many(rt, caller, body, "deny")
+
+
+@router.post("/challenges/allow-domain", response_model=ChallengeBatch,
+             summary="Allowlist the senders' whole domains and close several challenges", description=BATCH_DOC)
+async def allow_domain_many(caller: CallerDep, rt: RuntimeDep, body: ChallengeIds) -> ChallengeBatch:
+    return await decide_many(rt, caller, body, "allow-domain")

@@ -1,0 +1,14 @@
+"""GET /api/v1/me: who the token belongs to."""
+
+from fastapi import APIRouter
+
+from ..auth import API_PREFIX, CallerDep
+from ..models import Me
+
+router = APIRouter(prefix=API_PREFIX)
+
+
+@router.get("/me", response_model=Me, tags=["account"], summary="The caller: addresses and role")
+async def me(caller: CallerDep) -> Me:
+    u = caller.user
+    return Me(id=u.id, name=u.name, role="admin" if u.is_admin else "user", addresses=list(u.addresses))
