@@ -135,7 +135,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
             store.close()
     except (StoreError, Exception) as exc:  # noqa: BLE001 - any failure to reach the store is reported
         problems.append(("store.url", f"cannot reach the store: {str(exc).splitlines()[0]}"))
-    if cfg.scan.clamd or cfg.scan.spamd:
+    if cfg.scan.any_scanner:  # each must answer (rspamd: GET /ping)
         import asyncio
         from .scan import Scanners
         for name, state in asyncio.run(Scanners(cfg.scan).ping()).items():
