@@ -340,3 +340,11 @@ def test_a_peer_that_never_answers_times_out() -> None:
     started = time.monotonic()
     assert run(scenario()).spam_failed == "timed out after 0.3 s"
     assert time.monotonic() - started < 5
+
+
+def test_an_internationalised_envelope_is_sent_as_utf8(rspamd: ScannerDaemon) -> None:
+    """SMTPUTF8 addresses and a non-ASCII HELO must not turn every such message into a 451."""
+    envelope = ScanEnvelope(client_ip="192.0.2.7", helo="mäil.bücher.example", sender="jörg@bücher.example",
+                            recipients=("ålice@example.org",))
+    got = run(scanners(rspamd=rspamd.url).scan(CLEAN, spam=True, envelope=envelope))
+    assert got.spam_failed is None and got.spam_action is not None, got
