@@ -348,3 +348,24 @@ def test_an_internationalised_envelope_is_sent_as_utf8(rspamd: ScannerDaemon) ->
                             recipients=("ålice@example.org",))
     got = run(scanners(rspamd=rspamd.url).scan(CLEAN, spam=True, envelope=envelope))
     assert got.spam_failed is None and got.spam_action is not None, got
+
+
+def test_padding_past_rspamds_max_message_does_not_skip_the_scan() -> None:
+    """rspamd answers 413 to a message above its max_message, which with on_failure = "accept"
+    would deliver it unscanned (SPEC §4.5 item 1): above scan.rspamd_max_size the first part is
+    scanned instead, as for spamd."""
+    small = start_rspamd(options="max_message = 100k;")
+    try:
+        filler = b"The quick brown fox jumps over the lazy dog again and again.\r\n" * 5_000  # 310 kB
+        padded = message(b"Cheap pills, see below.\r\n" + filler)
+        uncapped = run(scanners(rspamd=small.url, rspamd_max_size=0).scan(padded, spam=True))
+        # rspamd 3.4 resets the connection (or answers 413) once the body passes max_message
+        assert uncapped.spam_failed is not None and uncapped.spam_action is None, uncapped
+        capped = run(scanners(rspamd=small.url, rspamd_max_size=90_000).scan(padded, spam=True))
+        assert capped.spam_failed is None and capped.spam_action is not None, capped
+        assert capped.spam_partial is not None and capped.spam_partial.startswith("first ")
+        assert int(capped.spam_partial.split()[1]) <= 90_000
+        d = decide(capped, known=True)
+        assert d.verdict is Verdict.DELIVERED and "rspamd scanned the first" in d.scan_note
+    finally:
+        small.stop()

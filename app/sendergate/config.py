@@ -192,6 +192,9 @@ class ScanConfig:
     # rspamd's "add header" / "rewrite subject" (its "probably spam"): "refuse" as spam, or "screen":
     # a message that would be delivered goes to the Screened folder; an unknown sender is challenged.
     rspamd_add_header: str = "refuse"
+    # rspamd answers 413 to a message above its max_message (50 MiB by default): a bigger one is
+    # scanned on its first part, as with spamd_max_size, never failed (SPEC §4.5 item 1). 0: no cap.
+    rspamd_max_size: int = 50_000_000
 
     @property
     def spam_scanner(self) -> str:
@@ -438,7 +441,7 @@ _SCHEMA: dict[str, dict[str, Any]] = {
         "virus_reply": _template("virus", "recipient", "sender"),
         "spam_reply": _template("score", "threshold", "recipient", "sender"),
         "rspamd": _rspamd_url, "rspamd_action": _choice("honour", "score"),
-        "rspamd_add_header": _choice("refuse", "screen"),
+        "rspamd_add_header": _choice("refuse", "screen"), "rspamd_max_size": parse_size,
     },
     "challenge": {
         "ttl": _positive_duration, "allowlist_auth": _choice("off", "relaxed", "strict"),

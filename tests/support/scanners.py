@@ -299,10 +299,11 @@ def _http_get(port: int, path: str) -> bytes:
 
 
 def start_rspamd(timeout: float = 60.0, actions: dict[str, float] | None = None,
-                 extra_conf: str = "") -> ScannerDaemon:
+                 options: str = "", extra_conf: str = "") -> ScannerDaemon:
     """Debian's rspamd in the foreground (-f) with a minimal config in its own directory: the
     normal worker only, on a loopback TCP port and a unix socket. `actions` overrides its action
-    scores (e.g. {"add_header": 0.5}); `extra_conf` is appended to the top-level config."""
+    scores (e.g. {"add_header": 0.5}); `options` is added to its options (e.g. "max_message = 100k;");
+    `extra_conf` is appended to the top-level config."""
     require_executable(RSPAMD, "rspamd (Debian package rspamd)")
     directory = make_service_dir("sendergate-rspamd-")
     port = free_loopback_port()
@@ -315,7 +316,7 @@ def start_rspamd(timeout: float = 60.0, actions: dict[str, float] | None = None,
     (local / "options.inc").write_text(
         f'dns {{ nameserver = ["127.0.0.1:{_free_udp_port()}"]; timeout = 0.3s; retransmits = 1; }}\n'
         "disable_hyperscan = true;\n"  # hyperscan compiles its databases at start: 20 s here
-        f'url_tld = "{directory / "tld.dat"}";\n'
+        f'url_tld = "{directory / "tld.dat"}";\n' + options + "\n"
     )
     for module in RSPAMD_NETWORK_MODULES:
         (local / f"{module}.conf").write_text("enabled = false;\n")

@@ -24,7 +24,9 @@ clamd is spoken to by our own small protocol module (`scan.clamd`, see its
 docstring for why aioclamd does not fit); spamd through aiospamc
 (`scan.spamd`); rspamd by our own HTTP client (`scan.rspamd`, see its
 docstring for why not httpx). rspamd gets the whole message (as its milter
-does; its own `max_message`, 50 MB by default, bounds it) and the envelope.
+does) up to `scan.rspamd_max_size` (rspamd's own max_message, 50 MiB by default:
+above it rspamd would refuse it, so a bigger one is scanned on its first part) and
+the envelope.
 """
 
 from __future__ import annotations
@@ -162,6 +164,12 @@ class Scanners:
     async def _rspamd_scan(self, message: bytes, envelope: ScanEnvelope | None) -> ScanOutcome:
         assert self._rspamd is not None
         queue_id = new_queue_id()
+        cap = self.config.rspamd_max_size
+        partial = None
+        if cap and len(message) > cap:  # above rspamd's max_message it would fail: scan the first part
+            size = len(message)
+            message = first_part(message, cap)
+            partial = f"first {len(message)} of {size} bytes"
         reason = None
         try:
             async with asyncio.timeout(self.config.timeout):
@@ -178,7 +186,8 @@ class Scanners:
             return ScanOutcome(spam_scanner="rspamd", spam_failed=reason, scan_id=queue_id)
         # Whether its action or our threshold decides is the policy's (scan.rspamd_action).
         return ScanOutcome(spam_scanner="rspamd", spam_score=report.score, spam_symbols=report.symbols,
-                           spam_action=report.action, spam_required=report.required_score, scan_id=queue_id)
+                           spam_action=report.action, spam_required=report.required_score, scan_id=queue_id,
+                           spam_partial=partial)
 
     async def _ping_one(self, call: Callable[[], Awaitable[None]]) -> str:
         timeout = min(self.config.timeout, PING_TIMEOUT)
