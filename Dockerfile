@@ -16,7 +16,7 @@ WORKDIR /src
 COPY pyproject.toml README.md LICENSE ./
 COPY app/ app/
 COPY resources/ resources/
-# All dependencies install as wheels on amd64 and arm64 (no compiler in the image).
+# Every dependency is a wheel or pure Python (no compiler in the image).
 RUN python -m venv /opt/sendergate \
  && /opt/sendergate/bin/pip install /src \
  && /opt/sendergate/bin/sendergate --version
