@@ -18,7 +18,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import tomllib
 import zipfile
 from pathlib import Path
 
@@ -164,7 +163,9 @@ def test_healthcheck_asks_healthz_at_the_configured_listener(gateway_image, samp
     command = exec_form(cmd)
     args = cli.build_parser().parse_args(command[1:] + ["--config", str(SAMPLE)])
     assert command[0] == "sendergate" and args.func is cli.cmd_health
-    timeout = float(re.search(r"--timeout=(\d+)s", options).group(1))
+    found = re.search(r"--timeout=(\d+)s", options)
+    assert found, options
+    timeout = float(found.group(1))
     assert args.timeout < timeout  # the command gives up before Docker kills it
     assert cli.health_url(sample) == f"http://127.0.0.1:{ports(sample)[1]}/healthz"
 
@@ -231,8 +232,8 @@ def test_compose_mounts_config_and_state_where_the_image_reads_them(compose: dic
     config_mount, state_mount = volumes
     source, target, mode = config_mount.rsplit(":", 2)
     assert (target, mode) == (env["SENDERGATE_CONFIG"], "ro")
-    default = re.fullmatch(r"\$\{SENDERGATE_CONFIG_FILE:-(.+)\}", source).group(1)
-    assert (REPO / default).resolve() == SAMPLE
+    default = re.fullmatch(r"\$\{SENDERGATE_CONFIG_FILE:-(.+)\}", source)
+    assert default and (REPO / default.group(1)).resolve() == SAMPLE
     name, target = state_mount.split(":")
     assert target == state_dir(sample) and name in compose["volumes"]
     # SIGTERM lets open transactions finish (60 s); compose must wait longer before SIGKILL.
@@ -240,14 +241,16 @@ def test_compose_mounts_config_and_state_where_the_image_reads_them(compose: dic
 
 
 def test_scanner_addresses_in_the_sample_are_compose_services(compose: dict, sample: sg_config.Config) -> None:
-    kind, (host, port) = sg_config.parse_socket_spec(sample.scan.clamd)
-    assert (kind, host, port) == ("tcp", "clamd", 3310) and host in compose["services"]
-    kind, (host, port) = sg_config.parse_rspamd_url(sample.scan.rspamd)
+    assert sg_config.parse_socket_spec(sample.scan.clamd) == ("tcp", ("clamd", 3310))
+    assert "clamd" in compose["services"]
+    kind, where = sg_config.parse_rspamd_url(sample.scan.rspamd)
+    assert kind == "tcp" and isinstance(where, tuple)
+    host, port = where
     assert host in compose["services"]
     rspamd_image = dockerfile(CONTAINER / "rspamd" / "Dockerfile")
     assert one(rspamd_image, "EXPOSE") == str(port)
-    spamd_line = re.search(r'^# spamd = "(tcp:[^"]+)"', SAMPLE.read_text(), re.M).group(1)
-    assert sg_config.parse_socket_spec(spamd_line)[1] == ("spamd", 783)
+    spamd_line = re.search(r'^# spamd = "(tcp:[^"]+)"', SAMPLE.read_text(), re.M)
+    assert spamd_line and sg_config.parse_socket_spec(spamd_line.group(1))[1] == ("spamd", 783)
     assert one(dockerfile(CONTAINER / "spamd" / "Dockerfile"), "EXPOSE") == "783"
 
 

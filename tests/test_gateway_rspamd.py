@@ -119,7 +119,7 @@ def test_gtube_is_refused_as_spam_with_rspamds_symbols_in_the_event(gw: GatewayP
     assert "ip: 127.0.0.1" in line and "from: <stranger@unknown.example>" in line
     assert "rcpts: <alice@example.org>" in line
     # ... and the decision log carries the score
-    assert f"verdict=spam" in gw.read_log() and "spam_score=15" in gw.read_log()
+    assert "verdict=spam" in gw.read_log() and "spam_score=15" in gw.read_log()
     time.sleep(0.2)
     assert len(sink.messages()) == before
 

@@ -26,6 +26,7 @@ import re
 import secrets
 import socket
 from dataclasses import dataclass
+from typing import cast
 
 import h11
 
@@ -69,7 +70,7 @@ def describe(address: SocketAddress) -> str:
     kind, where = address
     if kind == "unix":
         return f"unix:{where}"
-    host, port = where  # type: ignore[misc]
+    host, port = cast("tuple[str, int]", where)
     return f"http://{'[' + host + ']' if ':' in host else host}:{port}"
 
 
@@ -227,8 +228,8 @@ class RspamdClient:
         kind, where = self.address
         try:
             if kind == "unix":
-                return await asyncio.open_unix_connection(where)  # type: ignore[arg-type]
-            host, port = where  # type: ignore[misc]
+                return await asyncio.open_unix_connection(cast(str, where))
+            host, port = cast("tuple[str, int]", where)
             reader, writer = await asyncio.open_connection(host, port)
             sock = writer.get_extra_info("socket")
             if sock is not None:  # the request is one write; do not let Nagle hold its tail
