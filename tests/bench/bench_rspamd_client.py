@@ -18,11 +18,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import httpx  # noqa: E402
+import httpx
 
-from sendergate.config import parse_rspamd_url  # noqa: E402
-from sendergate.scan.rspamd import RspamdClient, ScanEnvelope  # noqa: E402
-from tests.support.scanners import start_rspamd  # noqa: E402
+from sendergate.config import parse_rspamd_url
+from sendergate.scan.rspamd import RspamdClient, ScanEnvelope
+from tests.support.scanners import start_rspamd
 
 MESSAGE = (b"From: a@b.example\r\nTo: c@d.example\r\nSubject: hello\r\nMessage-ID: <2@b.example>\r\n\r\n"
            b"Just a plain note.\r\n")

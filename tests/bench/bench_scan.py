@@ -25,10 +25,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from sendergate.config import ScanConfig  # noqa: E402
-from sendergate.scan import Scanners  # noqa: E402
-from sendergate.scan import ScanEnvelope  # noqa: E402
-from tests.support.scanners import start_clamd, start_rspamd, start_spamd  # noqa: E402
+from sendergate.config import ScanConfig
+from sendergate.scan import Scanners
+from sendergate.scan import ScanEnvelope
+from tests.support.scanners import start_clamd, start_rspamd, start_spamd
 
 ENVELOPE = ScanEnvelope("93.184.216.34", "mail.sender.test", "carol@sender.test", ("alice@example.org",))
 
@@ -123,7 +123,7 @@ def main() -> int:
         print(f"{name:8}{statistics.median(ms[name]):11.2f}{percentile(ms[name], 95):10.2f}")
     # Paired within each round (the three scans ran back to back): what running
     # both costs over the slower one alone, with the machine's drift mostly cancelled.
-    extra = [b - max(c, s) for b, c, s in zip(ms["both"], ms["clamd"], ms[args.spam])]
+    extra = [b - max(c, s) for b, c, s in zip(ms["both"], ms["clamd"], ms[args.spam], strict=True)]
     print(f"paired extra over the slower alone: median {statistics.median(extra):+.2f} ms, "
           f"p95 {percentile(extra, 95):+.2f} ms")
     ok = True
