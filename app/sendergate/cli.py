@@ -42,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arg(c)
     c.set_defaults(func=cmd_check_config)
 
+    h = sub.add_parser("health", help="ask the running gateway's /healthz (at its http.listen) and print the "
+                       "answer; exit 0 when ok, 1 when degraded or not answering (a container HEALTHCHECK)")
+    _config_arg(h)
+    h.add_argument("--timeout", type=float, default=8.0, help="seconds to wait for the answer (default 8)")
+    h.set_defaults(func=cmd_health)
+
     u = sub.add_parser("users", help="manage users, their addresses and API tokens")
     usub = u.add_subparsers(dest="users_command", metavar="ACTION")
     usub.required = True
@@ -136,7 +142,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
             store.close()
     except (StoreError, Exception) as exc:  # noqa: BLE001 - any failure to reach the store is reported
         problems.append(("store.url", f"cannot reach the store: {str(exc).splitlines()[0]}"))
-    if cfg.scan.clamd or cfg.scan.spamd:
+    if cfg.scan.any_scanner:  # each must answer (rspamd: GET /ping)
         import asyncio
 
         from .scan import Scanners
@@ -149,6 +155,33 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     print(f"{args.config}: ok")
     return 0
+
+
+def health_url(cfg: Config) -> str:
+    """Where this machine reaches the gateway's /healthz: its http.listen, a wildcard as loopback."""
+    host, port = cfg.http.listen
+    host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
+    scheme = "https" if cfg.http.tls_cert else "http"
+    return f"{scheme}://{'[' + host + ']' if ':' in host else host}:{port}/healthz"
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    import ssl
+    import urllib.error
+    import urllib.request
+    url = health_url(_load(args))
+    # Our own listener, by address: its certificate names the public host, not this one.
+    context = ssl._create_unverified_context() if url.startswith("https") else None
+    try:
+        with urllib.request.urlopen(url, timeout=args.timeout, context=context) as answer:
+            print(answer.read().decode("utf-8", "replace"))
+            return 0
+    except urllib.error.HTTPError as exc:  # 503: degraded; the parts are named in the body
+        print(exc.read().decode("utf-8", "replace"))
+        return EXIT_RUNTIME
+    except (OSError, ValueError) as exc:
+        print(f"sendergate: {url}: {getattr(exc, 'reason', exc)}", file=sys.stderr)
+        return EXIT_RUNTIME
 
 
 def cmd_users_add(args: argparse.Namespace) -> int:

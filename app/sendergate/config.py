@@ -27,6 +27,8 @@ DEFAULT_REPLY_MANY = (
 )
 DEFAULT_VIRUS_REPLY = "Message refused: it contains a virus ({virus})."
 DEFAULT_SPAM_REPLY = "Message refused as spam (score {score} >= {threshold})."
+# When rspamd's action decided (scan.rspamd_action = "honour"): its "add header" has no threshold it tells us.
+DEFAULT_SPAM_REPLY_BY_ACTION = "Message refused as spam (score {score})."
 DEFAULT_BULK_REPLY = "{recipient} accepts mail only from known senders; automated mail is not accepted."
 DEFAULT_BLOCKED_REPLY = "{recipient} does not accept mail from this sender."
 
@@ -111,6 +113,21 @@ def parse_socket_spec(value: str) -> tuple[str, str | tuple[str, int]]:
     raise ValueError(f"{value!r} is neither unix:/path nor tcp:host:port")
 
 
+RSPAMD_PORT = 11333  # rspamd's normal worker (the one that scans; the controller is 11334)
+
+
+def parse_rspamd_url(value: str) -> tuple[str, str | tuple[str, int]]:
+    """rspamd's normal worker: `http://host[:port]` (port 11333 by default) or `unix:/path` (its
+    bind_socket may be a unix socket); returned in parse_socket_spec's form."""
+    if value.startswith("unix:"):
+        return parse_socket_spec(value)
+    m = re.fullmatch(r"http://([^/?#@\s]+)/?", value)
+    if not m:
+        raise ValueError(f"{value!r} is neither http://host:port nor unix:/path "
+                         "(rspamd speaks plain HTTP; https and paths are not supported)")
+    return "tcp", parse_hostport(m.group(1), RSPAMD_PORT)
+
+
 @dataclass
 class SMTPConfig:
     listen: list[tuple[str, int]] = field(default_factory=lambda: [("0.0.0.0", 25)])
@@ -170,6 +187,24 @@ class ScanConfig:
     spamd_max_size: int = 500_000
     virus_reply: str = DEFAULT_VIRUS_REPLY
     spam_reply: str = DEFAULT_SPAM_REPLY
+    rspamd: str = ""  # instead of spamd: "http://127.0.0.1:11333" (its /checkv2 protocol)
+    # "honour": rspamd's action decides (as its milter does); "score": spam_threshold on its score.
+    rspamd_action: str = "honour"
+    # rspamd's "add header" / "rewrite subject" (its "probably spam"): "refuse" as spam, or "screen":
+    # a message that would be delivered goes to the Screened folder; an unknown sender is challenged.
+    rspamd_add_header: str = "refuse"
+    # rspamd answers 413 to a message above its max_message (50 MiB by default): a bigger one is
+    # scanned on its first part, as with spamd_max_size, never failed (SPEC §4.5 item 1). 0: no cap.
+    rspamd_max_size: int = 50_000_000
+
+    @property
+    def spam_scanner(self) -> str:
+        """The configured spam scanner's name, "" when none."""
+        return "rspamd" if self.rspamd else "spamd" if self.spamd else ""
+
+    @property
+    def any_scanner(self) -> bool:
+        return bool(self.clamd or self.spamd or self.rspamd)
 
 
 @dataclass
@@ -336,6 +371,13 @@ def _scanner(v: Any) -> str:
     return v
 
 
+def _rspamd_url(v: Any) -> str:
+    v = _str(v)
+    if v:
+        parse_rspamd_url(v)
+    return v
+
+
 def _url(v: Any) -> str:
     v = _str(v)
     if v and not re.match(r"^https?://[^/\s]+", v):
@@ -387,6 +429,8 @@ _SCHEMA: dict[str, dict[str, Any]] = {
         "clamd_max_size": parse_size, "spamd_max_size": parse_size,
         "virus_reply": _template("virus", "recipient", "sender"),
         "spam_reply": _template("score", "threshold", "recipient", "sender"),
+        "rspamd": _rspamd_url, "rspamd_action": _choice("honour", "score"),
+        "rspamd_add_header": _choice("refuse", "screen"), "rspamd_max_size": parse_size,
     },
     "challenge": {
         "ttl": _positive_duration, "allowlist_auth": _choice("off", "relaxed", "strict"),
@@ -434,6 +478,9 @@ def from_dict(raw: dict[str, Any], source: str = "") -> Config:
         hp = getattr(cfg.http, key)
         if hp and not os.path.isfile(hp):
             problems.append((f"http.{key}", f"file not found: {hp}"))
+    if cfg.scan.spamd and cfg.scan.rspamd:
+        # Two spam verdicts on different scales would need a rule for disagreeing; one decides.
+        problems.append(("scan.rspamd", "set scan.spamd or scan.rspamd, not both: one spam scanner decides"))
     if cfg.delivery.mode in ("smtp", "lmtp"):
         try:
             if not cfg.delivery.target.startswith("/"):  # LMTP may use a unix socket path

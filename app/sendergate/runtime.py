@@ -36,7 +36,7 @@ class Runtime:
         self.authenticator: Any = None
         self.started = time.time()
         self._decision_stream: logging.StreamHandler | bool | None = None  # see logformat.plain_stream_handler
-        if cfg.scan.clamd or cfg.scan.spamd:
+        if cfg.scan.any_scanner:
             from .scan import Scanners
             self.scanners = Scanners(cfg.scan)
             self.scanners.observe = self.metrics.observe_scan
@@ -47,10 +47,11 @@ class Runtime:
         else:
             self.authenticator = Authenticator(cfg.dns)
 
-    async def scan(self, message: bytes, *, spam: bool, virus: bool = True) -> ScanOutcome:
+    async def scan(self, message: bytes, *, spam: bool, virus: bool = True, envelope: Any = None) -> ScanOutcome:
+        """`envelope`: a scan.ScanEnvelope (the SMTP facts rspamd scores with), or None."""
         if self.scanners is None:
             return ScanOutcome()
-        return await self.scanners.scan(message, spam=spam, virus=virus)
+        return await self.scanners.scan(message, spam=spam, virus=virus, envelope=envelope)
 
     def trace_headers(self, session: Any, tx: Any, auth: AuthResults | None, *, screened: bool) -> bytes:
         peer = session.peer[0] if isinstance(session.peer, tuple) else "unknown"

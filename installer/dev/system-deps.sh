@@ -3,7 +3,7 @@
 # only those that are missing. Never starts system-wide services: the tests
 # run their own instances on loopback ports.
 #   installer/dev/system-deps.sh demo   # Qt runtime libraries
-#   installer/dev/system-deps.sh test   # + clamd, spamd, Postfix, Dovecot, PostgreSQL, Chromium, Xvfb;
+#   installer/dev/system-deps.sh test   # + clamd, spamd, rspamd, Postfix, Dovecot, PostgreSQL, Chromium, Xvfb;
 #                                       # Exim's and OpenSMTPD's .debs fetched into .cache/debs/
 set -euo pipefail
 what=${1:-test}
@@ -15,7 +15,7 @@ qt_pkgs=(libegl1 libgl1 libx11-6 libxkbcommon0 libfontconfig1 fonts-dejavu-core
   libxcb-render0 libxcb-render-util0 libxcb-shape0 libxcb-shm0 libxcb-sync1
   libxcb-util1 libxcb-xfixes0 libxcb-xkb1 libxrender1 libxi6 libsm6 libice6
   libnss3 libxcomposite1 libxdamage1 libxrandr2 libxtst6 libasound2)
-test_pkgs=(clamav-daemon clamav spamd spamc spamassassin postfix dovecot-core
+test_pkgs=(clamav-daemon clamav spamd spamc spamassassin rspamd postfix dovecot-core
   dovecot-imapd dovecot-lmtpd postgresql chromium xvfb xauth imagemagick
   gnome-keyring dbus-x11 ca-certificates python3-venv sqlite3 espeak-ng
   logrotate openssl dbus procps systemd util-linux

@@ -1,16 +1,22 @@
-"""Private clamd and spamd instances for tests and benchmarks.
+"""Private clamd, spamd and rspamd instances for tests and benchmarks.
 
 Each runs in the foreground as our child, on a free loopback TCP port and a
 unix socket in its own 0755 directory under /tmp, and is stopped by PID.
 clamd gets its own database directory holding one body signature for the
 EICAR test string (no signature database can be downloaded here, and clamd
 refuses to start with none); spamd uses SpamAssassin's stock rules, which
-score the GTUBE string 1000.
+score the GTUBE string 1000. rspamd (Debian's, with its stock rules) gets a
+minimal top-level config in its directory: only the normal worker, on the
+free port and a unix socket; no module that reaches the network (DNS lists,
+SPF/DKIM/DMARC, fuzzy storage, remote maps) and a nameserver on a loopback
+port nobody answers, so nothing waits on DNS; GTUBE is rspamd's own
+(action "reject").
 
 Usable from a session fixture:
 
     clamd = start_clamd()      # ...; clamd.stop()
     spamd = start_spamd()      # ...; spamd.stop()
+    rspamd = start_rspamd()    # rspamd.url; rspamd.stop()
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ from tests.support.common import (
 
 CLAMD = "/usr/sbin/clamd"
 SPAMD = "/usr/sbin/spamd"
+RSPAMD = "/usr/bin/rspamd"
+RSPAMD_USER = "_rspamd"  # Debian's; rspamd will not run its workers as root
 
 # The standard anti-virus and anti-spam test strings (eicar.org, SpamAssassin).
 EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
@@ -85,6 +93,11 @@ class ScannerDaemon:
     @property
     def unix_spec(self) -> str:
         return f"unix:{self.socket_path}"
+
+    @property
+    def url(self) -> str:
+        """The `scan.rspamd` config value for its TCP socket."""
+        return f"http://127.0.0.1:{self.port}"
 
     def processes(self) -> list[int]:
         return [self.pid, *_children(self.pid)]
@@ -260,6 +273,82 @@ def start_spamd(timeout: float = 60.0, children: int = 2) -> ScannerDaemon:
     def ready() -> bool:
         return (b"PONG" in _ask(_tcp(port), ping, b"PONG")
                 and b"PONG" in _ask(_unix(socket_path), ping, b"PONG"))
+
+    _wait_ready(ready, daemon, timeout)
+    return daemon
+
+
+# rspamd modules that would reach the network: DNS lists and URL blocklists, SPF/DKIM/DMARC/ARC
+# (DNS), fuzzy storage (UDP to rspamd's servers), remote maps (HTTPS), rDNS and HELO lookups.
+RSPAMD_NETWORK_MODULES = (
+    "rbl", "surbl", "emails", "whitelist", "phishing", "multimap", "mime_types", "mid", "fuzzy_check",
+    "spf", "dkim", "dmarc", "arc", "asn", "mx_check", "rspamd_update", "hfilter", "reputation",
+    "neural", "url_redirector", "once_received", "dkim_signing", "bimi", "external_services",
+)
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _http_get(port: int, path: str) -> bytes:
+    return _ask(_tcp(port), f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode(),
+                b"\0never")
+
+
+def start_rspamd(timeout: float = 60.0, actions: dict[str, float] | None = None,
+                 options: str = "", extra_conf: str = "") -> ScannerDaemon:
+    """Debian's rspamd in the foreground (-f) with a minimal config in its own directory: the
+    normal worker only, on a loopback TCP port and a unix socket. `actions` overrides its action
+    scores (e.g. {"add_header": 0.5}); `options` is added to its options (e.g. "max_message = 100k;");
+    `extra_conf` is appended to the top-level config."""
+    require_executable(RSPAMD, "rspamd (Debian package rspamd)")
+    directory = make_service_dir("sendergate-rspamd-")
+    port = free_loopback_port()
+    socket_path = directory / "rspamd.sock"
+    log_path = directory / "rspamd.log"
+    local = directory / "local.d"
+    local.mkdir()
+    # Its stock list has ~9600 public suffixes, compiled at every start (11 s here); tests need few.
+    (directory / "tld.dat").write_text("com\norg\nnet\nexample\ninvalid\ntest\n")
+    (local / "options.inc").write_text(
+        f'dns {{ nameserver = ["127.0.0.1:{_free_udp_port()}"]; timeout = 0.3s; retransmits = 1; }}\n'
+        "disable_hyperscan = true;\n"  # hyperscan compiles its databases at start: 20 s here
+        f'url_tld = "{directory / "tld.dat"}";\n' + options + "\n"
+    )
+    for module in RSPAMD_NETWORK_MODULES:
+        (local / f"{module}.conf").write_text("enabled = false;\n")
+    if actions:
+        (local / "actions.conf").write_text("".join(f"{k} = {v};\n" for k, v in actions.items()))
+    conf = directory / "rspamd.conf"
+    conf.write_text(
+        '.include "$CONFDIR/common.conf"\n'
+        "options {\n"
+        '    .include "$CONFDIR/options.inc"\n'
+        '    .include(try=true; priority=1,duplicate=merge) "$LOCAL_CONFDIR/local.d/options.inc"\n'
+        "}\n"
+        f'logging {{ type = "file"; filename = "{log_path}"; level = "info"; }}\n'
+        'worker "normal" {\n'
+        f'    bind_socket = "127.0.0.1:{port}";\n'
+        f'    bind_socket = "{socket_path} mode=0666";\n'
+        "    count = 1;\n"
+        '    .include "$CONFDIR/worker-normal.inc"\n'
+        "}\n" + extra_conf
+    )
+    argv = [RSPAMD, "-f", "-c", str(conf)]
+    for name in ("LOCAL_CONFDIR", "DBDIR", "RUNDIR", "LOGDIR"):
+        argv.append(f"--var={name}={directory}")
+    if os.geteuid() == 0:
+        argv += ["-u", RSPAMD_USER, "-g", RSPAMD_USER]
+        subprocess.run(["chown", "-R", f"{RSPAMD_USER}:{RSPAMD_USER}", str(directory)], check=True)
+    with open(directory / "rspamd.out", "wb") as out:
+        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    daemon = ScannerDaemon("rspamd", directory, port, socket_path, log_path, process)
+
+    def ready() -> bool:
+        return _http_get(port, "/ping").endswith(b"pong\r\n") and socket_path.exists()
 
     _wait_ready(ready, daemon, timeout)
     return daemon

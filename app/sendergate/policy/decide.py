@@ -263,6 +263,10 @@ class ScanOutcome:
     spam_failed: str | None = None
     spam_skipped: str | None = None
     spam_partial: str | None = None  # e.g. "first 500000 of 1048576 bytes" (big messages, as spamc)
+    spam_scanner: str = "spamd"  # which scanner the spam_* fields come from: "spamd" | "rspamd"
+    spam_action: str | None = None  # rspamd's action ("reject", "add header", ...), when it answered
+    spam_required: float | None = None  # rspamd's required_score (its reject score)
+    scan_id: str = ""  # the Queue-Id rspamd logged the message under
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,36 +352,86 @@ class DataDecision:
 SENDER_CHECK_TEMPFAIL = Reply(451, "4.7.0", "Sender authentication could not be checked now; try again later")
 
 
+SPAM_FILTER_TEMPFAIL = Reply(451, "4.7.1", "Message deferred by the spam filter; try again later")
+
+# rspamd's actions (rspamd's milter: reject -> 554 5.7.1, soft reject -> 451 4.7.1, add header and
+# rewrite subject mark the message, greylist and no action accept it). "greylist" is only a score
+# band: rspamd's greylist module turns it into "soft reject" when it defers a message, and leaves
+# "greylist" on the retry it lets through, so deferring on "greylist" would defer that mail forever.
+# "discard" and "quarantine" would hold or drop mail unseen; the gateway refuses it openly instead.
+RSPAMD_REFUSE = ("reject", "discard", "quarantine")
+RSPAMD_MARK = ("add header", "rewrite subject")
+RSPAMD_DEFER = ("soft reject",)
+RSPAMD_PASS = ("no action", "greylist")
+
+
+def judge_spam(scan: ScanOutcome, spam_threshold: float, *, honour_action: bool = False,
+               marked: str = "refuse") -> tuple[str, str]:
+    """The spam scanner's verdict on the message: ("spam" | "defer" | "screen" | "", why).
+
+    By score (`spam_score >= spam_threshold`) unless `honour_action` and the scanner gave an action
+    (rspamd): then its action decides, and `marked` ("refuse" | "screen") says what its "add header"
+    and "rewrite subject" mean here."""
+    if honour_action and scan.spam_action is not None:
+        action = scan.spam_action
+        why = f"{scan.spam_scanner} action {action!r} (score {scan.spam_score or 0:g})"
+        if action in RSPAMD_REFUSE:
+            return "spam", why
+        if action in RSPAMD_DEFER:
+            return "defer", why
+        if action in RSPAMD_MARK:
+            return ("spam" if marked == "refuse" else "screen"), why
+        if action in RSPAMD_PASS:
+            return "", ""
+        return "", f"{scan.spam_scanner} action {action[:40]!r} unknown here, taken as no action"
+    if scan.spam_score is not None and scan.spam_score >= spam_threshold:
+        return "spam", f"spam score {scan.spam_score:g} >= {spam_threshold:g}"
+    return "", ""
+
+
 def decide_data(facts: MessageFacts, routed: Route, scan: ScanOutcome, *, on_failure: str,
-                spam_threshold: float, reply_text: Callable[[Verdict], str]) -> DataDecision:
+                spam_threshold: float, reply_text: Callable[[Verdict], str], honour_action: bool = False,
+                marked: str = "refuse") -> DataDecision:
     """The end-of-DATA decision (SPEC §4.2). `reply_text` gives the refusal text for VIRUS, SPAM,
-    BULK or BLOCKED (a forged sender: no link); it is called only for the verdict decided."""
+    BULK or BLOCKED (a forged sender: no link); it is called only for the verdict decided.
+    `honour_action` and `marked`: see judge_spam."""
     notes = []
     if scan.virus:
         return DataDecision(Verdict.VIRUS, Reply(554, "5.7.0", reply_text(Verdict.VIRUS)), f"virus {scan.virus}")
+    spam_scanner = scan.spam_scanner
     for name, failed in (("clamd", scan.virus_failed),
-                         ("spamd", scan.spam_failed if routed.needs_spam_scan else None)):
+                         (spam_scanner, scan.spam_failed if routed.needs_spam_scan else None)):
         if failed:
             if on_failure == "tempfail":
                 return DataDecision(Verdict.TEMPFAIL,
                                     Reply(451, "4.7.0", "Temporary failure scanning the message; try again later"),
                                     f"{name} failed: {failed}")
             notes.append(f"not scanned by {name}: {failed}")
-    for name, skipped in (("clamd", scan.virus_skipped), ("spamd", scan.spam_skipped)):
+    for name, skipped in (("clamd", scan.virus_skipped), (spam_scanner, scan.spam_skipped)):
         if skipped:
             notes.append(f"not scanned by {name}: {skipped}")
     if scan.spam_partial:
-        notes.append(f"spamd scanned the {scan.spam_partial}")
+        notes.append(f"{spam_scanner} scanned the {scan.spam_partial}")
+    judged, why = judge_spam(scan, spam_threshold, honour_action=honour_action, marked=marked)
+    if not routed.needs_spam_scan:  # scanned for another recipient of the message: not for this one
+        judged, why = "", ""
+    elif why and not judged:
+        notes.append(why)
     note = "; ".join(notes)
-    if routed.needs_spam_scan and scan.spam_score is not None and scan.spam_score >= spam_threshold:
-        return DataDecision(Verdict.SPAM, Reply(554, "5.7.1", reply_text(Verdict.SPAM)),
-                            f"spam score {scan.spam_score:g} >= {spam_threshold:g}", note)
+    if judged == "spam":
+        return DataDecision(Verdict.SPAM, Reply(554, "5.7.1", reply_text(Verdict.SPAM)), why, note)
+    if judged == "defer":
+        return DataDecision(Verdict.TEMPFAIL, SPAM_FILTER_TEMPFAIL, why, note)
     if routed.tempfail:
         return DataDecision(Verdict.TEMPFAIL, SENDER_CHECK_TEMPFAIL, routed.reason, note)
     if routed.refuse:
         return DataDecision(Verdict.BULK, Reply(550, "5.7.1", reply_text(Verdict.BULK)), routed.reason, note)
     if routed.known:
+        if judged == "screen" and not routed.screen:
+            return DataDecision(Verdict.SCREENED, None, f"{routed.reason}; screened: {why}", note)
         return DataDecision(Verdict.SCREENED if routed.screen else Verdict.DELIVERED, None, routed.reason, note)
+    if judged == "screen":  # not known: what follows decides (the link asks a person to answer)
+        note = "; ".join([*notes, why])
     if routed.forged:
         # A link is never handed to a session that fails authentication for its envelope (§4.5 item 3).
         return DataDecision(Verdict.BLOCKED, Reply(550, "5.7.1", reply_text(Verdict.BLOCKED)),

@@ -1,7 +1,8 @@
 """Virus and spam scanning at the end of DATA (SPEC §4.2 item 1).
 
-`Scanners` is the shell around clamd and spamd that the SMTP handler calls:
-both scans run concurrently, each bounded by `scan.timeout`, so the added
+`Scanners` is the shell around clamd and the spam scanner (spamd, or rspamd
+instead: `scan.rspamd`; never both) that the SMTP handler calls: both scans
+run concurrently, each bounded by `scan.timeout`, so the added
 latency is the slower of the two. Scanner trouble never raises: it becomes
 `virus_failed` / `spam_failed` with a short reason, and the pure policy
 (`policy.decide.decide_data`) turns that into 451 or accept per
@@ -21,7 +22,11 @@ outcome says so in `virus_skipped`):
 
 clamd is spoken to by our own small protocol module (`scan.clamd`, see its
 docstring for why aioclamd does not fit); spamd through aiospamc
-(`scan.spamd`).
+(`scan.spamd`); rspamd by our own HTTP client (`scan.rspamd`, see its
+docstring for why not httpx). rspamd gets the whole message (as its milter
+does) up to `scan.rspamd_max_size` (rspamd's own max_message, 50 MiB by default:
+above it rspamd would refuse it, so a bigger one is scanned on its first part) and
+the envelope.
 """
 
 from __future__ import annotations
@@ -32,14 +37,15 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
-from sendergate.config import ScanConfig, parse_socket_spec
+from sendergate.config import ScanConfig, parse_rspamd_url, parse_socket_spec
 from sendergate.policy.decide import ScanOutcome
 
 from . import clamd
 from .clamd import ClamdError
+from .rspamd import RspamdClient, RspamdError, ScanEnvelope, new_queue_id
 from .spamd import SpamdClient, SpamdError
 
-__all__ = ["Scanners", "ScanOutcome", "PING_TIMEOUT", "first_part", "merge"]
+__all__ = ["Scanners", "ScanOutcome", "ScanEnvelope", "PING_TIMEOUT", "first_part", "merge"]
 
 log = logging.getLogger("sendergate.scan")
 
@@ -56,27 +62,32 @@ class _Half:
 
 
 class Scanners:
-    """clamd and spamd as configured by `[scan]`; either may be off ("")."""
+    """clamd and spamd (or rspamd) as configured by `[scan]`; any may be off ("")."""
 
     def __init__(self, config: ScanConfig) -> None:
         self.config = config
         self.clamd_address = parse_socket_spec(config.clamd) if config.clamd else None
         self.spamd_address = parse_socket_spec(config.spamd) if config.spamd else None
         self._spamd = SpamdClient(self.spamd_address, config.timeout) if self.spamd_address else None
+        self._rspamd = RspamdClient(parse_rspamd_url(config.rspamd)) if config.rspamd else None
         # Seconds the latest scan spent in each scanner. With concurrent SMTP
         # sessions "latest" may be another session's scan: for metrics prefer
         # `observe`, called once per scanner per scan.
         self.last_timings: dict[str, float] = {}
         self.observe: Callable[[str, float], None] | None = None
 
-    async def scan(self, message: bytes, *, spam: bool, virus: bool = True) -> ScanOutcome:
+    async def scan(self, message: bytes, *, spam: bool, virus: bool = True,
+                   envelope: ScanEnvelope | None = None) -> ScanOutcome:
         """Virus-scan the message (unless `virus` is False: scanned already); spam-scan it too
-        when `spam` (every path but an authenticated allowlisted sender)."""
+        when `spam` (every path but an authenticated allowlisted sender). `envelope`: the SMTP
+        facts rspamd scores with (spamd reads the message only)."""
         jobs: dict[str, Awaitable[_Half]] = {}
         if virus and self.clamd_address is not None:
             jobs["clamd"] = self._timed(self._virus_scan, message)
         if spam and self._spamd is not None:
             jobs["spamd"] = self._timed(self._spam_scan, message)
+        if spam and self._rspamd is not None:
+            jobs["rspamd"] = self._timed(lambda m: self._rspamd_scan(m, envelope), message)
         halves = await asyncio.gather(*jobs.values())
         self.last_timings = {name: half.seconds for name, half in zip(jobs, halves, strict=True)}
         if self.observe is not None:
@@ -97,6 +108,8 @@ class Scanners:
             checks["clamd"] = self._ping_one(lambda: clamd.ping(clamd_address))
         if self._spamd is not None:
             checks["spamd"] = self._ping_one(self._spamd.ping)
+        if self._rspamd is not None:
+            checks["rspamd"] = self._ping_one(self._rspamd.ping)
         answers = await asyncio.gather(*checks.values())
         return dict(zip(checks, answers, strict=True))
 
@@ -151,6 +164,34 @@ class Scanners:
             return ScanOutcome(spam_failed=reason)
         return ScanOutcome(spam_score=report.score, spam_symbols=report.symbols, spam_partial=partial)
 
+    async def _rspamd_scan(self, message: bytes, envelope: ScanEnvelope | None) -> ScanOutcome:
+        assert self._rspamd is not None
+        queue_id = new_queue_id()
+        cap = self.config.rspamd_max_size
+        partial = None
+        if cap and len(message) > cap:  # above rspamd's max_message it would fail: scan the first part
+            size = len(message)
+            message = first_part(message, cap)
+            partial = f"first {len(message)} of {size} bytes"
+        reason = None
+        try:
+            async with asyncio.timeout(self.config.timeout):
+                report = await self._rspamd.check(message, envelope, queue_id)
+        except TimeoutError:
+            reason = f"timed out after {self.config.timeout:g} s"
+        except RspamdError as exc:
+            reason = str(exc)
+        except Exception as exc:  # a bug of ours or h11's: fail this scan, keep the session
+            log.exception("rspamd %s: unexpected error", self.config.rspamd)
+            reason = f"internal error: {exc.__class__.__name__}: {exc}"
+        if reason is not None:
+            log.warning("rspamd %s failed (queue id %s): %s", self.config.rspamd, queue_id, reason)
+            return ScanOutcome(spam_scanner="rspamd", spam_failed=reason, scan_id=queue_id)
+        # Whether its action or our threshold decides is the policy's (scan.rspamd_action).
+        return ScanOutcome(spam_scanner="rspamd", spam_score=report.score, spam_symbols=report.symbols,
+                           spam_action=report.action, spam_required=report.required_score, scan_id=queue_id,
+                           spam_partial=partial)
+
     async def _ping_one(self, call: Callable[[], Awaitable[None]]) -> str:
         timeout = min(self.config.timeout, PING_TIMEOUT)
         try:
@@ -158,7 +199,7 @@ class Scanners:
                 await call()
         except TimeoutError:
             return f"no answer within {timeout:g} s"
-        except (ClamdError, SpamdError) as exc:
+        except (ClamdError, SpamdError, RspamdError) as exc:
             return str(exc)
         return "ok"
 

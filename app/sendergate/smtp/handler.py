@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from ..config import DEFAULT_SPAM_REPLY, DEFAULT_SPAM_REPLY_BY_ACTION
 from ..delivery import DeliveryError, Outbound
 from ..policy import headers as header_rule, replies
 from ..policy.address import Address, AddressError, list_id_from_header, parse
@@ -149,18 +150,25 @@ class GatewayHandler:
         routes = [route(f) for f in facts]
         if any(r.needs_spam_scan for r in routes) and not spam_scanned:  # an allowlisted sender it did not authenticate
             from ..scan import merge
-            scan = merge(scan, await self.rt.scan(message, spam=True, virus=False))
+            scan = merge(scan, await self.rt.scan(message, spam=True, virus=False,
+                                                  envelope=_scan_envelope(session, tx)))
         cfg = self.cfg
         auth = facts[0].auth  # one sender check per message
         names = list(dict.fromkeys(str(r.address) for r in tx.recipients))
+
+        honour_action = cfg.scan.rspamd_action == "honour"
 
         def reply_text(verdict: Verdict) -> str:
             values = {"recipient": replies.recipient_list(names, 3), "sender": tx.sender or "<>"}
             if verdict is Verdict.VIRUS:
                 return replies.fill(cfg.scan.virus_reply, virus=scan.virus or "", **values)
             if verdict is Verdict.SPAM:
-                return replies.fill(cfg.scan.spam_reply, score=f"{scan.spam_score or 0:.1f}",
-                                    threshold=f"{cfg.scan.spam_threshold:g}", **values)
+                template, threshold = cfg.scan.spam_reply, cfg.scan.spam_threshold
+                if honour_action and scan.spam_action is not None:  # rspamd's action decided, not our threshold
+                    template = DEFAULT_SPAM_REPLY_BY_ACTION if template == DEFAULT_SPAM_REPLY else template
+                    threshold = scan.spam_required if scan.spam_required is not None else threshold
+                return replies.fill(template, score=f"{scan.spam_score or 0:.1f}",
+                                    threshold=f"{threshold:g}", **values)
             if verdict is Verdict.BLOCKED:  # a session that failed authentication gets no link (§4.5 item 3)
                 return replies.fill(FORGED_REPLY, why=_forged_why(auth), **values)
             return replies.fill(cfg.challenge.bulk_reply, **values)
@@ -169,7 +177,8 @@ class GatewayHandler:
         # must then be true for all of them (settle_recipients).
         decisions = settle_recipients([
             decide_data(f, r, scan, on_failure=cfg.scan.on_failure, spam_threshold=cfg.scan.spam_threshold,
-                        reply_text=reply_text) for f, r in zip(facts, routes)])
+                        reply_text=reply_text, honour_action=honour_action, marked=cfg.scan.rspamd_add_header)
+            for f, r in zip(facts, routes)])
         meta = _message_meta(headers, message, scan, auth)
         if auth is not None and tx.sender is not None:
             # what a confirmation of this sender would rest on (the confirmation page records it)
@@ -236,7 +245,8 @@ class GatewayHandler:
             scan_job: asyncio.Future = asyncio.get_running_loop().create_future()
             scan_job.set_result(ScanOutcome())
         else:
-            scan_job = asyncio.ensure_future(self.rt.scan(message, spam=spam_now))
+            scan_job = asyncio.ensure_future(self.rt.scan(message, spam=spam_now,
+                                                          envelope=_scan_envelope(session, tx)))
         auth, unavailable = None, ""
         try:
             if check:
@@ -416,6 +426,13 @@ def _helo(session: Any) -> str:
     return getattr(session, "forwarded_helo", None) or session.host_name or ""
 
 
+def _scan_envelope(session: Any, tx: Transaction) -> Any:
+    """The SMTP facts rspamd scores with (a scan.ScanEnvelope)."""
+    from ..scan import ScanEnvelope
+    return ScanEnvelope(client_ip=_peer_ip(session), helo=_helo(session), sender=tx.raw_sender,
+                        recipients=tuple(r.raw for r in tx.recipients))
+
+
 def _headers(message: bytes) -> dict[str, str]:
     """Lower-case header name -> first value, unfolded and decoded for display (the one header rule)."""
     return header_rule.first_values(message)
@@ -487,6 +504,10 @@ def _message_meta(headers: dict[str, str], message: bytes, scan: ScanOutcome,
     details: dict[str, Any] = {}
     if scan.spam_symbols:
         details["spam_symbols"] = list(scan.spam_symbols)
+    if scan.spam_action is not None:  # rspamd: its action, and the Queue-Id it logged the message under
+        details["spam_action"] = scan.spam_action
+    if scan.scan_id:
+        details["scan_id"] = scan.scan_id
     if auth is not None:
         details.update(_auth_details(auth))
     return {
