@@ -2,25 +2,32 @@
 
 The gateway answers 250 only after this returned success, so the outcome is
 explicit: `Delivered`, or a `DeliveryError` carrying the downstream's reply
-(temporary or permanent) for the handler to pass on.
+(temporary or permanent) for the handler to pass on. STARTTLS to a tcp target
+follows [delivery] tls (see tls.py for the levels).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
+import ssl
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import DeliveryConfig, parse_hostport
 from ..policy.headers import normalise
+from .tls import NOT_OFFERED, TLS_FAILED, TLSState, client_context, describe_error, tls_state
+
+log = logging.getLogger("sendergate.delivery")
 
 
 class DeliveryError(Exception):
-    def __init__(self, code: int, status: str, text: str, *, where: str) -> None:
+    def __init__(self, code: int, status: str, text: str, *, where: str, tls: bool = False) -> None:
         self.code, self.status, self.text, self.where = code, status, text, where
+        self.tls = tls  # the failure is TLS's (the client gets 451 4.7.x), not the downstream's answer
         super().__init__(f"{where}: {code} {status} {text}")
 
     @property
@@ -31,6 +38,12 @@ class DeliveryError(Exception):
 @dataclass(frozen=True)
 class Delivered:
     reply: str  # the downstream's final reply, for the log
+    tls: str = ""  # "TLSv1.3 TLS_AES_256_GCM_SHA384 verified", "plaintext"; "" for Maildir
+
+
+class _PlaintextRetry(Exception):
+    """Opportunistic TLS whose handshake failed: the transaction again, in plaintext, on a new
+    connection (what Postfix does at smtp_tls_security_level = may)."""
 
 
 @dataclass(frozen=True)
@@ -47,9 +60,20 @@ class _Conn:
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, where: str) -> None:
         self.reader, self.writer, self.where = reader, writer, where
+        self.lines: list[str] = []  # the last reply's lines, without their codes
+        self.broken = False  # a handshake failed midway: nothing more can be said on it
+
+    def keywords(self) -> set[str]:
+        """The EHLO/LHLO keywords of the last reply (its first line is the greeting)."""
+        return {line.split(" ", 1)[0].upper() for line in self.lines[1:] if line}
+
+    def buffered(self) -> int:
+        """Bytes received and not yet read: after the 220 to STARTTLS there must be none, or a
+        man in the middle could have them read as if they came over TLS (CVE-2011-0411's class)."""
+        return len(self.reader._buffer)  # no public peek; tests/test_delivery_tls.py guards the name
 
     async def reply(self) -> tuple[int, str, str]:
-        lines = []
+        lines = self.lines = []
         while True:
             line = await self.reader.readline()
             if not line:
@@ -61,6 +85,7 @@ class _Conn:
             if len(text) == 3 or text[3] != "-":
                 code = int(text[:3])
                 break
+        lines = list(lines)
         first = lines[0]
         parts = first.split(" ", 1)
         status = ""
@@ -77,16 +102,17 @@ class _Conn:
             raise DeliveryError(code, status or _default_status(code), text, where=f"{self.where} ({line.split(' ')[0]})")
         return code, status, text
 
-    async def close(self) -> None:
+    async def close(self, quit: bool = True) -> None:
         try:
-            self.writer.write(b"QUIT\r\n")
-            await self.writer.drain()
-        except (ConnectionError, OSError):
+            if quit:
+                self.writer.write(b"QUIT\r\n")
+                await self.writer.drain()
+        except (ConnectionError, OSError, RuntimeError):  # RuntimeError: a transport a failed handshake left
             pass
         self.writer.close()
         try:
             await self.writer.wait_closed()
-        except (ConnectionError, OSError):
+        except (ConnectionError, OSError, RuntimeError):
             pass
 
 
@@ -114,6 +140,11 @@ class Deliverer:
     def __init__(self, cfg: DeliveryConfig, helo_name: str) -> None:
         self.cfg = cfg
         self.helo_name = helo_name
+        # Built once per process: a context per message would cost every delivery (STYLE, issue 15).
+        self.tls_context = client_context(cfg)
+        self.tls_required = cfg.tls == "required" and self.tls_context is not None
+        self.tls_verified = self.tls_required and cfg.tls_verify
+        self.server_name = parse_hostport(cfg.target)[0] if cfg.tcp else ""  # SNI and the name checked
 
     @property
     def where(self) -> str:
@@ -123,7 +154,7 @@ class Deliverer:
         if self.cfg.mode == "maildir":
             return await asyncio.get_running_loop().run_in_executor(None, self._maildir, out, folder)
         try:
-            return await asyncio.wait_for(self._session(out, folder), self.cfg.timeout)
+            return await asyncio.wait_for(self._attempts(out, folder), self.cfg.timeout)
         except asyncio.TimeoutError:
             raise DeliveryError(451, "4.4.2", "downstream timed out", where=self.where) from None
         except (ConnectionError, OSError) as exc:
@@ -142,15 +173,60 @@ class Deliverer:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return _Conn(reader, writer, self.where)
 
-    async def _session(self, out: Outbound, folder: str) -> Delivered:
+    async def _attempts(self, out: Outbound, folder: str) -> Delivered:
+        try:
+            return await self._session(out, folder, self.tls_context)
+        except _PlaintextRetry as retry:
+            log.warning("delivery to %s: %s; sending in plaintext on a new connection (tls = opportunistic)",
+                        self.cfg.target, retry)
+            try:
+                return await self._session(out, folder, None)
+            except DeliveryError as exc:
+                if exc.code == 530:  # "Must issue a STARTTLS command first": TLS is the problem, not the mail
+                    raise DeliveryError(451, TLS_FAILED, f"{retry}; in plaintext the downstream answered "
+                                        f"{exc.code} {exc.status} {exc.text}", where=self.where, tls=True) from None
+                raise
+
+    async def _starttls(self, conn: _Conn, ctx: ssl.SSLContext, hello: str) -> set[str]:
+        """STARTTLS and the second EHLO/LHLO (RFC 3207 §4.2), or plaintext, or the failure, as the
+        level says; the keywords that then hold. Nothing of the transaction is sent before this returns."""
+        caps = conn.keywords()
+        def failed(status: str, problem: str) -> Exception:
+            if self.tls_required:
+                return DeliveryError(451, status, problem, where=self.where, tls=True)
+            return _PlaintextRetry(problem)
+
+        if "STARTTLS" not in caps:
+            if self.tls_required:
+                raise failed(NOT_OFFERED, "TLS required, but the downstream does not offer STARTTLS")
+            return caps
+        conn.writer.write(b"STARTTLS\r\n")
+        await conn.writer.drain()
+        code, status, text = await conn.reply()
+        if code != 220:
+            if self.tls_required:
+                raise failed(TLS_FAILED, f"the downstream refused STARTTLS: {code} {status} {text}".strip())
+            return caps  # Postfix's `may` goes on in plaintext on this connection: nothing was started
+        if conn.buffered():
+            raise failed(TLS_FAILED, "the downstream sent more after its 220 to STARTTLS (plaintext injection)")
+        try:
+            await conn.writer.start_tls(ctx, server_hostname=self.server_name)
+        except (ssl.SSLError, ConnectionError, OSError, EOFError) as exc:
+            conn.broken = True
+            raise failed(TLS_FAILED, describe_error(exc)) from None
+        await conn.command(hello)
+        return conn.keywords()
+
+    async def _session(self, out: Outbound, folder: str, ctx: ssl.SSLContext | None) -> Delivered:
         lmtp = self.cfg.mode == "lmtp"
+        hello = ("LHLO " if lmtp else "EHLO ") + self.helo_name
         conn = await self._open()
         try:
             code, _, _ = await conn.reply()
             if code != 220:
                 raise DeliveryError(451, "4.4.2", f"downstream greeting {code}", where=self.where)
-            _, _, ehlo = await conn.command(("LHLO " if lmtp else "EHLO ") + self.helo_name)
-            caps = ehlo.upper()
+            await conn.command(hello)
+            caps = await self._starttls(conn, ctx, hello) if ctx is not None else conn.keywords()
             opts = [o for o in out.mail_options
                     if (o.startswith("BODY=") and "8BITMIME" in caps) or (o == "SMTPUTF8" and "SMTPUTF8" in caps)]
             await conn.command(f"MAIL FROM:<{out.mail_from}>" + "".join(" " + o for o in opts))
@@ -170,9 +246,10 @@ class Deliverer:
                 code, status, text = worst
                 raise DeliveryError(code, status or _default_status(code), text, where=f"{self.where} (end of DATA)")
             code, status, text = replies[-1]
-            return Delivered(f"{code} {status} {text}".strip())
+            state = tls_state(conn.writer, self.tls_verified) if ctx is not None else TLSState()
+            return Delivered(f"{code} {status} {text}".strip(), str(state))
         finally:
-            await conn.close()
+            await conn.close(quit=not conn.broken)
 
     def _maildir(self, out: Outbound, folder: str) -> Delivered:
         """Deliver into <root>/<address>/Maildir[/.<folder>]: write to tmp/, fsync, link into new/.
