@@ -19,7 +19,8 @@ from pathlib import Path
 
 from ..config import DeliveryConfig, parse_hostport
 from ..policy.headers import normalise
-from .tls import NOT_OFFERED, TLS_FAILED, TLSState, client_context, describe_error, tls_state
+from .tls import (NOT_OFFERED, TLS_FAILED, ProbeReport, TLSState, client_context, describe_certificate,
+                  describe_error, tls_state)
 
 log = logging.getLogger("sendergate.delivery")
 
@@ -248,6 +249,60 @@ class Deliverer:
             code, status, text = replies[-1]
             state = tls_state(conn.writer, self.tls_verified) if ctx is not None else TLSState()
             return Delivered(f"{code} {status} {text}".strip(), str(state))
+        finally:
+            await conn.close(quit=not conn.broken)
+
+    async def probe(self, timeout: float = 10.0) -> ProbeReport:
+        """For check-config: connect, EHLO/LHLO, STARTTLS with the certificate checked (then, if only
+        that failed, again without), EHLO, QUIT. No mail is sent."""
+        report = ProbeReport(self.cfg.target)
+        try:
+            await asyncio.wait_for(self._probe(report), timeout)
+        except asyncio.TimeoutError:
+            report.error = report.error or f"no answer within {timeout:g} s"
+        except DeliveryError as exc:
+            report.error = f"{exc.code} {exc.status} {exc.text}".strip()
+        except (ConnectionError, OSError) as exc:
+            report.error = exc.strerror or str(exc)
+        return report
+
+    async def _probe(self, report: ProbeReport) -> None:
+        await self._probe_once(report, client_context(self.cfg, verify=True), verifying=True)
+        if report.verify_error and not report.tls and self.cfg.tcp:
+            await self._probe_once(report, client_context(self.cfg, verify=False), verifying=False)
+
+    async def _probe_once(self, report: ProbeReport, ctx: ssl.SSLContext | None, *, verifying: bool) -> None:
+        conn = await self._open()
+        try:
+            code, _, text = await conn.reply()
+            report.reachable = True
+            if code != 220:
+                report.error = f"greeting {code} {text}"
+                return
+            hello = ("LHLO " if self.cfg.mode == "lmtp" else "EHLO ") + self.helo_name
+            await conn.command(hello)
+            report.starttls = "STARTTLS" in conn.keywords()
+            if not report.starttls or ctx is None:
+                return
+            await conn.command("STARTTLS")
+            if conn.buffered():
+                report.error = "the downstream sent more after its 220 to STARTTLS (plaintext injection)"
+                conn.broken = True
+                return
+            try:
+                await conn.writer.start_tls(ctx, server_hostname=self.server_name)
+            except (ssl.SSLError, ConnectionError, OSError, EOFError) as exc:
+                conn.broken = True
+                if verifying and isinstance(exc, ssl.SSLCertVerificationError):
+                    report.verify_error = describe_error(exc)
+                else:
+                    report.error = describe_error(exc)
+                return
+            obj = conn.writer.get_extra_info("ssl_object")
+            state = tls_state(conn.writer, verifying)
+            report.tls, report.verified = f"{state.version} {state.cipher}", verifying
+            report.certificate = describe_certificate(obj)
+            await conn.command(hello)
         finally:
             await conn.close(quit=not conn.broken)
 

@@ -18,8 +18,10 @@ The SSLContext is built once per process (here, at start), never per message.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import ssl
 from dataclasses import dataclass
+from typing import Any
 
 from ..config import DeliveryConfig
 
@@ -81,3 +83,68 @@ def tls_state(writer: asyncio.StreamWriter, verified: bool) -> TLSState:
         return TLSState()
     cipher = obj.cipher()
     return TLSState(obj.version() or "", cipher[0] if cipher else "", verified)
+
+
+@dataclass
+class ProbeReport:
+    """What `check-config` found at the downstream, without sending mail."""
+
+    target: str
+    reachable: bool = False
+    error: str = ""  # why not reachable, or why the conversation stopped
+    starttls: bool = False  # offered in the EHLO/LHLO reply
+    tls: str = ""  # "TLSv1.3 TLS_AES_256_GCM_SHA384" once a handshake worked
+    verified: bool = False
+    verify_error: str = ""  # why the certificate did not verify (tls_ca_file or the system store)
+    certificate: str = ""  # subject, issuer and end date of the certificate shown
+
+    def lines(self, cfg: DeliveryConfig) -> tuple[list[str], list[str]]:
+        """(report lines, problems): a problem is what would make every delivery fail."""
+        if not self.reachable:
+            return [f"{self.target}: not reachable ({self.error})"], []
+        info = [f"{self.target}: reachable"]
+        problems = []
+        required = cfg.tls == "required"
+        if not self.starttls:
+            info.append("STARTTLS not offered" + ("" if required else ": mail goes in plaintext"))
+            if required:
+                problems.append("tls = \"required\", but the downstream does not offer STARTTLS")
+            return info, problems
+        info.append("STARTTLS offered")
+        if not self.tls:
+            info.append(self.error)
+            if required:
+                problems.append(f"tls = \"required\": {self.error}")
+            elif cfg.tls == "opportunistic":
+                info.append("deliveries fall back to plaintext")
+            return info, problems
+        info.append(self.tls)
+        info.append(f"certificate: {self.certificate}")
+        if self.verified:
+            info.append(f"certificate verified for {cfg.target.rsplit(':', 1)[0].strip('[]')}")
+        else:
+            info.append(self.verify_error)
+            if required and cfg.tls_verify:
+                problems.append(f"tls = \"required\" with tls_verify: {self.verify_error}")
+        if cfg.tls == "off":
+            info.append('tls = "off": mail goes in plaintext')
+        return info, problems
+
+
+def describe_certificate(obj: ssl.SSLObject | None) -> str:
+    """Subject, issuer and end of a verified certificate; the SHA-256 fingerprint of any (what a
+    provider's connector or Postfix's check_ccert_access would be given)."""
+    if obj is None:
+        return "(none shown)"
+    der = obj.getpeercert(binary_form=True)
+    if not der:
+        return "(none shown)"
+    fingerprint = hashlib.sha256(der).hexdigest().upper()
+    shown = f"sha256 {':'.join(fingerprint[i:i + 2] for i in range(0, 64, 2))}"
+    parsed = obj.getpeercert()  # filled only when the chain was verified
+    if parsed:
+        def name(rdns: Any) -> str:
+            return ", ".join(f"{k}={v}" for rdn in rdns for k, v in rdn)
+        shown = (f"subject {name(parsed.get('subject', ()))}, issuer {name(parsed.get('issuer', ()))}, "
+                 f"valid until {parsed.get('notAfter', '?')}, {shown}")
+    return shown
