@@ -16,8 +16,11 @@ What must hold:
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import re
+import smtplib
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -175,7 +178,14 @@ def test_sni_names_the_target_host(pki: PKI) -> None:
         reply, _ = send_known(f"localhost:{server.port}",
                               {"tls": "required", "tls_ca_file": str(pki.ca.cert_file)})
         delivered = server.wait_for_mail("alice")
+        # The control: a client that sends no SNI (Python sends none to an IP address) gets the other one.
+        unverified = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        unverified.check_hostname, unverified.verify_mode = False, ssl.CERT_NONE
+        with smtplib.SMTP("127.0.0.1", server.port, timeout=10) as client:
+            client.starttls(context=unverified)
+            shown = hashlib.sha256(client.sock.getpeercert(binary_form=True)).hexdigest()
     assert reply[0] == 250 and b"with ESMTPS" in delivered
+    assert shown.upper() == pki.wrong_name.sha256.replace(":", "")
 
 
 def test_client_certificate_is_presented_and_seen(pki: PKI) -> None:
@@ -379,3 +389,30 @@ def test_check_config_reports_the_downstreams_tls(pki: PKI, tmp_path: Path) -> N
     assert not_offered.returncode != 0 and "does not offer STARTTLS" in not_offered.stderr
     assert unreachable.returncode == 0 and "not reachable" in unreachable.stdout
     assert "warning: delivery.target" in unreachable.stderr
+
+
+def test_start_tls_without_a_server_name_would_skip_the_host_name_check(pki: PKI) -> None:
+    """Why Deliverer always passes the target's host name: asyncio's start_tls (SSLObject, unlike
+    SSLSocket) accepts server_hostname=None under check_hostname and then checks no name at all.
+    If this ever raises instead, Python closed the trap; the guard in Deliverer stays harmless."""
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    served.load_cert_chain(pki.wrong_name.cert_file, pki.wrong_name.key_file)
+
+    async def handshake() -> bool:
+        server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0, ssl=served)
+        async with server:
+            _, writer = await asyncio.open_connection(*server.sockets[0].getsockname()[:2])
+            await writer.start_tls(ssl.create_default_context(cafile=str(pki.ca.cert_file)), server_hostname=None)
+            writer.close()
+            return True
+
+    assert asyncio.run(handshake())  # mail.other.test's certificate passed for no name at all
+    with pytest.raises(ssl.SSLCertVerificationError):
+        async def named() -> None:
+            server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0, ssl=served)
+            async with server:
+                _, writer = await asyncio.open_connection(*server.sockets[0].getsockname()[:2])
+                await writer.start_tls(ssl.create_default_context(cafile=str(pki.ca.cert_file)),
+                                       server_hostname="localhost")
+        asyncio.run(named())
+    assert Deliverer(DeliveryConfig(target="localhost:25", tls="required"), "mx").server_name == "localhost"

@@ -146,6 +146,9 @@ class Deliverer:
         self.tls_required = cfg.tls == "required" and self.tls_context is not None
         self.tls_verified = self.tls_required and cfg.tls_verify
         self.server_name = parse_hostport(cfg.target)[0] if cfg.tcp else ""  # SNI and the name checked
+        if self.tls_verified and not self.server_name:
+            # asyncio's start_tls with no server_hostname skips the host name check without a word.
+            raise ValueError("delivery.target: a host name is needed to verify the certificate")
 
     @property
     def where(self) -> str:
