@@ -23,7 +23,6 @@ import smtplib
 import ssl
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -344,7 +343,8 @@ def test_tls_keys_are_checked(pki: PKI, tmp_path: Path) -> None:
         return dict(err.value.problems)
 
     assert "delivery.tls" in problems({"tls": "always"})
-    assert "unix socket" in problems({"mode": "lmtp", "target": "/run/dovecot/lmtp", "tls": "required"})["delivery.tls"]
+    unix = {"mode": "lmtp", "target": "/run/dovecot/lmtp"}
+    assert "unix socket" in problems({**unix, "tls": "required"})["delivery.tls"]
     assert "delivery.tls" in problems({"mode": "maildir", "target": "/srv/mail", "tls": "required"})
     assert "delivery.tls_cert" in problems({"tls_cert": str(pki.client.cert_file)})
     assert "file not found" in problems({"tls_ca_file": str(tmp_path / "nope.pem")})["delivery.tls_ca_file"]
@@ -354,8 +354,8 @@ def test_tls_keys_are_checked(pki: PKI, tmp_path: Path) -> None:
     mismatched = {"tls_cert": str(pki.client.cert_file), "tls_key": str(pki.server.key_file)}
     assert "cannot load" in problems(mismatched)["delivery.tls_cert"]
     # A unix socket and a Maildir go without TLS, as the default says.
-    assert from_dict({**base, "delivery": {"mode": "lmtp", "target": "/run/dovecot/lmtp"}}).delivery.tls == "opportunistic"
-    assert Deliverer(DeliveryConfig(mode="lmtp", target="/run/dovecot/lmtp"), "mx").tls_context is None
+    assert from_dict({**base, "delivery": unix}).delivery.tls == "opportunistic"
+    assert Deliverer(DeliveryConfig(**unix), "mx").tls_context is None
 
 
 def check_config(tmp_path: Path, delivery: dict[str, Any]) -> subprocess.CompletedProcess[str]:

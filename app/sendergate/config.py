@@ -487,8 +487,7 @@ def _delivery_tls_problems(d: DeliveryConfig) -> list[tuple[str, str]]:
     problems: list[tuple[str, str]] = []
     if d.tls == "required" and not d.tcp:
         where = "a Maildir" if d.mode == "maildir" else "a unix socket"
-        problems.append(("delivery.tls", f'"required" needs a host:port target; delivery to {where} '
-                         'does not use TLS (set "off")'))
+        problems.append(("delivery.tls", f'"required" needs a host:port target; delivery to {where} does not use TLS'))
     if bool(d.tls_cert) != bool(d.tls_key):
         problems.append(("delivery.tls_cert", "tls_cert and tls_key must be set together"))
     missing = False

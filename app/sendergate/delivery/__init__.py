@@ -19,8 +19,16 @@ from pathlib import Path
 
 from ..config import DeliveryConfig, parse_hostport
 from ..policy.headers import normalise
-from .tls import (NOT_OFFERED, TLS_FAILED, ProbeReport, TLSState, client_context, describe_certificate,
-                  describe_error, tls_state)
+from .tls import (
+    NOT_OFFERED,
+    TLS_FAILED,
+    ProbeReport,
+    TLSState,
+    client_context,
+    describe_certificate,
+    describe_error,
+    tls_state,
+)
 
 log = logging.getLogger("sendergate.delivery")
 
@@ -71,7 +79,7 @@ class _Conn:
     def buffered(self) -> int:
         """Bytes received and not yet read: after the 220 to STARTTLS there must be none, or a
         man in the middle could have them read as if they came over TLS (CVE-2011-0411's class)."""
-        return len(self.reader._buffer)  # no public peek; tests/test_delivery_tls.py guards the name
+        return len(self.reader._buffer)  # type: ignore[attr-defined]  # no public peek; a test guards the name
 
     async def reply(self) -> tuple[int, str, str]:
         lines = self.lines = []
@@ -93,14 +101,15 @@ class _Conn:
         if parts and _is_enhanced(parts[0]):
             status = parts[0]
             lines[0] = parts[1] if len(parts) > 1 else ""
-        return code, status, " ".join(l for l in lines if l).strip()
+        return code, status, " ".join(part for part in lines if part).strip()
 
     async def command(self, line: str, expect: int = 2) -> tuple[int, str, str]:
         self.writer.write(line.encode("utf-8", "surrogateescape") + b"\r\n")
         await self.writer.drain()
         code, status, text = await self.reply()
         if code // 100 != expect:
-            raise DeliveryError(code, status or _default_status(code), text, where=f"{self.where} ({line.split(' ')[0]})")
+            raise DeliveryError(code, status or _default_status(code), text,
+                                where=f"{self.where} ({line.split(' ')[0]})")
         return code, status, text
 
     async def close(self, quit: bool = True) -> None:
@@ -159,7 +168,7 @@ class Deliverer:
             return await asyncio.get_running_loop().run_in_executor(None, self._maildir, out, folder)
         try:
             return await asyncio.wait_for(self._attempts(out, folder), self.cfg.timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise DeliveryError(451, "4.4.2", "downstream timed out", where=self.where) from None
         except (ConnectionError, OSError) as exc:
             raise DeliveryError(451, "4.4.1", f"downstream unreachable: {exc.strerror or exc}",
@@ -255,14 +264,14 @@ class Deliverer:
         finally:
             await conn.close(quit=not conn.broken)
 
-    async def probe(self, timeout: float = 10.0) -> ProbeReport:
+    async def probe(self, limit: float = 10.0) -> ProbeReport:
         """For check-config: connect, EHLO/LHLO, STARTTLS with the certificate checked (then, if only
         that failed, again without), EHLO, QUIT. No mail is sent."""
         report = ProbeReport(self.cfg.target)
         try:
-            await asyncio.wait_for(self._probe(report), timeout)
-        except asyncio.TimeoutError:
-            report.error = report.error or f"no answer within {timeout:g} s"
+            await asyncio.wait_for(self._probe(report), limit)
+        except TimeoutError:
+            report.error = report.error or f"no answer within {limit:g} s"
         except DeliveryError as exc:
             report.error = f"{exc.code} {exc.status} {exc.text}".strip()
         except (ConnectionError, OSError) as exc:
