@@ -205,6 +205,19 @@ def test_client_certificate_is_presented_and_seen(pki: PKI) -> None:
     assert "Recipient address rejected" in log
 
 
+def test_a_downstream_that_demands_a_client_certificate_we_lack_is_a_tls_failure(pki: PKI) -> None:
+    """smtpd_tls_req_ccert: with TLS 1.3 our handshake completes and Postfix refuses only after it
+    (an alert on the next read): still a TLS failure, 451 4.7.5, not "unreachable"."""
+    with PostfixInstance(mailbox_domain="example.org", mailboxes=("alice",), main_cf={"smtpd_tls_req_ccert": "yes"},
+                         tls=ServerTLS(pki.server.cert_file, pki.server.key_file, level="encrypt",
+                                       ask_ccert=True, ca_file=pki.ca.cert_file)) as server:
+        reply, events = send_known(f"localhost:{server.port}",
+                                   {"tls": "required", "tls_ca_file": str(pki.ca.cert_file)})
+        assert_nothing_sent(server)
+    refused_for_tls(reply, "4.7.5")
+    assert "TLS" in events[0].reason, events[0].reason
+
+
 # -- tls = "opportunistic" (the default) ---------------------------------------------------------------
 
 def test_opportunistic_is_the_default_and_uses_tls_when_offered(pki: PKI) -> None:

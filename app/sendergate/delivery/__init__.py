@@ -227,7 +227,16 @@ class Deliverer:
         except (ssl.SSLError, ConnectionError, OSError, EOFError) as exc:
             conn.broken = True
             raise failed(TLS_FAILED, describe_error(exc)) from None
-        await conn.command(hello)
+        # TLS 1.3: a server that wanted our certificate says so only now (Postfix: "421 4.7.1 … No client
+        # certificate presented"); any failure here belongs to TLS, as a failed handshake does.
+        try:
+            await conn.command(hello)
+        except (ssl.SSLError, ConnectionError) as exc:
+            conn.broken = True
+            raise failed(TLS_FAILED, describe_error(exc)) from None
+        except DeliveryError as exc:
+            raise failed(TLS_FAILED, f"after the TLS handshake the downstream answered {exc.code} {exc.status} "
+                                     f"{exc.text}") from None
         return conn.keywords()
 
     async def _session(self, out: Outbound, folder: str, ctx: ssl.SSLContext | None) -> Delivered:
@@ -279,7 +288,8 @@ class Deliverer:
         return report
 
     async def _probe(self, report: ProbeReport) -> None:
-        await self._probe_once(report, client_context(self.cfg, verify=True), verifying=True)
+        ctx = client_context(self.cfg, verify=True) if self.cfg.tcp else None  # no TLS over a unix socket
+        await self._probe_once(report, ctx, verifying=True)
         if report.verify_error and not report.tls and self.cfg.tcp:
             await self._probe_once(report, client_context(self.cfg, verify=False), verifying=False)
 
