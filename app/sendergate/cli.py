@@ -156,6 +156,7 @@ def _check_downstream(args: argparse.Namespace, cfg: Config) -> list[tuple[str, 
     (SPEC §3 [delivery] tls). Not reachable is a warning (it may start after the gateway); a TLS
     failure with tls = "required" is a problem: every message would get 451."""
     import asyncio
+
     from .delivery import Deliverer
     report = asyncio.run(Deliverer(cfg.delivery, cfg.smtp.hostname).probe(min(cfg.delivery.timeout, 10.0)))
     info, problems = report.lines(cfg.delivery)
