@@ -149,6 +149,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         for name, state in asyncio.run(Scanners(cfg.scan).ping()).items():
             if state != "ok":
                 problems.append((f"scan.{name}", state))
+    if cfg.delivery.mode in ("smtp", "lmtp"):
+        problems += _check_downstream(args, cfg)
     for key, msg in problems:
         print(f"{args.config}: {key}: {msg}", file=sys.stderr)
     if problems:
@@ -182,6 +184,24 @@ def cmd_health(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"sendergate: {url}: {getattr(exc, 'reason', exc)}", file=sys.stderr)
         return EXIT_RUNTIME
+
+
+def _check_downstream(args: argparse.Namespace, cfg: Config) -> list[tuple[str, str]]:
+    """Report the mail server behind the gateway: reachable, STARTTLS offered, certificate verified
+    (SPEC §3 [delivery] tls). Not reachable is a warning (it may start after the gateway); a TLS
+    failure with tls = "required" is a problem: every message would get 451."""
+    import asyncio
+
+    from .delivery import Deliverer
+    report = asyncio.run(Deliverer(cfg.delivery, cfg.smtp.hostname).probe(min(cfg.delivery.timeout, 10.0)))
+    info, problems = report.lines(cfg.delivery)
+    if not cfg.delivery.tcp:
+        info = info[:1]  # a unix socket: no TLS to report
+    print(f"{args.config}: delivery: {'; '.join(info)}")
+    if not report.reachable:
+        print(f"{args.config}: warning: delivery.target: not reachable now; mail gets 451 until it is",
+              file=sys.stderr)
+    return [("delivery.tls", p) for p in problems]
 
 
 def cmd_users_add(args: argparse.Namespace) -> int:

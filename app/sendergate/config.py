@@ -159,6 +159,18 @@ class DeliveryConfig:
     target: str = "127.0.0.1:10025"
     screened_folder: str = "Screened"  # "" = the inbox, marked only (SPEC §4.5 item 7)
     timeout: float = 60.0
+    # STARTTLS to a tcp target (never over a unix socket): Postfix's smtp_tls_security_level
+    # "may" (opportunistic), "secure" (required, tls_verify) or "encrypt" (required, not tls_verify).
+    tls: str = "opportunistic"
+    tls_verify: bool = True  # with "required": the chain to tls_ca_file and the target's host name
+    tls_ca_file: str = ""  # "" = the system's CA store
+    tls_cert: str = ""  # client certificate, for connectors that authenticate the gateway by it
+    tls_key: str = ""
+
+    @property
+    def tcp(self) -> bool:
+        """Whether delivery goes over TCP (where TLS applies)."""
+        return self.mode in ("smtp", "lmtp") and not self.target.startswith("/")
 
 
 @dataclass
@@ -419,6 +431,8 @@ _SCHEMA: dict[str, dict[str, Any]] = {
     "delivery": {
         "mode": _choice("smtp", "lmtp", "maildir"), "target": _str,
         "screened_folder": _folder, "timeout": _positive_duration,
+        "tls": _choice("required", "opportunistic", "off"), "tls_verify": _bool,
+        "tls_ca_file": _str, "tls_cert": _str, "tls_key": _str,
     },
     "http": {"listen": _hostport, "public_url": _url, "tls_cert": _str, "tls_key": _str,
              "trusted_proxies": _networks, "metrics_public": _bool},
@@ -489,6 +503,7 @@ def from_dict(raw: dict[str, Any], source: str = "") -> Config:
             problems.append(("delivery.target", str(exc)))
     elif cfg.delivery.mode == "maildir" and not cfg.delivery.target.startswith("/"):
         problems.append(("delivery.target", "maildir mode needs an absolute Maildir root path"))
+    problems += _delivery_tls_problems(cfg.delivery)
     if cfg.delivery.screened_folder and not re.fullmatch(r"[A-Za-z0-9 _.-]+", cfg.delivery.screened_folder):
         problems.append(("delivery.screened_folder", "use letters, digits, space, '.', '_' or '-'"))
     problem = first_line_problem(cfg.challenge.reply, cfg.public_url)
@@ -500,6 +515,38 @@ def from_dict(raw: dict[str, Any], source: str = "") -> Config:
     if problems:
         raise ConfigError(problems, source)
     return cfg
+
+
+def _delivery_tls_problems(d: DeliveryConfig) -> list[tuple[str, str]]:
+    """The [delivery] TLS keys against each other and their files: a mistake here would otherwise
+    show only as every message answered 451 (or as the gateway not starting)."""
+    problems: list[tuple[str, str]] = []
+    if d.tls == "required" and not d.tcp:
+        where = "a Maildir" if d.mode == "maildir" else "a unix socket"
+        problems.append(("delivery.tls", f'"required" needs a host:port target; delivery to {where} does not use TLS'))
+    if bool(d.tls_cert) != bool(d.tls_key):
+        problems.append(("delivery.tls_cert", "tls_cert and tls_key must be set together"))
+    missing = False
+    for key in ("tls_ca_file", "tls_cert", "tls_key"):
+        path = getattr(d, key)
+        if path and not os.path.isfile(path):
+            problems.append((f"delivery.{key}", f"file not found: {path}"))
+            missing = True
+    if missing or problems:
+        return problems
+    import ssl  # only when files are named: loading them is how their mistakes show
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if d.tls_ca_file:
+        try:
+            ctx.load_verify_locations(cafile=d.tls_ca_file)
+        except (ssl.SSLError, OSError) as exc:
+            problems.append(("delivery.tls_ca_file", f"not a PEM CA bundle: {exc}"))
+    if d.tls_cert:
+        try:
+            ctx.load_cert_chain(d.tls_cert, d.tls_key)
+        except (ssl.SSLError, OSError) as exc:
+            problems.append(("delivery.tls_cert", f"cannot load the certificate with tls_key: {exc}"))
+    return problems
 
 
 def load(path: str | os.PathLike[str]) -> Config:

@@ -47,7 +47,9 @@ def cpu_ticks(pid: int) -> int:
 def start_gateway(downstream: SmtpSink, pythonpath: str | None) -> GatewayProcess:
     # This tree caps sessions per client address (20 by default, as many as smtp-source's clients, all
     # from 127.0.0.1): keep the cap on, above the load. A revision older than the key would refuse it.
-    extra = {} if pythonpath else {"smtp": {"max_connections_per_ip": 5000}}
+    old_config = Path(pythonpath or ".") / "sendergate" / "config.py"
+    knows_cap = not pythonpath or "max_connections_per_ip" in old_config.read_text()
+    extra = {"smtp": {"max_connections_per_ip": 5000}} if knows_cap else {}
     g = GatewayProcess(delivery=("smtp", f"127.0.0.1:{downstream.port}"), workers=0, extra=extra)
     seed = ("from sendergate.store import Store; import sys; s = Store(sys.argv[1]); s.migrate(); "
             "alice, _ = s.add_user('alice@example.org'); s.add_entry(alice.id, 'allow', 'bob@friend.example')")

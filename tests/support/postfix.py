@@ -14,6 +14,10 @@
                          main_cf={"mynetworks": ""}) as mx:    # the gateway delivers to
         ...                                                    # 127.0.0.1:mx.after_filter_port
 
+    with PostfixInstance(mailbox_domain="example.org", mailboxes=("alice",),
+                         tls=ServerTLS(cert.cert_file, cert.key_file)) as mx:   # STARTTLS required
+        ...; mx.tls_sessions()                          # what its smtpd logged per TLS session
+
 `smtpd_options`, `main_cf` and `master_cf` change anything else. Everything
 lives in a 0755 directory under /tmp that stop() removes; stop() leaves no
 process behind.
@@ -57,6 +61,7 @@ from tests.support.common import (
 SMTP_SINK = Path("/usr/sbin/smtp-sink")
 POSTFIX = Path("/usr/sbin/postfix")
 POSTQUEUE = Path("/usr/sbin/postqueue")
+POSTMAP = Path("/usr/sbin/postmap")
 POSTFIX_DAEMONS = Path("/usr/lib/postfix/sbin")
 
 # smtp-sink writes these records before the message it received (smtp-sink(1),
@@ -328,6 +333,54 @@ class SmtpSink(_Service):
 # Postfix
 
 
+@dataclass(frozen=True)
+class ServerTLS:
+    """STARTTLS on a PostfixInstance's public smtpd (main.cf smtpd_tls_*).
+
+    level: smtpd_tls_security_level ("encrypt": no MAIL before STARTTLS; "may": offered).
+    ca_file: smtpd_tls_CAfile, the CA a client certificate is verified against.
+    ask_ccert: ask the client for a certificate (smtpd_tls_ask_ccert); with
+        ccert_fingerprints, only a client presenting one of these (SHA-256,
+        AA:BB:…) may give recipients (check_ccert_access); others get 450.
+    sni: SNI name -> key+certificate chain file (tls_server_sni_maps, Postfix 3.4+):
+        a client that names it gets that certificate instead of cert_file's.
+    """
+
+    cert_file: Path
+    key_file: Path
+    level: str = "encrypt"
+    ca_file: Path | None = None
+    ask_ccert: bool = False
+    ccert_fingerprints: tuple[str, ...] = ()
+    sni: Mapping[str, Path] = field(default_factory=dict)
+
+    def main_cf(self, config_dir: Path) -> dict[str, str]:
+        parameters = {
+            "smtpd_tls_security_level": self.level,
+            "smtpd_tls_cert_file": str(self.cert_file),
+            "smtpd_tls_key_file": str(self.key_file),
+            "smtpd_tls_loglevel": "1",  # "… TLS connection established from …" per session
+            "smtpd_tls_received_header": "yes",  # "(using TLSv1.3 …)" and the client CN in Received:
+            "smtpd_tls_fingerprint_digest": "sha256",
+            "smtpd_tls_ask_ccert": "yes" if self.ask_ccert else "no",
+        }
+        if self.ca_file is not None:
+            parameters["smtpd_tls_CAfile"] = str(self.ca_file)
+        if self.ccert_fingerprints:
+            allowed = _inline_map({fp: "OK" for fp in self.ccert_fingerprints})
+            parameters["smtpd_recipient_restrictions"] = f"check_ccert_access {allowed}, defer"
+        if self.sni:
+            parameters["tls_server_sni_maps"] = f"hash:{config_dir / 'sni'}"
+        return parameters
+
+    def write_tables(self, config_dir: Path) -> None:
+        """tls_server_sni_maps must be built with `postmap -F` (the values are the files' contents)."""
+        if not self.sni:
+            return
+        (config_dir / "sni").write_text("".join(f"{name} {path}\n" for name, path in self.sni.items()))
+        run_checked([POSTMAP, "-F", "-c", config_dir, f"hash:{config_dir / 'sni'}"], "postmap -F (SNI map)")
+
+
 @dataclass
 class Submission:
     """What a PostfixInstance answered to submit()."""
@@ -487,6 +540,7 @@ class PostfixInstance(_Service):
         smtpd_options: Mapping[str, str] | None = None,
         main_cf: Mapping[str, str] | None = None,
         master_cf: Sequence[str] = (),
+        tls: ServerTLS | None = None,
         start: bool = True,
     ) -> None:
         self.postfix = require_executable(POSTFIX, "Postfix (package postfix)")
@@ -502,6 +556,7 @@ class PostfixInstance(_Service):
         self.smtpd_options = dict(smtpd_options or {})
         self.extra_main_cf = dict(main_cf or {})
         self.extra_master_cf = tuple(master_cf)
+        self.tls = tls
         self.port = 0
         self.after_filter_port = 0
         self.base_dir: Path | None = None
@@ -584,12 +639,16 @@ class PostfixInstance(_Service):
             "smtp_tls_security_level": "none",
             "smtpd_tls_security_level": "none",
         }
+        if self.tls is not None:
+            parameters.update(self.tls.main_cf(self.config_dir))
         parameters.update(self.extra_main_cf)
         return parameters
 
     def _master_cf(self) -> str:
         public_options = dict(self.smtpd_options)
         services = [_MASTER_CF]
+        if self.tls is not None:  # smtpd asks tlsmgr for its PRNG seed and session cache
+            services.append("tlsmgr    unix  -       -       n       1000?   1       tlsmgr\n")
         if self.proxy_filter:
             public_options.setdefault("smtpd_proxy_filter", self.proxy_filter)
             services.append(_smtpd_listener(self.after_filter_port, _AFTER_FILTER_OPTIONS))
@@ -627,6 +686,8 @@ class PostfixInstance(_Service):
             main_cf = "".join(f"{name} = {value}\n" for name, value in self.main_cf_parameters().items())
             (self.config_dir / "main.cf").write_text(main_cf)
             (self.config_dir / "master.cf").write_text(self._master_cf())
+            if self.tls is not None:
+                self.tls.write_tables(self.config_dir)
             _settle_config(self.config_dir)
             _copy_queue_template(self.queue_dir, self._path("data"))
             run_checked([self.postfix, "-c", self.config_dir, "start"], "postfix start")
@@ -786,6 +847,10 @@ class PostfixInstance(_Service):
             return self.maillog_file.read_text(errors="replace")
         except FileNotFoundError:
             return ""
+
+    def tls_sessions(self) -> list[str]:
+        """smtpd's "… TLS connection established from …" lines (ServerTLS logs them), oldest first."""
+        return re.findall(r"(?m)^.*postfix/smtpd\[\d+\]: \S+ TLS connection established from .*$", self.maillog())
 
     def maillog_tail(self, lines: int = 30) -> str:
         return "\n".join(self.maillog().splitlines()[-lines:])

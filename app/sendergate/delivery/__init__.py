@@ -2,25 +2,41 @@
 
 The gateway answers 250 only after this returned success, so the outcome is
 explicit: `Delivered`, or a `DeliveryError` carrying the downstream's reply
-(temporary or permanent) for the handler to pass on.
+(temporary or permanent) for the handler to pass on. STARTTLS to a tcp target
+follows [delivery] tls (see tls.py for the levels).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
+import ssl
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import DeliveryConfig, parse_hostport
 from ..policy.headers import normalise
+from .tls import (
+    NOT_OFFERED,
+    TLS_FAILED,
+    ProbeReport,
+    TLSState,
+    client_context,
+    describe_certificate,
+    describe_error,
+    tls_state,
+)
+
+log = logging.getLogger("sendergate.delivery")
 
 
 class DeliveryError(Exception):
-    def __init__(self, code: int, status: str, text: str, *, where: str) -> None:
+    def __init__(self, code: int, status: str, text: str, *, where: str, tls: bool = False) -> None:
         self.code, self.status, self.text, self.where = code, status, text, where
+        self.tls = tls  # the failure is TLS's (the client gets 451 4.7.x), not the downstream's answer
         super().__init__(f"{where}: {code} {status} {text}")
 
     @property
@@ -31,6 +47,12 @@ class DeliveryError(Exception):
 @dataclass(frozen=True)
 class Delivered:
     reply: str  # the downstream's final reply, for the log
+    tls: str = ""  # "TLSv1.3 TLS_AES_256_GCM_SHA384 verified", "plaintext"; "" for Maildir
+
+
+class _PlaintextRetry(Exception):
+    """Opportunistic TLS whose handshake failed: the transaction again, in plaintext, on a new
+    connection (what Postfix does at smtp_tls_security_level = may)."""
 
 
 @dataclass(frozen=True)
@@ -47,9 +69,20 @@ class _Conn:
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, where: str) -> None:
         self.reader, self.writer, self.where = reader, writer, where
+        self.lines: list[str] = []  # the last reply's lines, without their codes
+        self.broken = False  # a handshake failed midway: nothing more can be said on it
+
+    def keywords(self) -> set[str]:
+        """The EHLO/LHLO keywords of the last reply (its first line is the greeting)."""
+        return {line.split(" ", 1)[0].upper() for line in self.lines[1:] if line}
+
+    def buffered(self) -> int:
+        """Bytes received and not yet read: after the 220 to STARTTLS there must be none, or a
+        man in the middle could have them read as if they came over TLS (CVE-2011-0411's class)."""
+        return len(self.reader._buffer)  # type: ignore[attr-defined]  # no public peek; a test guards the name
 
     async def reply(self) -> tuple[int, str, str]:
-        lines = []
+        lines = self.lines = []
         while True:
             line = await self.reader.readline()
             if not line:
@@ -61,32 +94,35 @@ class _Conn:
             if len(text) == 3 or text[3] != "-":
                 code = int(text[:3])
                 break
+        lines = list(lines)
         first = lines[0]
         parts = first.split(" ", 1)
         status = ""
         if parts and _is_enhanced(parts[0]):
             status = parts[0]
             lines[0] = parts[1] if len(parts) > 1 else ""
-        return code, status, " ".join(l for l in lines if l).strip()
+        return code, status, " ".join(part for part in lines if part).strip()
 
     async def command(self, line: str, expect: int = 2) -> tuple[int, str, str]:
         self.writer.write(line.encode("utf-8", "surrogateescape") + b"\r\n")
         await self.writer.drain()
         code, status, text = await self.reply()
         if code // 100 != expect:
-            raise DeliveryError(code, status or _default_status(code), text, where=f"{self.where} ({line.split(' ')[0]})")
+            raise DeliveryError(code, status or _default_status(code), text,
+                                where=f"{self.where} ({line.split(' ')[0]})")
         return code, status, text
 
-    async def close(self) -> None:
+    async def close(self, quit: bool = True) -> None:
         try:
-            self.writer.write(b"QUIT\r\n")
-            await self.writer.drain()
-        except (ConnectionError, OSError):
+            if quit:
+                self.writer.write(b"QUIT\r\n")
+                await self.writer.drain()
+        except (ConnectionError, OSError, RuntimeError):  # RuntimeError: a transport a failed handshake left
             pass
         self.writer.close()
         try:
             await self.writer.wait_closed()
-        except (ConnectionError, OSError):
+        except (ConnectionError, OSError, RuntimeError):
             pass
 
 
@@ -114,6 +150,14 @@ class Deliverer:
     def __init__(self, cfg: DeliveryConfig, helo_name: str) -> None:
         self.cfg = cfg
         self.helo_name = helo_name
+        # Built once per process: with the system store one costs ~0.1 s (benchmarks.md), never per message.
+        self.tls_context = client_context(cfg)
+        self.tls_required = cfg.tls == "required" and self.tls_context is not None
+        self.tls_verified = self.tls_required and cfg.tls_verify
+        self.server_name = parse_hostport(cfg.target)[0] if cfg.tcp else ""  # SNI and the name checked
+        if self.tls_verified and not self.server_name:
+            # asyncio's start_tls with no server_hostname skips the host name check without a word.
+            raise ValueError("delivery.target: a host name is needed to verify the certificate")
 
     @property
     def where(self) -> str:
@@ -123,8 +167,8 @@ class Deliverer:
         if self.cfg.mode == "maildir":
             return await asyncio.get_running_loop().run_in_executor(None, self._maildir, out, folder)
         try:
-            return await asyncio.wait_for(self._session(out, folder), self.cfg.timeout)
-        except asyncio.TimeoutError:
+            return await asyncio.wait_for(self._attempts(out, folder), self.cfg.timeout)
+        except TimeoutError:
             raise DeliveryError(451, "4.4.2", "downstream timed out", where=self.where) from None
         except (ConnectionError, OSError) as exc:
             raise DeliveryError(451, "4.4.1", f"downstream unreachable: {exc.strerror or exc}",
@@ -142,15 +186,69 @@ class Deliverer:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return _Conn(reader, writer, self.where)
 
-    async def _session(self, out: Outbound, folder: str) -> Delivered:
+    async def _attempts(self, out: Outbound, folder: str) -> Delivered:
+        try:
+            return await self._session(out, folder, self.tls_context)
+        except _PlaintextRetry as retry:
+            log.warning("delivery to %s: %s; sending in plaintext on a new connection (tls = opportunistic)",
+                        self.cfg.target, retry)
+            try:
+                return await self._session(out, folder, None)
+            except DeliveryError as exc:
+                if exc.code == 530:  # "Must issue a STARTTLS command first": TLS is the problem, not the mail
+                    raise DeliveryError(451, TLS_FAILED, f"{retry}; in plaintext the downstream answered "
+                                        f"{exc.code} {exc.status} {exc.text}", where=self.where, tls=True) from None
+                raise
+
+    async def _starttls(self, conn: _Conn, ctx: ssl.SSLContext, hello: str) -> set[str]:
+        """STARTTLS and the second EHLO/LHLO (RFC 3207 §4.2), or plaintext, or the failure, as the
+        level says; the keywords that then hold. Nothing of the transaction is sent before this returns."""
+        caps = conn.keywords()
+        def failed(status: str, problem: str) -> Exception:
+            if self.tls_required:
+                return DeliveryError(451, status, problem, where=self.where, tls=True)
+            return _PlaintextRetry(problem)
+
+        if "STARTTLS" not in caps:
+            if self.tls_required:
+                raise failed(NOT_OFFERED, "TLS required, but the downstream does not offer STARTTLS")
+            return caps
+        conn.writer.write(b"STARTTLS\r\n")
+        await conn.writer.drain()
+        code, status, text = await conn.reply()
+        if code != 220:
+            if self.tls_required:
+                raise failed(TLS_FAILED, f"the downstream refused STARTTLS: {code} {status} {text}".strip())
+            return caps  # Postfix's `may` goes on in plaintext on this connection: nothing was started
+        if conn.buffered():
+            raise failed(TLS_FAILED, "the downstream sent more after its 220 to STARTTLS (plaintext injection)")
+        try:
+            await conn.writer.start_tls(ctx, server_hostname=self.server_name)
+        except (ssl.SSLError, ConnectionError, OSError, EOFError) as exc:
+            conn.broken = True
+            raise failed(TLS_FAILED, describe_error(exc)) from None
+        # TLS 1.3: a server that wanted our certificate says so only now (Postfix: "421 4.7.1 … No client
+        # certificate presented"); any failure here belongs to TLS, as a failed handshake does.
+        try:
+            await conn.command(hello)
+        except (ssl.SSLError, ConnectionError) as exc:
+            conn.broken = True
+            raise failed(TLS_FAILED, describe_error(exc)) from None
+        except DeliveryError as exc:
+            raise failed(TLS_FAILED, f"after the TLS handshake the downstream answered {exc.code} {exc.status} "
+                                     f"{exc.text}") from None
+        return conn.keywords()
+
+    async def _session(self, out: Outbound, folder: str, ctx: ssl.SSLContext | None) -> Delivered:
         lmtp = self.cfg.mode == "lmtp"
+        hello = ("LHLO " if lmtp else "EHLO ") + self.helo_name
         conn = await self._open()
         try:
             code, _, _ = await conn.reply()
             if code != 220:
                 raise DeliveryError(451, "4.4.2", f"downstream greeting {code}", where=self.where)
-            _, _, ehlo = await conn.command(("LHLO " if lmtp else "EHLO ") + self.helo_name)
-            caps = ehlo.upper()
+            await conn.command(hello)
+            caps = await self._starttls(conn, ctx, hello) if ctx is not None else conn.keywords()
             opts = [o for o in out.mail_options
                     if (o.startswith("BODY=") and "8BITMIME" in caps) or (o == "SMTPUTF8" and "SMTPUTF8" in caps)]
             await conn.command(f"MAIL FROM:<{out.mail_from}>" + "".join(" " + o for o in opts))
@@ -170,9 +268,65 @@ class Deliverer:
                 code, status, text = worst
                 raise DeliveryError(code, status or _default_status(code), text, where=f"{self.where} (end of DATA)")
             code, status, text = replies[-1]
-            return Delivered(f"{code} {status} {text}".strip())
+            state = tls_state(conn.writer, self.tls_verified) if ctx is not None else TLSState()
+            return Delivered(f"{code} {status} {text}".strip(), str(state))
         finally:
-            await conn.close()
+            await conn.close(quit=not conn.broken)
+
+    async def probe(self, limit: float = 10.0) -> ProbeReport:
+        """For check-config: connect, EHLO/LHLO, STARTTLS with the certificate checked (then, if only
+        that failed, again without), EHLO, QUIT. No mail is sent."""
+        report = ProbeReport(self.cfg.target)
+        try:
+            await asyncio.wait_for(self._probe(report), limit)
+        except TimeoutError:
+            report.error = report.error or f"no answer within {limit:g} s"
+        except DeliveryError as exc:
+            report.error = f"{exc.code} {exc.status} {exc.text}".strip()
+        except (ConnectionError, OSError) as exc:
+            report.error = exc.strerror or str(exc)
+        return report
+
+    async def _probe(self, report: ProbeReport) -> None:
+        ctx = client_context(self.cfg, verify=True) if self.cfg.tcp else None  # no TLS over a unix socket
+        await self._probe_once(report, ctx, verifying=True)
+        if report.verify_error and not report.tls and self.cfg.tcp:
+            await self._probe_once(report, client_context(self.cfg, verify=False), verifying=False)
+
+    async def _probe_once(self, report: ProbeReport, ctx: ssl.SSLContext | None, *, verifying: bool) -> None:
+        conn = await self._open()
+        try:
+            code, _, text = await conn.reply()
+            report.reachable = True
+            if code != 220:
+                report.error = f"greeting {code} {text}"
+                return
+            hello = ("LHLO " if self.cfg.mode == "lmtp" else "EHLO ") + self.helo_name
+            await conn.command(hello)
+            report.starttls = "STARTTLS" in conn.keywords()
+            if not report.starttls or ctx is None:
+                return
+            await conn.command("STARTTLS")
+            if conn.buffered():
+                report.error = "the downstream sent more after its 220 to STARTTLS (plaintext injection)"
+                conn.broken = True
+                return
+            try:
+                await conn.writer.start_tls(ctx, server_hostname=self.server_name)
+            except (ssl.SSLError, ConnectionError, OSError, EOFError) as exc:
+                conn.broken = True
+                if verifying and isinstance(exc, ssl.SSLCertVerificationError):
+                    report.verify_error = describe_error(exc)
+                else:
+                    report.error = describe_error(exc)
+                return
+            obj = conn.writer.get_extra_info("ssl_object")
+            state = tls_state(conn.writer, verifying)
+            report.tls, report.verified = f"{state.version} {state.cipher}", verifying
+            report.certificate = describe_certificate(obj)
+            await conn.command(hello)
+        finally:
+            await conn.close(quit=not conn.broken)
 
     def _maildir(self, out: Outbound, folder: str) -> Delivered:
         """Deliver into <root>/<address>/Maildir[/.<folder>]: write to tmp/, fsync, link into new/.

@@ -311,7 +311,8 @@ class GatewayHandler:
                 return await self._delivery_failed(session, tx, exc, decisions, metas, done)
             self.rt.metrics.observe_delivery(time.monotonic() - started, ok=True)
             for i in group:
-                metas[i] = {**metas[i], "details": {**metas[i]["details"], "downstream": result.reply}}
+                metas[i] = {**metas[i], "details": {**metas[i]["details"], "downstream": result.reply,
+                                                    **({"downstream_tls": result.tls} if result.tls else {})}}
             done += group
         for r, d, m in zip(tx.recipients, decisions, metas):
             reason = d.reason + (f"; {d.scan_note}" if d.scan_note else "")
@@ -326,6 +327,9 @@ class GatewayHandler:
         if exc.permanent:
             verdict = Verdict.UNKNOWN_RECIPIENT if exc.status.startswith("5.1.") else Verdict.BLOCKED
             reply = replies.render(exc.code, exc.status, replies.safe(exc.text, 300) or "Refused downstream")
+        elif exc.tls:  # [delivery] tls: 4.7.4/4.7.5 as Postfix's client gives; the why is in the event only
+            verdict = Verdict.TEMPFAIL
+            reply = replies.render(451, exc.status, "TLS to the mail server behind the gateway failed; try again later")
         else:
             verdict = Verdict.TEMPFAIL
             reply = replies.render(451, "4.3.0", "Mail server behind the gateway unavailable; try again later")
