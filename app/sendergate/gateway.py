@@ -21,7 +21,7 @@ from typing import Any
 from .config import Config
 from .smtp.handler import GatewayHandler
 from .smtp.server import GatewaySMTP, PeerTable, SessionTemplate, tls_context
-from .runtime import Runtime
+from .runtime import Runtime, build_runtime
 from .store import Store, StoreError
 
 log = logging.getLogger("sendergate")
@@ -79,7 +79,7 @@ class Worker:
         self.stopping = asyncio.Event()
 
     async def run(self) -> None:
-        rt = Runtime(self.cfg, log_format=self.log_format)
+        rt = build_runtime(self.cfg, log_format=self.log_format)
         self.rt = rt
         rt.astore.start()
         loop = asyncio.get_running_loop()
@@ -93,7 +93,8 @@ class Worker:
                                    tls_context=tls, max_connections=self.cfg.smtp.max_connections,
                                    error_limit=self.cfg.smtp.error_limit,
                                    max_connections_per_ip=self.cfg.smtp.max_connections_per_ip,
-                                   peers=self.peers, xforward_from=self.cfg.smtp.xforward_networks)
+                                   peers=self.peers, xforward_from=self.cfg.smtp.xforward_networks,
+                                   metrics=rt.metrics)
         self.inflight = template.inflight
 
         def factory() -> GatewaySMTP:
@@ -127,8 +128,7 @@ class Worker:
             housekeeping.cancel()
         if http_task is not None:
             await http_task
-        await rt.astore.close()
-        rt.store.close()
+        await rt.close()
 
     async def _housekeeping(self, rt: Runtime) -> None:
         """Retention pruning and challenge expiry, hourly, in worker 0 only. Challenges go with their

@@ -13,7 +13,7 @@ import re
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..delivery import DeliveryError, Outbound
 from ..policy import headers as header_rule, replies
@@ -23,11 +23,10 @@ from ..policy.decide import (KNOWN, NULL, UNKNOWN, AuthResults, DataDecision, Ev
                              ScanOutcome, Verdict, ACCEPTING, auth_needed, check_recipient_address, decide_data,
                              decide_rcpt, list_authenticated, route, sender_authenticated, settle_recipients)
 from ..policy.lists import match_list
+from ..runtime import Runtime
 from ..senderauth import SenderCheckUnavailable, organisational_domain, remove_results_claiming
 from ..store import StoreError, hash_message_id, new_token
-
-if TYPE_CHECKING:
-    from ..runtime import Runtime
+from .trace import trace_headers
 
 log = logging.getLogger("sendergate.smtp")
 TEMP_LOCAL = Reply(451, "4.3.0", "Temporary local problem; please try again later")
@@ -58,7 +57,9 @@ def _now() -> datetime:
 
 
 class GatewayHandler:
-    def __init__(self, runtime: "Runtime") -> None:
+    """aiosmtpd's handler (handle_EHLO/HELO/MAIL/RCPT/DATA/exception); everything it needs is in `runtime`."""
+
+    def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
         self.cfg = runtime.cfg
         self.local_domains = frozenset(runtime.cfg.domains.local)
@@ -149,7 +150,7 @@ class GatewayHandler:
         routes = [route(f) for f in facts]
         if any(r.needs_spam_scan for r in routes) and not spam_scanned:  # an allowlisted sender it did not authenticate
             from ..scan import merge
-            scan = merge(scan, await self.rt.scan(message, spam=True, virus=False))
+            scan = merge(scan, await self._scan(message, spam=True, virus=False))
         cfg = self.cfg
         auth = facts[0].auth  # one sender check per message
         names = list(dict.fromkeys(str(r.address) for r in tx.recipients))
@@ -189,8 +190,8 @@ class GatewayHandler:
             return await self._deliver(server, session, envelope, tx, message, decisions, auth, metas)
         if decisions[0].verdict is Verdict.CHALLENGED:
             return await self._challenge(session, tx, decisions, metas)
-        for r, d, m in zip(tx.recipients, decisions, metas):
-            await self._record(session, tx, str(r.address), d.verdict, d.reason, r.user_id, m)
+        for rcpt, d, m in zip(tx.recipients, decisions, metas):
+            await self._record(session, tx, str(rcpt.address), d.verdict, d.reason, rcpt.user_id, m)
         assert decisions[0].reply is not None
         return replies.render(decisions[0].reply.code, decisions[0].reply.status, decisions[0].reply.text)
 
@@ -232,14 +233,16 @@ class GatewayHandler:
         # is spam-scanned anyway, concurrently with the check.
         check = self.rt.authenticator is not None and any(auth_needed(c, mode) for c in classes)
         spam_now = not (check and classes == {KNOWN})
+        scan_job: asyncio.Future[ScanOutcome]
         if self.rt.scanners is None:  # nothing to wait for: no task for it
-            scan_job: asyncio.Future = asyncio.get_running_loop().create_future()
+            scan_job = asyncio.get_running_loop().create_future()
             scan_job.set_result(ScanOutcome())
         else:
-            scan_job = asyncio.ensure_future(self.rt.scan(message, spam=spam_now))
+            scan_job = asyncio.ensure_future(self._scan(message, spam=spam_now))
         auth, unavailable = None, ""
         try:
             if check:
+                assert self.rt.authenticator is not None
                 try:
                     auth = await self.rt.authenticator.check(message, envelope_sender=tx.raw_sender or None,
                                                              helo=_helo(session), client_ip=_peer_ip(session))
@@ -265,6 +268,11 @@ class GatewayHandler:
                  for r in tx.recipients]
         return facts, scan, spam_now
 
+    async def _scan(self, message: bytes, *, spam: bool, virus: bool = True) -> ScanOutcome:
+        if self.rt.scanners is None:
+            return ScanOutcome()
+        return await self.rt.scanners.scan(message, spam=spam, virus=virus)
+
     def _unknown_lookups(self, user_ids: list[int], hashes: list[str], list_id: str | None,
                          list_post: Address | None) -> dict[int, tuple[bool, list]]:
         """For each user: whether they sent one of the referenced messages, and their list entries
@@ -289,7 +297,7 @@ class GatewayHandler:
         done: list[int] = []
         for group in (g for g in groups if g):
             screened = decisions[group[0]].verdict is Verdict.SCREENED
-            trace = self.rt.trace_headers(session, tx, auth, screened=screened)
+            trace = trace_headers(self.cfg.smtp.hostname, session, auth, screened=screened)
             out = Outbound(tx.raw_sender, [tx.recipients[i].raw for i in group], trace + message, options,
                            mailboxes=tuple(mailboxes[i] for i in group) if mailboxes else ())
             started = time.monotonic()

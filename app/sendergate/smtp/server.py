@@ -12,7 +12,7 @@ import mmap
 import re
 import socket
 import ssl
-from typing import Any
+from typing import Any, Protocol
 
 from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, _DataState, log as aiosmtpd_log, syntax
 
@@ -73,13 +73,22 @@ class _Reader(asyncio.StreamReader):
 
     done = False  # set when the session ends on our side: nothing more is read
 
-    async def readuntil(self, separator: bytes = b"\n") -> bytes:
+    async def readuntil(self, separator: Any = b"\n") -> bytes:  # Any: typeshed's buffer-or-tuple union
         if self.done:
             raise ClientGone()
         try:
             return await super().readuntil(separator)
         except asyncio.IncompleteReadError:
             raise ClientGone() from None
+
+
+class GatewaySession(Session):
+    """aiosmtpd's session, plus the original client as a trusted proxy (Postfix) told us by XFORWARD."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop)
+        self.forwarded_ip: str | None = None
+        self.forwarded_helo: str | None = None
 
 
 class GatewaySMTP(SMTP):
@@ -124,7 +133,8 @@ class GatewaySMTP(SMTP):
         self._auth_methods = {}  # no AUTH: a gateway receives, it does not relay for users
         self._handle_hooks = template.handle_hooks
         self._ehlo_hook_ver = "new"
-        self._smtp_methods = _BoundMethods(self, template.smtp_methods)
+        # aiosmtpd declares a dict but only looks commands up in it
+        self._smtp_methods = _BoundMethods(self, template.smtp_methods)  # type: ignore[assignment]
         self._enforce_call_limit = False
         self._sessions = sessions
         self._template = template
@@ -154,10 +164,7 @@ class GatewaySMTP(SMTP):
             self._timeout_cb()
 
     def _create_session(self) -> Session:
-        session = Session(self.loop)
-        session.forwarded_ip = None  # the original client, as a trusted proxy (Postfix) told us by XFORWARD
-        session.forwarded_helo = None
-        return session
+        return GatewaySession(self.loop)
 
     @property
     def xforward_allowed(self) -> bool:
@@ -169,7 +176,8 @@ class GatewaySMTP(SMTP):
 
     async def smtp_XFORWARD(self, arg: str | None) -> None:
         """Postfix's XFORWARD (XFORWARD_README): the original client's address and HELO."""
-        assert self.session is not None
+        session = self.session
+        assert isinstance(session, GatewaySession)
         if not self.xforward_allowed:
             await self.push("550 5.7.0 XFORWARD not permitted")
             return
@@ -191,12 +199,12 @@ class GatewaySMTP(SMTP):
             if addr.upper().startswith("IPV6:"):
                 addr = addr[5:]
             try:
-                self.session.forwarded_ip = str(ipaddress.ip_address(addr)) if addr else None
+                session.forwarded_ip = str(ipaddress.ip_address(addr)) if addr else None
             except ValueError:
                 await self.push("501 5.5.4 Bad XFORWARD ADDR")
                 return
         if "HELO" in attrs:
-            self.session.forwarded_helo = attrs["HELO"]
+            session.forwarded_helo = attrs["HELO"]
         await self.push("250 2.0.0 Ok")
 
     def _create_envelope(self) -> Envelope:
@@ -229,7 +237,7 @@ class GatewaySMTP(SMTP):
                         return
                     self._peer_slot = slot
             self._sessions.add(self)
-            _metrics(self).session_opened()
+            self._template.metrics.session_opened()
         super().connection_made(transport)
 
     def _refuse(self, transport: asyncio.BaseTransport, reply: bytes) -> None:
@@ -245,7 +253,7 @@ class GatewaySMTP(SMTP):
             self._template.peers.leave(self._peer_slot)
             self._peer_slot = None
         self._sessions.discard(self)
-        _metrics(self).session_closed()
+        self._template.metrics.session_closed()
         super().connection_lost(error)
 
     def eof_received(self) -> bool:
@@ -452,8 +460,10 @@ class SessionTemplate:
     def __init__(self, handler: Any, *, hostname: str, ident: str, data_size_limit: int, timeout: float,
                  tls_context: ssl.SSLContext | None, max_connections: int, error_limit: int = 0,
                  max_connections_per_ip: int = 0, peers: "PeerTable | None" = None,
-                 xforward_from: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()) -> None:
+                 xforward_from: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = (),
+                 metrics: "SessionCounter | None" = None) -> None:
         self.hostname = hostname
+        self.metrics: SessionCounter = metrics or _NoMetrics()  # none: a test's server counts nothing
         self.max_connections = max_connections
         self.error_limit = error_limit
         self.max_connections_per_ip = max_connections_per_ip
@@ -499,14 +509,16 @@ def tls_context(cert: str, key: str) -> ssl.SSLContext:
     return ctx
 
 
-class _NoMetrics:
+class SessionCounter(Protocol):
+    """The open-sessions gauge and sessions counter (runtime.MetricsSink has these)."""
+
     def session_opened(self) -> None: ...
     def session_closed(self) -> None: ...
 
 
-def _metrics(server: SMTP) -> Any:
-    """The runtime's metrics (a handler without a runtime, as in unit tests, counts nothing)."""
-    return getattr(getattr(server.event_handler, "rt", None), "metrics", None) or _NoMetrics()
+class _NoMetrics:
+    def session_opened(self) -> None: ...
+    def session_closed(self) -> None: ...
 
 
 def _peer_in(peer: Any, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> bool:
