@@ -20,7 +20,7 @@ from typing import Any
 
 from .config import Config
 from .smtp.handler import GatewayHandler
-from .smtp.server import GatewaySMTP, PeerTable, SessionTemplate, tls_context
+from .smtp.server import GatewaySMTP, PeerTable, SessionTemplate
 from .runtime import Runtime, build_runtime
 from .store import Store, StoreError
 
@@ -86,15 +86,7 @@ class Worker:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
         handler = GatewayHandler(rt)
-        tls = tls_context(self.cfg.smtp.tls_cert, self.cfg.smtp.tls_key) if self.cfg.smtp.tls_cert else None
-
-        template = SessionTemplate(handler, hostname=self.cfg.smtp.hostname, ident="ESMTP SenderGate",
-                                   data_size_limit=self.cfg.smtp.max_message_size, timeout=self.cfg.smtp.timeout,
-                                   tls_context=tls, max_connections=self.cfg.smtp.max_connections,
-                                   error_limit=self.cfg.smtp.error_limit,
-                                   max_connections_per_ip=self.cfg.smtp.max_connections_per_ip,
-                                   peers=self.peers, xforward_from=self.cfg.smtp.xforward_networks,
-                                   metrics=rt.metrics)
+        template = SessionTemplate.from_config(handler, self.cfg.smtp, peers=self.peers, metrics=rt.metrics)
         self.inflight = template.inflight
 
         def factory() -> GatewaySMTP:

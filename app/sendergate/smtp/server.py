@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, _DataState, log as aiosmtpd_log, syntax
 
+from ..config import SMTPConfig
 from ..policy import headers as header_rule
 
 log = logging.getLogger("sendergate.smtp")
@@ -477,6 +478,16 @@ class SessionTemplate:
         self.handle_hooks = {m[len("handle_"):]: getattr(handler, m) for m in dir(handler)
                              if m.startswith("handle_")}
         self.smtp_methods = {m[len("smtp_"):]: m for m in dir(GatewaySMTP) if m.startswith("smtp_")}
+
+    @classmethod
+    def from_config(cls, handler: Any, smtp: SMTPConfig, *, peers: "PeerTable | None" = None,
+                    metrics: "SessionCounter | None" = None) -> "SessionTemplate":
+        """As `[smtp]` says (the gateway's workers, and the in-process tests, build it here)."""
+        tls = tls_context(smtp.tls_cert, smtp.tls_key) if smtp.tls_cert else None
+        return cls(handler, hostname=smtp.hostname, ident="ESMTP SenderGate", data_size_limit=smtp.max_message_size,
+                   timeout=smtp.timeout, tls_context=tls, max_connections=smtp.max_connections,
+                   error_limit=smtp.error_limit, max_connections_per_ip=smtp.max_connections_per_ip, peers=peers,
+                   xforward_from=smtp.xforward_networks, metrics=metrics)
 
 
 class _BoundMethods(collections.abc.Mapping):
