@@ -1,6 +1,7 @@
 """Guards for the fast paths that copy a library's behaviour (issue 14, deliverable 5): the gateway
-refuses to run with an aiosmtpd other than the one smtp/server.py copies, and the decision log's
-direct write gives the line logging.Formatter would."""
+refuses to run with an aiosmtpd other than the one smtp/server.py copies (or, when it asks spamd, an
+aiospamc other than the one scan/spamd.py copies), and the decision log's direct write gives the line
+logging.Formatter would."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ import logging
 import time
 
 import aiosmtpd
+import aiospamc
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sendergate import gateway, logformat
 from sendergate.config import from_dict
+from sendergate.scan.spamd import AIOSPAMC_VERSION
 from sendergate.smtp.server import AIOSMTPD_VERSION, library_copies_ok
 
 
@@ -28,6 +31,22 @@ def test_another_aiosmtpd_stops_the_gateway_with_one_clear_line(monkeypatch: pyt
     assert "aiosmtpd 1.4.7 is installed" in library_copies_ok()
     cfg = from_dict({"domains": {"local": ["example.org"]}, "store": {"url": "sqlite:////nonexistent/x.db"}})
     with pytest.raises(gateway.StartupError, match=r"copies parts of aiosmtpd 1\.4\.6"):
+        gateway.run(cfg)  # refused before it touches the store or a socket
+
+
+def test_the_installed_aiospamc_is_the_one_the_copy_was_made_from() -> None:
+    assert aiospamc.__version__ == AIOSPAMC_VERSION
+    assert gateway.library_copies_problem(from_dict({"domains": {"local": ["example.org"]},
+                                                     "scan": {"spamd": "tcp:127.0.0.1:783"}})) == ""
+
+
+def test_another_aiospamc_stops_a_gateway_that_asks_spamd(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(aiospamc, "__version__", "1.3.0")
+    without = from_dict({"domains": {"local": ["example.org"]}})
+    assert gateway.library_copies_problem(without) == ""  # the copy is not used: no reason to refuse
+    cfg = from_dict({"domains": {"local": ["example.org"]}, "store": {"url": "sqlite:////nonexistent/x.db"},
+                     "scan": {"spamd": "tcp:127.0.0.1:783"}})
+    with pytest.raises(gateway.StartupError, match=r"aiospamc 1\.3\.0 is installed, but scan/spamd\.py copies"):
         gateway.run(cfg)  # refused before it touches the store or a socket
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from .config import Config
 from .smtp.handler import GatewayHandler
-from .smtp.server import GatewaySMTP, PeerTable, SessionTemplate
+from .smtp.server import GatewaySMTP, PeerTable, SessionTemplate, library_copies_ok
 from .runtime import Runtime, build_runtime
 from .store import Store, StoreError
 
@@ -154,9 +154,7 @@ def _run_worker(cfg: Config, smtp_socks: list[socket.socket], http_sock: socket.
 
 def run(cfg: Config, *, log_format: str = "kv") -> int:
     """Run until SIGTERM/SIGINT. Returns the process exit code."""
-    from .smtp.server import library_copies_ok
-
-    if problem := library_copies_ok():
+    if problem := library_copies_problem(cfg):
         raise StartupError(problem)
     store = Store(cfg.store.url)
     try:
@@ -174,6 +172,17 @@ def run(cfg: Config, *, log_format: str = "kv") -> int:
         _run_worker(cfg, smtp_socks, http_sock, 0, log_format, peers)
         return 0
     return _supervise(cfg, smtp_socks, http_sock, workers, log_format, peers)
+
+
+def library_copies_problem(cfg: Config) -> str:
+    """Why the copies of library internals this configuration would use do not fit the installed
+    libraries ("" when they do): aiosmtpd's always, aiospamc's when spamd is asked."""
+    problems = [library_copies_ok()]
+    if cfg.scan.spamd:
+        from .scan.spamd import library_copy_ok
+
+        problems.append(library_copy_ok())
+    return "; ".join(p for p in problems if p)
 
 
 def _raise_fd_limit(connections: int) -> None:

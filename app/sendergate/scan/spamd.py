@@ -32,6 +32,23 @@ from .address import SocketAddress, describe, os_reason
 
 logger.disable("aiospamc")
 
+# _ClosesConnections below copies aiospamc's ConnectionManager._send and calls its private _connect and
+# _receive: right for this version and no other, so a gateway that asks spamd refuses to start with
+# another (gateway.library_copies_problem).
+AIOSPAMC_VERSION = "1.2.0"
+
+
+def library_copy_ok() -> str:
+    """"" when the installed aiospamc is the one the copy here was made from, else why not."""
+    import aiospamc
+
+    installed = getattr(aiospamc, "__version__", "unknown")
+    if installed != AIOSPAMC_VERSION:
+        return (f"aiospamc {installed} is installed, but scan/spamd.py copies part of aiospamc "
+                f"{AIOSPAMC_VERSION}: install aiospamc=={AIOSPAMC_VERSION} (pyproject.toml pins it) or "
+                "review the copy against the new version")
+    return ""
+
 # SpamAssassin rule names: letters, digits, underscores.
 _SYMBOL = re.compile(r"^[A-Za-z0-9_]{1,100}$")
 
