@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import logging
 import time
+from datetime import datetime, timezone
 
 import aiosmtpd
 import aiospamc
@@ -15,8 +16,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sendergate import gateway, logformat
+from sendergate import decisionlog, gateway, logformat
 from sendergate.config import from_dict
+from sendergate.decisionlog import DecisionLog
+from sendergate.policy.decide import EventRecord, Verdict
 from sendergate.scan.spamd import AIOSPAMC_VERSION
 from sendergate.smtp.server import AIOSMTPD_VERSION, library_copies_ok
 
@@ -74,3 +77,41 @@ def _logger_with(handler: logging.Handler) -> logging.Logger:
     logger.addHandler(handler)
     logger.propagate = False
     return logger
+
+
+_TEXT = st.text(max_size=40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(sender=_TEXT, recipient=_TEXT, subject=_TEXT, reason=_TEXT, virus=_TEXT,
+       verdict=st.sampled_from(list(Verdict)), fmt=st.sampled_from(["kv", "json"]),
+       spam_score=st.none() | st.floats(-100, 100, allow_nan=False),
+       when=st.floats(min_value=1e9, max_value=4e9, allow_nan=False))
+def test_a_decision_line_is_the_same_through_the_fast_path_and_through_logging(
+        sender: str, recipient: str, subject: str, reason: str, virus: str, verdict: Verdict, fmt: str,
+        spam_score: float | None, when: float) -> None:
+    ev = EventRecord(ts=datetime.now(timezone.utc), verdict=verdict, reason=reason, client_ip="192.0.2.1",
+                     helo="client.test", sender=sender, recipient=recipient, subject=subject,
+                     spam_score=spam_score, virus=virus)
+    written = {}
+    for path in ("fast", "logging"):
+        out = io.StringIO()
+        handler = logging.StreamHandler(out)
+        handler.setFormatter(logging.Formatter(logformat.LOG_FORMAT))
+        counted: list[str] = []
+        log = DecisionLog(fmt, count=counted.append)
+        if path == "logging":
+            log._looked = True  # as when another handler or a filter would see the record: no direct write
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(decisionlog.decisions, "handlers", [handler])
+            patch.setattr(decisionlog.decisions, "propagate", False)  # pytest's own capture sits on the root
+            patch.setattr(decisionlog.decisions, "level", logging.INFO)
+            patch.setattr(time, "time", lambda: when)
+            logformat._second = (-1, "")
+            if path == "fast":
+                assert logformat.plain_stream_handler(decisionlog.decisions) is handler
+            log(ev)
+        assert counted == [verdict.value]
+        written[path] = out.getvalue()
+    assert written["fast"] == written["logging"]
+    assert written["fast"].count("\n") == 1 and " INFO sendergate.decision: " in written["fast"]
