@@ -106,6 +106,8 @@ def test_a_decision_line_is_the_same_through_the_fast_path_and_through_logging(
             patch.setattr(decisionlog.decisions, "handlers", [handler])
             patch.setattr(decisionlog.decisions, "propagate", False)  # pytest's own capture sits on the root
             patch.setattr(decisionlog.decisions, "level", logging.INFO)
+            patch.setattr(decisionlog.decisions, "disabled", False)
+            patch.setattr(decisionlog.decisions, "_cache", {})  # isEnabledFor's, from an earlier level
             patch.setattr(time, "time", lambda: when)
             logformat._second = (-1, "")
             if path == "fast":

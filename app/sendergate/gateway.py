@@ -4,6 +4,7 @@ Listening sockets are bound once, in the parent, so a port in use is one clear
 error. With more than one worker the parent forks SMTP workers that share the
 sockets (both cores take connections) and supervises them; worker 0 also
 serves HTTP. SIGTERM: stop accepting, finish open transactions, exit.
+What a worker's handler and web app use is built by runtime.build_runtime.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ import time
 from typing import Any
 
 from .config import Config
+from .runtime import Runtime, build_runtime
 from .smtp.handler import GatewayHandler
 from .smtp.server import GatewaySMTP, PeerTable, SessionTemplate, library_copies_ok
-from .runtime import Runtime, build_runtime
 from .store import Store, StoreError
 
 log = logging.getLogger("sendergate")
@@ -214,7 +215,7 @@ def _supervise(cfg: Config, smtp_socks: list[socket.socket], http_sock: socket.s
             code = 0
             try:
                 _run_worker(cfg, smtp_socks, http_sock if index == 0 else None, index, log_format, peers)
-            except BaseException:  # noqa: BLE001 - reported, then the supervisor restarts us
+            except BaseException:
                 log.exception("worker %d crashed", index)
                 code = 1
             finally:

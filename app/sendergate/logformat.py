@@ -9,10 +9,9 @@ import re
 import time
 from typing import Any
 
-# The format `sendergate gateway` logs in (cli.py). One decision line per
-# message through the logging machinery cost as much as a fifth of a
-# refusal's event-loop CPU; when nothing but that plain handler would see the
-# record, the same line is written to its stream directly.
+# The format `sendergate gateway` logs in (cli.py). The decision log writes one line per message; when
+# nothing but that plain handler would see the record, the same line is written to its stream directly
+# (what that saves: resources/docs/benchmarks.md, "Copied fast paths").
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 

@@ -19,7 +19,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-
 log = logging.getLogger("sendergate.metrics")
 
 _PREFIX = "sendergate-metrics-"

@@ -153,8 +153,8 @@ def make(tmp_path: Path) -> Callable[..., Gateway]:
         store.add_user("carol@example.org")
         store.add_entry(alice.id, "allow", "bob@friend.example")
         store.add_entry(alice.id, "block", "spam@bad.example")
-        fakes = (FakeScanners(outcome), deliverer or FakeDeliverer(), FakeAuthenticator(auth or passing("friend.example")),
-                 FakeMetrics())
+        fakes = (FakeScanners(outcome), deliverer or FakeDeliverer(),
+                 FakeAuthenticator(auth or passing("friend.example")), FakeMetrics())
         events: list[EventRecord] = []
         log = DecisionLog("kv", count=fakes[3].count)
 
@@ -281,7 +281,7 @@ def test_an_authenticated_allowlisted_sender_is_delivered_with_trace_headers_and
     [(out, folder)] = gw.deliverer.handed
     assert (out.mail_from, out.recipients, folder) == ("bob@friend.example", ["alice@example.org"], "")
     head = out.message.split(b"\r\n\r\n", 1)[0].decode()
-    assert head.startswith(f"Authentication-Results: {HOST};") and f"\r\nReceived: from client.friend.example" in head
+    assert head.startswith(f"Authentication-Results: {HOST};") and "\r\nReceived: from client.friend.example" in head
     assert SCREENED_MARK.split(":")[0] not in head
     assert gw.scanners.calls == [(False, True)]  # clamd only: SPEC §4.5 item 1
     assert [e.verdict.value for e in gw.events] == ["delivered"]

@@ -16,12 +16,31 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..delivery import DeliveryError, Outbound
-from ..policy import headers as header_rule, replies
+from ..policy import headers as header_rule
+from ..policy import replies
 from ..policy.address import Address, AddressError, list_id_from_header, parse
 from ..policy.automated import automated_reason, null_report, referenced_message_ids
-from ..policy.decide import (KNOWN, NULL, UNKNOWN, AuthResults, DataDecision, EventRecord, MessageFacts, Reply,
-                             ScanOutcome, Verdict, ACCEPTING, auth_needed, check_recipient_address, decide_data,
-                             decide_rcpt, list_authenticated, route, sender_authenticated, settle_recipients)
+from ..policy.decide import (
+    ACCEPTING,
+    KNOWN,
+    NULL,
+    UNKNOWN,
+    AuthResults,
+    DataDecision,
+    EventRecord,
+    MessageFacts,
+    Reply,
+    ScanOutcome,
+    Verdict,
+    auth_needed,
+    check_recipient_address,
+    decide_data,
+    decide_rcpt,
+    list_authenticated,
+    route,
+    sender_authenticated,
+    settle_recipients,
+)
 from ..policy.lists import match_list
 from ..runtime import Runtime
 from ..senderauth import SenderCheckUnavailable, organisational_domain, remove_results_claiming
@@ -170,7 +189,7 @@ class GatewayHandler:
         # must then be true for all of them (settle_recipients).
         decisions = settle_recipients([
             decide_data(f, r, scan, on_failure=cfg.scan.on_failure, spam_threshold=cfg.scan.spam_threshold,
-                        reply_text=reply_text) for f, r in zip(facts, routes)])
+                        reply_text=reply_text) for f, r in zip(facts, routes, strict=True)])
         meta = _message_meta(headers, message, scan, auth)
         if auth is not None and tx.sender is not None:
             # what a confirmation of this sender would rest on (the confirmation page records it)
@@ -181,7 +200,7 @@ class GatewayHandler:
         if notes:
             meta["details"]["scan"] = notes[0]
         metas = []
-        for f, r in zip(facts, routes):
+        for f, r in zip(facts, routes, strict=True):
             if f.sender_class == KNOWN and not r.known:  # an allowlisted sender shown forged (SPEC §4.4)
                 metas.append({**meta, "details": {**meta["details"], "demoted": r.reason}})
             else:
@@ -190,7 +209,7 @@ class GatewayHandler:
             return await self._deliver(server, session, envelope, tx, message, decisions, auth, metas)
         if decisions[0].verdict is Verdict.CHALLENGED:
             return await self._challenge(session, tx, decisions, metas)
-        for rcpt, d, m in zip(tx.recipients, decisions, metas):
+        for rcpt, d, m in zip(tx.recipients, decisions, metas, strict=True):
             await self._record(session, tx, str(rcpt.address), d.verdict, d.reason, rcpt.user_id, m)
         assert decisions[0].reply is not None
         return replies.render(decisions[0].reply.code, decisions[0].reply.status, decisions[0].reply.text)
@@ -311,7 +330,7 @@ class GatewayHandler:
             for i in group:
                 metas[i] = {**metas[i], "details": {**metas[i]["details"], "downstream": result.reply}}
             done += group
-        for r, d, m in zip(tx.recipients, decisions, metas):
+        for r, d, m in zip(tx.recipients, decisions, metas, strict=True):
             reason = d.reason + (f"; {d.scan_note}" if d.scan_note else "")
             await self._record(session, tx, str(r.address), d.verdict, reason, r.user_id, m)
         return "250 2.0.0 Message accepted for delivery"
@@ -352,7 +371,7 @@ class GatewayHandler:
         token = new_token()
         max_pending = self.cfg.challenge.max_pending
         events = [self._event(session, tx, str(r.address), Verdict.CHALLENGED, d.reason, r.user_id, m)
-                  for r, d, m in zip(tx.recipients, decisions, metas)]
+                  for r, d, m in zip(tx.recipients, decisions, metas, strict=True)]
         if len(tx.recipients) == 1:
             # the challenge, its token and the event in one transaction (one group-commit wait)
             cid, _ = await self.rt.astore.write(self.rt.store.challenge_event_tx, events[0], tx.sender.key,

@@ -14,7 +14,8 @@ import socket
 import ssl
 from typing import Any, Protocol
 
-from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, _DataState, log as aiosmtpd_log, syntax
+from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, _DataState, syntax
+from aiosmtpd.smtp import log as aiosmtpd_log
 
 from ..config import SMTPConfig
 from ..policy import headers as header_rule
@@ -39,9 +40,9 @@ def library_copies_ok() -> str:
     return ""
 
 
-# A plain `<local@domain>` (what nearly every client sends) is taken apart
-# without the email package's full RFC 5322 parser, which costs about a
-# quarter of a short session's CPU. Anything else goes the full way.
+# A plain `<local@domain>` (what nearly every client sends) is taken apart without the email package's
+# full RFC 5322 parser (its cost: resources/docs/benchmarks.md, "Copied fast paths"). Anything else goes
+# the full way.
 _PLAIN_ADDRESS = re.compile(r"<([A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@[A-Za-z0-9][A-Za-z0-9.-]{0,252})>")
 
 # aiosmtpd's own replies carry no RFC 3463 code; add the fitting one.
@@ -53,7 +54,8 @@ _ENHANCED_FOR = {
 _XFORWARD_ATTRS = {"NAME", "ADDR", "PORT", "PROTO", "HELO", "IDENT", "SOURCE"}
 _HAS_ENHANCED = re.compile(rb"^\d{3}[ -][245]\.\d{1,3}\.\d{1,3}(?: |$)")
 _AIOSMTPD_TEXT = {
-    b"552 Error: message size exceeds fixed maximum message size": b"552 5.3.4 Message size exceeds fixed maximum message size",
+    b"552 Error: message size exceeds fixed maximum message size":
+        b"552 5.3.4 Message size exceeds fixed maximum message size",
     b"552 Error: Too much mail data": b"552 5.3.4 Message size exceeds fixed maximum message size",
     b"500 Line too long (see RFC5321 4.5.3.1.6)": b"500 5.5.2 Line too long",
 }
@@ -97,12 +99,12 @@ class GatewaySMTP(SMTP):
 
     line_length_limit = 65536
 
-    def __init__(self, handler: Any, *, sessions: set["GatewaySMTP"], template: "SessionTemplate",
+    def __init__(self, handler: Any, *, sessions: set[GatewaySMTP], template: SessionTemplate,
                  loop: asyncio.AbstractEventLoop) -> None:
-        # aiosmtpd's __init__ inspects the handler and this class on every
-        # connection (a quarter of a short session's CPU). The result is the
-        # same each time, so it is worked out once per worker (SessionTemplate)
-        # and only bound here. Pinned to aiosmtpd 1.4.6; the tests cover it.
+        # aiosmtpd's __init__ inspects the handler and this class on every connection (its cost:
+        # resources/docs/benchmarks.md, "Copied fast paths"). The result is the same each time, so it is
+        # worked out once per worker (SessionTemplate) and only bound here. Made from aiosmtpd 1.4.6:
+        # library_copies_ok refuses any other.
         asyncio.StreamReaderProtocol.__init__(
             self, _Reader(loop=loop, limit=self.line_length_limit),
             client_connected_cb=self._cb_client_connected, loop=loop)
@@ -460,9 +462,9 @@ class SessionTemplate:
 
     def __init__(self, handler: Any, *, hostname: str, ident: str, data_size_limit: int, timeout: float,
                  tls_context: ssl.SSLContext | None, max_connections: int, error_limit: int = 0,
-                 max_connections_per_ip: int = 0, peers: "PeerTable | None" = None,
+                 max_connections_per_ip: int = 0, peers: PeerTable | None = None,
                  xforward_from: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = (),
-                 metrics: "SessionCounter | None" = None) -> None:
+                 metrics: SessionCounter | None = None) -> None:
         self.hostname = hostname
         self.metrics: SessionCounter = metrics or _NoMetrics()  # none: a test's server counts nothing
         self.max_connections = max_connections
@@ -480,8 +482,8 @@ class SessionTemplate:
         self.smtp_methods = {m[len("smtp_"):]: m for m in dir(GatewaySMTP) if m.startswith("smtp_")}
 
     @classmethod
-    def from_config(cls, handler: Any, smtp: SMTPConfig, *, peers: "PeerTable | None" = None,
-                    metrics: "SessionCounter | None" = None) -> "SessionTemplate":
+    def from_config(cls, handler: Any, smtp: SMTPConfig, *, peers: PeerTable | None = None,
+                    metrics: SessionCounter | None = None) -> SessionTemplate:
         """As `[smtp]` says (the gateway's workers, and the in-process tests, build it here)."""
         tls = tls_context(smtp.tls_cert, smtp.tls_key) if smtp.tls_cert else None
         return cls(handler, hostname=smtp.hostname, ident="ESMTP SenderGate", data_size_limit=smtp.max_message_size,
@@ -496,7 +498,7 @@ class _BoundMethods(collections.abc.Mapping):
 
     __slots__ = ("_server", "_names")
 
-    def __init__(self, server: "GatewaySMTP", names: dict[str, str]) -> None:
+    def __init__(self, server: GatewaySMTP, names: dict[str, str]) -> None:
         self._server = server
         self._names = names
 
