@@ -28,6 +28,7 @@ from aiospamc.requests import Request
 from aiospamc.responses import ResponseException
 from loguru import logger
 
+from ..libcopies import version_problem
 from .address import SocketAddress, describe, os_reason
 
 logger.disable("aiospamc")
@@ -42,12 +43,9 @@ def library_copy_ok() -> str:
     """"" when the installed aiospamc is the one the copy here was made from, else why not."""
     import aiospamc
 
-    installed = getattr(aiospamc, "__version__", "unknown")
-    if installed != AIOSPAMC_VERSION:
-        return (f"aiospamc {installed} is installed, but scan/spamd.py copies part of aiospamc "
-                f"{AIOSPAMC_VERSION}: install aiospamc=={AIOSPAMC_VERSION} (pyproject.toml pins it) or "
-                "review the copy against the new version")
-    return ""
+    return version_problem("aiospamc", getattr(aiospamc, "__version__", "unknown"), AIOSPAMC_VERSION,
+                           "scan/spamd.py")
+
 
 # SpamAssassin rule names: letters, digits, underscores.
 _SYMBOL = re.compile(r"^[A-Za-z0-9_]{1,100}$")

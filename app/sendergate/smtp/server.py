@@ -18,6 +18,7 @@ from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, _DataState, syntax
 from aiosmtpd.smtp import log as aiosmtpd_log
 
 from ..config import SMTPConfig
+from ..libcopies import version_problem
 from ..policy import headers as header_rule
 
 log = logging.getLogger("sendergate.smtp")
@@ -32,12 +33,8 @@ def library_copies_ok() -> str:
     """"" when the installed aiosmtpd is the one the copies here were made from, else why not."""
     import aiosmtpd
 
-    installed = getattr(aiosmtpd, "__version__", "unknown")
-    if installed != AIOSMTPD_VERSION:
-        return (f"aiosmtpd {installed} is installed, but smtp/server.py copies parts of aiosmtpd "
-                f"{AIOSMTPD_VERSION}: install aiosmtpd=={AIOSMTPD_VERSION} (pyproject.toml pins it) or "
-                "review the copies against the new version")
-    return ""
+    return version_problem("aiosmtpd", getattr(aiosmtpd, "__version__", "unknown"), AIOSMTPD_VERSION,
+                           "smtp/server.py")
 
 
 # A plain `<local@domain>` (what nearly every client sends) is taken apart without the email package's
