@@ -23,7 +23,7 @@ def plain_stream_handler(logger: logging.Logger) -> logging.StreamHandler | None
         if current.filters or current.disabled:
             return None
         found += current.handlers
-        current = current.parent if current.propagate else None  # type: ignore[assignment]
+        current = current.parent if current.propagate else None
     if len(found) != 1:
         return None
     handler = found[0]

@@ -312,7 +312,8 @@ class GatewaySMTP(SMTP):
             await super().push(b"421 4.7.0 Too many errors, closing connection")
         except (ConnectionError, OSError):
             pass
-        self._reader.done = True  # type: ignore[attr-defined]  # not even a command already received
+        if isinstance(self._reader, _Reader):
+            self._reader.done = True  # not even a command already received
         if self._handler_coroutine is not None:
             self._handler_coroutine.cancel()  # as aiosmtpd's QUIT: the command loop ends at its next step
         if self.transport is not None:
