@@ -20,21 +20,13 @@ class DecisionLog:
     def __init__(self, log_format: str = "kv", *, count: Callable[[str], None] | None = None) -> None:
         self.log_format = log_format
         self.count = count
-        self._stream: logging.StreamHandler[Any] | None = None  # see logformat.plain_stream_handler
-        self._looked = False  # whether _stream has been looked for (handlers are set up before the first decision)
 
     def __call__(self, ev: EventRecord) -> None:
         if self.count is not None:
             self.count(ev.verdict.value)
         if not decisions.isEnabledFor(logging.INFO):
             return
-        line = self.line(ev)
-        if not self._looked:
-            self._stream, self._looked = logformat.plain_stream_handler(decisions), True
-        if self._stream is not None:
-            logformat.write_line(self._stream, "INFO", decisions.name, line)
-        else:
-            decisions.info(line)
+        decisions.info(self.line(ev))
 
     def line(self, ev: EventRecord) -> str:
         """The message part of the log line for one decision."""

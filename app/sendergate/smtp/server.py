@@ -24,7 +24,7 @@ from ..policy import headers as header_rule
 log = logging.getLogger("sendergate.smtp")
 
 # Parts of aiosmtpd's SMTP class are copied below and changed (its __init__ without super(), smtp_DATA,
-# _getaddr, the idle timer, eof handling) and its private _DataState is used: they are right for this
+# _getaddr, eof handling) and its private _DataState is used: they are right for this
 # version of aiosmtpd and no other, so the gateway refuses to start with another (library_copies_ok).
 AIOSMTPD_VERSION = "1.4.6"
 
@@ -117,7 +117,6 @@ class GatewaySMTP(SMTP):
         self.require_starttls = False
         self._timeout_duration = template.timeout
         self._timeout_handle = None
-        self._deadline = self._timer_at = 0.0  # loop.time() values: see _reset_timeout
         self._tls_handshake_okay = True
         self._tls_protocol = None
         self._original_transport = None
@@ -143,25 +142,6 @@ class GatewaySMTP(SMTP):
         self._errors = 0  # refused commands since the session began or last delivered a message
         self._peer_slot: int | None = None  # this session's entry in the per-address table
         self._xforward_ok: bool | None = None
-
-    def _reset_timeout(self, duration: float | None = None) -> None:
-        """Move the idle deadline. aiosmtpd cancels its timer and makes a new one on every command;
-        here one timer per connection is moved lazily: a command only writes the deadline, and the
-        timer, when it fires early, sets itself again for what is left."""
-        deadline = self.loop.time() + (duration or self._timeout_duration)
-        self._deadline = deadline
-        if self._timeout_handle is None or deadline < self._timer_at:
-            if self._timeout_handle is not None:
-                self._timeout_handle.cancel()
-            self._timer_at = deadline
-            self._timeout_handle = self.loop.call_at(deadline, self._timeout_due)
-
-    def _timeout_due(self) -> None:
-        if self.loop.time() < self._deadline:  # a command came in meanwhile: wait for the rest
-            self._timer_at = self._deadline
-            self._timeout_handle = self.loop.call_at(self._deadline, self._timeout_due)
-        else:
-            self._timeout_cb()
 
     def _create_session(self) -> Session:
         return GatewaySession(self.loop)
