@@ -45,6 +45,10 @@ class SenderAuthenticator(Protocol):
     async def check(self, message: bytes, *, envelope_sender: str | None, helo: str,
                     client_ip: str) -> AuthResults: ...
 
+    def close(self) -> None:
+        """Stop its worker threads (lookups under way finish)."""
+        ...
+
 
 class MetricsSink(Protocol):
     """What the SMTP side and the web app report (metrics.Metrics), and what /metrics serves."""
@@ -58,6 +62,10 @@ class MetricsSink(Protocol):
     def count_confirmation(self) -> None: ...
     def observe_api(self, method: str, route: str, status: int, seconds: float) -> None: ...
     def render(self, challenge_counts: dict[str, int] | None = None) -> bytes: ...
+
+    def close(self) -> None:
+        """At the worker's end: its live gauges stop counting."""
+        ...
 
 
 class DecisionSink(Protocol):
@@ -106,9 +114,13 @@ class Runtime:
         return out
 
     async def close(self) -> None:
-        """At the worker's end: the store's threads and connections."""
+        """At the worker's end: the store's threads and connections, the sender check's threads, the
+        metrics' live gauges."""
         await self.astore.close()
         self.store.close()
+        if self.authenticator is not None:
+            self.authenticator.close()
+        self.metrics.close()
 
 
 def build_runtime(cfg: Config, *, log_format: str = "kv") -> Runtime:

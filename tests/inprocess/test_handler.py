@@ -29,6 +29,8 @@ from sendergate.smtp.handler import GatewayHandler
 from sendergate.smtp.server import GatewaySMTP, SessionTemplate
 from sendergate.store import AsyncStore, Store
 
+pytestmark = pytest.mark.fast
+
 HOST = "mx.example.org"
 PUBLIC = "https://gw.example.org"
 
@@ -76,6 +78,8 @@ class FakeAuthenticator:
         self.results = results
         self.calls = 0
 
+    def close(self) -> None: ...
+
     async def check(self, message: bytes, *, envelope_sender: str | None, helo: str, client_ip: str) -> AuthResults:
         self.calls += 1
         return self.results
@@ -107,6 +111,8 @@ class FakeMetrics:
 
     def render(self, challenge_counts: dict[str, int] | None = None) -> bytes:
         return b""
+
+    def close(self) -> None: ...
 
 
 def passing(domain: str) -> AuthResults:
