@@ -18,7 +18,7 @@ from typing import Any
 from ..delivery import DeliveryError, Outbound
 from ..policy import headers as header_rule
 from ..policy import replies
-from ..policy.address import Address, AddressError, list_id_from_header, parse
+from ..policy.address import Address, AddressError, hash_message_id, list_id_from_header, parse
 from ..policy.automated import automated_reason, null_report, referenced_message_ids
 from ..policy.decide import (
     ACCEPTING,
@@ -44,7 +44,7 @@ from ..policy.decide import (
 from ..policy.lists import match_list
 from ..runtime import Runtime
 from ..senderauth import SenderCheckUnavailable, organisational_domain, remove_results_claiming
-from ..store import StoreError, hash_message_id, new_token
+from ..store import StoreError, new_token
 from .trace import trace_headers
 
 log = logging.getLogger("sendergate.smtp")
