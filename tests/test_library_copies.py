@@ -1,20 +1,17 @@
-"""Guards for the fast paths that copy a library's behaviour (issue 14, deliverable 5): the gateway
-refuses to run with an aiosmtpd other than the one smtp/server.py copies, and the decision log's
-direct write gives the line logging.Formatter would."""
+"""Guards for the copies of library internals (issue 14, deliverable 5): the gateway refuses to run with
+an aiosmtpd other than the one smtp/server.py copies, or, when it asks spamd, an aiospamc other than the
+one scan/spamd.py copies. (The DATA reader's and the header fast paths' differential tests are
+test_data_reader_differential.py and test_header_fast_paths.py.)"""
 
 from __future__ import annotations
 
-import io
-import logging
-import time
-
 import aiosmtpd
+import aiospamc
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from sendergate import gateway, logformat
+from sendergate import gateway
 from sendergate.config import from_dict
+from sendergate.scan.spamd import AIOSPAMC_VERSION
 from sendergate.smtp.server import AIOSMTPD_VERSION, library_copies_ok
 
 pytestmark = pytest.mark.fast  # in process: no daemon, no subprocess
@@ -33,27 +30,17 @@ def test_another_aiosmtpd_stops_the_gateway_with_one_clear_line(monkeypatch: pyt
         gateway.run(cfg)  # refused before it touches the store or a socket
 
 
-@settings(max_examples=300, deadline=None)
-@given(message=st.text(max_size=300), name=st.sampled_from(["sendergate.decision", "sendergate.smtp", "x"]),
-       level=st.sampled_from(["INFO", "WARNING", "ERROR"]),
-       when=st.floats(min_value=1e9, max_value=4e9, allow_nan=False))
-def test_the_decision_logs_direct_write_is_what_logging_writes(message: str, name: str, level: str,
-                                                               when: float) -> None:
-    out = io.StringIO()
-    handler = logging.StreamHandler(out)
-    handler.setFormatter(logging.Formatter(logformat.LOG_FORMAT))
-    assert logformat.plain_stream_handler(_logger_with(handler)) is handler  # the fast path applies
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(time, "time", lambda: when)
-        logformat._second = (-1, "")
-        logformat.write_line(handler, level, name, message)
-    record = logging.LogRecord(name, getattr(logging, level), __file__, 1, message, None, None)
-    record.created, record.msecs = when, int((when - int(when)) * 1000) + 0.0
-    assert out.getvalue() == handler.format(record) + handler.terminator
+def test_the_installed_aiospamc_is_the_one_the_copy_was_made_from() -> None:
+    assert aiospamc.__version__ == AIOSPAMC_VERSION
+    assert gateway.library_copies_problem(from_dict({"domains": {"local": ["example.org"]},
+                                                     "scan": {"spamd": "tcp:127.0.0.1:783"}})) == ""
 
 
-def _logger_with(handler: logging.Handler) -> logging.Logger:
-    logger = logging.Logger("sendergate.test-fast-path", logging.INFO)
-    logger.addHandler(handler)
-    logger.propagate = False
-    return logger
+def test_another_aiospamc_stops_a_gateway_that_asks_spamd(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(aiospamc, "__version__", "1.3.0")
+    without = from_dict({"domains": {"local": ["example.org"]}})
+    assert gateway.library_copies_problem(without) == ""  # the copy is not used: no reason to refuse
+    cfg = from_dict({"domains": {"local": ["example.org"]}, "store": {"url": "sqlite:////nonexistent/x.db"},
+                     "scan": {"spamd": "tcp:127.0.0.1:783"}})
+    with pytest.raises(gateway.StartupError, match=r"aiospamc 1\.3\.0 is installed, but scan/spamd\.py copies"):
+        gateway.run(cfg)  # refused before it touches the store or a socket

@@ -4,6 +4,7 @@ Listening sockets are bound once, in the parent, so a port in use is one clear
 error. With more than one worker the parent forks SMTP workers that share the
 sockets (both cores take connections) and supervises them; worker 0 also
 serves HTTP. SIGTERM: stop accepting, finish open transactions, exit.
+What a worker's handler and web app use is built by runtime.build_runtime.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ import time
 from typing import Any
 
 from .config import Config
+from .runtime import Runtime, build_runtime
 from .smtp.handler import GatewayHandler
-from .smtp.server import GatewaySMTP, PeerTable, SessionTemplate, tls_context
-from .runtime import Runtime
+from .smtp.server import GatewaySMTP, PeerTable, SessionTemplate, library_copies_ok
 from .store import Store, StoreError
 
 log = logging.getLogger("sendergate")
@@ -79,21 +80,14 @@ class Worker:
         self.stopping = asyncio.Event()
 
     async def run(self) -> None:
-        rt = Runtime(self.cfg, log_format=self.log_format)
+        rt = build_runtime(self.cfg, log_format=self.log_format)
         self.rt = rt
         rt.astore.start()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
         handler = GatewayHandler(rt)
-        tls = tls_context(self.cfg.smtp.tls_cert, self.cfg.smtp.tls_key) if self.cfg.smtp.tls_cert else None
-
-        template = SessionTemplate(handler, hostname=self.cfg.smtp.hostname, ident="ESMTP SenderGate",
-                                   data_size_limit=self.cfg.smtp.max_message_size, timeout=self.cfg.smtp.timeout,
-                                   tls_context=tls, max_connections=self.cfg.smtp.max_connections,
-                                   error_limit=self.cfg.smtp.error_limit,
-                                   max_connections_per_ip=self.cfg.smtp.max_connections_per_ip,
-                                   peers=self.peers, xforward_from=self.cfg.smtp.xforward_networks)
+        template = SessionTemplate.from_config(handler, self.cfg.smtp, peers=self.peers, metrics=rt.metrics)
         self.inflight = template.inflight
 
         def factory() -> GatewaySMTP:
@@ -127,8 +121,7 @@ class Worker:
             housekeeping.cancel()
         if http_task is not None:
             await http_task
-        await rt.astore.close()
-        rt.store.close()
+        await rt.close()
 
     async def _housekeeping(self, rt: Runtime) -> None:
         """Retention pruning and challenge expiry, hourly, in worker 0 only. Challenges go with their
@@ -162,9 +155,7 @@ def _run_worker(cfg: Config, smtp_socks: list[socket.socket], http_sock: socket.
 
 def run(cfg: Config, *, log_format: str = "kv") -> int:
     """Run until SIGTERM/SIGINT. Returns the process exit code."""
-    from .smtp.server import library_copies_ok
-
-    if problem := library_copies_ok():
+    if problem := library_copies_problem(cfg):
         raise StartupError(problem)
     store = Store(cfg.store.url)
     try:
@@ -182,6 +173,17 @@ def run(cfg: Config, *, log_format: str = "kv") -> int:
         _run_worker(cfg, smtp_socks, http_sock, 0, log_format, peers)
         return 0
     return _supervise(cfg, smtp_socks, http_sock, workers, log_format, peers)
+
+
+def library_copies_problem(cfg: Config) -> str:
+    """Why the copies of library internals this configuration would use do not fit the installed
+    libraries ("" when they do): aiosmtpd's always, aiospamc's when spamd is asked."""
+    problems = [library_copies_ok()]
+    if cfg.scan.spamd:
+        from .scan.spamd import library_copy_ok
+
+        problems.append(library_copy_ok())
+    return "; ".join(p for p in problems if p)
 
 
 def _raise_fd_limit(connections: int) -> None:
@@ -213,7 +215,7 @@ def _supervise(cfg: Config, smtp_socks: list[socket.socket], http_sock: socket.s
             code = 0
             try:
                 _run_worker(cfg, smtp_socks, http_sock if index == 0 else None, index, log_format, peers)
-            except BaseException:  # noqa: BLE001 - reported, then the supervisor restarts us
+            except BaseException:
                 log.exception("worker %d crashed", index)
                 code = 1
             finally:

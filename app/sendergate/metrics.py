@@ -19,7 +19,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-
 log = logging.getLogger("sendergate.metrics")
 
 _PREFIX = "sendergate-metrics-"
@@ -128,6 +127,7 @@ class Metrics:
         from prometheus_client import CollectorRegistry, generate_latest
         from prometheus_client.core import GaugeMetricFamily
         from prometheus_client.multiprocess import MultiProcessCollector
+        from prometheus_client.registry import Collector
 
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=str(self.dir))
@@ -138,12 +138,12 @@ class Metrics:
             for status, n in sorted(challenge_counts.items()):
                 fam.add_metric([status], n)
 
-            class _One:
+            class _One(Collector):
                 def collect(self) -> Any:
                     yield fam
 
             extra = CollectorRegistry()
-            extra.register(_One())  # type: ignore[arg-type]
+            extra.register(_One())
             text += generate_latest(extra)
         return text
 

@@ -1,95 +1,101 @@
-"""What the SMTP handler and the web app share inside one worker process: the store, delivery, the
-scanners, the sender checks, metrics and the decision log, built from the configuration."""
+"""The composition root: what the SMTP handler and the web app share inside one worker process (store,
+delivery, scanners, sender checks, metrics, decision log), typed by what they are asked to do, and
+`build_runtime`, the one place that builds the real parts from the configuration."""
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from datetime import datetime, timezone
-from email.utils import format_datetime
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
-from . import __version__, logformat
+from . import __version__, delivery
 from .config import Config
-from .delivery import Deliverer
+from .decisionlog import DecisionLog
+from .delivery import Delivered, Outbound
 from .metrics import Metrics
 from .policy.decide import AuthResults, EventRecord, ScanOutcome
-from .policy.headers import SCREENED_MARK
+from .senderauth import Authenticator
 from .store import AsyncStore, Store, StoreError
 
+if TYPE_CHECKING:  # the scanners' package loads aiospamc; only where one is configured
+    from .scan.rspamd import ScanEnvelope
+
 log = logging.getLogger("sendergate")
-decisions = logging.getLogger("sendergate.decision")
 
 
+class Scanner(Protocol):
+    """Virus and spam scanning at the end of DATA (scan.Scanners). Never raises for scanner trouble:
+    that is `virus_failed`/`spam_failed` in the outcome."""
+
+    async def scan(self, message: bytes, *, spam: bool, virus: bool = True,
+                   envelope: ScanEnvelope | None = None) -> ScanOutcome:
+        """`envelope`: the SMTP facts rspamd scores with, or None."""
+        ...
+
+    async def ping(self) -> dict[str, str]:
+        """scanner name -> "ok" or why not (for /healthz and check-config)."""
+        ...
+
+
+class Deliverer(Protocol):
+    """Hands accepted mail on (delivery.Deliverer); raises delivery.DeliveryError with the downstream's reply."""
+
+    async def deliver(self, out: Outbound, *, folder: str = "") -> Delivered: ...
+
+
+class SenderAuthenticator(Protocol):
+    """SPF, DKIM and DMARC for one message (senderauth.Authenticator); raises
+    senderauth.SenderCheckUnavailable when the checks cannot run."""
+
+    async def check(self, message: bytes, *, envelope_sender: str | None, helo: str,
+                    client_ip: str) -> AuthResults: ...
+
+    def close(self) -> None:
+        """Stop its worker threads (lookups under way finish)."""
+        ...
+
+
+class MetricsSink(Protocol):
+    """What the SMTP side and the web app report (metrics.Metrics), and what /metrics serves."""
+
+    def session_opened(self) -> None: ...
+    def session_closed(self) -> None: ...
+    def observe_data(self, seconds: float) -> None: ...
+    def observe_scan(self, scanner: str, seconds: float) -> None: ...
+    def observe_delivery(self, seconds: float, *, ok: bool) -> None: ...
+    def count(self, verdict: str) -> None: ...
+    def count_confirmation(self) -> None: ...
+    def observe_api(self, method: str, route: str, status: int, seconds: float) -> None: ...
+    def render(self, challenge_counts: dict[str, int] | None = None) -> bytes: ...
+
+    def close(self) -> None:
+        """At the worker's end: its live gauges stop counting."""
+        ...
+
+
+class DecisionSink(Protocol):
+    """Called once per SMTP decision (decisionlog.DecisionLog): the log line and the verdict count."""
+
+    def __call__(self, ev: EventRecord) -> None: ...
+
+
+@dataclass(eq=False)
 class Runtime:
-    """What the SMTP handler and the web app share inside one process."""
+    """One worker's parts. The store is the concrete class: it has one implementation, and tests use
+    it for real on a temporary SQLite file; every other part is a Protocol, so a test fake, the
+    milter's Postfix-side delivery or another scanner fits without touching the handler."""
 
-    def __init__(self, cfg: Config, *, log_format: str = "kv") -> None:
-        self.cfg = cfg
-        self.log_format = log_format
-        self.store = Store(cfg.store.url)
-        self.astore = AsyncStore(self.store)
-        self.deliverer = Deliverer(cfg.delivery, cfg.smtp.hostname)
-        self.metrics = Metrics(workers=cfg.smtp.workers)  # shared by the pre-forked workers: see metrics.py
-        self.scanners: Any = None
-        self.authenticator: Any = None
-        self.started = time.time()
-        self._decision_stream: logging.StreamHandler | bool | None = None  # see logformat.plain_stream_handler
-        if cfg.scan.any_scanner:
-            from .scan import Scanners
-            self.scanners = Scanners(cfg.scan)
-            self.scanners.observe = self.metrics.observe_scan
-        try:
-            from .senderauth import Authenticator
-        except ImportError:  # pragma: no cover - until the sender authentication package lands
-            log.warning("sender authentication unavailable: allowlist matches are not checked")
-        else:
-            self.authenticator = Authenticator(cfg.dns)
-
-    async def scan(self, message: bytes, *, spam: bool, virus: bool = True, envelope: Any = None) -> ScanOutcome:
-        """`envelope`: a scan.ScanEnvelope (the SMTP facts rspamd scores with), or None."""
-        if self.scanners is None:
-            return ScanOutcome()
-        return await self.scanners.scan(message, spam=spam, virus=virus, envelope=envelope)
-
-    def trace_headers(self, session: Any, tx: Any, auth: AuthResults | None, *, screened: bool) -> bytes:
-        peer = session.peer[0] if isinstance(session.peer, tuple) else "unknown"
-        helo = "".join(c for c in (session.host_name or "unknown") if 32 < ord(c) < 127)[:100]
-        proto = "ESMTPS" if getattr(session, "ssl", None) else "ESMTP"
-        now = format_datetime(datetime.now(timezone.utc))
-        lines = [f"Received: from {helo} ([{peer}])\r\n\tby {self.cfg.smtp.hostname} (SenderGate) with {proto};\r\n\t{now}"]
-        if auth is not None:  # RFC 8601: whenever the checks ran, say what they found
-            from .senderauth import authentication_results_header
-            lines.insert(0, authentication_results_header(self.cfg.smtp.hostname, auth))
-        if screened:
-            lines.insert(0, SCREENED_MARK)
-        return "".join(l.rstrip("\r\n") + "\r\n" for l in lines).encode("utf-8", "replace")
-
-    def decision_log(self, ev: EventRecord) -> None:
-        self.metrics.count(ev.verdict.value)
-        if not decisions.isEnabledFor(logging.INFO):
-            return
-        fields = {"verdict": ev.verdict.value, "client_ip": ev.client_ip, "helo": ev.helo, "sender": ev.sender,
-                  "recipient": ev.recipient, "reason": ev.reason}
-        if ev.subject:
-            fields["subject"] = ev.subject
-        if ev.message_id:
-            fields["message_id"] = ev.message_id
-        if ev.spam_score is not None:
-            fields["spam_score"] = ev.spam_score
-        if ev.virus:
-            fields["virus"] = ev.virus
-        if self.log_format == "json":
-            line = json.dumps({"event": "decision", **fields}, ensure_ascii=False)
-        else:
-            line = "decision " + " ".join(f"{k}={logformat.kv(v)}" for k, v in fields.items())
-        if self._decision_stream is None:
-            self._decision_stream = logformat.plain_stream_handler(decisions) or False
-        if self._decision_stream:
-            logformat.write_line(self._decision_stream, "INFO", decisions.name, line)
-        else:
-            decisions.info(line)
+    cfg: Config
+    store: Store
+    astore: AsyncStore
+    deliverer: Deliverer
+    metrics: MetricsSink
+    decision_log: DecisionSink
+    scanners: Scanner | None = None  # None: no scanner configured
+    authenticator: SenderAuthenticator | None = None
+    log_format: str = "kv"  # "kv" or "json", for the lines other parts write (the confirmation page's)
+    started: float = field(default_factory=time.time)
 
     async def health(self) -> dict[str, Any]:
         """`ok` or `degraded`, overall and per part. Served to anyone (/healthz), so no error text:
@@ -112,3 +118,29 @@ class Runtime:
             if any(v != "ok" for v in scanners.values()):
                 out["status"] = "degraded"
         return out
+
+    async def close(self) -> None:
+        """At the worker's end: the store's threads and connections, the sender check's threads, the
+        metrics' live gauges."""
+        await self.astore.close()
+        self.store.close()
+        if self.authenticator is not None:
+            self.authenticator.close()
+        self.metrics.close()
+
+
+def build_runtime(cfg: Config, *, log_format: str = "kv") -> Runtime:
+    """The real parts, as the configuration asks for them."""
+    store = Store(cfg.store.url)
+    metrics = Metrics(workers=cfg.smtp.workers)  # shared by the pre-forked workers: see metrics.py
+    scanners: Scanner | None = None
+    if cfg.scan.any_scanner:
+        from .scan import Scanners  # aiospamc and its loguru only where a scanner is configured
+
+        configured = Scanners(cfg.scan)
+        configured.observe = metrics.observe_scan
+        scanners = configured
+    return Runtime(cfg=cfg, store=store, astore=AsyncStore(store),
+                   deliverer=delivery.Deliverer(cfg.delivery, cfg.smtp.hostname), metrics=metrics,
+                   decision_log=DecisionLog(log_format, count=metrics.count), scanners=scanners,
+                   authenticator=Authenticator(cfg.dns), log_format=log_format)

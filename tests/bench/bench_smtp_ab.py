@@ -45,10 +45,11 @@ def cpu_ticks(pid: int) -> int:
 
 
 def start_gateway(downstream: SmtpSink, pythonpath: str | None) -> GatewayProcess:
-    # This tree caps sessions per client address (20 by default, as many as smtp-source's clients, all
-    # from 127.0.0.1): keep the cap on, above the load. A revision older than the key would refuse it.
-    old_config = Path(pythonpath or ".") / "sendergate" / "config.py"
-    knows_cap = not pythonpath or "max_connections_per_ip" in old_config.read_text()
+    # Sessions per client address are capped (20 by default, as many as smtp-source's clients, all from
+    # 127.0.0.1, and a closing session still counts): keep the cap on, above the load, in each revision
+    # that knows the key (an older one would refuse it).
+    app = Path(pythonpath) if pythonpath else ROOT / "app"
+    knows_cap = "max_connections_per_ip" in (app / "sendergate" / "config.py").read_text()
     extra = {"smtp": {"max_connections_per_ip": 5000}} if knows_cap else {}
     g = GatewayProcess(delivery=("smtp", f"127.0.0.1:{downstream.port}"), workers=0, extra=extra)
     seed = ("from sendergate.store import Store; import sys; s = Store(sys.argv[1]); s.migrate(); "

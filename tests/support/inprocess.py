@@ -18,7 +18,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from sendergate.config import load
-from sendergate.runtime import Runtime
+from sendergate.runtime import build_runtime
 from sendergate.store import Store
 from sendergate.web import create_app
 from tests.support.gateway import write_config
@@ -65,7 +65,7 @@ def web_app(directory: Path, store_url: str | None = None,
     # process-wide: kept inside the test's directory and put back afterwards.
     saved = {k: os.environ.get(k) for k in ("SENDERGATE_METRICS_DIR", "PROMETHEUS_MULTIPROC_DIR")}
     os.environ["SENDERGATE_METRICS_DIR"] = str(directory)
-    rt = Runtime(load(path))
+    rt = build_runtime(load(path))
     try:
         rt.store.migrate()
         yield WebApp(create_app(rt), rt.store)

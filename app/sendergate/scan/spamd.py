@@ -29,9 +29,24 @@ from aiospamc.requests import Request
 from aiospamc.responses import ResponseException
 from loguru import logger
 
+from ..libcopies import version_problem
 from .address import SocketAddress, describe, os_reason
 
 logger.disable("aiospamc")
+
+# _ClosesConnections below copies aiospamc's ConnectionManager._send and calls its private _connect and
+# _receive: right for this version and no other, so a gateway that asks spamd refuses to start with
+# another (gateway.library_copies_problem).
+AIOSPAMC_VERSION = "1.2.0"
+
+
+def library_copy_ok() -> str:
+    """"" when the installed aiospamc is the one the copy here was made from, else why not."""
+    import aiospamc
+
+    return version_problem("aiospamc", getattr(aiospamc, "__version__", "unknown"), AIOSPAMC_VERSION,
+                           "scan/spamd.py")
+
 
 # SpamAssassin rule names: letters, digits, underscores.
 _SYMBOL = re.compile(r"^[A-Za-z0-9_]{1,100}$")

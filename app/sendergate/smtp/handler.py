@@ -17,18 +17,39 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import DEFAULT_SPAM_REPLY, DEFAULT_SPAM_REPLY_BY_ACTION
 from ..delivery import DeliveryError, Outbound
-from ..policy import headers as header_rule, replies
-from ..policy.address import Address, AddressError, list_id_from_header, parse
+from ..policy import headers as header_rule
+from ..policy import replies
+from ..policy.address import Address, AddressError, hash_message_id, list_id_from_header, parse
 from ..policy.automated import automated_reason, null_report, referenced_message_ids
-from ..policy.decide import (KNOWN, NULL, UNKNOWN, AuthResults, DataDecision, EventRecord, MessageFacts, Reply,
-                             ScanOutcome, Verdict, ACCEPTING, auth_needed, check_recipient_address, decide_data,
-                             decide_rcpt, list_authenticated, route, sender_authenticated, settle_recipients)
+from ..policy.decide import (
+    ACCEPTING,
+    KNOWN,
+    NULL,
+    UNKNOWN,
+    AuthResults,
+    DataDecision,
+    EventRecord,
+    MessageFacts,
+    Reply,
+    ScanOutcome,
+    Verdict,
+    auth_needed,
+    check_recipient_address,
+    decide_data,
+    decide_rcpt,
+    list_authenticated,
+    route,
+    sender_authenticated,
+    settle_recipients,
+)
 from ..policy.lists import match_list
+from ..runtime import Runtime
 from ..senderauth import SenderCheckUnavailable, organisational_domain, remove_results_claiming
-from ..store import StoreError, hash_message_id, new_token
+from ..store import StoreError, new_token
+from .trace import trace_headers
 
-if TYPE_CHECKING:
-    from ..runtime import Runtime
+if TYPE_CHECKING:  # the scanners' package loads aiospamc; only where one is configured
+    from ..scan.rspamd import ScanEnvelope
 
 log = logging.getLogger("sendergate.smtp")
 TEMP_LOCAL = Reply(451, "4.3.0", "Temporary local problem; please try again later")
@@ -59,7 +80,9 @@ def _now() -> datetime:
 
 
 class GatewayHandler:
-    def __init__(self, runtime: "Runtime") -> None:
+    """aiosmtpd's handler (handle_EHLO/HELO/MAIL/RCPT/DATA/exception); everything it needs is in `runtime`."""
+
+    def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
         self.cfg = runtime.cfg
         self.local_domains = frozenset(runtime.cfg.domains.local)
@@ -150,8 +173,8 @@ class GatewayHandler:
         routes = [route(f) for f in facts]
         if any(r.needs_spam_scan for r in routes) and not spam_scanned:  # an allowlisted sender it did not authenticate
             from ..scan import merge
-            scan = merge(scan, await self.rt.scan(message, spam=True, virus=False,
-                                                  envelope=_scan_envelope(session, tx)))
+            scan = merge(scan, await self._scan(message, spam=True, virus=False,
+                                                envelope=_scan_envelope(session, tx)))
         cfg = self.cfg
         auth = facts[0].auth  # one sender check per message
         names = list(dict.fromkeys(str(r.address) for r in tx.recipients))
@@ -178,7 +201,7 @@ class GatewayHandler:
         decisions = settle_recipients([
             decide_data(f, r, scan, on_failure=cfg.scan.on_failure, spam_threshold=cfg.scan.spam_threshold,
                         reply_text=reply_text, honour_action=honour_action, marked=cfg.scan.rspamd_add_header)
-            for f, r in zip(facts, routes)])
+            for f, r in zip(facts, routes, strict=True)])
         meta = _message_meta(headers, message, scan, auth)
         if auth is not None and tx.sender is not None:
             # what a confirmation of this sender would rest on (the confirmation page records it)
@@ -189,7 +212,7 @@ class GatewayHandler:
         if notes:
             meta["details"]["scan"] = notes[0]
         metas = []
-        for f, r in zip(facts, routes):
+        for f, r in zip(facts, routes, strict=True):
             if f.sender_class == KNOWN and not r.known:  # an allowlisted sender shown forged (SPEC §4.4)
                 metas.append({**meta, "details": {**meta["details"], "demoted": r.reason}})
             else:
@@ -198,8 +221,8 @@ class GatewayHandler:
             return await self._deliver(server, session, envelope, tx, message, decisions, auth, metas)
         if decisions[0].verdict is Verdict.CHALLENGED:
             return await self._challenge(session, tx, decisions, metas)
-        for r, d, m in zip(tx.recipients, decisions, metas):
-            await self._record(session, tx, str(r.address), d.verdict, d.reason, r.user_id, m)
+        for rcpt, d, m in zip(tx.recipients, decisions, metas, strict=True):
+            await self._record(session, tx, str(rcpt.address), d.verdict, d.reason, rcpt.user_id, m)
         assert decisions[0].reply is not None
         return replies.render(decisions[0].reply.code, decisions[0].reply.status, decisions[0].reply.text)
 
@@ -241,15 +264,17 @@ class GatewayHandler:
         # is spam-scanned anyway, concurrently with the check.
         check = self.rt.authenticator is not None and any(auth_needed(c, mode) for c in classes)
         spam_now = not (check and classes == {KNOWN})
+        scan_job: asyncio.Future[ScanOutcome]
         if self.rt.scanners is None:  # nothing to wait for: no task for it
-            scan_job: asyncio.Future = asyncio.get_running_loop().create_future()
+            scan_job = asyncio.get_running_loop().create_future()
             scan_job.set_result(ScanOutcome())
         else:
-            scan_job = asyncio.ensure_future(self.rt.scan(message, spam=spam_now,
-                                                          envelope=_scan_envelope(session, tx)))
+            scan_job = asyncio.ensure_future(self._scan(message, spam=spam_now,
+                                                        envelope=_scan_envelope(session, tx)))
         auth, unavailable = None, ""
         try:
             if check:
+                assert self.rt.authenticator is not None
                 try:
                     auth = await self.rt.authenticator.check(message, envelope_sender=tx.raw_sender or None,
                                                              helo=_helo(session), client_ip=_peer_ip(session))
@@ -275,6 +300,12 @@ class GatewayHandler:
                  for r in tx.recipients]
         return facts, scan, spam_now
 
+    async def _scan(self, message: bytes, *, spam: bool, virus: bool = True,
+                    envelope: ScanEnvelope | None = None) -> ScanOutcome:
+        if self.rt.scanners is None:
+            return ScanOutcome()
+        return await self.rt.scanners.scan(message, spam=spam, virus=virus, envelope=envelope)
+
     def _unknown_lookups(self, user_ids: list[int], hashes: list[str], list_id: str | None,
                          list_post: Address | None) -> dict[int, tuple[bool, list]]:
         """For each user: whether they sent one of the referenced messages, and their list entries
@@ -299,7 +330,7 @@ class GatewayHandler:
         done: list[int] = []
         for group in (g for g in groups if g):
             screened = decisions[group[0]].verdict is Verdict.SCREENED
-            trace = self.rt.trace_headers(session, tx, auth, screened=screened)
+            trace = trace_headers(self.cfg.smtp.hostname, session, auth, screened=screened)
             out = Outbound(tx.raw_sender, [tx.recipients[i].raw for i in group], trace + message, options,
                            mailboxes=tuple(mailboxes[i] for i in group) if mailboxes else ())
             started = time.monotonic()
@@ -314,7 +345,7 @@ class GatewayHandler:
                 metas[i] = {**metas[i], "details": {**metas[i]["details"], "downstream": result.reply,
                                                     **({"downstream_tls": result.tls} if result.tls else {})}}
             done += group
-        for r, d, m in zip(tx.recipients, decisions, metas):
+        for r, d, m in zip(tx.recipients, decisions, metas, strict=True):
             reason = d.reason + (f"; {d.scan_note}" if d.scan_note else "")
             await self._record(session, tx, str(r.address), d.verdict, reason, r.user_id, m)
         return "250 2.0.0 Message accepted for delivery"
@@ -358,7 +389,7 @@ class GatewayHandler:
         token = new_token()
         max_pending = self.cfg.challenge.max_pending
         events = [self._event(session, tx, str(r.address), Verdict.CHALLENGED, d.reason, r.user_id, m)
-                  for r, d, m in zip(tx.recipients, decisions, metas)]
+                  for r, d, m in zip(tx.recipients, decisions, metas, strict=True)]
         if len(tx.recipients) == 1:
             # the challenge, its token and the event in one transaction (one group-commit wait)
             cid, _ = await self.rt.astore.write(self.rt.store.challenge_event_tx, events[0], tx.sender.key,

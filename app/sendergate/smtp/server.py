@@ -12,16 +12,19 @@ import mmap
 import re
 import socket
 import ssl
-from typing import Any
+from typing import Any, Protocol
 
-from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, _DataState, log as aiosmtpd_log, syntax
+from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, _DataState, syntax
+from aiosmtpd.smtp import log as aiosmtpd_log
 
+from ..config import SMTPConfig
+from ..libcopies import version_problem
 from ..policy import headers as header_rule
 
 log = logging.getLogger("sendergate.smtp")
 
 # Parts of aiosmtpd's SMTP class are copied below and changed (its __init__ without super(), smtp_DATA,
-# _getaddr, the idle timer, eof handling) and its private _DataState is used: they are right for this
+# _getaddr, eof handling) and its private _DataState is used: they are right for this
 # version of aiosmtpd and no other, so the gateway refuses to start with another (library_copies_ok).
 AIOSMTPD_VERSION = "1.4.6"
 
@@ -30,17 +33,13 @@ def library_copies_ok() -> str:
     """"" when the installed aiosmtpd is the one the copies here were made from, else why not."""
     import aiosmtpd
 
-    installed = getattr(aiosmtpd, "__version__", "unknown")
-    if installed != AIOSMTPD_VERSION:
-        return (f"aiosmtpd {installed} is installed, but smtp/server.py copies parts of aiosmtpd "
-                f"{AIOSMTPD_VERSION}: install aiosmtpd=={AIOSMTPD_VERSION} (pyproject.toml pins it) or "
-                "review the copies against the new version")
-    return ""
+    return version_problem("aiosmtpd", getattr(aiosmtpd, "__version__", "unknown"), AIOSMTPD_VERSION,
+                           "smtp/server.py")
 
 
-# A plain `<local@domain>` (what nearly every client sends) is taken apart
-# without the email package's full RFC 5322 parser, which costs about a
-# quarter of a short session's CPU. Anything else goes the full way.
+# A plain `<local@domain>` (what nearly every client sends) is taken apart without the email package's
+# full RFC 5322 parser (its cost: resources/docs/benchmarks.md, "Copied fast paths"). Anything else goes
+# the full way.
 _PLAIN_ADDRESS = re.compile(r"<([A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@[A-Za-z0-9][A-Za-z0-9.-]{0,252})>")
 
 # aiosmtpd's own replies carry no RFC 3463 code; add the fitting one.
@@ -52,7 +51,8 @@ _ENHANCED_FOR = {
 _XFORWARD_ATTRS = {"NAME", "ADDR", "PORT", "PROTO", "HELO", "IDENT", "SOURCE"}
 _HAS_ENHANCED = re.compile(rb"^\d{3}[ -][245]\.\d{1,3}\.\d{1,3}(?: |$)")
 _AIOSMTPD_TEXT = {
-    b"552 Error: message size exceeds fixed maximum message size": b"552 5.3.4 Message size exceeds fixed maximum message size",
+    b"552 Error: message size exceeds fixed maximum message size":
+        b"552 5.3.4 Message size exceeds fixed maximum message size",
     b"552 Error: Too much mail data": b"552 5.3.4 Message size exceeds fixed maximum message size",
     b"500 Line too long (see RFC5321 4.5.3.1.6)": b"500 5.5.2 Line too long",
 }
@@ -73,7 +73,7 @@ class _Reader(asyncio.StreamReader):
 
     done = False  # set when the session ends on our side: nothing more is read
 
-    async def readuntil(self, separator: bytes = b"\n") -> bytes:
+    async def readuntil(self, separator: Any = b"\n") -> bytes:  # Any: typeshed's buffer-or-tuple union
         if self.done:
             raise ClientGone()
         try:
@@ -82,17 +82,26 @@ class _Reader(asyncio.StreamReader):
             raise ClientGone() from None
 
 
+class GatewaySession(Session):
+    """aiosmtpd's session, plus the original client as a trusted proxy (Postfix) told us by XFORWARD."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop)
+        self.forwarded_ip: str | None = None
+        self.forwarded_helo: str | None = None
+
+
 class GatewaySMTP(SMTP):
     """One SMTP connection. Long lines in DATA are passed on unchanged (up to 64 KiB a line)."""
 
     line_length_limit = 65536
 
-    def __init__(self, handler: Any, *, sessions: set["GatewaySMTP"], template: "SessionTemplate",
+    def __init__(self, handler: Any, *, sessions: set[GatewaySMTP], template: SessionTemplate,
                  loop: asyncio.AbstractEventLoop) -> None:
-        # aiosmtpd's __init__ inspects the handler and this class on every
-        # connection (a quarter of a short session's CPU). The result is the
-        # same each time, so it is worked out once per worker (SessionTemplate)
-        # and only bound here. Pinned to aiosmtpd 1.4.6; the tests cover it.
+        # aiosmtpd's __init__ inspects the handler and this class on every connection (its cost:
+        # resources/docs/benchmarks.md, "Copied fast paths"). The result is the same each time, so it is
+        # worked out once per worker (SessionTemplate) and only bound here. Made from aiosmtpd 1.4.6:
+        # library_copies_ok refuses any other.
         asyncio.StreamReaderProtocol.__init__(
             self, _Reader(loop=loop, limit=self.line_length_limit),
             client_connected_cb=self._cb_client_connected, loop=loop)
@@ -108,7 +117,6 @@ class GatewaySMTP(SMTP):
         self.require_starttls = False
         self._timeout_duration = template.timeout
         self._timeout_handle = None
-        self._deadline = self._timer_at = 0.0  # loop.time() values: see _reset_timeout
         self._tls_handshake_okay = True
         self._tls_protocol = None
         self._original_transport = None
@@ -124,7 +132,8 @@ class GatewaySMTP(SMTP):
         self._auth_methods = {}  # no AUTH: a gateway receives, it does not relay for users
         self._handle_hooks = template.handle_hooks
         self._ehlo_hook_ver = "new"
-        self._smtp_methods = _BoundMethods(self, template.smtp_methods)
+        # aiosmtpd declares a dict but only looks commands up in it
+        self._smtp_methods = _BoundMethods(self, template.smtp_methods)  # type: ignore[assignment]
         self._enforce_call_limit = False
         self._sessions = sessions
         self._template = template
@@ -134,30 +143,8 @@ class GatewaySMTP(SMTP):
         self._peer_slot: int | None = None  # this session's entry in the per-address table
         self._xforward_ok: bool | None = None
 
-    def _reset_timeout(self, duration: float | None = None) -> None:
-        """Move the idle deadline. aiosmtpd cancels its timer and makes a new one on every command;
-        here one timer per connection is moved lazily: a command only writes the deadline, and the
-        timer, when it fires early, sets itself again for what is left."""
-        deadline = self.loop.time() + (duration or self._timeout_duration)
-        self._deadline = deadline
-        if self._timeout_handle is None or deadline < self._timer_at:
-            if self._timeout_handle is not None:
-                self._timeout_handle.cancel()
-            self._timer_at = deadline
-            self._timeout_handle = self.loop.call_at(deadline, self._timeout_due)
-
-    def _timeout_due(self) -> None:
-        if self.loop.time() < self._deadline:  # a command came in meanwhile: wait for the rest
-            self._timer_at = self._deadline
-            self._timeout_handle = self.loop.call_at(self._deadline, self._timeout_due)
-        else:
-            self._timeout_cb()
-
     def _create_session(self) -> Session:
-        session = Session(self.loop)
-        session.forwarded_ip = None  # the original client, as a trusted proxy (Postfix) told us by XFORWARD
-        session.forwarded_helo = None
-        return session
+        return GatewaySession(self.loop)
 
     @property
     def xforward_allowed(self) -> bool:
@@ -169,7 +156,8 @@ class GatewaySMTP(SMTP):
 
     async def smtp_XFORWARD(self, arg: str | None) -> None:
         """Postfix's XFORWARD (XFORWARD_README): the original client's address and HELO."""
-        assert self.session is not None
+        session = self.session
+        assert isinstance(session, GatewaySession)
         if not self.xforward_allowed:
             await self.push("550 5.7.0 XFORWARD not permitted")
             return
@@ -191,12 +179,12 @@ class GatewaySMTP(SMTP):
             if addr.upper().startswith("IPV6:"):
                 addr = addr[5:]
             try:
-                self.session.forwarded_ip = str(ipaddress.ip_address(addr)) if addr else None
+                session.forwarded_ip = str(ipaddress.ip_address(addr)) if addr else None
             except ValueError:
                 await self.push("501 5.5.4 Bad XFORWARD ADDR")
                 return
         if "HELO" in attrs:
-            self.session.forwarded_helo = attrs["HELO"]
+            session.forwarded_helo = attrs["HELO"]
         await self.push("250 2.0.0 Ok")
 
     def _create_envelope(self) -> Envelope:
@@ -229,7 +217,7 @@ class GatewaySMTP(SMTP):
                         return
                     self._peer_slot = slot
             self._sessions.add(self)
-            _metrics(self).session_opened()
+            self._template.metrics.session_opened()
         super().connection_made(transport)
 
     def _refuse(self, transport: asyncio.BaseTransport, reply: bytes) -> None:
@@ -245,7 +233,7 @@ class GatewaySMTP(SMTP):
             self._template.peers.leave(self._peer_slot)
             self._peer_slot = None
         self._sessions.discard(self)
-        _metrics(self).session_closed()
+        self._template.metrics.session_closed()
         super().connection_lost(error)
 
     def eof_received(self) -> bool:
@@ -304,7 +292,8 @@ class GatewaySMTP(SMTP):
             await super().push(b"421 4.7.0 Too many errors, closing connection")
         except (ConnectionError, OSError):
             pass
-        self._reader.done = True  # type: ignore[attr-defined]  # not even a command already received
+        if isinstance(self._reader, _Reader):
+            self._reader.done = True  # not even a command already received
         if self._handler_coroutine is not None:
             self._handler_coroutine.cancel()  # as aiosmtpd's QUIT: the command loop ends at its next step
         if self.transport is not None:
@@ -451,9 +440,11 @@ class SessionTemplate:
 
     def __init__(self, handler: Any, *, hostname: str, ident: str, data_size_limit: int, timeout: float,
                  tls_context: ssl.SSLContext | None, max_connections: int, error_limit: int = 0,
-                 max_connections_per_ip: int = 0, peers: "PeerTable | None" = None,
-                 xforward_from: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()) -> None:
+                 max_connections_per_ip: int = 0, peers: PeerTable | None = None,
+                 xforward_from: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = (),
+                 metrics: SessionCounter | None = None) -> None:
         self.hostname = hostname
+        self.metrics: SessionCounter = metrics or _NoMetrics()  # none: a test's server counts nothing
         self.max_connections = max_connections
         self.error_limit = error_limit
         self.max_connections_per_ip = max_connections_per_ip
@@ -468,6 +459,16 @@ class SessionTemplate:
                              if m.startswith("handle_")}
         self.smtp_methods = {m[len("smtp_"):]: m for m in dir(GatewaySMTP) if m.startswith("smtp_")}
 
+    @classmethod
+    def from_config(cls, handler: Any, smtp: SMTPConfig, *, peers: PeerTable | None = None,
+                    metrics: SessionCounter | None = None) -> SessionTemplate:
+        """As `[smtp]` says (the gateway's workers, and the in-process tests, build it here)."""
+        tls = tls_context(smtp.tls_cert, smtp.tls_key) if smtp.tls_cert else None
+        return cls(handler, hostname=smtp.hostname, ident="ESMTP SenderGate", data_size_limit=smtp.max_message_size,
+                   timeout=smtp.timeout, tls_context=tls, max_connections=smtp.max_connections,
+                   error_limit=smtp.error_limit, max_connections_per_ip=smtp.max_connections_per_ip, peers=peers,
+                   xforward_from=smtp.xforward_networks, metrics=metrics)
+
 
 class _BoundMethods(collections.abc.Mapping):
     """aiosmtpd's command name -> bound smtp_* method table, bound when a command is looked up
@@ -475,7 +476,7 @@ class _BoundMethods(collections.abc.Mapping):
 
     __slots__ = ("_server", "_names")
 
-    def __init__(self, server: "GatewaySMTP", names: dict[str, str]) -> None:
+    def __init__(self, server: GatewaySMTP, names: dict[str, str]) -> None:
         self._server = server
         self._names = names
 
@@ -499,14 +500,16 @@ def tls_context(cert: str, key: str) -> ssl.SSLContext:
     return ctx
 
 
-class _NoMetrics:
+class SessionCounter(Protocol):
+    """The open-sessions gauge and sessions counter (runtime.MetricsSink has these)."""
+
     def session_opened(self) -> None: ...
     def session_closed(self) -> None: ...
 
 
-def _metrics(server: SMTP) -> Any:
-    """The runtime's metrics (a handler without a runtime, as in unit tests, counts nothing)."""
-    return getattr(getattr(server.event_handler, "rt", None), "metrics", None) or _NoMetrics()
+class _NoMetrics:
+    def session_opened(self) -> None: ...
+    def session_closed(self) -> None: ...
 
 
 def _peer_in(peer: Any, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> bool:
