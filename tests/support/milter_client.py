@@ -30,6 +30,8 @@ class MilterClient:
         family = socket.AF_UNIX if isinstance(address, str) else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
+        if family == socket.AF_INET:  # the MTA writes whole packets; Nagle would hold small ones back
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock.connect(address)
         self.protocol = 0
         self.actions = 0
