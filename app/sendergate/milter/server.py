@@ -15,6 +15,7 @@ import os
 import signal
 import socket
 import stat
+import struct
 import sys
 import time
 from pathlib import Path
@@ -32,6 +33,17 @@ class StartupError(Exception):
     """A problem the admin must fix before the milter can start; one line."""
 
 
+def _speaks_milter(sock: socket.socket) -> bool:
+    """Whether what answers on a connected socket negotiates the milter protocol (as Postfix opens)."""
+    try:
+        sock.sendall(protocol.Action(protocol.SMFIC_OPTNEG, struct.pack(
+            "!III", protocol.VERSION, 0x1FF, 0x1FFFFF)).packet())
+        head = sock.recv(5)
+        return len(head) == 5 and head[4:5] == protocol.SMFIC_OPTNEG
+    except OSError:
+        return False
+
+
 def probe(spec: str) -> tuple[str, str]:
     """What check-config says of the socket: ("listening" | "bindable" | "problem", detail)."""
     kind, where = parse_listen(spec)
@@ -45,9 +57,12 @@ def probe(spec: str) -> tuple[str, str]:
                 s.settimeout(2)
                 try:
                     s.connect(str(path))
-                    return "listening", f"{path}: a milter answers there"
                 except OSError:
                     pass
+                else:
+                    if _speaks_milter(s):
+                        return "listening", f"{path}: a milter answers there"
+                    return "problem", f"{path}: something that is not a milter listens there"
             if os.access(path.parent, os.W_OK | os.X_OK):
                 return "bindable", f"{path}: stale socket file, replaced at start"
             return "problem", f"{path}: stale socket file and {path.parent} is not writable"
@@ -62,7 +77,9 @@ def probe(spec: str) -> tuple[str, str]:
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.settimeout(2)
         if s.connect_ex((host, port)) == 0:
-            return "listening", f"{host}:{port}: something answers there"
+            if _speaks_milter(s):
+                return "listening", f"{host}:{port}: a milter answers there"
+            return "problem", f"{host}:{port}: something that is not a milter listens there"
     try:
         with socket.socket(family, socket.SOCK_STREAM) as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
