@@ -129,7 +129,8 @@ def clamd() -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def milter(clamd: Any) -> Iterator[MilterProcess]:
     m = MilterProcess(listen="unix", extra={
-        "challenge": {"reply": BILINGUAL_REPLY, "allowlist_auth": "relaxed"},
+        "challenge": {"reply": BILINGUAL_REPLY, "allowlist_auth": "relaxed",
+                      "blocked_reply": "{recipient} does not accept mail from this sender (100% sure)."},
         "scan": {"clamd": clamd.tcp_spec},
     })
     users = {name: m.store.add_user(f"{name}@example.org")[0] for name in USERS}
@@ -287,6 +288,7 @@ def test_recipients_of_one_message_never_get_what_their_policy_refuses(
     codes = {r: c for r, (c, _) in sent["rcpt"].items()}
     assert codes == {"alice@example.org": 250, "carol@example.org": 250, "dave@example.org": 550,
                      "erin@example.org": 250}, sent
+    assert b"(100% sure)" in sent["rcpt"]["dave@example.org"][1], sent  # '%' survives Postfix's reading
     assert sent["data"][0] == 250, sent
     for user in ("alice", "carol", "erin"):
         fields = header_block(wait_for(dovecot, user, "For some of you", mx))
