@@ -202,7 +202,8 @@ class MilterConfig:
     # Postfix's notation (smtpd_milters): unix:/path or inet:host:port; `sendergate milter --listen` overrides
     listen: str = "unix:/run/sendergate/milter.sock"
     socket_mode: int = 0o660  # the unix socket's permissions: Postfix's smtpd must reach it (group access)
-    configured: bool = False  # the file has a [milter] section (check-config then checks the socket)
+    # the file sets a [milter] key (check-config then checks the socket); not a setting itself
+    configured: bool = field(default=False, compare=False)
 
 
 @dataclass
@@ -473,7 +474,7 @@ def from_dict(raw: dict[str, Any], source: str = "") -> Config:
                 setattr(target, key, conv(value))
             except ValueError as exc:
                 problems.append((f"{section}.{key}", str(exc)))
-    cfg.milter.configured = "milter" in raw
+    cfg.milter.configured = bool(raw.get("milter"))
     if not cfg.domains.local:
         problems.append(("domains.local", "required: the domains this gateway receives mail for"))
     if bool(cfg.smtp.tls_cert) != bool(cfg.smtp.tls_key):
