@@ -227,6 +227,7 @@ def test_unknown_sender_refused_in_session_with_the_link_intact(mx: PostfixInsta
     page = httpx.get(f"{milter.http_url}/c/{token}", timeout=10)
     assert page.status_code == 200 and "alice@example.org" in page.text
     mx.wait_for_empty_queue()
+    assert re.search(r"milter-reject: END-OF-MESSAGE from .*: 5\.7\.1 alice@example\.org accepts mail", mx.maillog())
     assert b"Who am I" not in b"".join(subjects(dovecot, "alice"))
     assert [e.verdict for e in milter.events() if e.sender == "stranger@elsewhere.test"] == ["challenged"]
 
@@ -333,7 +334,7 @@ def test_one_reply_for_recipients_decided_differently_at_end_of_message(
 
 def test_milter_down_postfix_answers_451(milter: MilterProcess, dovecot: DovecotServer) -> None:
     """milter_default_action = tempfail: with the milter unreachable Postfix tells every client to come
-    back later (451 4.7.1 from MAIL FROM on) and queues nothing."""
+    back later (451 4.7.1 at MAIL FROM) and queues nothing."""
     dead = f"unix:{milter.dir}/not-running.sock"
     with PostfixInstance(routes={"example.org": f"lmtp:inet:127.0.0.1:{dovecot.lmtp_port}"},
                          hostname="mx.example.org",
@@ -345,5 +346,6 @@ def test_milter_down_postfix_answers_451(milter: MilterProcess, dovecot: Dovecot
         log = down.maillog()
     code, text = sent["mail"]
     assert code == 451 and text.startswith(b"4.7.1"), sent
+    assert sent["ehlo"][0] == 250, sent  # Postfix greets and answers EHLO, then refuses each MAIL FROM
     assert "connect to Milter service" in log, log[-2000:]
     assert b"While down" not in b"".join(subjects(dovecot, "alice"))
