@@ -187,10 +187,12 @@ def subjects(dovecot: DovecotServer, user: str) -> list[bytes]:
     return [re.search(rb"Subject: ([^\r\n]*)", m).group(1) for m in imap_messages(dovecot, user)]  # type: ignore[union-attr]
 
 
-def transaction(port: int, sender: str, recipients: list[str], data: bytes) -> dict[str, Any]:
+def transaction(port: int, sender: str, recipients: list[str], data: bytes,
+                source: str = "127.0.0.1") -> dict[str, Any]:
     """One SMTP transaction with Postfix; every reply (smtplib joins a reply's lines with \\n)."""
     out: dict[str, Any] = {"rcpt": {}}
-    with smtplib.SMTP("127.0.0.1", port, local_hostname="client.test", timeout=60) as client:
+    with smtplib.SMTP("127.0.0.1", port, local_hostname="client.test", timeout=60,
+                      source_address=(source, 0)) as client:
         out["ehlo"] = client.ehlo()
         out["mail"] = client.mail(sender)
         if out["mail"][0] != 250:
@@ -254,6 +256,36 @@ def test_known_sender_delivered_by_postfix_with_our_headers_and_none_forged(
     assert b"X-Other-Milter: seen" in fields  # the other milter in the chain did its part too
     [event] = [e for e in milter.events() if e.subject == "From a friend"]
     assert (event.verdict, event.client_ip, event.helo) == ("delivered", "127.0.0.1", "client.test")
+
+
+def test_signed_mail_verifies_as_sent_through_the_milter(mx: PostfixInstance, milter: MilterProcess,
+                                                          dovecot: DovecotServer) -> None:
+    """The milter sees the message as Postfix passes it (fields one by one, folded lines, body chunks)
+    and rebuilds it for the sender checks: a signature with simple/simple canonicalization (every
+    byte counts) must verify, or a domain publishing DMARC p=reject would have its mail refused."""
+    import dkim
+
+    from tests.support.dkim_keys import make_key
+
+    key = make_key("signed-milter.test")
+    dns = loopback_dns()
+    dns.add_txt(f"{key.selector}._domainkey.{key.domain}", f"v=DKIM1; k=rsa; p={key.public_b64}")
+    dns.add_txt(f"_dmarc.{key.domain}", "v=DMARC1; p=reject")
+    milter.store.add_entry(milter.users["alice"].id, "allow", "@signed-milter.test")  # type: ignore[attr-defined]
+    raw = (b"From: Shop <orders@signed-milter.test>\r\nTo: Alice <alice@example.org>,\r\n"
+           b"\tsomeone else <x@example.org>\r\nSubject: Your order, a subject long enough\r\n"
+           b" to be folded over two lines\r\nX-Spaces:    three spaces and a tab\t\r\n"
+           b"Message-ID: <signed-1@signed-milter.test>\r\nDate: Thu, 26 Nov 2026 12:00:00 +0000\r\n\r\n"
+           b"Line one.\r\n\r\n  indented line with trailing space \r\n\r\n\r\n")
+    signed = dkim.sign(raw, key.selector.encode(), key.domain.encode(), key.private_pem,
+                       canonicalize=(b"simple", b"simple"),
+                       include_headers=[b"from", b"to", b"subject", b"x-spaces", b"message-id", b"date"]) + raw
+    # From another loopback address: Postfix rewrites no header of a client that is not itself.
+    sent = transaction(mx.port, "orders@signed-milter.test", ["alice@example.org"], signed, source="127.0.0.3")
+    assert sent["data"][0] == 250, sent
+    fields = header_block(wait_for(dovecot, "alice", "Your order, a subject long enough", mx))
+    [ours] = [f for f in fields if f.startswith(b"Authentication-Results: mx.example.org;")]
+    assert b"dkim=pass header.d=signed-milter.test" in ours and b"dmarc=pass" in ours, ours
 
 
 def test_virus_refused_through_postfix(mx: PostfixInstance, milter: MilterProcess, dovecot: DovecotServer) -> None:

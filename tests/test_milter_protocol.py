@@ -7,6 +7,7 @@ A real milter process, its own store; no Postfix (tests/test_milter.py has it).
 
 from __future__ import annotations
 
+import signal
 import socket
 import struct
 import subprocess
@@ -75,13 +76,14 @@ def test_an_authenticated_submission_is_accepted_unscreened(milter: MilterProces
 
 
 def test_known_sender_gets_continue_and_no_trace_header_of_ours(milter: MilterProcess) -> None:
-    with session(milter) as c:
+    with session(milter, i="4QXYZ123") as c:
         assert c.rcpt("<alice@example.org>") == [("c", b"")]
         replies = c.message(KNOWN)
     assert replies[-1] == ("c", b""), replies
     # allowlist_auth = "off" here: no checks ran, so no Authentication-Results; never a Received line
     # (Postfix writes its own).
     assert [code for code, _ in replies] == ["c"], replies
+    assert "milter queue_id=4QXYZ123 sender=bob@friend.example reply=250 2.0.0" in milter.read_log()
 
 
 def test_garbage_closes_that_connection_only(milter: MilterProcess) -> None:
@@ -131,6 +133,31 @@ def test_check_config_reports_the_milter_socket(milter: MilterProcess, tmp_path:
     assert bindable.returncode == 0 and "new.sock: bindable" in bindable.stdout, bindable
     assert missing.returncode == 3 and "milter.listen: directory /nonexistent-dir does not exist" in missing.stderr
     assert not_milter.returncode == 3 and "not a milter" in not_milter.stderr, not_milter
+
+
+def test_sigterm_lets_the_message_being_decided_finish_and_removes_its_socket(tmp_path: Path) -> None:
+    m = MilterProcess(listen=f"unix:{tmp_path}/stop.sock")
+    alice, _ = m.store.add_user("alice@example.org")
+    m.store.add_entry(alice.id, "allow", "bob@friend.example")
+    try:
+        m.start()
+        idle = MilterClient(m.address)  # connected, between messages
+        idle.negotiate()
+        busy = session(m)  # in a transaction
+        assert busy.rcpt("<alice@example.org>") == [("c", b"")]
+        assert m.proc is not None
+        m.proc.send_signal(signal.SIGTERM)
+        with pytest.raises(ConnectionError):  # the idle connection is closed at once
+            idle.read()
+        finished = busy.message(KNOWN)  # the open transaction still gets its answer
+        code = m.proc.wait(30)
+        busy.sock.close()
+        idle.sock.close()
+    finally:
+        m.close()
+    assert finished[-1] == ("c", b"")
+    assert code == 0
+    assert not (tmp_path / "stop.sock").exists()
 
 
 def test_milter_refuses_to_start_on_a_socket_in_use_and_bad_listen(milter: MilterProcess) -> None:

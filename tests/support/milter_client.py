@@ -105,7 +105,7 @@ class MilterClient:
         return self._maybe_reply(0x2000)  # SMFIP_NR_HELO
 
     def mail(self, sender: str, *args: str, **macros: str) -> list[tuple[str, bytes]]:
-        self.macros("M", i="4ABCDEF", **macros)
+        self.macros("M", **{"i": "4ABCDEF", **macros})
         self.send("M", b"".join(a.encode() + b"\0" for a in (sender, *args)))
         return self._maybe_reply(0x4000)  # SMFIP_NR_MAIL
 
