@@ -86,6 +86,22 @@ def test_known_sender_gets_continue_and_no_trace_header_of_ours(milter: MilterPr
     assert "milter queue_id=4QXYZ123 sender=bob@friend.example reply=250 2.0.0" in milter.read_log()
 
 
+def test_null_sender_gets_no_link_and_the_http_side_runs(milter: MilterProcess) -> None:
+    """A bounce that references nothing alice sent (SPEC §4.2 item 5): refused without a link, as by
+    the proxy. The same process serves the confirmation page's side (/healthz)."""
+    with session(milter, "<>") as c:
+        assert c.rcpt("<alice@example.org>") == [("c", b"")]
+        replies = c.message(b"From: <mailer-daemon@elsewhere.test>\r\nSubject: hello\r\n\r\nBuy now.\r\n")
+        c.mail("<bob@friend.example>")  # the next message on the same connection starts afresh
+        assert c.rcpt("<alice@example.org>") == [("c", b"")]
+        after = c.message(KNOWN)
+    code, data = replies[-1]
+    assert code == "y" and data.startswith(b"550 5.7.1") and b"/c/" not in data, replies
+    assert after[-1] == ("c", b""), after
+    import httpx
+    assert httpx.get(f"{milter.http_url}/healthz", timeout=10).status_code == 200
+
+
 def test_garbage_closes_that_connection_only(milter: MilterProcess) -> None:
     with socket.socket(socket.AF_UNIX) as s:
         s.settimeout(10)
