@@ -182,3 +182,15 @@ def test_milter_refuses_to_start_on_a_socket_in_use_and_bad_listen(milter: Milte
     assert "Traceback" not in second.stderr
     bad = run_cli("milter", "--config", str(milter.config_path), "--listen", "tcp:1.2.3.4:5")
     assert bad.returncode == 2 and "neither unix:/path nor inet:host:port" in bad.stderr, bad
+
+
+def test_every_package_is_in_the_distribution() -> None:
+    """pyproject.toml lists the packages by name: a new one (milter/) missing there would be absent
+    from the wheel install.sh installs, and `sendergate milter` would fail only in production."""
+    import tomllib
+
+    repo = Path(__file__).resolve().parent.parent
+    listed = set(tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    app = repo / "app"
+    found = {".".join(init.parent.relative_to(app).parts) for init in (app / "sendergate").rglob("__init__.py")}
+    assert found <= listed, sorted(found - listed)
