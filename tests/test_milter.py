@@ -256,6 +256,8 @@ def test_known_sender_delivered_by_postfix_with_our_headers_and_none_forged(
     assert b"X-Other-Milter: seen" in fields  # the other milter in the chain did its part too
     [event] = [e for e in milter.events() if e.subject == "From a friend"]
     assert (event.verdict, event.client_ip, event.helo) == ("delivered", "127.0.0.1", "client.test")
+    queue_id = re.search(rb"queued as ([0-9A-Za-z]+)", sent["data"][1]).group(1).decode()  # type: ignore[union-attr]
+    assert f"milter queue_id={queue_id} sender=bob@friend.example" in milter.read_log()  # Postfix's log <-> ours
 
 
 def test_signed_mail_verifies_as_sent_through_the_milter(mx: PostfixInstance, milter: MilterProcess,
