@@ -72,7 +72,7 @@ class OtherMilter:
         actions = p.SMFIF_ADDHDRS
         protocol = p.SMFIP_NR_HDR | p.SMFIP_NR_BODY
 
-        def __init__(self, outer: "OtherMilter") -> None:
+        def __init__(self, outer: OtherMilter) -> None:
             self.outer = outer
 
         async def connect(self, c: Any) -> list[p.Action]:

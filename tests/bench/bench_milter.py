@@ -51,7 +51,8 @@ sys.path.insert(0, {repo!r})
 from sendergate.milter import protocol as p
 class F:
     actions = p.SMFIF_ADDHDRS
-    protocol = p.SMFIP_NOUNKNOWN | p.SMFIP_NODATA | p.SMFIP_NOEOH | p.SMFIP_NR_HDR | p.SMFIP_NR_BODY | p.SMFIP_NR_CONN | p.SMFIP_NR_HELO
+    protocol = (p.SMFIP_NOUNKNOWN | p.SMFIP_NODATA | p.SMFIP_NOEOH | p.SMFIP_NR_HDR | p.SMFIP_NR_BODY
+                | p.SMFIP_NR_CONN | p.SMFIP_NR_HELO)
     async def connect(self, c): return [p.CONTINUE]
     async def helo(self, c): return [p.CONTINUE]
     async def mail(self, c, a): return [p.CONTINUE]
@@ -191,7 +192,7 @@ def main() -> None:
             addr = gateway.address
             procs["sendergate known"] = (None, addr, "<bob@friend.example>")  # type: ignore[assignment]
             procs["sendergate unknown"] = (None, addr, "<stranger@elsewhere.test>")  # type: ignore[assignment]
-        for name, (_, address, sender) in procs.items():  # warm up (imports, first connections)
+        for _, address, sender in procs.values():  # warm up (imports, first connections)
             drive(address, 200, args.clients, sender)
         rates: dict[str, list[float]] = {name: [] for name in procs}
         finals: dict[str, dict[str, int]] = {}

@@ -47,7 +47,7 @@ class MilterProcess(GatewayProcess):
     def address(self) -> str | tuple[str, int]:
         return self.listen[5:] if self.listen.startswith("unix:") else ("127.0.0.1", self.milter_port)
 
-    def start(self, timeout: float = 20.0) -> "MilterProcess":
+    def start(self, timeout: float = 20.0) -> MilterProcess:
         self.log = open(self.log_path, "ab")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen([sys.executable, "-m", "sendergate", "milter", "--config", str(self.config_path)],
@@ -78,5 +78,5 @@ class MilterProcess(GatewayProcess):
             except OSError:
                 return False
 
-    def __enter__(self) -> "MilterProcess":
+    def __enter__(self) -> MilterProcess:
         return self.start()

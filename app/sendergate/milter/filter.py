@@ -54,7 +54,7 @@ class MilterHandler(GatewayHandler):
     """GatewayHandler whose accepted mail is handed back to the MTA rather than delivered."""
 
     async def _hand_on(self, session: Any, envelope: Any, tx: Transaction, message: bytes, group: list[int],
-                       auth: "AuthResults | None", *, screened: bool) -> Delivered:
+                       auth: AuthResults | None, *, screened: bool) -> Delivered:
         envelope.hand_ons.append((screened, auth))
         return Delivered(HANDED_ON)
 
@@ -68,7 +68,7 @@ class SenderGateFilter:
     protocol = (p.SMFIP_NOUNKNOWN | p.SMFIP_NODATA | p.SMFIP_NOEOH | p.SMFIP_NR_HDR | p.SMFIP_NR_BODY
                 | p.SMFIP_NR_CONN | p.SMFIP_NR_HELO | p.SMFIP_HDR_LEADSPC)
 
-    def __init__(self, handler: MilterHandler, rt: "Runtime") -> None:
+    def __init__(self, handler: MilterHandler, rt: Runtime) -> None:
         self.handler = handler
         self.rt = rt
         self.hostname = rt.cfg.smtp.hostname

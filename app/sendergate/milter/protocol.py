@@ -131,7 +131,7 @@ def parse_macros(data: bytes) -> tuple[bytes, dict[str, str]]:
     if not data:
         raise ProtocolError("empty macro packet")
     strings = split_strings(data[1:])
-    pairs = dict(zip(strings[0::2], strings[1::2]))
+    pairs = dict(zip(strings[0::2], strings[1::2], strict=False))  # a name without value: dropped
     return data[:1], {k[1:-1] if k.startswith("{") and k.endswith("}") else k: v for k, v in pairs.items()}
 
 

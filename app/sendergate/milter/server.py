@@ -20,7 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-from ..config import Config, parse_milter_listen as parse_listen
+from ..config import Config
+from ..config import parse_milter_listen as parse_listen
 from . import protocol
 from .filter import MilterHandler, SenderGateFilter
 
@@ -161,7 +162,7 @@ class MilterService:
             self.connections.add(task)
             try:
                 await protocol.serve_connection(SenderGateFilter(handler, rt), reader, writer)
-            except Exception as exc:  # noqa: BLE001 - one connection's failure is logged, the milter goes on
+            except Exception as exc:
                 log.error("milter connection failed: %r", exc, exc_info=exc)
                 writer.close()
             finally:
@@ -201,7 +202,8 @@ class MilterService:
 
 def run(cfg: Config, *, listen: str = "", log_format: str = "kv") -> int:
     """Run until SIGTERM/SIGINT. Returns the process exit code."""
-    from ..gateway import StartupError as GatewayStartupError, _bind
+    from ..gateway import StartupError as GatewayStartupError
+    from ..gateway import _bind
     from ..store import Store
 
     store = Store(cfg.store.url)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from ..delivery import DeliveryError, Outbound
+from ..delivery import Delivered, DeliveryError, Outbound
 from ..policy import headers as header_rule, replies
 from ..policy.address import Address, AddressError, list_id_from_header, parse
 from ..policy.automated import automated_reason, null_report, referenced_message_ids
@@ -303,7 +303,7 @@ class GatewayHandler:
         return "250 2.0.0 Message accepted for delivery"
 
     async def _hand_on(self, session: Any, envelope: Any, tx: Transaction, message: bytes, group: list[int],
-                       auth: AuthResults | None, *, screened: bool) -> Any:
+                       auth: AuthResults | None, *, screened: bool) -> Delivered:
         """Hand one group's copy on downstream (trace headers on top); raises DeliveryError. The seam
         where the milter (milter/filter.py) has Postfix deliver instead: it overrides this."""
         mailboxes = await self._mailboxes(tx) if self.cfg.delivery.mode == "maildir" else ()
