@@ -141,7 +141,7 @@ class MilterService:
         self.milter_sock = milter_sock
         self.http_sock = http_sock
         self.log_format = log_format
-        self.connections: set[asyncio.Task] = set()
+        self.connections: dict[asyncio.Task, SenderGateFilter] = {}
         self.unix_path = milter_sock.getsockname() if milter_sock.family == socket.AF_UNIX else ""
         self.stopping = asyncio.Event()
 
@@ -159,14 +159,14 @@ class MilterService:
         async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             task = asyncio.current_task()
             assert task is not None
-            self.connections.add(task)
+            flt = self.connections[task] = SenderGateFilter(handler, rt)
             try:
-                await protocol.serve_connection(SenderGateFilter(handler, rt), reader, writer)
-            except Exception as exc:
+                await protocol.serve_connection(flt, reader, writer)
+            except Exception as exc:  # noqa: BLE001 - one connection's failure is logged, the milter goes on
                 log.error("milter connection failed: %r", exc, exc_info=exc)
                 writer.close()
             finally:
-                self.connections.discard(task)
+                self.connections.pop(task, None)
 
         if self.milter_sock.family == socket.AF_UNIX:
             server = await asyncio.start_unix_server(on_connection, sock=self.milter_sock)
@@ -184,9 +184,14 @@ class MilterService:
         await self.stopping.wait()
         log.info("milter stopping: finishing open connections")
         server.close()
+        # Connections between messages close now (Postfix applies milter_default_action to the rest of
+        # that SMTP session: its client is told to retry); a message being decided gets to finish.
         deadline = time.monotonic() + SHUTDOWN_GRACE
-        if self.connections:
-            await asyncio.wait(list(self.connections), timeout=max(0.1, deadline - time.monotonic()))
+        while self.connections and time.monotonic() < deadline:
+            for task, flt in list(self.connections.items()):
+                if not flt.busy:
+                    task.cancel()
+            await asyncio.sleep(0.05)
         for task in list(self.connections):
             task.cancel()
         if housekeeping is not None:
