@@ -162,7 +162,7 @@ class MilterService:
             flt = self.connections[task] = SenderGateFilter(handler, rt)
             try:
                 await protocol.serve_connection(flt, reader, writer)
-            except Exception as exc:  # noqa: BLE001 - one connection's failure is logged, the milter goes on
+            except Exception as exc:  # one connection's failure is logged (it logs the exception), the milter goes on
                 log.error("milter connection failed: %r", exc, exc_info=exc)
                 writer.close()
             finally:
