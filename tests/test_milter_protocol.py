@@ -102,6 +102,33 @@ def test_null_sender_gets_no_link_and_the_http_side_runs(milter: MilterProcess) 
     assert httpx.get(f"{milter.http_url}/healthz", timeout=10).status_code == 200
 
 
+def test_an_mta_without_leading_space_support_gets_the_same_message_and_headers() -> None:
+    """SMFIP_HDR_LEADSPC not offered (older MTAs): the MTA drops the space after ':' and adds one to
+    inserted fields; the message rebuilt for the sender checks and the fields added come out the same."""
+    m = MilterProcess(listen="unix", extra={"challenge": {"allowlist_auth": "relaxed"}})
+    alice, _ = m.store.add_user("alice@example.org")
+    m.store.add_entry(alice.id, "allow", "bob@friend.example")
+    try:
+        m.start()
+        results = {}
+        for offered in (0x1FFFFF, 0x1FFFFF & ~0x100000):
+            with MilterClient(m.address) as c:
+                c.negotiate(protocol=offered)
+                c.connect("client.test", "192.0.2.7")
+                c.helo("client.test")
+                c.mail("<bob@friend.example>")
+                c.rcpt("<alice@example.org>")
+                results[offered] = c.message(KNOWN)
+    finally:
+        m.close()
+    with_space, without = results.values()
+    [(code, inserted)] = [r for r in with_space if r[0] == "i"]
+    [(code2, inserted2)] = [r for r in without if r[0] == "i"]
+    assert inserted[4:].startswith(b"Authentication-Results\0 mx.example.org;"), inserted
+    assert inserted2[4:].startswith(b"Authentication-Results\0mx.example.org;"), inserted2
+    assert inserted[4:].replace(b"\0 ", b"\0") == inserted2[4:]
+
+
 def test_garbage_closes_that_connection_only(milter: MilterProcess) -> None:
     with socket.socket(socket.AF_UNIX) as s:
         s.settimeout(10)

@@ -128,6 +128,8 @@ class SenderGateFilter:
 
     # -- content -------------------------------------------------------------------------------------------
     async def header(self, conn: p.Connection, name: bytes, value: bytes) -> list[p.Action]:
+        if not conn.protocol & p.SMFIP_HDR_LEADSPC:  # an MTA that cannot keep it drops one space after ':'
+            value = b" " + value
         self._count(len(name) + len(value) + 3)
         if not self.too_big:
             self.headers.append((name, value))
@@ -159,11 +161,13 @@ class SenderGateFilter:
                      replies.safe(envelope.mail_from or "<>", 200), replies.safe(result.split("\r\n")[0], 120))
             if not result.startswith("2"):
                 return [_action(result)]
-            return [*self._edits(headers, envelope.hand_ons), p.CONTINUE]
+            lead = bool(conn.protocol & p.SMFIP_HDR_LEADSPC)
+            return [*self._edits(headers, envelope.hand_ons, lead), p.CONTINUE]
         finally:
             self._reset()
 
-    def _edits(self, headers: list[tuple[bytes, bytes]], hand_ons: list[tuple[bool, Any]]) -> list[p.Action]:
+    def _edits(self, headers: list[tuple[bytes, bytes]], hand_ons: list[tuple[bool, Any]],
+               lead: bool) -> list[p.Action]:
         """Remove the fields only the gateway may write (SPEC §4.5 item 4), then put ours on top."""
         owned = gateway_owned(self.hostname)
         seen: dict[bytes, int] = {}
@@ -179,9 +183,9 @@ class SenderGateFilter:
         if auth is not None:
             from ..senderauth import authentication_results_header
             field = authentication_results_header(self.hostname, auth, linesep="\n")
-            edits.append(_insert_top(field))
+            edits.append(_insert_top(field, lead))
         if any(screened for screened, _ in hand_ons):
-            edits.append(_insert_top(SCREENED_MARK))
+            edits.append(_insert_top(SCREENED_MARK, lead))
         return edits
 
     def abort(self, conn: p.Connection) -> None:
@@ -191,11 +195,11 @@ class SenderGateFilter:
         self._reset()
 
 
-def _insert_top(field: str) -> p.Action:
-    """The field at the top of the header block (as the proxy puts its own); with SMFIP_HDR_LEADSPC
-    the value keeps its leading space."""
+def _insert_top(field: str, lead: bool) -> p.Action:
+    """The field at the top of the header block (as the proxy puts its own). With SMFIP_HDR_LEADSPC
+    the value carries its leading space; without, the MTA puts one in."""
     name, _, value = field.partition(":")
-    return p.insert_header(0, name, value)
+    return p.insert_header(0, name, value if lead else value.removeprefix(" "))
 
 
 def _address(args: list[str]) -> str:
