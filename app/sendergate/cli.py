@@ -37,6 +37,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     g.set_defaults(func=cmd_gateway)
 
+    m = sub.add_parser("milter", help="run the same decisions as a milter for Postfix (smtpd_milters), "
+                       "with the HTTP server, until SIGTERM/SIGINT; Postfix delivers")
+    _config_arg(m)
+    m.add_argument("--listen", metavar="unix:PATH|inet:HOST:PORT", default="",
+                   help="the milter socket (default: [milter] listen, unix:/run/sendergate/milter.sock)")
+    m.add_argument("--log-format", choices=["kv", "json"], default="kv", help="decision log lines (default kv)")
+    m.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    m.set_defaults(func=cmd_milter)
+
     c = sub.add_parser("check-config", help="validate the configuration and print each problem with its key; "
                        "brings the store's schema up to date")
     _config_arg(c)
@@ -125,6 +134,23 @@ def cmd_gateway(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from None
 
 
+def cmd_milter(args: argparse.Namespace) -> int:
+    from .config import parse_milter_listen
+    from .logformat import LOG_FORMAT
+    from .milter import server
+    if args.listen:
+        try:
+            parse_milter_listen(args.listen)
+        except ValueError as exc:
+            raise UserError(f"--listen: {exc}") from None
+    cfg = _load(args)
+    logging.basicConfig(level=args.log_level, stream=sys.stderr, format=LOG_FORMAT)
+    try:
+        return server.run(cfg, listen=args.listen, log_format=args.log_format)
+    except server.StartupError as exc:
+        raise UserError(str(exc)) from None
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     try:
         cfg = _load(args)
@@ -149,8 +175,15 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         for name, state in asyncio.run(Scanners(cfg.scan).ping()).items():
             if state != "ok":
                 problems.append((f"scan.{name}", state))
-    if cfg.delivery.mode in ("smtp", "lmtp"):
+    if cfg.delivery.mode in ("smtp", "lmtp") and not cfg.milter.configured:
         problems += _check_downstream(args, cfg)
+    if cfg.milter.configured:  # the socket `sendergate milter` would listen on
+        from .milter.server import probe
+        state, detail = probe(cfg.milter.listen)
+        if state == "problem":
+            problems.append(("milter.listen", detail))
+        else:
+            print(f"{args.config}: milter.listen: {cfg.milter.listen}: {state} ({detail})")
     for key, msg in problems:
         print(f"{args.config}: {key}: {msg}", file=sys.stderr)
     if problems:

@@ -246,6 +246,15 @@ class DNSConfig:
 
 
 @dataclass
+class MilterConfig:
+    # Postfix's notation (smtpd_milters): unix:/path or inet:host:port; `sendergate milter --listen` overrides
+    listen: str = "unix:/run/sendergate/milter.sock"
+    socket_mode: int = 0o660  # the unix socket's permissions: Postfix's smtpd must reach it (group access)
+    # the file sets a [milter] key (check-config then checks the socket); not a setting itself
+    configured: bool = field(default=False, compare=False)
+
+
+@dataclass
 class EventsConfig:
     retention: float = 90 * 86400
 
@@ -261,6 +270,7 @@ class Config:
     challenge: ChallengeConfig = field(default_factory=ChallengeConfig)
     dns: DNSConfig = field(default_factory=DNSConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
+    milter: MilterConfig = field(default_factory=MilterConfig)
     path: str = ""
 
     @property
@@ -376,6 +386,35 @@ def _networks(v: Any) -> list[str]:
     return [x.strip() for x in v]
 
 
+def parse_milter_listen(spec: str) -> tuple[str, str | tuple[str, int]]:
+    """Postfix's notation for a milter socket: `unix:/path` or `inet:host:port` (`inet:[::1]:port`)."""
+    spec = spec.strip()
+    if spec.startswith("unix:"):
+        path = spec[5:]
+        if not path.startswith("/"):
+            raise ValueError(f"{spec!r}: the socket path must be absolute")
+        return "unix", path
+    if spec.startswith("inet:"):
+        return "inet", parse_hostport(spec[5:])
+    raise ValueError(f"{spec!r} is neither unix:/path nor inet:host:port")
+
+
+def _milter_listen(v: Any) -> str:
+    v = _str(v).strip()
+    parse_milter_listen(v)
+    return v
+
+
+def _file_mode(v: Any) -> int:
+    """"0660" (a string, as chmod takes it): the owner always keeps read and write."""
+    if not isinstance(v, str) or not re.fullmatch(r"0?[0-7]{3}", v.strip()):
+        raise ValueError('expected an octal mode as a string, e.g. "0660"')
+    mode = int(v.strip(), 8)
+    if mode & 0o600 != 0o600:
+        raise ValueError("the owner (the milter itself) needs read and write")
+    return mode
+
+
 def _scanner(v: Any) -> str:
     v = _str(v)
     if v:
@@ -457,6 +496,7 @@ _SCHEMA: dict[str, dict[str, Any]] = {
     "dns": {"nameservers": _nameservers, "timeout": _positive_duration, "max_checks": _int(1),
             "max_waiting": _int(0)},
     "events": {"retention": parse_duration},
+    "milter": {"listen": _milter_listen, "socket_mode": _file_mode},
 }
 
 
@@ -481,6 +521,7 @@ def from_dict(raw: dict[str, Any], source: str = "") -> Config:
                 setattr(target, key, conv(value))
             except ValueError as exc:
                 problems.append((f"{section}.{key}", str(exc)))
+    cfg.milter.configured = bool(raw.get("milter"))
     if not cfg.domains.local:
         problems.append(("domains.local", "required: the domains this gateway receives mail for"))
     if bool(cfg.smtp.tls_cert) != bool(cfg.smtp.tls_key):

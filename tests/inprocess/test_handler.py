@@ -45,7 +45,7 @@ class FakeScanners:
         self.outcome = outcome or ScanOutcome(spam_score=0.0)
         self.calls: list[tuple[bool, bool]] = []  # (spam, virus) per call
 
-    async def scan(self, message: bytes, *, spam: bool, virus: bool = True) -> ScanOutcome:
+    async def scan(self, message: bytes, *, spam: bool, virus: bool = True, envelope: object = None) -> ScanOutcome:
         self.calls.append((spam, virus))
         o = self.outcome
         return ScanOutcome(virus=o.virus if virus else None, virus_failed=o.virus_failed if virus else None,

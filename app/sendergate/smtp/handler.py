@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from ..config import DEFAULT_SPAM_REPLY, DEFAULT_SPAM_REPLY_BY_ACTION
-from ..delivery import DeliveryError, Outbound
+from ..delivery import Delivered, DeliveryError, Outbound
 from ..policy import headers as header_rule
 from ..policy import replies
 from ..policy.address import Address, AddressError, hash_message_id, list_id_from_header, parse
@@ -322,21 +322,15 @@ class GatewayHandler:
                        decisions: list[DataDecision], auth: AuthResults | None, metas: list[dict[str, Any]]) -> str:
         # Only our own Authentication-Results may carry our name (RFC 8601 §5), checks run or not.
         message = remove_results_claiming(message, self.cfg.smtp.hostname)
-        mailboxes = await self._mailboxes(tx) if self.cfg.delivery.mode == "maildir" else ()
-        options = tuple(o for o in envelope.mail_options if o.startswith("BODY=") or o == "SMTPUTF8")
         # The inbox copies, then the screened ones (their own mark and folder): two hand-overs when a
         # message is screened for some recipients only.
         groups = [[i for i, d in enumerate(decisions) if d.verdict is verdict] for verdict in ACCEPTING]
         done: list[int] = []
         for group in (g for g in groups if g):
             screened = decisions[group[0]].verdict is Verdict.SCREENED
-            trace = trace_headers(self.cfg.smtp.hostname, session, auth, screened=screened)
-            out = Outbound(tx.raw_sender, [tx.recipients[i].raw for i in group], trace + message, options,
-                           mailboxes=tuple(mailboxes[i] for i in group) if mailboxes else ())
             started = time.monotonic()
             try:
-                result = await self.rt.deliverer.deliver(
-                    out, folder=self.cfg.delivery.screened_folder if screened else "")
+                result = await self._hand_on(session, envelope, tx, message, group, auth, screened=screened)
             except DeliveryError as exc:
                 self.rt.metrics.observe_delivery(time.monotonic() - started, ok=False)
                 return await self._delivery_failed(session, tx, exc, decisions, metas, done)
@@ -349,6 +343,17 @@ class GatewayHandler:
             reason = d.reason + (f"; {d.scan_note}" if d.scan_note else "")
             await self._record(session, tx, str(r.address), d.verdict, reason, r.user_id, m)
         return "250 2.0.0 Message accepted for delivery"
+
+    async def _hand_on(self, session: Any, envelope: Any, tx: Transaction, message: bytes, group: list[int],
+                       auth: AuthResults | None, *, screened: bool) -> Delivered:
+        """Hand one group's copy on downstream (trace headers on top); raises DeliveryError. The seam
+        where the milter (milter/filter.py) has Postfix deliver instead: it overrides this."""
+        mailboxes = await self._mailboxes(tx) if self.cfg.delivery.mode == "maildir" else ()
+        options = tuple(o for o in envelope.mail_options if o.startswith("BODY=") or o == "SMTPUTF8")
+        trace = trace_headers(self.cfg.smtp.hostname, session, auth, screened=screened)
+        out = Outbound(tx.raw_sender, [tx.recipients[i].raw for i in group], trace + message, options,
+                       mailboxes=tuple(mailboxes[i] for i in group) if mailboxes else ())
+        return await self.rt.deliverer.deliver(out, folder=self.cfg.delivery.screened_folder if screened else "")
 
     async def _delivery_failed(self, session: Any, tx: Transaction, exc: DeliveryError,
                                decisions: list[DataDecision], metas: list[dict[str, Any]], done: list[int]) -> str:
