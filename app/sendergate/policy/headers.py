@@ -141,7 +141,7 @@ def first_values(message: bytes) -> dict[str, str]:
                 out[name] = display(name, raw)
         return out
     # The usual header block (ASCII, no encoded words): the same answers in one pass over its lines,
-    # values worked out only for each name's first field (a tenth of a refusal's CPU otherwise).
+    # values worked out only for each name's first field (its cost: benchmarks.md, "Copied fast paths").
     out = {}
     name = None
     parts: list[bytes] = []
@@ -216,8 +216,8 @@ def gateway_owned(authserv: str) -> Callable[[str, bytes], bool]:
 
 
 # `Name <local@domain>`, `"Name" <local@domain>` or a bare `local@domain`: what nearly every From
-# field holds. Taken apart here without the email package's address parser (two parses of the From
-# field were a tenth of a refusal's CPU); anything else goes the email package's way.
+# field holds. Taken apart here without the email package's address parser (its cost: benchmarks.md,
+# "Copied fast paths"); anything else goes the email package's way.
 _SIMPLE_ADDRESS = re.compile(
     r"""\s*(?:(?:[A-Za-z0-9 ._'-]*|"[^"\\\r\n]*")\s*<([A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+)>"""
     r"""|([A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+))\s*""")
