@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
+from typing import Any
 
 from .address import Address, AddressError, is_relay_trick, normalise_domain, parse
 from .lists import ALLOW, BLOCK, ListEntry, match_list, match_sender
@@ -432,7 +433,9 @@ def settle_recipients(decisions: Sequence[DataDecision]) -> list[DataDecision]:
 
 @dataclass
 class EventRecord:
-    """One final decision, as stored and logged (SPEC §4.3)."""
+    """One final decision, as stored and logged (SPEC §4.3). The one declaration of an event's fields: the
+    store writes them as they are; the API's and the desktop client's Event are checked against them
+    (tests/test_event_schema.py)."""
 
     ts: datetime
     verdict: Verdict
@@ -449,4 +452,4 @@ class EventRecord:
     spam_score: float | None = None
     virus: str = ""
     challenge_id: int | None = None
-    details: dict = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)

@@ -29,8 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..policy.address import AddressError, parse, parse_pattern
 from ..policy.decide import VERDICTS, Verdict
-from ..store import NotFound, StoreError, User, queries
-from ..store.queries import DAY, Forbidden, Missing
+from ..store import DAY, SEARCH_BUDGET, SEARCH_WINDOW, Forbidden, NotFound, StoreError, User
 from . import clientip
 from .models import (Challenge, ChallengeBatch, ChallengeBatchItem, ChallengeDecision, ChallengeIds, ChallengePage,
                      ChallengeStatus, Error, Event, EventPage, ImportRequest, ImportResult, ListEntryIn, ListEntryOut,
@@ -113,7 +112,7 @@ async def _run(rt: "Runtime", fn: Any, *args: Any, **kwargs: Any) -> Any:
     """A store call on the pool; store trouble is a 503 with a one-line reason, not a 500."""
     try:
         return await rt.astore.run(fn, *args, **kwargs)
-    except (Missing, NotFound) as exc:
+    except NotFound as exc:
         raise HTTPException(404, str(exc)) from None
     except Forbidden as exc:
         raise HTTPException(403, str(exc)) from None
@@ -139,7 +138,7 @@ def make_caller_dependency(rt: "Runtime", gate: TokenGate) -> Any:
         if cached is not None and cached[1] > now:
             user = cached[0]
         else:
-            uid = await _run(rt, queries.user_id_for_token, rt.store, token) if len(token) <= 200 else None
+            uid = await _run(rt, rt.store.user_id_for_token, token) if len(token) <= 200 else None
             if uid is None:
                 gate.failed(ip, now)
                 log.warning("api: unknown token from %s (%s %s)", ip, request.method, request.url.path)
@@ -152,7 +151,7 @@ def make_caller_dependency(rt: "Runtime", gate: TokenGate) -> Any:
             gate.touched[token] = now
             log.info("api: token of user %d (%s) used from %s", user.id, user.addresses[0] if user.addresses else "-",
                      ip)
-            await _run(rt, queries.touch_token, rt.store, token, time.time())
+            await _run(rt, rt.store.touch_token, token, time.time())
         return Caller(user)
 
     return caller
@@ -277,15 +276,15 @@ def register(app: FastAPI, rt: "Runtime") -> None:
                      verdict: Annotated[list[Verdict] | None, Query(description="One or more verdicts (repeat the parameter).")] = None,
                      q: Annotated[str, Query(max_length=200, pattern=NoControl, description=(
                          "Text in sender, recipient or subject. Each request reads a bounded share of the caller's "
-                         f"events (newest first; at most {queries.SEARCH_WINDOW:,}, in about "
-                         f"{queries.SEARCH_BUDGET * 1000:.0f} ms), so a page may be short or empty "
+                         f"events (newest first; at most {SEARCH_WINDOW:,}, in about "
+                         f"{SEARCH_BUDGET * 1000:.0f} ms), so a page may be short or empty "
                          "with a `next_cursor` to go on."))] = "",
                      since: Annotated[datetime | None, Query(description="Only decisions at or after this time.")] = None,
                      until: Annotated[datetime | None, Query(description="Only decisions before this time.")] = None,
                      cursor: Annotated[str | None, Query(max_length=100)] = None,
                      limit: Annotated[int, Query(ge=1, le=500)] = 50) -> EventPage:
         before = decode_cursor(cursor)
-        rows, last = await _run(rt, queries.events_page, rt.store, caller.scope,
+        rows, last = await _run(rt, rt.store.events_page, caller.scope,
                                 verdicts=[v.value for v in verdict or []], q=q.strip(), since=_ts(since),
                                 until=_ts(until), before_id=before, limit=limit)
         return EventPage(items=[event_out(r) for r in rows], next_cursor=encode_cursor(last),
@@ -300,7 +299,7 @@ def register(app: FastAPI, rt: "Runtime") -> None:
                          cursor: Annotated[str | None, Query(max_length=100)] = None,
                          limit: Annotated[int, Query(ge=1, le=500)] = 50) -> ChallengePage:
         st = None if status == "all" else ChallengeStatus(status).value
-        rows, last = await _run(rt, queries.challenges_page, rt.store, caller.scope, status=st, q=q.strip(),
+        rows, last = await _run(rt, rt.store.challenges_page, caller.scope, status=st, q=q.strip(),
                                 before_id=decode_cursor(cursor, MAX_ROW_ID), limit=limit)
         return ChallengePage(items=[challenge_out(r) for r in rows], next_cursor=encode_cursor(last))
 
@@ -309,10 +308,10 @@ def register(app: FastAPI, rt: "Runtime") -> None:
     @api.get("/challenges/{challenge_id}", response_model=Challenge, tags=["challenges"], responses=NOT_FOUND,
              summary="One challenge")
     async def challenge(caller: CallerDep, challenge_id: ChallengeId) -> Challenge:
-        return challenge_out(await _run(rt, queries.get_challenge, rt.store, caller.scope, challenge_id))
+        return challenge_out(await _run(rt, rt.store.get_challenge, caller.scope, challenge_id))
 
     async def decide(caller: Caller, challenge_id: int, decision: str) -> ChallengeDecision:
-        ch, entry, changed = await _run(rt, queries.decide_challenge, rt.store, caller.scope, challenge_id, decision)
+        ch, entry, changed = await _run(rt, rt.store.decide_challenge, caller.scope, challenge_id, decision)
         if changed:
             log.info("api: user %d %s challenge %d (%s -> %s)", caller.user.id, decision, challenge_id,
                      ch["sender"], ch["recipient"])
@@ -338,7 +337,7 @@ def register(app: FastAPI, rt: "Runtime") -> None:
         bad = next((i for i in ids if not 1 <= i <= MAX_ROW_ID), None)
         if bad is not None:
             raise HTTPException(422, f"ids: {bad} is not a challenge id")
-        outcomes = await _run(rt, queries.decide_challenges, rt.store, caller.scope, ids, decision)
+        outcomes = await _run(rt, rt.store.decide_challenges, caller.scope, ids, decision)
         items = []
         for o in outcomes:
             if o["status"] == "missing":
@@ -386,8 +385,8 @@ def register(app: FastAPI, rt: "Runtime") -> None:
         if cursor:
             upto, before, since = decode_screened_cursor(cursor)
         else:
-            upto, before, since = await _run(rt, queries.max_event_id, rt.store), None, time.time() - days * DAY
-        rows, last = await _run(rt, queries.screened_senders, rt.store, caller.scope, caller.user.id, since=since,
+            upto, before, since = await _run(rt, rt.store.max_event_id), None, time.time() - days * DAY
+        rows, last = await _run(rt, rt.store.screened_senders, caller.scope, caller.user.id, since=since,
                                 upto_id=upto, before_id=before, limit=limit)
         return ScreenedPage(items=[ScreenedSender.model_validate(_times(r, "first_seen", "last_seen")) for r in rows],
                             next_cursor=None if last is None else encode_screened_cursor(upto, last, since))
@@ -404,8 +403,8 @@ def register(app: FastAPI, rt: "Runtime") -> None:
     async def import_allow(caller: CallerDep, body: ImportRequest) -> ImportResult:
         uid = await owner_id(caller, body.owner)
         if body.dry_run:
-            result = await _run(rt, queries.import_preview, rt.store, uid, body.entries)
-            await _run(rt, queries.domain_cover, rt.store, uid, result["results"])
+            result = await _run(rt, rt.store.import_preview, uid, body.entries)
+            await _run(rt, rt.store.domain_cover, uid, result["results"])
         else:
             result = await _run(rt, rt.store.import_entries, uid, body.entries, source="import", note=body.note)
             log.info("api: user %d imported %d entries for user %s: %d added, %d present, %d invalid",
@@ -421,7 +420,7 @@ def register(app: FastAPI, rt: "Runtime") -> None:
         bad = next((h for h in body.hashes if len(h) != 64 or not all(c in "0123456789abcdefABCDEF" for c in h)), None)
         if bad is not None:
             raise HTTPException(422, f"not a sha256 hex digest: {bad[:80]!r}")
-        added = await _run(rt, queries.add_sent_ids, rt.store, uid, [h.lower() for h in body.hashes])
+        added = await _run(rt, rt.store.add_sent_ids, uid, [h.lower() for h in body.hashes])
         return SentIdsResult(received=len(body.hashes), added=added)
 
     # -- stats --
@@ -429,8 +428,8 @@ def register(app: FastAPI, rt: "Runtime") -> None:
              summary="Counts per verdict per UTC day, oldest first, up to today; pending challenges")
     async def stats(caller: CallerDep, days: Annotated[int, Query(ge=1, le=366)] = 30) -> Stats:
         today = int(time.time() // DAY)
-        per_day = await _run(rt, queries.day_counts, rt.store, caller.scope, today - days + 1, today)
-        pending = await _run(rt, queries.pending_count, rt.store, caller.scope)
+        per_day = await _run(rt, rt.store.day_counts, caller.scope, today - days + 1, today)
+        pending = await _run(rt, rt.store.pending_count, caller.scope)
         out_days, totals = [], dict.fromkeys(VERDICTS, 0)
         for day in sorted(per_day):
             counts = {v: per_day[day].get(v, 0) for v in VERDICTS}
@@ -470,7 +469,7 @@ def register(app: FastAPI, rt: "Runtime") -> None:
                         **({} if public else {**AUTH_ERRORS, **FORBIDDEN})},
              summary="Prometheus metrics (all worker processes; challenge counts from the store)")
     async def metrics() -> Response:
-        counts = await _run(rt, _challenge_counts, rt.store)
+        counts = await _run(rt, rt.store.challenge_counts)
         body = await asyncio.to_thread(rt.metrics.render, counts)
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
@@ -491,14 +490,6 @@ def register(app: FastAPI, rt: "Runtime") -> None:
             return Response(html, media_type="text/html")
 
 
-def _challenge_counts(store: Any) -> dict[str, int]:
-    from sqlalchemy import func, select
-    from ..store import schema as s
-    with store.engine.connect() as conn:
-        rows = conn.execute(select(s.challenges.c.status, func.count()).group_by(s.challenges.c.status)).all()
-    return {status: n for status, n in rows}
-
-
 def _list_routes(api: APIRouter, rt: "Runtime", action: str, name: str, CallerDep: Any, owner_id: Any) -> None:
     EntryId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 
@@ -513,7 +504,7 @@ def _list_routes(api: APIRouter, rt: "Runtime", action: str, name: str, CallerDe
         oid = None
         if owner is not None:
             oid = await owner_id(caller, owner)
-        rows, last = await _run(rt, queries.entries_page, rt.store, caller.scope, action, q=q.strip(), owner_id=oid,
+        rows, last = await _run(rt, rt.store.entries_page, caller.scope, action, q=q.strip(), owner_id=oid,
                                 before_id=decode_cursor(cursor, MAX_ROW_ID), limit=limit)
         return ListEntryPage(items=[entry_out(r) for r in rows], next_cursor=encode_cursor(last))
 
@@ -527,7 +518,7 @@ def _list_routes(api: APIRouter, rt: "Runtime", action: str, name: str, CallerDe
             raise HTTPException(422, "note: NUL characters are not allowed")
         uid = await owner_id(caller, body.owner, body.global_entry)
         try:
-            row, created = await _run(rt, queries.add_entry, rt.store, uid, action, body.entry, note=body.note,
+            row, created = await _run(rt, rt.store.add_entry_dict, uid, action, body.entry, note=body.note,
                                       expires_at=_ts(body.expires_at))
         except AddressError as exc:
             raise HTTPException(422, f"entry {body.entry[:80]!r}: {exc}") from None
@@ -540,20 +531,20 @@ def _list_routes(api: APIRouter, rt: "Runtime", action: str, name: str, CallerDe
     @api.get(f"/{name}/{{entry_id}}", response_model=ListEntryOut, tags=[name], responses=NOT_FOUND,
              summary="One entry", operation_id=f"get_{name}_entry")
     async def get_one(caller: CallerDep, entry_id: EntryId) -> ListEntryOut:
-        return entry_out(await _run(rt, queries.get_entry, rt.store, caller.scope, entry_id, action))
+        return entry_out(await _run(rt, rt.store.get_entry, caller.scope, entry_id, action))
 
     @api.patch(f"/{name}/{{entry_id}}", response_model=ListEntryOut, tags=[name], responses=NOT_FOUND,
                summary="Change an entry's note or expiry", operation_id=f"patch_{name}_entry")
     async def patch(caller: CallerDep, entry_id: EntryId, body: ListEntryPatch) -> ListEntryOut:
         if body.note is not None and "\x00" in body.note:
             raise HTTPException(422, "note: NUL characters are not allowed")
-        return entry_out(await _run(rt, queries.update_entry, rt.store, caller.scope, action, entry_id,
+        return entry_out(await _run(rt, rt.store.update_entry, caller.scope, action, entry_id,
                                     note=body.note, expires_at=_ts(body.expires_at), clear_expiry=body.clear_expiry))
 
     @api.delete(f"/{name}/{{entry_id}}", status_code=204, response_class=Response, tags=[name],
                 responses=NOT_FOUND, summary="Remove an entry", operation_id=f"delete_{name}_entry")
     async def remove(caller: CallerDep, entry_id: EntryId) -> Response:
-        await _run(rt, queries.remove_entry, rt.store, caller.scope, action, entry_id)
+        await _run(rt, rt.store.remove_entry, caller.scope, action, entry_id)
         log.info("api: user %d removed %s entry %d", caller.user.id, action, entry_id)
         return Response(status_code=204)
 
@@ -671,7 +662,7 @@ class StreamHub:
         high = self.settled_id
         after = self.settled_id
         while True:
-            rows = await self.rt.astore.run(queries.events_after, store, None, after, 1000)
+            rows = await self.rt.astore.run(store.events_after, None, after, 1000)
             for row in rows:
                 if row["id"] not in self.sent_ids:
                     self.sent_ids.add(row["id"])
@@ -688,7 +679,7 @@ class StreamHub:
         self.sent_ids = {i for i in self.sent_ids if i > self.settled_id}
 
         wall = time.time()
-        changed = await self.rt.astore.run(queries.challenges_changed_since, store, None,
+        changed = await self.rt.astore.run(store.challenges_changed_since, None,
                                            self.challenge_since - STREAM_SETTLE, 5000)
         for row in changed:
             key = (row["id"], row["updated_at"], row["status"])
@@ -704,7 +695,7 @@ class StreamHub:
     async def follow(self, request: Request, scope: int | None, last_event_id: str) -> AsyncIterator[dict[str, Any]]:
         """One client's stream: what it missed since Last-Event-ID, then everything new, live."""
         resume_event, resume_ch = _parse_stream_id(last_event_id)
-        start_id = await self.rt.astore.run(queries.max_event_id, self.rt.store)
+        start_id = await self.rt.astore.run(self.rt.store.max_event_id)
         sub = self._subscribe(scope, start_id)
         sent: set[int] = set()
         seen_ch: set[tuple[int, float, str]] = set()
@@ -726,7 +717,7 @@ class StreamHub:
             if resume_event is not None:  # catch up from the store, then continue from the hub
                 after = resume_event
                 while True:
-                    rows = await self.rt.astore.run(queries.events_after, self.rt.store, scope, after, 500)
+                    rows = await self.rt.astore.run(self.rt.store.events_after, scope, after, 500)
                     for row in rows:
                         sent.add(row["id"])
                         yield message("event", row)
@@ -734,7 +725,7 @@ class StreamHub:
                         break
                     after = rows[-1]["id"]
             if resume_ch is not None:
-                for row in await self.rt.astore.run(queries.challenges_changed_since, self.rt.store, scope,
+                for row in await self.rt.astore.run(self.rt.store.challenges_changed_since, scope,
                                                     resume_ch, 5000):
                     seen_ch.add((row["id"], row["updated_at"], row["status"]))
                     yield message("challenge", row)

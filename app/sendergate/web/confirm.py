@@ -187,11 +187,11 @@ class ConfirmPage:
 
     async def limited(self, kind: str, key: str, limit: tuple[int, float]) -> float:
         """Count one hit in the store (shared by every node); 0 if allowed, else seconds to wait."""
-        return await self.rt.astore.run(confirm_store.rate_hit, self.rt.store, f"{kind}:{key}", *limit)
+        return await self.rt.astore.run(self.rt.store.rate_hit, f"{kind}:{key}", *limit)
 
     async def secret(self) -> str:
         if self._secret is None:
-            self._secret = await self.rt.astore.run(confirm_store.page_secret, self.rt.store)
+            self._secret = await self.rt.astore.run(self.rt.store.page_secret)
         return self._secret
 
     # -- responses ----------------------------------------------------------
@@ -230,7 +230,7 @@ class ConfirmPage:
         # Every form is a new CAPTCHA with a new answer, replacing the one shown before: "a different
         # picture" never shows the same answer again, so renderings cannot be compared.
         nonce = captcha.new_nonce()
-        await self.rt.astore.run(confirm_store.issue_captcha, self.rt.store, state.challenge_id, nonce,
+        await self.rt.astore.run(self.rt.store.issue_captcha, state.challenge_id, nonce,
                                  captcha.new_answer())
         csrf = captcha.csrf_value(await self.secret(), cookie, token, int(time.time()))
         resp = self.html(request, "confirm.html", status, notice=notice,
@@ -243,7 +243,7 @@ class ConfirmPage:
         return resp
 
     async def state(self, token: str) -> confirm_store.LinkState | None:
-        return await self.rt.astore.run(confirm_store.link_state, self.rt.store, token)
+        return await self.rt.astore.run(self.rt.store.link_state, token)
 
     def client_ip(self, request: Request) -> str:
         peer = request.client.host if request.client else "unknown"
@@ -295,13 +295,13 @@ class ConfirmPage:
         if wait := await self.limited("answer-challenge", str(state.challenge_id), ANSWERS_PER_CHALLENGE):
             log.warning("confirmation answers rate-limited challenge_id=%d client_ip=%s", state.challenge_id, ip)
             return self.message(request, "limited", 429, wait)
-        current = await self.rt.astore.run(confirm_store.current_captcha, self.rt.store, state.challenge_id)
+        current = await self.rt.astore.run(self.rt.store.current_captcha, state.challenge_id)
         if current is None or not captcha.nonce_ok(nonce_field) or nonce_field != current.nonce:
             return await self.form(request, token, state, notice="stale_captcha", status=400)
         if not answer.strip():  # not an answer: the CAPTCHA stays as it is
             return await self.form(request, token, state, notice="empty_answer", status=400)
         if captcha.answer_matches(current.answer, answer):
-            if await self.rt.astore.run(confirm_store.confirm, self.rt.store, state.challenge_id, current.nonce,
+            if await self.rt.astore.run(self.rt.store.confirm, state.challenge_id, current.nonce,
                                         None, state.others):
                 self.log_confirmed(state, ip)
                 self.rt.metrics.count_confirmation()
@@ -313,7 +313,7 @@ class ConfirmPage:
             return self.for_status(request, fresh) or await self.form(request, token, fresh,
                                                                       notice="stale_captcha", status=400)
         # A wrong answer retires this CAPTCHA; the next form is a new one with a new answer.
-        counted = await self.rt.astore.run(confirm_store.record_wrong_answer, self.rt.store, state.challenge_id,
+        counted = await self.rt.astore.run(self.rt.store.record_wrong_answer, state.challenge_id,
                                            current.nonce)
         fresh = await self.state(token) or state
         if (page := self.for_status(request, fresh)) is not None:
@@ -336,7 +336,7 @@ class ConfirmPage:
             resp = _plain(429, "too many requests")
             resp.headers["Retry-After"] = str(int(wait) + 1)
             return resp
-        current = await self.rt.astore.run(confirm_store.current_captcha, self.rt.store, state.challenge_id)
+        current = await self.rt.astore.run(self.rt.store.current_captcha, state.challenge_id)
         if state.status != confirm_store.PENDING or current is None or current.nonce != nonce:
             return _plain(410, "this picture was already used; load the page again for a new one")
         column = "png" if kind == "png" else "wav"
@@ -347,7 +347,7 @@ class ConfirmPage:
             else:
                 wav = await asyncio.to_thread(captcha.render_wav, current.answer, self.language(request))
                 rendered = zlib.compress(wav, 6)  # half the size in the store
-            body = await self.rt.astore.run(confirm_store.keep_rendering, self.rt.store, state.challenge_id,
+            body = await self.rt.astore.run(self.rt.store.keep_rendering, state.challenge_id,
                                             nonce, column, rendered)
             if body is None:
                 return _plain(410, "this picture was already used; load the page again for a new one")
@@ -429,8 +429,8 @@ def _unavailable(exc: StoreError) -> Response:
 
 def expected_answer(store: Any, token: str, nonce: str) -> str:
     """The answer to the CAPTCHA issued as `nonce` for `token`, from the store (admins, tests)."""
-    state = confirm_store.link_state(store, token)
-    current = confirm_store.current_captcha(store, state.challenge_id) if state is not None else None
+    state = store.link_state(token)
+    current = store.current_captcha(state.challenge_id) if state is not None else None
     if current is None or current.nonce != nonce:
         raise ValueError(f"{nonce!r} is not the current CAPTCHA of this link")
     return str(current.answer)
