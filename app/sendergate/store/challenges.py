@@ -112,8 +112,11 @@ class Challenges(Events, Lists):
             row = None
         if row is not None:
             cid = row.id
-            conn.execute(_Q_REUSE if subject else _Q_REUSE_KEEP_SUBJECT,
-                         {"cid": cid, "now": now, "subject": subject, "auth": auth})
+            # no `subject` parameter for the statement that keeps it: SQLAlchemy would SET a column named by one
+            if subject:
+                conn.execute(_Q_REUSE, {"cid": cid, "now": now, "subject": subject, "auth": auth})
+            else:
+                conn.execute(_Q_REUSE_KEEP_SUBJECT, {"cid": cid, "now": now, "auth": auth})
         else:
             if max_pending and _pending_at_cap(conn, user_id, max_pending, now):
                 return None, ""
