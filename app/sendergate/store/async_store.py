@@ -51,7 +51,7 @@ class AsyncStore:
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
-        except (OperationalError, SQLAlchemyError, sqlite3.Error) as exc:
+        except (SQLAlchemyError, sqlite3.Error) as exc:
             raise StoreError(short(exc)) from exc
 
     async def rcpt_facts(self, recipient: Address, sender: Address | None) -> tuple[int | None, list[ListEntry]]:

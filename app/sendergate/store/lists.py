@@ -280,12 +280,10 @@ class Lists(StoreBase):
                 raise NotFound(f"no entry {entry_id}")
 
     # -- reading ----------------------------------------------------------------------------
-    def entries(self, user_id: int | None, action: str, *, q: str = "", all_users: bool = False) -> list[ListEntry]:
-        stmt = select(list_entries).where(_le.action == action)
-        if not all_users:
-            stmt = stmt.where(_le.user_id.is_(None) if user_id is None else _le.user_id == user_id)
-        if q:
-            stmt = stmt.where(_le.value.contains(q.lower(), autoescape=True))
+    def entries(self, user_id: int | None, action: str) -> list[ListEntry]:
+        """The user's (None: the global) `action` entries, newest first."""
+        stmt = select(list_entries).where(_le.action == action,
+                                          _le.user_id.is_(None) if user_id is None else _le.user_id == user_id)
         with self.engine.connect() as conn:
             return [entry_of(r) for r in conn.execute(stmt.order_by(_le.id.desc())).all()]
 
