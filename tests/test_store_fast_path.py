@@ -107,7 +107,8 @@ class Subject:
     def rcpt(self, recipient: str, sender: str | None) -> Any:
         r, s = parse(recipient), (parse(sender) if sender else None)
         user_id, entries = sqlite_rcpt_facts(self.reader, r, s) if self.reader else self.store.rcpt_facts(r, s)
-        return user_id, sorted(((e.action, str(e.pattern), e.expires_at, e.user_id, e.source) for e in entries), key=repr)
+        facts = ((e.action, str(e.pattern), e.expires_at, e.user_id, e.source) for e in entries)
+        return user_id, sorted(facts, key=repr)
 
     def rows(self) -> dict[str, list[tuple[Any, ...]]]:
         out = {}
@@ -155,7 +156,7 @@ def run(subject: Subject, steps: list[Any], clock: Clock) -> list[Any]:
         if s[0] == "commit":
             ops = [op(*w) for w in s[1]]
             results = subject.astore._commit(ops)
-            answers.append([(ok, outcome(value, args)) for (ok, value), (_, args) in zip(results, ops)])
+            answers.append([(ok, outcome(value, args)) for (ok, value), (_, args) in zip(results, ops, strict=True)])
         elif s[0] == "alone":
             fn, args = op(*s[1])
             with store.engine.begin() as conn:
@@ -202,7 +203,7 @@ def test_fast_path_and_sqlalchemy_path_agree_on_both_backends(subjects: tuple[li
             s.reset()
             outcomes.append((run(s, steps, clock), s.rows()))
         (answers, rows), others = outcomes[0], outcomes[1:]
-        for s, (their_answers, their_rows) in zip(stores[1:], others):
+        for s, (their_answers, their_rows) in zip(stores[1:], others, strict=True):
             assert their_answers == answers, f"{s.name} answered otherwise than {stores[0].name}"
             for table in rows:
                 assert their_rows[table] == rows[table], f"{table}: {s.name} differs from {stores[0].name}"

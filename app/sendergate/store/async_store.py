@@ -17,9 +17,10 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from ..policy.address import Address
 from ..policy.decide import EventRecord
 from ..policy.lists import ListEntry
-from .fast_sqlite import can_read_inline, open_reader, rcpt_facts as sqlite_rcpt_facts
 from .errors import StoreError, short
 from .events import BATCH_COUNTS
+from .fast_sqlite import can_read_inline, open_reader
+from .fast_sqlite import rcpt_facts as sqlite_rcpt_facts
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,7 @@ class AsyncStore:
             if not batch:
                 continue
             results = await loop.run_in_executor(self._writer_pool, self._commit, [(op, a) for op, a, _ in batch])
-            for (_, _, fut), (ok, value) in zip(batch, results):
+            for (_, _, fut), (ok, value) in zip(batch, results, strict=True):
                 if fut.done():
                     continue
                 if ok:
@@ -138,9 +139,9 @@ class AsyncStore:
                 conn: Connection
                 with self.store.engine.begin() as conn:
                     return True, op(conn, *args)
-            except (IntegrityError, sqlite3.IntegrityError) as exc:  # a concurrent writer got there first; the retry sees its row
+            except (IntegrityError, sqlite3.IntegrityError) as exc:  # another writer got there first; a retry sees it
                 error = exc
-            except (OperationalError, sqlite3.OperationalError) as exc:  # SQLite: locked, or another process wrote since our snapshot
+            except (OperationalError, sqlite3.OperationalError) as exc:  # SQLite: locked, or written since our snapshot
                 error = exc
                 if not self.store.is_sqlite:
                     break

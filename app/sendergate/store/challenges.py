@@ -14,10 +14,10 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..policy.address import parse_pattern
 from ..policy.decide import EventRecord, Verdict
-from .fast_sqlite import open_challenge as sqlite_open_challenge
 from .engine import contains_pattern, dbapi, hash_secret, inserted_id, new_token, now_ts
 from .errors import NotFound, short
 from .events import Events
+from .fast_sqlite import open_challenge as sqlite_open_challenge
 from .lists import Lists, add_entry_tx
 from .paging import keyset_page
 from .schema import captchas, challenge_link_members, challenge_tokens, challenges
@@ -87,7 +87,7 @@ class Challenges(Events, Lists):
             except (IntegrityError, sqlite3.IntegrityError):
                 if attempt == 2:
                     raise
-            except (OperationalError, sqlite3.OperationalError) as exc:  # SQLite: another process wrote since our snapshot
+            except (OperationalError, sqlite3.OperationalError) as exc:  # SQLite: another process wrote meanwhile
                 if not self.is_sqlite or attempt == 2:
                     raise
                 log.info("retrying challenge after concurrent write: %s", short(exc))

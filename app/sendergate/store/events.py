@@ -18,8 +18,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Select
 
 from ..policy.decide import EventRecord
-from .fast_sqlite import add_event_counts as sqlite_add_event_counts, insert_event as sqlite_insert_event
 from .engine import StoreBase, contains_pattern, dbapi, inserted_id
+from .fast_sqlite import add_event_counts as sqlite_add_event_counts
+from .fast_sqlite import insert_event as sqlite_insert_event
 from .lists import listed_for_tx
 from .paging import keyset_page
 from .schema import EVENT_COLUMNS, NO_USER, event_counts, events
@@ -36,7 +37,7 @@ _row_values = itemgetter(*EVENT_COLUMNS)
 
 def event_row(r: EventRecord) -> dict[str, Any]:
     """The events row of a record: its fields (EVENT_COLUMNS), as the columns take them."""
-    row = dict(zip(EVENT_COLUMNS, _record_values(r)))
+    row = dict(zip(EVENT_COLUMNS, _record_values(r), strict=True))
     row["ts"] = r.ts.timestamp()
     row["verdict"] = r.verdict.value
     row["details"] = json.dumps(r.details, separators=(",", ":"), default=str)

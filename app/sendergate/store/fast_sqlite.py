@@ -18,7 +18,8 @@ from .schema import EVENT_COLUMNS
 
 log = logging.getLogger(__name__)
 
-_SQL_EVENT = f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
+# column names from the schema, values bound
+_SQL_EVENT = f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"  # noqa: S608
 _SQL_COUNTS = ('INSERT INTO event_counts (user_id, day, verdict, "count") VALUES (?, ?, ?, ?) '
                'ON CONFLICT (user_id, day, verdict) DO UPDATE SET "count" = event_counts."count" + excluded."count"')
 _SQL_PENDING = "SELECT id, expires_at FROM challenges WHERE user_id = ? AND sender = ? AND status = 'pending'"
