@@ -91,7 +91,10 @@ class Event:
 
     @classmethod
     def from_row(cls, row: EventRow) -> "Event":
-        return cls(row[0], _ts(row[1]) or datetime.now(timezone.utc), *row[2:15], row[15] or {})
+        values = dict(zip(EVENT_FIELDS, row, strict=True))
+        values["ts"] = _ts(values["ts"]) or datetime.now(timezone.utc)
+        values["details"] = values["details"] or {}
+        return cls(**values)
 
     def to_row(self) -> EventRow:
         ts = self.ts.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
