@@ -377,3 +377,13 @@ def test_one_link_for_several_recipients_respects_each_ones_block_and_cap(store:
     assert store.entries(bob.id, "allow") == []
     [entry] = store.entries_page(alice.id, "allow")[0]
     assert entry["auth"] == "spf=pass:stranger.example dkim=none dmarc=none"
+
+
+def test_stream_changes_reads_every_event_page_by_page_and_the_changed_challenges(store: Store) -> None:
+    alice, _ = store.add_user("alice@example.org")
+    ids = store.add_events([EventRecord(ts=datetime.now(timezone.utc), verdict=Verdict.DELIVERED, reason="t",
+                                        user_id=alice.id) for _ in range(5)])
+    cid, _ = store.open_challenge(alice.id, "alice@example.org", "s@x.example", ttl=60)
+    events, changed = store.stream_changes(ids[0], 0.0, page=2)
+    assert [e["id"] for e in events] == ids[1:]
+    assert [c["id"] for c in changed] == [cid]

@@ -219,6 +219,20 @@ class Challenges(Events, Lists):
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(stmt.order_by(_ch.updated_at, _ch.id).limit(limit)).all()]
 
+    def stream_changes(self, after_id: int, challenges_since: float, *, page: int = 1000,
+                       challenge_limit: int = 5000) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """What the live stream's poller looks at, in one call: every event with id > after_id (oldest first,
+        read `page` rows at a time) and up to `challenge_limit` challenges changed after `challenges_since`
+        (oldest change first), for all users."""
+        events: list[dict[str, Any]] = []
+        while True:
+            rows = self.events_after(None, after_id, page)
+            events += rows
+            if len(rows) < page:
+                break
+            after_id = rows[-1]["id"]
+        return events, self.challenges_changed_since(None, challenges_since, challenge_limit)
+
     def pending_count(self, scope: int | None, now: float | None = None) -> int:
         stmt = select(func.count()).select_from(challenges).where(_ch.status == "pending",
                                                                   _ch.expires_at > (now or now_ts()))
