@@ -166,7 +166,8 @@ def test_text_search_finds_only_the_callers_matches_newest_first(store: Store) -
                for i in range(60)]
     ids = store.add_events(records)
     for user in (alice, bob):
-        want = [i for i, r in sorted(zip(ids, records), reverse=True) if r.user_id == user.id and "Zebra" in r.subject]
+        want = [i for i, r in sorted(zip(ids, records, strict=True), reverse=True)
+                if r.user_id == user.id and "Zebra" in r.subject]
         rows, cursor = store.events_page(user.id, q="zEBRA", limit=100, window=1000)
         assert [r["id"] for r in rows] == want and cursor is None
         rows, cursor = store.events_page(user.id, q="zebra", limit=3, window=1000)
@@ -219,7 +220,8 @@ def test_a_confirmation_never_lifts_a_block_and_records_the_authentication(store
     assert _challenge_row(store, cid).auth == "spf=pass:friend.example dkim=pass:friend.example dmarc=pass"
     assert store.confirm(cid)
     [entry] = store.entries_page(alice.id, "allow")[0]
-    assert entry["source"] == "confirmed" and entry["auth"] == "spf=pass:friend.example dkim=pass:friend.example dmarc=pass"
+    assert entry["source"] == "confirmed"
+    assert entry["auth"] == "spf=pass:friend.example dkim=pass:friend.example dmarc=pass"
 
     # a block that exists when the answer comes (made on another node meanwhile, or by a domain rule)
     stranger, _ = store.open_challenge(alice.id, "alice@example.org", "eve@spam.example", ttl=3600)
