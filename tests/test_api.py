@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from sendergate.policy.decide import EventRecord, Verdict
-from sendergate.store import hash_message_id, queries
+from sendergate.store import SEARCH_STEP, SEARCH_WINDOW, hash_message_id
 from sendergate.store import schema as store_schema
 from tests.support.gateway import GatewayProcess, loopback_dns
 
@@ -239,7 +239,7 @@ def filler_events(gw: GatewayProcess, user_id: int, n: int) -> None:
 
 
 def test_text_search_reads_a_bounded_window_and_continues_by_cursor(gw: GatewayProcess) -> None:
-    window = queries.SEARCH_WINDOW
+    window = SEARCH_WINDOW
     alice, bob = Account(gw), Account(gw)
     old = events_for(gw, alice.user.id, 5, subject="Quarterly zebra report")  # only in alice's oldest events
     filler_events(gw, alice.user.id, 2 * window + 100)
@@ -268,7 +268,7 @@ def test_text_search_reads_a_bounded_window_and_continues_by_cursor(gw: GatewayP
             seen += [e["id"] for e in page["items"]]
             cursor, pages = page["next_cursor"], pages + 1
             # each request reads at least one step of the history (unless it has found a page)
-            assert pages <= (2 * window + 105) // queries.SEARCH_STEP + 1, "the cursor must reach the end"
+            assert pages <= (2 * window + 105) // SEARCH_STEP + 1, "the cursor must reach the end"
     finally:
         stop.set()
         thread.join()

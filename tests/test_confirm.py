@@ -240,8 +240,7 @@ def test_csrf_protection(gw: GatewayProcess) -> None:
 
 
 def expected_secret(gw: GatewayProcess) -> str:
-    from sendergate.store.confirm import page_secret
-    return page_secret(gw.store)
+    return gw.store.page_secret()
 
 
 def test_rate_limit_per_token(gw: GatewayProcess) -> None:

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import insert, select
 
 from sendergate.policy.decide import EventRecord, Verdict
-from sendergate.store import AsyncStore, Store, queries, schema
+from sendergate.store import AsyncStore, Store, schema
 
 DAY = 86400
 # noon of a fixed UTC day, so "the cut day" of a prune is known
@@ -99,9 +99,9 @@ def test_day_counts_for_a_user_and_for_an_admin(store: Store) -> None:
                       event(NOON - timedelta(days=1), bob.id, Verdict.DELIVERED),
                       event(NOON - timedelta(days=5), alice.id, Verdict.DELIVERED)])
     today = int(NOON.timestamp()) // DAY
-    mine = queries.day_counts(store, alice.id, today - 2, today)
+    mine = store.day_counts(alice.id, today - 2, today)
     assert mine == {today - 2: {}, today - 1: {}, today: {"spam": 2}}
-    everyone = queries.day_counts(store, None, today - 2, today)
+    everyone = store.day_counts(None, today - 2, today)
     assert everyone == {today - 2: {}, today - 1: {"delivered": 1}, today: {"spam": 3, "unknown_recipient": 1}}
 
 

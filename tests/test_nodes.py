@@ -7,7 +7,6 @@ import json
 import httpx
 import pytest
 
-from sendergate.store import confirm as confirm_store
 from tests.support.gateway import GatewayProcess
 from tests.test_api import SSEReader, challenge_from, send
 
@@ -30,9 +29,9 @@ def test_two_nodes_behave_as_one(two_nodes: tuple[GatewayProcess, GatewayProcess
         assert send(a, "carol@friends.test", "alice@example.org")[0] == 250
         # a challenge opened on node A is confirmed through the store from node B (what B's confirmation page does)
         token_a = challenge_from(a, "dave@friends.test", "alice@example.org")
-        state = confirm_store.link_state(b.store, token_a)
+        state = b.store.link_state(token_a)
         assert state is not None and state.status == "pending"
-        assert confirm_store.confirm(b.store, state.challenge_id)
+        assert b.store.confirm(state.challenge_id)
         assert send(a, "dave@friends.test", "alice@example.org")[0] == 250
         # node A's live stream shows what node B recorded
         challenge_from(b, "erin@far.test", "alice@example.org", subject="recorded by B")

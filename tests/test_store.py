@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from sendergate.policy.address import parse
 from sendergate.policy.decide import EventRecord, Verdict
-from sendergate.store import NotFound, Store, StoreError, hash_message_id, hash_secret, queries, schema
+from sendergate.store import NotFound, Store, StoreError, hash_message_id, hash_secret, schema
 
 
 @pytest.fixture
@@ -35,10 +35,10 @@ def test_users_tokens_are_hashed(store: Store) -> None:
     with store.engine.connect() as conn:
         stored = conn.execute(select(schema.api_tokens.c.token_hash)).scalars().all()
     assert stored == [hash_secret(token)] and token not in stored
-    assert store.user_for_token(token).id == user.id
-    assert store.user_for_token("wrong") is None
+    assert store.user_id_for_token(token) == user.id
+    assert store.user_id_for_token("wrong") is None
     new = store.rotate_token("alice@example.org")
-    assert store.user_for_token(token) is None and store.user_for_token(new).id == user.id
+    assert store.user_id_for_token(token) is None and store.user_id_for_token(new) == user.id
     with pytest.raises(StoreError):
         store.add_user("alice@example.org")
     with pytest.raises(StoreError):
@@ -67,8 +67,11 @@ def test_entries_are_idempotent_and_allow_replaces_block(store: Store) -> None:
     assert [e.id for e in got] == [e2.id]
     store.add_entry(None, "block", "@friend.example")
     assert {e.action for e in store.entries_for_sender(alice.id, parse("bob@friend.example"))} == {"allow", "block"}
-    assert store.remove_entry(e2.id, user_id=alice.id)
-    assert not store.remove_entry(e2.id, user_id=alice.id)
+    with pytest.raises(NotFound):  # not alice's to remove
+        store.remove_entry(alice.id, "block", e2.id)
+    store.remove_entry(alice.id, "allow", e2.id)
+    with pytest.raises(NotFound):
+        store.remove_entry(alice.id, "allow", e2.id)
 
 
 def test_import_counts(store: Store) -> None:
@@ -165,21 +168,21 @@ def test_text_search_finds_only_the_callers_matches_newest_first(store: Store) -
     for user in (alice, bob):
         want = [i for i, r in sorted(zip(ids, records, strict=True), reverse=True)
                 if r.user_id == user.id and "Zebra" in r.subject]
-        rows, cursor = queries.events_page(store, user.id, q="zEBRA", limit=100, window=1000)
+        rows, cursor = store.events_page(user.id, q="zEBRA", limit=100, window=1000)
         assert [r["id"] for r in rows] == want and cursor is None
-        rows, cursor = queries.events_page(store, user.id, q="zebra", limit=3, window=1000)
+        rows, cursor = store.events_page(user.id, q="zebra", limit=3, window=1000)
         assert [r["id"] for r in rows] == want[:3] and cursor == want[2]
         mine = [i for i, r in sorted(zip(ids, records, strict=True), reverse=True) if r.user_id == user.id]
         # in steps of 4 events: the same answer, whatever the step
-        rows, cursor = queries.events_page(store, user.id, q="zebra", limit=100, window=1000, budget=None, step=4)
+        rows, cursor = store.events_page(user.id, q="zebra", limit=100, window=1000, budget=None, step=4)
         assert [r["id"] for r in rows] == want and cursor is None
         # the window caps what one call reads: the matches among the newest 13, then go on below them
-        rows, cursor = queries.events_page(store, user.id, q="zebra", limit=100, window=13, budget=None, step=4)
+        rows, cursor = store.events_page(user.id, q="zebra", limit=100, window=13, budget=None, step=4)
         assert [r["id"] for r in rows] == [i for i in want if i >= mine[12]] and cursor == mine[12]
         # out of time after the first step: its matches, and go on below it
-        rows, cursor = queries.events_page(store, user.id, q="zebra", limit=100, budget=0, step=10)
+        rows, cursor = store.events_page(user.id, q="zebra", limit=100, budget=0, step=10)
         assert [r["id"] for r in rows] == [i for i in want if i >= mine[9]] and cursor == mine[9]
-        rows, cursor = queries.events_page(store, user.id, q="zebra", limit=100, before_id=cursor, budget=0, step=10)
+        rows, cursor = store.events_page(user.id, q="zebra", limit=100, before_id=cursor, budget=0, step=10)
         assert [r["id"] for r in rows] == [i for i in want if mine[19] <= i < mine[9]] and cursor == mine[19]
 
 
@@ -208,7 +211,6 @@ def test_a_block_ends_the_pending_challenges_it_covers(store: Store) -> None:
 
 
 def test_a_confirmation_never_lifts_a_block_and_records_the_authentication(store: Store) -> None:
-    from sendergate.store import confirm as confirm_store
     alice, _ = store.add_user("alice@example.org")
     record = EventRecord(ts=datetime.now(timezone.utc), verdict=Verdict.CHALLENGED, reason="unknown sender",
                          sender="friend@friend.example", recipient="alice@example.org", user_id=alice.id,
@@ -217,8 +219,8 @@ def test_a_confirmation_never_lifts_a_block_and_records_the_authentication(store
     with store.engine.begin() as conn:
         cid, _ = store.challenge_event_tx(conn, record, "friend@friend.example", 3600, "t" * 22)
     assert _challenge_row(store, cid).auth == "spf=pass:friend.example dkim=pass:friend.example dmarc=pass"
-    assert confirm_store.confirm(store, cid)
-    [entry] = queries.entries_page(store, alice.id, "allow")[0]
+    assert store.confirm(cid)
+    [entry] = store.entries_page(alice.id, "allow")[0]
     assert entry["source"] == "confirmed"
     assert entry["auth"] == "spf=pass:friend.example dkim=pass:friend.example dmarc=pass"
 
@@ -228,7 +230,7 @@ def test_a_confirmation_never_lifts_a_block_and_records_the_authentication(store
         conn.execute(schema.list_entries.insert().values(user_id=None, action="block", kind="domain",
                                                          value="spam.example", source="manual", note="",
                                                          created_at=0))
-    assert not confirm_store.confirm(store, stranger)
+    assert not store.confirm(stranger)
     assert _challenge_row(store, stranger).status == "denied"
     assert [e.pattern.value for e in store.entries(alice.id, "allow")] == ["friend@friend.example"]
 
@@ -246,7 +248,7 @@ def test_pending_challenges_per_user_are_capped(store: Store) -> None:
     assert again[0] == first[0]
     assert store.open_challenge(bob.id, "bob@example.org", "late@real.example", ttl=3600, max_pending=3)[0]
     # a decided or lapsed challenge makes room
-    queries.decide_challenge(store, alice.id, first[1], "deny")
+    store.decide_challenge(alice.id, first[1], "deny")
     assert store.open_challenge(alice.id, "alice@example.org", "late@real.example", ttl=3600, max_pending=3)[0]
     with store.engine.begin() as conn:
         conn.execute(schema.challenges.update().where(schema.challenges.c.id == first[2]).values(expires_at=1))
@@ -263,11 +265,10 @@ def test_pending_challenges_per_user_are_capped(store: Store) -> None:
 
 
 def test_expired_challenges_are_pruned_with_their_tokens_and_captchas(store: Store) -> None:
-    from sendergate.store import confirm as confirm_store
     alice, _ = store.add_user("alice@example.org")
     old, old_token = store.open_challenge(alice.id, "alice@example.org", "old@x.example", ttl=60)
     recent, recent_token = store.open_challenge(alice.id, "alice@example.org", "recent@x.example", ttl=60)
-    confirm_store.issue_captcha(store, old, "n" * 22, "123456")
+    store.issue_captcha(old, "n" * 22, "123456")
     with store.engine.begin() as conn:
         conn.execute(schema.challenges.update().where(schema.challenges.c.id == old).values(expires_at=1000.0))
         conn.execute(schema.challenges.update().where(schema.challenges.c.id == recent).values(expires_at=5000.0))
@@ -284,17 +285,16 @@ def test_expired_challenges_are_pruned_with_their_tokens_and_captchas(store: Sto
 
 
 def test_confirmation_rate_limits_are_counted_in_the_store(store_url: str) -> None:
-    from sendergate.store.confirm import rate_hit
     a, b = Store(store_url), Store(store_url)  # two nodes
     a.migrate()
     try:
         now = 1_000_000.0
-        assert [rate_hit((a, b)[i % 2], "answer-ip:192.0.2.1", 3, 600, now + i) for i in range(3)] == [0, 0, 0]
-        wait = rate_hit(a, "answer-ip:192.0.2.1", 3, 600, now + 3)
+        assert [(a, b)[i % 2].rate_hit("answer-ip:192.0.2.1", 3, 600, now + i) for i in range(3)] == [0, 0, 0]
+        wait = a.rate_hit("answer-ip:192.0.2.1", 3, 600, now + 3)
         assert 500 < wait <= 660
-        assert rate_hit(b, "answer-ip:192.0.2.1", 3, 600, now + 4) > 0  # the refused hits were not counted ...
-        assert rate_hit(b, "answer-ip:192.0.2.2", 3, 600, now + 4) == 0
-        assert rate_hit(a, "answer-ip:192.0.2.1", 3, 600, now + 700) == 0  # ... so the window ends on time
+        assert b.rate_hit("answer-ip:192.0.2.1", 3, 600, now + 4) > 0  # the refused hits were not counted ...
+        assert b.rate_hit("answer-ip:192.0.2.2", 3, 600, now + 4) == 0
+        assert a.rate_hit("answer-ip:192.0.2.1", 3, 600, now + 700) == 0  # ... so the window ends on time
         a.prune_rate_limits(now + 10_000)
         with a.engine.connect() as conn:
             assert conn.execute(select(schema.rate_limits)).all() == []
@@ -304,14 +304,13 @@ def test_confirmation_rate_limits_are_counted_in_the_store(store_url: str) -> No
 
 
 def test_concurrent_hits_from_two_nodes_never_exceed_the_limit(store_url: str) -> None:
-    from sendergate.store.confirm import rate_hit
     nodes = [Store(store_url) for _ in range(2)]
     nodes[0].migrate()
     allowed: list[float] = []
     try:
         def node(i: int) -> None:
             for _ in range(10):
-                allowed.append(rate_hit(nodes[i], "answer-challenge:1", 7, 600))
+                allowed.append(nodes[i].rate_hit("answer-challenge:1", 7, 600))
         threads = [threading.Thread(target=node, args=(i,)) for i in range(2)]
         for t in threads:
             t.start()
@@ -359,7 +358,6 @@ def test_migration_gate_hardening_keeps_existing_challenges_and_entries(store_ur
 
 
 def test_one_link_for_several_recipients_respects_each_ones_block_and_cap(store: Store) -> None:
-    from sendergate.store import confirm as confirm_store
     alice, _ = store.add_user("alice@example.org")
     bob, _ = store.add_user("bob@example.org")
     carol, _ = store.add_user("carol@example.org")
@@ -375,13 +373,23 @@ def test_one_link_for_several_recipients_respects_each_ones_block_and_cap(store:
         cids = store.challenge_group_event_tx(conn, records, "s@stranger.example", 3600, "g" * 22, 1)
     assert [r.verdict for r in records] == [Verdict.TEMPFAIL, Verdict.CHALLENGED, Verdict.CHALLENGED]
     assert len(cids) == 2 and records[0].challenge_id is None
-    state = confirm_store.link_state(store, "g" * 22)  # the link belongs to the first recipient with a challenge
+    state = store.link_state("g" * 22)  # the link belongs to the first recipient with a challenge
     assert state is not None and state.recipients == ("alice@example.org", "bob@example.org")
     store.add_entry(bob.id, "block", "@stranger.example")
     assert _challenge_row(store, cids[1]).status == "denied"
-    state = confirm_store.link_state(store, "g" * 22)
-    assert confirm_store.confirm(store, state.challenge_id, others=state.others)
+    state = store.link_state("g" * 22)
+    assert store.confirm(state.challenge_id, others=state.others)
     assert [e.pattern.value for e in store.entries(alice.id, "allow")] == ["s@stranger.example"]
     assert store.entries(bob.id, "allow") == []
-    [entry] = queries.entries_page(store, alice.id, "allow")[0]
+    [entry] = store.entries_page(alice.id, "allow")[0]
     assert entry["auth"] == "spf=pass:stranger.example dkim=none dmarc=none"
+
+
+def test_stream_changes_reads_every_event_page_by_page_and_the_changed_challenges(store: Store) -> None:
+    alice, _ = store.add_user("alice@example.org")
+    ids = store.add_events([EventRecord(ts=datetime.now(timezone.utc), verdict=Verdict.DELIVERED, reason="t",
+                                        user_id=alice.id) for _ in range(5)])
+    cid, _ = store.open_challenge(alice.id, "alice@example.org", "s@x.example", ttl=60)
+    events, changed = store.stream_changes(ids[0], 0.0, page=2)
+    assert [e["id"] for e in events] == ids[1:]
+    assert [c["id"] for c in changed] == [cid]

@@ -22,7 +22,6 @@ import pytest
 from sqlalchemy import select, update
 
 from sendergate.store import schema
-from sendergate.store.confirm import current_captcha
 from sendergate.web.confirm import ANSWERS_PER_CHALLENGE, ANSWERS_PER_IP
 from tests.support.gateway import GatewayProcess
 
@@ -50,7 +49,7 @@ def form_of(r: httpx.Response) -> dict[str, str]:
 
 def stored_answer(gw: GatewayProcess, challenge_id: int) -> tuple[str, str]:
     """(nonce, answer) of the challenge's CAPTCHA as the store holds it."""
-    row = current_captcha(gw.store, challenge_id)
+    row = gw.store.current_captcha(challenge_id)
     assert row is not None
     return row.nonce, row.answer
 
@@ -348,7 +347,7 @@ def test_in_chromium_the_picture_and_a_replayed_sound_are_the_one_rendering(gw: 
             page.goto(f"{gw.http_url}/c/{token}")
             assert page.locator("img.captcha").evaluate("img => img.complete && img.naturalWidth") == 280
             nonce, answer = stored_answer(gw, cid)
-            stored = current_captcha(gw.store, cid)
+            stored = gw.store.current_captcha(cid)
             assert stored.png is not None and stored.wav is None  # the picture, rendered once, is kept
             # the sound, played twice (a listener replays it; the element may fetch it again)
             page.locator("details summary").click()

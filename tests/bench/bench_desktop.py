@@ -37,11 +37,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from sqlalchemy import insert  # noqa: E402
 
 from sendergate.policy.decide import EventRecord, Verdict  # noqa: E402
-from sendergate.store import (  # noqa: E402  (bulk seeding: the store's own row shape)
-    _count_key,
-    _event_row,
-    schema,
-)
+from sendergate.store import schema  # noqa: E402
+from sendergate.store.events import count_key, event_row  # noqa: E402  (bulk seeding: the store's own row shape)
 from tests.support.gateway import GatewayProcess  # noqa: E402
 
 
@@ -66,7 +63,7 @@ def seed_million(g: GatewayProcess, n: int) -> tuple[int, str]:
         rows = []
         for i in range(start, min(n, start + batch)):
             v = rnd.choice(verdicts)
-            rows.append(_event_row(EventRecord(
+            rows.append(event_row(EventRecord(
                 ts=now - step * (n - i), verdict=v, reason=f"{v.value} (bench)", client_ip="192.0.2.1",
                 helo="mail.example.net", sender=f"sender{i % 5000}@domain{i % 700}.example",
                 recipient="alice@example.org", user_id=user.id, subject=f"Message number {i}",
@@ -74,7 +71,7 @@ def seed_million(g: GatewayProcess, n: int) -> tuple[int, str]:
                 size=4000 + i % 9000)))
         with g.store.engine.begin() as conn:
             conn.execute(insert(schema.events), rows)
-            g.store.add_event_counts_tx(conn, Counter(_count_key(r) for r in rows))
+            g.store.add_event_counts_tx(conn, Counter(count_key(r) for r in rows))
         print(f"\rseeding: {min(n, start + batch):,} events ({time.perf_counter() - t0:.0f} s)", end="",
               file=sys.stderr)
     print(file=sys.stderr)

@@ -176,7 +176,7 @@ def test_activity_search_goes_on_through_short_windows_without_freezing(qtbot, q
     model keeps fetching (in the background) until it has the matches, then stops at the end."""
     import time as _time
 
-    from sendergate.store import queries
+    from sendergate.store import SEARCH_WINDOW
     from sendergate.store import schema as store_schema
     from tests.support.gateway import GatewayProcess
 
@@ -188,7 +188,7 @@ def test_activity_search_goes_on_through_short_windows_without_freezing(qtbot, q
                  "recipient": "searcher@example.org", "subject": f"zebra {i}"} for i in range(3)]
         rows += [{"ts": now, "user_id": user.id, "verdict": "delivered", "reason": "test",
                   "sender": f"f{i}@filler.test", "recipient": "searcher@example.org", "subject": f"filler {i}"}
-                 for i in range(2 * queries.SEARCH_WINDOW + 10)]
+                 for i in range(2 * SEARCH_WINDOW + 10)]
         conn.execute(store_schema.events.insert(), rows)
     g.start()
     client = GatewayClient(g.http_url, token)

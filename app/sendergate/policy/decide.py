@@ -487,7 +487,9 @@ def settle_recipients(decisions: Sequence[DataDecision]) -> list[DataDecision]:
 
 @dataclass
 class EventRecord:
-    """One final decision, as stored and logged (SPEC §4.3)."""
+    """One final decision, as stored and logged (SPEC §4.3). The one declaration of an event's fields: the
+    store writes them as they are; the API's and the desktop client's Event are checked against them
+    (tests/test_event_schema.py)."""
 
     ts: datetime
     verdict: Verdict

@@ -2,10 +2,30 @@
 
 Times are UTC epoch seconds (floats): portable between SQLite and PostgreSQL,
 cheap to compare, and days group as `ts // 86400`.
+
+The events table stores policy.decide.EventRecord: its columns are `id` and the record's fields
+(EVENT_COLUMNS; checked below at import, and by tests/test_event_schema.py).
 """
 
-from sqlalchemy import (BigInteger, Column, Float, ForeignKey, Index, Integer, LargeBinary, MetaData, String,
-                        Table, Text, UniqueConstraint, text)
+from dataclasses import fields
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+from ..policy.decide import EventRecord
 
 metadata = MetaData()
 
@@ -148,6 +168,11 @@ events = Table(
     Index("ix_events_verdict_id", "verdict", "id"),
     Index("ix_events_user_verdict_id", "user_id", "verdict", "id"),
 )
+
+# The event's fields, declared once (policy.decide.EventRecord), in the order the store writes them.
+EVENT_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(EventRecord))
+if set(events.c.keys()) != {"id", *EVENT_COLUMNS}:  # a field added to the record needs its column (and migration)
+    raise RuntimeError(f"the events table {sorted(events.c.keys())} does not store EventRecord {EVENT_COLUMNS}")
 
 # Events per UTC day (ts // 86400), user and verdict: what /api/v1/stats reads, so
 # its cost does not grow with the event log. Kept in the transaction that writes

@@ -16,7 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ..policy.address import AddressError, parse, parse_pattern
 from ..runtime import Runtime
-from ..store import NotFound, User, queries
+from ..store import NotFound, User
 from .clientip import Network, client_address, rate_key
 from .deps import RuntimeDep, run
 
@@ -95,7 +95,7 @@ async def caller(request: Request, rt: RuntimeDep,
     if cached is not None and cached[1] > now:
         user = cached[0]
     else:
-        uid = await run(rt, queries.user_id_for_token, rt.store, token) if len(token) <= 200 else None
+        uid = await run(rt, rt.store.user_id_for_token, token) if len(token) <= 200 else None
         if uid is None:
             gate.failed(ip, now)
             # The path is the client's: JSON-quoted, so no control or line-separator character reaches the log
@@ -108,7 +108,7 @@ async def caller(request: Request, rt: RuntimeDep,
     if gate.touched.get(token, 0.0) + TOKEN_TOUCH_SECONDS < now:
         gate.touched[token] = now
         log.info("api: token of user %d (%s) used from %s", user.id, user.addresses[0] if user.addresses else "-", ip)
-        await run(rt, queries.touch_token, rt.store, token, time.time())
+        await run(rt, rt.store.touch_token, token, time.time())
     return Caller(user)
 
 

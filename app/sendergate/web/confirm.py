@@ -188,11 +188,11 @@ class ConfirmPage:
 
     async def limited(self, kind: str, key: str, limit: tuple[int, float]) -> float:
         """Count one hit in the store (shared by every node); 0 if allowed, else seconds to wait."""
-        return await run(self.rt, confirm_store.rate_hit, self.rt.store, f"{kind}:{key}", *limit)
+        return await run(self.rt, self.rt.store.rate_hit, f"{kind}:{key}", *limit)
 
     async def secret(self) -> str:
         if self._secret is None:
-            self._secret = await run(self.rt, confirm_store.page_secret, self.rt.store)
+            self._secret = await run(self.rt, self.rt.store.page_secret)
         return self._secret
 
     # -- responses ----------------------------------------------------------
@@ -231,7 +231,7 @@ class ConfirmPage:
         # Every form is a new CAPTCHA with a new answer, replacing the one shown before: "a different
         # picture" never shows the same answer again, so renderings cannot be compared.
         nonce = new_nonce()
-        await run(self.rt, confirm_store.issue_captcha, self.rt.store, state.challenge_id, nonce,
+        await run(self.rt, self.rt.store.issue_captcha, state.challenge_id, nonce,
                                  new_answer())
         csrf = csrf_value(await self.secret(), cookie, token, int(time.time()))
         resp = self.html(request, "confirm.html", status, notice=notice,
@@ -244,7 +244,7 @@ class ConfirmPage:
         return resp
 
     async def state(self, token: str) -> confirm_store.LinkState | None:
-        return await run(self.rt, confirm_store.link_state, self.rt.store, token)
+        return await run(self.rt, self.rt.store.link_state, token)
 
     def client_ip(self, request: Request) -> str:
         peer = request.client.host if request.client else "unknown"
@@ -296,13 +296,13 @@ class ConfirmPage:
         if wait := await self.limited("answer-challenge", str(state.challenge_id), ANSWERS_PER_CHALLENGE):
             log.warning("confirmation answers rate-limited challenge_id=%d client_ip=%s", state.challenge_id, ip)
             return self.message(request, "limited", 429, wait)
-        current = await run(self.rt, confirm_store.current_captcha, self.rt.store, state.challenge_id)
+        current = await run(self.rt, self.rt.store.current_captcha, state.challenge_id)
         if current is None or not nonce_ok(nonce_field) or nonce_field != current.nonce:
             return await self.form(request, token, state, notice="stale_captcha", status=400)
         if not answer.strip():  # not an answer: the CAPTCHA stays as it is
             return await self.form(request, token, state, notice="empty_answer", status=400)
         if answer_matches(current.answer, answer):
-            if await run(self.rt, confirm_store.confirm, self.rt.store, state.challenge_id, current.nonce,
+            if await run(self.rt, self.rt.store.confirm, state.challenge_id, current.nonce,
                                         None, state.others):
                 self.log_confirmed(state, ip)
                 self.rt.metrics.count_confirmation()
@@ -314,7 +314,7 @@ class ConfirmPage:
             return self.for_status(request, fresh) or await self.form(request, token, fresh,
                                                                       notice="stale_captcha", status=400)
         # A wrong answer retires this CAPTCHA; the next form is a new one with a new answer.
-        counted = await run(self.rt, confirm_store.record_wrong_answer, self.rt.store, state.challenge_id,
+        counted = await run(self.rt, self.rt.store.record_wrong_answer, state.challenge_id,
                                            current.nonce)
         fresh = await self.state(token) or state
         if (page := self.for_status(request, fresh)) is not None:
@@ -337,7 +337,7 @@ class ConfirmPage:
             resp = _plain(429, "too many requests")
             resp.headers["Retry-After"] = str(int(wait) + 1)
             return resp
-        current = await run(self.rt, confirm_store.current_captcha, self.rt.store, state.challenge_id)
+        current = await run(self.rt, self.rt.store.current_captcha, state.challenge_id)
         if state.status != confirm_store.PENDING or current is None or current.nonce != nonce:
             return _plain(410, "this picture was already used; load the page again for a new one")
         column = "png" if kind == "png" else "wav"
@@ -348,7 +348,7 @@ class ConfirmPage:
             else:
                 wav = await asyncio.to_thread(render_wav, current.answer, self.language(request))
                 rendered = zlib.compress(wav, 6)  # half the size in the store
-            body = await run(self.rt, confirm_store.keep_rendering, self.rt.store, state.challenge_id,
+            body = await run(self.rt, self.rt.store.keep_rendering, state.challenge_id,
                                             nonce, column, rendered)
             if body is None:
                 return _plain(410, "this picture was already used; load the page again for a new one")
@@ -445,8 +445,8 @@ def _store_failure(exc: StoreError) -> Response:
 
 def expected_answer(store: Any, token: str, nonce: str) -> str:
     """The answer to the CAPTCHA issued as `nonce` for `token`, from the store (admins, tests)."""
-    state = confirm_store.link_state(store, token)
-    current = confirm_store.current_captcha(store, state.challenge_id) if state is not None else None
+    state = store.link_state(token)
+    current = store.current_captcha(state.challenge_id) if state is not None else None
     if current is None or current.nonce != nonce:
         raise ValueError(f"{nonce!r} is not the current CAPTCHA of this link")
     return str(current.answer)

@@ -11,8 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..store import NotFound, StoreError
-from ..store.queries import Forbidden, Missing
+from ..store import Forbidden, NotFound, StoreError
 from .models import Error
 from .paging import BadCursor
 
@@ -32,7 +31,7 @@ BAD_REQUEST: dict[int | str, dict[str, Any]] = {400: {**_ERR, "description": "Ma
 def store_status(exc: Exception) -> int:
     """404: no such thing for this caller (whether it exists for someone else or not); 403: the caller
     may not; 503: the store is unreachable or failing (the client may try again)."""
-    if isinstance(exc, (Missing, NotFound)):
+    if isinstance(exc, NotFound):
         return 404
     if isinstance(exc, Forbidden):
         return 403
@@ -75,5 +74,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(BadCursor, bad_cursor)
-    for family in (StoreError, Missing, Forbidden):
-        app.add_exception_handler(family, store_error)
+    app.add_exception_handler(StoreError, store_error)  # NotFound, Forbidden and the rest are StoreErrors

@@ -54,7 +54,8 @@ class Me(_Out):
 
 
 class Event(_Out):
-    """One final SMTP decision (SPEC §4.3)."""
+    """One final SMTP decision (SPEC §4.3): the gateway's policy.decide.EventRecord and its id (checked
+    against each other by tests/test_event_schema.py)."""
 
     id: int
     ts: datetime = Field(description="When the decision was made (UTC).")

@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import Request
 
 from ..runtime import Runtime
-from ..store import StoreError, queries
+from ..store import StoreError
 from .convert import challenge_out, event_out
 from .deps import run
 from .paging import MAX_ID
@@ -78,7 +78,7 @@ class StreamHub:
     async def _poll_once(self) -> None:
         now = time.monotonic()
         wall = time.time()
-        events, changed = await run(self.rt, queries.stream_changes, self.rt.store, self.settled_id,
+        events, changed = await run(self.rt, self.rt.store.stream_changes, self.settled_id,
                                     self.challenge_since - STREAM_SETTLE)
         high = self.settled_id
         for row in events:
@@ -107,7 +107,7 @@ class StreamHub:
     async def follow(self, request: Request, scope: int | None, last_event_id: str) -> AsyncIterator[dict[str, Any]]:
         """One client's stream: what it missed since Last-Event-ID, then everything new, live."""
         resume_event, resume_ch = parse_stream_id(last_event_id)
-        start_id = await run(self.rt, queries.max_event_id, self.rt.store)
+        start_id = await run(self.rt, self.rt.store.max_event_id)
         sub = self._subscribe(scope, start_id)
         sent: set[int] = set()
         seen_ch: set[tuple[int, float, str]] = set()
@@ -129,7 +129,7 @@ class StreamHub:
             if resume_event is not None:  # catch up from the store, then continue from the hub
                 after = resume_event
                 while True:
-                    rows = await run(self.rt, queries.events_after, self.rt.store, scope, after, 500)
+                    rows = await run(self.rt, self.rt.store.events_after, scope, after, 500)
                     for row in rows:
                         sent.add(row["id"])
                         yield message("event", row)
@@ -137,7 +137,7 @@ class StreamHub:
                         break
                     after = rows[-1]["id"]
             if resume_ch is not None:
-                for row in await run(self.rt, queries.challenges_changed_since, self.rt.store, scope, resume_ch, 5000):
+                for row in await run(self.rt, self.rt.store.challenges_changed_since, scope, resume_ch, 5000):
                     seen_ch.add((row["id"], row["updated_at"], row["status"]))
                     yield message("challenge", row)
             while not getattr(request.app.state, "stopping", False):

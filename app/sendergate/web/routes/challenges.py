@@ -7,7 +7,6 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query
 
 from ...runtime import Runtime
-from ...store import queries
 from ..auth import API_PREFIX, Caller, CallerDep
 from ..convert import challenge_out, entry_out
 from ..deps import RuntimeDep, run
@@ -39,18 +38,18 @@ async def challenges(caller: CallerDep, rt: RuntimeDep,
                      cursor: Annotated[str | None, Query(max_length=100)] = None,
                      limit: Annotated[int, Query(ge=1, le=500)] = 50) -> ChallengePage:
     st = None if status == "all" else ChallengeStatus(status).value
-    rows, last = await run(rt, queries.challenges_page, rt.store, caller.scope, status=st, q=q.strip(),
+    rows, last = await run(rt, rt.store.challenges_page, caller.scope, status=st, q=q.strip(),
                            before_id=decode_cursor(cursor, MAX_ROW_ID), limit=limit)
     return ChallengePage(items=[challenge_out(r) for r in rows], next_cursor=encode_cursor(last))
 
 
 @router.get("/challenges/{challenge_id}", response_model=Challenge, responses=NOT_FOUND, summary="One challenge")
 async def challenge(caller: CallerDep, rt: RuntimeDep, challenge_id: RowId) -> Challenge:
-    return challenge_out(await run(rt, queries.get_challenge, rt.store, caller.scope, challenge_id))
+    return challenge_out(await run(rt, rt.store.get_challenge, caller.scope, challenge_id))
 
 
 async def decide(rt: Runtime, caller: Caller, challenge_id: int, decision: str) -> ChallengeDecision:
-    ch, entry, changed = await run(rt, queries.decide_challenge, rt.store, caller.scope, challenge_id, decision)
+    ch, entry, changed = await run(rt, rt.store.decide_challenge, caller.scope, challenge_id, decision)
     if changed:
         log.info("api: user %d %s challenge %d (%s -> %s)", caller.user.id, decision, challenge_id,
                  ch["sender"], ch["recipient"])
@@ -80,7 +79,7 @@ async def decide_many(rt: Runtime, caller: Caller, body: ChallengeIds, decision:
     bad = next((i for i in ids if not 1 <= i <= MAX_ROW_ID), None)
     if bad is not None:
         raise HTTPException(422, f"ids: {bad} is not a challenge id")
-    outcomes = await run(rt, queries.decide_challenges, rt.store, caller.scope, ids, decision)
+    outcomes = await run(rt, rt.store.decide_challenges, caller.scope, ids, decision)
     items = []
     for o in outcomes:
         if o["status"] == "missing":

@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from ...policy.decide import Verdict
-from ...store import queries
+from ...store import SEARCH_BUDGET, SEARCH_WINDOW
 from ..auth import API_PREFIX, CallerDep
 from ..convert import event_out, to_epoch
 from ..deps import RuntimeDep, run
@@ -17,8 +17,8 @@ from ..paging import NoControl, decode_cursor, encode_cursor
 router = APIRouter(prefix=API_PREFIX)
 
 SEARCH_DOC = ("Text in sender, recipient or subject. Each request reads a bounded share of the caller's "
-              f"events (newest first; at most {queries.SEARCH_WINDOW:,}, in about "
-              f"{queries.SEARCH_BUDGET * 1000:.0f} ms), so a page may be short or empty "
+              f"events (newest first; at most {SEARCH_WINDOW:,}, in about "
+              f"{SEARCH_BUDGET * 1000:.0f} ms), so a page may be short or empty "
               "with a `next_cursor` to go on.")
 
 
@@ -33,7 +33,7 @@ async def events(caller: CallerDep, rt: RuntimeDep,
                  cursor: Annotated[str | None, Query(max_length=100)] = None,
                  limit: Annotated[int, Query(ge=1, le=500)] = 50) -> EventPage:
     before = decode_cursor(cursor)
-    rows, last = await run(rt, queries.events_page, rt.store, caller.scope,
+    rows, last = await run(rt, rt.store.events_page, caller.scope,
                            verdicts=[v.value for v in verdict or []], q=q.strip(), since=to_epoch(since),
                            until=to_epoch(until), before_id=before, limit=limit)
     return EventPage(items=[event_out(r) for r in rows], next_cursor=encode_cursor(last),

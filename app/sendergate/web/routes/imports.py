@@ -4,7 +4,6 @@ import logging
 
 from fastapi import APIRouter, HTTPException
 
-from ...store import queries
 from ..auth import API_PREFIX, CallerDep, owner_id
 from ..deps import RuntimeDep, run
 from ..errors import FORBIDDEN, NOT_FOUND
@@ -25,8 +24,8 @@ HEX = frozenset("0123456789abcdefABCDEF")
 async def import_allow(caller: CallerDep, rt: RuntimeDep, body: ImportRequest) -> ImportResult:
     uid = await owner_id(rt, caller, body.owner)
     if body.dry_run:
-        result = await run(rt, queries.import_preview, rt.store, uid, body.entries)
-        await run(rt, queries.domain_cover, rt.store, uid, result["results"])
+        result = await run(rt, rt.store.import_preview, uid, body.entries)
+        await run(rt, rt.store.domain_cover, uid, result["results"])
     else:
         result = await run(rt, rt.store.import_entries, uid, body.entries, source="import", note=body.note)
         log.info("api: user %d imported %d entries for user %s: %d added, %d present, %d invalid",
@@ -42,5 +41,5 @@ async def sent_ids(caller: CallerDep, rt: RuntimeDep, body: SentIdsIn) -> SentId
     bad = next((h for h in body.hashes if len(h) != 64 or not HEX.issuperset(h)), None)
     if bad is not None:
         raise HTTPException(422, f"not a sha256 hex digest: {bad[:80]!r}")
-    added = await run(rt, queries.add_sent_ids, rt.store, uid, [h.lower() for h in body.hashes])
+    added = await run(rt, rt.store.add_sent_ids, uid, [h.lower() for h in body.hashes])
     return SentIdsResult(received=len(body.hashes), added=added)

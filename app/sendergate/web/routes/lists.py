@@ -10,7 +10,6 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Response
 
 from ...policy.address import AddressError
-from ...store import queries
 from ..auth import API_PREFIX, CallerDep, owner_id
 from ..convert import entry_out, to_epoch
 from ..deps import RuntimeDep, run
@@ -46,7 +45,7 @@ class ListRoutes:
         oid = None
         if owner is not None:
             oid = await owner_id(rt, caller, owner)
-        rows, last = await run(rt, queries.entries_page, rt.store, caller.scope, self.kind.action, q=q.strip(),
+        rows, last = await run(rt, rt.store.entries_page, caller.scope, self.kind.action, q=q.strip(),
                                owner_id=oid, before_id=decode_cursor(cursor, MAX_ROW_ID), limit=limit)
         return ListEntryPage(items=[entry_out(r) for r in rows], next_cursor=encode_cursor(last))
 
@@ -56,7 +55,7 @@ class ListRoutes:
             raise HTTPException(422, "note: NUL characters are not allowed")
         uid = await owner_id(rt, caller, body.owner, body.global_entry)
         try:
-            row, created = await run(rt, queries.add_entry, rt.store, uid, self.kind.action, body.entry,
+            row, created = await run(rt, rt.store.add_entry_dict, uid, self.kind.action, body.entry,
                                      note=body.note, expires_at=to_epoch(body.expires_at))
         except AddressError as exc:
             raise HTTPException(422, f"entry {body.entry[:80]!r}: {exc}") from None
@@ -67,18 +66,18 @@ class ListRoutes:
         return entry_out(row)
 
     async def get_one(self, caller: CallerDep, rt: RuntimeDep, entry_id: RowId) -> ListEntryOut:
-        return entry_out(await run(rt, queries.get_entry, rt.store, caller.scope, entry_id, self.kind.action))
+        return entry_out(await run(rt, rt.store.get_entry, caller.scope, entry_id, self.kind.action))
 
     async def patch(self, caller: CallerDep, rt: RuntimeDep, entry_id: RowId,
                     body: ListEntryPatch) -> ListEntryOut:
         if body.note is not None and "\x00" in body.note:
             raise HTTPException(422, "note: NUL characters are not allowed")
-        row = await run(rt, queries.update_entry, rt.store, caller.scope, self.kind.action, entry_id,
+        row = await run(rt, rt.store.update_entry, caller.scope, self.kind.action, entry_id,
                         note=body.note, expires_at=to_epoch(body.expires_at), clear_expiry=body.clear_expiry)
         return entry_out(row)
 
     async def remove(self, caller: CallerDep, rt: RuntimeDep, entry_id: RowId) -> Response:
-        await run(rt, queries.remove_entry, rt.store, caller.scope, self.kind.action, entry_id)
+        await run(rt, rt.store.remove_entry, caller.scope, self.kind.action, entry_id)
         log.info("api: user %d removed %s entry %d", caller.user.id, self.kind.action, entry_id)
         return Response(status_code=204)
 

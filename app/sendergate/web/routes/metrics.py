@@ -11,14 +11,13 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse
 
-from ...store import queries
 from ..auth import CallerDep, require_admin
 from ..deps import RuntimeDep, run
 from ..errors import AUTH_ERRORS, FORBIDDEN
 
 
 async def metrics(rt: RuntimeDep) -> Response:
-    counts = await run(rt, queries.challenge_counts, rt.store)
+    counts = await run(rt, rt.store.challenge_counts)
     body = await asyncio.to_thread(rt.metrics.render, counts)
     return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 

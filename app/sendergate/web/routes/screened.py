@@ -5,8 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from ...store import queries
-from ...store.queries import DAY
+from ...store import DAY
 from ..auth import API_PREFIX, CallerDep
 from ..convert import screened_out
 from ..deps import RuntimeDep, run
@@ -32,8 +31,8 @@ async def screened(caller: CallerDep, rt: RuntimeDep,
     if cursor:
         upto, before, since = decode_screened_cursor(cursor)
     else:
-        upto, before, since = await run(rt, queries.max_event_id, rt.store), None, time.time() - days * DAY
-    rows, last = await run(rt, queries.screened_senders, rt.store, caller.scope, caller.user.id, since=since,
+        upto, before, since = await run(rt, rt.store.max_event_id), None, time.time() - days * DAY
+    rows, last = await run(rt, rt.store.screened_senders, caller.scope, caller.user.id, since=since,
                            upto_id=upto, before_id=before, limit=limit)
     return ScreenedPage(items=[screened_out(r) for r in rows],
                         next_cursor=None if last is None else encode_screened_cursor(upto, last, since))

@@ -7,8 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from ...policy.decide import VERDICTS
-from ...store import queries
-from ...store.queries import DAY
+from ...store import DAY
 from ..auth import API_PREFIX, CallerDep
 from ..deps import RuntimeDep, run
 from ..models import Stats, StatsDay
@@ -20,8 +19,8 @@ router = APIRouter(prefix=API_PREFIX)
             summary="Counts per verdict per UTC day, oldest first, up to today; pending challenges")
 async def stats(caller: CallerDep, rt: RuntimeDep, days: Annotated[int, Query(ge=1, le=366)] = 30) -> Stats:
     today = int(time.time() // DAY)
-    per_day = await run(rt, queries.day_counts, rt.store, caller.scope, today - days + 1, today)
-    pending = await run(rt, queries.pending_count, rt.store, caller.scope)
+    per_day = await run(rt, rt.store.day_counts, caller.scope, today - days + 1, today)
+    pending = await run(rt, rt.store.pending_count, caller.scope)
     out_days, totals = [], dict.fromkeys(VERDICTS, 0)
     for day in sorted(per_day):
         counts = {v: per_day[day].get(v, 0) for v in VERDICTS}

@@ -1,0 +1,172 @@
+"""The store for the event loop: reads on a small thread pool, writes group-committed."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+
+from ..policy.address import Address
+from ..policy.decide import EventRecord
+from ..policy.lists import ListEntry
+from .errors import StoreError, short
+from .events import BATCH_COUNTS
+from .fast_sqlite import can_read_inline, open_reader
+from .fast_sqlite import rcpt_facts as sqlite_rcpt_facts
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+WriteOp = Callable[..., Any]  # op(conn, *args), run inside a group commit
+
+
+class AsyncStore:
+    """The store for the event loop.
+
+    Reads run on a small thread pool. Writes from many SMTP sessions are
+    group-committed: whatever is queued while one commit is on its way to
+    disk goes into the next transaction, so a busy gateway pays one fsync
+    for many events and challenges. Each caller gets its own result or
+    error once its write is durable.
+    """
+
+    def __init__(self, store: Store, *, threads: int = 4) -> None:
+        self.store = store
+        # SQLite: this process's own read connection; False: none to be had, None: not tried yet
+        self._reader: sqlite3.Connection | None | bool = None
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="store")
+        self._writer_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
+        self._pending: list[tuple[WriteOp, tuple[Any, ...], asyncio.Future[Any]]] = []
+        self._wakeup: asyncio.Event | None = None
+        self._writer: asyncio.Task[None] | None = None
+
+    async def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+        except (SQLAlchemyError, sqlite3.Error) as exc:
+            raise StoreError(short(exc)) from exc
+
+    async def rcpt_facts(self, recipient: Address, sender: Address | None) -> tuple[int | None, list[ListEntry]]:
+        """Store.rcpt_facts for the event loop. On SQLite it reads inline, on a connection of this
+        process's own: a WAL reader does not wait for writers, and the two indexed lookups cost less
+        than the hop to a thread and back. Every statement is its own read transaction, so a change
+        committed by another process (the API, another worker or node) applies to the next RCPT."""
+        reader = self._sqlite_reader()
+        if reader is not None:
+            try:
+                return sqlite_rcpt_facts(reader, recipient, sender)
+            except sqlite3.OperationalError as exc:  # busy (WAL recovery, checkpoint): wait on a thread instead
+                log.info("inline RCPT lookup failed (%s); using the store's pool", exc)
+            except sqlite3.Error as exc:
+                raise StoreError(str(exc)) from exc
+        facts: tuple[int | None, list[ListEntry]] = await self.run(self.store.rcpt_facts, recipient, sender)
+        return facts
+
+    def _sqlite_reader(self) -> sqlite3.Connection | None:
+        if self._reader is None:
+            path = self.store.engine.url.database if self.store.fast else None
+            if not can_read_inline(path):
+                self._reader = False
+            else:
+                assert path is not None
+                self._reader = open_reader(path)  # None: try again next time
+        return self._reader if isinstance(self._reader, sqlite3.Connection) else None
+
+    def start(self) -> None:
+        self._wakeup = asyncio.Event()
+        self._writer = asyncio.create_task(self._write_loop(), name="store-writer")
+
+    async def write(self, op: WriteOp, *args: Any) -> Any:
+        """Run `op(conn, *args)` in the next group commit; returns its result once committed."""
+        assert self._wakeup is not None, "AsyncStore.start() not called"
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending.append((op, args, fut))
+        self._wakeup.set()
+        return await fut
+
+    async def record(self, record: EventRecord) -> int:
+        """Store one event durably; returns its id."""
+        event_id: int = await self.write(self.store.add_event_tx, record)
+        return event_id
+
+    async def _write_loop(self) -> None:
+        assert self._wakeup is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            batch, self._pending = self._pending, []
+            if not batch:
+                continue
+            results = await loop.run_in_executor(self._writer_pool, self._commit, [(op, a) for op, a, _ in batch])
+            for (_, _, fut), (ok, value) in zip(batch, results, strict=True):
+                if fut.done():
+                    continue
+                if ok:
+                    fut.set_result(value)
+                else:
+                    fut.set_exception(value if isinstance(value, StoreError) else StoreError(short(value)))
+
+    def _commit(self, ops: list[tuple[WriteOp, tuple[Any, ...]]]) -> list[tuple[bool, Any]]:
+        try:
+            with self.store.engine.begin() as conn:
+                counts: Counter[tuple[int, int, str]] = Counter()
+                conn.info[BATCH_COUNTS] = counts  # add_event_tx counts here instead of upserting
+                try:
+                    results = [(True, op(conn, *args)) for op, args in ops]
+                finally:
+                    del conn.info[BATCH_COUNTS]  # info outlives this checkout of the pooled connection
+                self.store.add_event_counts_tx(conn, counts)
+            return results
+        except Exception as exc:  # noqa: BLE001 - one bad write must not fail its neighbours
+            if len(ops) > 1:
+                log.info("group commit of %d writes failed (%s); writing them one by one", len(ops), short(exc))
+        return [self._commit_one(op, args) for op, args in ops]
+
+    def _commit_one(self, op: WriteOp, args: tuple[Any, ...]) -> tuple[bool, Any]:
+        error: Exception | None = None
+        for attempt in range(3):
+            try:
+                conn: Connection
+                with self.store.engine.begin() as conn:
+                    return True, op(conn, *args)
+            except (IntegrityError, sqlite3.IntegrityError) as exc:  # another writer got there first; a retry sees it
+                error = exc
+            except (OperationalError, sqlite3.OperationalError) as exc:  # SQLite: locked, or written since our snapshot
+                error = exc
+                if not self.store.is_sqlite:
+                    break
+            except Exception as exc:  # noqa: BLE001 - handed to the caller
+                log.error("store write failed: %s", short(exc))
+                return False, exc
+            time.sleep(0.01 * (attempt + 1))
+        assert error is not None
+        log.error("store write failed: %s", short(error))
+        return False, error
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            assert self._wakeup is not None
+            while self._pending:  # flush what is queued before stopping
+                self._wakeup.set()
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0)  # let the last batch's callers wake
+            self._writer.cancel()
+            try:
+                await self._writer
+            except asyncio.CancelledError:
+                pass
+        self._writer_pool.shutdown(wait=True)
+        self._pool.shutdown(wait=True)
+        if isinstance(self._reader, sqlite3.Connection):
+            self._reader.close()
+        self._reader = None

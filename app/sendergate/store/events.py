@@ -1,0 +1,295 @@
+"""Events (one per final SMTP decision), their daily counts, the API's pages of them, and pruning.
+
+Each event write also counts it in event_counts (the stats rollup), in the same transaction. Inside a
+group commit (AsyncStore) the counts are gathered per batch and written once per (user, day, verdict).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Sequence
+from operator import attrgetter, itemgetter
+from typing import Any
+
+from sqlalchemy import Integer, Row, String, case, cast, delete, func, insert, or_, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql import Select
+
+from ..policy.decide import EventRecord
+from .engine import StoreBase, contains_pattern, dbapi, inserted_id
+from .fast_sqlite import add_event_counts as sqlite_add_event_counts
+from .fast_sqlite import insert_event as sqlite_insert_event
+from .lists import listed_for_tx
+from .paging import keyset_page
+from .schema import EVENT_COLUMNS, NO_USER, event_counts, events
+
+DAY = 86400
+BATCH_COUNTS = "sendergate.event_counts"  # conn.info key: counts gathered during one group commit
+
+# What an event keeps of each text: the column's length, and for the free-text columns a page's worth.
+_CAPS = (*((c.name, c.type.length) for c in events.columns if isinstance(c.type, String) and c.type.length),
+         ("subject", 1000), ("from_header", 1000), ("message_id", 1000))
+_record_values = attrgetter(*EVENT_COLUMNS)
+_details_json = json.JSONEncoder(separators=(",", ":"), default=str).encode  # json.dumps' output, one encoder
+_row_values = itemgetter(*EVENT_COLUMNS)
+
+
+def event_row(r: EventRecord) -> dict[str, Any]:
+    """The events row of a record: its fields (EVENT_COLUMNS), as the columns take them."""
+    row = dict(zip(EVENT_COLUMNS, _record_values(r), strict=True))
+    row["ts"] = r.ts.timestamp()
+    row["verdict"] = r.verdict.value
+    row["details"] = _details_json(r.details)
+    for name, cap in _CAPS:
+        if len(row[name]) > cap:
+            row[name] = row[name][:cap]
+    return row
+
+
+def event_dict(row: Row[Any]) -> dict[str, Any]:
+    """An events row as the API gives it: `id` and the record's fields, details parsed."""
+    out = dict(row._mapping)
+    try:
+        out["details"] = json.loads(out.get("details") or "{}")
+    except ValueError:  # written by something else; show it rather than fail the page
+        out["details"] = {"raw": out.get("details")}
+    return out
+
+
+def count_key(row: dict[str, Any]) -> tuple[int, int, str]:
+    """(user, UTC day, verdict) of an event row: its key in event_counts."""
+    user_id = row["user_id"]
+    return (NO_USER if user_id is None else user_id, int(row["ts"] // DAY), row["verdict"])
+
+
+# A text search cannot use an index: it reads the caller's events newest first, in steps, until the
+# page is full, or SEARCH_WINDOW events were read, or SEARCH_BUDGET seconds have passed, whichever
+# comes first. The budget bounds a page's time whatever the caller's events look like (a user whose
+# rows are sparse in the table costs a page read per row); measured in benchmarks.md.
+SEARCH_WINDOW = 20_000
+SEARCH_BUDGET = 0.025
+SEARCH_STEP = 1_000  # the first step; later ones are sized by the rate so far to fit what is left
+_MIN_STEP = 250
+
+
+def _search_window(scope: int | None, before_id: int | None, size: int) -> Select[Any, int]:
+    """(oldest id, count) of the `size` newest events of the caller below `before_id`."""
+    e = events.c
+    read = select(e.id)
+    if scope is not None:
+        read = read.where(e.user_id == scope)
+    if before_id is not None:
+        read = read.where(e.id < before_id)
+    window = read.order_by(e.id.desc()).limit(size).subquery()
+    return select(func.min(window.c.id), func.count()).select_from(window)
+
+
+_Q_EVENT = insert(events)
+
+
+class Events(StoreBase):
+    # -- writing ------------------------------------------------------------------------------
+    def add_event_tx(self, conn: Connection, record: EventRecord) -> int:
+        """Store one event (and count it) in the caller's transaction; its id."""
+        row = event_row(record)
+        if self.fast:
+            event_id = sqlite_insert_event(dbapi(conn), _row_values(row))
+        else:
+            event_id = inserted_id(conn.execute(_Q_EVENT, row))
+        batch = conn.info.get(BATCH_COUNTS)
+        if batch is not None:
+            batch[count_key(row)] += 1
+        else:
+            self.add_event_counts_tx(conn, Counter([count_key(row)]))
+        return event_id
+
+    def add_events(self, records: Sequence[EventRecord]) -> list[int]:
+        rows = [event_row(r) for r in records]
+        with self.engine.begin() as conn:
+            if self.is_sqlite or len(rows) == 1:
+                ids = [inserted_id(conn.execute(insert(events).values(**r))) for r in rows]
+            else:
+                res = conn.execute(insert(events).returning(events.c.id, sort_by_parameter_order=True), rows)
+                ids = [r[0] for r in res]
+            self.add_event_counts_tx(conn, Counter(count_key(r) for r in rows))
+            return ids
+
+    def add_event_counts_tx(self, conn: Connection, counts: Counter[tuple[int, int, str]]) -> None:
+        """Add to the daily counts: one upsert statement, rows in key order.
+
+        The order matters on PostgreSQL: two nodes' transactions then take the
+        row locks of shared (user, day, verdict) rows in the same order and
+        wait for each other instead of deadlocking.
+        """
+        rows = [(u, d, v, n) for (u, d, v), n in sorted(counts.items()) if n]
+        if not rows:
+            return
+        if self.fast:
+            sqlite_add_event_counts(dbapi(conn), rows)
+            return
+        if self.is_sqlite:
+            from sqlalchemy.dialects.sqlite import insert as upsert
+        else:
+            from sqlalchemy.dialects.postgresql import insert as upsert  # type: ignore[assignment]  # same API
+        stmt = upsert(event_counts).values([{"user_id": u, "day": d, "verdict": v, "count": n} for u, d, v, n in rows])
+        conn.execute(stmt.on_conflict_do_update(
+            index_elements=[event_counts.c.user_id, event_counts.c.day, event_counts.c.verdict],
+            set_={"count": event_counts.c.count + stmt.excluded.count}))
+
+    # -- housekeeping -------------------------------------------------------------------------
+    def prune_events(self, older_than: float) -> int:
+        """Delete events before `older_than`, and their counts: days before the cut go whole, the cut
+        day loses what was deleted of it (as returned by the DELETE, so two nodes pruning at once
+        do not both subtract)."""
+        e, ec = events.c, event_counts.c
+        cut_day = int(older_than // DAY)
+        with self.engine.begin() as conn:
+            cut = conn.execute(delete(events).where(e.ts >= cut_day * DAY, e.ts < older_than)
+                               .returning(e.user_id, e.verdict)).all()
+            pruned: int = len(cut) + conn.execute(delete(events).where(e.ts < cut_day * DAY)).rowcount
+            conn.execute(delete(event_counts).where(ec.day < cut_day))
+            gone = Counter((NO_USER if u is None else u, v) for u, v in cut)
+            for (user_id, verdict), n in sorted(gone.items()):
+                conn.execute(update(event_counts).where(ec.user_id == user_id, ec.day == cut_day,
+                                                        ec.verdict == verdict).values(count=ec.count - n))
+            if gone:
+                conn.execute(delete(event_counts).where(ec.day == cut_day, ec.count <= 0))
+            return pruned
+
+    def recount_events(self) -> None:
+        """Rebuild event_counts from the events (after a bulk load that bypassed the store, e.g. benchmarks)."""
+        # floor(ts / 86400) as in count_key; SQLite's CAST truncates, which is floor after 1970
+        day = (cast(events.c.ts / DAY, Integer) if self.is_sqlite
+               else cast(func.floor(events.c.ts / DAY), Integer))
+        user = func.coalesce(events.c.user_id, NO_USER)
+        with self.engine.begin() as conn:
+            conn.execute(delete(event_counts))
+            conn.execute(insert(event_counts).from_select(
+                ["user_id", "day", "verdict", "count"],
+                select(user, day, events.c.verdict, func.count()).group_by(user, day, events.c.verdict)))
+
+    # -- reading ------------------------------------------------------------------------------
+    def events_page(self, scope: int | None, *, verdicts: Sequence[str] = (), q: str = "",
+                    since: float | None = None, until: float | None = None, before_id: int | None = None,
+                    limit: int = 50, window: int = SEARCH_WINDOW, budget: float | None = SEARCH_BUDGET,
+                    step: int = SEARCH_STEP) -> tuple[list[dict[str, Any]], int | None]:
+        """Newest first; returns the rows and the id to continue below (None on the last page).
+
+        A text search (`q`) reads at most `window` of the caller's events below `before_id` (newest
+        first), in steps, starting no new step once `budget` seconds have passed (None: no time limit),
+        and returns the matches among what it read: a page may hold fewer than `limit` rows, or none,
+        and still have an id to continue below (the oldest event it read). The other filters apply
+        inside what was read. None only once the caller's oldest event was read.
+        """
+        e = events.c
+        stmt = select(events)
+        if scope is not None:
+            stmt = stmt.where(e.user_id == scope)
+        if verdicts:
+            stmt = stmt.where(e.verdict.in_(list(verdicts)))
+        if since is not None:
+            stmt = stmt.where(e.ts >= since)
+        if until is not None:
+            stmt = stmt.where(e.ts < until)
+        if not q:
+            with self.engine.connect() as conn:
+                page, cursor = keyset_page(conn, stmt, e.id, before=before_id, limit=limit)
+            return [event_dict(r) for r in page], cursor
+        pat = contains_pattern(q)
+        stmt = stmt.where(or_(func.lower(e.sender).like(pat, escape="\\"),
+                              func.lower(e.subject).like(pat, escape="\\"),
+                              func.lower(e.recipient).like(pat, escape="\\")))
+        started = time.monotonic()
+        rows: list[Row[Any]] = []
+        read, below, step = 0, before_id, min(step, window)
+        with self.engine.connect() as conn:
+            while True:
+                oldest, count = conn.execute(_search_window(scope, below, step)).one()
+                if count:
+                    part = stmt.where(e.id >= oldest)
+                    if below is not None:
+                        part = part.where(e.id < below)
+                    rows += conn.execute(part.order_by(e.id.desc()).limit(limit + 1 - len(rows))).all()
+                    read += count
+                if len(rows) > limit:
+                    items = [event_dict(r) for r in rows[:limit]]
+                    return items, items[-1]["id"]
+                if count < step:  # the caller's oldest event was read
+                    return [event_dict(r) for r in rows], None
+                below, rest = oldest, window - read
+                step = rest
+                if budget is not None:  # as many as the rate so far says fit in the time left
+                    elapsed = time.monotonic() - started
+                    step = min(rest, int(read / max(elapsed, 1e-6) * (budget - elapsed)))
+                if step <= 0 or (step < _MIN_STEP and step < rest):  # window or time used up: go on below next time
+                    return [event_dict(r) for r in rows], oldest
+
+    def events_after(self, scope: int | None, after_id: int, limit: int = 500) -> list[dict[str, Any]]:
+        """Events with id > after_id, oldest first (the live feed)."""
+        e = events.c
+        stmt = select(events).where(e.id > after_id)
+        if scope is not None:
+            stmt = stmt.where(e.user_id == scope)
+        with self.engine.connect() as conn:
+            return [event_dict(r) for r in conn.execute(stmt.order_by(e.id).limit(limit)).all()]
+
+    def max_event_id(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.max(events.c.id))).scalar() or 0)
+
+    def screened_senders(self, scope: int | None, list_owner: int, *, since: float, upto_id: int,
+                         before_id: int | None = None, limit: int = 200,
+                         now: float | None = None) -> tuple[list[dict[str, Any]], int | None]:
+        """Automated senders that were screened or refused as bulk, one row per sender (lower-cased), the
+        most recently seen first; grouped and counted in the database.
+
+        Only events with since <= ts and id <= upto_id count: a client paging through the groups pins
+        `upto_id` on its first page, so a sender who writes again meanwhile does not jump to a page
+        already read. A page ends below `before_id` (the last group's newest event id). Each row says
+        which entry of `list_owner`'s lists (or a global one) decides for the sender today, if any.
+        """
+        e = events.c
+        sender = func.lower(e.sender)
+        newest = func.max(e.id)
+        stmt = (select(sender.label("sender"), func.count().label("count"),
+                       func.sum(case((e.verdict == "screened", 1), else_=0)).label("screened"),
+                       func.sum(case((e.verdict == "bulk", 1), else_=0)).label("bulk"),
+                       newest.label("last_id"), func.min(e.ts).label("first_seen"), func.max(e.ts).label("last_seen"))
+                .where(e.verdict.in_(("screened", "bulk")), e.ts >= since, e.id <= upto_id, e.sender != "")
+                .group_by(sender))
+        if scope is not None:
+            stmt = stmt.where(e.user_id == scope)
+        with self.engine.connect() as conn:
+            rows, cursor = keyset_page(conn, stmt, newest, before=before_id, limit=limit, cursor="last_id",
+                                       grouped=True)
+            page = [dict(r._mapping) for r in rows]
+            subjects = dict(conn.execute(select(e.id, e.subject).where(
+                e.id.in_([g["last_id"] for g in page]))).all()) if page else {}
+            deciding = listed_for_tx(conn, list_owner, [g["sender"] for g in page], now=now)
+        for g in page:
+            g["latest_subject"] = subjects.get(g["last_id"], "")
+            g["screened"], g["bulk"] = int(g["screened"] or 0), int(g["bulk"] or 0)
+            g["listed"] = deciding.get(g["sender"])
+        return page, cursor
+
+    def day_counts(self, scope: int | None, first_day: int, last_day: int) -> dict[int, dict[str, int]]:
+        """{day number: {verdict: count}} for days first_day..last_day (UTC day numbers since the epoch).
+
+        Read from event_counts, the daily rollup the store keeps with every event
+        write: a user's 30 days are at most 30 x verdicts rows, an admin's that
+        times the users who had mail; the size of the event log does not matter.
+        """
+        ec = event_counts.c
+        if scope is not None:
+            stmt = select(ec.day, ec.verdict, ec.count).where(ec.user_id == scope)
+        else:
+            stmt = select(ec.day, ec.verdict, func.sum(ec.count)).group_by(ec.day, ec.verdict)
+        stmt = stmt.where(ec.day >= first_day, ec.day <= last_day)
+        out: dict[int, dict[str, int]] = {d: {} for d in range(first_day, last_day + 1)}
+        with self.engine.connect() as conn:
+            for d, verdict, n in conn.execute(stmt):
+                if n:
+                    out.setdefault(int(d), {})[verdict] = int(n)
+        return out

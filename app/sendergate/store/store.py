@@ -1,0 +1,18 @@
+"""`Store`: every table group's queries on one object, the store's one query API (synchronous SQLAlchemy
+Core, for the CLI and worker threads; AsyncStore runs it for the event loop)."""
+
+from __future__ import annotations
+
+from .challenges import Challenges
+from .confirm import Confirm
+from .events import Events
+from .lists import Lists
+from .sentids import SentIds
+from .settings import Settings
+from .users import Users
+
+
+class Store(Users, Confirm, Challenges, Events, Lists, SentIds, Settings):
+    """Users and tokens, lists, challenges and the confirmation page's state, events and their counts,
+    sent Message-IDs, settings and rate counters. `scope` arguments are the user whose data is asked for,
+    or None for an admin who sees everything; a thing outside the scope is NotFound."""
