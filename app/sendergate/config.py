@@ -103,14 +103,7 @@ def parse_hostport(value: str, default_port: int | None = None) -> tuple[str, in
 
 def parse_socket_spec(value: str) -> tuple[str, str | tuple[str, int]]:
     """Scanner address: `unix:/path` or `tcp:host:port`."""
-    if value.startswith("unix:"):
-        path = value[5:]
-        if not path.startswith("/"):
-            raise ValueError(f"{value!r}: unix socket path must be absolute")
-        return "unix", path
-    if value.startswith("tcp:"):
-        return "tcp", parse_hostport(value[4:])
-    raise ValueError(f"{value!r} is neither unix:/path nor tcp:host:port")
+    return _unix_or(value, "tcp")
 
 
 RSPAMD_PORT = 11333  # rspamd's normal worker (the one that scans; the controller is 11334)
@@ -388,15 +381,19 @@ def _networks(v: Any) -> list[str]:
 
 def parse_milter_listen(spec: str) -> tuple[str, str | tuple[str, int]]:
     """Postfix's notation for a milter socket: `unix:/path` or `inet:host:port` (`inet:[::1]:port`)."""
-    spec = spec.strip()
+    return _unix_or(spec.strip(), "inet")
+
+
+def _unix_or(spec: str, inet: str) -> tuple[str, str | tuple[str, int]]:
+    """`unix:/path` or `<inet>:host:port` -> ("unix", path) or (inet, (host, port))."""
     if spec.startswith("unix:"):
         path = spec[5:]
         if not path.startswith("/"):
             raise ValueError(f"{spec!r}: the socket path must be absolute")
         return "unix", path
-    if spec.startswith("inet:"):
-        return "inet", parse_hostport(spec[5:])
-    raise ValueError(f"{spec!r} is neither unix:/path nor inet:host:port")
+    if spec.startswith(inet + ":"):
+        return inet, parse_hostport(spec[len(inet) + 1:])
+    raise ValueError(f"{spec!r} is neither unix:/path nor {inet}:host:port")
 
 
 def _milter_listen(v: Any) -> str:

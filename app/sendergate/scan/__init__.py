@@ -36,6 +36,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from sendergate.config import ScanConfig, parse_rspamd_url, parse_socket_spec
 from sendergate.policy.decide import ScanOutcome
@@ -44,6 +45,8 @@ from . import clamd
 from .clamd import ClamdError
 from .rspamd import RspamdClient, RspamdError, ScanEnvelope, new_queue_id
 from .spamd import SpamdClient, SpamdError
+
+T = TypeVar("T")
 
 __all__ = ["Scanners", "ScanOutcome", "ScanEnvelope", "PING_TIMEOUT", "first_part", "merge"]
 
@@ -122,19 +125,8 @@ class Scanners:
         cap = self.config.clamd_max_size
         if cap and len(message) > cap:
             return ScanOutcome(virus_skipped=f"over size cap ({len(message)} > {cap} bytes)")
-        reason = None
-        try:
-            async with asyncio.timeout(self.config.timeout):
-                verdict = await clamd.instream(address, message)
-        except TimeoutError:
-            reason = f"timed out after {self.config.timeout:g} s"
-        except ClamdError as exc:
-            reason = str(exc)
-        except Exception as exc:  # a bug of ours or the library's: fail this scan, keep the session
-            log.exception("clamd %s: unexpected error", self.config.clamd)
-            reason = f"internal error: {exc.__class__.__name__}: {exc}"
-        if reason is not None:
-            log.warning("clamd %s failed: %s", self.config.clamd, reason)
+        verdict, reason = await self._bounded("clamd", self.config.clamd, clamd.instream(address, message))
+        if verdict is None:
             return ScanOutcome(virus_failed=reason)
         if verdict.over_limit:
             return ScanOutcome(virus_skipped=f"over clamd's StreamMaxLength ({len(message)} bytes)")
@@ -148,19 +140,8 @@ class Scanners:
             message = first_part(message, cap)
             partial = f"first {len(message)} of {size} bytes"
         assert self._spamd is not None
-        reason = None
-        try:
-            async with asyncio.timeout(self.config.timeout):
-                report = await self._spamd.symbols(message)
-        except TimeoutError:
-            reason = f"timed out after {self.config.timeout:g} s"
-        except SpamdError as exc:
-            reason = str(exc)
-        except Exception as exc:  # a bug of ours or the library's: fail this scan, keep the session
-            log.exception("spamd %s: unexpected error", self.config.spamd)
-            reason = f"internal error: {exc.__class__.__name__}: {exc}"
-        if reason is not None:
-            log.warning("spamd %s failed: %s", self.config.spamd, reason)
+        report, reason = await self._bounded("spamd", self.config.spamd, self._spamd.symbols(message))
+        if report is None:
             return ScanOutcome(spam_failed=reason)
         return ScanOutcome(spam_score=report.score, spam_symbols=report.symbols, spam_partial=partial)
 
@@ -173,24 +154,30 @@ class Scanners:
             size = len(message)
             message = first_part(message, cap)
             partial = f"first {len(message)} of {size} bytes"
-        reason = None
-        try:
-            async with asyncio.timeout(self.config.timeout):
-                report = await self._rspamd.check(message, envelope, queue_id)
-        except TimeoutError:
-            reason = f"timed out after {self.config.timeout:g} s"
-        except RspamdError as exc:
-            reason = str(exc)
-        except Exception as exc:  # a bug of ours or h11's: fail this scan, keep the session
-            log.exception("rspamd %s: unexpected error", self.config.rspamd)
-            reason = f"internal error: {exc.__class__.__name__}: {exc}"
-        if reason is not None:
-            log.warning("rspamd %s failed (queue id %s): %s", self.config.rspamd, queue_id, reason)
+        report, reason = await self._bounded("rspamd", f"{self.config.rspamd} (queue id {queue_id})",
+                                             self._rspamd.check(message, envelope, queue_id))
+        if report is None:
             return ScanOutcome(spam_scanner="rspamd", spam_failed=reason, scan_id=queue_id)
         # Whether its action or our threshold decides is the policy's (scan.rspamd_action).
         return ScanOutcome(spam_scanner="rspamd", spam_score=report.score, spam_symbols=report.symbols,
                            spam_action=report.action, spam_required=report.required_score, scan_id=queue_id,
                            spam_partial=partial)
+
+    async def _bounded(self, name: str, where: str, call: Awaitable[T]) -> tuple[T | None, str]:
+        """One scanner's answer within scan.timeout, or (None, why not): a scanner's trouble, even a bug
+        of ours or its library's, fails this scan and keeps the session."""
+        try:
+            async with asyncio.timeout(self.config.timeout):
+                return await call, ""
+        except TimeoutError:
+            reason = f"timed out after {self.config.timeout:g} s"
+        except (ClamdError, SpamdError, RspamdError) as exc:
+            reason = str(exc)
+        except Exception as exc:
+            log.exception("%s %s: unexpected error", name, where)
+            reason = f"internal error: {exc.__class__.__name__}: {exc}"
+        log.warning("%s %s failed: %s", name, where, reason)
+        return None, reason
 
     async def _ping_one(self, call: Callable[[], Awaitable[None]]) -> str:
         timeout = min(self.config.timeout, PING_TIMEOUT)
