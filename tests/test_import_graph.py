@@ -93,3 +93,45 @@ def test_the_desktop_app_talks_to_the_gateway_only_through_its_api_client() -> N
         if module.startswith("sendergate.desktop"):
             outside = {i for i in imports if not i.startswith(allowed) and i != "sendergate"}
             assert outside == set(), (module, outside)
+
+
+# -- the drawing: resources/docs/imports.md, the same graph by part (folder or module beside them) --
+
+DRAWING = APP.parent / "resources" / "docs" / "imports.md"
+
+
+def part_graph() -> dict[str, set[str]]:
+    """The import graph by part: `sendergate.smtp.handler` is `smtp`, `sendergate.runtime` is `runtime`."""
+    def part(module: str) -> str:
+        return module.split(".")[1] if "." in module else ""
+
+    graph: dict[str, set[str]] = {}
+    for module, imports in import_graph().items():
+        if part(module) in ("", "__main__"):
+            continue
+        graph.setdefault(part(module), set()).update(part(i) for i in imports if part(i) not in ("", part(module)))
+    return graph
+
+
+def drawing() -> str:
+    graph = part_graph()
+    edges = "\n".join(f"    {a} --> {b}" for a in sorted(graph) for b in sorted(graph[a]))
+    return ("# Who imports whom\n\n"
+            "The parts of `app/sendergate/` (a folder, or a module beside the folders) and their imports, drawn\n"
+            "from the source by `tests/test_import_graph.py` (regenerate with\n"
+            "`.venv/bin/python tests/test_import_graph.py > resources/docs/imports.md`). There are no circles,\n"
+            "between parts or between modules; `policy` imports nothing of the project.\n\n"
+            f"```mermaid\nflowchart LR\n{edges}\n```\n")
+
+
+def test_no_circles_between_parts_either() -> None:
+    assert cycles(part_graph()) == []
+
+
+def test_the_drawing_of_the_imports_is_current() -> None:
+    regenerate = ".venv/bin/python tests/test_import_graph.py > resources/docs/imports.md"
+    assert DRAWING.read_text(encoding="utf-8") == drawing(), f"resources/docs/imports.md is out of date: {regenerate}"
+
+
+if __name__ == "__main__":
+    print(drawing(), end="")
