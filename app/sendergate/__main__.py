@@ -1,5 +1,2 @@
-import sys
+"""`python -m sendergate`: the same as the `sendergate` command."""
 
-from .cli import main
-
-sys.exit(main())
