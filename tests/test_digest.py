@@ -16,9 +16,11 @@ import re
 import smtplib
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from email.message import Message
+from pathlib import Path
 
 import httpx
 import pytest
@@ -342,8 +344,11 @@ def test_two_nodes_send_one_digest(dns: None, dovecot: DovecotServer) -> None:
         first.store.open_challenge(uid, CAROL, "someone@sender.test", ttl=3600, subject="Hi Carol")
         before = len(digests(dovecot, CAROL))
         # Both nodes' housekeeping runs at start: each finds carol's daily digest due.
-        first.start()
-        second.start()
+        starting = [threading.Thread(target=g.start) for g in (first, second)]
+        for t in starting:
+            t.start()
+        for t in starting:
+            t.join()
         wait_log_any = time.monotonic() + 20
         while "digest sent to" not in first.read_log() + second.read_log():
             assert time.monotonic() < wait_log_any, first.read_log()[-2000:] + second.read_log()[-2000:]
@@ -354,6 +359,50 @@ def test_two_nodes_send_one_digest(dns: None, dovecot: DovecotServer) -> None:
     finally:
         second.close()
         first.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_node_that_read_before_another_sent_does_not_send_again(dns: None, dovecot: DovecotServer,
+                                                                   backend: str, tmp_path: Path) -> None:
+    """Two nodes' housekeeping interleaved on purpose: node A reads the due digests, node B sends
+    carol's in between, then A tries to claim it with what it read. The store's compare-and-set
+    refuses A (on PostgreSQL as on SQLite), so one digest arrives."""
+    import asyncio
+
+    from sendergate import delivery
+    from sendergate.config import load
+    from sendergate.digest import send_digests
+    from sendergate.store import Store
+    from tests.support.postgres import PostgresServer
+
+    pg = PostgresServer() if backend == "postgresql" else None
+    try:
+        url = pg.create_database("digest_race") if pg else f"sqlite:///{tmp_path}/race.db"
+        gw = digest_gateway(dovecot, store_url=url, digest={"default": "daily", "hour": 0})
+        cfg = load(gw.config_path)
+        node_a, node_b = Store(url), Store(url)
+        node_a.migrate()
+        user = f"race-{backend}@example.org"
+        dovecot.add_user(user, "secret")
+        uid = node_a.add_user(user)[0].id
+        node_a.open_challenge(uid, user, "racer@sender.test", ttl=3600, subject="Race")
+        interleaved = []
+
+        async def call_a(fn, *args):  # type: ignore[no-untyped-def]
+            if getattr(fn, "__name__", "") == "claim_digest" and not interleaved:
+                interleaved.append(await send_digests(cfg, node_b, delivery.Deliverer(cfg.delivery, "b.test")))
+            return fn(*args)
+
+        sent_a = asyncio.run(send_digests(cfg, node_a, delivery.Deliverer(cfg.delivery, "a.test"), call=call_a))
+        assert [s.address for s in interleaved[0]] == [user]
+        assert sent_a == []  # A read carol's digest as due, B sent it meanwhile: A's claim fails
+        assert len(digests(dovecot, user)) == 1
+        node_a.close()
+        node_b.close()
+        gw.close()
+    finally:
+        if pg is not None:
+            pg.stop()
 
 
 # -- telling an approved sender -----------------------------------------------------------
