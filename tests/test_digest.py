@@ -74,7 +74,8 @@ def digest_gateway(dovecot: DovecotServer, relay: PostfixInstance | None = None,
     extra: dict[str, dict[str, object]] = {"challenge": {"allowlist_auth": "relaxed"},
                                            "digest": {"max_entries": MAX_ENTRIES, **(digest or {})}}
     if relay is not None:
-        extra["notify"] = {"enabled": True, "relay": f"smtp://127.0.0.1:{relay.port}", "sender": "postmaster@example.org"}
+        extra["notify"] = {"enabled": True, "relay": f"smtp://127.0.0.1:{relay.port}",
+                           "sender": "postmaster@example.org"}
     gw = GatewayProcess(delivery=("lmtp", f"127.0.0.1:{dovecot.lmtp_port}"), store_url=store_url, extra=extra)
     gw.sections["http"]["public_url"] = gw.http_url  # the digest's links point at this gateway
     write_config(gw.config_path, gw.sections)
@@ -107,8 +108,9 @@ def send(gw: GatewayProcess, sender: str, ip: str, *, name: str = "", subject: s
          rcpt: str = ALICE, extra_headers: str = "") -> tuple[int, str]:
     """One message from `ip`; the gateway's reply at end of DATA."""
     frm = f"{name} <{sender}>" if name else sender
-    msg = (f"From: {frm}\r\nTo: {rcpt}\r\nSubject: {subject}\r\nMessage-ID: <d{next(_ids)}-{time.time_ns()}@sender.test>"
-           f"\r\n{extra_headers}\r\nHello.\r\n").encode()
+    msgid = f"<d{next(_ids)}-{time.time_ns()}@sender.test>"
+    msg = (f"From: {frm}\r\nTo: {rcpt}\r\nSubject: {subject}\r\nMessage-ID: {msgid}\r\n{extra_headers}"
+           "\r\nHello.\r\n").encode()
     with smtplib.SMTP("127.0.0.1", gw.smtp_port, source_address=(ip, 0), timeout=20) as s:
         s.ehlo("mta.sender.test")
         s.mail(sender)
