@@ -102,6 +102,17 @@ def build_parser() -> argparse.ArgumentParser:
         _config_arg(a)
         a.set_defaults(func=cmd_list_entry, action=action)
 
+    dg = sub.add_parser("digest", help="the digest mail of new pending senders")
+    dgsub = dg.add_subparsers(dest="digest_command", metavar="ACTION")
+    dgsub.required = True
+    dgs = dgsub.add_parser("send", help="send the digests that are due (or ADDRESS's); each is sent by one "
+                           "node or run only")
+    dgs.add_argument("address", nargs="?", help="only this user (an address of theirs)")
+    dgs.add_argument("--now", action="store_true", help="send even when not due (new pending senders since "
+                     "the last digest)")
+    _config_arg(dgs)
+    dgs.set_defaults(func=cmd_digest_send)
+
     d = sub.add_parser("demo", help="start a demo gateway on loopback with seeded activity and open the desktop app")
     d.add_argument("--no-desktop", action="store_true", help="run only the gateway (for headless machines)")
     d.add_argument("--dir", help="where to keep the demo's store and config (default: a temporary directory)")
@@ -295,6 +306,28 @@ def cmd_list_entry(args: argparse.Namespace) -> int:
     verb = "allowed" if args.action == "allow" else "blocked"
     print(f"{entry.pattern} {verb} for {who}" + ("" if created else " (already present)")
           + (f" until {time.strftime('%Y-%m-%d %H:%M', time.localtime(expires))}" if expires else ""))
+    return 0
+
+
+def cmd_digest_send(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from . import delivery
+    from .digest import send_digests
+    from .store import Store
+    cfg = _load(args)
+    store = Store(cfg.store.url)
+    store.migrate()
+    try:
+        deliverer = delivery.Deliverer(cfg.delivery, cfg.smtp.hostname)
+        sent = asyncio.run(send_digests(cfg, store, deliverer, address=args.address, force=args.now))
+    finally:
+        store.close()
+    for s in sent:
+        print(f"{s.address}: {s.entries} new pending sender(s) sent" if s.entries
+              else f"{s.address}: nothing new; no digest")
+    if not sent:
+        print("no digest due" + (f" for {args.address}" if args.address else ""))
     return 0
 
 

@@ -253,6 +253,28 @@ class EventsConfig:
 
 
 @dataclass
+class DigestConfig:
+    default: str = "off"  # off | daily | weekly: a user who chose nothing
+    hour: int = 7  # UTC hour from which the day's digest is due (weekly: Mondays)
+    max_entries: int = 50  # senders listed in one digest; the rest are "and N more in the app"
+    link_ttl: float = 7 * 86400  # how long a digest's Approve/Deny link works
+
+
+DEFAULT_NOTIFY = ("Hello,\n\n{recipient} has approved you as a sender. You can write to {recipient} now; "
+                  "if your earlier message did not arrive, please send it again.\n\n"
+                  "This is an automatic message; please do not reply to it.\n")
+
+
+@dataclass
+class NotifyConfig:
+    # Off by default: the gateway then never writes to a stranger (SPEC §4.5; issue 16 item 5).
+    enabled: bool = False
+    relay: str = ""  # smtp://host:port of the outbound relay
+    sender: str = ""  # the notice's From and envelope sender ("" = postmaster@ smtp.hostname)
+    template: str = DEFAULT_NOTIFY  # {recipient}, {sender}
+
+
+@dataclass
 class Config:
     smtp: SMTPConfig = field(default_factory=SMTPConfig)
     domains: DomainsConfig = field(default_factory=DomainsConfig)
@@ -264,6 +286,8 @@ class Config:
     dns: DNSConfig = field(default_factory=DNSConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
     milter: MilterConfig = field(default_factory=MilterConfig)
+    digest: DigestConfig = field(default_factory=DigestConfig)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
     path: str = ""
 
     @property
@@ -433,6 +457,19 @@ def _url(v: Any) -> str:
     return v
 
 
+def _hour(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 23:
+        raise ValueError("expected an hour, 0 to 23 (UTC)")
+    return v
+
+
+def _relay_url(v: Any) -> str:
+    s = _str(v)
+    if s and not re.fullmatch(r"smtp://[^/\s]+:\d+/?", s):
+        raise ValueError("expected smtp://host:port")
+    return s.rstrip("/")
+
+
 def _store_url(v: Any) -> str:
     """`sqlite:///var/lib/x.db` means /var/lib/x.db, as documented (SQLAlchemy would read it relative
     to whatever directory the gateway was started from); four slashes work too."""
@@ -494,6 +531,9 @@ _SCHEMA: dict[str, dict[str, Any]] = {
             "max_waiting": _int(0)},
     "events": {"retention": parse_duration},
     "milter": {"listen": _milter_listen, "socket_mode": _file_mode},
+    "digest": {"default": _choice("off", "daily", "weekly"), "hour": _hour, "max_entries": _int(1),
+               "link_ttl": _positive_duration},
+    "notify": {"enabled": _bool, "relay": _relay_url, "sender": _str, "template": _template("recipient", "sender")},
 }
 
 
@@ -547,6 +587,8 @@ def from_dict(raw: dict[str, Any], source: str = "") -> Config:
     problem = first_line_problem(cfg.challenge.reply, cfg.public_url)
     if problem:
         problems.append(("challenge.reply", problem))
+    if cfg.notify.enabled and not cfg.notify.relay:
+        problems.append(("notify.relay", "required when notify.enabled: smtp://host:port of the outbound relay"))
     if not cfg.smtp.hostname:
         import socket
         cfg.smtp.hostname = socket.getfqdn()

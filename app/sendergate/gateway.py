@@ -133,6 +133,13 @@ class Worker:
                 expired = await rt.astore.run(rt.store.expire_challenges)
                 gone = await rt.astore.run(rt.store.prune_challenges, now - CHALLENGE_GRACE)
                 await rt.astore.run(rt.store.prune_rate_limits, now - 3600)
+                await rt.astore.run(rt.store.prune_digest_links, now)
+                from .delivery import DeliveryError
+                from .digest import send_digests
+                try:  # one node sends each digest: the store's claim decides (digest.py)
+                    await send_digests(self.cfg, rt.store, rt.deliverer, call=rt.astore.run, now=now)
+                except DeliveryError as exc:
+                    log.error("digest: %s", exc)
                 if pruned or expired or gone:
                     log.info("housekeeping: pruned %d events, expired %d challenges, pruned %d challenges",
                              pruned, expired, gone)

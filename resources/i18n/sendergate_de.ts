@@ -72,6 +72,26 @@ Trotzdem senden?</translation>
         <translation>&amp;Über SenderGate</translation>
     </message>
     <message>
+        <source>&amp;Digest mail</source>
+        <translation>&amp;Zusammenfassung per Mail</translation>
+    </message>
+    <message>
+        <source>&amp;Off</source>
+        <translation>&amp;Aus</translation>
+    </message>
+    <message>
+        <source>D&amp;aily</source>
+        <translation>&amp;Täglich</translation>
+    </message>
+    <message>
+        <source>&amp;Weekly</source>
+        <translation>&amp;Wöchentlich</translation>
+    </message>
+    <message>
+        <source>Digest mail: %1</source>
+        <translation>Zusammenfassung per Mail: %1</translation>
+    </message>
+    <message>
         <source>About SenderGate</source>
         <translation>Über SenderGate</translation>
     </message>

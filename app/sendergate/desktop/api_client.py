@@ -492,6 +492,13 @@ class GatewayClient:
         """Hashed Message-IDs of sent mail (replies to them count as known); returns how many were new."""
         return int(self._call("POST", "/sent-ids", json={"hashes": hashes})["added"])
 
+    def digest_frequency(self) -> str:
+        """How often the digest of new pending senders is mailed to this user: off, daily or weekly."""
+        return str(self._call("GET", "/digest")["frequency"])
+
+    def set_digest_frequency(self, frequency: str) -> str:
+        return str(self._call("PUT", "/digest", json={"frequency": frequency})["frequency"])
+
     # -- live stream --
     def stream(self, last_id: str = "", *, heartbeat: int = 5, stop: Any = None) -> Iterator[StreamMessage]:
         """Server-sent events until the connection ends. `stop()` returning True ends it early.

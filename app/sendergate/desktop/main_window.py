@@ -6,13 +6,14 @@ import gc
 import logging
 
 from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QListWidget,
     QListWidgetItem,
     QMainWindow,
+    QMenu,
     QMessageBox,
     QStackedWidget,
     QVBoxLayout,
@@ -192,6 +193,7 @@ class MainWindow(QMainWindow):
         self.notify_action.setChecked(self.settings.notifications_enabled)
         self.notify_action.toggled.connect(self._set_notifications)
         file_menu.addAction(self.notify_action)
+        self._build_digest_menu(file_menu)
         file_menu.addSeparator()
         quit_action = QAction(tr("&Quit"), self)
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)  # Cmd+Q on macOS, Ctrl+Q elsewhere
@@ -213,6 +215,35 @@ class MainWindow(QMainWindow):
         about.setMenuRole(QAction.MenuRole.AboutRole)
         about.triggered.connect(self._about)
         help_menu.addAction(about)
+
+    def _build_digest_menu(self, file_menu: QMenu) -> None:
+        """File > Digest mail: how often the gateway mails this user a summary of new pending senders."""
+        self.digest_menu = file_menu.addMenu(tr("&Digest mail"))
+        self.digest_group = QActionGroup(self)
+        self.digest_actions: dict[str, QAction] = {}
+        for key, label in (("off", tr("&Off")), ("daily", tr("D&aily")), ("weekly", tr("&Weekly"))):
+            action = QAction(label, self)
+            action.setCheckable(True)
+            action.setEnabled(False)  # until the gateway said what is chosen
+            action.triggered.connect(lambda _=False, k=key: self._set_digest(k))
+            self.digest_group.addAction(action)
+            self.digest_menu.addAction(action)
+            self.digest_actions[key] = action
+        self.digest_menu.aboutToShow.connect(self._load_digest)
+
+    def _show_digest(self, frequency: str) -> None:
+        for key, action in self.digest_actions.items():
+            action.setEnabled(True)
+            action.setChecked(key == frequency)
+
+    def _load_digest(self) -> None:
+        operations.Operation(self, self.client.digest_frequency, self._show_digest).run()
+
+    def _set_digest(self, frequency: str) -> None:
+        def saved(value: str) -> None:
+            self._show_digest(value)
+            self.messages.info(tr("Digest mail: %1").replace("%1", self.digest_actions[value].text().replace("&", "")))
+        operations.Operation(self, lambda: self.client.set_digest_frequency(frequency), saved).run()
 
     def _about(self) -> None:
         box = QMessageBox(QMessageBox.Icon.Information, tr("About SenderGate"),

@@ -203,3 +203,28 @@ settings = Table(
     Column("value", Text, nullable=False),
     UniqueConstraint("key", name="uq_settings_key"),
 )
+
+# The digest (issue 16 item 4): each user's choice and when their last digest went out. No row: the
+# configured default, never sent. `last_sent_at` is also the claim: a node sends only after moving it
+# from the value it read (compare-and-set), so two nodes never send the same digest.
+digest_settings = Table(
+    "digest_settings", metadata,
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, autoincrement=False),
+    Column("frequency", String(10)),  # off | daily | weekly; NULL = the configured default
+    Column("last_sent_at", Float),
+)
+
+# Digest links that were used (single use): the link's nonce, kept until the link would have expired.
+digest_links_used = Table(
+    "digest_links_used", metadata,
+    Column("nonce", String(40), primary_key=True),
+    Column("expires_at", Float, nullable=False, index=True),
+)
+
+# Approved senders told so (issue 16 item 5): at most one notice per sender and user, ever.
+notified_senders = Table(
+    "notified_senders", metadata,
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, autoincrement=False),
+    Column("sender", String(320), primary_key=True),
+    Column("created_at", Float, nullable=False),
+)

@@ -16,6 +16,7 @@ from ..runtime import Runtime
 from .auth import TokenGate
 from .clientip import parse_networks
 from .confirm import ConfirmPage, confirm_router
+from .digest_page import digest_router
 from .errors import AUTH_ERRORS, install_error_handlers
 from .openapi import DocumentedApp
 from .routes import api_routers
@@ -41,6 +42,7 @@ def create_app(rt: Runtime) -> FastAPI:
     app.middleware("http")(observe_latency)
     app.include_router(health_router)
     app.include_router(confirm_router)
+    app.include_router(digest_router)
     for router in api_routers():  # each on the app itself: a route's path is then its whole template
         app.include_router(router, responses=AUTH_ERRORS)
     app.include_router(metrics_router(public))

@@ -6,7 +6,9 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query
 
+from ... import notify
 from ...runtime import Runtime
+from ...store import NotFound
 from ..auth import API_PREFIX, Caller, CallerDep
 from ..convert import challenge_out, entry_out
 from ..deps import RuntimeDep, run
@@ -48,11 +50,24 @@ async def challenge(caller: CallerDep, rt: RuntimeDep, challenge_id: RowId) -> C
     return challenge_out(await run(rt, rt.store.get_challenge, caller.scope, challenge_id))
 
 
+async def prior_status(rt: Runtime, caller: Caller, challenge_id: int, decision: str) -> str | None:
+    """The challenge's status before an approval, when [notify] may tell its sender (else None: no lookup)."""
+    if not rt.cfg.notify.enabled or decision == "deny":
+        return None
+    try:
+        return str((await run(rt, rt.store.get_challenge, caller.scope, challenge_id))["status"])
+    except NotFound:
+        return None
+
+
 async def decide(rt: Runtime, caller: Caller, challenge_id: int, decision: str) -> ChallengeDecision:
+    prior = await prior_status(rt, caller, challenge_id, decision)
     ch, entry, changed = await run(rt, rt.store.decide_challenge, caller.scope, challenge_id, decision)
     if changed:
         log.info("api: user %d %s challenge %d (%s -> %s)", caller.user.id, decision, challenge_id,
                  ch["sender"], ch["recipient"])
+        if prior is not None:
+            notify.schedule(rt.cfg, rt.store, ch, prior, rt.astore.run)
     return ChallengeDecision(challenge=challenge_out(ch), entry=entry_out(entry), changed=changed)
 
 
@@ -79,6 +94,7 @@ async def decide_many(rt: Runtime, caller: Caller, body: ChallengeIds, decision:
     bad = next((i for i in ids if not 1 <= i <= MAX_ROW_ID), None)
     if bad is not None:
         raise HTTPException(422, f"ids: {bad} is not a challenge id")
+    priors = {i: await prior_status(rt, caller, i, decision) for i in ids} if rt.cfg.notify.enabled else {}
     outcomes = await run(rt, rt.store.decide_challenges, caller.scope, ids, decision)
     items = []
     for o in outcomes:
@@ -88,6 +104,8 @@ async def decide_many(rt: Runtime, caller: Caller, body: ChallengeIds, decision:
         if o["status"] == "changed":
             log.info("api: user %d %s challenge %d (%s -> %s)", caller.user.id, decision, o["id"],
                      o["challenge"]["sender"], o["challenge"]["recipient"])
+            if priors.get(o["id"]) is not None:
+                notify.schedule(rt.cfg, rt.store, o["challenge"], str(priors[o["id"]]), rt.astore.run)
         items.append(ChallengeBatchItem(id=o["id"], status=o["status"], challenge=challenge_out(o["challenge"]),
                                         entry=entry_out(o["entry"])))
     counts = {k: sum(1 for i in items if i.status == k) for k in ("changed", "unchanged", "missing")}
