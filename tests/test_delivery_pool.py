@@ -16,11 +16,13 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from pathlib import Path
 
 from sendergate.config import DeliveryConfig
 from sendergate.delivery import Deliverer, Outbound
 from tests.support.gateway import GatewayProcess
-from tests.support.postfix import PostfixInstance, SmtpSink
+from tests.support.postfix import PostfixInstance, ServerTLS, SmtpSink
+from tests.support.tls_certs import TestCA
 
 MESSAGE = (b"From: Bob <bob@friend.example>\r\nTo: Alice <alice@example.org>\r\nSubject: pooled\r\n"
            b"Message-ID: <pool-1@friend.example>\r\n\r\nHello again.\r\n")
@@ -199,4 +201,28 @@ def test_worker_shutdown_closes_pooled_connections_with_quit() -> None:
         assert "mail=2" in summary and "quit=1" in summary, summary
     finally:
         gw.close()
+        server.stop()
+
+
+def test_starttls_connection_is_reused_under_tls(tmp_path: Path) -> None:
+    # tls = "required" against a Postfix that demands STARTTLS: the second message goes over the same
+    # TLS session (one smtpd session, one STARTTLS), and both say they went over verified TLS
+    ca = TestCA(tmp_path)
+    cert = ca.issue("server", dns=("localhost",), ips=("127.0.0.1",))
+    server = PostfixInstance(mailbox_domain="example.org", mailboxes=("alice",), hostname="store.example.org",
+                             tls=ServerTLS(cert.cert_file, cert.key_file))
+    try:
+        d = Deliverer(DeliveryConfig(mode="smtp", target=f"localhost:{server.port}", tls="required",
+                                     tls_ca_file=str(ca.cert_file)), "gw.test")
+
+        async def run() -> list[str]:
+            states = [(await d.deliver(out(n))).tls for n in range(2)]
+            await d.close()
+            return states
+        states = asyncio.run(run())
+        assert all("verified" in s for s in states), states
+        assert wait_for(lambda: delivered(server) == 2 and sessions(server)), server.maillog_tail()
+        assert len(sessions(server)) == 1, sessions(server)
+        assert "starttls=1" in sessions(server)[0] and "mail=2" in sessions(server)[0], sessions(server)
+    finally:
         server.stop()
