@@ -226,3 +226,31 @@ def test_starttls_connection_is_reused_under_tls(tmp_path: Path) -> None:
         assert "starttls=1" in sessions(server)[0] and "mail=2" in sessions(server)[0], sessions(server)
     finally:
         server.stop()
+
+
+def test_lmtp_connection_is_reused_and_a_screened_folder_follows_on_it() -> None:
+    # LMTP to Dovecot: the second message (to the Screened folder, user+folder@) goes over the same
+    # connection after RSET; both are in their folders
+    from imapclient import IMAPClient
+
+    from tests.support.dovecot import DovecotServer
+
+    with DovecotServer() as dovecot:
+        dovecot.add_user("alice@example.org", "secret")
+        d = Deliverer(DeliveryConfig(mode="lmtp", target=f"127.0.0.1:{dovecot.lmtp_port}", tls="off"), "gw.test")
+
+        async def run() -> list[int]:
+            await d.deliver(out(1))
+            first = d._idle[0][0]
+            await d.deliver(out(2), folder="Screened")
+            same = [1] if d._idle and d._idle[0][0] is first else []
+            await d.close()
+            return same
+        assert asyncio.run(run()) == [1]
+        with IMAPClient("127.0.0.1", port=dovecot.imap_port, ssl=False) as imap:
+            imap.login("alice@example.org", "secret")
+            counts = {}
+            for folder in ("INBOX", "Screened"):
+                imap.select_folder(folder)
+                counts[folder] = len(imap.search("ALL"))
+        assert counts == {"INBOX": 1, "Screened": 1}, counts
