@@ -159,6 +159,10 @@ class DeliveryConfig:
     tls_ca_file: str = ""  # "" = the system's CA store
     tls_cert: str = ""  # client certificate, for connectors that authenticate the gateway by it
     tls_key: str = ""
+    # Connections to the target kept open per worker between messages (RSET before each reuse);
+    # 0 = a new connection per message. One idle longer than pool_idle is closed, not reused.
+    pool_size: int = 4
+    pool_idle: float = 30.0
 
     @property
     def tcp(self) -> bool:
@@ -506,6 +510,7 @@ _SCHEMA: dict[str, dict[str, Any]] = {
         "screened_folder": _folder, "timeout": _positive_duration,
         "tls": _choice("required", "opportunistic", "off"), "tls_verify": _bool,
         "tls_ca_file": _str, "tls_cert": _str, "tls_key": _str,
+        "pool_size": _int(0), "pool_idle": _positive_duration,
     },
     "http": {"listen": _hostport, "public_url": _url, "tls_cert": _str, "tls_key": _str,
              "trusted_proxies": _networks, "metrics_public": _bool},

@@ -43,6 +43,10 @@ class Deliverer(Protocol):
 
     async def deliver(self, out: Outbound, *, folder: str = "") -> Delivered: ...
 
+    async def close(self) -> None:
+        """At the worker's end: pooled downstream connections closed (QUIT)."""
+        ...
+
 
 class SenderAuthenticator(Protocol):
     """SPF, DKIM and DMARC for one message (senderauth.Authenticator); raises
@@ -122,6 +126,7 @@ class Runtime:
     async def close(self) -> None:
         """At the worker's end: the store's threads and connections, the sender check's threads, the
         metrics' live gauges."""
+        await self.deliverer.close()
         await self.astore.close()
         self.store.close()
         if self.authenticator is not None:

@@ -69,6 +69,9 @@ class FakeDeliverer:
         self.handed.append((out, folder))
         return Delivered("250 2.0.0 Ok: queued")
 
+    async def close(self) -> None:
+        pass
+
 
 class FakeAuthenticator:
     """Fake of senderauth.Authenticator: fixed SPF/DKIM/DMARC results, where the real checks need DNS

@@ -50,6 +50,10 @@ class Delivered:
     tls: str = ""  # "TLSv1.3 TLS_AES_256_GCM_SHA384 verified", "plaintext"; "" for Maildir
 
 
+class _StaleConnection(Exception):
+    """A pooled connection failed before the message's DATA was sent: retried once on a new one."""
+
+
 class _PlaintextRetry(Exception):
     """Opportunistic TLS whose handshake failed: the transaction again, in plaintext, on a new
     connection (what Postfix does at smtp_tls_security_level = may)."""
@@ -71,6 +75,9 @@ class _Conn:
         self.reader, self.writer, self.where = reader, writer, where
         self.lines: list[str] = []  # the last reply's lines, without their codes
         self.broken = False  # a handshake failed midway: nothing more can be said on it
+        self.caps: set[str] = set()  # the keywords that hold for transactions (after STARTTLS if any)
+        self.ctx: ssl.SSLContext | None = None  # the TLS context it was opened with (pooled per context)
+        self.reused = False  # taken from the pool (RSET), not opened for this message
 
     def keywords(self) -> set[str]:
         """The EHLO/LHLO keywords of the last reply (its first line is the greeting)."""
@@ -155,6 +162,10 @@ class Deliverer:
         self.tls_required = cfg.tls == "required" and self.tls_context is not None
         self.tls_verified = self.tls_required and cfg.tls_verify
         self.server_name = parse_hostport(cfg.target)[0] if cfg.tcp else ""  # SNI and the name checked
+        self.hello = ("LHLO " if cfg.mode == "lmtp" else "EHLO ") + helo_name
+        # Per worker (built in each worker process): (connection, idle since), most recent last.
+        self._idle: list[tuple[_Conn, float]] = []
+        self._closing = False
         if self.tls_verified and not self.server_name:
             # asyncio's start_tls with no server_hostname skips the host name check without a word.
             raise ValueError("delivery.target: a host name is needed to verify the certificate")
@@ -239,16 +250,70 @@ class Deliverer:
                                      f"{exc.text}") from None
         return conn.keywords()
 
-    async def _session(self, out: Outbound, folder: str, ctx: ssl.SSLContext | None) -> Delivered:
-        lmtp = self.cfg.mode == "lmtp"
-        hello = ("LHLO " if lmtp else "EHLO ") + self.helo_name
+    async def _connect(self, ctx: ssl.SSLContext | None) -> _Conn:
+        """A new connection, greeted, EHLO/LHLO'd and (as [delivery] tls says) under TLS; closed again if
+        any of that fails."""
         conn = await self._open()
+        conn.ctx = ctx
         try:
             code, _, _ = await conn.reply()
             if code != 220:
                 raise DeliveryError(451, "4.4.2", f"downstream greeting {code}", where=self.where)
-            await conn.command(hello)
-            caps = await self._starttls(conn, ctx, hello) if ctx is not None else conn.keywords()
+            await conn.command(self.hello)
+            conn.caps = await self._starttls(conn, ctx, self.hello) if ctx is not None else conn.keywords()
+        except BaseException:
+            await conn.close(quit=not conn.broken)
+            raise
+        return conn
+
+    async def _checkout(self, ctx: ssl.SSLContext | None) -> _Conn | None:
+        """A pooled connection made with the same TLS context and reset (RSET answered 250), or None.
+        One the downstream closed, timed out or refused to reset is closed here, never used."""
+        now = time.monotonic()
+        while self._idle:
+            conn, since = self._idle.pop()
+            if conn.ctx is not ctx or now - since > self.cfg.pool_idle or conn.buffered():
+                await conn.close()
+                continue
+            try:
+                await conn.command("RSET")
+            except (DeliveryError, ConnectionError, OSError, ssl.SSLError):
+                await conn.close()
+                continue
+            conn.reused = True
+            return conn
+        return None
+
+    def _checkin(self, conn: _Conn) -> bool:
+        """Keep conn for the next message if the pool has room; False: the caller closes it."""
+        if self._closing or conn.broken or len(self._idle) >= self.cfg.pool_size:
+            return False
+        self._idle.append((conn, time.monotonic()))
+        return True
+
+    async def close(self) -> None:
+        """At the worker's end: every pooled connection closed with QUIT."""
+        self._closing = True
+        while self._idle:
+            conn, _ = self._idle.pop()
+            await conn.close()
+
+    async def _session(self, out: Outbound, folder: str, ctx: ssl.SSLContext | None) -> Delivered:
+        conn = await self._checkout(ctx) if self.cfg.pool_size else None
+        if conn is not None:
+            try:
+                return await self._transaction(conn, out, folder, ctx)
+            except _StaleConnection:
+                pass  # the pooled connection went away before the message was sent: once more, fresh
+        return await self._transaction(await self._connect(ctx), out, folder, ctx)
+
+    async def _transaction(self, conn: _Conn, out: Outbound, folder: str, ctx: ssl.SSLContext | None) -> Delivered:
+        """One message on conn (greeted, or reset); conn goes back to the pool after a 250, else is closed."""
+        lmtp = self.cfg.mode == "lmtp"
+        keep = False
+        sent = False  # the message's DATA went out: from here a lost connection is never retried
+        try:
+            caps = conn.caps
             opts = [o for o in out.mail_options
                     if (o.startswith("BODY=") and "8BITMIME" in caps) or (o == "SMTPUTF8" and "SMTPUTF8" in caps)]
             await conn.command(f"MAIL FROM:<{out.mail_from}>" + "".join(" " + o for o in opts))
@@ -258,6 +323,7 @@ class Deliverer:
             for r in rcpts:
                 await conn.command(f"RCPT TO:<{r}>")
             await conn.command("DATA", expect=3)
+            sent = True
             conn.writer.write(dot_stuff(out.message))
             await conn.writer.drain()
             replies = [await conn.reply() for _ in (rcpts if lmtp else [None])]
@@ -269,9 +335,17 @@ class Deliverer:
                 raise DeliveryError(code, status or _default_status(code), text, where=f"{self.where} (end of DATA)")
             code, status, text = replies[-1]
             state = tls_state(conn.writer, self.tls_verified) if ctx is not None else TLSState()
+            keep = True
             return Delivered(f"{code} {status} {text}".strip(), str(state))
+        except (DeliveryError, ConnectionError, OSError, ssl.SSLError) as exc:
+            # A reused connection the downstream dropped (or answered 421 on, e.g. a per-connection
+            # message limit) before our DATA went out: nothing was delivered, so a fresh one may retry.
+            if conn.reused and not sent and (not isinstance(exc, DeliveryError) or exc.code == 421):
+                raise _StaleConnection from exc
+            raise
         finally:
-            await conn.close(quit=not conn.broken)
+            if not (keep and self._checkin(conn)):
+                await conn.close(quit=not conn.broken)
 
     async def probe(self, limit: float = 10.0) -> ProbeReport:
         """For check-config: connect, EHLO/LHLO, STARTTLS with the certificate checked (then, if only
