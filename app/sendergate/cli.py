@@ -7,8 +7,8 @@ import logging
 import os
 import sys
 import time
-from datetime import datetime, timezone
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import Any
 
 from . import __version__

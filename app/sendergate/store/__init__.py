@@ -19,6 +19,7 @@ from .events import DAY, SEARCH_BUDGET, SEARCH_STEP, SEARCH_WINDOW
 from .store import Store
 from .users import User
 
-__all__ = ["DAY", "SEARCH_BUDGET", "SEARCH_STEP", "SEARCH_WINDOW", "AsyncStore", "Conflict", "Device", "Forbidden", "Invalid",
+__all__ = ["DAY", "SEARCH_BUDGET", "SEARCH_STEP", "SEARCH_WINDOW", "AsyncStore", "Conflict", "Device", "Forbidden",
+           "Invalid",
            "LinkState", "NotFound", "Store", "StoreError", "User", "auth_summary", "hash_message_id", "hash_secret",
            "new_token", "now_ts", "to_dt"]

@@ -14,7 +14,6 @@ from sqlalchemy import delete, insert, select, update
 from .engine import StoreBase, hash_secret, inserted_id, new_token, now_ts
 from .errors import Invalid, NotFound
 from .schema import api_tokens, pairing_codes, users
-from .users import User
 
 CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # 32 symbols: 5 bits each, no 0/O or 1/I to confuse
 CODE_LENGTH = 10
@@ -74,9 +73,9 @@ class Devices(StoreBase):
                                                       expires_at=now + ttl))
         return format_code(code), now + ttl
 
-    def pair_device(self, code: str, name: str) -> tuple[User, Device, str]:
-        """Trade a code for a new device's token (returned once). NotFound, with one message, for a code that
-        is unknown, used or expired (no oracle); Invalid for a malformed code or name."""
+    def pair_device(self, code: str, name: str) -> tuple[int, Device, str]:
+        """Trade a code for a new device's token (returned once, with the user id). NotFound, with one
+        message, for a code that is unknown, used or expired (no oracle); Invalid for a malformed code or name."""
         key = hash_secret(normalize_code(code))
         name = device_name(name)
         now = now_ts()
@@ -92,7 +91,7 @@ class Devices(StoreBase):
                 user_id=row.user_id, token_hash=hash_secret(token), created_at=now, name=name)))
             conn.execute(update(pairing_codes).where(_p.id == row.id).values(device_id=did))
             user_id = int(row.user_id)
-        return self.get_user(user_id), self.get_device(did, scope=user_id), token
+        return user_id, self.get_device(did, scope=user_id), token
 
     def get_device(self, device_id: int, *, scope: int | None) -> Device:
         """The device; NotFound when it is not there or not the scope's (a user sees only their own)."""

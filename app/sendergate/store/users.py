@@ -10,7 +10,17 @@ from sqlalchemy.engine import Connection
 from ..policy.address import Address, AddressError, parse, parse_pattern
 from .engine import StoreBase, hash_secret, inserted_id, new_token, now_ts
 from .errors import Conflict, Invalid, NotFound
-from .schema import api_tokens, captchas, pairing_codes, challenge_tokens, challenges, list_entries, sent_ids, user_addresses, users
+from .schema import (
+    api_tokens,
+    captchas,
+    challenge_tokens,
+    challenges,
+    list_entries,
+    pairing_codes,
+    sent_ids,
+    user_addresses,
+    users,
+)
 
 
 @dataclass(frozen=True)

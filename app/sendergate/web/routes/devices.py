@@ -6,6 +6,7 @@ per-client limit as wrong tokens (TokenGate), so guessing a 50-bit code is hopel
 
 import logging
 import time
+from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse
@@ -24,7 +25,8 @@ log = logging.getLogger("sendergate.api")
 router = APIRouter(prefix=API_PREFIX)
 
 _ERR = {"model": Error}
-PAIR_ERRORS = {404: {**_ERR, "description": "Unknown, used or expired code (one answer for all three)"},
+PAIR_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {**_ERR, "description": "Unknown, used or expired code (one answer for all three)"},
                422: {**_ERR, "description": "Not a code or not a device name"},
                429: {**_ERR, "description": "Too many wrong codes or tokens from this client"}}
 
@@ -65,7 +67,7 @@ async def pair(request: Request, rt: RuntimeDep, body: PairIn) -> PairOut:
         raise HTTPException(429, "too many failed attempts; try again later",
                             headers={"Retry-After": str(int(wait) + 1)})
     try:
-        user, device, token = await run(rt, rt.store.pair_device, body.code, body.device)
+        user_id, device, token = await run(rt, rt.store.pair_device, body.code, body.device)
     except Invalid as exc:
         gate.failed(ip, now)  # a malformed code is a guess too
         raise HTTPException(422, str(exc)) from None
@@ -73,6 +75,7 @@ async def pair(request: Request, rt: RuntimeDep, body: PairIn) -> PairOut:
         gate.failed(ip, now)
         log.warning("api: wrong pairing code from %s", ip)
         raise HTTPException(404, "unknown, used or expired pairing code") from None
+    user = await run(rt, rt.store.get_user, user_id)
     log.info("api: user %d paired device %d (%r) from %s", user.id, device.id, device.name, ip)
     return PairOut(token=token, device=device_out(device, device.id), user=me_out(user))
 
