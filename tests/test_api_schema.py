@@ -49,7 +49,8 @@ def test_api_conforms_to_its_openapi_document(schema_gateway: tuple[GatewayProce
     headers = {"Authorization": f"Bearer {token}"}
     document = httpx.get(gw.http_url + "/openapi.json", headers=headers, timeout=10).json()
     for path, method in (("/api/v1/pair", "post"), ("/api/v1/devices", "get"),
-                         ("/api/v1/devices/{device_id}", "delete"), ("/api/v1/users", "get"), ("/api/v1/users", "post"), ("/api/v1/users/{user_id}", "get"),
+                         ("/api/v1/devices/{device_id}", "delete"), ("/api/v1/users", "get"),
+                         ("/api/v1/users", "post"), ("/api/v1/users/{user_id}", "get"),
                          ("/api/v1/users/{user_id}/pairing-code", "post")):
         assert method in document["paths"][path], (method, path)
     assert "security" not in document["paths"]["/api/v1/pair"]["post"]  # pairing needs no token
