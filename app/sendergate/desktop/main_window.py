@@ -129,7 +129,7 @@ class MainWindow(QMainWindow):
         self.stream.state_changed.connect(self._stream_state)
         self.stream.reconnected.connect(self.refresh_all)
         self._refresh_overview_later = debounced(self, 1500, self.pages["overview"].refresh)
-        self._refresh_whose_later = debounced(self, 1500, lambda: [self.pages[k].refresh() for k in WHOSE_PAGES])
+        self._refresh_whose_later = debounced(self, 1500, self._refresh_whose_pages)
         self._set_connection_label("connecting", "")
 
         pending = self.pages["pending"]
@@ -176,6 +176,9 @@ class MainWindow(QMainWindow):
 
     def _whose_chosen(self, _index: int) -> None:
         self.client.whose = self.whose.currentData()
+        self._refresh_whose_pages()
+
+    def _refresh_whose_pages(self) -> None:
         for key in WHOSE_PAGES:
             self.pages[key].refresh()
 
