@@ -495,3 +495,18 @@ def test_whose_selector_is_for_admins_only(web: WebApp) -> None:
     for who in (bob.user.id, alice.user.id):
         assert alice.http.get(f"/api/v1/events?user={who}").status_code == 403
         assert alice.http.get(f"/api/v1/challenges?user={who}").status_code == 403
+
+
+@pytest.mark.parametrize("public_url", ["https://mx.example.org", "https://mx.example.org/gate/",
+                                        "http://127.0.0.1:8025"])
+def test_the_app_reads_back_both_link_forms(public_url: str) -> None:
+    """The gateway writes the links (sendergate/pairing.py); the desktop app reads them (its own copy)."""
+    from sendergate.desktop.pairing_link import parse_pair_input
+    from sendergate.pairing import pair_links
+
+    for link in pair_links(public_url, "ABCDE-23456"):
+        got = parse_pair_input(link)
+        assert (got.code, got.gateway) == ("ABCDE-23456", public_url.rstrip("/")), link
+    assert parse_pair_input("  abcde 23456 ").gateway is None
+    with pytest.raises(ValueError):
+        parse_pair_input("https://evil.example/phish?code=ABCDE-23456")

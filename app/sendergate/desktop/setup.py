@@ -29,7 +29,6 @@ from PySide6.QtWidgets import (
 )
 
 from ..contacts import ContactsError
-from ..pairing import parse_pair_input
 from .api_client import ApiError, Device, GatewayClient, Me, normalise_url, sends_token_in_clear
 from .api_client import pair as pair_device
 from .i18n import tr
@@ -49,6 +48,7 @@ from .oauth import (
     revoke,
 )
 from .operations import Operation
+from .pairing_link import parse_pair_input
 from .secrets import IMAP_PASSWORD, TOKEN, NoKeychain, Placement, SecretStore
 from .settings import Settings
 from .signin import SignInPanel
