@@ -125,6 +125,12 @@ class Devices(StoreBase):
             conn.execute(delete(api_tokens).where(_t.id.in_([d.id for d in hit]), _t.user_id == user_id))
         return hit
 
+    def token_identity_of_device(self, device_id: int) -> int | None:
+        """The user of a device that still exists, or None (an open live stream's recheck)."""
+        with self.engine.connect() as conn:
+            uid: int | None = conn.execute(select(_t.user_id).where(_t.id == device_id)).scalar()
+        return uid
+
     def token_identity(self, token: str) -> tuple[int, int] | None:
         """(user id, device id) of a bearer token, or None (read only: the hot path of every request)."""
         with self.engine.connect() as conn:

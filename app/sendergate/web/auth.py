@@ -53,6 +53,7 @@ class TokenGate:
     cache: dict[str, tuple[User, int, float]] = field(default_factory=dict)
     touched: dict[str, float] = field(default_factory=dict)
     failures: dict[str, deque[float]] = field(default_factory=dict)
+    revoked: set[int] = field(default_factory=set)  # devices revoked through this node: open streams end
 
     def blocked(self, ip: str, now: float) -> float:
         """Seconds until this client may try again (0: not blocked)."""
@@ -69,6 +70,9 @@ class TokenGate:
         """A revoked device's token stops at once on this node (other nodes: within TOKEN_CACHE_SECONDS)."""
         for token in [t for t, (_u, d, _e) in self.cache.items() if d == device_id]:
             del self.cache[token]
+        if len(self.revoked) > 100_000:
+            self.revoked.clear()
+        self.revoked.add(device_id)
 
     def failed(self, ip: str, now: float) -> None:
         if len(self.failures) > 100_000:  # bounded memory under a spray from many addresses
