@@ -7,15 +7,17 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
 import pytest
 from PySide6.QtCore import Qt
 
-from sendergate.desktop.api_client import GatewayClient, Unauthorized
+from sendergate.desktop.api_client import ROW_RECIPIENT, GatewayClient, Unauthorized
 from sendergate.desktop.secrets import SERVICE, TOKEN, SecretStore
 from sendergate.desktop.setup import SetupDialog
+from sendergate.policy.decide import EventRecord, Verdict
 from tests.desktop.conftest import open_main_window
 from tests.desktop.seed import Seeded, seed
 from tests.support.gateway import GatewayProcess, write_config
@@ -32,6 +34,9 @@ def office() -> Iterator[tuple[GatewayProcess, Seeded, str]]:
     write_config(g.config_path, g.sections)
     seeded = seed(g.store, events=60, pending=3)
     bob, _ = g.store.add_user("bob@example.org", name="Bob Builder")
+    g.store.add_events([EventRecord(ts=datetime.now(timezone.utc), verdict=Verdict.DELIVERED, reason="test",
+                                    sender=f"pal{i}@friend.example", recipient="bob@example.org", user_id=bob.id,
+                                    subject=f"bob's mail {i}") for i in range(3)])
     g.store.add_alias("bob@example.org", "sales@example.org")
     g.store.open_challenge(bob.id, "bob@example.org", "stranger@far.example", ttl=3600, subject="for bob only")
     _, admin_token = g.store.add_user("owner@example.org", name="Olga Owner", admin=True)
@@ -128,6 +133,10 @@ def test_devices_page_marks_this_one_and_revokes_another(qtbot, office, settings
         lost.me()
     w.stream.stop()
     w.close()
+    other = open_main_window(qtbot, g.http_url, lost_token, settings)
+    qtbot.waitUntil(lambda: "revoked; pair it again" in other.messages.text(), timeout=10_000)
+    other.stream.stop()
+    other.close()
 
 
 def test_staff_page_and_adding_a_person(qtbot, office, settings) -> None:
@@ -173,6 +182,14 @@ def test_whose_selector_shows_one_persons_pending(qtbot, office, settings) -> No
     w.whose.activated.emit(bob)
     qtbot.waitUntil(lambda: pending.model.rowCount() == 1, timeout=10_000)
     w.grab().save(str(SHOTS / "whose.png"))
+    activity = w.show_page("activity")
+    assert w.whose_bar.isVisible()
+    qtbot.waitUntil(lambda: activity.model.rowCount() == 3, timeout=10_000)  # bob's three, no one else's
+    assert {activity.model.row_at(i)[ROW_RECIPIENT] for i in range(3)} == {"bob@example.org"}
+    everyone = w.whose.findData(None)
+    w.whose.setCurrentIndex(everyone)
+    w.whose.activated.emit(everyone)
+    qtbot.waitUntil(lambda: activity.model.rowCount() > 3, timeout=10_000)
     w.show_page("overview")
     assert not w.whose_bar.isVisible()  # only Pending and Activity have it
     w.stream.stop()
