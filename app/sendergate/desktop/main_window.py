@@ -77,6 +77,7 @@ class MainWindow(QMainWindow):
         self.whose.setObjectName("whose")
         self.whose.setAccessibleName(tr("Whose pending senders and activity"))
         self.whose.addItem(tr("Everyone"), None)
+        self.whose.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)  # whole names, not "Bob Bu"
         whose_label.setBuddy(self.whose)
         whose_row.addWidget(whose_label)
         whose_row.addWidget(self.whose)
