@@ -123,6 +123,8 @@ def test_devices_page_marks_this_one_and_revokes_another(qtbot, office, settings
     assert not page.revoke_button.isEnabled()  # not this computer: that is File → Connection
     page.table.selectRow(row)
     assert page.revoke_button.isEnabled()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    w.grab().save(str(SHOTS / "devices.png"))
     qtbot.mouseClick(page.revoke_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "Revoked" in w.messages.text(), timeout=10_000)
     qtbot.waitUntil(lambda: "lost phone" not in [page.table.item(i, 0).text() for i in range(page.table.rowCount())],
