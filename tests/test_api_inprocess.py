@@ -452,7 +452,7 @@ def test_a_revoked_device_gets_401_at_once(web: WebApp) -> None:
 def test_the_pairing_page_shows_the_code_from_the_fragment_only(web: WebApp) -> None:
     c = web.client(source=next(_sources))
     r = c.get("/pair")
-    assert r.status_code == 200 and "I have a pairing code" in r.text
+    assert r.status_code == 200 and "Pair this computer" in r.text
     assert "script-src 'self'" in r.headers["content-security-policy"]
     assert "location.hash" in c.get("/pair.js").text
 

@@ -86,6 +86,6 @@ def test_invite_creates_a_user_without_a_token(gw: GatewayProcess) -> None:
     code = re.search(r"\): (\S+)$", r.stdout, re.M).group(1)  # type: ignore[union-attr]
     assert pair(gw, code, "bob's pc").json()["user"]["addresses"] == ["bob@example.org"]
     page = httpx.get(gw.http_url + "/pair", timeout=10)
-    assert page.status_code == 200 and "I have a pairing code" in page.text
+    assert page.status_code == 200 and "Pair this computer" in page.text
     r = cli(gw, "users", "invite", "not an address")
     assert r.returncode != 0 and "not a valid address" in r.stderr and "Traceback" not in r.stderr

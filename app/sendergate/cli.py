@@ -288,7 +288,8 @@ def cmd_users_invite(args: argparse.Namespace) -> int:
     print(f"pairing code for {user.addresses[0]} (one device, until {when}): {code}")
     print(f"link (opens a page that shows the code): {link}")
     print(f"app link: {app_link}")
-    print("In the desktop app's setup choose 'I have a pairing code' and type the code or paste a link.")
+    print("In the desktop app's setup: type the code (or paste a link) into 'Pairing code or link', "
+          "then 'Pair this computer'.")
     return 0
 
 

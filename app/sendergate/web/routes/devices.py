@@ -151,7 +151,8 @@ PAIR_PAGE = """<!doctype html>
 <p><span id="code">(the code is the part of this page's address after #)</span></p>
 <ol>
 <li>Open the SenderGate desktop app (install it first if you have not).</li>
-<li>In its setup choose <b>I have a pairing code</b>, and type this code or paste this page's address.</li>
+<li>In its setup, type this code into <b>Pairing code or link</b> (or paste this page's address)
+and choose <b>Pair this computer</b>.</li>
 <li>The app gets its own key for this computer. The code works once, for 24 hours.</li>
 </ol>
 <p>Do not pass the code on: whoever uses it first can read and decide your mail's pending senders.</p>
