@@ -455,6 +455,28 @@ def test_stream_delivers_own_events_and_challenge_changes_and_resumes(gw: Gatewa
         resumed.close()
 
 
+def test_a_revoked_devices_open_stream_ends(gw: GatewayProcess) -> None:
+    """Issue 16: revoking a lost laptop also stops its open app's live stream (before the next message); its
+    reconnect is refused."""
+    alice = Account(gw)
+    code, _ = gw.store.create_pairing_code(alice.user.id)
+    r = httpx.post(gw.http_url + "/api/v1/pair", json={"code": code, "device": "lost laptop"}, timeout=10)
+    device, token = r.json()["device"]["id"], r.json()["token"]
+    reader = SSEReader(gw, token)
+    try:
+        events_for(gw, alice.user.id, 1, subject="before")
+        reader.wait_for(lambda m: m["event"] == "event" and json.loads(m["data"])["subject"] == "before 0")
+        assert alice.http.delete(f"/api/v1/devices/{device}").status_code == 204
+        events_for(gw, alice.user.id, 1, subject="after")
+        reader.thread.join(15)
+        assert not reader.thread.is_alive(), "the revoked device's stream is still open"
+        assert not any(json.loads(m["data"]).get("subject") == "after 0" for m in reader.messages)
+    finally:
+        reader.close()
+    r = httpx.get(gw.http_url + "/api/v1/stream", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert r.status_code == 401
+
+
 # -- metrics, docs -------------------------------------------------------------------------------------------
 def test_metrics(gw: GatewayProcess) -> None:
     alice = Account(gw)

@@ -63,9 +63,12 @@ def events_for(web: WebApp, user_id: int | None, n: int, *, verdict: Verdict = V
                                  for i in range(n)])
 
 
-def routes(challenge_id: int, allow_id: int, block_id: int) -> list[tuple[str, str, Any]]:
-    """Every API route but the live stream (an endless response: tests/test_api.py checks its gate)."""
+def routes(challenge_id: int, allow_id: int, block_id: int, device_id: int) -> list[tuple[str, str, Any]]:
+    """Every API route but the live stream (an endless response: tests/test_api.py checks its gate), the
+    admins' routes (admin_routes) and POST /api/v1/pair (no token: its own tests below)."""
     return [
+        ("GET", "/api/v1/devices", None),
+        ("DELETE", f"/api/v1/devices/{device_id}", None),
         ("GET", "/api/v1/me", None),
         ("GET", "/api/v1/events", None),
         ("GET", "/api/v1/challenges", None),
@@ -93,6 +96,26 @@ def routes(challenge_id: int, allow_id: int, block_id: int) -> list[tuple[str, s
     ]
 
 
+def admin_routes(user_id: int) -> list[tuple[str, str, Any]]:
+    """Routes for admins only: anyone else gets 403 (issue 16 item 2)."""
+    return [
+        ("GET", "/api/v1/users", None),
+        ("GET", f"/api/v1/users/{user_id}", None),
+        ("POST", "/api/v1/users", {"address": f"new-{uuid.uuid4().hex[:8]}@example.org", "name": "New"}),
+        ("POST", f"/api/v1/users/{user_id}/pairing-code", None),
+        ("GET", f"/api/v1/challenges?user={user_id}", None),
+        ("GET", f"/api/v1/events?user={user_id}", None),
+    ]
+
+
+def paired(web: WebApp, account: Account, name: str = "second") -> tuple[int, str]:
+    """A second device of the account's user, paired with a code: (device id, token)."""
+    code, _ = web.store.create_pairing_code(account.user.id)
+    r = web.client(source=next(_sources)).post("/api/v1/pair", json={"code": code, "device": name})
+    assert r.status_code == 201, r.text
+    return r.json()["device"]["id"], r.json()["token"]
+
+
 def names_owned_thing(path: str) -> bool:
     """Routes naming one of the owner's things by id."""
     parts = path.split("?")[0].split("/")
@@ -110,8 +133,10 @@ def test_authorization_matrix(web: WebApp) -> None:
     cid = challenge_for(web, alice, f"stranger{uuid.uuid4().hex[:6]}@far.test")
     allow_id = alice.http.post("/api/v1/allowlist", json={"entry": "pal@far.test"}).json()["id"]
     block_id = alice.http.post("/api/v1/blocklist", json={"entry": "foe@far.test"}).json()["id"]
-    table = routes(cid, allow_id, block_id)
-    for method, path, body in table:
+    device_id, _ = paired(web, alice)
+    table = routes(cid, allow_id, block_id, device_id)
+    admin_only = {path for _m, path, _b in admin_routes(alice.user.id)}
+    for method, path, body in table + admin_routes(alice.user.id):
         r = call(web.client(source=next(_sources)), method, path, body)
         assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer", (method, path)
         assert r.json() == {"detail": "missing token: send 'Authorization: Bearer TOKEN'"}
@@ -119,7 +144,9 @@ def test_authorization_matrix(web: WebApp) -> None:
         r = call(web.client("x" * 32, source=next(_sources)), method, path, body)
         assert r.status_code == 401 and r.json() == {"detail": "unknown token"}, (method, path)
         r = call(mallory.http, method, path, body)
-        if names_owned_thing(path):
+        if path in admin_only:
+            assert r.status_code == 403, (method, path, r.status_code)
+        elif names_owned_thing(path):
             assert r.status_code == 404, (method, path, r.status_code)  # same answer as for nothing at all
         else:
             assert r.status_code in (200, 201, 204), (method, path, r.status_code, r.text)
@@ -134,8 +161,9 @@ def test_authorization_matrix(web: WebApp) -> None:
     assert alice.http.get(f"/api/v1/challenges/{cid}").json()["status"] == "pending"
     assert alice.http.get(f"/api/v1/allowlist/{allow_id}").json()["note"] == ""
     assert [e["entry"] for e in alice.http.get("/api/v1/blocklist").json()["items"]] == ["foe@far.test"]
+    assert device_id in {d["id"] for d in alice.http.get("/api/v1/devices").json()}  # mallory revoked nothing
     # the admin reaches everything
-    for method, path, body in table:
+    for method, path, body in table + admin_routes(alice.user.id):
         r = call(admin.http, method, path, body)
         assert r.status_code in (200, 201, 204), (method, path, r.status_code, r.text)
     assert alice.http.get(f"/api/v1/allowlist/{allow_id}").status_code == 404  # the admin deleted it
@@ -342,3 +370,143 @@ def test_import_dry_run_names_the_domain_entry_that_covers_an_address(web: WebAp
                    ("kim@corp.test", "present", None), ("eve@other.test", "added", None),
                    ("@corp.test", "present", None), ("not an address", "invalid", None)]
     assert (r["added"], r["present"], r["invalid"]) == (5, 2, 1)  # the counts keep their meaning
+
+
+# -- pairing and devices (issue 16 item 1) ----------------------------------------------------------------
+def test_a_pairing_code_pairs_one_device_once(web: WebApp) -> None:
+    alice, admin = Account(web), Account(web, admin=True)
+    r = admin.http.post(f"/api/v1/users/{alice.user.id}/pairing-code")
+    assert r.status_code == 201
+    code = r.json()["code"]
+    assert r.json()["link"] == f"https://mx.example.org/pair#{code}"
+    assert r.json()["app_link"].startswith("sendergate://pair?gateway=https%3A%2F%2Fmx.example.org&code=")
+    anon = web.client(source=next(_sources))
+    # typed as people type it: lower case, a space instead of the dash
+    r = anon.post("/api/v1/pair", json={"code": code.lower().replace("-", " "), "device": "alice-laptop"})
+    assert r.status_code == 201, r.text
+    token = r.json()["token"]
+    assert r.json()["user"]["addresses"] == [alice.address]
+    assert (r.json()["device"]["name"], r.json()["device"]["current"]) == ("alice-laptop", True)
+    laptop = web.client(token, source=next(_sources))
+    devices = laptop.get("/api/v1/devices").json()
+    assert [(d["name"], d["current"]) for d in devices] == [("script", False), ("alice-laptop", True)]
+    assert [d["current"] for d in alice.http.get("/api/v1/devices").json()] == [True, False]
+    # single use: the same code again is refused, and pairs nothing
+    r = web.client(source=next(_sources)).post("/api/v1/pair", json={"code": code, "device": "thief"})
+    assert r.status_code == 404 and r.json() == {"detail": "unknown, used or expired pairing code"}
+    assert len(alice.http.get("/api/v1/devices").json()) == 2
+    # the old token (device "script") keeps working beside the paired one
+    assert alice.http.get("/api/v1/me").status_code == 200 and laptop.get("/api/v1/me").status_code == 200
+
+
+def test_expired_used_and_guessed_codes_pair_nothing(web: WebApp) -> None:
+    alice = Account(web)
+    expired, _ = web.store.create_pairing_code(alice.user.id, ttl=-1)
+    r = web.client(source=next(_sources)).post("/api/v1/pair", json={"code": expired, "device": "late"})
+    assert r.status_code == 404 and r.json() == {"detail": "unknown, used or expired pairing code"}
+    # guessing: wrong codes count against the same per-client limit as wrong tokens
+    good, _ = web.store.create_pairing_code(alice.user.id)
+    guesser = web.client(source=next(_sources))
+    codes = [guesser.post("/api/v1/pair", json={"code": f"ABCDE{i:05d}".replace("0", "2").replace("1", "3"),
+                                                "device": "guess"}).status_code for i in range(11)]
+    assert codes[:10] == [404] * 10 and codes[10] == 429
+    # the limit holds even for the right code from that client; the code still works from elsewhere
+    assert guesser.post("/api/v1/pair", json={"code": good, "device": "guess"}).status_code == 429
+    assert web.client(source=next(_sources)).post("/api/v1/pair", json={"code": good, "device": "ok"}).status_code \
+        == 201
+    assert [d["name"] for d in alice.http.get("/api/v1/devices").json()] == ["script", "ok"]
+    # malformed codes and names are a clear 422, and count as guesses too
+    c = web.client(source=next(_sources))
+    assert c.post("/api/v1/pair", json={"code": "O0O0O-I1I1I", "device": "x"}).status_code == 422
+    assert c.post("/api/v1/pair", json={"code": good, "device": "a\nb\x00"}).status_code == 422
+    assert c.post("/api/v1/pair", json={"code": good, "device": "x", "user_id": 1}).status_code == 422
+
+
+def test_a_user_cannot_pair_onto_or_revoke_someone_elses_devices(web: WebApp) -> None:
+    alice, mallory = Account(web), Account(web)
+    # no route lets a non-admin make a code, not even for themselves (the admin invites)
+    assert mallory.http.post(f"/api/v1/users/{alice.user.id}/pairing-code").status_code == 403
+    assert mallory.http.post(f"/api/v1/users/{mallory.user.id}/pairing-code").status_code == 403
+    # mallory's own code pairs a device onto mallory only, whatever else the request names
+    code, _ = web.store.create_pairing_code(mallory.user.id)
+    r = mallory.http.post("/api/v1/pair", json={"code": code, "device": "alice"})
+    assert r.status_code == 201 and r.json()["user"]["id"] == mallory.user.id
+    alice_device, alice_token = paired(web, alice, "alice-desk")
+    assert alice_device not in {d["id"] for d in mallory.http.get("/api/v1/devices").json()}
+    assert mallory.http.delete(f"/api/v1/devices/{alice_device}").status_code == 404
+    assert web.client(alice_token, source=next(_sources)).get("/api/v1/me").status_code == 200
+
+
+def test_a_revoked_device_gets_401_at_once(web: WebApp) -> None:
+    alice = Account(web)
+    device, token = paired(web, alice, "lost laptop")
+    lost = web.client(token, source=next(_sources))
+    assert lost.get("/api/v1/me").status_code == 200  # now in the token cache
+    assert alice.http.delete(f"/api/v1/devices/{device}").status_code == 204
+    r = lost.get("/api/v1/me")
+    assert r.status_code == 401 and r.json() == {"detail": "unknown token"}
+    assert alice.http.delete(f"/api/v1/devices/{device}").status_code == 404
+    assert alice.http.get("/api/v1/me").status_code == 200
+
+
+def test_the_pairing_page_shows_the_code_from_the_fragment_only(web: WebApp) -> None:
+    c = web.client(source=next(_sources))
+    r = c.get("/pair")
+    assert r.status_code == 200 and "Pair this computer" in r.text
+    assert "script-src 'self'" in r.headers["content-security-policy"]
+    assert "location.hash" in c.get("/pair.js").text
+
+
+# -- the owner's view (issue 16 item 2) ---------------------------------------------------------------------
+def test_admins_list_and_add_users_with_a_pairing_code(web: WebApp) -> None:
+    admin, alice = Account(web, admin=True), Account(web)
+    web.store.add_alias(alice.address, "@alias-" + uuid.uuid4().hex[:6] + ".example.org")
+    users = {u["id"]: u for u in admin.http.get("/api/v1/users").json()["items"]}
+    assert users[alice.user.id]["addresses"][0] == alice.address and len(users[alice.user.id]["addresses"]) == 2
+    assert [d["name"] for d in users[alice.user.id]["devices"]] == ["script"]
+    assert admin.http.get(f"/api/v1/users/{alice.user.id}").json()["name"] == alice.user.name
+    assert admin.http.get("/api/v1/users/999999").status_code == 404
+    new = f"bob-{uuid.uuid4().hex[:6]}@example.org"
+    r = admin.http.post("/api/v1/users", json={"address": new, "name": "Bob"})
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["user"]["addresses"] == [new] and body["user"]["devices"] == []  # no token handed out
+    r = web.client(source=next(_sources)).post("/api/v1/pair", json={"code": body["pairing"]["code"], "device": "b"})
+    assert r.json()["user"]["addresses"] == [new]
+    assert admin.http.post("/api/v1/users", json={"address": new}).status_code == 409
+    assert admin.http.post("/api/v1/users", json={"address": "not an address"}).status_code == 422
+    assert alice.http.post("/api/v1/users", json={"address": "x" + new}).status_code == 403
+    assert alice.http.get("/api/v1/users").status_code == 403
+
+
+def test_whose_selector_is_for_admins_only(web: WebApp) -> None:
+    admin, alice, bob = Account(web, admin=True), Account(web), Account(web)
+    events_for(web, alice.user.id, 2, subject="alice's")
+    events_for(web, bob.user.id, 2, subject="bob's")
+    challenge_for(web, alice, f"s{uuid.uuid4().hex[:6]}@far.test")
+    challenge_for(web, bob, f"s{uuid.uuid4().hex[:6]}@far.test")
+    items = admin.http.get(f"/api/v1/events?user={alice.user.id}").json()["items"]
+    assert items and {e["user_id"] for e in items} == {alice.user.id}
+    items = admin.http.get(f"/api/v1/challenges?user={bob.user.id}").json()["items"]
+    assert [c["recipient"] for c in items] == [bob.address]
+    everyone = {e["user_id"] for e in admin.http.get("/api/v1/events?limit=500").json()["items"]}
+    assert {alice.user.id, bob.user.id} <= everyone
+    # a user may not name anyone, not even themselves
+    for who in (bob.user.id, alice.user.id):
+        assert alice.http.get(f"/api/v1/events?user={who}").status_code == 403
+        assert alice.http.get(f"/api/v1/challenges?user={who}").status_code == 403
+
+
+@pytest.mark.parametrize("public_url", ["https://mx.example.org", "https://mx.example.org/gate/",
+                                        "http://127.0.0.1:8025"])
+def test_the_app_reads_back_both_link_forms(public_url: str) -> None:
+    """The gateway writes the links (sendergate/pairing.py); the desktop app reads them (its own copy)."""
+    from sendergate.desktop.pairing_link import parse_pair_input
+    from sendergate.pairing import pair_links
+
+    for link in pair_links(public_url, "ABCDE-23456"):
+        got = parse_pair_input(link)
+        assert (got.code, got.gateway) == ("ABCDE-23456", public_url.rstrip("/")), link
+    assert parse_pair_input("  abcde 23456 ").gateway is None
+    with pytest.raises(ValueError):
+        parse_pair_input("https://evil.example/phish?code=ABCDE-23456")

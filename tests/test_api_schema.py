@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 
+import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -46,8 +47,20 @@ def test_api_conforms_to_its_openapi_document(schema_gateway: tuple[GatewayProce
     # schemathesis' own pytest plugin does not load under this pytest; its strategies are driven directly
     gw, token = schema_gateway
     headers = {"Authorization": f"Bearer {token}"}
-    schema = schemathesis.openapi.from_url(gw.http_url + "/openapi.json",
-                                           headers=headers).exclude(path="/api/v1/stream")
+    document = httpx.get(gw.http_url + "/openapi.json", headers=headers, timeout=10).json()
+    for path, method in (("/api/v1/pair", "post"), ("/api/v1/devices", "get"),
+                         ("/api/v1/devices/{device_id}", "delete"), ("/api/v1/users", "get"),
+                         ("/api/v1/users", "post"), ("/api/v1/users/{user_id}", "get"),
+                         ("/api/v1/users/{user_id}/pairing-code", "post")):
+        assert method in document["paths"][path], (method, path)
+    assert "security" not in document["paths"]["/api/v1/pair"]["post"]  # pairing needs no token
+    user_params = {p["name"] for p in document["paths"]["/api/v1/events"]["get"]["parameters"]}
+    assert "user" in user_params
+    # Left out of the fuzzing (tests/test_api_inprocess.py covers them): random device ids would revoke this
+    # test's own token, and random codes trip the per-client failure limit for every later call.
+    schema = schemathesis.openapi.from_url(gw.http_url + "/openapi.json", headers=headers) \
+        .exclude(path="/api/v1/stream").exclude(path="/api/v1/pair") \
+        .exclude(path="/api/v1/devices/{device_id}", method="DELETE")
     checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 18

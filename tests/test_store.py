@@ -393,3 +393,49 @@ def test_stream_changes_reads_every_event_page_by_page_and_the_changed_challenge
     events, changed = store.stream_changes(ids[0], 0.0, page=2)
     assert [e["id"] for e in events] == ids[1:]
     assert [c["id"] for c in changed] == [cid]
+
+
+def test_migration_devices_keeps_old_tokens_as_the_device_script(store_url: str) -> None:
+    """Issue 16: a token issued before pairing keeps working after the upgrade, as the device "script"
+    (what `users token` replaces)."""
+    from importlib import resources
+
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+    from sqlalchemy import text
+
+    s = Store(store_url)
+    try:
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(resources.files("sendergate.store") / "migrations"))
+        with s.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "0005")
+        with s.engine.begin() as conn:  # a store as the previous release left it
+            conn.execute(text("INSERT INTO users (id, name, role, created_at) VALUES (1, 'a', 'user', 0)"))
+            conn.execute(text("INSERT INTO user_addresses (user_id, address, is_primary) "
+                              "VALUES (1, 'a@example.org', 1)"))
+            conn.execute(text("INSERT INTO api_tokens (user_id, token_hash, created_at) VALUES (1, :h, 0)"),
+                         {"h": hash_secret("old-token")})
+        s.migrate()
+        ident = s.token_identity("old-token")
+        assert ident is not None and ident[0] == 1
+        assert [(d.id, d.name) for d in s.list_devices(1)] == [(ident[1], "script")]
+        new = s.rotate_token("a@example.org")  # `users token` replaces that device, as before
+        assert s.token_identity("old-token") is None and s.token_identity(new) is not None
+    finally:
+        s.close()
+
+
+def test_users_token_replaces_only_the_script_device(store: Store) -> None:
+    alice, token = store.add_user("alice@example.org")
+    code, _ = store.create_pairing_code(alice.id)
+    uid, laptop, laptop_token = store.pair_device(code, "laptop")
+    assert uid == alice.id
+    new = store.rotate_token("alice@example.org")
+    assert store.token_identity(token) is None
+    assert store.token_identity(laptop_token) == (alice.id, laptop.id)
+    assert store.token_identity(new) is not None
+    store.remove_user("alice@example.org")  # codes go with the user
+    with pytest.raises(NotFound):
+        store.create_pairing_code(alice.id)

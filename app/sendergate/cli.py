@@ -8,6 +8,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import Any
 
 from . import __version__
@@ -66,10 +67,28 @@ def build_parser() -> argparse.ArgumentParser:
     ua.add_argument("--name", default="", help="display name")
     _config_arg(ua)
     ua.set_defaults(func=cmd_users_add)
-    ut = usub.add_parser("token", help="issue a new API token for the user (the old one stops working)")
+    ut = usub.add_parser("token", help="issue a new API token for scripts: the user's device 'script' "
+                         "(its old token stops working; paired devices keep theirs)")
     ut.add_argument("address")
+    ut.add_argument("--device", default="script", help="the device name the token replaces (default: script)")
     _config_arg(ut)
     ut.set_defaults(func=cmd_users_token)
+    ui = usub.add_parser("invite", help="a one-time pairing code (24 h) for the desktop app of the user who owns "
+                         "ADDRESS (the user is created if there is none)")
+    ui.add_argument("address")
+    ui.add_argument("--name", default="", help="display name, when the user is created")
+    ui.add_argument("--admin", action="store_true", help="when the user is created: an admin")
+    _config_arg(ui)
+    ui.set_defaults(func=cmd_users_invite)
+    udv = usub.add_parser("devices", help="list the devices (API tokens) of the user who owns ADDRESS")
+    udv.add_argument("address")
+    _config_arg(udv)
+    udv.set_defaults(func=cmd_users_devices)
+    urd = usub.add_parser("revoke-device", help="revoke a device of the user who owns ADDRESS, by name or id")
+    urd.add_argument("address")
+    urd.add_argument("device", metavar="NAME|ID")
+    _config_arg(urd)
+    urd.set_defaults(func=cmd_users_revoke_device)
     ul = usub.add_parser("list", help="list users and their addresses")
     _config_arg(ul)
     ul.set_defaults(func=cmd_users_list)
@@ -257,8 +276,54 @@ def cmd_users_add(args: argparse.Namespace) -> int:
 
 
 def cmd_users_token(args: argparse.Namespace) -> int:
-    token = _store(args).rotate_token(args.address)
-    print(f"new API token for {args.address} (shown once; the old one no longer works): {token}")
+    token = _store(args).rotate_token(args.address, args.device)
+    print(f"new API token for {args.address}, device {args.device!r} "
+          f"(shown once; that device's old token no longer works): {token}")
+    return 0
+
+
+def cmd_users_invite(args: argparse.Namespace) -> int:
+    from .pairing import pair_links
+    from .store import NotFound
+    cfg = _load(args)
+    store = _store(args)
+    try:
+        user = store.user_by_address(args.address)
+    except NotFound:
+        user, _token = store.add_user(args.address, name=args.name, admin=args.admin)
+        store.revoke_device_named(user.id, "script")  # the person pairs their own device instead
+        print(f"created user {user.addresses[0]}{' (admin)' if user.is_admin else ''}")
+    code, expires = store.create_pairing_code(user.id)
+    link, app_link = pair_links(cfg.public_url, code)
+    when = datetime.fromtimestamp(expires, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    print(f"pairing code for {user.addresses[0]} (one device, until {when}): {code}")
+    print(f"link (opens a page that shows the code): {link}")
+    print(f"app link: {app_link}")
+    print("In the desktop app's setup: type the code (or paste a link) into 'Pairing code or link', "
+          "then 'Pair this computer'.")
+    return 0
+
+
+def _when(ts: float | None) -> str:
+    return "-" if ts is None else datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M")
+
+
+def cmd_users_devices(args: argparse.Namespace) -> int:
+    store = _store(args)
+    user = store.user_by_address(args.address)
+    devices = store.list_devices(user.id)
+    if not devices:
+        print(f"{user.addresses[0]} has no devices: pair one with 'sendergate users invite {user.addresses[0]}'")
+    for d in devices:
+        print(f"{d.id:6} {d.name:30} paired {_when(d.created_at)}  last used {_when(d.last_used_at)}")
+    return 0
+
+
+def cmd_users_revoke_device(args: argparse.Namespace) -> int:
+    store = _store(args)
+    user = store.user_by_address(args.address)
+    for d in store.revoke_device_named(user.id, args.device):
+        print(f"revoked device {d.id} ({d.name}) of {user.addresses[0]}")
     return 0
 
 

@@ -36,6 +36,18 @@ Trotzdem senden?</translation>
         <translation>Bericht kopieren</translation>
     </message>
     <message>
+        <source>&amp;Whose:</source>
+        <translation>&amp;Wessen:</translation>
+    </message>
+    <message>
+        <source>Whose pending senders and activity</source>
+        <translation>Wessen wartende Absender und Aktivität</translation>
+    </message>
+    <message>
+        <source>Everyone</source>
+        <translation>Alle</translation>
+    </message>
+    <message>
         <source>Pages</source>
         <translation>Seiten</translation>
     </message>
@@ -806,10 +818,6 @@ Verbunden mit %2</translation>
         <translation>Mit Ihrem SenderGate verbinden</translation>
     </message>
     <message>
-        <source>Enter the address of your SenderGate gateway and the API token your administrator gave you (sendergate users add … prints it).</source>
-        <translation>Geben Sie die Adresse Ihres SenderGate-Gateways und das API-Token ein, das Sie von Ihrer Administration bekommen haben (sendergate users add … gibt es aus).</translation>
-    </message>
-    <message>
         <source>Gateway address</source>
         <translation>Gateway-Adresse</translation>
     </message>
@@ -820,10 +828,6 @@ Verbunden mit %2</translation>
     <message>
         <source>API token</source>
         <translation>API-Token</translation>
-    </message>
-    <message>
-        <source>API &amp;token:</source>
-        <translation>API-&amp;Token:</translation>
     </message>
     <message>
         <source>&lt;b&gt;Warning:&lt;/b&gt; this address uses plain http and is not this computer. Your token would travel over the network unencrypted, readable by anyone on the way. Use https:// unless you know this network is private.</source>
@@ -1038,12 +1042,60 @@ Verbunden mit %2</translation>
         <translation>Noch nicht angemeldet.</translation>
     </message>
     <message>
+        <source>Not a pairing code or link: %1</source>
+        <translation>Kein Kopplungscode und kein Link: %1</translation>
+    </message>
+    <message>
+        <source>Pairing…</source>
+        <translation>Wird gekoppelt…</translation>
+    </message>
+    <message>
+        <source>Paired: this computer is the device “%1” of %2. Save to finish.</source>
+        <translation>Gekoppelt: Dieser Computer ist das Gerät „%1“ von %2. Zum Abschließen speichern.</translation>
+    </message>
+    <message>
         <source>Enter the API token.</source>
         <translation>Geben Sie das API-Token ein.</translation>
     </message>
     <message>
         <source>Confirm the unencrypted connection first, or use https://.</source>
         <translation>Bestätigen Sie zuerst die unverschlüsselte Verbindung, oder verwenden Sie https://.</translation>
+    </message>
+    <message>
+        <source>Enter the pairing code or link your administrator gave you (sendergate users invite … or the Staff page makes one): this computer gets its own key. An API token works too.</source>
+        <translation>Geben Sie den Kopplungscode oder Link ein, den Sie von Ihrem Administrator bekommen haben (sendergate users invite … oder die Seite „Mitarbeiter“ erzeugt ihn): Dieser Computer erhält einen eigenen Schlüssel. Ein API-Token funktioniert auch.</translation>
+    </message>
+    <message>
+        <source>ABCDE-23456, or the link</source>
+        <translation>ABCDE-23456 oder der Link</translation>
+    </message>
+    <message>
+        <source>Pairing code or link</source>
+        <translation>Kopplungscode oder Link</translation>
+    </message>
+    <message>
+        <source>Pairing &amp;code or link:</source>
+        <translation>Kopplungs&amp;code oder Link:</translation>
+    </message>
+    <message>
+        <source>This computer&apos;s name</source>
+        <translation>Name dieses Computers</translation>
+    </message>
+    <message>
+        <source>This computer&apos;s &amp;name:</source>
+        <translation>&amp;Name dieses Computers:</translation>
+    </message>
+    <message>
+        <source>&amp;Pair this computer</source>
+        <translation>Diesen Computer &amp;koppeln</translation>
+    </message>
+    <message>
+        <source>Pair this computer</source>
+        <translation>Diesen Computer koppeln</translation>
+    </message>
+    <message>
+        <source>or an API &amp;token:</source>
+        <translation>oder ein API-&amp;Token:</translation>
     </message>
     <message>
         <source>Connecting…</source>
@@ -1303,6 +1355,146 @@ Verbunden mit %2</translation>
     <message>
         <source>Signed in.</source>
         <translation>Angemeldet.</translation>
+    </message>
+    <message>
+        <source>Device</source>
+        <translation>Gerät</translation>
+    </message>
+    <message>
+        <source>Paired</source>
+        <translation>Gekoppelt</translation>
+    </message>
+    <message>
+        <source>Last used</source>
+        <translation>Zuletzt benutzt</translation>
+    </message>
+    <message>
+        <source> (this computer)</source>
+        <translation> (dieser Computer)</translation>
+    </message>
+    <message>
+        <source>Revoke device</source>
+        <translation>Gerät sperren</translation>
+    </message>
+    <message>
+        <source>Revoke “%1”? It can no longer see or decide anything until it is paired again.</source>
+        <translation>„%1“ sperren? Es kann nichts mehr sehen oder entscheiden, bis es neu gekoppelt wird.</translation>
+    </message>
+    <message>
+        <source>Devices</source>
+        <translation>Geräte</translation>
+    </message>
+    <message>
+        <source>The computers and scripts with a key to your account. Revoke one you lost or no longer use; pair a new one with a code from your administrator.</source>
+        <translation>Die Computer und Skripte mit einem Schlüssel zu Ihrem Konto. Sperren Sie eines, das verloren ist oder nicht mehr genutzt wird; ein neues koppeln Sie mit einem Code von Ihrem Administrator.</translation>
+    </message>
+    <message>
+        <source>Your devices</source>
+        <translation>Ihre Geräte</translation>
+    </message>
+    <message>
+        <source>&amp;Revoke</source>
+        <translation>&amp;Sperren</translation>
+    </message>
+    <message>
+        <source>Revoke the selected device</source>
+        <translation>Das ausgewählte Gerät sperren</translation>
+    </message>
+    <message>
+        <source>Revoked “%1”.</source>
+        <translation>„%1“ gesperrt.</translation>
+    </message>
+    <message>
+        <source>Pairing code</source>
+        <translation>Kopplungscode</translation>
+    </message>
+    <message>
+        <source>Pairing link</source>
+        <translation>Kopplungslink</translation>
+    </message>
+    <message>
+        <source>Copy &amp;code</source>
+        <translation>&amp;Code kopieren</translation>
+    </message>
+    <message>
+        <source>Copy &amp;link</source>
+        <translation>&amp;Link kopieren</translation>
+    </message>
+    <message>
+        <source>Pairing code:</source>
+        <translation>Kopplungscode:</translation>
+    </message>
+    <message>
+        <source>Link:</source>
+        <translation>Link:</translation>
+    </message>
+    <message>
+        <source>For %1: works once, until %2. In the app&apos;s setup they type the code or paste the link.</source>
+        <translation>Für %1: gilt einmal, bis %2. In der Einrichtung der App den Code eintippen oder den Link einfügen.</translation>
+    </message>
+    <message>
+        <source>Add a person</source>
+        <translation>Person hinzufügen</translation>
+    </message>
+    <message>
+        <source>&amp;Address:</source>
+        <translation>&amp;Adresse:</translation>
+    </message>
+    <message>
+        <source>&amp;Name:</source>
+        <translation>&amp;Name:</translation>
+    </message>
+    <message>
+        <source>Staff</source>
+        <translation>Mitarbeiter</translation>
+    </message>
+    <message>
+        <source>&amp;Add a person…</source>
+        <translation>Person &amp;hinzufügen…</translation>
+    </message>
+    <message>
+        <source>New pairing &amp;code</source>
+        <translation>Neuer Kopplungs&amp;code</translation>
+    </message>
+    <message>
+        <source>A one-time code for the selected person&apos;s next computer</source>
+        <translation>Ein einmaliger Code für den nächsten Computer der ausgewählten Person</translation>
+    </message>
+    <message>
+        <source>People</source>
+        <translation>Personen</translation>
+    </message>
+    <message>
+        <source>Also receives</source>
+        <translation>Empfängt auch</translation>
+    </message>
+    <message>
+        <source>Mode</source>
+        <translation>Modus</translation>
+    </message>
+    <message>
+        <source>The person&apos;s devices</source>
+        <translation>Die Geräte der Person</translation>
+    </message>
+    <message>
+        <source>&amp;Revoke device</source>
+        <translation>Gerät &amp;sperren</translation>
+    </message>
+    <message>
+        <source> (admin)</source>
+        <translation> (Admin)</translation>
+    </message>
+    <message>
+        <source>Devices of %1:</source>
+        <translation>Geräte von %1:</translation>
+    </message>
+    <message>
+        <source>Choose a person to see their devices.</source>
+        <translation>Wählen Sie eine Person, um ihre Geräte zu sehen.</translation>
+    </message>
+    <message>
+        <source>Added %1. Pass the pairing code on to them.</source>
+        <translation>%1 hinzugefügt. Geben Sie den Kopplungscode an die Person weiter.</translation>
     </message>
 </context>
 </TS>

@@ -43,7 +43,7 @@ def test_german_window(qtbot, seeded_gateway, window_for):
         g, seeded = seeded_gateway
         w = window_for(g, seeded)
         assert [w.nav.item(i).text().split(" (")[0] for i in range(w.nav.count())] == [
-            "Übersicht", "Aktivität", "Wartend", "Vorsortiert", "Erlaubt-Liste", "Sperrliste", "Import"]
+            "Übersicht", "Aktivität", "Wartend", "Vorsortiert", "Erlaubt-Liste", "Sperrliste", "Import", "Geräte"]
         assert w.menuBar().actions()[0].text() == "&Datei"
         qtbot.waitUntil(lambda: w.tray.pending == len(seeded.pending), timeout=10_000)
         assert w.tray.icon.toolTip() == f"SenderGate: {len(seeded.pending)} wartende Absender"

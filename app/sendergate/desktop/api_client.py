@@ -64,6 +64,52 @@ class Me:
 
 
 @dataclass(frozen=True, slots=True)
+class Device:
+    """One of the user's devices: an API token with a name (GET /devices)."""
+
+    id: int
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None
+    current: bool
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Device:
+        return cls(d["id"], d.get("name", ""), _ts(d.get("created_at")) or datetime.now(timezone.utc),
+                   _ts(d.get("last_used_at")), bool(d.get("current", False)))
+
+
+@dataclass(frozen=True, slots=True)
+class StaffUser:
+    """A user as an admin sees them (GET /users); `mode` where the gateway has mailbox modes."""
+
+    id: int
+    name: str
+    role: str
+    addresses: tuple[str, ...]
+    devices: tuple[Device, ...]
+    mode: str | None
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> StaffUser:
+        return cls(d["id"], d.get("name", ""), d.get("role", "user"), tuple(d.get("addresses", ())),
+                   tuple(Device.from_json(x) for x in d.get("devices", ())), d.get("mode"))
+
+
+@dataclass(frozen=True, slots=True)
+class PairingCode:
+    code: str
+    expires_at: datetime
+    link: str
+    app_link: str
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> PairingCode:
+        return cls(d["code"], _ts(d.get("expires_at")) or datetime.now(timezone.utc), d.get("link", ""),
+                   d.get("app_link", ""))
+
+
+@dataclass(frozen=True, slots=True)
 class Event:
     """One final SMTP decision, as the API gives it: the gateway's event (its policy.decide.EventRecord and
     id) but for EVENT_NOT_KEPT; tests/test_event_schema.py fails when the two part."""
@@ -291,12 +337,31 @@ def _one_line(text: object, limit: int = 300) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
+def pair(base_url: str, code: str, device: str, *, timeout: float = 15.0) -> tuple[str, Me, Device]:
+    """Trade a pairing code for this device's own token (no token needed): (token, whose, the device)."""
+    client = GatewayClient(base_url, "", timeout=timeout)
+    try:
+        client._http.headers.pop("Authorization", None)
+        try:
+            body = client._call("POST", "/pair", json={"code": code.strip()[:40], "device": device.strip()[:100]})
+        except ApiError as exc:
+            if exc.status == 404:
+                raise ApiError("this pairing code is unknown, used or expired: ask for a new one", 404) from None
+            if exc.status == 429:
+                raise ApiError("too many wrong codes from this computer: wait a minute and try again", 429) from None
+            raise
+        return str(body["token"]), Me.from_json(body["user"]), Device.from_json(body["device"])
+    finally:
+        client.close()
+
+
 class GatewayClient:
     """One gateway, one token. Thread-safe for concurrent calls (httpx.Client is)."""
 
     def __init__(self, base_url: str, token: str, *, timeout: float = 15.0) -> None:
         self.base_url = normalise_url(base_url)
         self._token = token
+        self.whose: int | None = None  # admins: Pending and Activity show this user's only (None: everyone's)
         self._http = httpx.Client(base_url=self.base_url + "/api/v1", timeout=timeout,
                                   headers={"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT,
                                            "Accept": "application/json"})
@@ -330,7 +395,8 @@ class GatewayClient:
             detail = ""
         detail = _one_line(detail or response.reason_phrase or "error")
         if response.status_code == 401:
-            raise Unauthorized(f"the gateway does not accept this token ({detail})", 401)
+            raise Unauthorized(f"the gateway does not accept this token ({detail}): this device may have been "
+                               "revoked; pair it again with a new code (File → Connection…)", 401)
         if response.status_code == 404 and not detail:
             raise ApiError(f"{self.base_url} does not look like a SenderGate gateway (no /api/v1)", 404)
         if response.status_code >= 500:
@@ -341,17 +407,39 @@ class GatewayClient:
     def me(self) -> Me:
         return Me.from_json(self._call("GET", "/me"))
 
+    # -- devices and pairing (issue 16) --
+    def devices(self) -> list[Device]:
+        return [Device.from_json(d) for d in self._call("GET", "/devices")]
+
+    def revoke_device(self, device_id: int) -> None:
+        self._call("DELETE", f"/devices/{int(device_id)}")
+
+    # -- the owner's view (admins) --
+    def users(self) -> list[StaffUser]:
+        return [StaffUser.from_json(u) for u in self._call("GET", "/users")["items"]]
+
+    def add_user(self, address: str, name: str = "") -> tuple[StaffUser, PairingCode]:
+        body = self._call("POST", "/users", json={"address": address.strip(), "name": name.strip()})
+        return StaffUser.from_json(body["user"]), PairingCode.from_json(body["pairing"])
+
+    def pairing_code(self, user_id: int) -> PairingCode:
+        return PairingCode.from_json(self._call("POST", f"/users/{int(user_id)}/pairing-code"))
+
     # -- events --
     def events(self, *, verdicts: tuple[str, ...] = (), q: str = "", cursor: str | None = None,
                limit: int = 200, since: datetime | None = None) -> Page:
-        body = self._call("GET", "/events", params=self._event_params(verdicts, q, cursor, limit, since))
+        body = self._call("GET", "/events", params=self._whose(self._event_params(verdicts, q, cursor, limit, since)))
         return Page(tuple(Event.from_json(e) for e in body["items"]), body.get("next_cursor"))
 
     def event_rows(self, *, verdicts: tuple[str, ...] = (), q: str = "", cursor: str | None = None,
                    limit: int = 200, since: datetime | None = None) -> Page:
         """Like events(), as EventRows (the Activity log's compact form)."""
-        body = self._call("GET", "/events", params=self._event_params(verdicts, q, cursor, limit, since))
+        body = self._call("GET", "/events", params=self._whose(self._event_params(verdicts, q, cursor, limit, since)))
         return Page(event_rows(body["items"]), body.get("next_cursor"))
+
+    def _whose(self, params: list[tuple[str, str | int]]) -> list[tuple[str, str | int]]:
+        """An admin's "Whose" choice on Pending and Activity: one user's (their id), or everyone's (None)."""
+        return params if self.whose is None else [*params, ("user", self.whose)]
 
     @staticmethod
     def _event_params(verdicts: tuple[str, ...], q: str, cursor: str | None, limit: int,
@@ -376,6 +464,8 @@ class GatewayClient:
             params["q"] = q.strip()[:200]
         if cursor:
             params["cursor"] = cursor
+        if self.whose is not None:
+            params["user"] = self.whose
         body = self._call("GET", "/challenges", params=params)
         return Page(tuple(Challenge.from_json(c) for c in body["items"]), body.get("next_cursor"))
 

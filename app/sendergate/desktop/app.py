@@ -138,8 +138,7 @@ def open_window(client: GatewayClient, settings: Settings, secrets: SecretStore 
     log.info("main window shown %.3f s after start", time.perf_counter() - _started)
 
     def who(me: Me) -> None:
-        window.me = me
-        window._update_title()
+        window.set_me(me)  # an admin gets the Staff page and the Whose selector
 
     def refused(exc: ApiError) -> None:
         if isinstance(exc, Unauthorized):

@@ -8,6 +8,7 @@ import logging
 from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
+    QComboBox,
     QHBoxLayout,
     QLabel,
     QListWidget,
@@ -22,16 +23,18 @@ from PySide6.QtWidgets import (
 
 from .. import __version__
 from . import crash, operations
-from .api_client import GatewayClient, Me, StreamMessage
+from .api_client import GatewayClient, Me, StaffUser, StreamMessage
 from .i18n import tr
 from .icons import app_icon, icon
 from .pages.activity import ActivityPage
 from .pages.base import Page
+from .pages.devices import DevicesPage
 from .pages.import_page import ImportPage
 from .pages.lists import AllowlistPage, BlocklistPage
 from .pages.overview import OverviewPage
 from .pages.pending import PendingPage
 from .pages.screened import ScreenedPage
+from .pages.staff import StaffPage
 from .secrets import SecretStore
 from .settings import Settings
 from .stream import OFFLINE, ONLINE, StreamFollower
@@ -41,7 +44,9 @@ from .widgets import MessageBar, debounced
 log = logging.getLogger("sendergate.desktop")
 
 PAGES: tuple[type[Page], ...] = (OverviewPage, ActivityPage, PendingPage, ScreenedPage, AllowlistPage,
-                                 BlocklistPage, ImportPage)
+                                 BlocklistPage, ImportPage, DevicesPage)
+ADMIN_PAGES: tuple[type[Page], ...] = (StaffPage,)  # added once the signed-in user turns out to be an admin
+WHOSE_PAGES = ("pending", "activity")  # where an admin chooses whose (everyone's or one person's)
 
 
 
@@ -64,6 +69,23 @@ class MainWindow(QMainWindow):
         outer.setSpacing(0)
         self.messages = MessageBar()
         outer.addWidget(self.messages)
+        self.whose_bar = QWidget()
+        self.whose_bar.setObjectName("whoseBar")
+        whose_row = QHBoxLayout(self.whose_bar)
+        whose_row.setContentsMargins(192, 6, 6, 0)
+        whose_label = QLabel(tr("&Whose:"))
+        self.whose = QComboBox()
+        self.whose.setObjectName("whose")
+        self.whose.setAccessibleName(tr("Whose pending senders and activity"))
+        self.whose.addItem(tr("Everyone"), None)
+        self.whose.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)  # whole names, not "Bob Bu"
+        whose_label.setBuddy(self.whose)
+        whose_row.addWidget(whose_label)
+        whose_row.addWidget(self.whose)
+        whose_row.addStretch(1)
+        self.whose.activated.connect(self._whose_chosen)
+        self.whose_bar.hide()
+        outer.addWidget(self.whose_bar)
         body = QHBoxLayout()
         body.setContentsMargins(6, 6, 6, 6)
         self.nav = QListWidget()
@@ -109,6 +131,7 @@ class MainWindow(QMainWindow):
         self.stream.state_changed.connect(self._stream_state)
         self.stream.reconnected.connect(self.refresh_all)
         self._refresh_overview_later = debounced(self, 1500, self.pages["overview"].refresh)
+        self._refresh_whose_later = debounced(self, 1500, self._refresh_whose_pages)
         self._set_connection_label("connecting", "")
 
         pending = self.pages["pending"]
@@ -121,6 +144,49 @@ class MainWindow(QMainWindow):
         self.restoreState(settings.window_state)
         keys = [cls.key for cls in PAGES]
         self.nav.setCurrentRow(keys.index(settings.last_page) if settings.last_page in keys else 0)
+        if me is not None:
+            self.set_me(me)
+
+    def set_me(self, me: Me) -> None:
+        """Who is signed in: the title, and for an admin the Staff page and the Whose selector."""
+        self.me = me
+        self._update_title()
+        if me.role != "admin" or "staff" in self.pages:
+            return
+        for cls in ADMIN_PAGES:
+            page = cls(self.client, self.messages)
+            self.pages[cls.key] = page
+            self.stack.addWidget(page)
+            item = QListWidgetItem(icon(cls.icon_name), cls.title())
+            item.setData(Qt.ItemDataRole.UserRole, cls.key)
+            self.nav.addItem(item)
+        self.refresh_whose()
+        self._show_whose()
+
+    def refresh_whose(self) -> None:
+        """The people an admin can choose in Whose (from GET /users)."""
+        def loaded(users: list[StaffUser]) -> None:
+            chosen = self.whose.currentData()
+            self.whose.clear()
+            self.whose.addItem(tr("Everyone"), None)
+            for u in users:
+                label = f"{u.name} <{u.addresses[0]}>" if u.name and u.addresses else (u.addresses or (u.name,))[0]
+                self.whose.addItem(label, u.id)
+            self.whose.setCurrentIndex(max(0, self.whose.findData(chosen)))
+
+        operations.Operation(self, self.client.users, loaded).run()
+
+    def _whose_chosen(self, _index: int) -> None:
+        self.client.whose = self.whose.currentData()
+        self._refresh_whose_pages()
+
+    def _refresh_whose_pages(self) -> None:
+        for key in WHOSE_PAGES:
+            self.pages[key].refresh()
+
+    def _show_whose(self) -> None:
+        admin = self.me is not None and self.me.role == "admin"
+        self.whose_bar.setVisible(admin and self.current_page().key in WHOSE_PAGES)
 
     # -- start and stop --
     def start(self) -> None:
@@ -143,7 +209,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         self.settings.window_geometry = self.saveGeometry()
         self.settings.window_state = self.saveState()
-        self.settings.last_page = self.current_page().key
+        self.settings.last_page = self.current_page().key if self.current_page().key != "staff" else "overview"
         self.settings.sync()
         self.stream.stop()
         import_page = self.pages["import"]
@@ -160,7 +226,7 @@ class MainWindow(QMainWindow):
         return page
 
     def show_page(self, key: str) -> Page:
-        keys = [cls.key for cls in PAGES]
+        keys = list(self.pages)
         self.nav.setCurrentRow(keys.index(key))
         return self.pages[key]
 
@@ -168,6 +234,7 @@ class MainWindow(QMainWindow):
         if row < 0:
             return
         self.stack.setCurrentIndex(row)
+        self._show_whose()
         page = self.current_page()
         if not page.loaded and self.isVisible():
             page.refresh()
@@ -263,6 +330,9 @@ class MainWindow(QMainWindow):
 
     # -- live --
     def _stream_message(self, msg: StreamMessage) -> None:
+        if self.client.whose is not None:  # one person's view: the stream carries everyone's, so reload instead
+            self._refresh_whose_later()
+            return
         if msg.kind == "challenge":
             pending = self.pages["pending"]
             assert isinstance(pending, PendingPage)
@@ -321,5 +391,5 @@ class MainWindow(QMainWindow):
         super().changeEvent(event)
 
     def _reload_icons(self) -> None:
-        for i, cls in enumerate(PAGES):
-            self.nav.item(i).setIcon(icon(cls.icon_name))
+        for i, page in enumerate(self.pages.values()):
+            self.nav.item(i).setIcon(icon(page.icon_name))

@@ -1,4 +1,5 @@
-"""First-run setup: the gateway's address and token (tested before saving), optionally an IMAP account.
+"""First-run setup: the gateway's address and a pairing code (or link) that gets this computer its own token,
+or a token (tested before saving); optionally an IMAP account.
 
 Secrets go to the keychain through secrets.py. Where there is none, the
 dialog says so plainly and offers to keep them for this session only. A
@@ -8,6 +9,7 @@ not sent over it until the user agrees.
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 
 from PySide6.QtCore import Qt, Signal
@@ -27,7 +29,8 @@ from PySide6.QtWidgets import (
 )
 
 from ..contacts import ContactsError
-from .api_client import ApiError, GatewayClient, Me, normalise_url, sends_token_in_clear
+from .api_client import ApiError, Device, GatewayClient, Me, normalise_url, sends_token_in_clear
+from .api_client import pair as pair_device
 from .i18n import tr
 from .icons import app_icon
 from .importing import Credential, ImapAccount, ImportProblem
@@ -45,9 +48,15 @@ from .oauth import (
     revoke,
 )
 from .operations import Operation
+from .pairing_link import parse_pair_input
 from .secrets import IMAP_PASSWORD, TOKEN, NoKeychain, Placement, SecretStore
 from .settings import Settings
 from .signin import SignInPanel
+
+
+def default_device_name() -> str:
+    """The computer's host name, short: what a person recognises in the Devices list."""
+    return (socket.gethostname().split(".")[0] or "desktop")[:100]
 
 
 @dataclass(frozen=True)
@@ -74,8 +83,8 @@ class SetupDialog(QDialog):
         self.setWindowIcon(app_icon())
         self.setObjectName("setupDialog")
         layout = QVBoxLayout(self)
-        intro = QLabel(tr("Enter the address of your SenderGate gateway and the API token your administrator "
-                          "gave you (sendergate users add … prints it)."))
+        intro = QLabel(tr("Enter the pairing code or link your administrator gave you (sendergate users invite … "
+                          "or the Staff page makes one): this computer gets its own key. An API token works too."))
         intro.setWordWrap(True)
         layout.addWidget(intro)
 
@@ -84,10 +93,23 @@ class SetupDialog(QDialog):
         self.url_edit.setPlaceholderText("https://mx.example.org")
         self.url_edit.setAccessibleName(tr("Gateway address"))
         form.addRow(tr("&Gateway address:"), self.url_edit)
+        self.pair_edit = QLineEdit()
+        self.pair_edit.setObjectName("pairingCode")
+        self.pair_edit.setPlaceholderText(tr("ABCDE-23456, or the link"))
+        self.pair_edit.setAccessibleName(tr("Pairing code or link"))
+        form.addRow(tr("Pairing &code or link:"), self.pair_edit)
+        self.device_edit = QLineEdit(default_device_name())
+        self.device_edit.setAccessibleName(tr("This computer's name"))
+        self.device_edit.setMaxLength(100)
+        form.addRow(tr("This computer's &name:"), self.device_edit)
+        self.pair_button = QPushButton(tr("&Pair this computer"))
+        self.pair_button.setAccessibleName(tr("Pair this computer"))
+        self.pair_button.clicked.connect(self.pair)
+        form.addRow("", self.pair_button)
         self.token_edit = QLineEdit(token)
         self.token_edit.setEchoMode(QLineEdit.EchoMode.Password)
         self.token_edit.setAccessibleName(tr("API token"))
-        form.addRow(tr("API &token:"), self.token_edit)
+        form.addRow(tr("or an API &token:"), self.token_edit)
         layout.addLayout(form)
 
         self.insecure_label = QLabel(tr("<b>Warning:</b> this address uses plain http and is not this computer. "
@@ -188,6 +210,8 @@ class SetupDialog(QDialog):
         layout.addWidget(self.buttons)
 
         self.url_edit.textChanged.connect(self._changed)
+        self.pair_edit.textChanged.connect(self._pair_text_changed)
+        self.device_edit.textChanged.connect(self._changed)
         self.token_edit.textChanged.connect(self._changed)
         self.insecure_ok.toggled.connect(self._changed)
         self.session_only.toggled.connect(self._changed)
@@ -308,11 +332,54 @@ class SetupDialog(QDialog):
         self.insecure_ok.setVisible(insecure)
         ok_to_send = url is not None and bool(self._values()[1]) and (not insecure or self.insecure_ok.isChecked())
         self.test_button.setEnabled(ok_to_send)
+        self.pair_button.setEnabled(url is not None and bool(self.pair_edit.text().strip())
+                                    and bool(self.device_edit.text().strip())
+                                    and (not insecure or self.insecure_ok.isChecked()))
         tested = self._tested_for == self._values() and self._me is not None
         can_store = self.secrets.keychain() is not None or self.session_only.isChecked()
         self.save_button.setEnabled(tested and can_store)
 
+    def _pair_text_changed(self) -> None:
+        """A pasted link names the gateway too: fill in its address."""
+        try:
+            found = parse_pair_input(self.pair_edit.text())
+        except ValueError:
+            found = None
+        if found is not None and found.gateway and self.url_edit.text().strip() != found.gateway:
+            self.url_edit.setText(found.gateway)
+        self._changed()
+
     # -- actions --
+    def pair(self) -> None:
+        """Trade the pairing code for this computer's own token; it is then tested and ready to save."""
+        try:
+            url = normalise_url(self.url_edit.text())
+            code = parse_pair_input(self.pair_edit.text()).code
+        except ValueError as exc:
+            self._show_result(False, tr("Not a pairing code or link: %1").replace("%1", str(exc)))
+            return
+        if sends_token_in_clear(url) and not self.insecure_ok.isChecked():
+            self._show_result(False, tr("Confirm the unencrypted connection first, or use https://."))
+            return
+        device = self.device_edit.text().strip()
+        self.pair_button.setEnabled(False)
+        self.status.setText(tr("Pairing…"))
+
+        def ok(result: tuple[str, Me, Device]) -> None:
+            token, me, dev = result
+            self.token_edit.setText(token)
+            self.pair_edit.clear()  # used: it cannot pair again
+            self._tested_for, self._me = self._values(), me
+            who = ", ".join(me.addresses) or me.name
+            self._show_result(True, tr("Paired: this computer is the device “%1” of %2. Save to finish.")
+                              .replace("%1", dev.name).replace("%2", who))
+
+        def failed(exc: ApiError) -> None:
+            self._show_result(False, str(exc))
+
+        Operation(self, lambda: pair_device(url, code, device, timeout=10), ok).failure(failed) \
+            .finally_(self._changed).run()
+
     def test_connection(self) -> None:
         try:
             url = normalise_url(self.url_edit.text())

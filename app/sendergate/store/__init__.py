@@ -12,12 +12,14 @@ from ..policy.address import hash_message_id
 from .async_store import AsyncStore
 from .challenges import auth_summary
 from .confirm import LinkState
+from .devices import Device
 from .engine import hash_secret, new_token, now_ts, to_dt
 from .errors import Conflict, Forbidden, Invalid, NotFound, StoreError
 from .events import DAY, SEARCH_BUDGET, SEARCH_STEP, SEARCH_WINDOW
 from .store import Store
 from .users import User
 
-__all__ = ["DAY", "SEARCH_BUDGET", "SEARCH_STEP", "SEARCH_WINDOW", "AsyncStore", "Conflict", "Forbidden", "Invalid",
+__all__ = ["DAY", "SEARCH_BUDGET", "SEARCH_STEP", "SEARCH_WINDOW", "AsyncStore", "Conflict", "Device", "Forbidden",
+           "Invalid",
            "LinkState", "NotFound", "Store", "StoreError", "User", "auth_summary", "hash_message_id", "hash_secret",
            "new_token", "now_ts", "to_dt"]

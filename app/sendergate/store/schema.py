@@ -54,6 +54,21 @@ api_tokens = Table(
     Column("token_hash", String(64), nullable=False, unique=True),  # sha256 hex: a leak reveals no token
     Column("created_at", Float, nullable=False),
     Column("last_used_at", Float),
+    # the device this token is (issue 16): "script" for `users add`/`users token`, a host name when paired
+    Column("name", String(100), nullable=False, server_default="script"),
+)
+
+# One-time pairing codes (`users invite`, POST /api/v1/users/{id}/pairing-code): only the hash is kept;
+# a code pairs one device (used_at set in the same transaction that makes its token) until expires_at.
+pairing_codes = Table(
+    "pairing_codes", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("code_hash", String(64), nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("used_at", Float),
+    Column("device_id", Integer),  # the api_tokens row it made
 )
 
 # Allow and block entries. user_id NULL: a global (admin) entry.

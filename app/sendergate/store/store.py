@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from .challenges import Challenges
 from .confirm import Confirm
+from .devices import Devices
 from .digest import Digest
 from .events import Events
 from .lists import Lists
@@ -13,7 +14,7 @@ from .settings import Settings
 from .users import Users
 
 
-class Store(Users, Confirm, Challenges, Events, Lists, SentIds, Settings, Digest):
+class Store(Users, Devices, Confirm, Challenges, Events, Lists, SentIds, Settings, Digest):
     """Users and tokens, lists, challenges and the confirmation page's state, events and their counts,
     sent Message-IDs, settings and rate counters. `scope` arguments are the user whose data is asked for,
     or None for an admin who sees everything; a thing outside the scope is NotFound."""

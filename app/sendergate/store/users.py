@@ -10,7 +10,17 @@ from sqlalchemy.engine import Connection
 from ..policy.address import Address, AddressError, parse, parse_pattern
 from .engine import StoreBase, hash_secret, inserted_id, new_token, now_ts
 from .errors import Conflict, Invalid, NotFound
-from .schema import api_tokens, captchas, challenge_tokens, challenges, list_entries, sent_ids, user_addresses, users
+from .schema import (
+    api_tokens,
+    captchas,
+    challenge_tokens,
+    challenges,
+    list_entries,
+    pairing_codes,
+    sent_ids,
+    user_addresses,
+    users,
+)
 
 
 @dataclass(frozen=True)
@@ -61,7 +71,8 @@ class Users(StoreBase):
             uid = inserted_id(conn.execute(insert(users).values(name=name, role="admin" if admin else "user",
                                                     created_at=now_ts())))
             conn.execute(insert(user_addresses).values(user_id=uid, address=addr, is_primary=1))
-            conn.execute(insert(api_tokens).values(user_id=uid, token_hash=hash_secret(token), created_at=now_ts()))
+            conn.execute(insert(api_tokens).values(user_id=uid, token_hash=hash_secret(token), created_at=now_ts(),
+                                                   name="script"))
         return self.get_user(uid), token
 
     def get_user(self, user_id: int) -> User:
@@ -92,6 +103,7 @@ class Users(StoreBase):
             cids = select(challenges.c.id).where(challenges.c.user_id == user.id)
             conn.execute(delete(challenge_tokens).where(challenge_tokens.c.challenge_id.in_(cids)))
             conn.execute(delete(captchas).where(captchas.c.challenge_id.in_(cids)))
+            conn.execute(delete(pairing_codes).where(pairing_codes.c.user_id == user.id))
             for t in (api_tokens, user_addresses, list_entries, challenges, sent_ids):
                 conn.execute(delete(t).where(t.c.user_id == user.id))
             conn.execute(delete(users).where(users.c.id == user.id))
@@ -106,14 +118,15 @@ class Users(StoreBase):
             conn.execute(insert(user_addresses).values(user_id=user.id, address=key))
         return self.get_user(user.id)
 
-    def rotate_token(self, address: str) -> str:
-        """A new API token for the user; the old one stops working."""
+    def rotate_token(self, address: str, device: str = "script") -> str:
+        """A new API token for the user's device of this name (default "script", which `users add` and tokens
+        from before pairing are); that device's old token stops working, other (paired) devices keep theirs."""
         user = self.user_by_address(address)
         token = new_token(24)
         with self.engine.begin() as conn:
-            conn.execute(delete(api_tokens).where(api_tokens.c.user_id == user.id))
+            conn.execute(delete(api_tokens).where(api_tokens.c.user_id == user.id, api_tokens.c.name == device))
             conn.execute(insert(api_tokens).values(user_id=user.id, token_hash=hash_secret(token),
-                                                   created_at=now_ts()))
+                                                   created_at=now_ts(), name=device))
         return token
 
     def user_id_for_token(self, token: str) -> int | None:

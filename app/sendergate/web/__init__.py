@@ -20,6 +20,7 @@ from .digest_page import digest_router
 from .errors import AUTH_ERRORS, install_error_handlers
 from .openapi import DocumentedApp
 from .routes import api_routers
+from .routes.devices import page_router as pair_page_router
 from .routes.health import router as health_router
 from .routes.metrics import metrics_router
 from .stream import StreamHub
@@ -43,6 +44,7 @@ def create_app(rt: Runtime) -> FastAPI:
     app.include_router(health_router)
     app.include_router(confirm_router)
     app.include_router(digest_router)
+    app.include_router(pair_page_router)  # the page an https pairing link opens
     for router in api_routers():  # each on the app itself: a route's path is then its whole template
         app.include_router(router, responses=AUTH_ERRORS)
     app.include_router(metrics_router(public))

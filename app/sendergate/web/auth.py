@@ -36,6 +36,7 @@ bearer = HTTPBearer(auto_error=False, scheme_name="token",
 @dataclass(frozen=True)
 class Caller:
     user: User
+    device_id: int | None = None  # the api_tokens row of the token used (GET /api/v1/devices marks it)
 
     @property
     def scope(self) -> int | None:
@@ -49,9 +50,10 @@ class TokenGate:
     One per app (create_app puts it on app.state)."""
 
     trusted_proxies: list[Network] = field(default_factory=list)  # http.trusted_proxies, parsed
-    cache: dict[str, tuple[User, float]] = field(default_factory=dict)
+    cache: dict[str, tuple[User, int, float]] = field(default_factory=dict)
     touched: dict[str, float] = field(default_factory=dict)
     failures: dict[str, deque[float]] = field(default_factory=dict)
+    revoked: set[int] = field(default_factory=set)  # devices revoked through this node: open streams end
 
     def blocked(self, ip: str, now: float) -> float:
         """Seconds until this client may try again (0: not blocked)."""
@@ -63,6 +65,14 @@ class TokenGate:
         if len(recent) < FAILURES_ALLOWED:
             return 0.0
         return max(1.0, recent[0] + FAILURE_WINDOW - now)
+
+    def forget_device(self, device_id: int) -> None:
+        """A revoked device's token stops at once on this node (other nodes: within TOKEN_CACHE_SECONDS)."""
+        for token in [t for t, (_u, d, _e) in self.cache.items() if d == device_id]:
+            del self.cache[token]
+        if len(self.revoked) > 100_000:
+            self.revoked.clear()
+        self.revoked.add(device_id)
 
     def failed(self, ip: str, now: float) -> None:
         if len(self.failures) > 100_000:  # bounded memory under a spray from many addresses
@@ -92,24 +102,25 @@ async def caller(request: Request, rt: RuntimeDep,
                             headers={"WWW-Authenticate": "Bearer"})
     token = credentials.credentials
     cached = gate.cache.get(token)
-    if cached is not None and cached[1] > now:
-        user = cached[0]
+    if cached is not None and cached[2] > now:
+        user, device_id = cached[0], cached[1]
     else:
-        uid = await run(rt, rt.store.user_id_for_token, token) if len(token) <= 200 else None
-        if uid is None:
+        ident = await run(rt, rt.store.token_identity, token) if len(token) <= 200 else None
+        if ident is None:
             gate.failed(ip, now)
             # The path is the client's: JSON-quoted, so no control or line-separator character reaches the log
             log.warning("api: unknown token from %s (%s %s)", ip, request.method, json.dumps(request.url.path))
             raise HTTPException(401, "unknown token", headers={"WWW-Authenticate": "Bearer"})
+        uid, device_id = ident
         user = await run(rt, rt.store.get_user, uid)
         if len(gate.cache) > 10_000:
             gate.cache.clear()
-        gate.cache[token] = (user, now + TOKEN_CACHE_SECONDS)
+        gate.cache[token] = (user, device_id, now + TOKEN_CACHE_SECONDS)
     if gate.touched.get(token, 0.0) + TOKEN_TOUCH_SECONDS < now:
         gate.touched[token] = now
         log.info("api: token of user %d (%s) used from %s", user.id, user.addresses[0] if user.addresses else "-", ip)
         await run(rt, rt.store.touch_token, token, time.time())
-    return Caller(user)
+    return Caller(user, device_id)
 
 
 CallerDep = Annotated[Caller, Depends(caller)]
@@ -118,6 +129,26 @@ CallerDep = Annotated[Caller, Depends(caller)]
 async def require_admin(who: CallerDep) -> None:
     if not who.user.is_admin:
         raise HTTPException(403, "metrics are for admins")
+
+
+async def admin_caller(who: CallerDep) -> Caller:
+    if not who.user.is_admin:
+        raise HTTPException(403, "only an admin may do this")
+    return who
+
+
+AdminDep = Annotated[Caller, Depends(admin_caller)]
+
+WHOSE_DOC = "Admins only: one user's (their id) instead of everyone's; anyone else passing it gets 403."
+
+
+def whose(who: Caller, user: int | None) -> int | None:
+    """The scope of a list route: the caller's own, everyone's (admin), or one user's (admin with `user`)."""
+    if user is None:
+        return who.scope
+    if not who.user.is_admin:
+        raise HTTPException(403, "only an admin may look at another user's lists")
+    return user
 
 
 async def owner_id(rt: Runtime, who: Caller, owner: str | None, global_entry: bool = False) -> int | None:

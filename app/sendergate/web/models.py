@@ -23,6 +23,7 @@ __all__ = [
     "ListEntryPatch", "ImportRequest", "ImportItem", "ImportResult", "SentIdsIn", "SentIdsResult",
     "StatsDay", "Stats", "Error", "StreamEvent", "StreamChallenge", "Verdict", "ChallengeIds",
     "ChallengeBatchItem", "ChallengeBatch", "Listed", "ScreenedSender", "ScreenedPage",
+    "DeviceOut", "PairIn", "PairOut", "PairingCode", "UserOut", "UserList", "UserIn", "UserCreated",
 ]
 
 Role = Literal["user", "admin"]
@@ -290,3 +291,75 @@ class StreamChallenge(_Out):
 
     type: Literal["challenge"] = "challenge"
     challenge: Challenge
+
+
+# -- devices, pairing and the owner's view (issue 16 items 1, 2) ------------------------------------------
+class DeviceOut(_Out):
+    """A device: one API token of a user, named after the computer it was paired from."""
+
+    id: int
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None = Field(None, description="Rounded: written at most once a minute.")
+    current: bool = Field(False, description="The device whose token made this request.")
+
+
+class PairIn(BaseModel):
+    """POST /api/v1/pair: trade a one-time pairing code for this device's own token."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(min_length=1, max_length=40, examples=["ABCDE-23456"],
+                      description="The code from `sendergate users invite` or the Staff page; "
+                                  "case, spaces and dashes do not matter.")
+    device: str = Field(min_length=1, max_length=100, examples=["alice-laptop"],
+                        description="A name for this device (e.g. the computer's host name).")
+
+
+class PairOut(_Out):
+    """The new device's token (shown once), the device and whose it is."""
+
+    token: str
+    device: DeviceOut
+    user: Me
+
+
+class PairingCode(_Out):
+    """A one-time pairing code for a user: single use, until `expires_at` (24 hours)."""
+
+    code: str = Field(examples=["ABCDE-23456"])
+    expires_at: datetime
+    link: str = Field(description="The https form: a page on the gateway that shows the code; the desktop "
+                                  "app's setup also accepts this link pasted whole.")
+    app_link: str = Field(description="sendergate://pair?gateway=…&code=…, for a desktop app registered "
+                                      "for the scheme; the setup accepts it pasted too.")
+
+
+class UserOut(_Out):
+    """A user as an admin sees them (GET /api/v1/users)."""
+
+    id: int
+    name: str
+    role: Role
+    addresses: list[str] = Field(description="The primary address first, then aliases and catch-alls.")
+    devices: list[DeviceOut]
+    mode: str | None = Field(None, description="The mailbox mode, where the gateway has modes.")
+
+
+class UserList(_Out):
+    items: list[UserOut]
+
+
+class UserIn(BaseModel):
+    """POST /api/v1/users: add a person; the answer carries their first pairing code."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    address: str = Field(min_length=3, max_length=320, examples=["bob@example.org"])
+    name: str = Field("", max_length=200)
+    admin: bool = False
+
+
+class UserCreated(_Out):
+    user: UserOut
+    pairing: PairingCode

@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Query
 from ... import notify
 from ...runtime import Runtime
 from ...store import NotFound
-from ..auth import API_PREFIX, Caller, CallerDep
+from ..auth import API_PREFIX, WHOSE_DOC, Caller, CallerDep, whose
 from ..convert import challenge_out, entry_out
 from ..deps import RuntimeDep, run
 from ..errors import BAD_REQUEST, NOT_FOUND
@@ -38,9 +38,11 @@ async def challenges(caller: CallerDep, rt: RuntimeDep,
                      status: Annotated[ChallengeStatus | Literal["all"], Query()] = ChallengeStatus.PENDING,
                      q: Annotated[str, Query(max_length=200, pattern=NoControl)] = "",
                      cursor: Annotated[str | None, Query(max_length=100)] = None,
-                     limit: Annotated[int, Query(ge=1, le=500)] = 50) -> ChallengePage:
+                     limit: Annotated[int, Query(ge=1, le=500)] = 50,
+                     user: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID, description=WHOSE_DOC)] = None,
+                     ) -> ChallengePage:
     st = None if status == "all" else ChallengeStatus(status).value
-    rows, last = await run(rt, rt.store.challenges_page, caller.scope, status=st, q=q.strip(),
+    rows, last = await run(rt, rt.store.challenges_page, whose(caller, user), status=st, q=q.strip(),
                            before_id=decode_cursor(cursor, MAX_ROW_ID), limit=limit)
     return ChallengePage(items=[challenge_out(r) for r in rows], next_cursor=encode_cursor(last))
 

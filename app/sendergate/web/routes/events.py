@@ -7,12 +7,12 @@ from fastapi import APIRouter, Query
 
 from ...policy.decide import Verdict
 from ...store import SEARCH_BUDGET, SEARCH_WINDOW
-from ..auth import API_PREFIX, CallerDep
+from ..auth import API_PREFIX, WHOSE_DOC, CallerDep, whose
 from ..convert import event_out, to_epoch
 from ..deps import RuntimeDep, run
 from ..errors import BAD_REQUEST
 from ..models import EventPage
-from ..paging import NoControl, decode_cursor, encode_cursor
+from ..paging import MAX_ROW_ID, NoControl, decode_cursor, encode_cursor
 
 router = APIRouter(prefix=API_PREFIX)
 
@@ -31,9 +31,10 @@ async def events(caller: CallerDep, rt: RuntimeDep,
                  since: Annotated[datetime | None, Query(description="Only decisions at or after this time.")] = None,
                  until: Annotated[datetime | None, Query(description="Only decisions before this time.")] = None,
                  cursor: Annotated[str | None, Query(max_length=100)] = None,
-                 limit: Annotated[int, Query(ge=1, le=500)] = 50) -> EventPage:
+                 limit: Annotated[int, Query(ge=1, le=500)] = 50,
+                 user: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID, description=WHOSE_DOC)] = None) -> EventPage:
     before = decode_cursor(cursor)
-    rows, last = await run(rt, rt.store.events_page, caller.scope,
+    rows, last = await run(rt, rt.store.events_page, whose(caller, user),
                            verdicts=[v.value for v in verdict or []], q=q.strip(), since=to_epoch(since),
                            until=to_epoch(until), before_id=before, limit=limit)
     return EventPage(items=[event_out(r) for r in rows], next_cursor=encode_cursor(last),
