@@ -246,3 +246,18 @@ def test_bad_mode_is_refused(tmp_path: Path) -> None:
     store.close()
 
 
+
+
+def test_a_mode_lifted_acceptance_vouches_for_nobody() -> None:
+    """Second line behind the RCPT split: if a mode-delivered and a challenged recipient ever meet in one
+    transaction, the challenged one is not screened on the other's account; the refusal stands for both."""
+    from sendergate.policy.decide import DataDecision, Verdict, apply_mode, settle_recipients
+    challenged = DataDecision(Verdict.CHALLENGED, None, "unknown sender")
+    observed = apply_mode(challenged, "observe")
+    assert observed.verdict is Verdict.OBSERVED and not observed.vouches
+    assert [d.verdict for d in settle_recipients([observed, challenged])] == [Verdict.CHALLENGED] * 2
+    known = DataDecision(Verdict.DELIVERED, None, "allowlisted sender")
+    assert [d.verdict for d in settle_recipients([known, observed])] == [Verdict.DELIVERED, Verdict.OBSERVED]
+    for verdict in (Verdict.VIRUS, Verdict.SPAM, Verdict.TEMPFAIL):
+        refused = DataDecision(verdict, None, "x")
+        assert all(apply_mode(refused, m, "postmaster") is refused for m in ("observe", "off", "role"))
