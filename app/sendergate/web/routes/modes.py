@@ -8,7 +8,9 @@ from fastapi import APIRouter, HTTPException
 from ...runtime import Runtime
 from ..auth import API_PREFIX, CallerDep
 from ..deps import RuntimeDep, run
+from ..errors import FORBIDDEN, NOT_FOUND
 from ..models import Me, ModeIn, UserMode
+from ..paging import RowId
 
 router = APIRouter(prefix=API_PREFIX)
 
@@ -30,13 +32,11 @@ async def patch_me(body: ModeIn, caller: CallerDep, rt: RuntimeDep) -> Me:
 
 
 @router.patch("/users/{user_id}", response_model=UserMode, tags=["account"],
-              responses={403: {"description": "not an admin"}},
+              responses={**FORBIDDEN, **NOT_FOUND},
               summary="Change a user's mailbox mode (admins)")
-async def patch_user(user_id: int, body: ModeIn, caller: CallerDep, rt: RuntimeDep) -> UserMode:
+async def patch_user(user_id: RowId, body: ModeIn, caller: CallerDep, rt: RuntimeDep) -> UserMode:
     if not caller.user.is_admin:
         raise HTTPException(403, "only an admin may change another user's mode")
-    if user_id <= 0:
-        raise HTTPException(404, f"no user {user_id}")
     await run(rt, rt.store.set_user_mode, user_id, body.mode)
     fields = await me_mode(rt, user_id)
     return UserMode(id=user_id, mode=fields["mode"], mode_is_default=fields["mode_is_default"])
