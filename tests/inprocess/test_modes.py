@@ -8,6 +8,7 @@ blocked, known), and the doors of SPEC §4.5 a sender could try to open through 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,16 @@ import pytest
 from sendergate.policy.decide import AuthResults, ScanOutcome
 from sendergate.store import Store
 
-from .test_handler import Gateway, forged, make, message, passing, send, serving  # noqa: F401  (make: fixture)
+from . import test_handler
+from .test_handler import Gateway, forged, message, passing, send, serving
 
 pytestmark = pytest.mark.fast
+
+
+@pytest.fixture
+def make(tmp_path: Path) -> Iterator[Callable[..., Gateway]]:
+    """test_handler's `make` (a fresh store with alice and carol, the fakes), used here by name."""
+    yield from test_handler.make.__wrapped__(tmp_path)
 
 STRANGER = "someone@stranger.example"
 

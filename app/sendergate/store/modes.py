@@ -47,7 +47,7 @@ def pick_recipient(rows: list[tuple[str, int, str | None, str | None]], key: str
 def recipient_mode_tx(conn: Connection, recipient: Address) -> tuple[int | None, str | None]:
     catch_all = "@" + recipient.domain
     rows = [tuple(r) for r in conn.execute(_Q_RECIPIENT_MODE, {"key": recipient.key, "catch_all": catch_all}).all()]
-    return pick_recipient(rows, recipient.key, catch_all)  # type: ignore[arg-type]
+    return pick_recipient(rows, recipient.key, catch_all)
 
 
 def _mode(mode: str | None) -> str | None:

@@ -79,8 +79,8 @@ class OverviewPage(Page):
         self.mode_choice = QComboBox()
         self.mode_choice.setObjectName("modeChoice")
         self.mode_choice.setAccessibleName(tr("Mailbox mode"))
-        for mode, (name, _) in mode_texts().items():
-            self.mode_choice.addItem(name, mode)
+        for mode, (mode_name, _) in mode_texts().items():
+            self.mode_choice.addItem(mode_name, mode)
         self.mode_choice.setEnabled(False)  # until the gateway said which mode is set
         self.mode_choice.activated.connect(self._mode_chosen)
         self.mode_text = QLabel("")
