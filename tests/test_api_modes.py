@@ -87,3 +87,32 @@ def test_rcpt_lookup_mode_and_fast_path(web: WebApp) -> None:
         if reader is not None:
             assert rcpt_lookup(reader, parse(rcpt), parse("x@stranger.example")) == facts
     assert web.store.rcpt_lookup(parse("nobody@example.org"), None).user_id is None
+
+
+def test_migration_0007_keeps_users_in_the_default_mode(store_url: str) -> None:
+    """A store as 0005 left it: after the upgrade its users and aliases have no mode (the config's default)."""
+    from importlib import resources
+
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+    from sqlalchemy import text
+
+    from sendergate.store import Store
+
+    s = Store(store_url)
+    try:
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(resources.files("sendergate.store") / "migrations"))
+        with s.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "0005")
+        with s.engine.begin() as conn:
+            conn.execute(text("INSERT INTO users (id, name, role, created_at) VALUES (1, 'a', 'user', 0)"))
+            conn.execute(text("INSERT INTO user_addresses (user_id, address, is_primary) "
+                              "VALUES (1, 'a@example.org', 1), (1, 'info@example.org', 0)"))
+        s.migrate()
+        user = s.get_user(1)
+        assert (user.addresses, user.mode, user.address_modes) == (("a@example.org", "info@example.org"), None, ())
+        assert s.rcpt_lookup(parse("info@example.org"), None).mode is None
+    finally:
+        s.close()
