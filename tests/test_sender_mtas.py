@@ -376,7 +376,8 @@ def test_f_a_stranger_to_postmaster_and_alice(mta: SenderMTA, gateway: GatewayPr
         time.sleep(0.1)
     copies = [e for e in downstream.received if e.mail_from == sender]
     assert all(c.rcpt_tos == ["owner@example.org"] for c in copies), [c.rcpt_tos for c in copies]
-    assert outcome, f"{mta.name}: alice neither bounced nor queued within {FIRST_ATTEMPT:g} s:\n{mta.log()[since:][-3000:]}"
+    assert outcome, (f"{mta.name}: alice neither bounced nor queued within {FIRST_ATTEMPT:g} s:\n"
+                     f"{mta.log()[since:][-3000:]}")
     if outcome == "bounced":
         assert links(gateway, quoted[ALICE]), quoted
     print(f"{mta.name} {order}: alice {outcome}; postmaster copies delivered: {len(copies)}; "
