@@ -82,3 +82,16 @@ def test_the_desktop_client_is_the_record() -> None:
     assert api_client.Event.from_row(row).to_row() == row
     event = api_client.Event.from_json({"id": 1, "ts": "2026-03-10T00:00:00Z", "verdict": "spam", "helo": "h"})
     assert (event.helo, event.sender, event.size, event.details) == ("h", "", None, {})
+
+
+def test_every_verdict_is_known_to_the_app() -> None:
+    """A verdict the policy adds (SPEC §4.3, e.g. `observed`) is shown, filtered, counted and coloured by the app."""
+    import os
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from sendergate.desktop.models.base import verdict_label
+    from sendergate.desktop.pages.overview import COLOURS
+    from sendergate.policy.decide import VERDICTS
+
+    assert sorted(api_client.VERDICTS) == sorted(VERDICTS)
+    assert set(COLOURS) == set(VERDICTS)
+    assert all(verdict_label(v) != v for v in VERDICTS), "each verdict needs a label (and a German translation)"

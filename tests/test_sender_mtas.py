@@ -34,7 +34,7 @@ from tests.support.sender_mtas import EximSender, OpenSMTPDSender, PostfixSender
 ALICE = "alice@example.org"
 BOB = "bob@example.org"
 FIRST_ATTEMPT = 60.0  # seconds: what "at once" means for a sender's server
-CASES = ("stranger", "known", "two", "down", "mixed")
+CASES = ("stranger", "known", "two", "down", "mixed", "rolefirst", "alicefirst")
 MTAS = ("exim", "opensmtpd", "postfix")
 
 # A temporary failure in each MTA's log (the first attempt did not settle the message).
@@ -349,3 +349,36 @@ def test_e_a_sender_known_to_one_recipient_reaches_both_on_the_first_attempt(
     assert delivered is not None
     wait_until_gone(mta, sender)
     assert mta.mail(box) == []  # no bounce for either
+
+
+@pytest.mark.parametrize("order", ["role-first", "alice-first"])
+def test_f_a_stranger_to_postmaster_and_alice(mta: SenderMTA, gateway: GatewayProcess, downstream: Downstream,
+                                              order: str) -> None:
+    """SPEC §4.6: postmaster@ (nobody has it: the first admin receives it) is not challenged, alice is; the
+    gateway puts the second recipient off (452 4.5.3) to a transaction of its own. Whatever the MTA makes
+    of that, alice never receives the stranger's mail and is never silently dropped: her copy is
+    challenged (a bounce with a link) or waits in the MTA's queue for its retry."""
+    if gateway.store.role_owner("") is None:
+        gateway.store.add_user("owner@example.org", admin=True)
+    box = mailbox(order.replace("-", ""), mta.name)
+    sender = f"{box}@sender.test"  # its bounces come to this mailbox
+    recipients = ["postmaster@example.org", ALICE] if order == "role-first" else [ALICE, "postmaster@example.org"]
+    seen = len(mta.mail(box))
+    since = len(mta.log())
+    mta.submit(sender, recipients, message(sender, recipients, f"role {order} via {mta.name}"))
+    deadline = time.monotonic() + FIRST_ATTEMPT
+    quoted: dict[str, str] = {}
+    outcome = ""
+    while time.monotonic() < deadline and not outcome:
+        for bounce in mta.mail(box)[seen:]:
+            quoted.update(failed_recipients(bounce))
+        outcome = "bounced" if ALICE in quoted else "deferred" if mta.queued(sender) and deferrals(mta, since) else ""
+        time.sleep(0.1)
+    copies = [e for e in downstream.received if e.mail_from == sender]
+    assert all(c.rcpt_tos == ["owner@example.org"] for c in copies), [c.rcpt_tos for c in copies]
+    assert outcome, (f"{mta.name}: alice neither bounced nor queued within {FIRST_ATTEMPT:g} s:\n"
+                     f"{mta.log()[since:][-3000:]}")
+    if outcome == "bounced":
+        assert links(gateway, quoted[ALICE]), quoted
+    print(f"{mta.name} {order}: alice {outcome}; postmaster copies delivered: {len(copies)}; "
+          f"postmaster bounced: {'postmaster@example.org' in quoted}")

@@ -101,6 +101,15 @@ def build_parser() -> argparse.ArgumentParser:
     ual.add_argument("alias")
     _config_arg(ual)
     ual.set_defaults(func=cmd_users_alias)
+    um = usub.add_parser("mode", help="set the mailbox mode of the user who owns ADDRESS (SPEC §4.6): enforce "
+                         "(challenge strangers), observe (deliver, record what would have been challenged), "
+                         "off (scan only); default = the config's [challenge] default_mode")
+    um.add_argument("address")
+    um.add_argument("mode", choices=("enforce", "observe", "off", "default"))
+    um.add_argument("--only-address", action="store_true",
+                    help="set the mode of ADDRESS alone (an alias such as info@), not of the whole user")
+    _config_arg(um)
+    um.set_defaults(func=cmd_users_mode)
 
     for action in ("allow", "block"):
         a = sub.add_parser(action, help=f"{action} a sender (address, @domain or list:<id>)"
@@ -331,9 +340,34 @@ def cmd_users_list(args: argparse.Namespace) -> int:
     users = _store(args).list_users()
     if not users:
         print("no users yet: add one with 'sendergate users add ADDRESS'")
+    default = _mode_default(args)
     for u in users:
         print(f"{u.addresses[0] if u.addresses else '-':40} {u.role:6} {u.name}"
-              + (f"  aliases: {', '.join(u.addresses[1:])}" if len(u.addresses) > 1 else ""))
+              + (f"  aliases: {', '.join(u.addresses[1:])}" if len(u.addresses) > 1 else "")
+              + f"  mode: {u.mode or default + ' (default)'}"
+              + "".join(f"  {a}: {m}" for a, m in u.address_modes))
+    return 0
+
+
+def _mode_default(args: argparse.Namespace) -> str:
+    """The config's [challenge] default_mode."""
+    return _load(args).challenge.default_mode
+
+
+def cmd_users_mode(args: argparse.Namespace) -> int:
+    store = _store(args)
+    mode = None if args.mode == "default" else args.mode
+    if args.only_address:
+        user = store.set_address_mode(args.address, mode)
+        shown = args.mode if mode else "the user's"
+        print(f"{args.address}: mode {shown}")
+    else:
+        user = store.user_by_address(args.address)
+        store.set_user_mode(user.id, mode)
+        shown = mode or f"{_mode_default(args)} (the default)"
+        print(f"{user.addresses[0]} and its aliases without a mode of their own: mode {shown}")
+    if mode == "observe":
+        print("observe: nothing is challenged; the app shows what would have been (verdict 'observed')")
     return 0
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .policy.address import AddressError, parse
 from .policy.replies import first_line_problem
 
 DEFAULT_REPLY = (
@@ -226,6 +227,10 @@ class ChallengeConfig:
     blocked_reply: str = DEFAULT_BLOCKED_REPLY
     # Pending challenges per user; a new sender beyond it gets 451 and retries (SPEC §4.5 item 5). 0: no cap.
     max_pending: int = 1000
+    # Mailbox mode where the store sets none for the address or its user (SPEC §4.6): "enforce" | "observe" | "off"
+    default_mode: str = "enforce"
+    # Who receives postmaster@ and abuse@ of a local domain that no user has (RFC 2142); "" = the first admin
+    role_owner: str = ""
 
     def reply_for(self, recipients: int) -> str:
         """The challenge template for a refusal naming this many recipients."""
@@ -497,6 +502,17 @@ def _template(*allowed: str) -> Any:
     return conv
 
 
+def _role_owner(v: Any) -> str:
+    """An address (a user's, checked when mail arrives: users change without a restart) or ""."""
+    s = _str(v).strip()
+    if s:
+        try:
+            return parse(s).key
+        except AddressError as exc:
+            raise ValueError(f"not an address: {exc}") from None
+    return s
+
+
 _SCHEMA: dict[str, dict[str, Any]] = {
     "smtp": {
         "listen": _listen_list, "hostname": _str, "max_message_size": parse_size,
@@ -531,6 +547,7 @@ _SCHEMA: dict[str, dict[str, Any]] = {
         "bulk_reply": _template("recipient", "sender"),
         "blocked_reply": _template("recipient", "sender"),
         "max_pending": _int(0),
+        "default_mode": _choice("enforce", "observe", "off"), "role_owner": _role_owner,
     },
     "dns": {"nameservers": _nameservers, "timeout": _positive_duration, "max_checks": _int(1),
             "max_waiting": _int(0)},

@@ -178,6 +178,10 @@ Verbunden mit %2</translation>
         <translation>Vorübergehender Fehler</translation>
     </message>
     <message>
+        <source>Observed</source>
+        <translation>Beobachtet</translation>
+    </message>
+    <message>
         <source>Sender</source>
         <translation>Absender</translation>
     </message>
@@ -683,6 +687,30 @@ Verbunden mit %2</translation>
         <translation>Sperrliste</translation>
     </message>
     <message>
+        <source>Enforce</source>
+        <translation>Durchsetzen</translation>
+    </message>
+    <message>
+        <source>Observe</source>
+        <translation>Beobachten</translation>
+    </message>
+    <message>
+        <source>Off</source>
+        <translation>Aus</translation>
+    </message>
+    <message>
+        <source>Unknown senders are asked to confirm they are a person. Viruses and spam are refused.</source>
+        <translation>Unbekannte Absender werden gebeten zu bestätigen, dass sie ein Mensch sind. Viren und Spam werden abgewiesen.</translation>
+    </message>
+    <message>
+        <source>Everything but viruses and spam is delivered; what would have been challenged is counted as “Observed”. Suggested for the first week.</source>
+        <translation>Alles außer Viren und Spam wird zugestellt; was eine Bestätigung gebraucht hätte, wird als „Beobachtet“ gezählt. Empfohlen für die erste Woche.</translation>
+    </message>
+    <message>
+        <source>Only viruses and spam are refused; everything else is delivered.</source>
+        <translation>Nur Viren und Spam werden abgewiesen; alles andere wird zugestellt.</translation>
+    </message>
+    <message>
         <source>Overview</source>
         <translation>Übersicht</translation>
     </message>
@@ -699,12 +727,24 @@ Verbunden mit %2</translation>
         <translation>Heute: %1</translation>
     </message>
     <message>
+        <source>Mailbox mode</source>
+        <translation>Postfach-Modus</translation>
+    </message>
+    <message>
         <source>Last 30 days</source>
         <translation>Letzte 30 Tage</translation>
     </message>
     <message>
         <source>Decisions per day over the last 30 days</source>
         <translation>Entscheidungen pro Tag in den letzten 30 Tagen</translation>
+    </message>
+    <message>
+        <source>New here? Try Observe for a week first.</source>
+        <translation>Neu hier? Probieren Sie zuerst eine Woche lang Beobachten.</translation>
+    </message>
+    <message>
+        <source>Mailbox mode: %1</source>
+        <translation>Postfach-Modus: %1</translation>
     </message>
     <message>
         <source>Pending</source>

@@ -51,7 +51,7 @@ def seed(store: Store, address: str = "alice@example.org", *, events: int = 400,
     records: list[EventRecord] = []
     weights = [(Verdict.DELIVERED, 50), (Verdict.CHALLENGED, 12), (Verdict.SCREENED, 10), (Verdict.BULK, 6),
                (Verdict.SPAM, 9), (Verdict.VIRUS, 2), (Verdict.BLOCKED, 4), (Verdict.RELAY_DENIED, 3),
-               (Verdict.UNKNOWN_RECIPIENT, 3), (Verdict.TEMPFAIL, 1)]
+               (Verdict.UNKNOWN_RECIPIENT, 3), (Verdict.TEMPFAIL, 1), (Verdict.OBSERVED, 3)]
     population = [v for v, w in weights for _ in range(w)]
     # the Overview chart shows today and the 29 UTC days before it: stay inside, whatever the time of day
     oldest = datetime.combine(now.date() - timedelta(days=29), datetime.min.time(), tzinfo=timezone.utc)
@@ -89,6 +89,9 @@ def seed(store: Store, address: str = "alice@example.org", *, events: int = 400,
         elif verdict is Verdict.RELAY_DENIED:
             sender, subject, reason = rnd.choice(SPAMMERS), "", "relaying denied"
             recipient = "victim@elsewhere.example"
+        elif verdict is Verdict.OBSERVED:
+            sender, subject = rnd.choice(STRANGERS), rnd.choice(SUBJECTS)
+            reason = "observe mode; would have been challenged: unknown sender"
         elif verdict is Verdict.UNKNOWN_RECIPIENT:
             sender, subject, reason = rnd.choice(SPAMMERS), "", "no such user here"
             recipient = "bob@example.org"

@@ -20,7 +20,8 @@ import httpx
 
 # The verdicts of SPEC §4.3, in the order the app shows them.
 VERDICTS: tuple[str, ...] = ("delivered", "screened", "challenged", "bulk", "virus", "spam", "blocked",
-                             "relay_denied", "unknown_recipient", "tempfail")
+                             "relay_denied", "unknown_recipient", "tempfail", "observed")
+MODES: tuple[str, ...] = ("enforce", "observe", "off")  # mailbox modes (SPEC §4.6)
 
 USER_AGENT = "sendergate-desktop"
 
@@ -57,10 +58,13 @@ class Me:
     name: str
     role: str
     addresses: tuple[str, ...]
+    mode: str = "enforce"  # a gateway without modes (before 0007) challenges: enforce
+    mode_is_default: bool = True
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Me:
-        return cls(d["id"], d.get("name", ""), d["role"], tuple(d.get("addresses", ())))
+        return cls(d["id"], d.get("name", ""), d["role"], tuple(d.get("addresses", ())), d.get("mode", "enforce"),
+                   bool(d.get("mode_is_default", True)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,6 +410,10 @@ class GatewayClient:
     # -- account --
     def me(self) -> Me:
         return Me.from_json(self._call("GET", "/me"))
+
+    def set_mode(self, mode: str) -> Me:
+        """The signed-in user's mailbox mode: enforce, observe, off, or default (the gateway's)."""
+        return Me.from_json(self._call("PATCH", "/me", json={"mode": mode}))
 
     # -- devices and pairing (issue 16) --
     def devices(self) -> list[Device]:

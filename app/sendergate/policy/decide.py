@@ -28,6 +28,7 @@ class Verdict(str, Enum):
     RELAY_DENIED = "relay_denied"
     UNKNOWN_RECIPIENT = "unknown_recipient"
     TEMPFAIL = "tempfail"
+    OBSERVED = "observed"  # a mailbox in observe mode delivered what would have been challenged or refused
 
 
 VERDICTS = [v.value for v in Verdict]
@@ -37,6 +38,22 @@ VERDICTS = [v.value for v in Verdict]
 KNOWN = "known"
 UNKNOWN = "unknown"
 NULL = "null"  # the null sender <>: never challenged; one recipient per transaction (§4.2 item 5)
+
+# Mailbox modes (SPEC §4.6): enforce challenges; observe delivers and records what would have been
+# challenged as `observed`; off only scans. ROLE is the mode of postmaster@/abuse@ (RFC 2142): off.
+ENFORCE = "enforce"
+OBSERVE = "observe"
+OFF = "off"
+MODES = (ENFORCE, OBSERVE, OFF)
+ROLE = "role"
+ROLE_LOCALS = ("postmaster", "abuse")
+
+
+def role_mailbox(local: str) -> str:
+    """The role name when `local` is exactly postmaster or abuse (any case, RFC 5321 §4.5.1), else "".
+    No +tag, no quoting: a sender cannot dress another mailbox up as a role one."""
+    low = local.lower()
+    return low if low in ROLE_LOCALS else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +123,8 @@ TOO_MANY = Reply(452, "4.5.3", "Too many recipients")
 
 def decide_rcpt(*, sender: Address | None, recipient_exists: bool, entries: list[ListEntry],
                 accepted_classes: list[str], max_recipients: int, now: datetime,
-                blocked_text: str = "Sender blocked") -> RcptDecision:
+                blocked_text: str = "Sender blocked", gated: bool = True,
+                accepted_gated: Sequence[bool] = ()) -> RcptDecision:
     """Per recipient, at RCPT (SPEC §4.1). `entries` are the recipient's and the global entries."""
     if not recipient_exists:
         return RcptDecision(Reply(550, "5.1.1", "No such user here"), Verdict.UNKNOWN_RECIPIENT,
@@ -133,6 +151,12 @@ def decide_rcpt(*, sender: Address | None, recipient_exists: bool, entries: list
         # recipient per transaction (SPEC §4.2 item 5): its report is matched to one recipient's mail.
         if sender_class == NULL or NULL in accepted_classes:
             return RcptDecision(SPLIT, None, sender_class, reason="recipient class split")
+        # A stranger's mail to a mailbox that does not challenge (observe, off, a role mailbox) is
+        # delivered; in one transaction with a challenged recipient, settle_recipients would screen the
+        # challenged one's copy on its account. Each goes in a transaction of its own (SPEC §4.6).
+        if sender_class == UNKNOWN and any(c == UNKNOWN and g != gated
+                                           for c, g in zip(accepted_classes, accepted_gated, strict=False)):
+            return RcptDecision(SPLIT, None, sender_class, reason="recipient mode split")
     return RcptDecision(ACCEPTED, None, sender_class, entry=entry)
 
 
@@ -347,6 +371,7 @@ class DataDecision:
     reply: Reply | None  # None for CHALLENGED (the handler adds the link) and DELIVERED (after downstream)
     reason: str
     scan_note: str = ""
+    vouches: bool = True  # accepted on the sender's merits (not only the mailbox's mode): may carry others
 
 
 SENDER_CHECK_TEMPFAIL = Reply(451, "4.7.0", "Sender authentication could not be checked now; try again later")
@@ -447,7 +472,25 @@ def decide_data(facts: MessageFacts, routed: Route, scan: ScanOutcome, *, on_fai
     return DataDecision(Verdict.CHALLENGED, None, routed.reason, note)
 
 
-ACCEPTING = (Verdict.DELIVERED, Verdict.SCREENED)
+# The decisions a mailbox's mode turns into delivery: what the gate would refuse because of who the
+# sender is. Virus, spam and scanner failures are never among them (observe and off scan the same).
+_MODE_LIFTS = (Verdict.CHALLENGED, Verdict.BULK, Verdict.BLOCKED)
+
+
+def apply_mode(decision: DataDecision, mode: str, role: str = "") -> DataDecision:
+    """The recipient's mailbox mode applied to their end-of-DATA decision (SPEC §4.6). `mode` is
+    ENFORCE, OBSERVE, OFF or ROLE (`role` names it: postmaster or abuse). Only challenges and the
+    refusals about the sender are lifted; a lifted decision never vouches for another recipient."""
+    if mode == ENFORCE or decision.verdict not in _MODE_LIFTS:
+        return decision
+    would = f"would have been {decision.verdict.value}: {decision.reason}"
+    if mode == OBSERVE:
+        return DataDecision(Verdict.OBSERVED, None, f"observe mode; {would}", decision.scan_note, vouches=False)
+    why = f"role mailbox {role}@ (RFC 2142), not challenged" if mode == ROLE else "mode off (scan only)"
+    return DataDecision(Verdict.DELIVERED, None, f"{why}; {would}", decision.scan_note, vouches=False)
+
+
+ACCEPTING = (Verdict.DELIVERED, Verdict.SCREENED, Verdict.OBSERVED)
 # Refusals that depend on who the recipient is (their lists, the mail they sent), and so may
 # differ between recipients of one message; a virus, spam or a scanner failure concerns the
 # message itself and is the same for all.
@@ -468,6 +511,12 @@ def settle_recipients(decisions: Sequence[DataDecision]) -> list[DataDecision]:
     accepted = [d for d in decisions if d.verdict in ACCEPTING]
     if len(accepted) == len(decisions):
         return list(decisions)
+    if not any(d.vouches for d in accepted):
+        # Delivered only by a mailbox's mode: that vouches for nobody else. RCPT keeps such recipients
+        # apart from challenged ones (decide_rcpt); if they meet anyway, the refusal stands for all.
+        refused = [d for d in decisions if d.verdict not in ACCEPTING]
+        first = next(d for v in _REFUSAL_ORDER for d in refused if d.verdict is v)
+        return [first] * len(decisions)
     if not accepted:  # refused for all: the refusal that says the most (a link only when all get one)
         verdicts = {d.verdict for d in decisions}
         if len(verdicts) == 1:

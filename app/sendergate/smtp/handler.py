@@ -23,8 +23,10 @@ from ..policy.address import Address, AddressError, hash_message_id, list_id_fro
 from ..policy.automated import automated_reason, null_report, referenced_message_ids
 from ..policy.decide import (
     ACCEPTING,
+    ENFORCE,
     KNOWN,
     NULL,
+    ROLE,
     UNKNOWN,
     AuthResults,
     DataDecision,
@@ -33,11 +35,13 @@ from ..policy.decide import (
     Reply,
     ScanOutcome,
     Verdict,
+    apply_mode,
     auth_needed,
     check_recipient_address,
     decide_data,
     decide_rcpt,
     list_authenticated,
+    role_mailbox,
     route,
     sender_authenticated,
     settle_recipients,
@@ -62,10 +66,12 @@ FORGED_REPLY = ("{recipient} accepts mail only from known senders; this message 
 
 @dataclass(slots=True)
 class Recipient:
-    raw: str
+    raw: str  # as handed on downstream (a role mailbox nobody has: its owner's address)
     address: Address
     user_id: int
     sender_class: str
+    mode: str = ENFORCE  # the mailbox's mode (SPEC §4.6): enforce | observe | off | role
+    role: str = ""  # postmaster | abuse, for a role mailbox
 
 
 @dataclass(slots=True)
@@ -125,23 +131,38 @@ class GatewayHandler:
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
                           rcpt_options: list[str]) -> str:
         tx: Transaction = envelope.tx
+        if address.strip().strip("<>").strip().lower() == "postmaster" and self.cfg.domains.local:
+            # RFC 5321 §4.5.1: <Postmaster> without a domain is accepted; it is the first local domain's
+            address = f"postmaster@{self.cfg.domains.local[0]}"
         check = check_recipient_address(address, self.local_domains)
         if check.refusal is not None:
             if check.verdict is not None:
                 await self._record_refused_rcpt(session, tx, address, check.verdict, check.reason, None)
             return str(check.refusal)
         assert check.address is not None
+        role = role_mailbox(check.address.local)
+        deliver_to = address
         try:
-            user_id, entries = await self.rt.astore.rcpt_facts(check.address, tx.sender)
+            facts = await self.rt.astore.rcpt_lookup(check.address, tx.sender)
+            if role and facts.user_id is None:  # postmaster@/abuse@ nobody has: its owner receives it (RFC 2142)
+                owner = await self.rt.astore.run(self._role_owner)
+                if owner is not None:
+                    facts = await self.rt.astore.rcpt_lookup(owner, tx.sender)
+                    deliver_to = str(owner)
         except StoreError as exc:
             log.error("store unavailable at RCPT: %s", exc)
             return str(TEMP_LOCAL)
+        user_id, entries = facts.user_id, facts.entries
+        # The mailbox's mode is the recipient's, looked up by its canonical key: nothing the sender
+        # writes chooses it. A role mailbox is never challenged, whoever has it.
+        mode = ROLE if role else (facts.mode or self.cfg.challenge.default_mode)
         decision = decide_rcpt(
             sender=tx.sender, recipient_exists=user_id is not None, entries=entries,
             accepted_classes=[r.sender_class for r in tx.recipients],
             max_recipients=self.cfg.smtp.max_recipients, now=_now(),
             blocked_text=replies.fill(self.cfg.challenge.blocked_reply, recipient=check.address,
-                                      sender=tx.sender or "<>"))
+                                      sender=tx.sender or "<>"),
+            gated=mode == ENFORCE, accepted_gated=[r.mode == ENFORCE for r in tx.recipients])
         if decision.verdict is not None:
             await self._record_refused_rcpt(session, tx, str(check.address), decision.verdict, decision.reason,
                                              user_id)
@@ -149,10 +170,21 @@ class GatewayHandler:
         if decision.reply.code != 250:
             return str(decision.reply)
         assert user_id is not None and decision.sender_class is not None
-        tx.recipients.append(Recipient(address, check.address, user_id, decision.sender_class))
+        tx.recipients.append(Recipient(deliver_to, check.address, user_id, decision.sender_class, mode, role))
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return str(decision.reply)
+
+    def _role_owner(self) -> Address | None:
+        """The address role mail nobody has goes to: `[challenge] role_owner`, else the first admin's."""
+        store = self.rt.store
+        uid = store.role_owner(self.cfg.challenge.role_owner)
+        if uid is None:
+            return None
+        if self.cfg.challenge.role_owner:
+            return parse(self.cfg.challenge.role_owner)
+        mailbox = next((a for a in store.get_user(uid).addresses if not a.startswith("@")), None)
+        return parse(mailbox) if mailbox else None
 
     # -- DATA --------------------------------------------------------------------
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
@@ -198,10 +230,13 @@ class GatewayHandler:
 
         # Each recipient is decided on their own facts (their lists, the mail they sent); one reply
         # must then be true for all of them (settle_recipients).
+        # The mailbox's mode (SPEC §4.6) applies after the decision: the scans were the same.
         decisions = settle_recipients([
-            decide_data(f, r, scan, on_failure=cfg.scan.on_failure, spam_threshold=cfg.scan.spam_threshold,
-                        reply_text=reply_text, honour_action=honour_action, marked=cfg.scan.rspamd_add_header)
-            for f, r in zip(facts, routes, strict=True)])
+            apply_mode(decide_data(f, r, scan, on_failure=cfg.scan.on_failure,
+                                   spam_threshold=cfg.scan.spam_threshold, reply_text=reply_text,
+                                   honour_action=honour_action, marked=cfg.scan.rspamd_add_header),
+                       rcpt.mode, rcpt.role)
+            for f, r, rcpt in zip(facts, routes, tx.recipients, strict=True)])
         meta = _message_meta(headers, message, scan, auth)
         if auth is not None and tx.sender is not None:
             # what a confirmation of this sender would rest on (the confirmation page records it)
@@ -212,11 +247,13 @@ class GatewayHandler:
         if notes:
             meta["details"]["scan"] = notes[0]
         metas = []
-        for f, r in zip(facts, routes, strict=True):
+        for f, r, rcpt in zip(facts, routes, tx.recipients, strict=True):
+            m = meta
             if f.sender_class == KNOWN and not r.known:  # an allowlisted sender shown forged (SPEC §4.4)
-                metas.append({**meta, "details": {**meta["details"], "demoted": r.reason}})
-            else:
-                metas.append(meta)
+                m = {**m, "details": {**m["details"], "demoted": r.reason}}
+            if rcpt.mode != ENFORCE:  # the app shows which mode decided
+                m = {**m, "details": {**m["details"], "mode": rcpt.mode}}
+            metas.append(m)
         if all(d.verdict in ACCEPTING for d in decisions):
             return await self._deliver(server, session, envelope, tx, message, decisions, auth, metas)
         if decisions[0].verdict is Verdict.CHALLENGED:
@@ -324,7 +361,8 @@ class GatewayHandler:
         message = remove_results_claiming(message, self.cfg.smtp.hostname)
         # The inbox copies, then the screened ones (their own mark and folder): two hand-overs when a
         # message is screened for some recipients only.
-        groups = [[i for i, d in enumerate(decisions) if d.verdict is verdict] for verdict in ACCEPTING]
+        groups = [[i for i, d in enumerate(decisions) if d.verdict is not Verdict.SCREENED],
+                  [i for i, d in enumerate(decisions) if d.verdict is Verdict.SCREENED]]
         done: list[int] = []
         for group in (g for g in groups if g):
             screened = decisions[group[0]].verdict is Verdict.SCREENED

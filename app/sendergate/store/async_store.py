@@ -21,6 +21,8 @@ from .errors import StoreError, short
 from .events import BATCH_COUNTS
 from .fast_sqlite import can_read_inline, open_reader
 from .fast_sqlite import rcpt_facts as sqlite_rcpt_facts
+from .fast_sqlite import rcpt_lookup as sqlite_rcpt_lookup
+from .modes import RcptFacts
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -69,6 +71,19 @@ class AsyncStore:
             except sqlite3.Error as exc:
                 raise StoreError(str(exc)) from exc
         facts: tuple[int | None, list[ListEntry]] = await self.run(self.store.rcpt_facts, recipient, sender)
+        return facts
+
+    async def rcpt_lookup(self, recipient: Address, sender: Address | None) -> RcptFacts:
+        """rcpt_facts with the mailbox's mode (Store.rcpt_lookup); read inline on SQLite, as rcpt_facts."""
+        reader = self._sqlite_reader()
+        if reader is not None:
+            try:
+                return sqlite_rcpt_lookup(reader, recipient, sender)
+            except sqlite3.OperationalError as exc:  # busy: wait on a thread instead
+                log.info("inline RCPT lookup failed (%s); using the store's pool", exc)
+            except sqlite3.Error as exc:
+                raise StoreError(str(exc)) from exc
+        facts: RcptFacts = await self.run(self.store.rcpt_lookup, recipient, sender)
         return facts
 
     def _sqlite_reader(self) -> sqlite3.Connection | None:

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from ..policy.address import Address, Pattern
 from ..policy.lists import ListEntry, candidate_patterns
 from .engine import hash_secret, to_dt
+from .modes import RcptFacts, pick_recipient
 from .schema import EVENT_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,28 @@ def rcpt_facts(conn: sqlite3.Connection, recipient: Address,
     return user_id, [ListEntry(id=i, action=action, pattern=Pattern(kind, value), expires_at=to_dt(expires),
                                user_id=uid, source=source)
                      for i, action, kind, value, expires, uid, source in rows if (kind, value) in wanted]
+
+
+_SQL_RECIPIENT_MODE = ("SELECT a.address, a.user_id, a.mode, u.mode FROM user_addresses a JOIN users u "
+                       "ON u.id = a.user_id WHERE a.address = ? OR a.address = ?")
+
+
+def rcpt_lookup(conn: sqlite3.Connection, recipient: Address, sender: Address | None) -> RcptFacts:
+    """Modes.rcpt_lookup in plain SQL on a sqlite3 connection (same statements, same answers)."""
+    catch_all = "@" + recipient.domain
+    user_id, mode = pick_recipient(conn.execute(_SQL_RECIPIENT_MODE, (recipient.key, catch_all)).fetchall(),
+                                   recipient.key, catch_all)
+    if user_id is None:
+        return RcptFacts(None, [])
+    if sender is None:
+        return RcptFacts(user_id, [], mode)
+    wanted = {(p.kind, p.value) for p in candidate_patterns(sender)}
+    values = sorted({v for _, v in wanted})
+    rows = conn.execute(_SQL_ENTRIES.format(",".join("?" * len(values))), (*values, user_id)).fetchall()
+    return RcptFacts(user_id, [ListEntry(id=i, action=action, pattern=Pattern(kind, value), expires_at=to_dt(expires),
+                                         user_id=uid, source=source)
+                               for i, action, kind, value, expires, uid, source in rows if (kind, value) in wanted],
+                     mode)
 
 
 def can_read_inline(path: str | None) -> bool:

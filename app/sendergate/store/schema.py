@@ -35,6 +35,7 @@ users = Table(
     Column("name", String(200), nullable=False, server_default=""),
     Column("role", String(10), nullable=False, server_default="user"),  # user | admin
     Column("created_at", Float, nullable=False),
+    Column("mode", String(10), nullable=True),  # enforce | observe | off; NULL = the config's default (0007)
 )
 
 # The addresses a user receives mail at. `address` is the matching key
@@ -45,6 +46,7 @@ user_addresses = Table(
     Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
     Column("address", String(320), nullable=False, unique=True),
     Column("is_primary", Integer, nullable=False, server_default="0"),
+    Column("mode", String(10), nullable=True),  # this address's own mode; NULL = the user's (0007)
 )
 
 api_tokens = Table(

@@ -9,12 +9,13 @@ from .devices import Devices
 from .digest import Digest
 from .events import Events
 from .lists import Lists
+from .modes import Modes
 from .sentids import SentIds
 from .settings import Settings
 from .users import Users
 
 
-class Store(Users, Devices, Confirm, Challenges, Events, Lists, SentIds, Settings, Digest):
+class Store(Users, Devices, Confirm, Challenges, Events, Lists, SentIds, Settings, Digest, Modes):
     """Users and tokens, lists, challenges and the confirmation page's state, events and their counts,
     sent Message-IDs, settings and rate counters. `scope` arguments are the user whose data is asked for,
     or None for an admin who sees everything; a thing outside the scope is NotFound."""

@@ -29,6 +29,8 @@ class User:
     name: str
     role: str
     addresses: tuple[str, ...]
+    mode: str | None = None  # enforce | observe | off; None = the config's default (SPEC §4.6)
+    address_modes: tuple[tuple[str, str], ...] = ()  # addresses with a mode of their own
 
     @property
     def is_admin(self) -> bool:
@@ -80,9 +82,10 @@ class Users(StoreBase):
             row = conn.execute(select(users).where(users.c.id == user_id)).first()
             if row is None:
                 raise NotFound(f"no user {user_id}")
-            addrs = conn.execute(select(_ua.address).where(_ua.user_id == user_id)
-                                 .order_by(_ua.is_primary.desc(), _ua.id)).scalars()
-            return User(row.id, row.name, row.role, tuple(addrs))
+            rows = conn.execute(select(_ua.address, _ua.mode).where(_ua.user_id == user_id)
+                                .order_by(_ua.is_primary.desc(), _ua.id)).all()
+            return User(row.id, row.name, row.role, tuple(a for a, _ in rows), row.mode,
+                        tuple((a, m) for a, m in rows if m))
 
     def user_by_address(self, address: str) -> User:
         addr = address_key(address)

@@ -24,6 +24,7 @@ __all__ = [
     "StatsDay", "Stats", "Error", "StreamEvent", "StreamChallenge", "Verdict", "ChallengeIds",
     "ChallengeBatchItem", "ChallengeBatch", "Listed", "ScreenedSender", "ScreenedPage",
     "DeviceOut", "PairIn", "PairOut", "PairingCode", "UserOut", "UserList", "UserIn", "UserCreated",
+    "Mode", "ModeIn", "UserMode",
 ]
 
 Role = Literal["user", "admin"]
@@ -44,6 +45,12 @@ class _Out(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
+Mode = Literal["enforce", "observe", "off"]
+_MODE_TEXT = ("The mailbox mode (SPEC §4.6): 'enforce' challenges unknown senders; 'observe' delivers their mail "
+              "and records what would have been challenged as 'observed'; 'off' only scans (virus and spam are "
+              "refused in every mode).")
+
+
 class Me(_Out):
     """GET /api/v1/me: who the token belongs to."""
 
@@ -52,6 +59,26 @@ class Me(_Out):
     role: Role
     addresses: list[str] = Field(description="Addresses the user receives mail at; the primary one first. "
                                              "'@example.org' is a catch-all for a domain.")
+    mode: Mode = Field("enforce", description=_MODE_TEXT)
+    mode_is_default: bool = Field(True, description="The mode is the gateway's default ([challenge] default_mode), "
+                                                    "not one set for this user.")
+    address_modes: dict[str, Mode] = Field(default_factory=dict,
+                                           description="Addresses with a mode of their own (an alias such as info@).")
+
+
+class ModeIn(BaseModel):
+    """PATCH /api/v1/me, PATCH /api/v1/users/{id}: the new mode; 'default' returns to the gateway's default."""
+
+    model_config = ConfigDict(extra="forbid")
+    mode: Literal["enforce", "observe", "off", "default"]
+
+
+class UserMode(_Out):
+    """PATCH /api/v1/users/{id}: the user's mode after the change."""
+
+    id: int
+    mode: Mode = Field(description=_MODE_TEXT)
+    mode_is_default: bool
 
 
 class Event(_Out):

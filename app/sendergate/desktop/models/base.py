@@ -29,6 +29,7 @@ def verdict_label(verdict: str) -> str:
         "relay_denied": tr("Relay denied"),
         "unknown_recipient": tr("Unknown recipient"),
         "tempfail": tr("Temporary failure"),
+        "observed": tr("Observed"),
     }
     return labels.get(verdict, verdict)
 

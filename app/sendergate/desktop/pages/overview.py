@@ -8,9 +8,9 @@ from typing import Any
 from PySide6.QtCharts import QBarCategoryAxis, QBarSet, QChart, QChartView, QStackedBarSeries, QValueAxis
 from PySide6.QtCore import QDate, QEvent, QLocale, Qt
 from PySide6.QtGui import QColor, QFont, QPainter, QPalette
-from PySide6.QtWidgets import QGridLayout, QGroupBox, QHBoxLayout, QLabel, QVBoxLayout
+from PySide6.QtWidgets import QComboBox, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout
 
-from ..api_client import VERDICTS, Stats
+from ..api_client import MODES, VERDICTS, Me, Stats
 from ..i18n import tr
 from ..models.base import verdict_label
 from .base import Page
@@ -18,7 +18,18 @@ from .base import Page
 # One colour per verdict, readable on light and dark backgrounds.
 COLOURS = {"delivered": "#2e7d32", "screened": "#0288d1", "challenged": "#f9a825", "bulk": "#8e24aa",
            "virus": "#b71c1c", "spam": "#e64a19", "blocked": "#5d4037", "relay_denied": "#546e7a",
-           "unknown_recipient": "#90a4ae", "tempfail": "#c0ca33"}
+           "unknown_recipient": "#90a4ae", "tempfail": "#c0ca33", "observed": "#00897b"}
+
+
+def mode_texts() -> dict[str, tuple[str, str]]:
+    """Each mailbox mode's name and what it does, for the Overview's mode box (SPEC §4.6)."""
+    return {
+        "enforce": (tr("Enforce"), tr("Unknown senders are asked to confirm they are a person. Viruses and "
+                                      "spam are refused.")),
+        "observe": (tr("Observe"), tr("Everything but viruses and spam is delivered; what would have been "
+                                      "challenged is counted as “Observed”. Suggested for the first week.")),
+        "off": (tr("Off"), tr("Only viruses and spam are refused; everything else is delivered.")),
+    }
 
 
 
@@ -56,11 +67,33 @@ class OverviewPage(Page):
             value.setObjectName(f"today-{verdict}")
             value.setAccessibleName(tr("Today: %1").replace("%1", verdict_label(verdict)))
             name.setBuddy(value)
-            grid.addWidget(name, i % 5, (i // 5) * 2)
-            grid.addWidget(value, i % 5, (i // 5) * 2 + 1, Qt.AlignmentFlag.AlignRight)
+            rows = (len(VERDICTS) + 1) // 2  # two columns: the page fits a small screen
+            grid.addWidget(name, i % rows, (i // rows) * 2)
+            grid.addWidget(value, i % rows, (i // rows) * 2 + 1, Qt.AlignmentFlag.AlignRight)
             self.today_labels[verdict] = value
         top.addWidget(today_box, 1)
+
+        # beside today's counts (not below them): the window still fits a small screen
+        mode_box = QGroupBox(tr("Mailbox mode"))
+        mode_layout = QVBoxLayout(mode_box)
+        self.mode_choice = QComboBox()
+        self.mode_choice.setObjectName("modeChoice")
+        self.mode_choice.setAccessibleName(tr("Mailbox mode"))
+        for mode, (mode_name, _) in mode_texts().items():
+            self.mode_choice.addItem(mode_name, mode)
+        self.mode_choice.setEnabled(False)  # until the gateway said which mode is set
+        self.mode_choice.activated.connect(self._mode_chosen)
+        self.mode_text = QLabel("")
+        self.mode_text.setObjectName("modeExplanation")
+        self.mode_text.setWordWrap(True)
+        self.mode_text.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        # the row's height is today's counts'; the wrapped text does not make the window bigger
+        self.mode_text.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
+        mode_layout.addWidget(self.mode_choice)
+        mode_layout.addWidget(self.mode_text, 1)
+        top.addWidget(mode_box, 1)
         layout.addLayout(top)
+        self.me: Me | None = None
 
         self.chart = QChart()
         self.chart.setTitle(tr("Last 30 days"))
@@ -91,6 +124,36 @@ class OverviewPage(Page):
     def refresh(self) -> None:
         client = self.client
         self.run(lambda: client.stats(30), self.show_stats, lambda exc: self.messages.error(str(exc)))
+        self.run(client.me, self.show_mode, lambda exc: self.messages.error(str(exc)))
+
+    def show_mode(self, me: Me) -> None:
+        self.me = me
+        index = self.mode_choice.findData(me.mode if me.mode in MODES else "enforce")
+        self.mode_choice.setCurrentIndex(index)
+        self.mode_choice.setEnabled(True)
+        name, text = mode_texts()[self.mode_choice.itemData(index)]
+        if me.mode == "enforce" and me.mode_is_default:
+            text += " " + tr("New here? Try Observe for a week first.")
+        self.mode_text.setText(text)
+        self.mode_text.setToolTip(text)
+
+    def _mode_chosen(self, index: int) -> None:
+        mode = self.mode_choice.itemData(index)
+        if self.me is not None and mode == self.me.mode:
+            return
+        client = self.client
+        self.mode_choice.setEnabled(False)
+
+        def failed(exc: Exception) -> None:
+            if self.me is not None:
+                self.show_mode(self.me)  # back to what the gateway has
+            self.messages.error(str(exc))
+
+        def done(me: Me) -> None:
+            self.show_mode(me)
+            self.messages.info(tr("Mailbox mode: %1").replace("%1", mode_texts()[me.mode][0]))
+
+        self.run(lambda: client.set_mode(mode), done, failed)
 
     def set_pending(self, count: int) -> None:
         self.pending_label.setText(QLocale().toString(count))

@@ -19,6 +19,7 @@ from ..deps import RuntimeDep, run
 from ..errors import FORBIDDEN, NOT_FOUND
 from ..models import DeviceOut, Error, Me, PairIn, PairingCode, PairOut, UserCreated, UserIn, UserList, UserOut
 from ..paging import RowId
+from .modes import me_mode
 
 log = logging.getLogger("sendergate.api")
 
@@ -38,14 +39,15 @@ def device_out(d: Device, current: int | None = None) -> DeviceOut:
                      current=d.id == current)
 
 
-def me_out(u: User) -> Me:
-    return Me(id=u.id, name=u.name, role="admin" if u.is_admin else "user", addresses=list(u.addresses))
+async def me_out(rt: Runtime, u: User) -> Me:
+    return Me(id=u.id, name=u.name, role="admin" if u.is_admin else "user", addresses=list(u.addresses),
+              **await me_mode(rt, u.id))
 
 
 async def user_out(rt: Runtime, u: User, current: int | None = None) -> UserOut:
     devices = await run(rt, rt.store.list_devices, u.id)
     return UserOut(id=u.id, name=u.name, role="admin" if u.is_admin else "user", addresses=list(u.addresses),
-                   devices=[device_out(d, current) for d in devices], mode=getattr(u, "mode", None))
+                   devices=[device_out(d, current) for d in devices], mode=u.mode or rt.cfg.challenge.default_mode)
 
 
 async def new_code(rt: Runtime, user_id: int) -> PairingCode:
@@ -77,7 +79,7 @@ async def pair(request: Request, rt: RuntimeDep, body: PairIn) -> PairOut:
         raise HTTPException(404, "unknown, used or expired pairing code") from None
     user = await run(rt, rt.store.get_user, user_id)
     log.info("api: user %d paired device %d (%r) from %s", user.id, device.id, device.name, ip)
-    return PairOut(token=token, device=device_out(device, device.id), user=me_out(user))
+    return PairOut(token=token, device=device_out(device, device.id), user=await me_out(rt, user))
 
 
 @router.get("/devices", response_model=list[DeviceOut], tags=["devices"],
