@@ -151,7 +151,8 @@ def test_staff_page_and_adding_a_person(qtbot, office, settings) -> None:
     qtbot.waitUntil(lambda: page.loaded and page.table.rowCount() >= 3, timeout=10_000)
     rows = {page.table.item(i, 1).text(): i for i in range(page.table.rowCount())}
     assert page.table.item(rows["bob@example.org"], 2).text() == "sales@example.org"
-    assert page.table.isColumnHidden(4)  # no mailbox modes from this gateway: no empty column
+    assert not page.table.isColumnHidden(4)  # the gateway has mailbox modes: each person's is shown
+    assert page.table.item(rows["bob@example.org"], 4).text() == "enforce"  # the gateway's default_mode
     page.table.selectRow(rows[seeded.address])
     assert page.devices.rowCount() >= 1
     new = f"carol-{uuid.uuid4().hex[:4]}@example.org"

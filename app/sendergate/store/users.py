@@ -38,14 +38,12 @@ class User:
 
 
 def address_key(address: str) -> str:
-    """The matching key of a user's address ("@domain" for a catch-all, AddressError if it is none); Invalid
-    for anything else that is not an address."""
+    """The matching key of a user's address ("@domain" for a catch-all); Invalid for anything that is not
+    an address."""
     a = address.strip()
-    if a.startswith("@"):
-        return "@" + parse_pattern(a).value
     try:
-        return parse(a).key
-    except AddressError as exc:
+        return "@" + parse_pattern(a).value if a.startswith("@") else parse(a).key
+    except (AddressError, ValueError) as exc:  # a catch-all's domain is checked by the pattern parser
         raise Invalid(f"{address!r} is not a valid address: {exc}") from None
 
 
