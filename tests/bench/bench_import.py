@@ -17,9 +17,9 @@ Then a second import of the same file (idempotent: nothing new). Target (issue 1
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -133,9 +133,9 @@ def main() -> None:
     ap.add_argument("--addresses", type=int, default=55_000)
     ap.add_argument("--formats", default="vcf,csv")
     ap.add_argument("--paths", default="cli,app")
-    ap.add_argument("--work", default=f"/tmp/{os.environ.get('USER', 'bench')}-bench-import")
+    ap.add_argument("--work", default=None, help="scratch directory (default: a new temporary one)")
     args = ap.parse_args()
-    work = Path(args.work)
+    work = Path(args.work or tempfile.mkdtemp(prefix="bench-import-"))
     work.mkdir(parents=True, exist_ok=True)
     addrs = addresses(args.addresses)
     files = {"vcf": work / "contacts.vcf", "csv": work / "contacts.csv"}
