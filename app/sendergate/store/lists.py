@@ -267,12 +267,15 @@ class Lists(StoreBase):
             except AddressError as exc:
                 parsed.append((raw, None, str(exc)))
         owner = _le.user_id.is_(None) if owner_id is None else _le.user_id == owner_id
-        values = sorted({p.value for _, p, _ in parsed if p is not None})
+        by_kind: dict[str, list[str]] = {}
+        for kind, value in sorted({(p.kind, p.value) for _, p, _ in parsed if p is not None}):
+            by_kind.setdefault(kind, []).append(value)
         have: set[tuple[str, str]] = set()
         with self.engine.connect() as conn:
-            for i in range(0, len(values), 500):
-                have |= {(r.kind, r.value) for r in conn.execute(select(_le.kind, _le.value).where(
-                    owner, _le.action == "allow", _le.value.in_(values[i:i + 500])))}
+            for kind, values in by_kind.items():  # kind first: the lookup index (kind, value, user_id) serves it
+                for i in range(0, len(values), IMPORT_BATCH):
+                    have |= {(kind, r.value) for r in conn.execute(select(_le.value).where(
+                        _le.kind == kind, _le.value.in_(values[i:i + IMPORT_BATCH]), owner, _le.action == "allow"))}
         results: list[dict[str, Any]] = []
         for raw, p, error in parsed:
             if p is None:
