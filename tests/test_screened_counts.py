@@ -113,7 +113,10 @@ def test_rollup_follows_every_write_prune_and_recount(store: Store) -> None:
     assert rolled(store) == before
 
 
-def test_page_from_the_rollup_equals_grouping_the_events(store: Store) -> None:
+@pytest.mark.parametrize("step", [500, 3])  # 3: a page's senders found over many steps of the rollup's rows
+def test_page_from_the_rollup_equals_grouping_the_events(store: Store, step: int, monkeypatch) -> None:
+    from sendergate.store import events as store_events
+    monkeypatch.setattr(store_events, "SCAN_STEP", step)
     alice, _ = store.add_user("alice@example.org")
     bob, _ = store.add_user("bob@example.org")
     rnd = random.Random(5)

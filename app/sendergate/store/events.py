@@ -63,6 +63,7 @@ def event_dict(row: Row[Any]) -> dict[str, Any]:
 
 
 SCREENED_VERDICTS = frozenset(("screened", "bulk"))  # what the Screened page (and its rollup) counts
+SCAN_STEP = 500  # rollup rows read per step while finding a Screened page's senders
 # senders are grouped lower-cased in ASCII only: what SQLite's lower() does, so a rebuild gives the same keys
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 ScreenedRow = tuple[int, str, int, int, int, float, float, int]  # a screened_counts row, in column order
@@ -339,11 +340,9 @@ class Events(StoreBase):
         if scope is not None:
             groups = groups.where(sc.user_id == scope)
         with self.engine.connect() as conn:
-            pinned = groups.having(newest <= upto_id)
-            if before_id is not None:
-                pinned = pinned.having(newest < before_id)
-            page = [dict(r._mapping) for r in conn.execute(pinned.order_by(newest.desc()).limit(limit + 1))]
-            page += self._screened_moved(conn, scope, groups, first_day, upto_id, before_id)
+            moved, taken = self._screened_moved(conn, scope, groups, first_day, upto_id, before_id)
+            page = self._screened_scan(conn, scope, groups, first_day, upto_id, before_id, limit + 1, taken)
+            page += moved
             page.sort(key=itemgetter("last_id"), reverse=True)
             cursor = page[limit - 1]["last_id"] if len(page) > limit else None
             page = page[:limit]
@@ -357,8 +356,36 @@ class Events(StoreBase):
             g["listed"] = deciding.get(g["sender"])
         return page, cursor
 
+    def _screened_scan(self, conn: Connection, scope: int | None, groups: Select[Any], first_day: int,
+                       upto_id: int, before_id: int | None, want: int, skip: set[str]) -> list[dict[str, Any]]:
+        """The `want` groups with the newest events below `before_id`, found by reading the rollup's rows
+        newest first (an index on last_id) until that many senders were seen: the cost follows the page,
+        not the log. A sender whose newest event is at or above `before_id` was on an earlier page."""
+        sc = screened_counts.c
+        rows = select(sc.sender, sc.last_id).where(sc.day >= first_day, sc.last_id <= upto_id)
+        if scope is not None:
+            rows = rows.where(sc.user_id == scope)
+        rows = rows.order_by(sc.last_id.desc()).limit(SCAN_STEP)
+        found: list[dict[str, Any]] = []
+        seen, bound = set(skip), before_id
+        while len(found) < want:
+            chunk = conn.execute(rows if bound is None else rows.where(sc.last_id < bound)).all()
+            fresh = []
+            for r in chunk:
+                if r.sender not in seen:
+                    seen.add(r.sender)
+                    fresh.append(r.sender)
+            if fresh:
+                for g in conn.execute(groups.where(sc.sender.in_(fresh))):
+                    if before_id is None or g.last_id < before_id:
+                        found.append(dict(g._mapping))
+            if len(chunk) < SCAN_STEP:
+                break
+            bound = chunk[-1].last_id
+        return found
+
     def _screened_moved(self, conn: Connection, scope: int | None, groups: Select[Any], first_day: int,
-                        upto_id: int, before_id: int | None) -> list[dict[str, Any]]:
+                        upto_id: int, before_id: int | None) -> tuple[list[dict[str, Any]], set[str]]:
         """The groups, as of `upto_id`, of senders with screened or bulk events after it (their rollup
         rows count those too): the rollup less the newer events; the newest event up to `upto_id` read."""
         e, sc = events.c, screened_counts.c
@@ -369,7 +396,7 @@ class Events(StoreBase):
         taken: dict[str, Counter[str]] = {}
         for sender, verdict in conn.execute(newer):
             taken.setdefault(sender.translate(_ASCII_LOWER), Counter())[verdict] += 1
-        out = []
+        out: list[dict[str, Any]] = []
         for g in conn.execute(groups.where(sc.sender.in_(sorted(taken)))) if taken else ():
             row = dict(g._mapping)
             less = taken[row["sender"]]
@@ -386,7 +413,7 @@ class Events(StoreBase):
                 continue
             row["last_id"], row["last_seen"] = found.id, found.ts
             out.append(row)
-        return out
+        return out, set(taken)
 
     def _ascii_lower(self, column: Any) -> Any:
         if self.is_sqlite:

@@ -201,7 +201,9 @@ screened_counts = Table(
     Column("first_ts", Float, nullable=False),
     Column("last_ts", Float, nullable=False),
     Column("last_id", BigInteger().with_variant(Integer, "sqlite"), nullable=False),
-    Index("ix_screened_counts_day", "day"),  # pruning, and an admin's page: every user's rows since a day
+    Index("ix_screened_counts_day", "day"),  # pruning
+    Index("ix_screened_counts_user_last", "user_id", "last_id"),  # a user's page: their newest rows first
+    Index("ix_screened_counts_last", "last_id"),  # an admin's page: everyone's newest rows first
 )
 
 # Hashes of Message-IDs the user sent, for reply recognition (SPEC §4.2 item 8).

@@ -30,6 +30,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("user_id", "sender", "day"),
     )
     op.create_index("ix_screened_counts_day", "screened_counts", ["day"])
+    op.create_index("ix_screened_counts_user_last", "screened_counts", ["user_id", "last_id"])
+    op.create_index("ix_screened_counts_last", "screened_counts", ["last_id"])
     sqlite = op.get_bind().dialect.name == "sqlite"
     # as store/events.py's screened_rollup_sql (kept here as it was at this revision): the day as the store
     # computes it, floor(ts / 86400); senders lower-cased in ASCII only, as SQLite's lower() and the store do
@@ -44,5 +46,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_screened_counts_last", table_name="screened_counts")
+    op.drop_index("ix_screened_counts_user_last", table_name="screened_counts")
     op.drop_index("ix_screened_counts_day", table_name="screened_counts")
     op.drop_table("screened_counts")
