@@ -204,6 +204,7 @@ screened_counts = Table(
     Index("ix_screened_counts_day", "day"),  # pruning
     Index("ix_screened_counts_user_last", "user_id", "last_id"),  # a user's page: their newest rows first
     Index("ix_screened_counts_last", "last_id"),  # an admin's page: everyone's newest rows first
+    Index("ix_screened_counts_sender", "sender", "day"),  # an admin's page: its senders' rows (all users)
 )
 
 # Hashes of Message-IDs the user sent, for reply recognition (SPEC §4.2 item 8).

@@ -32,6 +32,7 @@ def upgrade() -> None:
     op.create_index("ix_screened_counts_day", "screened_counts", ["day"])
     op.create_index("ix_screened_counts_user_last", "screened_counts", ["user_id", "last_id"])
     op.create_index("ix_screened_counts_last", "screened_counts", ["last_id"])
+    op.create_index("ix_screened_counts_sender", "screened_counts", ["sender", "day"])
     sqlite = op.get_bind().dialect.name == "sqlite"
     # as store/events.py's screened_rollup_sql (kept here as it was at this revision): the day as the store
     # computes it, floor(ts / 86400); senders lower-cased in ASCII only, as SQLite's lower() and the store do
@@ -46,6 +47,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_screened_counts_sender", table_name="screened_counts")
     op.drop_index("ix_screened_counts_last", table_name="screened_counts")
     op.drop_index("ix_screened_counts_user_last", table_name="screened_counts")
     op.drop_index("ix_screened_counts_day", table_name="screened_counts")
