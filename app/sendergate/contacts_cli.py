@@ -43,10 +43,10 @@ def _imap_source(url: str, user_addresses: tuple[str, ...]) -> ImapHarvester:
 IMPORT_STEP = 5000  # entries per store transaction: the bar moves, and each step is committed when it ends
 
 
-def _bar(total_hint: int | None, desc: str, unit: str = "msg") -> Any:
+def _bar(total_hint: int | None, desc: str, unit: str = "msg", mininterval: float = 0.1) -> Any:
     from tqdm import tqdm
     return tqdm(total=total_hint, desc=desc, unit=unit, file=sys.stderr, disable=not sys.stderr.isatty(),
-                leave=False)
+                leave=False, mininterval=mininterval)
 
 
 def run_import(args: argparse.Namespace, store: Any) -> int:
@@ -101,7 +101,7 @@ def run_import(args: argparse.Namespace, store: Any) -> int:
         return 0
     note = f"imported from {os.path.basename(source) if '://' not in source else source}"
     added = 0
-    bar = _bar(len(new), "allowing", unit="addr")
+    bar = _bar(len(new), "allowing", unit="addr", mininterval=0)  # every committed step shows
     try:  # in steps, each its own transaction: an interrupted import keeps whole steps, and running it again is safe
         for start in range(0, len(new), IMPORT_STEP):
             step = [c.address for c in new[start:start + IMPORT_STEP]]
