@@ -34,12 +34,14 @@ EXPECTED = {
     "macos_contacts.vcf": {
         "johnny@example.com", "j.appleseed@work.example", "zoe@xn--bcher-kva.example",
         "zoe.lefevre@icloud.example", "commandes@patisserie-dupont.example",
+        "no-reply@patisserie-dupont.example",  # saved by the user: kept although the local part is a role
         ("long.address@a.subdomain.of.a.domain.name.that.apple.folds.because.the.line.exceeds"
          ".seventy-five.octets.example.org"),
     },
     "outlook_21.vcf": {
         "juergen.mueller@example.de", "jm@baeckerei.example", "bob.smith@example.com",
         "francoise.darc.avec.une.adresse.tres.longue.qui.depasse.la.ligne@exemple.fr",
+        "mailer-daemon@exemple.fr",
     },
     "google.vcf": {
         "ana.garcia@gmail.example", "ana.garcia@empresa.example", "ana@otro.example",
@@ -51,12 +53,14 @@ EXPECTED = {
     "wrong_encoding.vcf": {"jose.nunez@example.es"},
     "google.csv": {
         "ana.garcia@gmail.example", "ana@empresa.example", "ana.alt@otro.example",
-        "wei.zhang@example.cn", "ok.entry@example.org",
+        "wei.zhang@example.cn", "ok.entry@example.org", "noreply@tickets.example",
     },
     "google_legacy.csv": {"old.timer@example.com", "old.t@example.net", "timer@work.example"},
-    "outlook.csv": {"renee.celik@example.com", "rcelik@example.com", "e.colleague@corp.example", "tom@tag.example"},
+    "outlook.csv": {"renee.celik@example.com", "rcelik@example.com", "e.colleague@corp.example", "tom@tag.example",
+                    "mailer-daemon@corp.example"},
     "outlook_de.csv": {"klaus@schaefer.example", "k.schaefer@privat.example"},
-    "thunderbird.csv": {"linus@kernel.example", "torvalds@linux-foundation.example", "bare@example.net"},
+    "thunderbird.csv": {"linus@kernel.example", "torvalds@linux-foundation.example", "bare@example.net",
+                        "bounces@lists.example"},
     "thunderbird.ldif": {"linus@kernel.example", "torvalds@linux-foundation.example", "juergen.mueller@example.de"},
     "names_only.csv": set(),
     "header_only.csv": set(),
@@ -104,10 +108,9 @@ def test_macos_vcard_groups_folding_idn_own_and_roles() -> None:
     result = read_file(CORPUS / "macos_contacts.vcf", own_addresses=OWN)
     assert names(result)["j.appleseed@work.example"] == "Johnny Appleseed"  # item1.EMAIL
     assert names(result)["zoe@xn--bcher-kva.example"] == "Zoë Lefèvre"
-    assert reasons(result) == {
-        "no-reply@patisserie-dupont.example": MACHINE_ROLE,
-        "me@example.org": OWN_ADDRESS,
-    }
+    # a role-like address the user saved is theirs to keep (issue 18); only mail harvests drop roles
+    assert "no-reply@patisserie-dupont.example" in result.addresses
+    assert reasons(result) == {"me@example.org": OWN_ADDRESS}
     # Without the own address given, it is a contact like any other.
     assert "me@example.org" in read_file(CORPUS / "macos_contacts.vcf").addresses
 
@@ -118,7 +121,7 @@ def test_outlook_21_quoted_printable_windows_1252() -> None:
     assert by_address["juergen.mueller@example.de"] == "Jürgen Müller"  # raw 8-bit windows-1252
     long_one = "francoise.darc.avec.une.adresse.tres.longue.qui.depasse.la.ligne@exemple.fr"
     assert by_address[long_one] == "Françoise d'Arc"  # QP with CHARSET; address over a soft break
-    assert reasons(result)["MAILER-DAEMON@exemple.fr"] == MACHINE_ROLE
+    assert "mailer-daemon@exemple.fr" in result.addresses and "MAILER-DAEMON@exemple.fr" not in reasons(result)
     assert reasons(result)["not an address"].startswith("invalid")
     # The AGENT card nested in Bob's card is Bob's assistant's data, not a contact of the user.
     assert "assistant.nested@example.com" not in result.addresses
@@ -161,17 +164,14 @@ def test_legacy_encoding_is_read_and_reported() -> None:
 def test_google_csv_multi_value_cells() -> None:
     result = read_file(CORPUS / "google.csv")
     assert names(result)["ana@empresa.example"] == "Ana García"
-    assert reasons(result) == {
-        "noreply@tickets.example": MACHINE_ROLE,
-        "bad entry@example": "invalid: invalid characters in local part",
-    }
+    assert reasons(result) == {"bad entry@example": "invalid: invalid characters in local part"}
 
 
 def test_outlook_csv_exchange_entries_roles_and_tags() -> None:
     result = read_file(CORPUS / "outlook.csv")
     assert names(result)["renee.celik@example.com"] == "Renée Çelik"
     skipped = reasons(result)
-    assert skipped["mailer-daemon@corp.example"] == MACHINE_ROLE
+    assert "mailer-daemon@corp.example" not in skipped and "mailer-daemon@corp.example" in result.addresses
     assert any(raw.startswith("/o=ExchangeLabs") and why.startswith("invalid") for raw, why in skipped.items())
     # tom+newsletters@ and tom@ are one allowlist entry: the second is a duplicate.
     assert skipped["tom@tag.example"] == DUPLICATE
@@ -196,10 +196,7 @@ def test_outlook_unicode_csv_utf16_tab_separated(tmp_path: Path) -> None:
 
 def test_thunderbird_csv_own_address_with_tag() -> None:
     result = read_file(CORPUS / "thunderbird.csv", own_addresses=OWN)
-    assert reasons(result) == {
-        "Me+Thunderbird@Example.org": OWN_ADDRESS,
-        "bounces+list=example.net@lists.example": MACHINE_ROLE,
-    }
+    assert reasons(result) == {"Me+Thunderbird@Example.org": OWN_ADDRESS}
 
 
 def test_csv_without_email_column_warns() -> None:
@@ -260,11 +257,11 @@ def test_thunderbird_abook_sqlite(tmp_path: Path) -> None:
     result = read_file(path, own_addresses=OWN)
     assert result.source == "thunderbird"
     assert result.addresses == {"linus@kernel.example", "torvalds@linux-foundation.example",
-                                "grace@navy.example", "g.hopper@univac.example", "ada@analytical.example"}
+                                "grace@navy.example", "g.hopper@univac.example", "ada@analytical.example",
+                                "no-reply@bank.example"}
     assert names(result)["ada@analytical.example"] == "Ada Lovelace"
     assert names(result)["g.hopper@univac.example"] == "Grace Hopper"
-    assert reasons(result) == {"ME@example.org": OWN_ADDRESS, "Linus@Kernel.example": DUPLICATE,
-                               "no-reply@bank.example": MACHINE_ROLE}
+    assert reasons(result) == {"ME@example.org": OWN_ADDRESS, "Linus@Kernel.example": DUPLICATE}
 
 
 def test_abook_is_opened_read_only(tmp_path: Path) -> None:
@@ -356,3 +353,15 @@ def test_invalid_own_address_is_a_user_error() -> None:
 def test_read_bytes_matches_read_file() -> None:
     data = (CORPUS / "google.csv").read_bytes()
     assert read_bytes(data).addresses == EXPECTED["google.csv"]
+
+
+def test_role_filter_is_for_harvested_mail_not_for_address_books() -> None:
+    """bookings@ from the user's address book is someone they chose to keep; the same address seen in mail
+    (an IMAP harvest's Collector) is still dropped as a machine role (issue 18)."""
+    from sendergate.contacts import read_bytes
+    from sendergate.contacts.model import Collector
+    card = b"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Vet\r\nEMAIL:bookings@riverside-vet.example\r\nEND:VCARD\r\n"
+    assert read_bytes(card).addresses == {"bookings@riverside-vet.example"}
+    harvested = ImportResult("imap")
+    assert Collector(harvested, report_duplicates=False).add("bookings@riverside-vet.example") is None
+    assert reasons(harvested) == {"bookings@riverside-vet.example": MACHINE_ROLE}

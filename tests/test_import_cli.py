@@ -92,3 +92,61 @@ def test_imap_import_records_contacts_and_sent_ids_and_resumes(setup: tuple[Path
     assert "sent Message-IDs recorded" in r.stdout
     r = cli(cfg, "allow", "import", url, "--user", mailgen.OWNER, password="pw")
     assert r.returncode == 0 and "0 addresses found" in r.stdout  # incremental: nothing new was read
+
+
+def test_role_like_addresses_saved_in_an_address_book_are_imported(setup: tuple[Path, Store], tmp_path: Path) -> None:
+    """bookings@ is a role word for mail from strangers, but in the user's address book it is someone they
+    chose to keep (issue 18): vCard and CSV both import it."""
+    cfg, store = setup
+    vcf = tmp_path / "vet.vcf"
+    vcf.write_text("BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Riverside Vet\r\nEMAIL:bookings@riverside-vet.example\r\n"
+                   "END:VCARD\r\n")
+    csv = tmp_path / "shop.csv"
+    csv.write_text("First Name,Last Name,E-mail Address\r\nShop,Orders,Orders@Corner-Shop.example\r\n")
+    for path in (vcf, csv):
+        r = cli(cfg, "allow", "import", str(path), "--user", mailgen.OWNER)
+        assert r.returncode == 0, r.stderr
+        assert "skipped (machine role)" not in r.stdout
+    assert {"bookings@riverside-vet.example", "orders@corner-shop.example"} <= allowed(store)
+
+
+def test_55000_addresses_import_with_a_progress_bar_and_again_adds_nothing(setup: tuple[Path, Store],
+                                                                           tmp_path: Path) -> None:
+    """The size issue 18 names, with stderr on a terminal: the bar shows how far the import is."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+    cfg, store = setup
+    addresses = [f"c{i:05d}@big{i % 37}.example" for i in range(55_000)]
+    book = tmp_path / "55k.csv"
+    book.write_text("First Name,Last Name,E-mail Address\r\n" + "".join(f"C,{i},{a}\r\n"
+                                                                          for i, a in enumerate(addresses)))
+    main, term = pty.openpty()
+    fcntl.ioctl(term, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # a terminal with no width gets no bar
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "sendergate", "allow", "import", str(book), "--user",
+                                 mailgen.OWNER, "--config", str(cfg)], stdout=subprocess.PIPE, stderr=term,
+                                stdin=subprocess.DEVNULL, text=True)
+        os.close(term)
+        bar = b""
+        while True:
+            try:
+                chunk = os.read(main, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            bar += chunk
+        out = proc.stdout.read() if proc.stdout else ""
+        assert proc.wait(timeout=120) == 0, bar.decode(errors="replace")
+    finally:
+        os.close(main)
+    text = bar.decode(errors="replace")
+    import re
+    shown = [int(n) for n in re.findall(r"allowing:.*?(\d+)/55000", text)]
+    assert 0 in shown and any(0 < n < 55_000 for n in shown) and 55_000 in shown, text[-2000:]  # each step
+    assert f"allowed {len(addresses)} new senders" in out
+    assert allowed(store) == set(addresses)
+    r = cli(cfg, "allow", "import", str(book), "--user", mailgen.OWNER)
+    assert "allowed 0 new senders" in r.stdout and len(allowed(store)) == len(addresses)

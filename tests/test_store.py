@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import datetime, timezone
 
 import pytest
@@ -80,6 +81,33 @@ def test_import_counts(store: Store) -> None:
     assert (r["added"], r["present"], r["invalid"]) == (3, 1, 1)
     r = store.import_entries(alice.id, ["a@x.example", "@y.example"])
     assert (r["added"], r["present"], r["invalid"]) == (0, 2, 0)
+
+
+def test_bulk_import_keeps_what_one_by_one_adding_does(store: Store) -> None:
+    """import_entries works in batches (issue 18); per entry it must still do what add_entry does: lift the
+    same exact block, make a temporary allow permanent, keep other users' and global entries apart, and
+    report each input in order (a repeat is present, an invalid one says why)."""
+    from sendergate.store.lists import IMPORT_BATCH
+    alice, _ = store.add_user("alice@example.org")
+    bob, _ = store.add_user("bob@example.org")
+    n = IMPORT_BATCH * 2 + 7  # three batches
+    many = [f"p{i:04d}@bulk.example" for i in range(n)]
+    store.add_entry(alice.id, "block", many[IMPORT_BATCH + 3])
+    temp, _ = store.add_entry(alice.id, "allow", many[-1], expires_at=time.time() + 3600)
+    store.add_entry(bob.id, "allow", many[0])
+    store.add_entry(None, "allow", many[1])
+    store.add_entry(alice.id, "block", "@blocked.example")
+    r = store.import_entries(alice.id, [*many, "P0000@Bulk.example", "nope", "@blocked.example"], note="n")
+    assert (r["added"], r["present"], r["invalid"]) == (n, 2, 1)
+    assert [x["status"] for x in r["results"]] == ["added"] * (n - 1) + ["present", "present", "invalid", "added"]
+    assert r["results"][-2] == {"entry": "nope", "status": "invalid", "error": r["results"][-2]["error"]}
+    assert r["results"][-2]["error"]
+    allowed = {str(e.pattern): e for e in store.entries(alice.id, "allow")}
+    assert set(allowed) == {*many, "@blocked.example"}
+    assert allowed[many[-1]].id == temp.id and allowed[many[-1]].expires_at is None  # made permanent
+    assert store.entries(alice.id, "block") == []  # both blocks lifted
+    assert [str(e.pattern) for e in store.entries(bob.id, "allow")] == [many[0]]
+    assert store.import_entries(alice.id, many)["added"] == 0
 
 
 def test_challenge_is_reused_and_every_link_works(store: Store) -> None:

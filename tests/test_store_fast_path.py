@@ -39,7 +39,7 @@ SENDERS = ["s1@spam.example", "s2@spam.example", "x@sub.spam.example", "news@lis
 PATTERNS = ["s1@spam.example", "@spam.example", "@lists.example", "friend@ok.example", "list:news.lists.example"]
 # the tables the operations write; users and their addresses are made once per store
 WRITTEN = [schema.challenge_link_members, schema.challenge_tokens, schema.captchas, schema.challenges,
-           schema.events, schema.event_counts, schema.list_entries]
+           schema.events, schema.event_counts, schema.screened_counts, schema.list_entries]
 # columns left out of the comparison: an entry's creation time is the wall clock's, and its id is the
 # backend's (allowing a sender replaces the block of it: SQLite gives the new row the freed rowid, a
 # PostgreSQL sequence does not); an entry is known by its owner, action and pattern
@@ -55,7 +55,9 @@ refusal = st.fixed_dictionaries({
 })
 plain_event = st.fixed_dictionaries({
     "recipient": st.sampled_from(RECIPIENTS + STRANGERS),
-    "verdict": st.sampled_from([Verdict.DELIVERED, Verdict.SPAM, Verdict.UNKNOWN_RECIPIENT, Verdict.BULK]),
+    "verdict": st.sampled_from([Verdict.DELIVERED, Verdict.SPAM, Verdict.UNKNOWN_RECIPIENT, Verdict.BULK,
+                                Verdict.SCREENED]),
+    "sender": st.sampled_from(["s@x.example", "News@Shop.example", ""]),  # screened_counts groups them lower-cased
 })
 write = st.one_of(st.tuples(st.just("refuse"), refusal), st.tuples(st.just("event"), plain_event))
 step = st.one_of(
@@ -137,7 +139,8 @@ def run(subject: Subject, steps: list[Any], clock: Clock) -> list[Any]:
         ts = datetime.fromtimestamp(clock.now, timezone.utc)
         if kind == "event":
             user_id = store.recipient_user(parse(w["recipient"]))
-            return store.add_event_tx, (EventRecord(ts=ts, verdict=w["verdict"], reason="r", sender="s@x.example",
+            return store.add_event_tx, (EventRecord(ts=ts, verdict=w["verdict"], reason="r",
+                                                    sender=w.get("sender", "s@x.example"),
                                                     recipient=w["recipient"], user_id=user_id, size=100),)
         details = {"spf": "pass", "dkim": "none", "dmarc": "none"} if w["auth"] else {}
         records = [EventRecord(ts=ts, verdict=Verdict.CHALLENGED, reason="challenged", sender=w["sender"],
@@ -231,6 +234,12 @@ def test_the_comparison_sees_the_paths_it_compares(subjects: tuple[list[Subject]
                               "max_pending": 0})),
         ("entry", "bob", "block", "@spam.example"),
         ("rcpt", "bob2@example.org", "x@sub.spam.example"),
+        ("commit", [("event", {"recipient": "alice@example.org", "verdict": Verdict.SCREENED,
+                               "sender": "News@Shop.example"}),
+                    ("event", {"recipient": "alice@example.org", "verdict": Verdict.BULK,
+                               "sender": "news@shop.example"})]),
+        ("alone", ("event", {"recipient": "alice@example.org", "verdict": Verdict.SCREENED,
+                             "sender": "news@shop.example"})),
     ]
     results = []
     for s in stores:
@@ -252,7 +261,10 @@ def test_the_comparison_sees_the_paths_it_compares(subjects: tuple[list[Subject]
     ]
     assert challenges[0]["auth"] == "spf=pass dkim=none dmarc=none"
     assert [m[1] for m in rows["challenge_link_members"]] == [3, 4]  # the group's link names bob's and alice's
-    assert answers[-1][0] == bob and [e[:2] for e in answers[-1][1]] == [("block", "@spam.example")]
+    assert answers[7][0] == bob and [e[:2] for e in answers[7][1]] == [("block", "@spam.example")]
     day = int(T0 // 86400)
     assert (alice, day, "tempfail", 1) in rows["event_counts"]
     assert (0, day, "unknown_recipient", 1) in rows["event_counts"]
+    # the Screened rollup: one row for the sender however it was spelt, counts per verdict, the newest id
+    newest = max(r[0] for r in rows["events"])
+    assert [r[:5] + r[7:] for r in rows["screened_counts"]] == [(alice, "news@shop.example", day, 2, 1, newest)]

@@ -141,6 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arg(dgs)
     dgs.set_defaults(func=cmd_digest_send)
 
+    rc = sub.add_parser("recount", help="rebuild the rollups read by /api/v1/stats and /api/v1/screened from the "
+                                        "event log (after events were loaded or edited outside the gateway)")
+    _config_arg(rc)
+    rc.set_defaults(func=cmd_recount)
+
     d = sub.add_parser("demo", help="start a demo gateway on loopback with seeded activity and open the desktop app")
     d.add_argument("--no-desktop", action="store_true", help="run only the gateway (for headless machines)")
     d.add_argument("--dir", help="where to keep the demo's store and config (default: a temporary directory)")
@@ -274,6 +279,14 @@ def _check_downstream(args: argparse.Namespace, cfg: Config) -> list[tuple[str, 
         print(f"{args.config}: warning: delivery.target: not reachable now; mail gets 451 until it is",
               file=sys.stderr)
     return [("delivery.tls", p) for p in problems]
+
+
+def cmd_recount(args: argparse.Namespace) -> int:
+    store = _store(args)
+    started = time.monotonic()
+    store.recount_events()
+    print(f"event_counts and screened_counts rebuilt from the event log in {time.monotonic() - started:.1f} s")
+    return 0
 
 
 def cmd_users_add(args: argparse.Namespace) -> int:

@@ -40,10 +40,13 @@ def _imap_source(url: str, user_addresses: tuple[str, ...]) -> ImapHarvester:
                          password=password, sent_folder=sent, own_addresses=user_addresses)
 
 
-def _bar(total_hint: int | None, desc: str) -> Any:
+IMPORT_STEP = 5000  # entries per store transaction: the bar moves, and each step is committed when it ends
+
+
+def _bar(total_hint: int | None, desc: str, unit: str = "msg", mininterval: float = 0.1) -> Any:
     from tqdm import tqdm
-    return tqdm(total=total_hint, desc=desc, unit="msg", file=sys.stderr, disable=not sys.stderr.isatty(),
-                leave=False)
+    return tqdm(total=total_hint, desc=desc, unit=unit, file=sys.stderr, disable=not sys.stderr.isatty(),
+                leave=False, mininterval=mininterval)
 
 
 def run_import(args: argparse.Namespace, store: Any) -> int:
@@ -96,15 +99,23 @@ def run_import(args: argparse.Namespace, store: Any) -> int:
         for c in new:
             print(f"  would allow {c.address}" + (f"  ({c.name})" if c.name else ""))
         return 0
-    counts = store.import_entries(user.id, [c.address for c in new], source="import",
-                                  note=f"imported from {os.path.basename(source) if '://' not in source else source}")
+    note = f"imported from {os.path.basename(source) if '://' not in source else source}"
+    added = 0
+    bar = _bar(len(new), "allowing", unit="addr", mininterval=0)  # every committed step shows
+    try:  # in steps, each its own transaction: an interrupted import keeps whole steps, and running it again is safe
+        for start in range(0, len(new), IMPORT_STEP):
+            step = [c.address for c in new[start:start + IMPORT_STEP]]
+            added += store.import_entries(user.id, step, source="import", note=note)["added"]
+            bar.update(len(step))
+    finally:
+        bar.close()
     harvested = result if isinstance(result, HarvestResult) else None  # an IMAP source
     hashes = harvested.sent_message_id_hashes if harvested is not None else []
     if hashes:
         store.add_sent_ids(user.id, hashes)
     if state_key is not None and harvested is not None:
         store.set_setting(state_key, json.dumps(harvested.state))
-    print(f"allowed {counts['added']} new senders for {user.addresses[0]}"
+    print(f"allowed {added} new senders for {user.addresses[0]}"
           + (f"; {len(hashes)} sent Message-IDs recorded for reply recognition" if hashes else ""))
     if interrupted:
         print(f"sendergate: {interrupted}", file=sys.stderr)

@@ -280,6 +280,53 @@ def test_cancel_mid_import_leaves_a_consistent_allowlist(qtbot, import_page, api
     assert set(addresses) <= set(allowed(api))
 
 
+def test_role_like_address_saved_in_an_address_book_is_imported(qtbot, import_page, api, tmp_path) -> None:
+    """bookings@ looks like a machine role, but the user saved it: it is offered and imported (issue 18)."""
+    page = import_page
+    book = write_vcards(tmp_path / "vet.vcf", ["Bookings@Riverside-Vet.example", "dr.hale@riverside-vet.example"])
+    read_and_wait(qtbot, page, lambda: page.read_file(str(book)))
+    assert {r.address: r.status for r in page.model.rows()} == {
+        "bookings@riverside-vet.example": NEW, "dr.hale@riverside-vet.example": NEW}
+    assert page.model.checked_count() == 2
+    summary = import_and_wait(qtbot, page)
+    assert summary == "Import finished: 2 added, 0 were already allowed, 0 invalid.", summary
+    assert {"bookings@riverside-vet.example", "dr.hale@riverside-vet.example"} <= set(allowed(api))
+
+
+def test_55000_addresses_import_with_progress_and_a_consistent_cancel(qtbot, import_page, api, tmp_path) -> None:
+    """An address book the size issue 18 names: the bar moves chunk by chunk, Cancel stops mid-way, and the
+    gateway then holds exactly what the page says it imported; Import again finishes the rest."""
+    page = import_page
+    addresses = [f"c{i:05d}@big{i % 37}.example" for i in range(55_000)]
+    book = write_vcards(tmp_path / "55k.vcf", addresses)
+    with qtbot.waitSignal(page.read_finished, timeout=120_000):
+        page.read_file(str(book))
+    assert page.model.checked_count() == len(addresses)
+    seen: list[int] = []
+
+    def watch(value: int) -> None:
+        seen.append(value)
+        if value >= len(addresses) // 2 and page.state == "importing" and not page._cancel.is_set():
+            page.cancel()
+
+    page.progress.valueChanged.connect(watch)
+    with qtbot.waitSignal(page.import_finished, timeout=120_000) as done:
+        qtbot.mouseClick(page.import_button, Qt.MouseButton.LeftButton)
+    page.progress.valueChanged.disconnect(watch)
+    assert done.args[0].startswith("Import cancelled after"), done.args[0]
+    assert page.progress.maximum() == len(addresses)
+    steps = [v for v in seen if v > 0]
+    assert len(steps) >= len(addresses) // 2 // IMPORT_CHUNK and steps == sorted(steps)  # it moved, forwards
+    tally = page._tally
+    assert tally is not None and len(addresses) // 2 <= tally.done < len(addresses)
+    now = set(allowed(api))
+    assert [a for a in addresses if a in now] == addresses[:tally.done] == tally.imported
+    with qtbot.waitSignal(page.import_finished, timeout=120_000) as done:
+        qtbot.mouseClick(page.import_button, Qt.MouseButton.LeftButton)
+    assert done.args[0].startswith(f"Import finished: {len(addresses) - tally.done} added"), done.args[0]
+    assert set(addresses) <= set(allowed(api))
+
+
 # -- the IMAP account -------------------------------------------------------------------------------
 def send_reply(gateway: GatewayProcess, sender: str, recipient: str, in_reply_to: str) -> tuple[int, str]:
     with gateway.smtp() as s:

@@ -34,7 +34,7 @@ def read_file(path: str | Path, own_addresses: Iterable[str] = ()) -> ImportResu
     own = own_address_keys(own_addresses)
     if head == SQLITE_MAGIC:
         result = ImportResult("thunderbird")
-        read_abook(path, result, Collector(result, own))
+        read_abook(path, result, Collector(result, own, drop_roles=False))
         return result
     try:
         data = path.read_bytes()
@@ -57,13 +57,13 @@ def read_bytes(data: bytes, own: frozenset[str] = frozenset(), name: str = "the 
         raise ContactsError(f"{name} is not an address book (vCard, CSV, LDIF or Thunderbird abook.sqlite)")
     if looks_like_vcard(text):
         result = ImportResult("vcard")
-        read_vcards(text, result, Collector(result, own))
+        read_vcards(text, result, Collector(result, own, drop_roles=False))
     elif _LDIF_START.match(text.lstrip("\ufeff")):
         result = ImportResult("ldif")
-        read_ldif(text, Collector(result, own))
+        read_ldif(text, Collector(result, own, drop_roles=False))
     elif looks_like_csv(text):
         result = ImportResult("csv")
-        read_csv(text, result, Collector(result, own))
+        read_csv(text, result, Collector(result, own, drop_roles=False))
     else:
         raise ContactsError(f"{name} is not an address book (vCard, CSV, LDIF or Thunderbird abook.sqlite)")
     if encoding not in ("utf-8", "utf-16-le", "utf-16-be"):

@@ -206,7 +206,7 @@ class _Run:
         self.own = own
         self.progress = progress
         self.cancelled = cancelled
-        self.collector = Collector(result, frozenset(own), report_duplicates=False)
+        self.collector = Collector(result, frozenset(own), report_duplicates=False, drop_roles=True)
         self.client: IMAPClient | None = None
         self.done = 0
         self.total = 0
@@ -313,7 +313,7 @@ class _Run:
             return
         if key not in self.own:
             self.own.add(key)
-            self.collector = Collector(self.result, frozenset(self.own), report_duplicates=False)
+            self.collector = Collector(self.result, frozenset(self.own), report_duplicates=False, drop_roles=True)
 
     def _advance(self, folder: str, last_uid: int) -> None:
         self.result.state["folders"][folder]["last_uid"] = last_uid

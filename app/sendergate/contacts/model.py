@@ -104,13 +104,16 @@ class Collector:
 
     `report_duplicates`: an address book listing the same address twice is
     worth telling (Skipped "duplicate"); for mail, repetition is the point and
-    only raises `count`. Invalid and role addresses are reported once per
+    only raises `count`. `drop_roles`: addresses harvested from mail whose
+    local part names a machine role (no-reply@, bookings@) are dropped; an
+    address book's are kept, since the user chose to save them. Invalid and role addresses are reported once per
     distinct raw text, so 10,000 mails to one bad address give one line.
     """
 
     def __init__(self, result: ImportResult, own: frozenset[str] = frozenset(),
-                 report_duplicates: bool = True) -> None:
+                 report_duplicates: bool = True, drop_roles: bool = True) -> None:
         self.result = result
+        self._drop_roles = drop_roles
         self._own = own
         self._report_duplicates = report_duplicates
         self._by_key: dict[str, Contact] = {c.address: c for c in result.contacts}
@@ -129,7 +132,7 @@ class Collector:
         if key in self._own:
             self._skip(raw, OWN_ADDRESS)
             return None
-        if is_role_local_part(addr.local):
+        if self._drop_roles and is_role_local_part(addr.local):
             self._skip(raw, MACHINE_ROLE)
             return None
         name = _clean_name(name, raw)

@@ -2,28 +2,32 @@
 
 Each event write also counts it in event_counts (the stats rollup), in the same transaction. Inside a
 group commit (AsyncStore) the counts are gathered per batch and written once per (user, day, verdict).
+A screened or bulk event is also added to screened_counts (per user, sender and day: the Screened
+page's rollup), in the same transaction; pruning and recount_events keep both right.
 """
 
 from __future__ import annotations
 
 import json
+import string
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from operator import attrgetter, itemgetter
 from typing import Any
 
-from sqlalchemy import Integer, Row, String, case, cast, delete, func, insert, or_, select, update
+from sqlalchemy import Integer, Row, String, case, cast, delete, func, insert, or_, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Select
 
 from ..policy.decide import EventRecord
 from .engine import StoreBase, contains_pattern, dbapi, inserted_id
 from .fast_sqlite import add_event_counts as sqlite_add_event_counts
+from .fast_sqlite import add_screened_counts as sqlite_add_screened_counts
 from .fast_sqlite import insert_event as sqlite_insert_event
 from .lists import listed_for_tx
 from .paging import keyset_page
-from .schema import EVENT_COLUMNS, NO_USER, event_counts, events
+from .schema import EVENT_COLUMNS, NO_USER, event_counts, events, screened_counts
 
 DAY = 86400
 BATCH_COUNTS = "sendergate.event_counts"  # conn.info key: counts gathered during one group commit
@@ -56,6 +60,42 @@ def event_dict(row: Row[Any]) -> dict[str, Any]:
     except ValueError:  # written by something else; show it rather than fail the page
         out["details"] = {"raw": out.get("details")}
     return out
+
+
+SCREENED_VERDICTS = frozenset(("screened", "bulk"))  # what the Screened page (and its rollup) counts
+SCAN_STEP = 500  # rollup rows read per step while finding a Screened page's senders
+# senders are grouped lower-cased in ASCII only: what SQLite's lower() does, so a rebuild gives the same keys
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+ScreenedRow = tuple[int, str, int, int, int, float, float, int]  # a screened_counts row, in column order
+
+
+def screened_row(row: dict[str, Any], event_id: int) -> ScreenedRow:
+    """The screened_counts row of one screened or bulk event row (with a sender)."""
+    user_id, day, verdict = count_key(row)
+    return (user_id, row["sender"].translate(_ASCII_LOWER), day, int(verdict == "screened"),
+            int(verdict == "bulk"), row["ts"], row["ts"], event_id)
+
+
+def merge_screened(rows: Iterable[ScreenedRow]) -> list[ScreenedRow]:
+    """One row per key (an upsert may touch a row once), in key order (PostgreSQL row locks: see
+    add_event_counts_tx)."""
+    out: dict[tuple[int, str, int], ScreenedRow] = {}
+    for r in rows:
+        k = r[:3]
+        o = out.get(k)
+        out[k] = r if o is None else (*k, o[3] + r[3], o[4] + r[4], min(o[5], r[5]), max(o[6], r[6]), max(o[7], r[7]))
+    return [out[k] for k in sorted(out)]
+
+
+def screened_rollup_sql(sqlite: bool, where: str = "") -> str:
+    """INSERT … SELECT that builds screened_counts rows from events (all, or those `where` selects)."""
+    day = "CAST(ts / 86400 AS INTEGER)" if sqlite else "CAST(floor(ts / 86400) AS INTEGER)"
+    lower = ("lower(sender)" if sqlite
+             else "translate(sender, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')")
+    return (f"INSERT INTO screened_counts (user_id, sender, day, screened, bulk, first_ts, last_ts, last_id)"  # noqa: S608  # constants only
+            f" SELECT COALESCE(user_id, 0), {lower}, {day}, SUM(CASE WHEN verdict = 'screened' THEN 1 ELSE 0 END),"
+            f" SUM(CASE WHEN verdict = 'bulk' THEN 1 ELSE 0 END), MIN(ts), MAX(ts), MAX(id) FROM events"
+            f" WHERE verdict IN ('screened', 'bulk') AND sender != ''{where} GROUP BY 1, 2, 3")
 
 
 def count_key(row: dict[str, Any]) -> tuple[int, int, str]:
@@ -103,6 +143,8 @@ class Events(StoreBase):
             batch[count_key(row)] += 1
         else:
             self.add_event_counts_tx(conn, Counter([count_key(row)]))
+        if row["verdict"] in SCREENED_VERDICTS and row["sender"]:
+            self.add_screened_counts_tx(conn, [screened_row(row, event_id)])
         return event_id
 
     def add_events(self, records: Sequence[EventRecord]) -> list[int]:
@@ -114,6 +156,8 @@ class Events(StoreBase):
                 res = conn.execute(insert(events).returning(events.c.id, sort_by_parameter_order=True), rows)
                 ids = [r[0] for r in res]
             self.add_event_counts_tx(conn, Counter(count_key(r) for r in rows))
+            self.add_screened_counts_tx(conn, [screened_row(r, i) for r, i in zip(rows, ids, strict=True)
+                                               if r["verdict"] in SCREENED_VERDICTS and r["sender"]])
             return ids
 
     def add_event_counts_tx(self, conn: Connection, counts: Counter[tuple[int, int, str]]) -> None:
@@ -138,6 +182,28 @@ class Events(StoreBase):
             index_elements=[event_counts.c.user_id, event_counts.c.day, event_counts.c.verdict],
             set_={"count": event_counts.c.count + stmt.excluded.count}))
 
+    def add_screened_counts_tx(self, conn: Connection, rows: Sequence[ScreenedRow]) -> None:
+        """Add screened or bulk events to screened_counts: one upsert statement."""
+        rows = merge_screened(rows)
+        if not rows:
+            return
+        if self.fast:
+            sqlite_add_screened_counts(dbapi(conn), rows)
+            return
+        if self.is_sqlite:
+            from sqlalchemy.dialects.sqlite import insert as upsert
+        else:
+            from sqlalchemy.dialects.postgresql import insert as upsert  # type: ignore[assignment]  # same API
+        sc = screened_counts.c
+        stmt = upsert(screened_counts).values([dict(zip(screened_counts.c.keys(), r, strict=True)) for r in rows])
+        x = stmt.excluded
+        conn.execute(stmt.on_conflict_do_update(
+            index_elements=[sc.user_id, sc.sender, sc.day],
+            set_={"screened": sc.screened + x.screened, "bulk": sc.bulk + x.bulk,
+                  "first_ts": case((x.first_ts < sc.first_ts, x.first_ts), else_=sc.first_ts),
+                  "last_ts": case((x.last_ts > sc.last_ts, x.last_ts), else_=sc.last_ts),
+                  "last_id": case((x.last_id > sc.last_id, x.last_id), else_=sc.last_id)}))
+
     # -- housekeeping -------------------------------------------------------------------------
     def prune_events(self, older_than: float) -> int:
         """Delete events before `older_than`, and their counts: days before the cut go whole, the cut
@@ -156,10 +222,19 @@ class Events(StoreBase):
                                                         ec.verdict == verdict).values(count=ec.count - n))
             if gone:
                 conn.execute(delete(event_counts).where(ec.day == cut_day, ec.count <= 0))
+            # screened_counts: days before the cut go whole; the cut day is grouped again from what is left
+            # of it (one day's screened events: its first/last seen change too, not only its counts)
+            sc = screened_counts.c
+            conn.execute(delete(screened_counts).where(sc.day < cut_day))
+            if any(v in SCREENED_VERDICTS for _, v in gone):
+                conn.execute(delete(screened_counts).where(sc.day == cut_day))
+                conn.execute(text(screened_rollup_sql(self.is_sqlite, " AND ts >= :a AND ts < :b")),
+                             {"a": float(cut_day * DAY), "b": float((cut_day + 1) * DAY)})
             return pruned
 
     def recount_events(self) -> None:
-        """Rebuild event_counts from the events (after a bulk load that bypassed the store, e.g. benchmarks)."""
+        """Rebuild event_counts and screened_counts from the events (after a bulk load that bypassed the
+        store, e.g. benchmarks; `sendergate recount`)."""
         # floor(ts / 86400) as in count_key; SQLite's CAST truncates, which is floor after 1970
         day = (cast(events.c.ts / DAY, Integer) if self.is_sqlite
                else cast(func.floor(events.c.ts / DAY), Integer))
@@ -169,6 +244,8 @@ class Events(StoreBase):
             conn.execute(insert(event_counts).from_select(
                 ["user_id", "day", "verdict", "count"],
                 select(user, day, events.c.verdict, func.count()).group_by(user, day, events.c.verdict)))
+            conn.execute(delete(screened_counts))
+            conn.execute(text(screened_rollup_sql(self.is_sqlite)))
 
     # -- reading ------------------------------------------------------------------------------
     def events_page(self, scope: int | None, *, verdicts: Sequence[str] = (), q: str = "",
@@ -242,37 +319,106 @@ class Events(StoreBase):
     def screened_senders(self, scope: int | None, list_owner: int, *, since: float, upto_id: int,
                          before_id: int | None = None, limit: int = 200,
                          now: float | None = None) -> tuple[list[dict[str, Any]], int | None]:
-        """Automated senders that were screened or refused as bulk, one row per sender (lower-cased), the
-        most recently seen first; grouped and counted in the database.
+        """Automated senders that were screened or refused as bulk, one row per sender (lower-cased in
+        ASCII), the most recently seen first; read from screened_counts, so a page costs the same however
+        long the event log is (it groups a caller's per-sender-and-day rows of the period).
 
-        Only events with since <= ts and id <= upto_id count: a client paging through the groups pins
-        `upto_id` on its first page, so a sender who writes again meanwhile does not jump to a page
-        already read. A page ends below `before_id` (the last group's newest event id). Each row says
-        which entry of `list_owner`'s lists (or a global one) decides for the sender today, if any.
+        The period is whole UTC days: from the day `since` falls in. Only events with id <= upto_id
+        count: a client paging through the groups pins `upto_id` on its first page, so a sender who
+        writes again meanwhile does not jump to a page already read (such a sender's newer events are
+        taken off its rollup rows: they are the events after `upto_id`, few). A page ends below
+        `before_id` (the last group's newest event id). Each row says which entry of `list_owner`'s
+        lists (or a global one) decides for the sender today, if any.
         """
-        e = events.c
-        sender = func.lower(e.sender)
-        newest = func.max(e.id)
-        stmt = (select(sender.label("sender"), func.count().label("count"),
-                       func.sum(case((e.verdict == "screened", 1), else_=0)).label("screened"),
-                       func.sum(case((e.verdict == "bulk", 1), else_=0)).label("bulk"),
-                       newest.label("last_id"), func.min(e.ts).label("first_seen"), func.max(e.ts).label("last_seen"))
-                .where(e.verdict.in_(("screened", "bulk")), e.ts >= since, e.id <= upto_id, e.sender != "")
-                .group_by(sender))
+        sc, e = screened_counts.c, events.c
+        first_day = int(since // DAY)
+        newest = func.max(sc.last_id)
+        groups = (select(sc.sender, func.sum(sc.screened).label("screened"), func.sum(sc.bulk).label("bulk"),
+                         newest.label("last_id"), func.min(sc.first_ts).label("first_seen"),
+                         func.max(sc.last_ts).label("last_seen"))
+                  .where(sc.day >= first_day).group_by(sc.sender))
         if scope is not None:
-            stmt = stmt.where(e.user_id == scope)
+            groups = groups.where(sc.user_id == scope)
         with self.engine.connect() as conn:
-            rows, cursor = keyset_page(conn, stmt, newest, before=before_id, limit=limit, cursor="last_id",
-                                       grouped=True)
-            page = [dict(r._mapping) for r in rows]
+            moved, taken = self._screened_moved(conn, scope, groups, first_day, upto_id, before_id)
+            page = self._screened_scan(conn, scope, groups, first_day, upto_id, before_id, limit + 1, taken)
+            page += moved
+            page.sort(key=itemgetter("last_id"), reverse=True)
+            cursor = page[limit - 1]["last_id"] if len(page) > limit else None
+            page = page[:limit]
             subjects = dict(conn.execute(select(e.id, e.subject).where(
                 e.id.in_([g["last_id"] for g in page]))).all()) if page else {}
             deciding = listed_for_tx(conn, list_owner, [g["sender"] for g in page], now=now)
         for g in page:
             g["latest_subject"] = subjects.get(g["last_id"], "")
             g["screened"], g["bulk"] = int(g["screened"] or 0), int(g["bulk"] or 0)
+            g["count"] = g["screened"] + g["bulk"]
             g["listed"] = deciding.get(g["sender"])
         return page, cursor
+
+    def _screened_scan(self, conn: Connection, scope: int | None, groups: Select[Any], first_day: int,
+                       upto_id: int, before_id: int | None, want: int, skip: set[str]) -> list[dict[str, Any]]:
+        """The `want` groups with the newest events below `before_id`, found by reading the rollup's rows
+        newest first (an index on last_id) until that many senders were seen: the cost follows the page,
+        not the log. A sender whose newest event is at or above `before_id` was on an earlier page."""
+        sc = screened_counts.c
+        rows = select(sc.sender, sc.last_id).where(sc.day >= first_day, sc.last_id <= upto_id)
+        if scope is not None:
+            rows = rows.where(sc.user_id == scope)
+        rows = rows.order_by(sc.last_id.desc()).limit(SCAN_STEP)
+        found: list[dict[str, Any]] = []
+        seen, bound = set(skip), before_id
+        while len(found) < want:
+            chunk = conn.execute(rows if bound is None else rows.where(sc.last_id < bound)).all()
+            fresh = []
+            for r in chunk:
+                if r.sender not in seen:
+                    seen.add(r.sender)
+                    fresh.append(r.sender)
+            if fresh:
+                for g in conn.execute(groups.where(sc.sender.in_(fresh))):
+                    if before_id is None or g.last_id < before_id:
+                        found.append(dict(g._mapping))
+            if len(chunk) < SCAN_STEP:
+                break
+            bound = chunk[-1].last_id
+        return found
+
+    def _screened_moved(self, conn: Connection, scope: int | None, groups: Select[Any], first_day: int,
+                        upto_id: int, before_id: int | None) -> tuple[list[dict[str, Any]], set[str]]:
+        """The groups, as of `upto_id`, of senders with screened or bulk events after it (their rollup
+        rows count those too): the rollup less the newer events; the newest event up to `upto_id` read."""
+        e, sc = events.c, screened_counts.c
+        newer = select(e.sender, e.verdict).where(e.id > upto_id, e.verdict.in_(sorted(SCREENED_VERDICTS)),
+                                                  e.sender != "", e.ts >= first_day * DAY)
+        if scope is not None:
+            newer = newer.where(e.user_id == scope)
+        taken: dict[str, Counter[str]] = {}
+        for sender, verdict in conn.execute(newer):
+            taken.setdefault(sender.translate(_ASCII_LOWER), Counter())[verdict] += 1
+        out: list[dict[str, Any]] = []
+        for g in conn.execute(groups.where(sc.sender.in_(sorted(taken)))) if taken else ():
+            row = dict(g._mapping)
+            less = taken[row["sender"]]
+            row["screened"] = int(row["screened"] or 0) - less["screened"]
+            row["bulk"] = int(row["bulk"] or 0) - less["bulk"]
+            if row["screened"] + row["bulk"] <= 0:
+                continue  # all of its events in the period came after the first page
+            last = select(e.id, e.ts).where(e.id <= upto_id, e.verdict.in_(sorted(SCREENED_VERDICTS)),
+                                            e.ts >= first_day * DAY, self._ascii_lower(e.sender) == row["sender"])
+            if scope is not None:
+                last = last.where(e.user_id == scope)
+            found = conn.execute(last.order_by(e.id.desc()).limit(1)).first()
+            if found is None or (before_id is not None and found.id >= before_id):
+                continue
+            row["last_id"], row["last_seen"] = found.id, found.ts
+            out.append(row)
+        return out, set(taken)
+
+    def _ascii_lower(self, column: Any) -> Any:
+        if self.is_sqlite:
+            return func.lower(column)  # SQLite's lower() folds ASCII only
+        return func.translate(column, string.ascii_uppercase, string.ascii_lowercase)
 
     def day_counts(self, scope: int | None, first_day: int, last_day: int) -> dict[int, dict[str, int]]:
         """{day number: {verdict: count}} for days first_day..last_day (UTC day numbers since the epoch).

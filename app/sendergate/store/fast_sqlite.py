@@ -23,6 +23,11 @@ log = logging.getLogger(__name__)
 _SQL_EVENT = f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"  # noqa: S608
 _SQL_COUNTS = ('INSERT INTO event_counts (user_id, day, verdict, "count") VALUES (?, ?, ?, ?) '
                'ON CONFLICT (user_id, day, verdict) DO UPDATE SET "count" = event_counts."count" + excluded."count"')
+_SQL_SCREENED = ("INSERT INTO screened_counts (user_id, sender, day, screened, bulk, first_ts, last_ts, last_id) "
+                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, sender, day) DO UPDATE SET "
+                 "screened = screened + excluded.screened, bulk = bulk + excluded.bulk, "
+                 "first_ts = min(first_ts, excluded.first_ts), last_ts = max(last_ts, excluded.last_ts), "
+                 "last_id = max(last_id, excluded.last_id)")
 _SQL_PENDING = "SELECT id, expires_at FROM challenges WHERE user_id = ? AND sender = ? AND status = 'pending'"
 _SQL_EXPIRE = "UPDATE challenges SET status = 'expired', updated_at = ? WHERE id = ?"
 _SQL_REUSE = "UPDATE challenges SET attempts = attempts + 1, updated_at = ?, subject = ?, auth = ? WHERE id = ?"
@@ -81,6 +86,11 @@ def insert_event(db: sqlite3.Connection, values: tuple[object, ...]) -> int:
 def add_event_counts(db: sqlite3.Connection, rows: Iterable[tuple[int, int, str, int]]) -> None:
     """Events.add_event_counts_tx's upsert: (user_id, day, verdict, count) rows."""
     db.executemany(_SQL_COUNTS, rows)
+
+
+def add_screened_counts(db: sqlite3.Connection, rows: Iterable[tuple[object, ...]]) -> None:
+    """Events.add_screened_counts_tx's upsert: screened_counts rows in column order."""
+    db.executemany(_SQL_SCREENED, rows)
 
 
 def rcpt_facts(conn: sqlite3.Connection, recipient: Address,

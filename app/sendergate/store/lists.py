@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 _le = list_entries.c
 _ENTRIES_QUERIES: dict[int, Select[Any]] = {}
+IMPORT_BATCH = 500  # values per look-up in a bulk import (below SQLite's and asyncpg's parameter limits)
 
 
 def entry_of(row: Any) -> ListEntry:
@@ -199,21 +200,62 @@ class Lists(StoreBase):
 
     def import_entries(self, user_id: int | None, patterns: Iterable[str], *, source: str = "import",
                        note: str = "") -> dict[str, Any]:
-        """Bulk allow, idempotent: counts of added / already present / invalid, with per-entry results."""
-        added, present, invalid = 0, 0, 0
-        results = []
+        """Bulk allow, idempotent: counts of added / already present / invalid, with per-entry results.
+
+        What add_entry_tx does per entry, done per batch in one transaction: a look-up of the owner's
+        allow and block entries for IMPORT_BATCH values at a time, one DELETE of the blocks an allow
+        lifts, one UPDATE of temporary allow entries made permanent, one multi-row INSERT.
+        """
+        parsed: list[tuple[str, Pattern | None, str]] = []
+        for raw in patterns:
+            try:
+                parsed.append((raw, parse_pattern(raw), ""))
+            except AddressError as exc:
+                parsed.append((raw, None, str(exc)))
+        wanted = sorted({(p.kind, p.value) for _, p, _ in parsed if p is not None})
+        owner = _le.user_id.is_(None) if user_id is None else _le.user_id == user_id
+        now = now_ts()
         with self.engine.begin() as conn:
-            for raw in patterns:
-                try:
-                    pat = parse_pattern(raw)
-                except AddressError as exc:
-                    invalid += 1
-                    results.append({"entry": raw, "status": "invalid", "error": str(exc)})
-                    continue
-                _, created = add_entry_tx(conn, user_id, "allow", pat, source, note, None)
-                added += created
-                present += not created
-                results.append({"entry": str(pat), "status": "added" if created else "present"})
+            have: set[tuple[str, str]] = set()
+            for i in range(0, len(wanted), IMPORT_BATCH):
+                batch = wanted[i:i + IMPORT_BATCH]
+                by_kind: dict[str, list[str]] = {}
+                for kind, value in batch:
+                    by_kind.setdefault(kind, []).append(value)
+                allow_temp: list[int] = []
+                block_ids: list[int] = []
+                for kind, values in by_kind.items():
+                    for r in conn.execute(select(_le.id, _le.action, _le.value, _le.expires_at).where(
+                            _le.kind == kind, _le.value.in_(values), owner)):
+                        if r.action == "allow":
+                            have.add((kind, r.value))
+                            if r.expires_at is not None:  # a permanent entry supersedes a temporary one
+                                allow_temp.append(r.id)
+                        else:
+                            block_ids.append(r.id)
+                if allow_temp:
+                    conn.execute(update(list_entries).where(_le.id.in_(allow_temp)).values(expires_at=None))
+                if block_ids:  # allowing a sender lifts the same exact block: one entry per pattern
+                    conn.execute(delete(list_entries).where(_le.id.in_(block_ids)))
+                new = [{"user_id": user_id, "action": "allow", "kind": k, "value": v, "source": source,
+                        "note": note, "created_at": now, "expires_at": None, "auth": None}
+                       for k, v in batch if (k, v) not in have]
+                if new:
+                    conn.execute(insert(list_entries), new)
+        added, present, invalid = 0, 0, 0
+        results: list[dict[str, Any]] = []
+        seen: set[tuple[str, str]] = set()
+        for raw, p, error in parsed:
+            if p is None:
+                invalid += 1
+                results.append({"entry": raw, "status": "invalid", "error": error})
+                continue
+            key = (p.kind, p.value)
+            created = key not in have and key not in seen
+            seen.add(key)  # a repeat within the same import is already present
+            added += created
+            present += not created
+            results.append({"entry": str(p), "status": "added" if created else "present"})
         return {"added": added, "present": present, "invalid": invalid, "results": results}
 
     def import_preview(self, owner_id: int | None, raws: Iterable[str]) -> dict[str, Any]:
@@ -225,12 +267,15 @@ class Lists(StoreBase):
             except AddressError as exc:
                 parsed.append((raw, None, str(exc)))
         owner = _le.user_id.is_(None) if owner_id is None else _le.user_id == owner_id
-        values = sorted({p.value for _, p, _ in parsed if p is not None})
+        by_kind: dict[str, list[str]] = {}
+        for kind, value in sorted({(p.kind, p.value) for _, p, _ in parsed if p is not None}):
+            by_kind.setdefault(kind, []).append(value)
         have: set[tuple[str, str]] = set()
         with self.engine.connect() as conn:
-            for i in range(0, len(values), 500):
-                have |= {(r.kind, r.value) for r in conn.execute(select(_le.kind, _le.value).where(
-                    owner, _le.action == "allow", _le.value.in_(values[i:i + 500])))}
+            for kind, values in by_kind.items():  # kind first: the lookup index (kind, value, user_id) serves it
+                for i in range(0, len(values), IMPORT_BATCH):
+                    have |= {(kind, r.value) for r in conn.execute(select(_le.value).where(
+                        _le.kind == kind, _le.value.in_(values[i:i + IMPORT_BATCH]), owner, _le.action == "allow"))}
         results: list[dict[str, Any]] = []
         for raw, p, error in parsed:
             if p is None:

@@ -205,6 +205,25 @@ event_counts = Table(
 )
 NO_USER = 0  # event_counts.user_id for events without a user
 
+# Screened and bulk events per user, sender (ASCII lower-cased) and UTC day: what /api/v1/screened
+# groups, so a page does not read the event log. Kept in the transaction that writes (or prunes) the
+# events, like event_counts; user_id 0 for events without a user. last_id: the newest event's id.
+screened_counts = Table(
+    "screened_counts", metadata,
+    Column("user_id", Integer, primary_key=True, autoincrement=False),
+    Column("sender", String(320), primary_key=True),
+    Column("day", Integer, primary_key=True, autoincrement=False),
+    Column("screened", BigInteger().with_variant(Integer, "sqlite"), nullable=False),
+    Column("bulk", BigInteger().with_variant(Integer, "sqlite"), nullable=False),
+    Column("first_ts", Float, nullable=False),
+    Column("last_ts", Float, nullable=False),
+    Column("last_id", BigInteger().with_variant(Integer, "sqlite"), nullable=False),
+    Index("ix_screened_counts_day", "day"),  # pruning
+    Index("ix_screened_counts_user_last", "user_id", "last_id"),  # a user's page: their newest rows first
+    Index("ix_screened_counts_last", "last_id"),  # an admin's page: everyone's newest rows first
+    Index("ix_screened_counts_sender", "sender", "day"),  # an admin's page: its senders' rows (all users)
+)
+
 # Hashes of Message-IDs the user sent, for reply recognition (SPEC §4.2 item 8).
 sent_ids = Table(
     "sent_ids", metadata,

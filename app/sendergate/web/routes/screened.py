@@ -18,7 +18,9 @@ router = APIRouter(prefix=API_PREFIX)
 
 @router.get("/screened", response_model=ScreenedPage, tags=["events"], responses=BAD_REQUEST,
             summary="Automated senders screened or refused as bulk, grouped by sender, most recently seen first",
-            description="Grouped and counted by the store. The first page pins the period and the events it "
+            description="Read from the store's per-sender daily rollup, so a page costs the same however long "
+                        "the event log is; `days` counts whole UTC days (from the start of the day `days` ago). "
+                        "The first page pins the period and the events it "
                         "counts, so later pages neither repeat nor skip a sender who writes again meanwhile "
                         "(`days` is taken from the cursor then). `listed` tells which of the caller's (or a "
                         "global) allow or block entries decides for the sender or its domain now. A user sees "
