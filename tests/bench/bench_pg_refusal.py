@@ -120,10 +120,13 @@ def main() -> int:
         print(f"{k:8} the index: {med(rates[k]):6.0f} msg/s ({min(rates[k]):.0f}-{max(rates[k]):.0f})  CPU ms/message "
               f"gateway {med(gw_cpu[k]):.3f}  PostgreSQL {med(pg_cpu[k]):.3f}  "
               f"sum {med([a + b for a, b in zip(gw_cpu[k], pg_cpu[k], strict=True)]):.3f}")
-    print("with/without per round, medians: rate "
-          f"{med(a / b for a, b in zip(rates['with'], rates['without'], strict=True)):.3f}  PostgreSQL CPU "
-          f"{med(a / b for a, b in zip(pg_cpu['with'], pg_cpu['without'], strict=True)):.3f}  gateway+PostgreSQL CPU "
-          f"{med((a + b) / (c + d) for a, b, c, d in zip(gw_cpu['with'], pg_cpu['with'], gw_cpu['without'], pg_cpu['without'], strict=True)):.3f}")
+    both = {k: [a + b for a, b in zip(gw_cpu[k], pg_cpu[k], strict=True)] for k in gateways}
+
+    def ratio(v: dict[str, list[float]]) -> float:
+        return med(a / b for a, b in zip(v["with"], v["without"], strict=True))
+
+    print(f"with/without per round, medians: rate {ratio(rates):.3f}  PostgreSQL CPU {ratio(pg_cpu):.3f}  "
+          f"gateway+PostgreSQL CPU {ratio(both):.3f}")
     return 0
 
 
