@@ -184,6 +184,8 @@ events = Table(
     Index("ix_events_user_id", "user_id", "id"),
     Index("ix_events_verdict_id", "verdict", "id"),
     Index("ix_events_user_verdict_id", "user_id", "verdict", "id"),
+    # PostgreSQL only (migration 0010): a user's `since` page reads their rows of the period, not all of them
+    Index("ix_events_user_ts", "user_id", "ts").ddl_if(dialect="postgresql"),
 )
 
 # The event's fields, declared once (policy.decide.EventRecord), in the order the store writes them.
