@@ -11,6 +11,7 @@ from PySide6.QtGui import QColor, QFont, QPainter, QPalette
 from PySide6.QtWidgets import QComboBox, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout
 
 from ..api_client import MODES, VERDICTS, Me, Stats
+from ..checklist import FirstRunChecklist
 from ..i18n import tr
 from ..models.base import verdict_label
 from .base import Page
@@ -45,6 +46,7 @@ class OverviewPage(Page):
         super().__init__(*args, **kwargs)
         self.stats: Stats | None = None
         layout = QVBoxLayout(self)
+        self.checklist: FirstRunChecklist | None = None  # set by the window that has the app's settings
         top = QHBoxLayout()
         self.pending_label = QLabel("–")
         self.pending_label.setObjectName("pendingCount")
@@ -107,6 +109,20 @@ class OverviewPage(Page):
         layout.addWidget(self.chart_view, 1)
         self._apply_palette()
 
+    def set_checklist(self, checklist: FirstRunChecklist) -> None:
+        """The first-run checklist, above everything else on the page."""
+        self.checklist = checklist
+        layout = self.layout()
+        assert isinstance(layout, QVBoxLayout)
+        layout.insertWidget(0, checklist)
+        checklist.mode_requested.connect(self.open_mode_choice)
+
+    def open_mode_choice(self) -> None:
+        """Where the checklist's mode button goes: the mode box, opened."""
+        self.mode_choice.setFocus()
+        if self.mode_choice.isEnabled():
+            self.mode_choice.showPopup()
+
     def _apply_palette(self) -> None:
         dark = self.palette().color(QPalette.ColorRole.Window).lightness() < 128
         self.chart.setTheme(QChart.ChartTheme.ChartThemeDark if dark else QChart.ChartTheme.ChartThemeLight)
@@ -125,6 +141,8 @@ class OverviewPage(Page):
         client = self.client
         self.run(lambda: client.stats(30), self.show_stats, lambda exc: self.messages.error(str(exc)))
         self.run(client.me, self.show_mode, lambda exc: self.messages.error(str(exc)))
+        if self.checklist is not None:
+            self.checklist.refresh()
 
     def show_mode(self, me: Me) -> None:
         self.me = me
@@ -136,6 +154,8 @@ class OverviewPage(Page):
             text += " " + tr("New here? Try Observe for a week first.")
         self.mode_text.setText(text)
         self.mode_text.setToolTip(text)
+        if self.checklist is not None and self.checklist.active:
+            self.checklist.show_me(me)
 
     def _mode_chosen(self, index: int) -> None:
         mode = self.mode_choice.itemData(index)
