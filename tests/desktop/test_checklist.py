@@ -26,7 +26,8 @@ def close(qtbot, w) -> None:
 
 
 # an open combo box popup on the offscreen platform, which has no window raising or keyboard grab
-@pytest.mark.qt_log_ignore(*OFFSCREEN_NOISE, r"This plugin does not support raise\(\)", r"This plugin does not support grabbing")
+@pytest.mark.qt_log_ignore(*OFFSCREEN_NOISE, r"This plugin does not support raise\(\)",
+                           r"This plugin does not support grabbing")
 def test_steps_tick_as_a_newcomer_does_them(qtbot, fresh_gateway, settings):
     g, _ = fresh_gateway
     user, token = g.store.add_user("newcomer@example.org", name="New Comer")  # no allow entries, no choices
