@@ -20,6 +20,7 @@ from .base import Page
 COLOURS = {"delivered": "#2e7d32", "screened": "#0288d1", "challenged": "#f9a825", "bulk": "#8e24aa",
            "virus": "#b71c1c", "spam": "#e64a19", "blocked": "#5d4037", "relay_denied": "#546e7a",
            "unknown_recipient": "#90a4ae", "tempfail": "#c0ca33", "observed": "#00897b"}
+CHART_MIN_HEIGHT, CHART_MIN_HEIGHT_WITH_CHECKLIST = 260, 100
 
 
 def mode_texts() -> dict[str, tuple[str, str]]:
@@ -105,7 +106,7 @@ class OverviewPage(Page):
         self.chart_view.setRenderHint(QPainter.RenderHint.Antialiasing)
         self.chart_view.setObjectName("overviewChart")
         self.chart_view.setAccessibleName(tr("Decisions per day over the last 30 days"))
-        self.chart_view.setMinimumHeight(260)
+        self.chart_view.setMinimumHeight(CHART_MIN_HEIGHT)
         layout.addWidget(self.chart_view, 1)
         self._apply_palette()
 
@@ -116,6 +117,9 @@ class OverviewPage(Page):
         assert isinstance(layout, QVBoxLayout)
         layout.insertWidget(0, checklist)
         checklist.mode_requested.connect(self.open_mode_choice)
+        if checklist.active:  # the page still fits a small screen (760 x 540) while the list shows
+            self.chart_view.setMinimumHeight(CHART_MIN_HEIGHT_WITH_CHECKLIST)
+            checklist.closed.connect(lambda: self.chart_view.setMinimumHeight(CHART_MIN_HEIGHT))
 
     def open_mode_choice(self) -> None:
         """Where the checklist's mode button goes: the mode box, opened."""
