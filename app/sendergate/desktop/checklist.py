@@ -80,13 +80,10 @@ class FirstRunChecklist(QGroupBox):
         return not self.settings.checklist_closed
 
     def refresh(self) -> None:
-        """Ask the gateway what is done: who I am (and the mode), any allow entry, the digest."""
-        if not self.active:
-            return
-        client = self.client
-        self._run(client.me, self.show_me)
-        self._run(lambda: len(client.entries("allow", limit=1).items), self.show_allow_count)
-        self._run(client.digest_frequency, self.show_digest)
+        """Ask the gateway what is done, starting with who I am (the Overview's own refresh does that too
+        and hands the answer to show_me)."""
+        if self.active:
+            self._run(self.client.me, self.show_me)
 
     def _run(self, fn: Any, success: Any) -> None:
         Operation(self, fn, success).failure(self._failed).run()
@@ -97,9 +94,19 @@ class FirstRunChecklist(QGroupBox):
         self.problem.show()
 
     def show_me(self, me: Me) -> None:
+        """The token works: the rest is asked only now, so a refused token is not tried three times more
+        (each refusal counts against the gateway's per-client limit)."""
         self.problem.hide()
         self._tick("connect", True)
         self._tick("mode", not me.mode_is_default)
+        client = self.client
+        if self.active and not self.done["import"]:
+            self._run(lambda: len(client.entries("allow", limit=1).items), self.show_allow_count)
+        if self.active and not self.done["digest"]:
+            self._run(client.digest_frequency, self.show_digest)
+
+    def show_problem(self, exc: Exception) -> None:
+        self._failed(exc)
 
     def show_allow_count(self, count: int) -> None:
         self._tick("import", count > 0)

@@ -144,9 +144,12 @@ class OverviewPage(Page):
     def refresh(self) -> None:
         client = self.client
         self.run(lambda: client.stats(30), self.show_stats, lambda exc: self.messages.error(str(exc)))
-        self.run(client.me, self.show_mode, lambda exc: self.messages.error(str(exc)))
-        if self.checklist is not None:
-            self.checklist.refresh()
+        self.run(client.me, self.show_mode, self._me_failed)
+
+    def _me_failed(self, exc: Exception) -> None:
+        self.messages.error(str(exc))
+        if self.checklist is not None and self.checklist.active:
+            self.checklist.show_problem(exc)
 
     def show_mode(self, me: Me) -> None:
         self.me = me
