@@ -1536,5 +1536,53 @@ Verbunden mit %2</translation>
         <source>Added %1. Pass the pairing code on to them.</source>
         <translation>%1 hinzugefügt. Geben Sie den Kopplungscode an die Person weiter.</translation>
     </message>
+    <message>
+        <source>Getting started</source>
+        <translation>Erste Schritte</translation>
+    </message>
+    <message>
+        <source>Connect this app to your gateway</source>
+        <translation>Diese App mit Ihrem Gateway verbinden</translation>
+    </message>
+    <message>
+        <source>Import the people you know (address book or mail account)</source>
+        <translation>Die Menschen importieren, die Sie kennen (Adressbuch oder Mailkonto)</translation>
+    </message>
+    <message>
+        <source>Choose the mailbox mode (Observe first is suggested)</source>
+        <translation>Den Postfach-Modus wählen (zuerst „Beobachten“ empfohlen)</translation>
+    </message>
+    <message>
+        <source>Turn on the digest mail of new pending senders</source>
+        <translation>Die Zusammenfassung neuer wartender Absender per Mail einschalten</translation>
+    </message>
+    <message>
+        <source>&amp;Import…</source>
+        <translation>&amp;Importieren…</translation>
+    </message>
+    <message>
+        <source>Choose &amp;mode…</source>
+        <translation>&amp;Modus wählen…</translation>
+    </message>
+    <message>
+        <source>Mail me &amp;daily</source>
+        <translation>&amp;Täglich mailen</translation>
+    </message>
+    <message>
+        <source>Hide this list</source>
+        <translation>Diese Liste ausblenden</translation>
+    </message>
+    <message>
+        <source>Could not ask the gateway: %1</source>
+        <translation>Die Anfrage an das Gateway ging schief: %1</translation>
+    </message>
+    <message>
+        <source>Done</source>
+        <translation>Erledigt</translation>
+    </message>
+    <message>
+        <source>Not done yet</source>
+        <translation>Noch offen</translation>
+    </message>
 </context>
 </TS>

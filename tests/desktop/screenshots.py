@@ -53,6 +53,31 @@ def write_import_book(path: str) -> str:
     return path
 
 
+def checklist_shot(app: object, g: object, tmp: str) -> Path:
+    """A newcomer's first Overview: connected, the people they know imported, mode and digest still open."""
+    from sendergate.desktop.api_client import GatewayClient
+    from sendergate.desktop.main_window import MainWindow
+    from sendergate.desktop.settings import Settings
+
+    _, token = g.store.add_user("newcomer@example.org", name="New Comer")  # type: ignore[attr-defined]
+    client = GatewayClient(g.http_url, token)  # type: ignore[attr-defined]
+    client.add_entry("allow", "anna.schmidt@posteo.de", note="imported from contacts.vcf")
+    window = MainWindow(client, Settings.at_path(os.path.join(tmp, "newcomer.ini")), me=client.me())
+    window.resize(1180, 740)
+    window.show()
+    window.start()
+    page = window.show_page("overview")
+    wait(app, lambda: page.loaded and window.checklist.done["import"] and window.checklist.done["connect"],
+         "the checklist")
+    settle(app, 0.6)
+    path = OUT / "desktop-checklist.png"
+    window.grab().save(str(path))
+    window.stream.stop()
+    window.close()
+    client.close()
+    return path
+
+
 def main(argv: list[str]) -> int:
     wanted = set(argv)
     if not os.environ.get("DISPLAY") and os.environ.get("QT_QPA_PLATFORM") != "offscreen":
@@ -78,6 +103,7 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="sendergate-shots-") as tmp:
         settings = Settings.at_path(os.path.join(tmp, "settings.ini"))
         settings.imap_host, settings.imap_user = "imap.example.org", "alice@example.org"  # the Import page's re-sync
+        settings.checklist_closed = True  # the page shots show the pages; the checklist has its own shot
         client = GatewayClient(g.http_url, seeded.token)
         try:
             window = MainWindow(client, settings, me=client.me())
@@ -106,9 +132,18 @@ def main(argv: list[str]) -> int:
                 window.grab().save(str(path))
                 written.append(path)
 
+            if not wanted or "overview-mode" in wanted:
+                page = window.show_page("overview")
+                path = OUT / "desktop-overview-mode.png"
+                page.mode_choice.parentWidget().grab().save(str(path))  # the mode box alone
+                written.append(path)
+
             window.show_page("overview")
             window.stream.stop()
             window.close()
+
+            if not wanted or "checklist" in wanted:
+                written.append(checklist_shot(app, g, tmp))
 
             if not wanted or "setup" in wanted:
                 dialog = SetupDialog(Settings.at_path(os.path.join(tmp, "setup.ini")), SecretStore(),

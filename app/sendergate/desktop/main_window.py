@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 from .. import __version__
 from . import crash, operations
 from .api_client import GatewayClient, Me, StaffUser, StreamMessage
+from .checklist import FirstRunChecklist
 from .i18n import tr
 from .icons import app_icon, icon
 from .pages.activity import ActivityPage
@@ -112,6 +113,13 @@ class MainWindow(QMainWindow):
             item.setToolTip(f"{cls.title()} ({shortcut})")
             self.nav.addItem(item)
         self.nav.currentRowChanged.connect(self._page_chosen)
+        self.checklist = FirstRunChecklist(client, settings)
+        overview_page = self.pages["overview"]
+        assert isinstance(overview_page, OverviewPage)
+        overview_page.set_checklist(self.checklist)
+        self.checklist.import_requested.connect(lambda: self.show_page("import"))
+        # an import adds allow entries: ask again whether the import step is done
+        self.pages["import"].import_finished.connect(lambda _text: self.checklist.refresh())  # type: ignore[attr-defined]
 
         self.connection = QLabel()
         self.connection.setObjectName("connectionState")
@@ -299,6 +307,8 @@ class MainWindow(QMainWindow):
         self.digest_menu.aboutToShow.connect(self._load_digest)
 
     def _show_digest(self, frequency: str) -> None:
+        if self.checklist.active:
+            self.checklist.show_digest(frequency)
         for key, action in self.digest_actions.items():
             action.setEnabled(True)
             action.setChecked(key == frequency)

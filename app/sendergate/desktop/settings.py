@@ -266,3 +266,13 @@ class Settings:
     @language.setter
     def language(self, code: str) -> None:
         self._s.setValue("ui/language", code)
+
+    # -- the first-run checklist --
+    @property
+    def checklist_closed(self) -> bool:
+        """Every step done or the user dismissed it: the Overview no longer shows it."""
+        return self._bool("ui/checklist_closed", False)
+
+    @checklist_closed.setter
+    def checklist_closed(self, closed: bool) -> None:
+        self._s.setValue("ui/checklist_closed", bool(closed))

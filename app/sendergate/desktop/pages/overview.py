@@ -11,6 +11,7 @@ from PySide6.QtGui import QColor, QFont, QPainter, QPalette
 from PySide6.QtWidgets import QComboBox, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout
 
 from ..api_client import MODES, VERDICTS, Me, Stats
+from ..checklist import FirstRunChecklist
 from ..i18n import tr
 from ..models.base import verdict_label
 from .base import Page
@@ -19,6 +20,7 @@ from .base import Page
 COLOURS = {"delivered": "#2e7d32", "screened": "#0288d1", "challenged": "#f9a825", "bulk": "#8e24aa",
            "virus": "#b71c1c", "spam": "#e64a19", "blocked": "#5d4037", "relay_denied": "#546e7a",
            "unknown_recipient": "#90a4ae", "tempfail": "#c0ca33", "observed": "#00897b"}
+CHART_MIN_HEIGHT, CHART_MIN_HEIGHT_WITH_CHECKLIST = 260, 100
 
 
 def mode_texts() -> dict[str, tuple[str, str]]:
@@ -45,6 +47,7 @@ class OverviewPage(Page):
         super().__init__(*args, **kwargs)
         self.stats: Stats | None = None
         layout = QVBoxLayout(self)
+        self.checklist: FirstRunChecklist | None = None  # set by the window that has the app's settings
         top = QHBoxLayout()
         self.pending_label = QLabel("–")
         self.pending_label.setObjectName("pendingCount")
@@ -103,9 +106,26 @@ class OverviewPage(Page):
         self.chart_view.setRenderHint(QPainter.RenderHint.Antialiasing)
         self.chart_view.setObjectName("overviewChart")
         self.chart_view.setAccessibleName(tr("Decisions per day over the last 30 days"))
-        self.chart_view.setMinimumHeight(260)
+        self.chart_view.setMinimumHeight(CHART_MIN_HEIGHT)
         layout.addWidget(self.chart_view, 1)
         self._apply_palette()
+
+    def set_checklist(self, checklist: FirstRunChecklist) -> None:
+        """The first-run checklist, above everything else on the page."""
+        self.checklist = checklist
+        layout = self.layout()
+        assert isinstance(layout, QVBoxLayout)
+        layout.insertWidget(0, checklist)
+        checklist.mode_requested.connect(self.open_mode_choice)
+        if checklist.active:  # the page still fits a small screen (760 x 540) while the list shows
+            self.chart_view.setMinimumHeight(CHART_MIN_HEIGHT_WITH_CHECKLIST)
+            checklist.closed.connect(lambda: self.chart_view.setMinimumHeight(CHART_MIN_HEIGHT))
+
+    def open_mode_choice(self) -> None:
+        """Where the checklist's mode button goes: the mode box, opened."""
+        self.mode_choice.setFocus()
+        if self.mode_choice.isEnabled():
+            self.mode_choice.showPopup()
 
     def _apply_palette(self) -> None:
         dark = self.palette().color(QPalette.ColorRole.Window).lightness() < 128
@@ -124,7 +144,12 @@ class OverviewPage(Page):
     def refresh(self) -> None:
         client = self.client
         self.run(lambda: client.stats(30), self.show_stats, lambda exc: self.messages.error(str(exc)))
-        self.run(client.me, self.show_mode, lambda exc: self.messages.error(str(exc)))
+        self.run(client.me, self.show_mode, self._me_failed)
+
+    def _me_failed(self, exc: Exception) -> None:
+        self.messages.error(str(exc))
+        if self.checklist is not None and self.checklist.active:
+            self.checklist.show_problem(exc)
 
     def show_mode(self, me: Me) -> None:
         self.me = me
@@ -136,6 +161,8 @@ class OverviewPage(Page):
             text += " " + tr("New here? Try Observe for a week first.")
         self.mode_text.setText(text)
         self.mode_text.setToolTip(text)
+        if self.checklist is not None and self.checklist.active:
+            self.checklist.show_me(me)
 
     def _mode_chosen(self, index: int) -> None:
         mode = self.mode_choice.itemData(index)
