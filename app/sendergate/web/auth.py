@@ -87,16 +87,22 @@ def client_ip(request: Request) -> str:
     return rate_key(client_address(peer, request.headers.getlist("x-forwarded-for"), gate.trusted_proxies))
 
 
-async def caller(request: Request, rt: RuntimeDep,
-                 credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Caller:
-    """The user whose token came with the request: 401 without a known token, 429 after too many wrong ones."""
+def gate_open(request: Request, what: str) -> tuple[TokenGate, str, float]:
+    """The failed-attempt gate for this client (429 while it is shut): the gate, the client, now."""
     gate: TokenGate = request.app.state.token_gate
     ip = client_ip(request)
     now = time.monotonic()
     wait = gate.blocked(ip, now)
     if wait:
-        raise HTTPException(429, "too many failed token attempts; try again later",
+        raise HTTPException(429, f"too many failed {what} attempts; try again later",
                             headers={"Retry-After": str(int(wait) + 1)})
+    return gate, ip, now
+
+
+async def caller(request: Request, rt: RuntimeDep,
+                 credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Caller:
+    """The user whose token came with the request: 401 without a known token, 429 after too many wrong ones."""
+    gate, ip, now = gate_open(request, "token")
     if credentials is None or not credentials.credentials:
         raise HTTPException(401, "missing token: send 'Authorization: Bearer TOKEN'",
                             headers={"WWW-Authenticate": "Bearer"})

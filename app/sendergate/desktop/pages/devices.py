@@ -118,12 +118,18 @@ class DevicesPage(Page):
 
     def revoke_selected(self) -> None:
         d = selected_device(self.table)
-        if d is None or d.current or not self.confirm(self, d):
-            return
-        client = self.client
+        if d is not None and not d.current:  # this computer is not revoked from here
+            revoke(self, d)
 
-        def done(_: object) -> None:
-            self.messages.info(tr("Revoked “%1”.").replace("%1", d.name))
-            self.refresh()
 
-        self.run(lambda: client.revoke_device(d.id), done, lambda exc: self.messages.error(str(exc)))
+def revoke(page: Any, d: Device) -> None:
+    """Ask, revoke the device through the API, say so and reload the page (Devices and Staff)."""
+    if not page.confirm(page, d):
+        return
+    client = page.client
+
+    def done(_: object) -> None:
+        page.messages.info(tr("Revoked “%1”.").replace("%1", d.name))
+        page.refresh()
+
+    page.run(lambda: client.revoke_device(d.id), done, lambda exc: page.messages.error(str(exc)))

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 from ..api_client import PairingCode, StaffUser
 from ..i18n import tr
 from .base import Page
-from .devices import confirm_revoke, device_table, fill_devices, selected_device, when
+from .devices import confirm_revoke, device_table, fill_devices, revoke, selected_device, when
 
 
 class PairingCodeBox(QWidget):
@@ -225,12 +225,5 @@ class StaffPage(Page):
 
     def revoke_selected(self) -> None:
         d = selected_device(self.devices)
-        if d is None or not self.confirm(self, d):
-            return
-        client = self.client
-
-        def done(_: object) -> None:
-            self.messages.info(tr("Revoked “%1”.").replace("%1", d.name))
-            self.refresh()
-
-        self.run(lambda: client.revoke_device(d.id), done, lambda exc: self.messages.error(str(exc)))
+        if d is not None:
+            revoke(self, d)

@@ -5,7 +5,6 @@ per-client limit as wrong tokens (TokenGate), so guessing a 50-bit code is hopel
 """
 
 import logging
-import time
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, Response
@@ -14,7 +13,7 @@ from fastapi.responses import HTMLResponse
 from ...pairing import pair_links
 from ...runtime import Runtime
 from ...store import Conflict, Device, Invalid, NotFound, User, to_dt
-from ..auth import API_PREFIX, AdminDep, CallerDep, TokenGate, client_ip
+from ..auth import API_PREFIX, AdminDep, CallerDep, TokenGate, gate_open
 from ..deps import RuntimeDep, run
 from ..errors import FORBIDDEN, NOT_FOUND
 from ..models import DeviceOut, Error, Me, PairIn, PairingCode, PairOut, UserCreated, UserIn, UserList, UserOut
@@ -61,13 +60,7 @@ async def new_code(rt: Runtime, user_id: int) -> PairingCode:
 @router.post("/pair", response_model=PairOut, status_code=201, tags=["devices"], responses=PAIR_ERRORS,
              summary="Pair a device: a one-time code and a device name -> the device's own token (no token needed)")
 async def pair(request: Request, rt: RuntimeDep, body: PairIn) -> PairOut:
-    gate: TokenGate = request.app.state.token_gate
-    ip = client_ip(request)
-    now = time.monotonic()
-    wait = gate.blocked(ip, now)
-    if wait:
-        raise HTTPException(429, "too many failed attempts; try again later",
-                            headers={"Retry-After": str(int(wait) + 1)})
+    gate, ip, now = gate_open(request, "pairing")
     try:
         user_id, device, token = await run(rt, rt.store.pair_device, body.code, body.device)
     except Invalid as exc:
