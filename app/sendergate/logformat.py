@@ -10,6 +10,9 @@ from typing import Any
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 _KV_PLAIN = re.compile(r"[\w@.\-:+/<>=]+")  # \w: what str.isalnum() accepts, and "_"
+# What JSON leaves raw with ensure_ascii=False but a reader may take for a line end or a terminal control:
+# C1 controls (U+0085 NEL among them), U+2028/U+2029, and the bidi overrides that reorder what is shown.
+_UNSAFE = re.compile("[\u0080-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def kv(value: Any) -> str:
@@ -17,4 +20,4 @@ def kv(value: Any) -> str:
     s = str(value)
     if _KV_PLAIN.fullmatch(s):
         return s
-    return json.dumps(s, ensure_ascii=False)
+    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(s, ensure_ascii=False))
