@@ -133,6 +133,9 @@ class Worker:
                 expired = await rt.astore.run(rt.store.expire_challenges)
                 gone = await rt.astore.run(rt.store.prune_challenges, now - CHALLENGE_GRACE)
                 await rt.astore.run(rt.store.prune_rate_limits, now - 3600)
+                if pruned or expired or gone:
+                    log.info("housekeeping: pruned %d events, expired %d challenges, pruned %d challenges",
+                             pruned, expired, gone)
                 await rt.astore.run(rt.store.prune_digest_links, now)
                 from .delivery import DeliveryError
                 from .digest import send_digests
@@ -140,9 +143,6 @@ class Worker:
                     await send_digests(self.cfg, rt.store, rt.deliverer, call=rt.astore.run, now=now)
                 except DeliveryError as exc:
                     log.error("digest: %s", exc)
-                if pruned or expired or gone:
-                    log.info("housekeeping: pruned %d events, expired %d challenges, pruned %d challenges",
-                             pruned, expired, gone)
             except StoreError as exc:
                 log.error("housekeeping failed: %s", exc)
             await asyncio.sleep(HOUSEKEEPING_INTERVAL)

@@ -299,6 +299,8 @@ def test_housekeeping_prunes_challenges_long_expired() -> None:
             time.sleep(0.1)
         assert gw.store.challenge_by_token(old_token) is None
         assert gw.store.challenge_by_token(fresh_token) is not None
+        while "pruned 1 challenges" not in gw.read_log() and time.monotonic() < deadline:
+            time.sleep(0.1)  # the line follows the commit the loop above saw
         assert "pruned 1 challenges" in gw.read_log()
     finally:
         gw.close()
