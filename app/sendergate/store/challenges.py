@@ -21,6 +21,7 @@ from .fast_sqlite import open_challenge as sqlite_open_challenge
 from .lists import Lists, add_entry_tx
 from .paging import keyset_page
 from .schema import captchas, challenge_link_members, challenge_tokens, challenges
+from .undo_log import opposite_entry_tx, record_tx
 
 log = logging.getLogger(__name__)
 
@@ -258,13 +259,14 @@ class Challenges(Events, Lists):
         return dict(row._mapping)
 
     def decide_challenge(self, scope: int | None, challenge_id: int, decision: str,
-                         now: float | None = None) -> tuple[dict[str, Any], dict[str, Any], bool]:
+                         now: float | None = None, *, actor: int | None = None) -> tuple[dict[str, Any], dict[str, Any], bool]:
         """approve | deny | allow-domain, idempotent; returns (challenge, list entry, changed).
 
         approve: the sender goes on the challenge user's allowlist (source
         `approved`); allow-domain: the sender's domain does; deny: the sender goes
         on the blocklist and the challenge is `denied`, so its links stop working.
-        The entry and the status change commit together.
+        The entry and the status change commit together, with (given the deciding `actor`) what undo
+        needs to reverse exactly this decision (undo_records; store/undo.py).
         """
         now = now or now_ts()
         with self.engine.begin() as conn:
@@ -285,21 +287,25 @@ class Challenges(Events, Lists):
             status = "denied" if decision == "deny" else "approved"
             source = "manual" if decision == "deny" else "approved"
             note = f"{'denied' if decision == 'deny' else 'approved'} challenge {challenge_id} ({row.recipient})"
+            lifted = opposite_entry_tx(conn, row.user_id, action, pattern) if actor is not None else None
             entry, created = add_entry_tx(conn, row.user_id, action, pattern, source, note, None)
             changed = created or row.status != status
+            if changed and actor is not None:
+                record_tx(conn, actor, "decision", challenge_id=challenge_id, entry_id=entry.id if created else None,
+                          prior_status=row.status, snapshot=lifted, now=now)
             if row.status != status:
                 conn.execute(update(challenges).where(_ch.id == challenge_id).values(status=status, updated_at=now))
             out = dict(conn.execute(select(*_CHALLENGE_COLS).where(_ch.id == challenge_id)).one()._mapping)
         return out, self.get_entry(None, entry.id), changed
 
     def decide_challenges(self, scope: int | None, challenge_ids: Sequence[int],
-                          decision: str) -> list[dict[str, Any]]:
+                          decision: str, *, actor: int | None = None) -> list[dict[str, Any]]:
         """decide_challenge for each id, each in its own transaction (one that is not the caller's does not
         undo the others); per id: the outcome, or `missing` when the caller has no such challenge."""
         out: list[dict[str, Any]] = []
         for cid in challenge_ids:
             try:
-                challenge, entry, changed = self.decide_challenge(scope, cid, decision)
+                challenge, entry, changed = self.decide_challenge(scope, cid, decision, actor=actor)
             except NotFound as exc:
                 out.append({"id": cid, "status": "missing", "error": str(exc)})
                 continue

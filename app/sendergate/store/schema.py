@@ -266,3 +266,23 @@ notified_senders = Table(
     Column("sender", String(320), primary_key=True),
     Column("created_at", Float, nullable=False),
 )
+
+# Undo (issue 17 item 2): what a user's decision or list change did, so that they (and only they) can
+# reverse it exactly, for a few minutes (store/undo.py UNDO_WINDOW). `kind`: decision (approve, deny,
+# allow-domain on a challenge), add (a list entry), remove (a list entry). `entry_id`: the entry the action
+# created (NULL when it was there before) or, for remove, the removed entry's id. `snapshot`: JSON of an
+# entry to put back on undo (the removed one, or the other list's entry an add lifted). Rows older than a
+# day are dropped as new ones are written.
+undo_records = Table(
+    "undo_records", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("actor_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(10), nullable=False),
+    Column("challenge_id", Integer),
+    Column("entry_id", Integer),
+    Column("prior_status", String(10)),
+    Column("snapshot", Text),
+    Column("created_at", Float, nullable=False, index=True),
+    Index("ix_undo_records_challenge", "challenge_id"),
+    Index("ix_undo_records_entry", "entry_id"),
+)

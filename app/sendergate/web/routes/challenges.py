@@ -64,7 +64,8 @@ async def prior_status(rt: Runtime, caller: Caller, challenge_id: int, decision:
 
 async def decide(rt: Runtime, caller: Caller, challenge_id: int, decision: str) -> ChallengeDecision:
     prior = await prior_status(rt, caller, challenge_id, decision)
-    ch, entry, changed = await run(rt, rt.store.decide_challenge, caller.scope, challenge_id, decision)
+    ch, entry, changed = await run(rt, rt.store.decide_challenge, caller.scope, challenge_id, decision,
+                                   actor=caller.user.id)
     if changed:
         log.info("api: user %d %s challenge %d (%s -> %s)", caller.user.id, decision, challenge_id,
                  ch["sender"], ch["recipient"])
@@ -97,7 +98,8 @@ async def decide_many(rt: Runtime, caller: Caller, body: ChallengeIds, decision:
     if bad is not None:
         raise HTTPException(422, f"ids: {bad} is not a challenge id")
     priors = {i: await prior_status(rt, caller, i, decision) for i in ids} if rt.cfg.notify.enabled else {}
-    outcomes = await run(rt, rt.store.decide_challenges, caller.scope, ids, decision)
+    outcomes = await run(rt, rt.store.decide_challenges, caller.scope, ids, decision,
+                         actor=caller.user.id)
     items = []
     for o in outcomes:
         if o["status"] == "missing":

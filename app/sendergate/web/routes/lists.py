@@ -55,8 +55,8 @@ class ListRoutes:
             raise HTTPException(422, "note: NUL characters are not allowed")
         uid = await owner_id(rt, caller, body.owner, body.global_entry)
         try:
-            row, created = await run(rt, rt.store.add_entry_dict, uid, self.kind.action, body.entry,
-                                     note=body.note, expires_at=to_epoch(body.expires_at))
+            row, created = await run(rt, rt.store.add_entry_recorded, uid, self.kind.action, body.entry,
+                                     actor=caller.user.id, note=body.note, expires_at=to_epoch(body.expires_at))
         except AddressError as exc:
             raise HTTPException(422, f"entry {body.entry[:80]!r}: {exc}") from None
         if not created:
@@ -77,7 +77,7 @@ class ListRoutes:
         return entry_out(row)
 
     async def remove(self, caller: CallerDep, rt: RuntimeDep, entry_id: RowId) -> Response:
-        await run(rt, rt.store.remove_entry, caller.scope, self.kind.action, entry_id)
+        await run(rt, rt.store.remove_entry_recorded, caller.scope, self.kind.action, entry_id, actor=caller.user.id)
         log.info("api: user %d removed %s entry %d", caller.user.id, self.kind.action, entry_id)
         return Response(status_code=204)
 

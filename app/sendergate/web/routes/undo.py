@@ -1,0 +1,92 @@
+"""Undo (issue 17 item 2): the reverse of a decision on a challenge and of a list add or remove, for the
+caller who made it and for a few minutes after (store/undo.py). The app's toast and Ctrl+Z call these."""
+
+import logging
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Response
+from pydantic import Field
+
+from ...store import Conflict
+from ..auth import API_PREFIX, CallerDep
+from ..convert import challenge_out, entry_out
+from ..deps import RuntimeDep, run
+from ..errors import NOT_FOUND, _ERR
+from ..models import Challenge, ListEntryOut, _Out
+from ..paging import RowId
+from .lists import ALLOW, BLOCK, ListKind
+
+log = logging.getLogger("sendergate.api")
+
+router = APIRouter(prefix=API_PREFIX, tags=["undo"])
+
+REFUSED: dict[int | str, dict[str, Any]] = {409: {**_ERR, "description": (
+    "Cannot be undone: the undo window passed, the caller did not make the change, the sender confirmed "
+    "or the challenge expired, or a list entry still blocks the sender; `detail` says which")}}
+WINDOW_DOC = "Only the caller who made the change can undo it, and only for 5 minutes after."
+
+
+class Reopened(_Out):
+    """What reopen did: the challenge after it."""
+
+    challenge: Challenge
+    changed: bool = Field(description="False when the challenge was pending already (a repeated undo).")
+
+
+async def refused(coro: Any) -> Any:
+    try:
+        return await coro
+    except Conflict as exc:
+        raise HTTPException(409, str(exc)) from None
+
+
+@router.post("/challenges/{challenge_id}/reopen", response_model=Reopened, responses={**NOT_FOUND, **REFUSED},
+             summary="Undo the caller's approve, deny or allow-domain: the challenge is pending again",
+             description=("The list entry the decision made is removed and an entry it replaced comes back. "
+                          "Refused for a challenge the sender confirmed or that expired, and for a sender a "
+                          "list entry still blocks (the link would work again). " + WINDOW_DOC))
+async def reopen(caller: CallerDep, rt: RuntimeDep, challenge_id: RowId) -> Reopened:
+    ch, changed = await refused(run(rt, rt.store.reopen_challenge, caller.scope, challenge_id, actor=caller.user.id))
+    if changed:
+        log.info("api: user %d reopened challenge %d (%s -> %s, now %s)", caller.user.id, challenge_id,
+                 ch["sender"], ch["recipient"], ch["status"])
+    return Reopened(challenge=challenge_out(ch), changed=changed)
+
+
+def add_list_undo(kind: ListKind) -> None:
+    name = kind.name
+
+    async def withdraw(caller: CallerDep, rt: RuntimeDep, entry_id: RowId) -> Response:
+        await refused(run(rt, rt.store.withdraw_entry, caller.scope, kind.action, entry_id, actor=caller.user.id))
+        log.info("api: user %d withdrew %s entry %d", caller.user.id, kind.action, entry_id)
+        return Response(status_code=204)
+
+    async def restore(caller: CallerDep, rt: RuntimeDep, entry_id: RowId, response: Response) -> ListEntryOut:
+        row, created = await refused(run(rt, rt.store.restore_entry, caller.scope, kind.action, entry_id,
+                                         actor=caller.user.id))
+        if created:
+            log.info("api: user %d restored %s entry %d as %d", caller.user.id, kind.action, entry_id, row["id"])
+        else:
+            response.status_code = 200
+        return entry_out(row)
+
+    router.add_api_route(f"/{name}/{{entry_id}}/withdraw", withdraw, methods=["POST"], status_code=204,
+                         response_class=Response, responses={**NOT_FOUND, **REFUSED},
+                         summary=f"Undo the caller's add to the {name}",
+                         description=("The entry goes, and an entry for the same pattern on the other list that "
+                                      "the add replaced comes back. Refused when the add found the entry there "
+                                      "already. " + WINDOW_DOC),
+                         operation_id=f"withdraw_{name}_entry")
+    router.add_api_route(f"/{name}/{{entry_id}}/restore", restore, methods=["POST"], status_code=201,
+                         response_model=ListEntryOut,
+                         responses={200: {"model": ListEntryOut, "description": "The same entry is there again already"},
+                                    **NOT_FOUND, **REFUSED},
+                         summary=f"Undo the caller's removal of a {name} entry (by its old id)",
+                         description=("The entry comes back as the server kept it: pattern, note, expiry, source "
+                                      "and the authentication a confirmation recorded (a client cannot set a "
+                                      "source through POST), under a new id. " + WINDOW_DOC),
+                         operation_id=f"restore_{name}_entry")
+
+
+for _kind in (ALLOW, BLOCK):
+    add_list_undo(_kind)
