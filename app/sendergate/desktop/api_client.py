@@ -375,14 +375,16 @@ class GatewayClient:
 
     # -- plumbing --
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self._check(self._send(method, path, **kwargs))
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
-            response = self._http.request(method, path, **kwargs)
+            return self._http.request(method, path, **kwargs)
         except httpx.TimeoutException:
             raise Unreachable(f"the gateway at {self.base_url} did not answer in time") from None
         except httpx.TransportError as exc:
             why = _one_line(exc) or type(exc).__name__
             raise Unreachable(f"cannot reach the gateway at {self.base_url}: {why}") from None
-        return self._check(response)
 
     def _check(self, response: httpx.Response) -> Any:
         if response.status_code < 400:
@@ -580,6 +582,28 @@ class GatewayClient:
 
     def remove_entry(self, action: str, entry_id: int) -> None:
         self._call("DELETE", f"{self._list(action)}/{int(entry_id)}")
+
+    # -- undo (issue 17 item 2): the gateway reverses what the caller did, for a few minutes --
+    def add_entry_created(self, action: str, entry: str, *, note: str = "",
+                          expires_at: datetime | None = None) -> tuple[ListEntry, bool]:
+        """add_entry, and whether it added the entry (False: it was there already, nothing to undo)."""
+        body: dict[str, Any] = {"entry": entry, "note": note}
+        if expires_at is not None:
+            body["expires_at"] = expires_at.astimezone(timezone.utc).isoformat()
+        response = self._send("POST", self._list(action), json=body)
+        return ListEntry.from_json(self._check(response)), response.status_code == 201
+
+    def reopen(self, challenge_id: int) -> Challenge:
+        """Undo this caller's approve / deny / allow-domain: the challenge is pending again."""
+        return Challenge.from_json(self._call("POST", f"/challenges/{int(challenge_id)}/reopen")["challenge"])
+
+    def withdraw_entry(self, action: str, entry_id: int) -> None:
+        """Undo this caller's add: the entry goes, an entry of the other list it replaced comes back."""
+        self._call("POST", f"{self._list(action)}/{int(entry_id)}/withdraw")
+
+    def restore_entry(self, action: str, entry_id: int) -> ListEntry:
+        """Undo this caller's removal of entry `entry_id` (its old id): it comes back as it was."""
+        return ListEntry.from_json(self._call("POST", f"{self._list(action)}/{int(entry_id)}/restore"))
 
     def import_allow(self, entries: list[str], *, note: str = "", dry_run: bool = False) -> ImportOutcome:
         """Allow many entries at once (idempotent); `dry_run` only tells what would happen."""

@@ -40,6 +40,7 @@ from .secrets import SecretStore
 from .settings import Settings
 from .stream import OFFLINE, ONLINE, StreamFollower
 from .tray import Tray
+from .undo import UndoStack, UndoToast
 from .widgets import MessageBar, debounced
 
 log = logging.getLogger("sendergate.desktop")
@@ -98,6 +99,11 @@ class MainWindow(QMainWindow):
         body.addWidget(self.nav)
         body.addWidget(self.stack, 1)
         outer.addLayout(body, 1)
+        self.undo_stack = UndoStack(self)  # pages offer their actions' undo here (undo.offer)
+        self.undo_toast = UndoToast(self.undo_stack)
+        outer.addWidget(self.undo_toast)
+        self.undo_stack.finished.connect(lambda level, text: self.messages.show_message(
+            text, level, 0 if level == "error" else 6000))
         self.setCentralWidget(central)
 
         self.pages: dict[str, Page] = {}
@@ -276,6 +282,16 @@ class MainWindow(QMainWindow):
         quit_action.triggered.connect(self.close)
         file_menu.addAction(quit_action)
 
+        edit_menu = self.menuBar().addMenu(tr("&Edit"))
+        self.undo_action = QAction(tr("&Undo"), self)
+        self.undo_action.setShortcut(QKeySequence.StandardKey.Undo)  # Ctrl+Z; Cmd+Z on macOS
+        self.undo_action.triggered.connect(lambda: self.undo_stack.undo())
+        edit_menu.addAction(self.undo_action)
+        self.addAction(self.undo_action)
+        self.undo_stack.changed.connect(self._undo_changed)
+        edit_menu.aboutToShow.connect(self._undo_changed)  # an action goes stale while the menu is shut
+        self._undo_changed()
+
         view_menu = self.menuBar().addMenu(tr("&View"))
         for i, cls in enumerate(PAGES):
             action = QAction(icon(cls.icon_name), cls.title(), self)
@@ -290,6 +306,11 @@ class MainWindow(QMainWindow):
         about.setMenuRole(QAction.MenuRole.AboutRole)
         about.triggered.connect(self._about)
         help_menu.addAction(about)
+
+    def _undo_changed(self) -> None:
+        latest = self.undo_stack.latest()
+        self.undo_action.setText(tr("&Undo %1").replace("%1", latest.label.replace("&", "&&")) if latest else tr("&Undo"))
+        self.undo_action.setEnabled(latest is not None)
 
     def _build_digest_menu(self, file_menu: QMenu) -> None:
         """File > Digest mail: how often the gateway mails this user a summary of new pending senders."""

@@ -18,4 +18,9 @@ def describe(action: str, pattern: str) -> str:
     return tr("Blocked %1.").replace("%1", pattern)
 
 
-__all__ = ["AddressError", "sender_pattern", "describe"]
+def undone_label(action: str, pattern: str) -> str:
+    """What the undo toast and Edit > Undo name: "Allowed bob@x.org", "Blocked @x.org"."""
+    return (tr("Allowed %1") if action == "allow" else tr("Blocked %1")).replace("%1", pattern)
+
+
+__all__ = ["AddressError", "sender_pattern", "describe", "undone_label"]

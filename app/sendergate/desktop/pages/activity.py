@@ -11,11 +11,12 @@ from PySide6.QtCore import QItemSelection, QPoint, Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QGridLayout, QLabel, QLineEdit, QMenu, QSplitter, QTextBrowser, QToolButton, QVBoxLayout
 
-from ..api_client import VERDICTS, Event
+from .. import undo
+from ..api_client import VERDICTS, Event, ListEntry
 from ..i18n import tr
 from ..models import EventsModel
 from ..models.base import local_time, verdict_label
-from .actions import AddressError, describe, sender_pattern
+from .actions import AddressError, describe, sender_pattern, undone_label
 from .base import Page, make_table
 
 
@@ -167,5 +168,11 @@ class ActivityPage(Page):
             self.messages.error(tr("Cannot use the sender %1: %2").replace("%1", event.sender).replace("%2", str(exc)))
             return
         client = self.client
-        self.run(lambda: client.add_entry(action, pattern, note=tr("from the activity log")),
-                 lambda entry: self.messages.info(describe(action, entry.entry)))
+
+        def added(result: tuple[ListEntry, bool]) -> None:
+            entry, created = result
+            self.messages.info(describe(action, entry.entry))
+            if created:  # an entry that was there already is not this action's to undo
+                undo.offer(self, undone_label(action, entry.entry), undo.withdraw(client, action, [entry.id]))
+
+        self.run(lambda: client.add_entry_created(action, pattern, note=tr("from the activity log")), added)

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from ...policy.address import AddressError, parse_pattern
+from .. import undo
 from ..api_client import ListEntry
 from ..i18n import tr
 from ..models import EntriesModel
@@ -174,13 +175,17 @@ class ListPage(Page):
         expires = datetime.now(timezone.utc) + timedelta(hours=48) if self.add_expiry.isChecked() else None
         client, action = self.client, self.action
 
-        def added(e: ListEntry) -> None:
+        def added(result: tuple[ListEntry, bool]) -> None:
+            e, created = result
             self.model.upsert(e)
             self.entry_edit.clear()
             self.note_edit.clear()
             self.messages.info(tr("Added %1.").replace("%1", e.entry))
+            if created:
+                undo.offer(self, tr("Added %1").replace("%1", e.entry), undo.withdraw(client, action, [e.id]),
+                           self.refresh)
 
-        self.run(lambda: client.add_entry(action, entry, note=note, expires_at=expires), added)
+        self.run(lambda: client.add_entry_created(action, entry, note=note, expires_at=expires), added)
 
     def edit_selected(self) -> None:
         chosen = self.selected()
@@ -209,6 +214,7 @@ class ListPage(Page):
             for i in ids:
                 self.model.remove_key(i)
             self.messages.info(tr("Removed %n entry(s).", None, len(ids)))
+            undo.offer(self, tr("Removed %n entry(s)", None, len(ids)), undo.restore(client, action, ids), self.refresh)
 
         def remove() -> None:
             for i in ids:

@@ -10,6 +10,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QVBoxLayout
 
 from ..api_client import Challenge, Decided
+from .. import undo
 from ..i18n import tr
 from ..models import PendingModel
 from ..models.base import RecordRole
@@ -109,5 +110,7 @@ class PendingPage(Page):
                 self.messages.error(verb + "; " + tr("%n failed: ", None, len(errors)) + errors[0])
             else:
                 self.messages.info(verb)
+            if done:  # the toast and Ctrl+Z: the gateway reopens them (issue 17 item 2)
+                undo.offer(self, verb, undo.reopen(client, [c.id for c in done]), self.refresh)
 
         self.run(lambda: client.decide_many(ids, decision), finished)  # one call for all of them

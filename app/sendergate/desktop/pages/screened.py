@@ -10,12 +10,13 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QVBoxLayout
 
-from ..api_client import ApiError, Event, GatewayClient
+from .. import undo
+from ..api_client import ApiError, Event, GatewayClient, ListEntry
 from ..i18n import tr
 from ..models import ScreenedModel, SenderGroup, group_by_sender
 from ..models.base import RecordRole
 from ..widgets import icon_button
-from .actions import describe
+from .actions import describe, undone_label
 from .base import Page, make_table
 
 LOOK_BACK_DAYS = 90  # the default event retention
@@ -111,9 +112,13 @@ class ScreenedPage(Page):
         senders = [g.sender for g in groups]
         note = tr("from the Screened page")
 
-        def done(_: object) -> None:
+        def done(results: list[tuple[ListEntry, bool]]) -> None:
             for sender in senders:
                 self.model.remove_key(sender)
             self.messages.info(describe(action, ", ".join(senders)))
+            made = [e.id for e, created in results if created]
+            if made:  # the toast and Ctrl+Z: the gateway withdraws them and the senders come back here
+                undo.offer(self, undone_label(action, ", ".join(senders)), undo.withdraw(client, action, made),
+                           self.refresh)
 
-        self.run(lambda: [client.add_entry(action, s, note=note) for s in senders], done)
+        self.run(lambda: [client.add_entry_created(action, s, note=note) for s in senders], done)
