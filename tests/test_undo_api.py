@@ -289,3 +289,42 @@ def test_openapi_lists_the_undo_routes(gw: GatewayProcess) -> None:
                  "/api/v1/blocklist/{entry_id}/restore"):
         op = paths[path]["post"]
         assert op["security"] == [{"token": []}] and {"404", "409"} <= set(op["responses"]), path
+
+
+def test_withdraw_never_removes_a_later_entry_that_got_the_same_id(gw: GatewayProcess) -> None:
+    """SQLite gives a new row the id of a removed last row: the undo record names the entry, not only the id."""
+    alice = Account(gw)
+    mine = alice.http.post("/api/v1/allowlist", json={"entry": sender_at()}).json()
+    assert alice.http.delete(f"/api/v1/allowlist/{mine['id']}").status_code == 204
+    other = sender_at()
+    gw.store.add_entry(alice.user.id, "allow", other, source="confirmed")  # a confirmation, meanwhile
+    r = alice.http.post(f"/api/v1/allowlist/{mine['id']}/withdraw")
+    assert r.status_code in (404, 409)
+    assert entries(alice, "allowlist") == [(other, "confirmed")]
+
+
+def test_withdrawing_a_block_does_not_revive_the_challenges_it_ended(gw: GatewayProcess) -> None:
+    """A block ends the sender's pending challenges (SPEC §4.5 item 3); taking the block back leaves them ended:
+    only reopen, per challenge and within its window, brings a link back."""
+    alice = Account(gw)
+    domain = f"d{uuid.uuid4().hex[:6]}.test"
+    cid, token = pending(gw, alice, sender_at(domain))
+    block = alice.http.post("/api/v1/blocklist", json={"entry": "@" + domain}).json()
+    assert link_page(gw, token) == 410
+    assert alice.http.post(f"/api/v1/blocklist/{block['id']}/withdraw").status_code == 204
+    assert entries(alice, "blocklist") == []
+    assert link_page(gw, token) == 410 and gw.store.get_challenge(None, cid)["status"] == "denied"
+    r = alice.http.post(f"/api/v1/challenges/{cid}/reopen")
+    assert r.status_code == 409 and "no decision" in r.json()["detail"]
+
+
+def test_reopen_refuses_when_the_sender_has_a_newer_pending_challenge(gw: GatewayProcess) -> None:
+    alice = Account(gw)
+    sender = sender_at()
+    cid, _ = pending(gw, alice, sender)
+    alice.http.post(f"/api/v1/challenges/{cid}/deny")
+    alice.http.delete(f"/api/v1/blocklist/{alice.http.get('/api/v1/blocklist').json()['items'][0]['id']}")
+    newer, _ = pending(gw, alice, sender)
+    r = alice.http.post(f"/api/v1/challenges/{cid}/reopen")
+    assert r.status_code == 409 and f"({newer})" in r.json()["detail"]
+    assert gw.store.get_challenge(None, cid)["status"] == "denied"

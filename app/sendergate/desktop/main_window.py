@@ -309,7 +309,8 @@ class MainWindow(QMainWindow):
 
     def _undo_changed(self) -> None:
         latest = self.undo_stack.latest()
-        self.undo_action.setText(tr("&Undo %1").replace("%1", latest.label.replace("&", "&&")) if latest else tr("&Undo"))
+        label = latest.label.replace("&", "&&") if latest else ""  # an address may hold '&': not a mnemonic
+        self.undo_action.setText(tr("&Undo %1").replace("%1", label) if latest else tr("&Undo"))
         self.undo_action.setEnabled(latest is not None)
 
     def _build_digest_menu(self, file_menu: QMenu) -> None:

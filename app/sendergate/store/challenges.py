@@ -21,7 +21,7 @@ from .fast_sqlite import open_challenge as sqlite_open_challenge
 from .lists import Lists, add_entry_tx
 from .paging import keyset_page
 from .schema import captchas, challenge_link_members, challenge_tokens, challenges
-from .undo_log import opposite_entry_tx, record_tx
+from .undo_log import entry_key, opposite_entry_tx, record_tx
 
 log = logging.getLogger(__name__)
 
@@ -259,7 +259,8 @@ class Challenges(Events, Lists):
         return dict(row._mapping)
 
     def decide_challenge(self, scope: int | None, challenge_id: int, decision: str,
-                         now: float | None = None, *, actor: int | None = None) -> tuple[dict[str, Any], dict[str, Any], bool]:
+                         now: float | None = None, *,
+                         actor: int | None = None) -> tuple[dict[str, Any], dict[str, Any], bool]:
         """approve | deny | allow-domain, idempotent; returns (challenge, list entry, changed).
 
         approve: the sender goes on the challenge user's allowlist (source
@@ -291,8 +292,9 @@ class Challenges(Events, Lists):
             entry, created = add_entry_tx(conn, row.user_id, action, pattern, source, note, None)
             changed = created or row.status != status
             if changed and actor is not None:
+                made = entry_key(action, pattern.kind, pattern.value) if created else None
                 record_tx(conn, actor, "decision", challenge_id=challenge_id, entry_id=entry.id if created else None,
-                          prior_status=row.status, snapshot=lifted, now=now)
+                          key=made, prior_status=row.status, snapshot=lifted, now=now)
             if row.status != status:
                 conn.execute(update(challenges).where(_ch.id == challenge_id).values(status=status, updated_at=now))
             out = dict(conn.execute(select(*_CHALLENGE_COLS).where(_ch.id == challenge_id)).one()._mapping)

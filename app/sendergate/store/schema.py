@@ -280,6 +280,7 @@ undo_records = Table(
     Column("kind", String(10), nullable=False),
     Column("challenge_id", Integer),
     Column("entry_id", Integer),
+    Column("entry_key", String(340)),  # "allow address:bob@x.org": the entry under entry_id (ids can be reused)
     Column("prior_status", String(10)),
     Column("snapshot", Text),
     Column("created_at", Float, nullable=False, index=True),

@@ -21,7 +21,7 @@ from .engine import inserted_id, now_ts
 from .errors import Conflict, NotFound
 from .lists import add_entry_tx, listed_for_tx
 from .schema import challenges, list_entries, undo_records
-from .undo_log import UNDO_WINDOW, opposite_entry_tx, record_tx, snapshot_of
+from .undo_log import UNDO_WINDOW, entry_key, opposite_entry_tx, record_tx, snapshot_of
 
 _u = undo_records.c
 _le = list_entries.c
@@ -36,6 +36,18 @@ def _restore_tx(conn: Connection, snapshot: str) -> int | None:
     if conn.execute(select(_le.id).where(owner, _le.kind == snap["kind"], _le.value == snap["value"])).first():
         return None
     return inserted_id(conn.execute(insert(list_entries).values(**snap)))
+
+
+def _delete_made_tx(conn: Connection, rec: Any, owner: int | None) -> bool:
+    """Remove the entry the recorded action made, if the row under its id is still that entry (and the
+    owner's, when `owner` is given); False when it is gone or another entry has the id now."""
+    row = conn.execute(select(list_entries).where(_le.id == rec.entry_id)).first()
+    if row is None or entry_key(row.action, row.kind, row.value) != rec.entry_key:
+        return False
+    if owner is not None and row.user_id != owner:
+        return False
+    conn.execute(delete(list_entries).where(_le.id == rec.entry_id))
+    return True
 
 
 def _newest(conn: Connection, actor: int, kind: str, now: float, *, challenge_id: int | None = None,
@@ -62,7 +74,8 @@ class Undo(Challenges):
             lifted = opposite_entry_tx(conn, owner_id, action, pat)
             entry, created = add_entry_tx(conn, owner_id, action, pat, "manual", note, expires_at)
             if created:
-                record_tx(conn, actor, "add", entry_id=entry.id, snapshot=lifted)
+                record_tx(conn, actor, "add", entry_id=entry.id, key=entry_key(action, pat.kind, pat.value),
+                          snapshot=lifted)
         return self.get_entry(None, entry.id), created
 
     def remove_entry_recorded(self, scope: int | None, action: str, entry_id: int, *, actor: int) -> None:
@@ -75,7 +88,8 @@ class Undo(Challenges):
             if row is None:
                 raise NotFound(f"no entry {entry_id}")
             conn.execute(delete(list_entries).where(_le.id == entry_id))
-            record_tx(conn, actor, "remove", entry_id=entry_id, snapshot=snapshot_of(row))
+            record_tx(conn, actor, "remove", entry_id=entry_id, key=entry_key(row.action, row.kind, row.value),
+                      snapshot=snapshot_of(row))
 
     # -- the reverses -------------------------------------------------------------------------
     def reopen_challenge(self, scope: int | None, challenge_id: int, *, actor: int,
@@ -106,7 +120,7 @@ class Undo(Challenges):
                 raise Conflict(f"challenge {challenge_id}: you made no decision on it that can be undone")
             status = rec.prior_status or "pending"
             if rec.entry_id is not None:
-                conn.execute(delete(list_entries).where(_le.id == rec.entry_id, _le.user_id == row.user_id))
+                _delete_made_tx(conn, rec, row.user_id)
             if rec.snapshot:
                 _restore_tx(conn, rec.snapshot)
             if status == "pending":  # the link works again: only for a sender nothing blocks (SPEC §4.5 item 3)
@@ -138,7 +152,8 @@ class Undo(Challenges):
             rec = _newest(conn, actor, "add", now, entry_id=entry_id)
             if rec is None:
                 raise Conflict(f"entry {entry_id}: you did not add it in the last minutes; remove it instead")
-            conn.execute(delete(list_entries).where(_le.id == entry_id))
+            if not _delete_made_tx(conn, rec, scope):
+                raise Conflict(f"entry {entry_id} is not the entry you added; remove it instead")
             if rec.snapshot:
                 _restore_tx(conn, rec.snapshot)
             conn.execute(delete(undo_records).where(_u.id == rec.id))

@@ -21,6 +21,12 @@ _le = list_entries.c
 _SNAP_COLS = ("user_id", "action", "kind", "value", "source", "note", "created_at", "expires_at", "auth")
 
 
+def entry_key(action: str, kind: str, value: str) -> str:
+    """What an entry is, beside its id (SQLite may give a later entry the id of a removed one): an undo
+    removes the entry it recorded only while the row under that id is still that entry."""
+    return f"{action} {kind}:{value}"
+
+
 def snapshot_of(row: Any) -> str:
     m = row._mapping
     return json.dumps({k: m[k] for k in _SNAP_COLS})
@@ -36,10 +42,10 @@ def opposite_entry_tx(conn: Connection, user_id: int | None, action: str, pat: P
 
 
 def record_tx(conn: Connection, actor: int, kind: str, *, challenge_id: int | None = None,
-              entry_id: int | None = None, prior_status: str | None = None, snapshot: str | None = None,
-              now: float | None = None) -> None:
+              entry_id: int | None = None, key: str | None = None, prior_status: str | None = None,
+              snapshot: str | None = None, now: float | None = None) -> None:
     now = now or now_ts()
     conn.execute(delete(undo_records).where(_u.created_at < now - KEEP))  # indexed; usually nothing
     conn.execute(insert(undo_records).values(actor_id=actor, kind=kind, challenge_id=challenge_id,
-                                             entry_id=entry_id, prior_status=prior_status, snapshot=snapshot,
+                                             entry_id=entry_id, entry_key=key, prior_status=prior_status, snapshot=snapshot,
                                              created_at=now))

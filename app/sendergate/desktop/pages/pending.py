@@ -9,8 +9,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QVBoxLayout
 
-from ..api_client import Challenge, Decided
 from .. import undo
+from ..api_client import Challenge, Decided
 from ..i18n import tr
 from ..models import PendingModel
 from ..models.base import RecordRole

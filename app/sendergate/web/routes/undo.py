@@ -11,7 +11,7 @@ from ...store import Conflict
 from ..auth import API_PREFIX, CallerDep
 from ..convert import challenge_out, entry_out
 from ..deps import RuntimeDep, run
-from ..errors import NOT_FOUND, _ERR
+from ..errors import _ERR, NOT_FOUND
 from ..models import Challenge, ListEntryOut, _Out
 from ..paging import RowId
 from .lists import ALLOW, BLOCK, ListKind
@@ -79,7 +79,8 @@ def add_list_undo(kind: ListKind) -> None:
                          operation_id=f"withdraw_{name}_entry")
     router.add_api_route(f"/{name}/{{entry_id}}/restore", restore, methods=["POST"], status_code=201,
                          response_model=ListEntryOut,
-                         responses={200: {"model": ListEntryOut, "description": "The same entry is there again already"},
+                         responses={200: {"model": ListEntryOut,
+                                          "description": "The same entry is there again already"},
                                     **NOT_FOUND, **REFUSED},
                          summary=f"Undo the caller's removal of a {name} entry (by its old id)",
                          description=("The entry comes back as the server kept it: pattern, note, expiry, source "

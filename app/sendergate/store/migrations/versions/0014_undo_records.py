@@ -21,6 +21,7 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=10), nullable=False),
         sa.Column("challenge_id", sa.Integer(), nullable=True),
         sa.Column("entry_id", sa.Integer(), nullable=True),
+        sa.Column("entry_key", sa.String(length=340), nullable=True),
         sa.Column("prior_status", sa.String(length=10), nullable=True),
         sa.Column("snapshot", sa.Text(), nullable=True),
         sa.Column("created_at", sa.Float(), nullable=False),
