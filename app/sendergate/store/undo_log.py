@@ -47,5 +47,5 @@ def record_tx(conn: Connection, actor: int, kind: str, *, challenge_id: int | No
     now = now or now_ts()
     conn.execute(delete(undo_records).where(_u.created_at < now - KEEP))  # indexed; usually nothing
     conn.execute(insert(undo_records).values(actor_id=actor, kind=kind, challenge_id=challenge_id,
-                                             entry_id=entry_id, entry_key=key, prior_status=prior_status, snapshot=snapshot,
-                                             created_at=now))
+                                             entry_id=entry_id, entry_key=key, prior_status=prior_status,
+                                             snapshot=snapshot, created_at=now))
