@@ -328,3 +328,32 @@ def test_reopen_refuses_when_the_sender_has_a_newer_pending_challenge(gw: Gatewa
     r = alice.http.post(f"/api/v1/challenges/{cid}/reopen")
     assert r.status_code == 409 and f"({newer})" in r.json()["detail"]
     assert gw.store.get_challenge(None, cid)["status"] == "denied"
+
+
+def test_reopen_several_at_once_reports_each(gw: GatewayProcess) -> None:
+    alice, bob = Account(gw), Account(gw)
+    ann, _ = pending(gw, alice, sender_at())
+    ben, _ = pending(gw, alice, sender_at())
+    bobs, _ = pending(gw, bob, sender_at())
+    still_pending, _ = pending(gw, alice, sender_at())
+    alice.http.post("/api/v1/challenges/approve", json={"ids": [ann, ben]})
+    bob.http.post(f"/api/v1/challenges/{bobs}/deny")
+    age = alice.http.post("/api/v1/challenges/deny", json={"ids": [still_pending]})
+    assert age.json()["changed"] == 1
+    alice.http.post(f"/api/v1/challenges/{still_pending}/reopen")
+    alice.http.post(f"/api/v1/challenges/{ann}/approve")  # again (already approved: no new record)
+    r = alice.http.post("/api/v1/challenges/reopen", json={"ids": [ann, ben, bobs, still_pending, ann]})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert [(i["id"], i["status"]) for i in body["results"]] == [
+        (ann, "changed"), (ben, "changed"), (bobs, "missing"), (still_pending, "unchanged")]
+    assert (body["changed"], body["unchanged"], body["missing"], body["refused"]) == (2, 1, 1, 0)
+    assert gw.store.get_challenge(None, bobs)["status"] == "denied"
+    assert entries(alice, "allowlist") == []
+    again = alice.http.post("/api/v1/challenges/reopen", json={"ids": [ann]}).json()
+    assert again["results"][0]["status"] == "unchanged"
+    alice.http.post(f"/api/v1/challenges/{ben}/deny")
+    age_records(gw, 301)
+    late = alice.http.post("/api/v1/challenges/reopen", json={"ids": [ben]}).json()
+    assert late["refused"] == 1 and "too late" in late["results"][0]["error"]
+    assert alice.http.post("/api/v1/challenges/reopen", json={"ids": [0]}).status_code == 422

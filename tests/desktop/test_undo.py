@@ -59,6 +59,7 @@ def test_pending_approve_deny_allow_domain_undone(qtbot, fresh_gateway, window_f
     toast_says(qtbot, w, "Denied 1 sender")
     assert s3 in entries(api, "block")
     ctrl_z(qtbot, page.table)
+    assert w.undo_toast.text() == ""  # Ctrl+Z undid what the toast offered: it goes
     qtbot.waitUntil(lambda: status(api, c3) == "pending", timeout=TIMEOUT)
     settled(qtbot, w)
     assert s3 not in entries(api, "block")

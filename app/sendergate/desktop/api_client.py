@@ -597,6 +597,11 @@ class GatewayClient:
         """Undo this caller's approve / deny / allow-domain: the challenge is pending again."""
         return Challenge.from_json(self._call("POST", f"/challenges/{int(challenge_id)}/reopen")["challenge"])
 
+    def reopen_many(self, challenge_ids: list[int]) -> list[str]:
+        """reopen for several in one call (POST /challenges/reopen); the reasons of those not reopened."""
+        body = self._call("POST", "/challenges/reopen", json={"ids": [int(i) for i in challenge_ids]})
+        return [f"{r['error']}" for r in body["results"] if r["status"] in ("missing", "refused")]
+
     def withdraw_entry(self, action: str, entry_id: int) -> None:
         """Undo this caller's add: the entry goes, an entry of the other list it replaced comes back."""
         self._call("POST", f"{self._list(action)}/{int(entry_id)}/withdraw")

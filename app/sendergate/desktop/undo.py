@@ -112,8 +112,8 @@ def each(calls: Iterable[Callable[[], object]]) -> list[str]:
 
 # -- the reverses, one per kind of action -----------------------------------------------------------
 def reopen(client: GatewayClient, challenge_ids: list[int]) -> Callable[[], list[str]]:
-    """Undo approve / deny / allow-domain: the challenges are pending again."""
-    return lambda: each(partial(client.reopen, i) for i in challenge_ids)
+    """Undo approve / deny / allow-domain: the challenges are pending again (one call for all of them)."""
+    return lambda: client.reopen_many(challenge_ids)
 
 
 def withdraw(client: GatewayClient, action: str, entry_ids: list[int]) -> Callable[[], list[str]]:
@@ -159,6 +159,7 @@ class UndoToast(QFrame):
         self.timer.setSingleShot(True)
         self.timer.timeout.connect(self.dismiss)
         stack.pushed.connect(self.show_action)
+        stack.changed.connect(self._still_undoable)
         self.hide()
 
     def text(self) -> str:
@@ -173,6 +174,10 @@ class UndoToast(QFrame):
         self.show()
         self._announce(action.label)
         self.timer.start(TOAST_MS)
+
+    def _still_undoable(self) -> None:
+        if self.action is not None and self.action not in self.stack.actions:  # undone by Ctrl+Z meanwhile
+            self.dismiss()
 
     def dismiss(self) -> None:
         self.timer.stop()

@@ -10,6 +10,7 @@ client sends).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import and_, delete, insert, select, update
@@ -136,6 +137,23 @@ class Undo(Challenges):
             conn.execute(update(challenges).where(_ch.id == challenge_id).values(status=status, updated_at=now))
             conn.execute(delete(undo_records).where(_u.id == rec.id))
         return self.get_challenge(None, challenge_id), True
+
+    def reopen_challenges(self, scope: int | None, challenge_ids: Sequence[int], *,
+                          actor: int) -> list[dict[str, Any]]:
+        """reopen_challenge for each id, each in its own transaction (one refused does not stop the others);
+        per id: changed / unchanged with the challenge, missing (not the caller's) or refused, with why."""
+        out: list[dict[str, Any]] = []
+        for cid in challenge_ids:
+            try:
+                challenge, changed = self.reopen_challenge(scope, cid, actor=actor)
+            except NotFound as exc:
+                out.append({"id": cid, "status": "missing", "error": str(exc)})
+                continue
+            except Conflict as exc:
+                out.append({"id": cid, "status": "refused", "error": str(exc)})
+                continue
+            out.append({"id": cid, "status": "changed" if changed else "unchanged", "challenge": challenge})
+        return out
 
     def withdraw_entry(self, scope: int | None, action: str, entry_id: int, *, actor: int,
                        now: float | None = None) -> None:

@@ -2,7 +2,7 @@
 caller who made it and for a few minutes after (store/undo.py). The app's toast and Ctrl+Z call these."""
 
 import logging
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Response
 from pydantic import Field
@@ -12,8 +12,8 @@ from ..auth import API_PREFIX, CallerDep
 from ..convert import challenge_out, entry_out
 from ..deps import RuntimeDep, run
 from ..errors import _ERR, NOT_FOUND
-from ..models import Challenge, ListEntryOut, _Out
-from ..paging import RowId
+from ..models import Challenge, ChallengeIds, ListEntryOut, _Out
+from ..paging import MAX_ROW_ID, RowId
 from .lists import ALLOW, BLOCK, ListKind
 
 log = logging.getLogger("sendergate.api")
@@ -31,6 +31,25 @@ class Reopened(_Out):
 
     challenge: Challenge
     changed: bool = Field(description="False when the challenge was pending already (a repeated undo).")
+
+
+class ReopenItem(_Out):
+    """One id of a batch reopen: what happened to it."""
+
+    id: int
+    status: Literal["changed", "unchanged", "missing", "refused"] = Field(description=(
+        "changed: pending again now; unchanged: it was pending already; missing: the caller has no such "
+        "challenge; refused: it cannot be reopened (`error` says why, as the single route's 409)."))
+    challenge: Challenge | None = None
+    error: str | None = None
+
+
+class ReopenBatch(_Out):
+    changed: int
+    unchanged: int
+    missing: int
+    refused: int
+    results: list[ReopenItem] = Field(description="One per distinct id, in the order sent.")
 
 
 async def refused(coro: Any) -> Any:
@@ -51,6 +70,28 @@ async def reopen(caller: CallerDep, rt: RuntimeDep, challenge_id: RowId) -> Reop
         log.info("api: user %d reopened challenge %d (%s -> %s, now %s)", caller.user.id, challenge_id,
                  ch["sender"], ch["recipient"], ch["status"])
     return Reopened(challenge=challenge_out(ch), changed=changed)
+
+
+@router.post("/challenges/reopen", response_model=ReopenBatch,
+             summary="Undo the caller's decisions on several challenges: pending again",
+             description=("As `/challenges/{id}/reopen` for each id, each in its own transaction, in the order "
+                          "sent; an id that is not the caller's is `missing`, one that cannot be reopened is "
+                          "`refused` with the reason; neither stops the others. " + WINDOW_DOC))
+async def reopen_many(caller: CallerDep, rt: RuntimeDep, body: ChallengeIds) -> ReopenBatch:
+    ids = list(dict.fromkeys(body.ids))  # a repeated id is reopened once
+    bad = next((i for i in ids if not 1 <= i <= MAX_ROW_ID), None)
+    if bad is not None:
+        raise HTTPException(422, f"ids: {bad} is not a challenge id")
+    outcomes = await run(rt, rt.store.reopen_challenges, caller.scope, ids, actor=caller.user.id)
+    items = []
+    for o in outcomes:
+        if o["status"] == "changed":
+            log.info("api: user %d reopened challenge %d (%s -> %s, now %s)", caller.user.id, o["id"],
+                     o["challenge"]["sender"], o["challenge"]["recipient"], o["challenge"]["status"])
+        items.append(ReopenItem(id=o["id"], status=o["status"], error=o.get("error"),
+                                challenge=challenge_out(o["challenge"]) if "challenge" in o else None))
+    counts = {k: sum(1 for i in items if i.status == k) for k in ("changed", "unchanged", "missing", "refused")}
+    return ReopenBatch(**counts, results=items)
 
 
 def add_list_undo(kind: ListKind) -> None:
