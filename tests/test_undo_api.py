@@ -357,3 +357,28 @@ def test_reopen_several_at_once_reports_each(gw: GatewayProcess) -> None:
     late = alice.http.post("/api/v1/challenges/reopen", json={"ids": [ben]}).json()
     assert late["refused"] == 1 and "too late" in late["results"][0]["error"]
     assert alice.http.post("/api/v1/challenges/reopen", json={"ids": [0]}).status_code == 422
+
+
+def test_two_undos_of_one_removal_at_once_restore_it_once(gw: GatewayProcess) -> None:
+    """A double click, or two devices: the record is used up first, so the second undo finds nothing."""
+    import threading
+    alice = Account(gw)
+    sender = sender_at()
+    for _ in range(5):
+        e = alice.http.post("/api/v1/allowlist", json={"entry": sender}).json()
+        alice.http.delete(f"/api/v1/allowlist/{e['id']}")
+        codes: list[int] = []
+        go = threading.Barrier(4)
+
+        def restore(eid: int = e["id"]) -> None:
+            go.wait()
+            codes.append(alice.http.post(f"/api/v1/allowlist/{eid}/restore").status_code)
+
+        threads = [threading.Thread(target=restore) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert codes.count(201) == 1, codes
+        assert entries(alice, "allowlist") == [(sender, "manual")]
+        gw.store.remove_entry(None, "allow", alice.http.get("/api/v1/allowlist").json()["items"][0]["id"])

@@ -51,6 +51,13 @@ def _delete_made_tx(conn: Connection, rec: Any, owner: int | None) -> bool:
     return True
 
 
+def _claim(conn: Connection, rec: Any) -> None:
+    """Use the record up, first: of two undos of one action at once (two nodes, a double click), the second
+    waits on this row and then finds it gone, so the action is reversed once."""
+    if conn.execute(delete(undo_records).where(_u.id == rec.id)).rowcount != 1:
+        raise Conflict("undone already")
+
+
 def _newest(conn: Connection, actor: int, kind: str, now: float, *, challenge_id: int | None = None,
             entry_id: int | None = None) -> Any:
     """The actor's newest record of this kind for the challenge or entry; Conflict when it is past the window."""
@@ -119,6 +126,7 @@ class Undo(Challenges):
                 if row.status == "pending":  # undone already (a repeated undo): nothing to do
                     return self.get_challenge(None, challenge_id), False
                 raise Conflict(f"challenge {challenge_id}: you made no decision on it that can be undone")
+            _claim(conn, rec)
             status = rec.prior_status or "pending"
             if rec.entry_id is not None:
                 _delete_made_tx(conn, rec, row.user_id)
@@ -135,7 +143,6 @@ class Undo(Challenges):
                     raise Conflict(f"challenge {challenge_id}: the sender has a newer pending challenge "
                                    f"({other.id})")
             conn.execute(update(challenges).where(_ch.id == challenge_id).values(status=status, updated_at=now))
-            conn.execute(delete(undo_records).where(_u.id == rec.id))
         return self.get_challenge(None, challenge_id), True
 
     def reopen_challenges(self, scope: int | None, challenge_ids: Sequence[int], *,
@@ -170,11 +177,11 @@ class Undo(Challenges):
             rec = _newest(conn, actor, "add", now, entry_id=entry_id)
             if rec is None:
                 raise Conflict(f"entry {entry_id}: you did not add it in the last minutes; remove it instead")
+            _claim(conn, rec)
             if not _delete_made_tx(conn, rec, scope):
                 raise Conflict(f"entry {entry_id} is not the entry you added; remove it instead")
             if rec.snapshot:
                 _restore_tx(conn, rec.snapshot)
-            conn.execute(delete(undo_records).where(_u.id == rec.id))
 
     def restore_entry(self, scope: int | None, action: str, entry_id: int, *, actor: int,
                       now: float | None = None) -> tuple[dict[str, Any], bool]:
@@ -188,6 +195,7 @@ class Undo(Challenges):
             snap = json.loads(rec.snapshot) if rec is not None and rec.snapshot else None
             if snap is None or snap["action"] != action or (scope is not None and snap["user_id"] != scope):
                 raise NotFound(f"no removed entry {entry_id} to restore")
+            _claim(conn, rec)
             owner = _le.user_id.is_(None) if snap["user_id"] is None else _le.user_id == snap["user_id"]
             now_there = conn.execute(select(_le.id, _le.action).where(
                 owner, _le.kind == snap["kind"], _le.value == snap["value"])).first()
@@ -198,5 +206,4 @@ class Undo(Challenges):
                 new_id, created = now_there.id, False
             else:
                 new_id, created = inserted_id(conn.execute(insert(list_entries).values(**snap))), True
-            conn.execute(delete(undo_records).where(_u.id == rec.id))
         return self.get_entry(None, new_id), created
