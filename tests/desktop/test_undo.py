@@ -180,3 +180,22 @@ def test_the_toast_is_reachable_and_named_and_goes_away(qtbot, fresh_gateway, wi
     assert w.undo_toast.button.focusPolicy() & Qt.FocusPolicy.TabFocus
     qtbot.waitUntil(lambda: w.undo_toast.text() == "", timeout=TIMEOUT)  # gone by itself
     assert w.undo_action.isEnabled()  # Ctrl+Z still undoes it after the toast went
+
+
+def test_an_undo_the_gateway_refuses_says_why_and_changes_nothing(qtbot, fresh_gateway, window_for):
+    g, seeded = fresh_gateway
+    w = window_for(g, seeded)
+    page = loaded(qtbot, w, "pending")
+    api = GatewayClient(g.http_url, seeded.token)
+    (c1, s1, _), *_ = seeded.pending
+    page.table.setFocus()
+    select_rows(page.table, [row_of(page.proxy, s1)])
+    qtbot.keyClick(page.table, Qt.Key.Key_D)
+    toast_says(qtbot, w, "Denied 1 sender")
+    domain = "@" + s1.split("@")[1]
+    api.add_entry("block", domain)  # meanwhile, from another device: the whole domain blocked
+    click_undo(qtbot, w)
+    qtbot.waitUntil(lambda: "Could not undo" in w.messages.text(), timeout=TIMEOUT)
+    assert "still blocked" in w.messages.text() and w.messages.level == "error"
+    assert status(api, c1) == "denied" and {s1, domain} <= set(entries(api, "block"))
+    api.close()
