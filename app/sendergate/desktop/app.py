@@ -198,7 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     state: dict[str, Any] = {"client": GatewayClient(url, token)}  # the live client and window
     state["window"] = open_window(state["client"], settings, secrets)
     if args.autostart and state["window"].keeps_running():
-        state["window"].hide_to_tray()  # at login: the tray icon and notifications, no window in the way
+        # at login: the tray icon and notifications, no window in the way (and no "still running" message)
+        state["window"].hide_to_tray(tell=False)
     if args.smoke_test:
         from .smoke import SmokeTest
         SmokeTest(state["window"], language, args.smoke_test).start()

@@ -261,12 +261,12 @@ class MainWindow(QMainWindow):
         if not page.loaded and self.isVisible():
             page.refresh()
 
-    def hide_to_tray(self) -> None:
+    def hide_to_tray(self, *, tell: bool = True) -> None:
         """The window goes, the app stays (live stream, tray, notifications); told once where it went."""
         # a dialog closing while the window is hidden must not end the app as "the last window closed"
         QApplication.setQuitOnLastWindowClosed(False)
         self.hide()
-        if self.tray is not None and not self.settings.told_still_running:
+        if tell and self.tray is not None and not self.settings.told_still_running:
             self.tray.tell_still_running()
             self.settings.told_still_running = True
 
@@ -302,7 +302,10 @@ class MainWindow(QMainWindow):
 
     def bring_to_front(self) -> None:
         QApplication.setQuitOnLastWindowClosed(True)
-        self.showNormal()
+        if self.isMinimized():
+            self.showNormal()
+        else:
+            self.show()  # a maximised window comes back maximised
         self.raise_()
         self.activateWindow()
 

@@ -62,3 +62,36 @@ def test_close_hides_to_the_tray_and_a_notification_click_opens_the_sender(qtbot
     quit_item = next(a for a in w.tray.icon.contextMenu().actions() if a.text() == "Quit")
     quit_item.trigger()  # the tray menu's Quit: quits even though closing only hides
     assert not w.isVisible() and w.stream._stop.is_set()
+
+
+def test_started_at_login_it_opens_in_the_tray_without_a_window(qtbot, fresh_gateway, tmp_path, monkeypatch):
+    """What Start at login registers (--autostart): the app runs, in the tray, its window hidden, told nothing."""
+    from PySide6.QtCore import QTimer
+
+    from sendergate.desktop import app
+    from sendergate.desktop.main_window import MainWindow
+
+    qtbot.waitUntil(QSystemTrayIcon.isSystemTrayAvailable, timeout=TIMEOUT)
+    g, seeded = fresh_gateway
+    monkeypatch.setenv("SENDERGATE_TOKEN", seeded.token)
+    seen: dict[str, object] = {}
+
+    def ours() -> MainWindow | None:
+        return next((w for w in QApplication.topLevelWidgets()
+                     if isinstance(w, MainWindow) and w.client.base_url == g.http_url), None)
+
+    def look() -> None:
+        w = ours()
+        if w is None or w.connection_state != ONLINE:
+            return
+        seen.update(window=w.isVisible(), icon=w.tray.icon.isVisible(), told=list(w.tray.notified))
+        timer.stop()
+        w.quit_app()
+
+    timer = QTimer()
+    timer.timeout.connect(look)
+    timer.start(100)
+    QTimer.singleShot(30_000, QApplication.quit)  # never hang the suite
+    code = app.main(["--gateway", g.http_url, "--autostart", "--settings-file", str(tmp_path / "settings.ini")])
+    timer.stop()
+    assert code == 0 and seen == {"window": False, "icon": True, "told": []}, seen
