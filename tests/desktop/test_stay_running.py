@@ -122,3 +122,28 @@ def test_with_a_real_tray_host():
                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     assert " passed" in run.stdout and "skipped" not in run.stdout, run.stdout[-2000:]
+
+
+def test_a_senders_subject_cannot_put_markup_lines_or_reordering_into_the_notification(qtbot, fresh_gateway,
+                                                                                      window_for):
+    """Freedesktop notification servers may render the body as markup (a link, an image): a stranger's
+    subject must not become a link in a notification of the app the user trusts, add a line that looks
+    like ours, or reverse the text shown."""
+    import smtplib
+
+    g, seeded = fresh_gateway
+    w = window_for(g, seeded)
+    pending = w.pages["pending"]
+    qtbot.waitUntil(lambda: pending.loaded and w.connection_state == ONLINE, timeout=TIMEOUT)
+    # RFC 2047 decodes to: <a href="https://evil.example/">Confirm here</a>, CR LF, a fake line, U+202E
+    subject = ("=?utf-8?q?=3Ca_href=3D=22https=3A//evil.example/=22=3EConfirm_here=3C/a=3E"
+               "=0D=0AApproved_by_IT=E2=80=AE?=")
+    raw = (f"From: mallory@evil.example\r\nTo: alice@example.org\r\nSubject: {subject}\r\n"
+           "Message-ID: <markup@evil.example>\r\n\r\nhello\r\n")
+    with g.smtp() as s, pytest.raises(smtplib.SMTPDataError):
+        s.sendmail("mallory@evil.example", ["alice@example.org"], raw)
+    qtbot.waitUntil(lambda: pending.model.row_of_sender("mallory@evil.example") >= 0, timeout=TIMEOUT)
+    title, text = w.tray.notified[-1]
+    assert text.splitlines()[0] == "mallory@evil.example" and len(text.splitlines()) == 2  # sender, subject
+    assert "<" not in text and ">" not in text and "\u202e" not in text
+    assert "Confirm here" in text and "Approved by IT" in text  # shown, as text

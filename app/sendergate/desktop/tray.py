@@ -6,6 +6,7 @@ pending senders"); clicking it asks for exactly those challenges (`open_challeng
 
 from __future__ import annotations
 
+import re
 import time
 
 from PySide6.QtCore import QObject, Signal
@@ -15,6 +16,16 @@ from .i18n import tr
 from .icons import badge_icon
 
 MESSAGE_MS = 8000  # how long a notification stays up; later challenges within it join its batch
+# Controls (line breaks among them), U+2028/2029 and bidi overrides: a sender's text cannot add lines or
+# reorder what the notification shows
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]+")
+
+
+def plain(value: str, limit: int = 120) -> str:
+    """A sender's address or subject as notification text. Freedesktop notification servers may read
+    the body as markup (links, images): angle brackets become look-alikes so no tag survives."""
+    out = _UNSAFE.sub(" ", value).replace("<", "\u2039").replace(">", "\u203a").strip()
+    return out if len(out) <= limit else out[: limit - 1] + "…"
 
 
 class Tray(QObject):
@@ -74,6 +85,7 @@ class Tray(QObject):
     def notify_challenge(self, sender: str, subject: str, challenge_id: int | None = None) -> None:
         if not self.notifications_enabled:
             return
+        sender, subject = plain(sender), plain(subject)
         now = time.monotonic()
         if now > self._batch_until:
             self.batch = []
