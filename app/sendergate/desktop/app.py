@@ -243,6 +243,7 @@ def run_connected(gateway_url: str, token: str, on_running: Callable[[], None] |
     crash.install_excepthook()
     with tempfile.TemporaryDirectory(prefix="sendergate-demo-ui-") as tmp:
         settings = Settings.at_path(os.path.join(tmp, "settings.ini"))  # the token is never written anywhere
+        settings.keep_running = False  # the demo ends when its window is closed, tray or not
         client = GatewayClient(gateway_url, token)
         window = open_window(client, settings)
         window.connection_action.setEnabled(False)  # the demo's gateway is the only one

@@ -95,3 +95,24 @@ def test_started_at_login_it_opens_in_the_tray_without_a_window(qtbot, fresh_gat
     code = app.main(["--gateway", g.http_url, "--autostart", "--settings-file", str(tmp_path / "settings.ini")])
     timer.stop()
     assert code == 0 and seen == {"window": False, "icon": True, "told": []}, seen
+
+
+def test_the_demo_ends_when_its_window_is_closed_even_with_a_tray(qtbot, fresh_gateway):
+    """`sendergate demo` runs until its window is closed: there it must not hide to the tray."""
+    from PySide6.QtCore import QTimer
+
+    from sendergate.desktop import app
+    from sendergate.desktop.main_window import MainWindow
+
+    qtbot.waitUntil(QSystemTrayIcon.isSystemTrayAvailable, timeout=TIMEOUT)
+    g, seeded = fresh_gateway
+    closed: list[bool] = []
+
+    def close_it() -> None:
+        w = next(w for w in QApplication.topLevelWidgets()
+                 if isinstance(w, MainWindow) and w.client.base_url == g.http_url)
+        closed.append(w.close())
+
+    QTimer.singleShot(30_000, QApplication.quit)  # never hang the suite; `closed` then tells
+    assert app.run_connected(g.http_url, seeded.token, on_running=close_it) == 0
+    assert closed == [True]
