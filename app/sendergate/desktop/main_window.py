@@ -233,6 +233,7 @@ class MainWindow(QMainWindow):
             event.ignore()
             self.hide_to_tray()
             return
+        QApplication.setQuitOnLastWindowClosed(True)  # really closing: the app may end with this window
         self.stream.stop()
         import_page = self.pages["import"]
         assert isinstance(import_page, ImportPage)

@@ -91,9 +91,12 @@ def test_started_at_login_it_opens_in_the_tray_without_a_window(qtbot, fresh_gat
     timer = QTimer()
     timer.timeout.connect(look)
     timer.start(100)
-    QTimer.singleShot(30_000, QApplication.quit)  # never hang the suite
+    failsafe = QTimer(singleShot=True, interval=30_000)  # never hang the suite
+    failsafe.timeout.connect(QApplication.quit)
+    failsafe.start()
     code = app.main(["--gateway", g.http_url, "--autostart", "--settings-file", str(tmp_path / "settings.ini")])
     timer.stop()
+    failsafe.stop()
     assert code == 0 and seen == {"window": False, "icon": True, "told": []}, seen
 
 
@@ -113,6 +116,21 @@ def test_the_demo_ends_when_its_window_is_closed_even_with_a_tray(qtbot, fresh_g
                  if isinstance(w, MainWindow) and w.client.base_url == g.http_url)
         closed.append(w.close())
 
-    QTimer.singleShot(30_000, QApplication.quit)  # never hang the suite; `closed` then tells
+    fired: list[bool] = []
+    failsafe = QTimer(singleShot=True, interval=30_000)  # never hang the suite
+    failsafe.timeout.connect(lambda: (fired.append(True), QApplication.quit()))
+    failsafe.start()
     assert app.run_connected(g.http_url, seeded.token, on_running=close_it) == 0
-    assert closed == [True]
+    failsafe.stop()
+    assert closed == [True] and not fired  # closing the window ended the app, not the failsafe
+
+
+def test_with_keep_running_turned_off_closing_quits_even_with_a_tray(qtbot, seeded_gateway, window_for):
+    qtbot.waitUntil(QSystemTrayIcon.isSystemTrayAvailable, timeout=TIMEOUT)
+    g, seeded = seeded_gateway
+    w = window_for(g, seeded)
+    w.keep_running_action.trigger()  # File → Keep running in the tray…: off
+    assert w.settings.keep_running is False
+    assert w.close()  # accepted: the window really closes
+    assert not w.isVisible() and w.stream._stop.is_set() and not w.tray.icon.isVisible()
+    assert STILL_RUNNING not in [t for t, _ in w.tray.notified]
