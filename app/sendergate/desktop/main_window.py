@@ -328,11 +328,8 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self.notify_action)
         self.keep_running_action = QAction(tr("&Keep running in the tray when the window is closed"), self)
         self.keep_running_action.setCheckable(True)
-        self.keep_running_action.setChecked(self.settings.keep_running)
-        if not Tray.available():
-            self.keep_running_action.setEnabled(False)  # closing quits: there is no tray to keep running in
-            self.keep_running_action.setChecked(False)
-            self.keep_running_action.setToolTip(tr("This desktop has no system tray."))
+        self._show_keep_running()
+        file_menu.aboutToShow.connect(self._show_keep_running)  # a panel's tray may come or go meanwhile
         self.keep_running_action.toggled.connect(self._set_keep_running)
         file_menu.addAction(self.keep_running_action)
         self.start_at_login_action = QAction(tr("&Start at login"), self)
@@ -406,9 +403,17 @@ class MainWindow(QMainWindow):
         if self.tray is not None:
             self.tray.notifications_enabled = on
 
+    def _show_keep_running(self) -> None:
+        """Checked as the user chose where a tray exists; without one, off and disabled (closing quits)."""
+        available = Tray.available()
+        self.keep_running_action.blockSignals(True)
+        self.keep_running_action.setEnabled(available)
+        self.keep_running_action.setChecked(available and self.settings.keep_running)
+        self.keep_running_action.setToolTip("" if available else tr("This desktop has no system tray."))
+        self.keep_running_action.blockSignals(False)
+
     def _set_keep_running(self, on: bool) -> None:
-        if self.keep_running_action.isEnabled():
-            self.settings.keep_running = on
+        self.settings.keep_running = on
 
     def _set_start_at_login(self, on: bool) -> None:
         try:
