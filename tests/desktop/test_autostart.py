@@ -79,6 +79,18 @@ def test_xdg_config_home_defaults_to_dot_config_and_a_relative_one_is_ignored(tm
     assert (home / ".config" / "autostart" / "sendergate-desktop.desktop").is_file()
 
 
+def test_an_entry_the_session_turned_off_shows_as_off_and_turning_on_replaces_it(tmp_path: Path) -> None:
+    auto = Autostart("linux", home=tmp_path, environ={}, command=["/opt/sendergate/SenderGate", "--autostart"])
+    auto.set_enabled(True)
+    path = auto.desktop_path()
+    path.write_text(path.read_text().replace("X-GNOME-Autostart-enabled=true", "X-GNOME-Autostart-enabled=false"))
+    assert not auto.is_enabled()  # GNOME's "startup applications" switch turned it off
+    auto.set_enabled(True)
+    assert auto.is_enabled() and "X-GNOME-Autostart-enabled=true" in path.read_text()
+    path.write_text(path.read_text() + "Hidden=true\n")
+    assert not auto.is_enabled()
+
+
 def test_a_registration_that_cannot_be_written_says_where(tmp_path: Path) -> None:
     blocker = tmp_path / "not a directory"
     blocker.write_text("")

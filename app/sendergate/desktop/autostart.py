@@ -161,10 +161,11 @@ class Autostart:
             if self.kind == "macos":
                 with open(self.plist_path(), "rb") as f:
                     return [str(a) for a in plistlib.load(f).get("ProgramArguments", [])]
-            for line in self.desktop_path().read_text(encoding="utf-8").splitlines():
-                if line.startswith("Exec="):
-                    return parse_desktop_exec(line[len("Exec="):])
-            return []
+            lines = self.desktop_path().read_text(encoding="utf-8").splitlines()
+            # a session's own settings turn an entry off this way (it stays, but nothing starts)
+            if {"Hidden=true", "X-GNOME-Autostart-enabled=false"} & {ln.strip() for ln in lines}:
+                return None
+            return next((parse_desktop_exec(ln[len("Exec="):]) for ln in lines if ln.startswith("Exec=")), [])
         except (OSError, ValueError, plistlib.InvalidFileException):
             return None
 
