@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .policy.address import AddressError, parse
-from .policy.replies import first_line_problem
+from .policy.replies import challenge_template_problem, public_url_problem
 
 DEFAULT_REPLY = (
     "{recipient} accepts mail only from known senders. "
@@ -606,9 +606,13 @@ def from_dict(raw: dict[str, Any], source: str = "") -> Config:
     problems += _delivery_tls_problems(cfg.delivery)
     if cfg.delivery.screened_folder and not re.fullmatch(r"[A-Za-z0-9 _.-]+", cfg.delivery.screened_folder):
         problems.append(("delivery.screened_folder", "use letters, digits, space, '.', '_' or '-'"))
-    problem = first_line_problem(cfg.challenge.reply, cfg.public_url)
-    if problem:
-        problems.append(("challenge.reply", problem))
+    url_problem = public_url_problem(cfg.public_url)
+    if url_problem:
+        problems.append(("http.public_url", url_problem))
+    else:  # the template's room depends on the link's length
+        problem = challenge_template_problem(cfg.challenge.reply, cfg.public_url)
+        if problem:
+            problems.append(("challenge.reply", problem))
     if cfg.notify.enabled and not cfg.notify.relay:
         problems.append(("notify.relay", "required when notify.enabled: smtp://host:port of the outbound relay"))
     if not cfg.smtp.hostname:

@@ -5,6 +5,8 @@
 #   installer/dev/system-deps.sh demo   # Qt runtime libraries
 #   installer/dev/system-deps.sh test   # + clamd, spamd, rspamd, Postfix, Dovecot, PostgreSQL, Chromium, Xvfb;
 #                                       # Exim's and OpenSMTPD's .debs fetched into .cache/debs/
+# trayer: a tray host under Xvfb (tests/support/trayhost.py); desktop-file-validate and gio: the XDG
+# autostart entry checked and launched as a desktop session would (tests/desktop/test_autostart.py).
 set -euo pipefail
 what=${1:-test}
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -19,6 +21,7 @@ test_pkgs=(clamav-daemon clamav spamd spamc spamassassin rspamd postfix dovecot-
   dovecot-imapd dovecot-lmtpd postgresql chromium xvfb xauth imagemagick
   gnome-keyring dbus-x11 ca-certificates python3-venv sqlite3 espeak-ng
   logrotate openssl dbus procps systemd util-linux
+  trayer desktop-file-utils libglib2.0-bin
   libdb5.3 libgnutls-dane0 libgnutls30 libidn12 libidn2-0 libnsl2 libpcre2-8-0 libevent-2.1-7 libssl3)
 # Exim and OpenSMTPD as a sender's server (tests/test_sender_mtas.py). Their packages conflict with
 # Postfix (each provides mail-transport-agent): only fetched, never installed; the tests unpack

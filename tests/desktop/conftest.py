@@ -17,9 +17,11 @@ from tests.support.gateway import GatewayProcess
 # Harmless noise of the offscreen platform, understood before silencing it:
 # - it has no native interface for a tray, so QSystemTrayIcon's connect to
 #   systemTrayWindowChanged fails (no tray host here; see ENVIRONMENT.md);
-# - it does not implement propagateSizeHints, which Qt calls on every top-level window.
+# - it does not implement propagateSizeHints, which Qt calls on every top-level window;
+# - nor raise(), which bringing the window to the front calls (a tray notification clicked).
 OFFSCREEN_NOISE = (r"No such signal QPlatformNativeInterface::systemTrayWindowChanged",
-                   r"This plugin does not support propagateSizeHints")
+                   r"This plugin does not support propagateSizeHints",
+                   r"This plugin does not support raise\(\)")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

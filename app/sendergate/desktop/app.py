@@ -48,6 +48,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--settings-file", metavar="FILE", help="keep settings in this INI file instead of the system's")
     p.add_argument("--language", choices=("en", "de"), help="user-interface language (default: the system's)")
     p.add_argument("--setup", action="store_true", help="show the connection setup even if one is saved")
+    p.add_argument("--autostart", action="store_true",
+                   help="started at login (Start at login registers this): open in the tray, window hidden, "
+                        "where the desktop has a tray and the app keeps running in it")
     p.add_argument("--version", action="version", version=f"sendergate-desktop {__version__}")
     p.add_argument("--smoke-test", nargs="?", const="-", metavar="REPORT",
                    help="with --gateway: wait until the gateway answered and the live stream is up, check the "
@@ -194,6 +197,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     state: dict[str, Any] = {"client": GatewayClient(url, token)}  # the live client and window
     state["window"] = open_window(state["client"], settings, secrets)
+    if args.autostart and state["window"].keeps_running():
+        # at login: the tray icon and notifications, no window in the way (and no "still running" message)
+        state["window"].hide_to_tray(tell=False)
     if args.smoke_test:
         from .smoke import SmokeTest
         SmokeTest(state["window"], language, args.smoke_test).start()
@@ -210,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             state["client"] = GatewayClient(conn.url, conn.token)
             state["window"] = open_window(state["client"], settings, secrets)
             state["window"].connection_requested.connect(reconnect)
-            old_window.close()
+            old_window.close_for_good()  # not to the tray: the new window replaces it
             old_client.close()
 
         dialog.accepted.connect(accepted)
@@ -237,6 +243,7 @@ def run_connected(gateway_url: str, token: str, on_running: Callable[[], None] |
     crash.install_excepthook()
     with tempfile.TemporaryDirectory(prefix="sendergate-demo-ui-") as tmp:
         settings = Settings.at_path(os.path.join(tmp, "settings.ini"))  # the token is never written anywhere
+        settings.keep_running = False  # the demo ends when its window is closed, tray or not
         client = GatewayClient(gateway_url, token)
         window = open_window(client, settings)
         window.connection_action.setEnabled(False)  # the demo's gateway is the only one

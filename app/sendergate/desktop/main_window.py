@@ -8,6 +8,7 @@ import logging
 from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
+    QApplication,
     QComboBox,
     QHBoxLayout,
     QLabel,
@@ -24,6 +25,7 @@ from PySide6.QtWidgets import (
 from .. import __version__
 from . import crash, operations
 from .api_client import GatewayClient, Me, StaffUser, StreamMessage
+from .autostart import Autostart, AutostartError
 from .checklist import FirstRunChecklist
 from .i18n import tr
 from .icons import app_icon, icon
@@ -55,10 +57,13 @@ WHOSE_PAGES = ("pending", "activity")  # where an admin chooses whose (everyone'
 class MainWindow(QMainWindow):
     connection_requested = Signal()
     def __init__(self, client: GatewayClient, settings: Settings, *, me: Me | None = None,
-                 stream: StreamFollower | None = None, tray: bool = True, secrets: SecretStore | None = None) -> None:
+                 stream: StreamFollower | None = None, tray: bool = True, secrets: SecretStore | None = None,
+                 autostart: Autostart | None = None) -> None:
         super().__init__()
         self.client = client
         self.settings = settings
+        self.autostart = autostart or Autostart()
+        self._closing_for_good = False  # Quit (or a new connection's window): close, do not hide to the tray
         self.secrets = secrets or SecretStore()  # the app's own: it holds session-only secrets too
         self.me = me
         self.setObjectName("mainWindow")
@@ -138,7 +143,8 @@ class MainWindow(QMainWindow):
         if self.tray is not None:
             self.tray.notifications_enabled = settings.notifications_enabled
             self.tray.show_window.connect(self.bring_to_front)
-            self.tray.quit_requested.connect(self.close)
+            self.tray.quit_requested.connect(self.quit_app)
+            self.tray.open_challenges.connect(self.show_challenges)
 
         self.stream = stream or StreamFollower(client)
         self.stream.message.connect(self._stream_message)
@@ -220,11 +226,20 @@ class MainWindow(QMainWindow):
             if page.loaded or page is self.current_page() or page.key in ("overview", "pending"):
                 page.refresh()
 
+    def keeps_running(self) -> bool:
+        """Closing the window hides it to the tray: a tray exists here and the user wants it."""
+        return self.tray is not None and Tray.available() and self.settings.keep_running
+
     def closeEvent(self, event: QCloseEvent) -> None:
         self.settings.window_geometry = self.saveGeometry()
         self.settings.window_state = self.saveState()
         self.settings.last_page = self.current_page().key if self.current_page().key != "staff" else "overview"
         self.settings.sync()
+        if not self._closing_for_good and self.keeps_running():
+            event.ignore()
+            self.hide_to_tray()
+            return
+        QApplication.setQuitOnLastWindowClosed(True)  # really closing: the app may end with this window
         self.stream.stop()
         import_page = self.pages["import"]
         assert isinstance(import_page, ImportPage)
@@ -253,8 +268,51 @@ class MainWindow(QMainWindow):
         if not page.loaded and self.isVisible():
             page.refresh()
 
+    def hide_to_tray(self, *, tell: bool = True) -> None:
+        """The window goes, the app stays (live stream, tray, notifications); told once where it went."""
+        # a dialog closing while the window is hidden must not end the app as "the last window closed"
+        QApplication.setQuitOnLastWindowClosed(False)
+        self.hide()
+        if tell and self.tray is not None and not self.settings.told_still_running:
+            self.tray.tell_still_running()
+            self.settings.told_still_running = True
+
+    def close_for_good(self) -> None:
+        """Close the window whatever the tray setting (a new connection's window replaces it)."""
+        self._closing_for_good = True
+        self.close()
+
+    def quit_app(self) -> None:
+        """File/tray Quit: really quits, also when closing would only hide to the tray."""
+        self.close_for_good()
+        QApplication.quit()
+
+    def show_challenges(self, ids: list[int]) -> None:
+        """A notification was clicked: Pending, its challenges in view, the newest (last) selected."""
+        self.bring_to_front()
+        page = self.show_page("pending")
+        assert isinstance(page, PendingPage)
+        rows = [page.model.row_of(i) for i in ids]
+        sources = [page.model.index(r, 0) for r in rows if r >= 0]  # decided meanwhile: no longer there
+        if not sources:
+            return
+        if any(not page.proxy.mapFromSource(ix).isValid() for ix in sources):
+            page.filter.clear()  # the filter would hide one of them
+        shown = [page.proxy.mapFromSource(ix) for ix in sources]
+        for index in shown:
+            page.table.scrollTo(index)
+        newest = shown[-1]
+        page.table.clearSelection()
+        page.table.setCurrentIndex(newest)  # selects its row (the table selects rows)
+        page.table.scrollTo(newest)
+        page.table.setFocus()
+
     def bring_to_front(self) -> None:
-        self.showNormal()
+        QApplication.setQuitOnLastWindowClosed(True)
+        if self.isMinimized():
+            self.showNormal()
+        else:
+            self.show()  # a maximised window comes back maximised
         self.raise_()
         self.activateWindow()
 
@@ -274,12 +332,23 @@ class MainWindow(QMainWindow):
         self.notify_action.setChecked(self.settings.notifications_enabled)
         self.notify_action.toggled.connect(self._set_notifications)
         file_menu.addAction(self.notify_action)
+        self.keep_running_action = QAction(tr("&Keep running in the tray when the window is closed"), self)
+        self.keep_running_action.setCheckable(True)
+        self._show_keep_running()
+        file_menu.aboutToShow.connect(self._show_keep_running)  # a panel's tray may come or go meanwhile
+        self.keep_running_action.toggled.connect(self._set_keep_running)
+        file_menu.addAction(self.keep_running_action)
+        self.start_at_login_action = QAction(tr("&Start at login"), self)
+        self.start_at_login_action.setCheckable(True)
+        self.start_at_login_action.setChecked(self.autostart.is_enabled())
+        self.start_at_login_action.toggled.connect(self._set_start_at_login)
+        file_menu.addAction(self.start_at_login_action)
         self._build_digest_menu(file_menu)
         file_menu.addSeparator()
         quit_action = QAction(tr("&Quit"), self)
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)  # Cmd+Q on macOS, Ctrl+Q elsewhere
         quit_action.setMenuRole(QAction.MenuRole.QuitRole)
-        quit_action.triggered.connect(self.close)
+        quit_action.triggered.connect(self.quit_app)
         file_menu.addAction(quit_action)
 
         edit_menu = self.menuBar().addMenu(tr("&Edit"))
@@ -356,6 +425,32 @@ class MainWindow(QMainWindow):
         if self.tray is not None:
             self.tray.notifications_enabled = on
 
+    def _show_keep_running(self) -> None:
+        """Checked as the user chose where a tray exists; without one, off and disabled (closing quits)."""
+        available = Tray.available()
+        self.keep_running_action.blockSignals(True)
+        self.keep_running_action.setEnabled(available)
+        self.keep_running_action.setChecked(available and self.settings.keep_running)
+        self.keep_running_action.setToolTip("" if available else tr("This desktop has no system tray."))
+        self.keep_running_action.blockSignals(False)
+
+    def _set_keep_running(self, on: bool) -> None:
+        self.settings.keep_running = on
+
+    def _set_start_at_login(self, on: bool) -> None:
+        try:
+            self.autostart.set_enabled(on)
+        except AutostartError as exc:
+            self.messages.error(tr("Could not change start at login: %1").replace("%1", str(exc)))
+        else:
+            if on:
+                self.messages.info(tr("SenderGate will start when you log in."))
+            else:
+                self.messages.info(tr("SenderGate will no longer start when you log in."))
+        self.start_at_login_action.blockSignals(True)
+        self.start_at_login_action.setChecked(self.autostart.is_enabled())  # what the system now holds
+        self.start_at_login_action.blockSignals(False)
+
     def _update_title(self) -> None:
         who = f" — {self.me.addresses[0]}" if self.me and self.me.addresses else ""
         self.setWindowTitle(f"SenderGate{who}")
@@ -371,7 +466,7 @@ class MainWindow(QMainWindow):
             is_new = msg.record.status == "pending" and pending.model.row_of(msg.record.id) < 0
             pending.model.apply(msg.record)
             if is_new and self.tray is not None:
-                self.tray.notify_challenge(msg.record.sender, msg.record.subject)
+                self.tray.notify_challenge(msg.record.sender, msg.record.subject, msg.record.id)
         elif msg.kind == "event":
             activity = self.pages["activity"]
             assert isinstance(activity, ActivityPage)

@@ -235,6 +235,24 @@ class Settings:
         self._s.setValue("ui/notifications", bool(on))
 
     @property
+    def keep_running(self) -> bool:
+        """Closing the window hides it to the tray (where a tray exists) instead of quitting."""
+        return self._bool("ui/keep_running", True)
+
+    @keep_running.setter
+    def keep_running(self, on: bool) -> None:
+        self._s.setValue("ui/keep_running", bool(on))
+
+    @property
+    def told_still_running(self) -> bool:
+        """The one-off "still running in the tray" message was shown."""
+        return self._bool("ui/told_still_running", False)
+
+    @told_still_running.setter
+    def told_still_running(self, told: bool) -> None:
+        self._s.setValue("ui/told_still_running", bool(told))
+
+    @property
     def last_page(self) -> str:
         return self._str("ui/last_page", "overview")
 

@@ -16,6 +16,8 @@ MAX_LINE = 512  # octets, including "550-5.7.1 " and CRLF
 _UNSAFE = re.compile(r"[^\x20-\x7e]")
 _PLACEHOLDER = re.compile(r"{(\w+)}")
 _ROOM_550 = MAX_LINE - len("550-5.7.1 ") - 2  # text octets on one line of a 550 5.7.1 reply
+LINK_TOKEN_CHARS = 22  # store.engine.new_token(): 16 bytes in base64url (tests check they agree)
+_MIN_RECIPIENT = 40  # challenge_text shortens the recipient to this before it puts the link first
 
 
 def safe(value: str, limit: int = 200) -> str:
@@ -115,7 +117,7 @@ def _shorter_values(names: list[str], sender: str) -> Iterator[tuple[str, str]]:
             yield recipient_list(names, n), sender
     for n in (60, 20):
         yield recipient_list(names, 1), sender[:n]
-    yield (f"{len(names)} recipients" if len(names) > 1 else names[0][:40]), ""
+    yield (f"{len(names)} recipients" if len(names) > 1 else names[0][:_MIN_RECIPIENT]), ""
 
 
 def _fill_first(line: str, recipient: str, sender: str, url: str) -> str:
@@ -123,15 +125,43 @@ def _fill_first(line: str, recipient: str, sender: str, url: str) -> str:
     return " ".join(_PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), line).split())
 
 
-def first_line_problem(template: str, public_url: str) -> str | None:
-    """Why a challenge template cannot keep its link on the first reply line, or None."""
-    first = template_lines(template)[0]
-    if "{url}" not in first:
-        return "{url} must be on the template's first line (some servers show only the first line)"
-    url_len = len(public_url.rstrip("/")) + len("/c/") + 22
-    static = len(_PLACEHOLDER.sub("", first.partition("{url}")[0]))
-    room_for_values = _ROOM_550 - static - url_len
-    if room_for_values < 40:
-        return (f"the text before {{url}} is too long: with the link it leaves {max(room_for_values, 0)} of "
-                f"{_ROOM_550} characters on the first reply line for the recipient and sender (at least 40 needed)")
+def link_length(public_url: str) -> int:
+    """Characters of the longest link a refusal carries: the public URL, "/c/" and the token."""
+    return len(public_url.rstrip("/")) + len("/c/") + LINK_TOKEN_CHARS
+
+
+def public_url_problem(public_url: str) -> str | None:
+    """Why links under this public URL cannot be sent whole on one reply line, or None."""
+    if not re.fullmatch(r"[!-~]+", public_url):
+        return ("the links in SMTP replies must be printable ASCII without spaces: write an international "
+                "domain name in its xn-- form and percent-encode the path")
+    if link_length(public_url) > _ROOM_550:
+        return (f"too long: a link ({link_length(public_url)} characters with /c/ and the "
+                f"{LINK_TOKEN_CHARS}-character token) must fit in one {_ROOM_550}-character reply line; "
+                "use a shorter URL")
+    return None
+
+
+def challenge_template_problem(template: str, public_url: str) -> str | None:
+    """Why a challenge reply template cannot keep the link on the first reply line, or None. One
+    check for `check-config` and the gateway's own start (config.from_dict); each answer says how to fix it."""
+    lines = template_lines(template)
+    at = next((i for i, line in enumerate(lines) if "{url}" in line), None)
+    if at is None:
+        return ("has no {url}: a refused stranger would get no link to confirm with; put {url} on its first line, "
+                "as the default does (remove challenge.reply to use the default)")
+    if at > 0:
+        return (f"{{url}} is on line {at + 1}: the link must be on the first line of the reply (some sending "
+                "servers and bounce renderers show only the first line); move {url} to the first line "
+                "(text after it may stay on later lines)")
+    head = lines[0].partition("{url}")[0]
+    static = len(" ".join(_PLACEHOLDER.sub("", head).split()))
+    # the least room the renderer shrinks the values to before it gives up the template's wording
+    reserve = (_MIN_RECIPIENT + 1) * head.count("{recipient}")  # the value and its space
+    over = static + (1 if static else 0) + reserve + link_length(public_url) - _ROOM_550
+    if over > 0:
+        return (f"the text before {{url}} is too long: with the longest link this configuration makes "
+                f"({link_length(public_url)} characters: http.public_url, /c/ and a {LINK_TOKEN_CHARS}-character "
+                f"token) the first reply line would pass 512 octets; shorten the text before {{url}} by {over} "
+                "characters, or move some of it after {url}")
     return None
