@@ -84,6 +84,7 @@ class MessageBar(QFrame):
 def icon_button(name: str, text: str, tooltip: str = "") -> QToolButton:
     button = QToolButton()
     button.setIcon(icon(name))
+    button.setProperty("iconName", name)  # which icon it shows, for the test that icons mean what they do
     button.setText(text)
     button.setToolTip(tooltip or text)
     button.setAccessibleName(text)
