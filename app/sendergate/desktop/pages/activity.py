@@ -92,9 +92,10 @@ class ActivityPage(Page):
         # time and verdict as wide as their longest text; the others shrink so Reason stays in view at 1,024 px
         longest_verdict = max((verdict_label(v) for v in VERDICTS), key=self.table.fontMetrics().horizontalAdvance)
         for col, width in enumerate((text_width(self.table, tr("Yesterday %1").replace("%1", "23:59")),
-                                     text_width(self.table, longest_verdict, icon=True), 220, 180, 240)):
+                                     text_width(self.table, longest_verdict, icon=True), 220, 150, 220)):
             self.table.setColumnWidth(col, width)
         fitter(self.table).keep = (0, 1)
+        fitter(self.table).min_chars = 36  # Reason: why the gateway decided, the column people come here for
         self.empty = EmptyState(self.table)
         self.model.loading_changed.connect(lambda _: self._show_empty())
         self.model.first_page_loaded.connect(self._show_empty)

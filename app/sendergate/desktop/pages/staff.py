@@ -28,6 +28,7 @@ from ..i18n import tr
 from ..widgets import EmptyState
 from .base import ColumnFitter, Page
 from .devices import confirm_revoke, device_table, fill_devices, revoke, selected_device, show_empty, when
+from .overview import mode_texts
 
 
 class PairingCodeBox(QWidget):
@@ -168,7 +169,7 @@ class StaffPage(Page):
             self.table.setItem(r, 1, QTableWidgetItem(u.addresses[0] if u.addresses else ""))
             self.table.setItem(r, 2, QTableWidgetItem(", ".join(u.addresses[1:])))
             self.table.setItem(r, 3, QTableWidgetItem(str(len(u.devices))))
-            self.table.setItem(r, 4, QTableWidgetItem(u.mode or ""))
+            self.table.setItem(r, 4, QTableWidgetItem(mode_texts().get(u.mode, (u.mode or "",))[0] if u.mode else ""))
             if chosen is not None and u.id == chosen.id:
                 self.table.selectRow(r)
         self.loaded = True
