@@ -94,8 +94,8 @@ class ActivityPage(Page):
         for col, width in enumerate((text_width(self.table, tr("Yesterday %1").replace("%1", "23:59")),
                                      text_width(self.table, longest_verdict, icon=True), 220, 150, 220)):
             self.table.setColumnWidth(col, width)
-        fitter(self.table).keep = (0, 1)
-        fitter(self.table).min_chars = 36  # Reason: why the gateway decided, the column people come here for
+        # Reason: why the gateway decided, the column people come here for
+        fitter(self.table).configure(keep=(0, 1), min_chars=36)
         self.empty = EmptyState(self.table)
         self.model.loading_changed.connect(lambda _: self._show_empty())
         self.model.first_page_loaded.connect(self._show_empty)

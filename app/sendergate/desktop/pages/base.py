@@ -78,6 +78,18 @@ class ColumnFitter(QObject):
             model.columnsInserted.connect(lambda *_: self.fit())
             model.modelReset.connect(self.fit)
 
+    def configure(self, *, stretch: int | None = None, keep: tuple[int, ...] | None = None,
+                  min_chars: int | None = None) -> None:
+        """Which column takes the room left (`stretch`), which keep their width (`keep`), its minimum."""
+        if stretch is not None:
+            self.view.horizontalHeader().setSectionResizeMode(self.stretch, QHeaderView.ResizeMode.Interactive)
+            self._stretch = stretch
+        if keep is not None:
+            self.keep = keep
+        if min_chars is not None:
+            self.min_chars = min_chars
+        self.fit()
+
     @property
     def stretch(self) -> int:
         n = self.view.horizontalHeader().count()

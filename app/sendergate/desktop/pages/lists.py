@@ -28,7 +28,7 @@ from ..i18n import tr
 from ..models import EntriesModel
 from ..models.base import RecordRole
 from ..widgets import EmptyState, icon_button
-from .base import Page, make_table
+from .base import Page, fitter, make_table
 
 
 def validate_entry(text: str) -> str:
@@ -118,7 +118,8 @@ class ListPage(Page):
         layout.addLayout(bar)
         self.table, self.proxy = make_table(self.model, multi=True, name=self.title())
         self.search.textChanged.connect(self.proxy.setFilterFixedString)
-        for col, width in enumerate((260, 260, 160, 140)):
+        fitter(self.table).configure(stretch=1, keep=(3, 4))  # the note takes the room; dates keep theirs
+        for col, width in enumerate((260, 260, 160, 140, 140)):
             self.table.setColumnWidth(col, width)
         self.table.sortByColumn(3, Qt.SortOrder.DescendingOrder)
         layout.addWidget(self.table, 1)

@@ -16,7 +16,7 @@ from ..models import ScreenedModel, SenderGroup, group_by_sender
 from ..models.base import RecordRole
 from ..widgets import EmptyState, icon_button
 from .actions import describe
-from .base import Page, make_table
+from .base import Page, fitter, make_table
 
 LOOK_BACK_DAYS = 90  # the default event retention
 MAX_EVENTS = 20_000  # gateways without /screened: the app groups at most this many recent events
@@ -81,7 +81,8 @@ class ScreenedPage(Page):
         self.table, self.proxy = make_table(self.model, multi=True, name=tr("Screened senders"))
         self.filter.textChanged.connect(self.proxy.setFilterFixedString)
         self.table.sortByColumn(3, Qt.SortOrder.DescendingOrder)
-        for col, width in enumerate((260, 90, 320, 140)):
+        fitter(self.table).configure(stretch=2, keep=(1, 3))  # the latest subject says what they send
+        for col, width in enumerate((260, 90, 320, 140, 200)):
             self.table.setColumnWidth(col, width)
         layout.addWidget(self.table, 1)
         self.empty = EmptyState(self.table)
