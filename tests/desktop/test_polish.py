@@ -262,3 +262,15 @@ def test_dark_palette_reaches_the_chart_and_messages(qtbot, seeded_gateway, wind
         assert w.messages.palette().color(QPalette.ColorRole.Window).lightness() < 128  # a dark tint, not pink
     finally:
         qapp.setPalette(before)
+
+
+def test_cached_times_are_made_again_after_midnight(qapp):
+    """Activity caches its time texts; a "Today 08:10" made yesterday must not survive midnight."""
+    from sendergate.desktop.models import events
+    iso = datetime.now(timezone.utc).isoformat()
+    fresh = events._time_text(iso)
+    assert fresh.startswith("Today")
+    events._times[iso] = "Today 00:00 (made yesterday)"  # what the cache held before midnight
+    assert events._time_text(iso) == "Today 00:00 (made yesterday)"  # same day: from the cache
+    events._times_valid_until[0] = 0.0  # midnight has passed
+    assert events._time_text(iso) == fresh

@@ -20,8 +20,9 @@ holds the GIL for long. `Event` objects are made only when one is asked for.
 from __future__ import annotations
 
 import bisect
+import time
 from collections import OrderedDict
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
@@ -60,16 +61,22 @@ _ROW_FLAGS = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemF
 
 
 _times: dict[str, str] = {}
-_times_day = [""]  # the day the cached texts were made on: "Today 08:10" is "Yesterday 08:10" tomorrow
+_times_valid_until = [0.0]  # the next local midnight: "Today 08:10" reads "Yesterday 08:10" after it
+
+
+def _next_midnight() -> float:
+    tomorrow = datetime.combine(date.today() + timedelta(days=1), datetime.min.time())
+    return tomorrow.timestamp()  # naive: local time, as the texts are
 
 
 def _time_text(iso: str) -> str:
+    if time.time() >= _times_valid_until[0]:  # one float compare per call: the view asks often
+        _times.clear()
+        _times_valid_until[0] = _next_midnight()
     text = _times.get(iso)
     if text is None:
-        day = date.today().isoformat()
-        if len(_times) >= TIME_CACHE or _times_day[0] != day:
+        if len(_times) >= TIME_CACHE:
             _times.clear()
-            _times_day[0] = day
         text = _times[iso] = local_time(_ts(iso))
     return text
 
@@ -311,7 +318,7 @@ class EventsModel(QAbstractTableModel):
         if role not in _SERVED or not index.isValid():
             return None
         column_no = index.column()
-        if column_no >= len(COLUMNS):
+        if column_no >= len(COLUMNS) or (role == _DECORATION and column_no != VERDICT_COLUMN):
             return None
         record = self.row_at(index.row())
         column = COLUMNS[column_no]
