@@ -134,6 +134,8 @@ def test_bundle_holds_resources_translations_and_keyring_metadata(bundle: Bundle
     resources = inside / "sendergate" / "resources"
     shipped_icons = {p.name for p in (ROOT / "resources" / "icons").glob("*.svg")}
     assert {p.name for p in (resources / "icons").glob("*.svg")} == shipped_icons
+    assert (resources / "i18n" / "sendergate_en.qm").read_bytes() == \
+        (ROOT / "resources" / "i18n" / "sendergate_en.qm").read_bytes()  # English plural forms
     assert (resources / "i18n" / "sendergate_de.qm").read_bytes() == \
         (ROOT / "resources" / "i18n" / "sendergate_de.qm").read_bytes()
     entry_points = (inside / "keyring-25.7.0.dist-info" / "entry_points.txt").read_text()

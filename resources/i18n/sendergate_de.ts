@@ -357,6 +357,14 @@ Verbunden mit %2</translation>
         <translation>Absender sperren</translation>
     </message>
     <message>
+        <source>No decisions match this filter. Turn off a verdict button or clear the search to see more.</source>
+        <translation>Keine Entscheidung passt zu diesem Filter. Schalten Sie eine Entscheidungs-Schaltfläche aus oder leeren Sie die Suche, um mehr zu sehen.</translation>
+    </message>
+    <message>
+        <source>No decisions yet. Every message the gateway accepts or refuses for you will show up here.</source>
+        <translation>Noch keine Entscheidungen. Jede Nachricht, die das Gateway für Sie annimmt oder abweist, erscheint hier.</translation>
+    </message>
+    <message>
         <source>The null sender &lt;&gt; (bounces) cannot be put on a list.</source>
         <translation>Der leere Absender &lt;&gt; (Unzustellbarkeitsnachrichten) kann nicht auf eine Liste.</translation>
     </message>
@@ -653,6 +661,14 @@ Verbunden mit %2</translation>
         <translation>Liste als CSV-Datei speichern</translation>
     </message>
     <message>
+        <source>Your allowlist is empty. Add an address or an @domain above, or bring in your contacts on the Import page.</source>
+        <translation>Ihre Erlaubt-Liste ist leer. Fügen Sie oben eine Adresse oder eine @Domain hinzu oder übernehmen Sie Ihre Kontakte auf der Seite „Import“.</translation>
+    </message>
+    <message>
+        <source>No entry matches “%1”.</source>
+        <translation>Kein Eintrag passt zu „%1“.</translation>
+    </message>
+    <message>
         <source>Added %1.</source>
         <translation>%1 hinzugefügt.</translation>
     </message>
@@ -687,6 +703,10 @@ Verbunden mit %2</translation>
         <translation>Sperrliste</translation>
     </message>
     <message>
+        <source>Your blocklist is empty. Block a sender from Activity, Pending or Screened, or add one above.</source>
+        <translation>Ihre Sperrliste ist leer. Sperren Sie Absender unter „Aktivität“, „Wartend“ oder „Vorsortiert“ oder fügen Sie oben einen hinzu.</translation>
+    </message>
+    <message>
         <source>Enforce</source>
         <translation>Durchsetzen</translation>
     </message>
@@ -719,8 +739,20 @@ Verbunden mit %2</translation>
         <translation>Wartende Absender</translation>
     </message>
     <message>
+        <source>Today %1</source>
+        <translation>Heute %1</translation>
+    </message>
+    <message>
+        <source>Yesterday %1</source>
+        <translation>Gestern %1</translation>
+    </message>
+    <message>
         <source>Today</source>
         <translation>Heute</translation>
+    </message>
+    <message>
+        <source>Yesterday</source>
+        <translation>Gestern</translation>
     </message>
     <message>
         <source>Today: %1</source>
@@ -848,6 +880,14 @@ Verbunden mit %2</translation>
     <message>
         <source>Screened senders</source>
         <translation>Vorsortierte Absender</translation>
+    </message>
+    <message>
+        <source>No sender matches “%1”.</source>
+        <translation>Kein Absender passt zu „%1“.</translation>
+    </message>
+    <message>
+        <source>No automated senders are waiting for a choice. Receipts and newsletters the gateway screens for you will show up here.</source>
+        <translation>Keine automatischen Absender warten auf eine Wahl. Belege und Newsletter, die das Gateway für Sie vorsortiert, erscheinen hier.</translation>
     </message>
     <message>
         <source>from the Screened page</source>
@@ -1441,6 +1481,10 @@ Verbunden mit %2</translation>
         <translation>Das ausgewählte Gerät sperren</translation>
     </message>
     <message>
+        <source>No device holds a key to your account. Pair one with a code from your administrator.</source>
+        <translation>Kein Gerät hat einen Schlüssel zu Ihrem Konto. Koppeln Sie eines mit einem Code Ihres Administrators.</translation>
+    </message>
+    <message>
         <source>Revoked “%1”.</source>
         <translation>„%1“ gesperrt.</translation>
     </message>
@@ -1525,6 +1569,18 @@ Verbunden mit %2</translation>
         <translation> (Admin)</translation>
     </message>
     <message>
+        <source>Nobody here yet. Add the people of your office with “Add a person…”.</source>
+        <translation>Noch niemand hier. Fügen Sie die Personen Ihres Büros mit „Person hinzufügen…“ hinzu.</translation>
+    </message>
+    <message>
+        <source>No devices yet. Give them a pairing code with “New pairing code”.</source>
+        <translation>Noch keine Geräte. Geben Sie der Person mit „Neuer Kopplungscode“ einen Kopplungscode.</translation>
+    </message>
+    <message>
+        <source>Choose a person above to see their devices.</source>
+        <translation>Wählen Sie oben eine Person, um ihre Geräte zu sehen.</translation>
+    </message>
+    <message>
         <source>Devices of %1:</source>
         <translation>Geräte von %1:</translation>
     </message>
@@ -1583,6 +1639,18 @@ Verbunden mit %2</translation>
     <message>
         <source>Not done yet</source>
         <translation>Noch offen</translation>
+    </message>
+    <message>
+        <source>Confirmed</source>
+        <translation>Bestätigt</translation>
+    </message>
+    <message>
+        <source>Approved</source>
+        <translation>Erlaubt</translation>
+    </message>
+    <message>
+        <source>Denied</source>
+        <translation>Abgelehnt</translation>
     </message>
 </context>
 </TS>

@@ -1,24 +1,54 @@
-"""Screenshots of every page of the desktop app, for the docs.
+"""Screenshots of every page of the desktop app, for the docs: light and dark, English and German, 100 % and
+200 % scale.
 
-    xvfb-run -a .venv/bin/python tests/desktop/screenshots.py            # all of them
-    xvfb-run -a .venv/bin/python tests/desktop/screenshots.py import setup   # only these
+    xvfb-run -a -s "-screen 0 2560x1600x24" .venv/bin/python tests/desktop/screenshots.py    # all of them
+    xvfb-run -a .venv/bin/python tests/desktop/screenshots.py import setup      # only these pages, every variant
+    xvfb-run -a .venv/bin/python tests/desktop/screenshots.py --variant dark    # one variant, every page
 
-Starts a gateway with a seeded store on loopback, opens the app under the X
-server (real fonts, the xcb platform), and writes
-resources/docs/screenshots/desktop-*.png.
+Each variant runs in a process of its own (the scale factor is fixed when Qt starts): it starts a gateway
+with a seeded store on loopback, opens the app under the X server (real fonts, the xcb platform), and
+writes resources/docs/screenshots/desktop-<page><suffix>.png: no suffix for light English at 100 %,
+"-dark", "-de", "-dark-de", "-200". Dark mode is a dark palette, as a dark desktop gives the app (Xvfb has
+no desktop theme to ask).
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 OUT = ROOT / "resources" / "docs" / "screenshots"
+
+# name -> (theme, language, scale, file name suffix)
+VARIANTS = {"light": ("light", "en", 1, ""), "dark": ("dark", "en", 1, "-dark"), "de": ("light", "de", 1, "-de"),
+            "dark-de": ("dark", "de", 1, "-dark-de"), "200": ("light", "en", 2, "-200")}
+PAGES = ("overview", "activity", "pending", "screened", "allowlist", "blocklist", "import", "devices")
+EXTRA_SHOTS = ("staff", "overview-mode", "checklist", "setup")
+
+
+def dark_palette() -> Any:
+    """What a dark desktop theme hands a Qt app (Breeze Dark, Windows' dark mode): a dark window, light text."""
+    from PySide6.QtGui import QColor, QPalette
+    p = QPalette()
+    roles = QPalette.ColorRole
+    for role, colour in ((roles.Window, "#2d2d2d"), (roles.WindowText, "#e8e8e8"), (roles.Base, "#1f1f1f"),
+                         (roles.AlternateBase, "#282828"), (roles.Text, "#e8e8e8"), (roles.Button, "#363636"),
+                         (roles.ButtonText, "#e8e8e8"), (roles.BrightText, "#ffffff"), (roles.Highlight, "#2f6fb5"),
+                         (roles.HighlightedText, "#ffffff"), (roles.ToolTipBase, "#3a3a3a"),
+                         (roles.ToolTipText, "#e8e8e8"), (roles.PlaceholderText, "#9c9c9c"), (roles.Link, "#6cb4ff"),
+                         (roles.Light, "#4a4a4a"), (roles.Midlight, "#3e3e3e"), (roles.Mid, "#2a2a2a"),
+                         (roles.Dark, "#1a1a1a"), (roles.Shadow, "#000000")):
+        p.setColor(role, QColor(colour))
+    for role in (roles.WindowText, roles.Text, roles.ButtonText):
+        p.setColor(QPalette.ColorGroup.Disabled, role, QColor("#7c7c7c"))
+    return p
 
 
 def wait(app: object, condition: object, what: str, timeout: float = 15.0) -> None:
@@ -53,7 +83,39 @@ def write_import_book(path: str) -> str:
     return path
 
 
-def checklist_shot(app: object, g: object, tmp: str) -> Path:
+def staff_shot(app: object, g: object, tmp: str, suffix: str) -> Path:
+    """An admin's Staff page: the office's people, one selected with their devices."""
+    from sendergate.desktop.api_client import GatewayClient
+    from sendergate.desktop.main_window import MainWindow
+    from sendergate.desktop.settings import Settings
+
+    store = g.store  # type: ignore[attr-defined]
+    _, token = store.add_user("office@example.org", name="Olga Office", admin=True)
+    for address, name in (("ben@example.org", "Ben Becker"), ("carla@example.org", "Carla Rossi")):
+        store.add_user(address, name=name)
+    client = GatewayClient(g.http_url, token)  # type: ignore[attr-defined]
+    settings = Settings.at_path(os.path.join(tmp, "staff.ini"))
+    settings.checklist_closed = True
+    window = MainWindow(client, settings, me=client.me())
+    window.resize(1180, 740)
+    window.show()
+    window.start()
+    page = window.show_page("staff")
+    wait(app, lambda: page.loaded and page.table.rowCount() >= 3, "the staff page")
+    row = next(r for r in range(page.table.rowCount()) if page.table.item(r, 1).text() == "ben@example.org")
+    page.table.selectRow(row)
+    page.new_code()  # what the owner passes on: the pairing code box, as after "Add a person…"
+    wait(app, lambda: page.pairing.isVisible() and page.pairing.code.text(), "the pairing code")
+    settle(app, 0.6)
+    path = OUT / f"desktop-staff{suffix}.png"
+    window.grab().save(str(path))
+    window.stream.stop()
+    window.close()
+    client.close()
+    return path
+
+
+def checklist_shot(app: object, g: object, tmp: str, suffix: str = "") -> Path:
     """A newcomer's first Overview: connected, the people they know imported, mode and digest still open."""
     from sendergate.desktop.api_client import GatewayClient
     from sendergate.desktop.main_window import MainWindow
@@ -70,7 +132,7 @@ def checklist_shot(app: object, g: object, tmp: str) -> Path:
     wait(app, lambda: page.loaded and window.checklist.done["import"] and window.checklist.done["connect"],
          "the checklist")
     settle(app, 0.6)
-    path = OUT / "desktop-checklist.png"
+    path = OUT / f"desktop-checklist{suffix}.png"
     window.grab().save(str(path))
     window.stream.stop()
     window.close()
@@ -79,11 +141,28 @@ def checklist_shot(app: object, g: object, tmp: str) -> Path:
 
 
 def main(argv: list[str]) -> int:
-    wanted = set(argv)
     if not os.environ.get("DISPLAY") and os.environ.get("QT_QPA_PLATFORM") != "offscreen":
         raise SystemExit("screenshots: no X display; run under xvfb-run -a")
+    variants = [argv[i + 1] for i, a in enumerate(argv) if a == "--variant" and i + 1 < len(argv)]
+    pages = [a for i, a in enumerate(argv) if a != "--variant" and (i == 0 or argv[i - 1] != "--variant")]
+    unknown = [v for v in variants if v not in VARIANTS] + [p for p in pages if p not in PAGES + EXTRA_SHOTS]
+    if unknown:
+        raise SystemExit(f"screenshots: unknown {unknown}; variants: {list(VARIANTS)}, pages: "
+                         f"{list(PAGES + EXTRA_SHOTS)}")
+    if len(variants) == 1:
+        return shoot(variants[0], set(pages))
+    failed = 0
+    for name in variants or list(VARIANTS):  # one process each: Qt reads the scale factor once, at start
+        env = dict(os.environ, QT_SCALE_FACTOR=str(VARIANTS[name][2]))
+        done = subprocess.run([sys.executable, __file__, "--variant", name, *pages], env=env, check=False)
+        failed += done.returncode != 0
+    return 1 if failed else 0
+
+
+def shoot(variant: str, wanted: set[str]) -> int:
+    theme, language, _scale, suffix = VARIANTS[variant]
     from PySide6.QtCore import QLocale
-    QLocale.setDefault(QLocale("en_GB"))
+    QLocale.setDefault(QLocale("en_GB" if language == "en" else "de_DE"))
     from sendergate.desktop import i18n
     from sendergate.desktop.api_client import GatewayClient
     from sendergate.desktop.app import make_application
@@ -99,7 +178,10 @@ def main(argv: list[str]) -> int:
     seeded = seed(g.store, events=400, pending=7)
     g.start()
     app = make_application()
-    i18n.install(app, "en")
+    app.setStyle("Fusion")  # the same look on every machine that runs this
+    if theme == "dark":
+        app.setPalette(dark_palette())
+    i18n.install(app, language)
     with tempfile.TemporaryDirectory(prefix="sendergate-shots-") as tmp:
         settings = Settings.at_path(os.path.join(tmp, "settings.ini"))
         settings.imap_host, settings.imap_user = "imap.example.org", "alice@example.org"  # the Import page's re-sync
@@ -112,7 +194,7 @@ def main(argv: list[str]) -> int:
             window.start()
             wait(app, lambda: window.connection_state == "online", "the live stream")
             written = []
-            for key in ("overview", "activity", "pending", "screened", "allowlist", "blocklist", "import"):
+            for key in PAGES:
                 if wanted and key not in wanted:
                     continue
                 page = window.show_page(key)
@@ -128,13 +210,13 @@ def main(argv: list[str]) -> int:
                     page.table.selectRow(0)
                     page.table.setFocus()
                 settle(app, 0.6)
-                path = OUT / f"desktop-{key}.png"
+                path = OUT / f"desktop-{key}{suffix}.png"
                 window.grab().save(str(path))
                 written.append(path)
 
             if not wanted or "overview-mode" in wanted:
                 page = window.show_page("overview")
-                path = OUT / "desktop-overview-mode.png"
+                path = OUT / f"desktop-overview-mode{suffix}.png"
                 page.mode_choice.parentWidget().grab().save(str(path))  # the mode box alone
                 written.append(path)
 
@@ -142,8 +224,11 @@ def main(argv: list[str]) -> int:
             window.stream.stop()
             window.close()
 
+            if not wanted or "staff" in wanted:
+                written.append(staff_shot(app, g, tmp, suffix))
+
             if not wanted or "checklist" in wanted:
-                written.append(checklist_shot(app, g, tmp))
+                written.append(checklist_shot(app, g, tmp, suffix))
 
             if not wanted or "setup" in wanted:
                 dialog = SetupDialog(Settings.at_path(os.path.join(tmp, "setup.ini")), SecretStore(),
@@ -159,28 +244,11 @@ def main(argv: list[str]) -> int:
                 if dialog.session_only.isVisible():  # no keychain under Xvfb: the dialog says so; accept the offer
                     dialog.session_only.setChecked(True)
                 settle(app)
-                path = OUT / "desktop-setup.png"
+                path = OUT / f"desktop-setup{suffix}.png"
                 dialog.grab().save(str(path))
                 written.append(path)
                 dialog.close()
 
-            if wanted and "pending-de" not in wanted:
-                for p in written:
-                    print(p.relative_to(ROOT))
-                return 0
-            i18n.install(app, "de")
-            window = MainWindow(client, settings, me=client.me())
-            window.resize(1180, 740)
-            window.show()
-            window.start()
-            page = window.show_page("pending")
-            wait(app, lambda: page.loaded and window.connection_state == "online", "the German window")
-            settle(app, 0.6)
-            path = OUT / "desktop-pending-de.png"
-            window.grab().save(str(path))
-            written.append(path)
-            window.stream.stop()
-            window.close()
             for p in written:
                 print(p.relative_to(ROOT))
         finally:

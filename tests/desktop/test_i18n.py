@@ -50,3 +50,66 @@ def test_german_window(qtbot, seeded_gateway, window_for):
     finally:
         i18n.install(app, "en")
         QLocale.setDefault(QLocale("en_US"))
+
+
+def test_english_qm_is_built_from_its_ts_and_has_every_plural(tmp_path):
+    """sendergate_en.ts holds exactly the strings with a count, each with both forms; the .qm is fresh."""
+    fresh = tmp_path / "en.ts"
+    shutil.copy(I18N / "sendergate_en.ts", fresh)
+    lupdate = Path(sys.executable).parent / "pyside6-lupdate"
+    subprocess.run([str(lupdate), *sorted(map(str, APP.rglob("*.py"))), "-ts", str(fresh), "-no-obsolete",
+                    "-locations", "none", "-pluralonly"], check=True, capture_output=True, timeout=120)
+    messages = list(ET.parse(fresh).getroot().iter("message"))
+    assert messages and all(m.get("numerus") == "yes" for m in messages)
+    unfinished = [m.findtext("source") for m in messages if m.find("translation").get("type")]
+    assert unfinished == [], "run sh installer/dev/update-translations.sh: " + repr(unfinished[:5])
+    for m in messages:
+        singular, plural = (f.text for f in m.find("translation").iter("numerusform"))
+        assert "(s)" not in singular + plural and singular != plural or "(s)" not in m.findtext("source"), m
+    lrelease = Path(sys.executable).parent / "pyside6-lrelease"
+    out = tmp_path / "en.qm"
+    subprocess.run([str(lrelease), str(I18N / "sendergate_en.ts"), "-qm", str(out)], check=True,
+                   capture_output=True, timeout=120)
+    assert out.read_bytes() == (I18N / "sendergate_en.qm").read_bytes(), "run sh installer/dev/update-translations.sh"
+
+
+def test_counts_read_right_in_english_and_german(qapp):
+    try:
+        assert i18n.install(qapp, "en") == "en"
+        assert i18n.tr("%n sender(s) waiting", None, 1) == "1 sender waiting"
+        assert i18n.tr("%n sender(s) waiting", None, 7) == "7 senders waiting"
+        assert i18n.tr("Removed %n entry(s).", None, 1) == "Removed 1 entry."
+        assert i18n.tr("Removed %n entry(s).", None, 3) == "Removed 3 entries."
+        assert i18n.tr("Approved %n sender(s)", None, 1) == "Approved 1 sender"
+        assert i18n.tr("Allow sender") == "Allow sender"  # strings without a count: the source, as before
+        assert i18n.install(qapp, "de") == "de"
+        assert i18n.tr("%n sender(s) waiting", None, 1) == "1 Absender wartet"
+        assert i18n.tr("%n sender(s) waiting", None, 7) == "7 Absender warten"
+        assert i18n.tr("Removed %n entry(s).", None, 3) == "3 Einträge entfernt."
+        assert i18n.tr("SenderGate: %n pending sender(s)", None, 1) == "SenderGate: 1 wartender Absender"
+    finally:
+        i18n.install(qapp, "en")
+        QLocale.setDefault(QLocale("en_US"))
+
+
+def test_english_window_counts_in_words(qtbot, fresh_gateway, window_for):
+    """The real window, English: the tray and Activity's status say "senders"/"decisions", never "(s)";
+    one approval says "Approved 1 sender"."""
+    app = QCoreApplication.instance()
+    g, seeded = fresh_gateway
+    try:
+        i18n.install(app, "en")
+        w = window_for(g, seeded)
+        qtbot.waitUntil(lambda: w.tray.pending == len(seeded.pending), timeout=10_000)
+        assert w.tray.icon.toolTip() == f"SenderGate: {len(seeded.pending)} pending senders"
+        activity = w.show_page("activity")
+        qtbot.waitUntil(lambda: activity.loaded and not activity.model.loading, timeout=10_000)
+        assert activity.status.text() == f"{activity.model.rowCount()} decisions shown"
+        pending = w.show_page("pending")
+        qtbot.waitUntil(lambda: pending.loaded and pending.model.rowCount() == len(seeded.pending), timeout=10_000)
+        pending.table.selectRow(0)
+        pending.decide_selected("approve")
+        qtbot.waitUntil(lambda: "Approved" in w.messages.text(), timeout=10_000)
+        assert w.messages.text() == "Approved 1 sender"
+    finally:
+        i18n.install(app, "en")

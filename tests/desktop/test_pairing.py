@@ -152,7 +152,7 @@ def test_staff_page_and_adding_a_person(qtbot, office, settings) -> None:
     rows = {page.table.item(i, 1).text(): i for i in range(page.table.rowCount())}
     assert page.table.item(rows["bob@example.org"], 2).text() == "sales@example.org"
     assert not page.table.isColumnHidden(4)  # the gateway has mailbox modes: each person's is shown
-    assert page.table.item(rows["bob@example.org"], 4).text() == "enforce"  # the gateway's default_mode
+    assert page.table.item(rows["bob@example.org"], 4).text() == "Enforce"  # the gateway's default_mode, by its name
     page.table.selectRow(rows[seeded.address])
     assert page.devices.rowCount() >= 1
     new = f"carol-{uuid.uuid4().hex[:4]}@example.org"

@@ -1,4 +1,7 @@
-"""Translations: Qt's own (buttons of standard dialogs) and ours (resources/i18n/sendergate_<lang>.qm)."""
+"""Translations: Qt's own (buttons of standard dialogs) and ours (resources/i18n/sendergate_<lang>.qm).
+
+English is the source language, but its .qm is loaded too: it carries the singular and plural forms of the
+strings with a count ("%n sender(s) waiting" -> "1 sender waiting", "7 senders waiting")."""
 
 from __future__ import annotations
 
@@ -28,16 +31,18 @@ def install(app: QCoreApplication, language: str) -> str:
     for old in _installed:
         app.removeTranslator(old)
     _installed.clear()
-    if language == "en":
-        return "en"
     ours = QTranslator(app)
     resource = files("sendergate.resources") / "i18n" / f"sendergate_{language}.qm"
     with as_file(resource) as path:
         if not ours.load(str(path)):
             log.warning("no translation for %s at %s; showing English", language, path)
+            if language != "en":
+                install(app, "en")  # English, with its plural forms
             return "en"
     app.installTranslator(ours)
     _installed.append(ours)
+    if language == "en":  # English's .qm holds only the singular and plural forms of the strings with a count
+        return "en"
     qt_own = QTranslator(app)
     if qt_own.load(f"qtbase_{language}", QLibraryInfo.path(QLibraryInfo.LibraryPath.TranslationsPath)):
         app.installTranslator(qt_own)

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from PySide6.QtCore import QDateTime, QLocale, Qt
+from PySide6.QtCore import Qt
 
+from ..dates import exact, when
 from ..i18n import tr
 
 RecordRole = Qt.ItemDataRole.UserRole + 1  # the row's record (Event, Challenge, ...)
@@ -35,10 +36,12 @@ def verdict_label(verdict: str) -> str:
 
 
 def local_time(ts: datetime | None) -> str:
-    if ts is None:
-        return ""
-    qdt = QDateTime.fromSecsSinceEpoch(int(ts.timestamp())).toLocalTime()
-    return QLocale().toString(qdt, QLocale.FormatType.ShortFormat)
+    """A time as people read it ("Today 08:10", "Yesterday", weekday, then a medium date); the exact one is
+    `exact_time`, for tooltips."""
+    return when(ts)
+
+
+exact_time = exact
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..api_client import Challenge
-from .base import Column, local_time, tr
+from .base import Column, exact_time, local_time, tr
 from .records import RecordsModel
 
 
@@ -12,7 +12,8 @@ class PendingModel(RecordsModel[Challenge]):
         Column(lambda: tr("Sender"), lambda c: c.sender, lambda c: c.sender),
         Column(lambda: tr("Subject"), lambda c: c.subject, lambda c: c.subject, lambda c: c.subject),
         Column(lambda: tr("Recipient"), lambda c: c.recipient, lambda c: c.recipient),
-        Column(lambda: tr("First seen"), lambda c: local_time(c.created_at), lambda c: c.created_at.timestamp()),
+        Column(lambda: tr("First seen"), lambda c: local_time(c.created_at), lambda c: c.created_at.timestamp(),
+               lambda c: exact_time(c.created_at)),
         Column(lambda: tr("Attempts"), lambda c: c.attempts, lambda c: c.attempts),
     )
 

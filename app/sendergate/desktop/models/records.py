@@ -78,8 +78,11 @@ class RecordsModel(QAbstractTableModel, Generic[R]):
         column = self.columns[index.column()]
         if role == Qt.ItemDataRole.DisplayRole:
             return column.display(record)
-        if role == Qt.ItemDataRole.ToolTipRole and column.tooltip is not None:
-            return column.tooltip(record) or None
+        if role == Qt.ItemDataRole.ToolTipRole:  # every cell: a column too narrow elides, the tooltip has it all
+            if column.tooltip is not None:
+                return column.tooltip(record) or None
+            text = column.display(record)
+            return text if isinstance(text, str) and text else None
         if role == SortRole:
             return column.sort(record) if column.sort is not None else column.display(record)
         if role == RecordRole:

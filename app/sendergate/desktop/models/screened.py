@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ..api_client import Event
-from .base import Column, local_time, tr, verdict_label
+from .base import Column, exact_time, local_time, tr, verdict_label
 from .records import RecordsModel
 
 
@@ -56,7 +56,8 @@ class ScreenedModel(RecordsModel[SenderGroup]):
         Column(lambda: tr("Messages"), lambda g: g.count, lambda g: g.count, lambda g: g.verdicts),
         Column(lambda: tr("Latest subject"), lambda g: g.latest_subject, lambda g: g.latest_subject,
                lambda g: g.latest_subject),
-        Column(lambda: tr("Latest"), lambda g: local_time(g.latest), lambda g: g.latest.timestamp()),
+        Column(lambda: tr("Latest"), lambda g: local_time(g.latest), lambda g: g.latest.timestamp(),
+               lambda g: exact_time(g.latest)),
         Column(lambda: tr("Outcome"), lambda g: g.verdicts, lambda g: g.verdicts),
     )
 

@@ -9,20 +9,22 @@ from typing import Any
 
 from PySide6.QtCore import QItemSelection, QPoint, Qt
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QGridLayout, QLabel, QLineEdit, QMenu, QSplitter, QTextBrowser, QToolButton, QVBoxLayout
+from PySide6.QtWidgets import QLabel, QLineEdit, QMenu, QSplitter, QTextBrowser, QToolButton, QVBoxLayout, QWidget
 
 from .. import undo
 from ..api_client import VERDICTS, Event, ListEntry
 from ..i18n import tr
 from ..models import EventsModel
-from ..models.base import local_time, verdict_label
+from ..models.base import exact_time, verdict_label
+from ..verdicts import icon as verdict_icon
+from ..widgets import EmptyState, FlowLayout
 from .actions import AddressError, describe, sender_pattern, undone_label
-from .base import Page, make_table
+from .base import Page, fitter, make_table, text_width
 
 
 def details_html(e: Event) -> str:
     """The details pane: everything the gateway recorded about one decision."""
-    rows = [(tr("Time"), local_time(e.ts)), (tr("Verdict"), verdict_label(e.verdict)), (tr("Reason"), e.reason),
+    rows = [(tr("Time"), exact_time(e.ts)), (tr("Verdict"), verdict_label(e.verdict)), (tr("Reason"), e.reason),
             (tr("Sender"), e.sender or "<>"), (tr("From header"), e.from_header), (tr("Recipient"), e.recipient),
             (tr("Subject"), e.subject), (tr("Client"), f"{e.client_ip} ({e.helo})" if e.helo else e.client_ip),
             (tr("Message-ID"), e.message_id),
@@ -56,21 +58,22 @@ class ActivityPage(Page):
         self.model.failed.connect(self.messages.error)
         layout = QVBoxLayout(self)
 
-        chips = QGridLayout()  # two rows of chips: the window stays usable on a small screen
-        chips.setSpacing(4)
+        chip_box = QWidget()
+        chips = FlowLayout(chip_box)  # rows of chips as wide as the page: the window fits a small screen
         self.chips: dict[str, QToolButton] = {}
-        for i, verdict in enumerate(VERDICTS):
+        for verdict in VERDICTS:
             chip = QToolButton()
             chip.setText(verdict_label(verdict))
+            chip.setIcon(verdict_icon(verdict))
+            chip.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
             chip.setCheckable(True)
             chip.setObjectName(f"chip-{verdict}")
             chip.setAccessibleName(tr("Show %1").replace("%1", verdict_label(verdict)))
             chip.setToolTip(tr("Show only these verdicts (several can be on)"))
             chip.toggled.connect(self._filter_changed)
-            chips.addWidget(chip, i // 5, i % 5)
+            chips.addWidget(chip)
             self.chips[verdict] = chip
-        chips.setColumnStretch(5, 1)
-        layout.addLayout(chips)
+        layout.addWidget(chip_box)
 
         self.search = QLineEdit()
         self.search.setPlaceholderText(tr("Search sender, recipient or subject"))
@@ -87,8 +90,16 @@ class ActivityPage(Page):
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.table.customContextMenuRequested.connect(self._context_menu)
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
-        for col, width in enumerate((140, 110, 220, 180, 260)):
+        # time and verdict as wide as their longest text; the others shrink so Reason stays in view at 1,024 px
+        longest_verdict = max((verdict_label(v) for v in VERDICTS), key=self.table.fontMetrics().horizontalAdvance)
+        for col, width in enumerate((text_width(self.table, tr("Yesterday %1").replace("%1", "23:59")),
+                                     text_width(self.table, longest_verdict, icon=True), 220, 150, 220)):
             self.table.setColumnWidth(col, width)
+        # Reason: why the gateway decided, the column people come here for
+        fitter(self.table).configure(keep=(0, 1), min_chars=36)
+        self.empty = EmptyState(self.table)
+        self.model.loading_changed.connect(lambda _: self._show_empty())
+        self.model.first_page_loaded.connect(self._show_empty)
         split.addWidget(self.table)
         self.details = QTextBrowser()
         self.details.setObjectName("eventDetails")
@@ -114,9 +125,24 @@ class ActivityPage(Page):
             action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
             action.triggered.connect(lambda _=False, v=verb, s=scope: self.decide_selected(v, s))
             self.table.addAction(action)
+        self._enable()
 
     def refresh(self) -> None:
         self.model.reload()
+
+    def _show_empty(self) -> None:
+        empty = self.model.rowCount() == 0 and not self.model.loading
+        if self.selected_verdicts() or self.model.query:
+            text = tr("No decisions match this filter. Turn off a verdict button or clear the search to see more.")
+        else:
+            text = tr("No decisions yet. Every message the gateway accepts or refuses for you will show up here.")
+        self.empty.show_if(empty, text)
+
+    def _enable(self) -> None:
+        event = self.current_event()
+        on = event is not None  # the null sender <> stays enabled: the message says why it cannot be listed
+        for action in (self.allow_sender, self.allow_domain, self.block_sender):
+            action.setEnabled(on)
 
     def _first_page(self) -> None:
         self.loaded = True
@@ -127,7 +153,9 @@ class ActivityPage(Page):
 
     def _filter_changed(self) -> None:
         self.details.clear()
+        self.empty.hide()
         self.model.set_filter(self.selected_verdicts(), self.search.text())
+        self._enable()
 
     def current_event(self) -> Event | None:
         index = self.table.currentIndex()
@@ -139,6 +167,7 @@ class ActivityPage(Page):
     def _selection_changed(self, selected: QItemSelection, _deselected: QItemSelection) -> None:
         event = self.current_event()
         self.details.setHtml(details_html(event) if event else "")
+        self._enable()
 
     def _context_menu(self, pos: QPoint) -> None:
         index = self.table.indexAt(pos)

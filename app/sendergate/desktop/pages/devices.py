@@ -18,13 +18,24 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from .. import dates
 from ..api_client import Device
 from ..i18n import tr
-from .base import Page
+from ..widgets import EmptyState
+from .base import ColumnFitter, Page, text_width
 
 
 def when(d: Any) -> str:
-    return "—" if d is None else d.astimezone().strftime("%Y-%m-%d %H:%M")
+    return "—" if d is None else dates.when(d)
+
+
+def time_item(d: Any) -> QTableWidgetItem:
+    """A time cell: relative text, the exact time as its tooltip, sorted by the real time."""
+    item = QTableWidgetItem(when(d))
+    if d is not None:
+        item.setToolTip(dates.exact(d))
+        item.setData(Qt.ItemDataRole.UserRole + 2, d.timestamp())
+    return item
 
 
 def device_table(name: str) -> QTableWidget:
@@ -36,10 +47,18 @@ def device_table(name: str) -> QTableWidget:
     table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
     table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
     table.verticalHeader().hide()
-    table.horizontalHeader().setStretchLastSection(True)
     table.setColumnWidth(0, 260)
-    table.setColumnWidth(1, 160)
+    for col in (1, 2):
+        table.setColumnWidth(col, text_width(table, tr("Yesterday %1").replace("%1", "23:59")))
+    table.setProperty("fitter", ColumnFitter(table, stretch=0, keep=(1, 2)))  # the name takes the room left
+    table.setProperty("empty", EmptyState(table))
     return table
+
+
+def show_empty(table: QTableWidget, text: str) -> None:
+    empty = table.property("empty")
+    assert isinstance(empty, EmptyState)
+    empty.show_if(table.rowCount() == 0, text)
 
 
 def fill_devices(table: QTableWidget, devices: list[Device] | tuple[Device, ...]) -> None:
@@ -52,8 +71,8 @@ def fill_devices(table: QTableWidget, devices: list[Device] | tuple[Device, ...]
             font.setBold(True)
             name.setFont(font)
         table.setItem(row, 0, name)
-        table.setItem(row, 1, QTableWidgetItem(when(d.created_at)))
-        table.setItem(row, 2, QTableWidgetItem(when(d.last_used_at)))
+        table.setItem(row, 1, time_item(d.created_at))
+        table.setItem(row, 2, time_item(d.last_used_at))
 
 
 def selected_device(table: QTableWidget) -> Device | None:
@@ -113,6 +132,8 @@ class DevicesPage(Page):
     def _loaded(self, devices: list[Device]) -> None:
         self.devices = devices
         fill_devices(self.table, devices)
+        show_empty(self.table, tr("No device holds a key to your account. Pair one with a code from your "
+                                  "administrator."))
         self.loaded = True
         self._enable()
 

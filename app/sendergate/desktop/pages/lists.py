@@ -28,8 +28,8 @@ from ..api_client import ListEntry
 from ..i18n import tr
 from ..models import EntriesModel
 from ..models.base import RecordRole
-from ..widgets import icon_button
-from .base import Page, make_table
+from ..widgets import EmptyState, icon_button
+from .base import Page, fitter, make_table
 
 
 def validate_entry(text: str) -> str:
@@ -95,7 +95,7 @@ class ListPage(Page):
         self.note_edit.setAccessibleName(tr("Note for the new entry"))
         self.add_expiry = QCheckBox(tr("for 48 h"))
         self.add_expiry.setAccessibleName(tr("The new entry expires in 48 hours"))
-        self.add_button = icon_button(self.icon_name, tr("A&dd"), tr("Add the entry"))
+        self.add_button = icon_button("add", tr("A&dd"), tr("Add the entry"))
         add.addWidget(self.entry_edit, 2)
         add.addWidget(self.note_edit, 2)
         add.addWidget(self.add_expiry)
@@ -111,18 +111,25 @@ class ListPage(Page):
         self.search.setAccessibleName(tr("Search entries"))
         self.search.setClearButtonEnabled(True)
         bar.addWidget(self.search, 1)
-        self.edit_button = icon_button("refresh", tr("&Edit…"), tr("Edit the note and expiry (Enter)"))
-        self.remove_button = icon_button("deny", tr("&Remove"), tr("Remove the selected entries (Delete)"))
+        self.edit_button = icon_button("edit", tr("&Edit…"), tr("Edit the note and expiry (Enter)"))
+        self.remove_button = icon_button("remove", tr("&Remove"), tr("Remove the selected entries (Delete)"))
         self.export_button = icon_button("export", tr("E&xport CSV…"), tr("Save the list as a CSV file"))
         for b in (self.edit_button, self.remove_button, self.export_button):
             bar.addWidget(b)
         layout.addLayout(bar)
         self.table, self.proxy = make_table(self.model, multi=True, name=self.title())
         self.search.textChanged.connect(self.proxy.setFilterFixedString)
-        for col, width in enumerate((260, 260, 160, 140)):
+        fitter(self.table).configure(stretch=1, keep=(3, 4))  # the note takes the room; dates keep theirs
+        for col, width in enumerate((260, 260, 160, 140, 140)):
             self.table.setColumnWidth(col, width)
         self.table.sortByColumn(3, Qt.SortOrder.DescendingOrder)
         layout.addWidget(self.table, 1)
+        self.empty = EmptyState(self.table)
+        self.model.modelReset.connect(self._show_empty)
+        self.model.rowsRemoved.connect(self._show_empty)
+        self.model.rowsInserted.connect(self._show_empty)
+        self.search.textChanged.connect(self._show_empty)
+        self.table.selectionModel().selectionChanged.connect(lambda *_: self._enable())
 
         self.entry_edit.textChanged.connect(self._validate)
         self.entry_edit.returnPressed.connect(self.add_entry)
@@ -140,6 +147,25 @@ class ListPage(Page):
             act.triggered.connect(slot)
             self.table.addAction(act)
         self._validate()
+        self._enable()
+
+    def _enable(self) -> None:
+        rows = self.table.selectionModel().selectedRows()
+        self.edit_button.setEnabled(len(rows) == 1)  # the dialog edits one entry
+        self.remove_button.setEnabled(bool(rows))
+        self.export_button.setEnabled(self.model.rowCount() > 0)
+
+    def empty_text(self) -> str:
+        return tr("Your allowlist is empty. Add an address or an @domain above, or bring in your contacts on the "
+                  "Import page.")
+
+    def _show_empty(self, *_: object) -> None:
+        if self.model.rowCount() and self.search.text():
+            text = tr("No entry matches “%1”.").replace("%1", self.search.text())
+        else:
+            text = self.empty_text()
+        self.empty.show_if(self.loaded and self.proxy.rowCount() == 0, text)
+        self._enable()
 
     def _validate(self) -> bool:
         text = self.entry_edit.text()
@@ -162,8 +188,8 @@ class ListPage(Page):
         self.run(lambda: client.all_entries(action), self._loaded, lambda exc: self.messages.error(str(exc)))
 
     def _loaded(self, entries: list[ListEntry]) -> None:
-        self.model.set_records(entries)
         self.loaded = True
+        self.model.set_records(entries)
 
     def selected(self) -> list[ListEntry]:
         return [self.proxy.data(i, RecordRole) for i in self.table.selectionModel().selectedRows()]
@@ -251,3 +277,6 @@ class BlocklistPage(ListPage):
     @staticmethod
     def title() -> str:
         return tr("Blocklist")
+
+    def empty_text(self) -> str:
+        return tr("Your blocklist is empty. Block a sender from Activity, Pending or Screened, or add one above.")

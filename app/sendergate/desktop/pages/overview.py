@@ -7,19 +7,27 @@ from typing import Any
 
 from PySide6.QtCharts import QBarCategoryAxis, QBarSet, QChart, QChartView, QStackedBarSeries, QValueAxis
 from PySide6.QtCore import QDate, QEvent, QLocale, Qt
-from PySide6.QtGui import QColor, QFont, QPainter, QPalette
-from PySide6.QtWidgets import QComboBox, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout
+from PySide6.QtGui import QFont, QPainter, QPalette
+from PySide6.QtWidgets import (
+    QComboBox,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ..api_client import MODES, VERDICTS, Me, Stats
 from ..checklist import FirstRunChecklist
 from ..i18n import tr
 from ..models.base import verdict_label
+from ..verdicts import PALETTE, colour, visible_to
+from ..verdicts import icon as verdict_icon
 from .base import Page
 
-# One colour per verdict, readable on light and dark backgrounds.
-COLOURS = {"delivered": "#2e7d32", "screened": "#0288d1", "challenged": "#f9a825", "bulk": "#8e24aa",
-           "virus": "#b71c1c", "spam": "#e64a19", "blocked": "#5d4037", "relay_denied": "#546e7a",
-           "unknown_recipient": "#90a4ae", "tempfail": "#c0ca33", "observed": "#00897b"}
+COLOURS = PALETTE  # one colour per verdict, colour-blind safe (desktop/verdicts.py)
 CHART_MIN_HEIGHT, CHART_MIN_HEIGHT_WITH_CHECKLIST = 260, 100
 
 
@@ -62,18 +70,11 @@ class OverviewPage(Page):
         top.addWidget(pending_box)
 
         today_box = QGroupBox(tr("Today"))
-        grid = QGridLayout(today_box)
+        self.today_grid = QGridLayout(today_box)
+        self.today_grid.setHorizontalSpacing(6)
         self.today_labels: dict[str, QLabel] = {}
-        for i, verdict in enumerate(VERDICTS):
-            name = QLabel(verdict_label(verdict) + ":")
-            value = QLabel("–")
-            value.setObjectName(f"today-{verdict}")
-            value.setAccessibleName(tr("Today: %1").replace("%1", verdict_label(verdict)))
-            name.setBuddy(value)
-            rows = (len(VERDICTS) + 1) // 2  # two columns: the page fits a small screen
-            grid.addWidget(name, i % rows, (i // rows) * 2)
-            grid.addWidget(value, i % rows, (i // rows) * 2 + 1, Qt.AlignmentFlag.AlignRight)
-            self.today_labels[verdict] = value
+        self._today_cells: list[QWidget] = []
+        self._show_today_rows(visible_to("user", VERDICTS))  # an admin's extra rows come with /me
         top.addWidget(today_box, 1)
 
         # beside today's counts (not below them): the window still fits a small screen
@@ -109,6 +110,41 @@ class OverviewPage(Page):
         self.chart_view.setMinimumHeight(CHART_MIN_HEIGHT)
         layout.addWidget(self.chart_view, 1)
         self._apply_palette()
+
+    def _show_today_rows(self, shown: tuple[str, ...]) -> None:
+        """One row per verdict the user can have: icon, the count, its name right after it."""
+        if tuple(self.today_labels) == shown:
+            return
+        for cell in self._today_cells:
+            cell.deleteLater()
+        self._today_cells.clear()
+        self.today_labels.clear()
+        rows = (len(shown) + 1) // 2  # two columns: the page fits a small screen
+        for i, verdict in enumerate(shown):
+            row, col = i % rows, (i // rows) * 4
+            glyph = QLabel()
+            size = self.fontMetrics().height()
+            glyph.setPixmap(verdict_icon(verdict).pixmap(size, size))
+            value = QLabel("–")
+            value.setObjectName(f"today-{verdict}")
+            value.setAccessibleName(tr("Today: %1").replace("%1", verdict_label(verdict)))
+            value.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            name = QLabel(verdict_label(verdict))
+            name.setBuddy(value)
+            self.today_grid.addWidget(glyph, row, col)
+            self.today_grid.addWidget(value, row, col + 1)
+            self.today_grid.addWidget(name, row, col + 2)
+            self._today_cells += [glyph, value, name]
+            self.today_labels[verdict] = value
+        self.today_grid.setColumnMinimumWidth(3, self.fontMetrics().horizontalAdvance("MM"))  # gap between columns
+        self.today_grid.setColumnStretch(7, 1)
+        if self.stats is not None:
+            self._show_today(self.stats)
+
+    def _show_today(self, stats: Stats) -> None:
+        today = stats.today()
+        for verdict, label in self.today_labels.items():
+            label.setText(QLocale().toString(today.get(verdict, 0)))
 
     def set_checklist(self, checklist: FirstRunChecklist) -> None:
         """The first-run checklist, above everything else on the page."""
@@ -153,6 +189,7 @@ class OverviewPage(Page):
 
     def show_mode(self, me: Me) -> None:
         self.me = me
+        self._show_today_rows(visible_to(me.role, VERDICTS))
         index = self.mode_choice.findData(me.mode if me.mode in MODES else "enforce")
         self.mode_choice.setCurrentIndex(index)
         self.mode_choice.setEnabled(True)
@@ -189,9 +226,7 @@ class OverviewPage(Page):
         self.stats = stats
         self.loaded = True
         self.set_pending(stats.pending_challenges)
-        today = stats.today()
-        for verdict, label in self.today_labels.items():
-            label.setText(QLocale().toString(today.get(verdict, 0)))
+        self._show_today(stats)
         self.chart.removeAllSeries()
         for axis in self.chart.axes():
             self.chart.removeAxis(axis)
@@ -200,8 +235,8 @@ class OverviewPage(Page):
         shown = [v for v in VERDICTS if any(counts.get(v, 0) for _, counts in stats.days)] or ["delivered"]
         for verdict in shown:
             bar = QBarSet(verdict_label(verdict))
-            bar.setColor(QColor(COLOURS.get(verdict, "#888888")))
-            bar.setBorderColor(QColor(COLOURS.get(verdict, "#888888")))
+            bar.setColor(colour(verdict))
+            bar.setBorderColor(self.palette().color(QPalette.ColorRole.Window))  # a hairline between stacked bars
             for _, counts in stats.days:
                 bar.append(counts.get(verdict, 0))
             series.append(bar)

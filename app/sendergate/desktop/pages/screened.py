@@ -15,9 +15,9 @@ from ..api_client import ApiError, Event, GatewayClient, ListEntry
 from ..i18n import tr
 from ..models import ScreenedModel, SenderGroup, group_by_sender
 from ..models.base import RecordRole
-from ..widgets import icon_button
+from ..widgets import EmptyState, icon_button
 from .actions import describe, undone_label
-from .base import Page, make_table
+from .base import Page, fitter, make_table
 
 LOOK_BACK_DAYS = 90  # the default event retention
 MAX_EVENTS = 20_000  # gateways without /screened: the app groups at most this many recent events
@@ -82,9 +82,16 @@ class ScreenedPage(Page):
         self.table, self.proxy = make_table(self.model, multi=True, name=tr("Screened senders"))
         self.filter.textChanged.connect(self.proxy.setFilterFixedString)
         self.table.sortByColumn(3, Qt.SortOrder.DescendingOrder)
-        for col, width in enumerate((260, 90, 320, 140)):
+        fitter(self.table).configure(stretch=2, keep=(1, 3))  # the latest subject says what they send
+        for col, width in enumerate((260, 90, 320, 140, 200)):
             self.table.setColumnWidth(col, width)
         layout.addWidget(self.table, 1)
+        self.empty = EmptyState(self.table)
+        self.model.modelReset.connect(self._show_empty)
+        self.model.rowsRemoved.connect(self._show_empty)
+        self.model.rowsInserted.connect(self._show_empty)
+        self.filter.textChanged.connect(self._show_empty)
+        self.table.selectionModel().selectionChanged.connect(lambda *_: self._enable())
         for button, verb, key in ((self.allow_button, "allow", "A"), (self.block_button, "block", "B")):
             button.clicked.connect(lambda _=False, v=verb: self.decide_selected(v))
             action = QAction(self)
@@ -92,14 +99,29 @@ class ScreenedPage(Page):
             action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
             action.triggered.connect(lambda _=False, v=verb: self.decide_selected(v))
             self.table.addAction(action)
+        self._enable()
+
+    def _enable(self) -> None:
+        on = bool(self.table.selectionModel().selectedRows())
+        for b in (self.allow_button, self.block_button):
+            b.setEnabled(on)
+
+    def _show_empty(self, *_: object) -> None:
+        if self.model.rowCount() and self.filter.text():
+            text = tr("No sender matches “%1”.").replace("%1", self.filter.text())
+        else:
+            text = tr("No automated senders are waiting for a choice. Receipts and newsletters the gateway "
+                      "screens for you will show up here.")
+        self.empty.show_if(self.loaded and self.proxy.rowCount() == 0, text)
+        self._enable()
 
     def refresh(self) -> None:
         client = self.client
         self.run(lambda: fetch_groups(client), self._loaded, lambda exc: self.messages.error(str(exc)))
 
     def _loaded(self, groups: list[SenderGroup]) -> None:
-        self.model.set_records(groups)
         self.loaded = True
+        self.model.set_records(groups)
 
     def selected(self) -> list[SenderGroup]:
         return [self.proxy.data(i, RecordRole) for i in self.table.selectionModel().selectedRows()]

@@ -25,8 +25,10 @@ from PySide6.QtWidgets import (
 
 from ..api_client import PairingCode, StaffUser
 from ..i18n import tr
-from .base import Page
-from .devices import confirm_revoke, device_table, fill_devices, revoke, selected_device, when
+from ..widgets import EmptyState
+from .base import ColumnFitter, Page
+from .devices import confirm_revoke, device_table, fill_devices, revoke, selected_device, show_empty, when
+from .overview import mode_texts
 
 
 class PairingCodeBox(QWidget):
@@ -126,9 +128,10 @@ class StaffPage(Page):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().hide()
-        self.table.horizontalHeader().setStretchLastSection(True)
-        for col, width in enumerate((160, 220, 240, 70)):
+        for col, width in enumerate((160, 220, 240, 70, 90)):
             self.table.setColumnWidth(col, width)
+        self.table.setProperty("fitter", ColumnFitter(self.table, stretch=2, keep=(3,)))  # aliases take the rest
+        self.empty = EmptyState(self.table)
         split.addWidget(self.table)
         lower = QWidget()
         lower_layout = QVBoxLayout(lower)
@@ -166,10 +169,11 @@ class StaffPage(Page):
             self.table.setItem(r, 1, QTableWidgetItem(u.addresses[0] if u.addresses else ""))
             self.table.setItem(r, 2, QTableWidgetItem(", ".join(u.addresses[1:])))
             self.table.setItem(r, 3, QTableWidgetItem(str(len(u.devices))))
-            self.table.setItem(r, 4, QTableWidgetItem(u.mode or ""))
+            self.table.setItem(r, 4, QTableWidgetItem(mode_texts().get(u.mode, (u.mode or "",))[0] if u.mode else ""))
             if chosen is not None and u.id == chosen.id:
                 self.table.selectRow(r)
         self.loaded = True
+        self.empty.show_if(not users, tr("Nobody here yet. Add the people of your office with “Add a person…”."))
         self._user_chosen()
 
     def selected_user(self) -> StaffUser | None:
@@ -183,6 +187,8 @@ class StaffPage(Page):
     def _user_chosen(self) -> None:
         u = self.selected_user()
         fill_devices(self.devices, u.devices if u else ())
+        show_empty(self.devices, tr("No devices yet. Give them a pairing code with “New pairing code”.") if u
+                   else tr("Choose a person above to see their devices."))
         self.devices_label.setText(tr("Devices of %1:").replace("%1", u.addresses[0]) if u and u.addresses
                                    else tr("Choose a person to see their devices."))
         self._enable()
