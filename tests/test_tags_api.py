@@ -80,7 +80,8 @@ def test_counts_and_top_senders(web: WebApp) -> None:
                                        (Verdict.SPAM, "spam@elsewhere.example"), (Verdict.TEMPFAIL, "t@x.example")]])
     got = a.http.get(f"/api/v1/tags/{tag['id']}").json()
     assert (got["received"], got["refused"]) == (2, 1) and got["last_received_at"]
-    assert got["senders"] == [{"sender": "a@shop.example", "count": 2}, {"sender": "spam@elsewhere.example", "count": 1}]
+    assert got["senders"] == [{"sender": "a@shop.example", "count": 2},
+                              {"sender": "spam@elsewhere.example", "count": 1}]
     ev = a.http.get("/api/v1/events").json()["items"]
     assert {e["tag"] for e in ev} == {"news"}
 

@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
+from .decide import DataDecision, Verdict
+
 NAME_MAX = 32
 # Lower-case ASCII letters and digits, '-' and '_' inside: nothing that routes (% ! @ :), quotes, makes a
 # path (/ .), or looks like another letter (non-ASCII). The same name is the per-tag folder's last part.
@@ -139,6 +141,7 @@ class TagMatch:
     name: str
     status: str
     folder: str  # inbox | tag | screened
+    user_id: int
 
 
 def judge(part: TagPart, row_dated: bool, revoked_at: float | None, expires_at: float | None, *,
@@ -153,3 +156,24 @@ def judge(part: TagPart, row_dated: bool, revoked_at: float | None, expires_at: 
         if expires_at is None or part.day != last_day(expires_at):
             return None  # a MAC for another day (the tag was made anew with another expiry)
     return status(revoked_at, expires_at, now)
+
+
+# -- end of DATA ---------------------------------------------------------------------------------------------
+
+# What a live tag turns into delivery: what the gate would refuse or challenge because of who the sender is
+# (a stranger, an unsigned newsletter). A virus, spam, a scanner failure or a forged sender stays refused.
+_TAG_LIFTS = (Verdict.CHALLENGED, Verdict.BULK)
+
+
+def apply_tag(decision: DataDecision, name: str, folder: str, *, spam_marked: bool = False) -> DataDecision:
+    """A recipient's end-of-DATA decision for mail that came in by their live tag `name` (issue 19). Lifted
+    decisions never vouch for another recipient of the message; `folder` "screened" files the mail screened.
+    `spam_marked`: the spam scanner asked for the message to be screened (rspamd's add header), which stays."""
+    v = decision.verdict
+    if v in _TAG_LIFTS or v is Verdict.DELIVERED or (v is Verdict.SCREENED and not spam_marked):
+        verdict = Verdict.SCREENED if folder == "screened" else Verdict.DELIVERED
+        would = decision.reason if v is Verdict.DELIVERED else f"would have been {v.value}: {decision.reason}"
+        reason = f"sign-up address {name}; {would}"
+        return DataDecision(verdict, None, reason, decision.scan_note,
+                            vouches=decision.vouches and v is Verdict.DELIVERED)
+    return decision
