@@ -116,6 +116,7 @@ def test_a_live_tag_accepts_a_strangers_clean_mail(gw: GatewayProcess) -> None:
     assert (ev.verdict, ev.tag, ev.user_id) == ("delivered", t["name"], gw.alice.id)  # type: ignore[attr-defined]
     assert ev.reason.startswith(f"sign-up address {t['name']}") and ev.spam_score is not None  # spamd ran
     assert found(gw, msgid) == [""]
+    assert f"tag={t['name']}" in gw.read_log()  # the decision log line names it too
     after = gw.store.get_tag(None, t["id"])
     assert after["received"] == 1 and after["senders"] == [{"sender": STRANGER, "count": 1}]
 
@@ -146,7 +147,7 @@ def test_a_live_tag_refuses_eicar(gw: GatewayProcess) -> None:
             b"Content-Transfer-Encoding: base64\r\n\r\n" + b64 + b"--XX--\r\n")
     msg, msgid = message(t["address"], body=body)
     code, text = send(gw, t["address"], msg)
-    assert code == 554 and text.startswith("5.7.0") and "Eicar" in text or "EICAR" in text, text
+    assert code == 554 and text.startswith("5.7.0") and ("Eicar" in text or "EICAR" in text), text
     assert event(gw, msgid=msgid).verdict == "virus"
     assert everywhere(gw, msgid) == []
 
