@@ -107,11 +107,18 @@ def everywhere(gw: GatewayProcess, msgid: str) -> list[Path]:
 
 # -- a live tag ------------------------------------------------------------------------------------------------
 
+def pending(gw: GatewayProcess) -> int:
+    with gw.store.engine.connect() as conn:
+        return len(conn.execute(schema.challenges.select().where(schema.challenges.c.status == "pending")).all())
+
+
 def test_a_live_tag_accepts_a_strangers_clean_mail(gw: GatewayProcess) -> None:
     t = tag(gw, "acme")
     msg, msgid = message(t["address"])
+    before = pending(gw)
     code, text = send(gw, t["address"], msg)
     assert code == 250, text
+    assert pending(gw) == before  # nothing waits in Alice's Pending list for it
     ev = event(gw, msgid=msgid)
     assert (ev.verdict, ev.tag, ev.user_id) == ("delivered", t["name"], gw.alice.id)  # type: ignore[attr-defined]
     assert ev.reason.startswith(f"sign-up address {t['name']}") and ev.spam_score is not None  # spamd ran
