@@ -124,6 +124,7 @@ def test_a_live_tag_accepts_a_strangers_clean_mail(gw: GatewayProcess) -> None:
     assert ev.reason.startswith(f"sign-up address {t['name']}") and ev.spam_score is not None  # spamd ran
     assert found(gw, msgid) == [""]
     assert f"tag={t['name']}" in gw.read_log()  # the decision log line names it too
+    assert "housekeeping failed" not in gw.read_log()  # it prunes tag senders too
     after = gw.store.get_tag(None, t["id"])
     assert after["received"] == 1 and after["senders"] == [{"sender": STRANGER, "count": 1}]
 
