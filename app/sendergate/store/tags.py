@@ -56,8 +56,13 @@ def _owner_key(address: str, delimiter: str) -> str:
 
 class Tags(StoreBase):
     def tag_secret(self) -> str:
+        """The dated tags' MAC key: made once in the store (the first node's wins), then kept by this object."""
+        cached: str | None = getattr(self, "_tag_secret", None)
+        if cached:
+            return cached
         value = self.get_setting(SECRET_KEY, tag_secret_factory)  # type: ignore[attr-defined]
         assert isinstance(value, str)
+        self._tag_secret = value
         return value
 
     def add_tag(self, scope: int | None, address: str, name: str, *, expires_in: float | None = None,
