@@ -4,6 +4,8 @@ each one received and from whom, so a site that passed it on shows itself; one c
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from typing import Any
 
 from PySide6.QtCore import QItemSelectionModel, Qt
@@ -28,7 +30,15 @@ from ..models.tags import TagsModel
 from ..widgets import icon_button
 from .base import Page, make_table
 
+NAME_MAX = 32  # the gateway's limit on a tag name
 EXPIRY_CHOICES = (("", None), ("30d", "30d"), ("90d", "90d"), ("365d", "365d"))  # (key, API value)
+
+
+def tag_name(site: str) -> str:
+    """What a person types ("ACME Shop", "Bücher.de") -> a name the gateway takes ("acme-shop", "bucher-de"):
+    lower-case ASCII letters and digits with single '-' between. The gateway checks it again."""
+    ascii_only = unicodedata.normalize("NFKD", site).encode("ascii", "ignore").decode("ascii")
+    return re.sub(r"[^a-z0-9]+", "-", ascii_only.lower()).strip("-")[:NAME_MAX].rstrip("-")
 
 
 def expiry_label(key: str) -> str:
@@ -77,13 +87,19 @@ class TagsPage(Page):
         self.name_edit.setObjectName("tagName")
         self.name_edit.setPlaceholderText(tr("e.g. the shop's or newsletter's name"))
         self.name_edit.setAccessibleName(tr("Site name for the new sign-up address"))
-        self.name_edit.setMaxLength(64)
+        self.name_edit.setMaxLength(100)
         self.name_edit.returnPressed.connect(self.create)
         form.addRow(tr("&Site:"), self.name_edit)
+        self.preview = QLabel()
+        self.preview.setObjectName("tagPreview")
+        self.preview.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        form.addRow("", self.preview)
+        self.name_edit.textChanged.connect(self._preview)
         self.address_box = QComboBox()
         self.address_box.setObjectName("tagOwnerAddress")
         self.address_box.setAccessibleName(tr("Your address the sign-up address belongs to"))
         form.addRow(tr("&For:"), self.address_box)
+        self.address_box.currentIndexChanged.connect(self._preview)
         ends = QHBoxLayout()
         self.expiry_box = QComboBox()
         self.expiry_box.setObjectName("tagExpiry")
@@ -141,6 +157,11 @@ class TagsPage(Page):
         self.empty.setVisible(none)
         self.table.setVisible(not none)
 
+    def _preview(self, *_: object) -> None:
+        """The name as it will go into the address (the gateway's delimiter and a dated tag's date may differ)."""
+        name = tag_name(self.name_edit.text())
+        self.preview.setText(tr("Name in the address: %1").replace("%1", name) if name else "")
+
     def _enable(self, *_: object) -> None:
         self.dated_check.setEnabled(bool(self.expiry_box.currentData()))  # a dated address needs an end
         if not self.expiry_box.currentData():
@@ -174,9 +195,10 @@ class TagsPage(Page):
 
     # -- actions --
     def create(self) -> None:
-        name = self.name_edit.text().strip()
+        name = tag_name(self.name_edit.text())
         if not name:
-            self.messages.error(tr("Enter the name of the site you sign up at; it becomes part of the address."))
+            self.messages.error(tr("Enter the name of the site you sign up at (letters or digits); it becomes part "
+                                   "of the address."))
             self.name_edit.setFocus()
             return
         owner = self.address_box.currentText()
