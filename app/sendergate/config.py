@@ -145,6 +145,16 @@ class SMTPConfig:
 @dataclass
 class DomainsConfig:
     local: list[str] = field(default_factory=list)
+    # What separates a sign-up address's name from the mailbox (`alice+acme@`), as Postfix's key of that name
+    recipient_delimiter: str = "+"
+
+
+@dataclass
+class TagsConfig:
+    # Where mail to a sign-up address goes when its own setting says nothing: "inbox", "tag" (a folder of
+    # its own, folder_prefix + "." + name) or "screened" (delivery.screened_folder, with the mark)
+    folder: str = "inbox"
+    folder_prefix: str = "Sign-ups"
 
 
 @dataclass
@@ -297,6 +307,7 @@ class Config:
     milter: MilterConfig = field(default_factory=MilterConfig)
     digest: DigestConfig = field(default_factory=DigestConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
+    tags: TagsConfig = field(default_factory=TagsConfig)
     path: str = ""
 
     @property
@@ -387,6 +398,15 @@ def _folder(v: Any) -> str:
     v = _str(v)
     if v and (not re.fullmatch(r"[A-Za-z0-9 _.-]+", v) or v.startswith(".") or v.endswith(".") or ".." in v):
         raise ValueError("use letters, digits, space, '_', '-' and '.' between names (not first, last or doubled)")
+    return v
+
+
+def _tag_prefix(v: Any) -> str:
+    """The parent folder of per-tag folders: a folder name (SPEC §4.5 item 7), never empty (a tag named
+    "trash" or "sent" would otherwise deliver into the user's Trash or Sent)."""
+    v = _folder(v)
+    if not v:
+        raise ValueError("must not be empty: per-tag folders are made under it")
     return v
 
 
@@ -520,7 +540,7 @@ _SCHEMA: dict[str, dict[str, Any]] = {
         "timeout": _positive_duration, "max_connections": _int(1), "error_limit": _int(0),
         "max_connections_per_ip": _int(0), "xforward_from": _networks,
     },
-    "domains": {"local": _domains},
+    "domains": {"local": _domains, "recipient_delimiter": _choice("+", "-", "_", "=")},
     "delivery": {
         "mode": _choice("smtp", "lmtp", "maildir"), "target": _str,
         "screened_folder": _folder, "timeout": _positive_duration,
@@ -556,6 +576,7 @@ _SCHEMA: dict[str, dict[str, Any]] = {
     "digest": {"default": _choice("off", "daily", "weekly"), "hour": _hour, "max_entries": _int(1),
                "link_ttl": _positive_duration},
     "notify": {"enabled": _bool, "relay": _relay_url, "sender": _str, "template": _template("recipient", "sender")},
+    "tags": {"folder": _choice("inbox", "tag", "screened"), "folder_prefix": _tag_prefix},
 }
 
 

@@ -134,6 +134,7 @@ class Event:
     virus: str
     challenge_id: int | None
     details: dict[str, Any]
+    tag: str | None = None  # the sign-up address's name the message came in by (issue 19)
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Event:
@@ -150,7 +151,7 @@ class Event:
         ts = self.ts.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
         return (self.id, ts, self.verdict, self.reason, self.sender, self.recipient, self.subject, self.from_header,
                 self.client_ip, self.helo, self.message_id, self.size, self.spam_score, self.virus,
-                self.challenge_id, self.details)
+                self.challenge_id, self.details, self.tag)
 
 
 # The Activity log keeps events as plain tuples in this field order (EventRow): a worker thread builds a
@@ -163,7 +164,7 @@ EventRow = tuple[Any, ...]
 _event_row = itemgetter(*EVENT_FIELDS)
 _EVENT_DEFAULTS: dict[str, Any] = {"reason": "", "sender": "", "recipient": "", "subject": "", "from_header": "",
                                    "client_ip": "", "helo": "", "message_id": "", "size": None, "spam_score": None,
-                                   "virus": "", "challenge_id": None, "details": None}
+                                   "virus": "", "challenge_id": None, "details": None, "tag": None}
 ROW_ID, ROW_TS, ROW_VERDICT, ROW_REASON, ROW_SENDER, ROW_RECIPIENT, ROW_SUBJECT = range(7)
 
 

@@ -556,3 +556,4 @@ class EventRecord:
     virus: str = ""
     challenge_id: int | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    tag: str | None = None  # the sign-up address's name the message came in by (issue 19)

@@ -40,6 +40,7 @@ from ..policy.decide import (
     check_recipient_address,
     decide_data,
     decide_rcpt,
+    judge_spam,
     list_authenticated,
     role_mailbox,
     route,
@@ -47,6 +48,7 @@ from ..policy.decide import (
     settle_recipients,
 )
 from ..policy.lists import match_list
+from ..policy.tags import LIVE, TagMatch, apply_tag, judge, parse_part, split_local
 from ..runtime import Runtime
 from ..senderauth import SenderCheckUnavailable, organisational_domain, remove_results_claiming
 from ..store import StoreError, new_token
@@ -57,6 +59,7 @@ if TYPE_CHECKING:  # the scanners' package loads aiospamc; only where one is con
 
 log = logging.getLogger("sendergate.smtp")
 TEMP_LOCAL = Reply(451, "4.3.0", "Temporary local problem; please try again later")
+NO_SUCH_USER = Reply(550, "5.1.1", "No such user here")  # also a revoked or expired sign-up address: no link
 _MSGID = re.compile(r"<[^<>\s]+>")
 REFUSED_RCPT_EVENTS = 5  # refused-RCPT events stored per SMTP session (the rest: decision log only)
 # The refusal without a link for a session that failed authentication for its envelope (§4.5 item 3).
@@ -72,6 +75,12 @@ class Recipient:
     sender_class: str
     mode: str = ENFORCE  # the mailbox's mode (SPEC §4.6): enforce | observe | off | role
     role: str = ""  # postmaster | abuse, for a role mailbox
+    tag: TagMatch | None = None  # the live sign-up address the mail came in by (issue 19)
+
+    @property
+    def gated(self) -> bool:
+        """Challenged if a stranger writes: never split from a stranger's other such recipients (SPEC §4.6)."""
+        return self.mode == ENFORCE and self.tag is None
 
 
 @dataclass(slots=True)
@@ -92,6 +101,7 @@ class GatewayHandler:
         self.rt = runtime
         self.cfg = runtime.cfg
         self.local_domains = frozenset(runtime.cfg.domains.local)
+        self._secret = ""  # the dated tags' MAC key (issue 19), read from the store when first needed
 
     # -- session ---------------------------------------------------------------
     async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str,
@@ -142,8 +152,19 @@ class GatewayHandler:
         assert check.address is not None
         role = role_mailbox(check.address.local)
         deliver_to = address
+        lookup = check.address
         try:
-            facts = await self.rt.astore.rcpt_lookup(check.address, tx.sender)
+            tagged = await self._tag(check.address) if not role else None
+            if tagged is not None:
+                lookup, tag = tagged
+                if tag is not None and tag.status != LIVE:  # revoked or expired: refused, no link (issue 19)
+                    await self._record_refused_rcpt(session, tx, str(check.address), Verdict.UNKNOWN_RECIPIENT,
+                                                    f"sign-up address {tag.name} {tag.status}", tag.user_id,
+                                                    tag=tag.name)
+                    return str(NO_SUCH_USER)
+            else:
+                tag = None
+            facts = await self.rt.astore.rcpt_lookup(lookup, tx.sender)
             if role and facts.user_id is None:  # postmaster@/abuse@ nobody has: its owner receives it (RFC 2142)
                 owner = await self.rt.astore.run(self._role_owner)
                 if owner is not None:
@@ -162,15 +183,15 @@ class GatewayHandler:
             max_recipients=self.cfg.smtp.max_recipients, now=_now(),
             blocked_text=replies.fill(self.cfg.challenge.blocked_reply, recipient=check.address,
                                       sender=tx.sender or "<>"),
-            gated=mode == ENFORCE, accepted_gated=[r.mode == ENFORCE for r in tx.recipients])
+            gated=mode == ENFORCE and tag is None, accepted_gated=[r.gated for r in tx.recipients])
         if decision.verdict is not None:
             await self._record_refused_rcpt(session, tx, str(check.address), decision.verdict, decision.reason,
-                                             user_id)
+                                            user_id, tag=tag.name if tag else None)
             return replies.render(decision.reply.code, decision.reply.status, decision.reply.text)
         if decision.reply.code != 250:
             return str(decision.reply)
         assert user_id is not None and decision.sender_class is not None
-        tx.recipients.append(Recipient(deliver_to, check.address, user_id, decision.sender_class, mode, role))
+        tx.recipients.append(Recipient(deliver_to, check.address, user_id, decision.sender_class, mode, role, tag))
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return str(decision.reply)
@@ -185,6 +206,45 @@ class GatewayHandler:
             return parse(self.cfg.challenge.role_owner)
         mailbox = next((a for a in store.get_user(uid).addresses if not a.startswith("@")), None)
         return parse(mailbox) if mailbox else None
+
+    async def _tag(self, recipient: Address) -> tuple[Address, TagMatch | None] | None:
+        """For `base+part@domain` (the configured delimiter) of a user's: the address to look the user up
+        by, and their tag `part` (None: not a tag of theirs, or a forged dated one; the normal rules apply).
+        None when the local part has no tag or the base is nobody's. Nothing here for an untagged
+        recipient: the refusal path of a plain address pays no extra store round trip."""
+        delimiter = self.cfg.domains.recipient_delimiter
+        split = split_local(recipient.local, delimiter)
+        if split is None:
+            return None
+        base, raw = split
+        part = parse_part(raw)
+        base_addr = Address(base, recipient.domain)
+        if part is None:
+            return None if delimiter == "+" else await self._plain_base(recipient, base_addr)
+        found = await self.rt.astore.run(self.rt.store.tag_lookup, recipient.key, base_addr.key, part.name)
+        if found.user_id is None:
+            return None
+        row = found.row
+        if row is None:
+            return base_addr, None
+        secret = await self._tag_secret() if part.day is not None else ""
+        status = judge(part, bool(row.dated), row.revoked_at, row.expires_at, secret=secret, owner=found.owner,
+                       now=time.time())
+        if status is None:
+            return base_addr, None
+        return base_addr, TagMatch(row.id, part.name, status, row.folder or self.cfg.tags.folder, found.user_id)
+
+    async def _plain_base(self, recipient: Address, base_addr: Address) -> tuple[Address, None] | None:
+        """A local part that holds the delimiter but no tag name (with "-": `first-last.x@`): the base
+        address's user when the full address is nobody's own, as Postfix's recipient_delimiter does."""
+        found = await self.rt.astore.run(self.rt.store.tag_lookup, recipient.key, base_addr.key, "")
+        return (base_addr, None) if found.user_id is not None else None
+
+    async def _tag_secret(self) -> str:
+        """The dated tags' MAC key, made once in the store for every node; kept for the process's life."""
+        if not self._secret:
+            self._secret = await self.rt.astore.run(self.rt.store.tag_secret)
+        return self._secret
 
     # -- DATA --------------------------------------------------------------------
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
@@ -202,7 +262,9 @@ class GatewayHandler:
     async def _data(self, server: Any, session: Any, envelope: Any, tx: Transaction, message: bytes) -> str:
         headers = _headers(message)
         facts, scan, spam_scanned = await self._facts(session, tx, headers, message)
-        routes = [route(f) for f in facts]
+        # Mail by a sign-up address is spam-scanned whoever sends it (issue 19): the tag vouches for nobody.
+        routes = [replace(route(f), needs_spam_scan=True) if r.tag is not None else route(f)
+                  for f, r in zip(facts, tx.recipients, strict=True)]
         if any(r.needs_spam_scan for r in routes) and not spam_scanned:  # an allowlisted sender it did not authenticate
             from ..scan import merge
             scan = merge(scan, await self._scan(message, spam=True, virus=False,
@@ -231,10 +293,19 @@ class GatewayHandler:
         # Each recipient is decided on their own facts (their lists, the mail they sent); one reply
         # must then be true for all of them (settle_recipients).
         # The mailbox's mode (SPEC §4.6) applies after the decision: the scans were the same.
+        # A live sign-up address lets in what its user's rules would challenge (never the null sender's mail).
+        spam_marked = judge_spam(scan, cfg.scan.spam_threshold, honour_action=honour_action,
+                                 marked=cfg.scan.rspamd_add_header)[0] == "screen"
+
+        def tagged(d: DataDecision, rcpt: Recipient) -> DataDecision:
+            if rcpt.tag is None or rcpt.sender_class == NULL:
+                return d
+            return apply_tag(d, rcpt.tag.name, rcpt.tag.folder, spam_marked=spam_marked)
+
         decisions = settle_recipients([
-            apply_mode(decide_data(f, r, scan, on_failure=cfg.scan.on_failure,
-                                   spam_threshold=cfg.scan.spam_threshold, reply_text=reply_text,
-                                   honour_action=honour_action, marked=cfg.scan.rspamd_add_header),
+            apply_mode(tagged(decide_data(f, r, scan, on_failure=cfg.scan.on_failure,
+                                          spam_threshold=cfg.scan.spam_threshold, reply_text=reply_text,
+                                          honour_action=honour_action, marked=cfg.scan.rspamd_add_header), rcpt),
                        rcpt.mode, rcpt.role)
             for f, r, rcpt in zip(facts, routes, tx.recipients, strict=True)])
         meta = _message_meta(headers, message, scan, auth)
@@ -253,6 +324,8 @@ class GatewayHandler:
                 m = {**m, "details": {**m["details"], "demoted": r.reason}}
             if rcpt.mode != ENFORCE:  # the app shows which mode decided
                 m = {**m, "details": {**m["details"], "mode": rcpt.mode}}
+            if rcpt.tag is not None:
+                m = {**m, "tag": rcpt.tag.name}
             metas.append(m)
         if all(d.verdict in ACCEPTING for d in decisions):
             return await self._deliver(server, session, envelope, tx, message, decisions, auth, metas)
@@ -361,8 +434,12 @@ class GatewayHandler:
         message = remove_results_claiming(message, self.cfg.smtp.hostname)
         # The inbox copies, then the screened ones (their own mark and folder): two hand-overs when a
         # message is screened for some recipients only.
-        groups = [[i for i, d in enumerate(decisions) if d.verdict is not Verdict.SCREENED],
-                  [i for i, d in enumerate(decisions) if d.verdict is Verdict.SCREENED]]
+        # A sign-up address's own folder makes a hand-over of its own (issue 19).
+        folders = [self._tag_folder(r) if d.verdict is not Verdict.SCREENED else None
+                   for r, d in zip(tx.recipients, decisions, strict=True)]
+        groups = [[i for i, f in enumerate(folders) if f == folder]
+                  for folder in dict.fromkeys(f for f in folders if f is not None)]
+        groups.append([i for i, f in enumerate(folders) if f is None])
         done: list[int] = []
         for group in (g for g in groups if g):
             screened = decisions[group[0]].verdict is Verdict.SCREENED
@@ -391,7 +468,16 @@ class GatewayHandler:
         trace = trace_headers(self.cfg.smtp.hostname, session, auth, screened=screened)
         out = Outbound(tx.raw_sender, [tx.recipients[i].raw for i in group], trace + message, options,
                        mailboxes=tuple(mailboxes[i] for i in group) if mailboxes else ())
-        return await self.rt.deliverer.deliver(out, folder=self.cfg.delivery.screened_folder if screened else "")
+        folder = self.cfg.delivery.screened_folder if screened else self._tag_folder(tx.recipients[group[0]])
+        return await self.rt.deliverer.deliver(out, folder=folder)
+
+    def _tag_folder(self, rcpt: Recipient) -> str:
+        """The folder of the recipient's unscreened copy: a sign-up address's own when it has one, else
+        the inbox (""). The name is [tags] folder_prefix (checked as a folder name) and the tag's name
+        (a-z, 0-9, '-', '_': checked when made), so nothing a sender writes reaches it."""
+        if rcpt.tag is None or rcpt.tag.folder != "tag":
+            return ""
+        return f"{self.cfg.tags.folder_prefix}.{rcpt.tag.name}"
 
     async def _delivery_failed(self, session: Any, tx: Transaction, exc: DeliveryError,
                                decisions: list[DataDecision], metas: list[dict[str, Any]], done: list[int]) -> str:
@@ -467,16 +553,17 @@ class GatewayHandler:
             log.error("event not stored (%s): %s", verdict.value, exc)
 
     async def _record_refused_rcpt(self, session: Any, tx: Transaction | None, recipient: str, verdict: Verdict,
-                                   reason: str, user_id: int | None) -> None:
+                                   reason: str, user_id: int | None, *, tag: str | None = None) -> None:
         """A refused RCPT's event. Only the first REFUSED_RCPT_EVENTS of a session are stored (each is
         kept for events.retention); the rest go to the decision log only, so a flood of guessed
         recipients costs the store a few rows per session (smtp.error_limit ends it soon anyway)."""
+        meta = {"tag": tag} if tag else None
         stored = getattr(session, "refused_rcpt_events", 0)
         if stored < REFUSED_RCPT_EVENTS:
             session.refused_rcpt_events = stored + 1
-            await self._record(session, tx, recipient, verdict, reason, user_id)
+            await self._record(session, tx, recipient, verdict, reason, user_id, meta)
         else:
-            self.rt.decision_log(self._event(session, tx, recipient, verdict, reason, user_id, None))
+            self.rt.decision_log(self._event(session, tx, recipient, verdict, reason, user_id, meta))
 
     @staticmethod
     def _event(session: Any, tx: Transaction | None, recipient: str, verdict: Verdict, reason: str,
@@ -488,7 +575,7 @@ class GatewayHandler:
             recipient=recipient, user_id=user_id, subject=meta.get("subject", ""),
             from_header=meta.get("from_header", ""), message_id=meta.get("message_id", ""),
             size=meta.get("size"), spam_score=meta.get("spam_score"), virus=meta.get("virus", ""),
-            challenge_id=meta.get("challenge_id"), details=meta.get("details", {}))
+            challenge_id=meta.get("challenge_id"), details=meta.get("details", {}), tag=meta.get("tag"))
 
 
 def _peer_ip(session: Any) -> str:

@@ -28,6 +28,7 @@ from .fast_sqlite import insert_event as sqlite_insert_event
 from .lists import listed_for_tx
 from .paging import keyset_page
 from .schema import EVENT_COLUMNS, NO_USER, event_counts, events, screened_counts
+from .tags import count_tag_tx
 
 DAY = 86400
 BATCH_COUNTS = "sendergate.event_counts"  # conn.info key: counts gathered during one group commit
@@ -145,6 +146,8 @@ class Events(StoreBase):
             self.add_event_counts_tx(conn, Counter([count_key(row)]))
         if row["verdict"] in SCREENED_VERDICTS and row["sender"]:
             self.add_screened_counts_tx(conn, [screened_row(row, event_id)])
+        if record.tag and record.user_id is not None:  # mail by a sign-up address: its counts
+            count_tag_tx(conn, self.is_sqlite, record.user_id, record.tag, row["sender"], row["verdict"], row["ts"])
         return event_id
 
     def add_events(self, records: Sequence[EventRecord]) -> list[int]:
@@ -158,6 +161,9 @@ class Events(StoreBase):
             self.add_event_counts_tx(conn, Counter(count_key(r) for r in rows))
             self.add_screened_counts_tx(conn, [screened_row(r, i) for r, i in zip(rows, ids, strict=True)
                                                if r["verdict"] in SCREENED_VERDICTS and r["sender"]])
+            for r in rows:
+                if r["tag"] and r["user_id"] is not None:
+                    count_tag_tx(conn, self.is_sqlite, r["user_id"], r["tag"], r["sender"], r["verdict"], r["ts"])
             return ids
 
     def add_event_counts_tx(self, conn: Connection, counts: Counter[tuple[int, int, str]]) -> None:

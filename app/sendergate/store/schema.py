@@ -180,6 +180,7 @@ events = Table(
     Column("virus", String(200), nullable=False, server_default=""),
     Column("challenge_id", Integer),
     Column("details", Text, nullable=False, server_default="{}"),  # JSON: auth results, symbols, notes
+    Column("tag", Text),  # the sign-up address's name the message came in by (0011); NULL: none
     Index("ix_events_ts", "ts"),
     Index("ix_events_user_id", "user_id", "id"),
     Index("ix_events_verdict_id", "verdict", "id"),
@@ -265,4 +266,32 @@ notified_senders = Table(
     Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, autoincrement=False),
     Column("sender", String(320), primary_key=True),
     Column("created_at", Float, nullable=False),
+)
+
+# Sign-up addresses (issue 19, 0011): `alice+acme@example.org` for the user who owns alice@example.org.
+# A name is the user's once: a revoked or expired tag is kept, so mail to it stays refused.
+tags = Table(
+    "tags", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("address", String(320), nullable=False),  # the owner's address key (alice@example.org)
+    Column("name", String(32), nullable=False),
+    Column("dated", Integer, nullable=False, server_default="0"),  # 1: the address carries its day and a MAC
+    Column("folder", String(10)),  # inbox | tag | screened; NULL = the config's [tags] folder
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float),
+    Column("revoked_at", Float),
+    Column("received", Integer, nullable=False, server_default="0"),  # messages delivered by it
+    Column("refused", Integer, nullable=False, server_default="0"),  # messages refused at it (spam, virus, revoked)
+    Column("last_received_at", Float),
+    UniqueConstraint("user_id", "name", name="uq_tags_user_name"),
+)
+
+# Who wrote to a tag: the "which site gave my address away" view (top senders per tag).
+tag_senders = Table(
+    "tag_senders", metadata,
+    Column("tag_id", Integer, ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True, autoincrement=False),
+    Column("sender", String(320), primary_key=True),
+    Column("count", Integer, nullable=False),
+    Column("last_at", Float, nullable=False),
 )

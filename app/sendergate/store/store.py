@@ -12,10 +12,11 @@ from .lists import Lists
 from .modes import Modes
 from .sentids import SentIds
 from .settings import Settings
+from .tags import Tags
 from .users import Users
 
 
-class Store(Users, Devices, Confirm, Challenges, Events, Lists, SentIds, Settings, Digest, Modes):
+class Store(Users, Devices, Confirm, Challenges, Events, Lists, SentIds, Settings, Digest, Modes, Tags):
     """Users and tokens, lists, challenges and the confirmation page's state, events and their counts,
-    sent Message-IDs, settings and rate counters. `scope` arguments are the user whose data is asked for,
-    or None for an admin who sees everything; a thing outside the scope is NotFound."""
+    sent Message-IDs, settings and rate counters, sign-up addresses (tags). `scope` arguments are the user
+    whose data is asked for, or None for an admin who sees everything; a thing outside the scope is NotFound."""

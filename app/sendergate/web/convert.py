@@ -3,7 +3,7 @@
 from datetime import datetime, timezone
 from typing import Any
 
-from .models import Challenge, Event, ListEntryOut, ScreenedSender
+from .models import Challenge, Event, ListEntryOut, ScreenedSender, TagOut
 
 
 def to_datetime(ts: float | None) -> datetime | None:
@@ -36,3 +36,7 @@ def entry_out(row: dict[str, Any]) -> ListEntryOut:
 
 def screened_out(row: dict[str, Any]) -> ScreenedSender:
     return ScreenedSender.model_validate(_times(row, "first_seen", "last_seen"))
+
+
+def tag_out(row: dict[str, Any]) -> TagOut:
+    return TagOut.model_validate(_times(row, "created_at", "expires_at", "revoked_at", "last_received_at"))

@@ -24,7 +24,7 @@ __all__ = [
     "StatsDay", "Stats", "Error", "StreamEvent", "StreamChallenge", "Verdict", "ChallengeIds",
     "ChallengeBatchItem", "ChallengeBatch", "Listed", "ScreenedSender", "ScreenedPage",
     "DeviceOut", "PairIn", "PairOut", "PairingCode", "UserOut", "UserList", "UserIn", "UserCreated",
-    "Mode", "ModeIn", "UserMode",
+    "Mode", "ModeIn", "UserMode", "TagIn", "TagPatch", "TagOut", "TagList", "TagSender",
 ]
 
 Role = Literal["user", "admin"]
@@ -103,6 +103,8 @@ class Event(_Out):
     challenge_id: int | None = None
     details: dict[str, Any] = Field(default_factory=dict,
                                     description="Auth results (spf, dkim, dmarc), spam symbols, scanner notes.")
+    tag: str | None = Field(None, description="The sign-up address's name the message came in by "
+                                              "(`alice+acme@` -> 'acme'); null for mail by no sign-up address.")
 
 
 class EventPage(_Out):
@@ -390,3 +392,63 @@ class UserIn(BaseModel):
 class UserCreated(_Out):
     user: UserOut
     pairing: PairingCode
+
+
+# -- sign-up addresses (issue 19) ----------------------------------------------------------------------------
+TagFolder = Literal["inbox", "tag", "screened"]
+_FOLDER_TEXT = ("Where its mail goes: 'inbox', 'tag' (a folder of its own, [tags] folder_prefix + '.' + name) or "
+                "'screened' (the Screened folder, marked); null: the gateway's default ([tags] folder).")
+
+
+class TagIn(BaseModel):
+    """POST /api/v1/tags: a sign-up address on one of the caller's addresses."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    address: str = Field(min_length=3, max_length=320, examples=["alice@example.org"],
+                         description="The caller's own address (an admin: anyone's), without a tag.")
+    name: str = Field(min_length=1, max_length=32, examples=["acme"],
+                      description="The site's name: a-z, 0-9, and '-' or '_' between them; case does not matter.")
+    expires: str | None = Field(None, max_length=20, examples=["30d"],
+                                description="A duration (30d, 12h, 2w) after which mail to it is refused; "
+                                            "null: until revoked (a dated address: 30d).")
+    dated: bool = Field(False, description="The expiry is written into the address with a MAC, so it cannot be "
+                                           "edited or guessed (`alice+acme.20270105.k3x9q2m7p4ab@`).")
+    folder: TagFolder | None = Field(None, description=_FOLDER_TEXT)
+
+
+class TagPatch(BaseModel):
+    """PATCH /api/v1/tags/{id}: change where the tag's mail goes."""
+
+    model_config = ConfigDict(extra="forbid")
+    folder: TagFolder | None = Field(description=_FOLDER_TEXT)
+
+
+class TagSender(_Out):
+    sender: str = Field(description="An envelope sender that wrote to the tag (lower case).")
+    count: int
+
+
+class TagOut(_Out):
+    """A sign-up address: accepts mail from any sender (virus- and spam-scanned) until revoked or expired."""
+
+    id: int
+    address: str = Field(description="The full address to hand out, e.g. alice+acme@example.org.")
+    owner_address: str = Field(description="The user's address it is made on.")
+    name: str
+    dated: bool
+    folder: TagFolder | None = Field(None, description=_FOLDER_TEXT)
+    created_at: datetime
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+    status: Literal["live", "expired", "revoked"] = Field(
+        description="live: mail to it is delivered; expired or revoked: refused (550 5.1.1).")
+    received: int = Field(description="Messages delivered by it.")
+    refused: int = Field(0, description="Messages refused at it: spam, viruses, and any after it was revoked "
+                                        "or expired.")
+    last_received_at: datetime | None = None
+    senders: list[TagSender] = Field(default_factory=list, description="Its top five senders by messages.")
+
+
+class TagList(_Out):
+    items: list[TagOut]
