@@ -1055,7 +1055,7 @@ def main() -> int:
             "config": {k: v for k, v in config_used.items() if k not in ("store",)},
             "loadavg_after": os.getloadavg()}
     title = (f"Year-like replay: {len(msgs)} messages ({len(units)} message-recipients), seed {args.seed}, "
-             + (f"sign-up addresses for {args.signup_tags} automated senders, " if args.signup_tags else "") +
+             + (f"sign-up addresses ({args.signup_tags}), " if args.signup_tags else "") +
              f"{args.clients} clients, commit {meta['commit'][:10]}, {replay_seconds:.0f} s "
              f"({len(msgs) / replay_seconds:.1f} msg/s)")
     print_table(units, title)
