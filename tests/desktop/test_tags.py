@@ -72,6 +72,10 @@ def test_create_copies_the_new_address_and_lists_it(qtbot, fresh_gateway, window
     assert cell(page, 0, "Status") == "Live" and cell(page, 0, "Mail received") == 0
     assert page.name_edit.text() == ""  # ready for the next one
     assert page.selected() is not None and page.selected().id == tag.id and page.revoke_button.isEnabled()
+    QGuiApplication.clipboard().setText("something else")
+    page.table.setFocus()
+    qtbot.keyClick(page.table, Qt.Key.Key_C, Qt.KeyboardModifier.ControlModifier)  # copy it again later
+    assert QGuiApplication.clipboard().text() == tag.address
 
 
 def test_a_dated_address_with_an_end(qtbot, fresh_gateway, window_for):
@@ -83,7 +87,7 @@ def test_a_dated_address_with_an_end(qtbot, fresh_gateway, window_for):
     assert page.dated_check.isEnabled()
     page.dated_check.setChecked(True)
     page.name_edit.setText("conference")
-    page.create()
+    page.create_tag()
     qtbot.waitUntil(lambda: page.model.rowCount() == 1, timeout=TIMEOUT)
     tag = page.model.record(0)
     assert tag.dated and tag.expires_at is not None
@@ -101,7 +105,7 @@ def test_what_the_gateway_refuses_is_said_and_nothing_is_copied(qtbot, fresh_gat
     QGuiApplication.clipboard().setText("untouched")
 
     page.name_edit.setText("ACME")  # the same name again: the gateway keeps one per user (409)
-    page.create()
+    page.create_tag()
     qtbot.waitUntil(lambda: w.messages.level == "error" and "Could not create" in w.messages.text(),
                     timeout=TIMEOUT)
     assert QGuiApplication.clipboard().text() == "untouched"  # never an address that does not exist
@@ -110,7 +114,7 @@ def test_what_the_gateway_refuses_is_said_and_nothing_is_copied(qtbot, fresh_gat
 
     w.messages.hide()
     page.name_edit.setText("../@%!")  # nothing of it can be a name: refused here, no call
-    page.create()
+    page.create_tag()
     assert w.messages.level == "error" and "letters or digits" in w.messages.text()
     assert len(api.tags()) == 1 and QGuiApplication.clipboard().text() == "untouched"
     api.close()
@@ -164,6 +168,10 @@ def test_revoke_asks_first_and_then_the_gateway_refuses_mail_to_it(qtbot, fresh_
     qtbot.waitUntil(lambda: cell(page, 0, "Status") == "Revoked", timeout=TIMEOUT)
     assert api.tags()[0].status == "revoked"
     assert not page.revoke_button.isEnabled()  # nothing more to revoke
+    page.confirm = lambda parent, t: asked.append(t.id) or True
+    page.table.setFocus()
+    qtbot.keyClick(page.table, Qt.Key.Key_Delete)
+    assert asked == [tag.id]  # a revoked address is not offered for revoking again
     assert "Revoked" in w.messages.text() and tag.address in w.messages.text()
     code, text = send(g, "news@acme.example", tag.address)
     assert code == 550, text
@@ -185,7 +193,7 @@ def test_an_unreachable_gateway_is_said_and_the_page_keeps_what_it_showed(qtbot)
     page.address_box.addItem("alice@example.org")  # as if loaded before the gateway went away
     page.name_edit.setText("acme")
     with qtbot.waitSignal(bar.shown, timeout=TIMEOUT) as shown:
-        page.create()
+        page.create_tag()
     assert "Could not create" in shown.args[1] and "cannot reach the gateway" in shown.args[1]
     qtbot.waitUntil(lambda: page.create_button.isEnabled(), timeout=TIMEOUT)  # can try again
     assert page.name_edit.text() == "acme"

@@ -88,7 +88,7 @@ class TagsPage(Page):
         self.name_edit.setPlaceholderText(tr("e.g. the shop's or newsletter's name"))
         self.name_edit.setAccessibleName(tr("Site name for the new sign-up address"))
         self.name_edit.setMaxLength(100)
-        self.name_edit.returnPressed.connect(self.create)
+        self.name_edit.returnPressed.connect(self.create_tag)
         form.addRow(tr("&Site:"), self.name_edit)
         self.preview = QLabel()
         self.preview.setObjectName("tagPreview")
@@ -117,7 +117,7 @@ class TagsPage(Page):
         self.create_button = QPushButton(tr("&Create and copy"))
         self.create_button.setObjectName("createTag")
         self.create_button.setToolTip(tr("Make the address and copy it, ready to paste into the sign-up form"))
-        self.create_button.clicked.connect(self.create)
+        self.create_button.clicked.connect(self.create_tag)
         form.addRow("", self.create_button)
         layout.addLayout(form)
 
@@ -142,8 +142,8 @@ class TagsPage(Page):
         bar.addWidget(self.revoke_button)
         bar.addStretch(1)
         layout.addLayout(bar)
-        self.shortcut(QKeySequence.StandardKey.Delete, self.revoke_selected, self.table)
-        self.shortcut(QKeySequence.StandardKey.Copy, self.copy_selected, self.table)
+        self.shortcut(QKeySequence(QKeySequence.StandardKey.Delete), self.revoke_selected, self.table)
+        self.shortcut(QKeySequence(QKeySequence.StandardKey.Copy), self.copy_selected, self.table)
         self.table.selectionModel().selectionChanged.connect(self._enable)
         self.model.modelReset.connect(self._show_empty)
         self.model.rowsInserted.connect(self._show_empty)
@@ -194,7 +194,7 @@ class TagsPage(Page):
         self._enable()
 
     # -- actions --
-    def create(self) -> None:
+    def create_tag(self) -> None:
         name = tag_name(self.name_edit.text())
         if not name:
             self.messages.error(tr("Enter the name of the site you sign up at (letters or digits); it becomes part "
