@@ -84,6 +84,10 @@ def test_counts_and_top_senders(web: WebApp) -> None:
                               {"sender": "spam@elsewhere.example", "count": 1}]
     ev = a.http.get("/api/v1/events").json()["items"]
     assert {e["tag"] for e in ev} == {"news"}
+    # housekeeping forgets senders with the events' retention; the tag's totals stay
+    assert web.store.prune_tag_senders(now.timestamp() + 1) >= 2
+    got = a.http.get(f"/api/v1/tags/{tag['id']}").json()
+    assert (got["received"], got["refused"], got["senders"]) == (2, 1, [])
 
 
 def test_no_tag_on_another_users_address(web: WebApp) -> None:

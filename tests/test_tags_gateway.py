@@ -107,15 +107,24 @@ def everywhere(gw: GatewayProcess, msgid: str) -> list[Path]:
 
 # -- a live tag ------------------------------------------------------------------------------------------------
 
+def pending(gw: GatewayProcess) -> int:
+    with gw.store.engine.connect() as conn:
+        return len(conn.execute(schema.challenges.select().where(schema.challenges.c.status == "pending")).all())
+
+
 def test_a_live_tag_accepts_a_strangers_clean_mail(gw: GatewayProcess) -> None:
     t = tag(gw, "acme")
     msg, msgid = message(t["address"])
+    before = pending(gw)
     code, text = send(gw, t["address"], msg)
     assert code == 250, text
+    assert pending(gw) == before  # nothing waits in Alice's Pending list for it
     ev = event(gw, msgid=msgid)
     assert (ev.verdict, ev.tag, ev.user_id) == ("delivered", t["name"], gw.alice.id)  # type: ignore[attr-defined]
     assert ev.reason.startswith(f"sign-up address {t['name']}") and ev.spam_score is not None  # spamd ran
     assert found(gw, msgid) == [""]
+    assert f"tag={t['name']}" in gw.read_log()  # the decision log line names it too
+    assert "housekeeping failed" not in gw.read_log()  # it prunes tag senders too
     after = gw.store.get_tag(None, t["id"])
     assert after["received"] == 1 and after["senders"] == [{"sender": STRANGER, "count": 1}]
 
@@ -146,7 +155,7 @@ def test_a_live_tag_refuses_eicar(gw: GatewayProcess) -> None:
             b"Content-Transfer-Encoding: base64\r\n\r\n" + b64 + b"--XX--\r\n")
     msg, msgid = message(t["address"], body=body)
     code, text = send(gw, t["address"], msg)
-    assert code == 554 and text.startswith("5.7.0") and "Eicar" in text or "EICAR" in text, text
+    assert code == 554 and text.startswith("5.7.0") and ("Eicar" in text or "EICAR" in text), text
     assert event(gw, msgid=msgid).verdict == "virus"
     assert everywhere(gw, msgid) == []
 

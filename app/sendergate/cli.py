@@ -130,6 +130,31 @@ def build_parser() -> argparse.ArgumentParser:
         _config_arg(a)
         a.set_defaults(func=cmd_list_entry, action=action)
 
+    tg = sub.add_parser("tags", help="sign-up addresses (alice+NAME@…): accept any sender, scanned, until revoked "
+                        "or expired")
+    tgsub = tg.add_subparsers(dest="tags_command", metavar="ACTION")
+    tgsub.required = True
+    tga = tgsub.add_parser("add", help="make a sign-up address NAME on ADDRESS and print it")
+    tga.add_argument("address", help="the user's own address, without a tag")
+    tga.add_argument("name", help="the site's name: a-z, 0-9, and '-' or '_' between them (at most 32)")
+    tga.add_argument("--expires", metavar="D", help="refuse mail to it after this long (30d, 12h, 2w)")
+    tga.add_argument("--dated", action="store_true", help="write the expiry into the address with a MAC, so it "
+                     "cannot be edited or guessed (default expiry 30d)")
+    tga.add_argument("--folder", choices=("inbox", "tag", "screened"),
+                     help="where its mail goes (default: the config's [tags] folder)")
+    _config_arg(tga)
+    tga.set_defaults(func=cmd_tags_add)
+    tgl = tgsub.add_parser("list", help="the sign-up addresses on ADDRESS, with what they received and from whom")
+    tgl.add_argument("address")
+    _config_arg(tgl)
+    tgl.set_defaults(func=cmd_tags_list)
+    tgr = tgsub.add_parser("revoke", help="revoke the sign-up address NAME on ADDRESS: mail to it is refused "
+                           "(550 5.1.1) from now on; it is kept")
+    tgr.add_argument("address")
+    tgr.add_argument("name")
+    _config_arg(tgr)
+    tgr.set_defaults(func=cmd_tags_revoke)
+
     dg = sub.add_parser("digest", help="the digest mail of new pending senders")
     dgsub = dg.add_subparsers(dest="digest_command", metavar="ACTION")
     dgsub.required = True
@@ -393,6 +418,63 @@ def cmd_users_remove(args: argparse.Namespace) -> int:
 def cmd_users_alias(args: argparse.Namespace) -> int:
     user = _store(args).add_alias(args.address, args.alias)
     print(f"{user.addresses[0]} now receives mail for: {', '.join(user.addresses)}")
+    return 0
+
+
+def _tag_line(t: dict[str, Any]) -> str:
+    state = t["status"] + (f" until {_when(t['expires_at'])}" if t["status"] == "live" and t["expires_at"] else "")
+    senders = ", ".join(f"{s['sender']} ({s['count']})" for s in t["senders"])
+    return (f"{t['address']:50} {state:26} received {t['received']}, refused {t['refused']}"
+            + (f"; from {senders}" if senders else ""))
+
+
+def cmd_tags_add(args: argparse.Namespace) -> int:
+    from .store import Conflict, Invalid
+    cfg = _load(args)
+    expires = None
+    if args.expires is not None:
+        try:
+            expires = parse_duration(args.expires)
+        except ValueError as exc:
+            raise UserError(f"--expires: {exc}") from None
+        if expires <= 0:
+            raise UserError("--expires: must be longer than zero")
+    try:
+        t = _store(args).add_tag(None, args.address, args.name, expires_in=expires, dated=args.dated,
+                                 folder=args.folder, delimiter=cfg.domains.recipient_delimiter)
+    except (Invalid, Conflict) as exc:
+        raise UserError(str(exc)) from None
+    print(t["address"])
+    until = f", until {_when(t['expires_at'])} UTC" if t["expires_at"] else ", until revoked"
+    print(f"sign-up address {t['name']!r} for {t['owner_address']}{until}: give it to the site; "
+          "mail to it is accepted from any sender, virus- and spam-scanned")
+    return 0
+
+
+def cmd_tags_list(args: argparse.Namespace) -> int:
+    from .store import Invalid
+    cfg = _load(args)
+    try:
+        found = _store(args).list_tags(None, args.address, delimiter=cfg.domains.recipient_delimiter)
+    except Invalid as exc:
+        raise UserError(str(exc)) from None
+    if not found:
+        print(f"no sign-up addresses on {args.address}: make one with 'sendergate tags add {args.address} NAME'")
+    for t in found:
+        print(_tag_line(t))
+    return 0
+
+
+def cmd_tags_revoke(args: argparse.Namespace) -> int:
+    from .store import Invalid
+    cfg = _load(args)
+    store = _store(args)
+    try:
+        t = store.tag_by_name(None, args.address, args.name, delimiter=cfg.domains.recipient_delimiter)
+    except Invalid as exc:
+        raise UserError(str(exc)) from None
+    t = store.revoke_tag(None, t["id"], delimiter=cfg.domains.recipient_delimiter)
+    print(f"revoked {t['address']}: mail to it is refused (550 5.1.1) from now on")
     return 0
 
 

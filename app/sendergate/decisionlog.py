@@ -40,6 +40,8 @@ class DecisionLog:
             fields["spam_score"] = ev.spam_score
         if ev.virus:
             fields["virus"] = ev.virus
+        if ev.tag:  # the sign-up address the message came in by (issue 19)
+            fields["tag"] = ev.tag
         if self.log_format == "json":
             return json.dumps({"event": "decision", **fields}, ensure_ascii=False)
         return "decision " + " ".join(f"{k}={logformat.kv(v)}" for k, v in fields.items())

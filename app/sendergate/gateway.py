@@ -133,6 +133,7 @@ class Worker:
                 expired = await rt.astore.run(rt.store.expire_challenges)
                 gone = await rt.astore.run(rt.store.prune_challenges, now - CHALLENGE_GRACE)
                 await rt.astore.run(rt.store.prune_rate_limits, now - 3600)
+                await rt.astore.run(rt.store.prune_tag_senders, now - self.cfg.events.retention)
                 if pruned or expired or gone:
                     log.info("housekeeping: pruned %d events, expired %d challenges, pruned %d challenges",
                              pruned, expired, gone)

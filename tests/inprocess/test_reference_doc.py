@@ -46,7 +46,7 @@ def test_every_listed_route_is_in_openapi(tmp_path):
 def test_every_listed_command_parses():
     parser = build_parser()
     placeholders = {"ADDRESS": "a@example.org", "NAME|ID": "laptop", "enforce|observe|off|default": "observe",
-                    "unix:PATH|inet:HOST:PORT": "unix:/tmp/m.sock", "S": "3", "N": "Ann"}
+                    "unix:PATH|inet:HOST:PORT": "unix:/tmp/m.sock", "S": "3", "N": "Ann", "F": "tag"}
     for cells in section("Commands"):
         words = shlex.split(cells[0].strip("`").replace("\\|", "|"))[1:]  # without "sendergate"
         argv = []

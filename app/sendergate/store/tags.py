@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import Row, delete, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -167,6 +167,13 @@ class Tags(StoreBase):
             "received": row.received, "refused": row.refused, "last_received_at": row.last_received_at,
             "senders": [{"sender": s, "count": n} for s, n in senders],
         }
+
+    def prune_tag_senders(self, older_than: float) -> int:
+        """Forget senders who last wrote to a tag before `older_than` (events.retention, housekeeping): a
+        leaked tag's row count stays bounded by the senders of the retention period."""
+        with self.engine.begin() as conn:
+            n: int = conn.execute(delete(tag_senders).where(_s.last_at < older_than)).rowcount
+            return n
 
     # -- SMTP ------------------------------------------------------------------------------------
 
