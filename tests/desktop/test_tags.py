@@ -95,6 +95,23 @@ def test_a_dated_address_with_an_end(qtbot, fresh_gateway, window_for):
     assert cell(page, 0, "Ends") not in ("", "Never")
 
 
+def test_a_folder_of_its_own_is_where_its_mail_lands(qtbot, fresh_gateway, window_for):
+    g, seeded = fresh_gateway
+    w = window_for(g, seeded)
+    page = loaded(qtbot, w)
+    assert page.folder_box.currentData() == ""  # by default the gateway's [tags] folder decides
+    page.folder_box.setCurrentIndex(page.folder_box.findData("tag"))
+    page.name_edit.setText("Bookshop")
+    page.create_tag()
+    qtbot.waitUntil(lambda: page.model.rowCount() == 1, timeout=TIMEOUT)
+    tag = page.model.record(0)
+    assert tag.folder == "tag" and cell(page, 0, "Mail goes to") == "A folder of its own"
+    assert send(g, "orders@bookshop.example", tag.address, "Your order")[0] == 250
+    folder = g.maildir / seeded.address / "Maildir" / ".Sign-ups.bookshop" / "new"
+    assert [f for f in folder.iterdir() if b"Your order" in f.read_bytes()]
+    assert not list((g.maildir / seeded.address / "Maildir" / "new").glob("*"))  # not in the inbox
+
+
 def test_what_the_gateway_refuses_is_said_and_nothing_is_copied(qtbot, fresh_gateway, window_for):
     g, seeded = fresh_gateway
     api = GatewayClient(g.http_url, seeded.token)

@@ -269,6 +269,7 @@ class Tag:
     received: int
     last_received_at: datetime | None
     senders: tuple[tuple[str, int], ...]  # the top senders to it and their counts, most first
+    folder: str | None = None  # 'inbox', 'tag' (its own folder), 'screened'; None: the gateway's default
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Tag:
@@ -276,7 +277,7 @@ class Tag:
                    _ts(d.get("created_at")) or datetime.now(timezone.utc), _ts(d.get("expires_at")),
                    _ts(d.get("revoked_at")), d.get("status", "live"), int(d.get("received") or 0),
                    _ts(d.get("last_received_at")),
-                   tuple((str(s["sender"]), int(s["count"])) for s in d.get("senders") or ()))
+                   tuple((str(s["sender"]), int(s["count"])) for s in d.get("senders") or ()), d.get("folder"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -630,9 +631,13 @@ class GatewayClient:
         params = {"address": address} if address else {}
         return [Tag.from_json(t) for t in self._call("GET", "/tags", params=params)["items"]]
 
-    def add_tag(self, address: str, name: str, *, expires: str | None = None, dated: bool = False) -> Tag:
-        """A new sign-up address for `name` on `address`; `expires` like "30d" (None: never)."""
-        body = {"address": address.strip(), "name": name.strip(), "expires": expires, "dated": dated}
+    def add_tag(self, address: str, name: str, *, expires: str | None = None, dated: bool = False,
+                folder: str | None = None) -> Tag:
+        """A new sign-up address for `name` on `address`; `expires` like "30d" (None: never); `folder` where
+        its mail goes (None: the gateway's default)."""
+        body: dict[str, Any] = {"address": address.strip(), "name": name.strip(), "expires": expires, "dated": dated}
+        if folder is not None:
+            body["folder"] = folder
         return Tag.from_json(self._call("POST", "/tags", json=body))
 
     def revoke_tag(self, tag_id: int) -> Tag:

@@ -11,6 +11,11 @@ TOP_SENDERS_SHOWN = 2  # in the cell; the tooltip lists all the gateway gave (it
 STATUS_ORDER = {"live": 0, "expired": 1, "revoked": 2}  # live ones first when sorted by status
 
 
+def folder_label(folder: str) -> str:
+    return {"inbox": tr("Inbox"), "tag": tr("A folder of its own"), "screened": tr("Screened folder")}.get(folder,
+                                                                                                        folder)
+
+
 def status_label(status: str) -> str:
     return {"live": tr("Live"), "expired": tr("Expired"), "revoked": tr("Revoked")}.get(status, status)
 
@@ -46,6 +51,8 @@ class TagsModel(RecordsModel[Tag]):
         Column(lambda: tr("Last mail"), lambda t: when(t.last_received_at) or "—",
                lambda t: t.last_received_at.timestamp() if t.last_received_at else 0.0,
                lambda t: exact(t.last_received_at)),
+        Column(lambda: tr("Mail goes to"), lambda t: folder_label(t.folder) if t.folder else "",
+               lambda t: t.folder or ""),
         Column(lambda: tr("Ends"), expiry_text,
                lambda t: t.expires_at.timestamp() if t.expires_at else float("inf"),
                lambda t: exact(t.revoked_at or t.expires_at)),

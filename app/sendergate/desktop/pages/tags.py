@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 from ..api_client import ApiError, GatewayClient, Me, Tag, Unauthorized, Unreachable
 from ..i18n import tr
 from ..models.base import RecordRole
-from ..models.tags import TagsModel
+from ..models.tags import TagsModel, folder_label
 from ..widgets import icon_button
 from .base import Page, make_table
 
@@ -39,6 +39,13 @@ def tag_name(site: str) -> str:
     lower-case ASCII letters and digits with single '-' between. The gateway checks it again."""
     ascii_only = unicodedata.normalize("NFKD", site).encode("ascii", "ignore").decode("ascii")
     return re.sub(r"[^a-z0-9]+", "-", ascii_only.lower()).strip("-")[:NAME_MAX].rstrip("-")
+
+
+FOLDER_CHOICES = ("", "inbox", "tag", "screened")  # "": the gateway's default ([tags] folder)
+
+
+def folder_choice(key: str) -> str:
+    return folder_label(key) if key else tr("Where sign-up mail usually goes")
 
 
 def expiry_label(key: str) -> str:
@@ -113,6 +120,12 @@ class TagsPage(Page):
         ends.addWidget(self.dated_check)
         ends.addStretch(1)
         form.addRow(tr("&Ends:"), ends)
+        self.folder_box = QComboBox()
+        self.folder_box.setObjectName("tagFolder")
+        self.folder_box.setAccessibleName(tr("Where mail to the sign-up address goes"))
+        for key in FOLDER_CHOICES:
+            self.folder_box.addItem(folder_choice(key), key)
+        form.addRow(tr("&Mail goes to:"), self.folder_box)
         self.expiry_box.currentIndexChanged.connect(self._enable)
         self.create_button = QPushButton(tr("&Create and copy"))
         self.create_button.setObjectName("createTag")
@@ -206,6 +219,7 @@ class TagsPage(Page):
             return
         expires = self.expiry_box.currentData() or None
         dated = self.dated_check.isChecked() and expires is not None
+        folder = self.folder_box.currentData() or None
         client = self.client
         self._creating = True
         self._enable()
@@ -225,7 +239,7 @@ class TagsPage(Page):
             self._enable()
             self.messages.error(tr("Could not create the sign-up address: %1").replace("%1", problem(exc)))
 
-        self.run(lambda: client.add_tag(owner, name, expires=expires, dated=dated), done, failed)
+        self.run(lambda: client.add_tag(owner, name, expires=expires, dated=dated, folder=folder), done, failed)
 
     def _select(self, tag_id: int) -> None:
         row = self.model.row_of(tag_id)
