@@ -231,3 +231,16 @@ def test_a_site_name_becomes_a_name_the_gateway_takes():
     assert tag_name("x%y!z@evil:1") == "x-y-z-evil-1"  # nothing that routes
     assert tag_name("!!!") == ""
     assert len(tag_name("a" * 100)) == 32
+
+
+def test_a_sender_that_looks_like_html_is_shown_as_text():
+    # what a stranger writes in MAIL FROM ("<img ...>"@x, quoted) must not become markup in the tooltip
+    from sendergate.desktop.api_client import Tag
+    from sendergate.desktop.models.tags import senders_text, senders_tooltip
+    tag = Tag.from_json({"id": 1, "address": "alice+acme@example.org", "name": "acme", "status": "live",
+                         "senders": [{"sender": '"<img src=x><b>bank</b>"@evil.example', "count": 3},
+                                     {"sender": "news@acme.example", "count": 1}]})
+    tip = senders_tooltip(tag)
+    assert "<img" not in tip and "<b>" not in tip and "&lt;img src=x&gt;&lt;b&gt;bank&lt;/b&gt;" in tip
+    assert tip.startswith("<qt>") and "news@acme.example: 1" in tip
+    assert senders_text(tag).startswith('"<img src=x><b>bank</b>"@evil.example (3)')  # a plain-text cell

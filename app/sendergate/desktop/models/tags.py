@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 from ..api_client import Tag
 from ..dates import exact, when
 from .base import Column, tr
@@ -30,7 +32,11 @@ def senders_text(tag: Tag) -> str:
 
 
 def senders_tooltip(tag: Tag) -> str:
-    return "\n".join(f"{sender}: {count}" for sender, count in tag.senders)
+    """Every top sender with its count. Senders are what strangers put in MAIL FROM, and Qt renders a
+    tooltip that looks like HTML as HTML: escaped, inside an explicit rich-text document."""
+    if not tag.senders:
+        return ""
+    return "<qt>" + "<br>".join(f"{html.escape(sender)}: {count}" for sender, count in tag.senders) + "</qt>"
 
 
 def expiry_text(tag: Tag) -> str:
