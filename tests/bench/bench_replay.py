@@ -2,7 +2,7 @@
 
     .venv/bin/python tests/bench/bench_replay.py [--messages 3000] [--seed 12] [--clients 4]
             [--workers 0] [--challenge-ttl 10s] [--out results.json] [--markdown]
-            [--set section.key=TOML-value ...]
+            [--set section.key=TOML-value ...] [--signup-tags [unsigned|automated]]
     .venv/bin/python tests/bench/bench_replay.py --compare before.json after.json
 
 Issue 12, deliverable 5: the legit/bad figures before and after closing the ways around the gate.
@@ -86,6 +86,15 @@ and link rules touch exactly them), so they are kept above a handful of messages
     oversize GTUBE, stranger             0.25 > 500 kB, GTUBE in the first part
     oversize GTUBE, automated signed     0.25 the same as signed bulk mail
 
+`--signup-tags` (issue 19): before the replay each user makes a sign-up address (POST /api/v1/tags, no
+expiry) for every automated sender of the chosen categories that writes to them, as if they had handed
+it out at sign-up, and those messages' envelopes name it instead of the user: `unsigned` moves the
+automated senders that sign nothing (alerts@oldsaas.example), `automated` the signed newsletters and
+receipts too. The messages are otherwise the same (same seed, same bytes; the To: header keeps the
+plain address, which signed mail covers with its signature), so `--compare` pairs them with a run
+without the option. The summary's "no action needed" counts legit mail that arrived (inbox or a
+folder) with nothing for the user or the sender to do: not challenged, not refused.
+
 Per message and recipient it records the SMTP replies (RCPT, end of DATA, whether a link was
 given), the gateway's event (verdict, reason, spam score: a score means spamd looked at it), and
 where the message landed (INBOX = the Maildir root's new/, or a subfolder such as .Screened).
@@ -113,7 +122,7 @@ import threading
 import time
 import tomllib
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -239,6 +248,7 @@ class Msg:
     message_id: str
     date: str
     data: bytes = b""
+    tagged: dict[str, str] = field(default_factory=dict)  # user -> the sign-up address the envelope names
 
 
 @dataclass(frozen=True)
@@ -636,6 +646,40 @@ def upload_sent_ids(gw: GatewayProcess, token: str, ids: list[str]) -> int:
         return json.loads(r.read())["added"]
 
 
+# --signup-tags: the automated senders the users signed up with a sign-up address (issue 19)
+SIGNUP_CATEGORIES = {"unsigned": ("automated, no DKIM",),
+                     "automated": ("automated, no DKIM", "newsletter/receipt, DKIM aligned")}
+
+
+def site_of(m: Msg) -> str:
+    """The site a sign-up address was made for: the sender domain's first label (alerts@oldsaas.example:
+    oldsaas), the name a user would type."""
+    return m.mail_from.rpartition("@")[2].split(".")[0]
+
+
+def create_signup_tags(gw: GatewayProcess, tokens: dict[str, str], msgs: list[Msg], which: str) -> dict[str, int]:
+    """Each user makes a sign-up address (POST /api/v1/tags, no expiry) for every site of the chosen
+    categories that writes to them, as at sign-up; those messages' envelopes then name it. The
+    messages themselves (and the random stream that made them) stay as they were: same seed, same mail."""
+    wanted = {(r, site_of(m)) for m in msgs if m.category in SIGNUP_CATEGORIES[which] for r in m.rcpts}
+    made: dict[tuple[str, str], str] = {}
+    for user, site in sorted(wanted):
+        body = json.dumps({"address": user, "name": site, "expires": None, "dated": False}).encode()
+        req = urllib.request.Request(f"{gw.http_url}/api/v1/tags", data=body, method="POST",
+                                     headers={"Authorization": f"Bearer {tokens[user]}",
+                                              "Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            made[(user, site)] = json.loads(r.read())["address"]
+    moved: dict[str, int] = collections.Counter()
+    for m in msgs:
+        if m.category in SIGNUP_CATEGORIES[which]:
+            m.tagged = {r: made[(r, site_of(m))] for r in m.rcpts}
+            moved[m.category] += 1
+    print(f"sign-up addresses: {len(made)} made ({', '.join(sorted(set(made.values())))}); "
+          f"messages sent to them: {dict(moved)}", file=sys.stderr)
+    return dict(moved)
+
+
 def setup_store(gw: GatewayProcess, world: World) -> dict[str, str]:
     tokens = {}
     for user in USERS:
@@ -667,7 +711,7 @@ def send(port: int, m: Msg) -> dict[str, Any]:
                     break
                 accepted, deferred = [], []
                 for r in pending:
-                    code, text = s.rcpt(r)
+                    code, text = s.rcpt(m.tagged.get(r, r))  # results stay keyed by the user
                     out["rcpt"][r] = [code, text.decode("utf-8", "replace")]
                     (accepted if code == 250 else deferred if 400 <= code < 500 else []).append(r)
                 if accepted:
@@ -744,14 +788,17 @@ def read_events(gw: GatewayProcess) -> dict[str, list[dict[str, Any]]]:
             details = {"raw": details}
         by_ip[r.get("client_ip") or ""].append({
             "verdict": r.get("verdict"), "reason": r.get("reason"), "recipient": (r.get("recipient") or "").lower(),
-            "spam_score": r.get("spam_score"), "message_id": r.get("message_id"), "details": details})
+            "spam_score": r.get("spam_score"), "message_id": r.get("message_id"), "details": details,
+            "tag": r.get("tag")})
     return by_ip
 
 
 def classify(rcpt: str, sent: dict[str, Any], events: list[dict[str, Any]],
-             places: list[tuple[str, str]]) -> dict[str, Any]:
-    """The outcome of one message for one recipient."""
-    mine = [e for e in events if e["recipient"].strip("<>") == rcpt] or \
+             places: list[tuple[str, str]], tag_address: str = "") -> dict[str, Any]:
+    """The outcome of one message for one recipient (the user; `tag_address` when the envelope named
+    their sign-up address instead: its event may name either, the mail lands in the user's Maildir)."""
+    names = {rcpt, tag_address.lower()} - {""}
+    mine = [e for e in events if e["recipient"].strip("<>") in names] or \
         ([e for e in events if not e["recipient"]] if len(events) == 1 else [])
     rcpt_reply = sent["rcpt"].get(rcpt)
     data_reply = sent["data"].get(rcpt)
@@ -768,7 +815,8 @@ def classify(rcpt: str, sent: dict[str, Any], events: list[dict[str, Any]],
         outcome = "error"  # the session broke before this recipient got its answer
     else:
         outcome = "accepted-not-found"
-    return {"recipient": rcpt, "outcome": outcome, "folders": where, "spam_scanned": scanned,
+    return {"recipient": rcpt, "tag_address": tag_address, "outcome": outcome, "folders": where,
+            "spam_scanned": scanned, "tags": [e.get("tag") for e in mine if e.get("tag")],
             "verdicts": [e["verdict"] for e in mine], "reasons": [e["reason"] for e in mine],
             "spam_scores": [e["spam_score"] for e in mine],
             "spam_skipped": [e["details"].get("scan", "") for e in mine if e["details"].get("scan")],
@@ -805,7 +853,9 @@ def summary(units: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
     def count(us: list[dict[str, Any]], **kw: Any) -> int:
         return sum(all(u.get(k) == v for k, v in kw.items()) for u in us)
     return {
-        "legit": {"n": len(legit), "inbox": count(legit, outcome="inbox"),
+        "legit": {"n": len(legit),
+                  "no action needed": sum(u["outcome"] in ("inbox", "screened-folder") for u in legit),
+                  "inbox": count(legit, outcome="inbox"),
                   "screened": count(legit, outcome="screened-folder"),
                   "challenged": count(legit, outcome="challenged"),
                   "refused-without-link": count(legit, outcome="refused"),
@@ -939,6 +989,10 @@ def main() -> int:
                     help="challenge.ttl: the year is compressed into minutes (default 10s, about two weeks of "
                          "the stream at 10-15 msg/s), so pending challenges pile up no more than in a real "
                          "fortnight (a per-user cap on pending challenges must not see a year's worth at once)")
+    ap.add_argument("--signup-tags", nargs="?", const="unsigned", choices=sorted(SIGNUP_CATEGORIES),
+                    help="the users made sign-up addresses (issue 19) for these automated senders and handed "
+                         "them out: 'unsigned' (the default when given: the senders that sign nothing) or "
+                         "'automated' (the signed newsletters and receipts too); needs code with /api/v1/tags")
     ap.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
     ap.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"), help="print two runs side by side")
     args = ap.parse_args()
@@ -972,6 +1026,7 @@ def main() -> int:
         gw.start()
         for user in USERS:
             upload_sent_ids(gw, tokens[user], world.sent[user])
+        moved = create_signup_tags(gw, tokens, msgs, args.signup_tags) if args.signup_tags else {}
         t1 = time.monotonic()
         sent = replay(gw.smtp_port, msgs, args.clients)
         replay_seconds = time.monotonic() - t1
@@ -988,18 +1043,19 @@ def main() -> int:
     units = []
     for m, s in zip(msgs, sent, strict=True):
         for rcpt in m.rcpts:
-            u = classify(rcpt, s, events.get(m.ip, []), places.get(m.message_id, []))
+            u = classify(rcpt, s, events.get(m.ip, []), places.get(m.message_id, []), m.tagged.get(rcpt, ""))
             units.append({"idx": m.idx, "category": m.category, "legit": m.legit, "message_id": m.message_id,
                           "ip": m.ip, "mail_from": m.mail_from, "size": len(m.data), "gtube": GTUBE in m.data,
                           "seconds": s["seconds"], **u})
     meta = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "commit": git_commit(),
             "seed": args.seed, "messages": len(msgs), "clients": args.clients, "workers": args.workers,
-            "challenge_ttl": args.challenge_ttl,
+            "challenge_ttl": args.challenge_ttl, "signup_tags": args.signup_tags, "moved_to_tags": moved,
             "host": platform.node(), "cores": os.cpu_count(), "python": platform.python_version(),
             "replay_seconds": round(replay_seconds, 1), "dropped_config_keys": dropped,
             "config": {k: v for k, v in config_used.items() if k not in ("store",)},
             "loadavg_after": os.getloadavg()}
     title = (f"Year-like replay: {len(msgs)} messages ({len(units)} message-recipients), seed {args.seed}, "
+             + (f"sign-up addresses ({args.signup_tags}), " if args.signup_tags else "") +
              f"{args.clients} clients, commit {meta['commit'][:10]}, {replay_seconds:.0f} s "
              f"({len(msgs) / replay_seconds:.1f} msg/s)")
     print_table(units, title)

@@ -254,6 +254,33 @@ class ScreenedSender:
 
 
 @dataclass(frozen=True, slots=True)
+class Tag:
+    """A sign-up address (GET /tags): the address to hand out, whose it is, and the mail it brought."""
+
+    id: int
+    address: str  # the full address to give the site (alice+acme@example.org)
+    owner_address: str
+    name: str
+    dated: bool
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    status: str  # 'live', 'expired' or 'revoked'
+    received: int
+    last_received_at: datetime | None
+    senders: tuple[tuple[str, int], ...]  # the top senders to it and their counts, most first
+    folder: str | None = None  # 'inbox', 'tag' (its own folder), 'screened'; None: the gateway's default
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Tag:
+        return cls(int(d["id"]), d["address"], d.get("owner_address", ""), d.get("name", ""), bool(d.get("dated")),
+                   _ts(d.get("created_at")) or datetime.now(timezone.utc), _ts(d.get("expires_at")),
+                   _ts(d.get("revoked_at")), d.get("status", "live"), int(d.get("received") or 0),
+                   _ts(d.get("last_received_at")),
+                   tuple((str(s["sender"]), int(s["count"])) for s in d.get("senders") or ()), d.get("folder"))
+
+
+@dataclass(frozen=True, slots=True)
 class Decided:
     """One challenge of a decision on several: the challenge after it, or why there is none."""
 
@@ -626,6 +653,24 @@ class GatewayClient:
 
     def set_digest_frequency(self, frequency: str) -> str:
         return str(self._call("PUT", "/digest", json={"frequency": frequency})["frequency"])
+
+    # -- sign-up addresses (issue 19) --
+    def tags(self, address: str | None = None) -> list[Tag]:
+        """The caller's sign-up addresses, of one of their addresses or (None) of all of them."""
+        params = {"address": address} if address else {}
+        return [Tag.from_json(t) for t in self._call("GET", "/tags", params=params)["items"]]
+
+    def add_tag(self, address: str, name: str, *, expires: str | None = None, dated: bool = False,
+                folder: str | None = None) -> Tag:
+        """A new sign-up address for `name` on `address`; `expires` like "30d" (None: never); `folder` where
+        its mail goes (None: the gateway's default)."""
+        body: dict[str, Any] = {"address": address.strip(), "name": name.strip(), "expires": expires, "dated": dated}
+        if folder is not None:
+            body["folder"] = folder
+        return Tag.from_json(self._call("POST", "/tags", json=body))
+
+    def revoke_tag(self, tag_id: int) -> Tag:
+        return Tag.from_json(self._call("DELETE", f"/tags/{int(tag_id)}"))
 
     # -- live stream --
     def stream(self, last_id: str = "", *, heartbeat: int = 5, stop: Any = None) -> Iterator[StreamMessage]:

@@ -38,6 +38,7 @@ from .pages.overview import OverviewPage
 from .pages.pending import PendingPage
 from .pages.screened import ScreenedPage
 from .pages.staff import StaffPage
+from .pages.tags import TagsPage
 from .secrets import SecretStore
 from .settings import Settings
 from .stream import OFFLINE, ONLINE, StreamFollower
@@ -48,7 +49,7 @@ from .widgets import MessageBar, debounced
 log = logging.getLogger("sendergate.desktop")
 
 PAGES: tuple[type[Page], ...] = (OverviewPage, ActivityPage, PendingPage, ScreenedPage, AllowlistPage,
-                                 BlocklistPage, ImportPage, DevicesPage)
+                                 BlocklistPage, ImportPage, DevicesPage, TagsPage)
 ADMIN_PAGES: tuple[type[Page], ...] = (StaffPage,)  # added once the signed-in user turns out to be an admin
 WHOSE_PAGES = ("pending", "activity")  # where an admin chooses whose (everyone's or one person's)
 

@@ -28,6 +28,7 @@ from typing import Any
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 
 from ..api_client import (
+    EVENT_FIELDS,
     ROW_ID,
     ROW_REASON,
     ROW_RECIPIENT,
@@ -86,6 +87,8 @@ def _ts_key(r: EventRow) -> float:
     return ts.timestamp() if ts else 0.0
 
 
+ROW_TAG = EVENT_FIELDS.index("tag")  # the sign-up address's name the message came in by (issue 19)
+
 # columns over EventRows
 COLUMNS: tuple[Column, ...] = (
     Column(lambda: tr("Time"), lambda r: _time_text(r[ROW_TS]), _ts_key, lambda r: exact(_ts(r[ROW_TS]))),
@@ -96,6 +99,7 @@ COLUMNS: tuple[Column, ...] = (
            lambda r: r[ROW_RECIPIENT]),
     Column(lambda: tr("Subject"), lambda r: r[ROW_SUBJECT], lambda r: r[ROW_SUBJECT], lambda r: r[ROW_SUBJECT]),
     Column(lambda: tr("Reason"), lambda r: r[ROW_REASON], lambda r: r[ROW_REASON], lambda r: r[ROW_REASON]),
+    Column(lambda: tr("Sign-up address"), lambda r: r[ROW_TAG] or "", lambda r: r[ROW_TAG] or ""),
 )
 
 

@@ -26,6 +26,7 @@ def details_html(e: Event) -> str:
     """The details pane: everything the gateway recorded about one decision."""
     rows = [(tr("Time"), exact_time(e.ts)), (tr("Verdict"), verdict_label(e.verdict)), (tr("Reason"), e.reason),
             (tr("Sender"), e.sender or "<>"), (tr("From header"), e.from_header), (tr("Recipient"), e.recipient),
+            (tr("Sign-up address"), e.tag or ""),
             (tr("Subject"), e.subject), (tr("Client"), f"{e.client_ip} ({e.helo})" if e.helo else e.client_ip),
             (tr("Message-ID"), e.message_id),
             (tr("Size"), f"{e.size:,} B" if e.size is not None else ""),

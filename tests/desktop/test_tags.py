@@ -1,0 +1,246 @@
+"""The Sign-up addresses page (issue 19) against a real gateway: create (the address lands on the clipboard),
+the counts and senders after real SMTP mail to the tag, revoke (asked first; the gateway then refuses mail
+to it), the tag in Activity, and the failures a person must see (refused name, gateway unreachable)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication
+
+from sendergate.desktop.api_client import ApiError, GatewayClient, Unreachable
+from sendergate.desktop.models.events import COLUMNS as ACTIVITY_COLUMNS
+from sendergate.desktop.pages.tags import TagsPage, problem, tag_name
+from sendergate.desktop.widgets import MessageBar
+from tests.support.common import free_loopback_port
+
+TIMEOUT = 10_000
+
+
+def loaded(qtbot, window, key="tags"):
+    page = window.show_page(key)
+    qtbot.waitUntil(lambda: page.loaded, timeout=TIMEOUT)
+    return page
+
+
+def reload(qtbot, page):
+    page.loaded = False
+    page.refresh()
+    qtbot.waitUntil(lambda: page.loaded, timeout=TIMEOUT)
+
+
+def cell(page, row, title):
+    col = [page.model.headerData(c, Qt.Orientation.Horizontal) for c in range(page.model.columnCount())].index(title)
+    return page.model.data(page.model.index(row, col))
+
+
+def send(g, sender, rcpt, subject="Welcome to ACME"):
+    """One message over SMTP as the site's server would send it; returns the end-of-DATA reply code."""
+    body = (f"From: {sender}\r\nTo: {rcpt}\r\nSubject: {subject}\r\nMessage-ID: <{subject.replace(' ', '.')}."
+            f"{sender}>\r\n\r\nThanks for signing up.\r\n").encode()
+    with g.smtp() as s:
+        s.mail(sender)
+        code, text = s.rcpt(rcpt)
+        if code != 250:
+            return code, text.decode()
+        code, text = s.data(body)
+        return code, text.decode()
+
+
+def test_create_copies_the_new_address_and_lists_it(qtbot, fresh_gateway, window_for):
+    g, seeded = fresh_gateway
+    w = window_for(g, seeded)
+    page = loaded(qtbot, w)
+    assert isinstance(page, TagsPage)
+    assert page.empty.isVisible() and not page.table.isVisible()  # the empty state says what the page is for
+    assert "sign up" in page.empty.text()
+    assert page.address_box.currentText() == seeded.address
+    QGuiApplication.clipboard().setText("something else")
+
+    qtbot.keyClicks(page.name_edit, "ACME Shop")
+    assert page.preview.text().endswith("acme-shop")
+    qtbot.mouseClick(page.create_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: page.model.rowCount() == 1, timeout=TIMEOUT)
+
+    api = GatewayClient(g.http_url, seeded.token)
+    [tag] = api.tags()
+    api.close()
+    assert tag.name == "acme-shop" and tag.owner_address == seeded.address and tag.status == "live"
+    assert tag.address.startswith("alice+acme-shop@") and tag.expires_at is None and not tag.dated
+    assert QGuiApplication.clipboard().text() == tag.address
+    assert "copied to the clipboard" in w.messages.text() and tag.address in w.messages.text()
+    assert page.table.isVisible() and not page.empty.isVisible()
+    assert cell(page, 0, "Status") == "Live" and cell(page, 0, "Mail received") == 0
+    assert page.name_edit.text() == ""  # ready for the next one
+    assert page.selected() is not None and page.selected().id == tag.id and page.revoke_button.isEnabled()
+    QGuiApplication.clipboard().setText("something else")
+    page.table.setFocus()
+    qtbot.keyClick(page.table, Qt.Key.Key_C, Qt.KeyboardModifier.ControlModifier)  # copy it again later
+    assert QGuiApplication.clipboard().text() == tag.address
+
+
+def test_a_dated_address_with_an_end(qtbot, fresh_gateway, window_for):
+    g, seeded = fresh_gateway
+    w = window_for(g, seeded)
+    page = loaded(qtbot, w)
+    assert not page.dated_check.isEnabled()  # no end, nothing to date
+    page.expiry_box.setCurrentIndex(page.expiry_box.findData("30d"))
+    assert page.dated_check.isEnabled()
+    page.dated_check.setChecked(True)
+    page.name_edit.setText("conference")
+    page.create_tag()
+    qtbot.waitUntil(lambda: page.model.rowCount() == 1, timeout=TIMEOUT)
+    tag = page.model.record(0)
+    assert tag.dated and tag.expires_at is not None
+    assert QGuiApplication.clipboard().text() == tag.address and tag.address != "alice+conference@example.org"
+    assert cell(page, 0, "Ends") not in ("", "Never")
+
+
+def test_a_folder_of_its_own_is_where_its_mail_lands(qtbot, fresh_gateway, window_for):
+    g, seeded = fresh_gateway
+    w = window_for(g, seeded)
+    page = loaded(qtbot, w)
+    assert page.folder_box.currentData() == ""  # by default the gateway's [tags] folder decides
+    page.folder_box.setCurrentIndex(page.folder_box.findData("tag"))
+    page.name_edit.setText("Bookshop")
+    page.create_tag()
+    qtbot.waitUntil(lambda: page.model.rowCount() == 1, timeout=TIMEOUT)
+    tag = page.model.record(0)
+    assert tag.folder == "tag" and cell(page, 0, "Mail goes to") == "A folder of its own"
+    assert send(g, "orders@bookshop.example", tag.address, "Your order")[0] == 250
+    folder = g.maildir / seeded.address / "Maildir" / ".Sign-ups.bookshop" / "new"
+    assert [f for f in folder.iterdir() if b"Your order" in f.read_bytes()]
+    assert not list((g.maildir / seeded.address / "Maildir" / "new").glob("*"))  # not in the inbox
+
+
+def test_what_the_gateway_refuses_is_said_and_nothing_is_copied(qtbot, fresh_gateway, window_for):
+    g, seeded = fresh_gateway
+    api = GatewayClient(g.http_url, seeded.token)
+    api.add_tag(seeded.address, "acme")
+    w = window_for(g, seeded)
+    page = loaded(qtbot, w)
+    assert page.model.rowCount() == 1
+    QGuiApplication.clipboard().setText("untouched")
+
+    page.name_edit.setText("ACME")  # the same name again: the gateway keeps one per user (409)
+    page.create_tag()
+    qtbot.waitUntil(lambda: w.messages.level == "error" and "Could not create" in w.messages.text(),
+                    timeout=TIMEOUT)
+    assert QGuiApplication.clipboard().text() == "untouched"  # never an address that does not exist
+    assert page.create_button.isEnabled() and page.name_edit.text() == "ACME"  # nothing typed is lost
+    assert len(api.tags()) == 1
+
+    w.messages.hide()
+    page.name_edit.setText("../@%!")  # nothing of it can be a name: refused here, no call
+    page.create_tag()
+    assert w.messages.level == "error" and "letters or digits" in w.messages.text()
+    assert len(api.tags()) == 1 and QGuiApplication.clipboard().text() == "untouched"
+    api.close()
+
+
+def test_mail_to_a_tag_is_counted_with_its_senders_and_activity_shows_the_tag(qtbot, fresh_gateway, window_for):
+    g, seeded = fresh_gateway
+    api = GatewayClient(g.http_url, seeded.token)
+    tag = api.add_tag(seeded.address, "acme")
+    for sender, subject in (("news@acme.example", "Welcome"), ("news@acme.example", "Offers"),
+                            ("partner@resold-list.example", "You may like")):
+        code, text = send(g, sender, tag.address, subject)
+        assert code == 250, text  # strangers, no challenge: the tag lets them in
+    w = window_for(g, seeded)
+    page = loaded(qtbot, w)
+    assert cell(page, 0, "Mail received") == 3
+    assert cell(page, 0, "From").startswith("news@acme.example (2), partner@resold-list.example (1)")
+    assert cell(page, 0, "Last mail").startswith("Today")
+
+    activity = loaded(qtbot, w, "activity")
+    titles = [c.title() for c in ACTIVITY_COLUMNS]
+    col = titles.index("Sign-up address")
+    rows = [r for r in range(activity.model.rowCount()) if activity.model.event_at(r).recipient.strip("<>")
+            == tag.address]
+    assert len(rows) == 3
+    assert {activity.model.data(activity.model.index(r, col)) for r in rows} == {"acme"}
+    untagged = next(r for r in range(activity.model.rowCount()) if r not in rows)
+    assert not activity.model.data(activity.model.index(untagged, col))  # other mail names no tag
+    activity.table.selectRow(rows[0])
+    assert "acme" in activity.details.toPlainText()
+    api.close()
+
+
+def test_revoke_asks_first_and_then_the_gateway_refuses_mail_to_it(qtbot, fresh_gateway, window_for):
+    g, seeded = fresh_gateway
+    api = GatewayClient(g.http_url, seeded.token)
+    tag = api.add_tag(seeded.address, "acme")
+    w = window_for(g, seeded)
+    page = loaded(qtbot, w)
+    page.table.selectRow(0)
+    asked = []
+    page.confirm = lambda parent, t: asked.append(t.id) or False  # "No"
+    page.table.setFocus()
+    qtbot.keyClick(page.table, Qt.Key.Key_Delete)
+    assert asked == [tag.id]
+    qtbot.wait(300)
+    assert api.tags()[0].status == "live" and cell(page, 0, "Status") == "Live"  # "No" revokes nothing
+
+    page.confirm = lambda parent, t: True
+    qtbot.mouseClick(page.revoke_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: cell(page, 0, "Status") == "Revoked", timeout=TIMEOUT)
+    assert api.tags()[0].status == "revoked"
+    assert not page.revoke_button.isEnabled()  # nothing more to revoke
+    page.confirm = lambda parent, t: asked.append(t.id) or True
+    page.table.setFocus()
+    qtbot.keyClick(page.table, Qt.Key.Key_Delete)
+    assert asked == [tag.id]  # a revoked address is not offered for revoking again
+    assert "Revoked" in w.messages.text() and tag.address in w.messages.text()
+    code, text = send(g, "news@acme.example", tag.address)
+    assert code == 550, text
+    api.close()
+
+
+def test_an_unreachable_gateway_is_said_and_the_page_keeps_what_it_showed(qtbot):
+    bar = MessageBar()
+    qtbot.addWidget(bar)
+    from sendergate.desktop import crash, operations
+    operations.set_handlers(bar.error, crash.show_crash)
+    client = GatewayClient(f"http://127.0.0.1:{free_loopback_port()}", "t", timeout=2)
+    page = TagsPage(client, bar)
+    qtbot.addWidget(page)
+    with qtbot.waitSignal(bar.shown, timeout=TIMEOUT) as shown:
+        page.refresh()
+    assert shown.args[0] == "error" and "cannot reach the gateway" in shown.args[1]
+    assert not page.create_button.isEnabled()  # no address to make one for until the gateway answered
+    page.address_box.addItem("alice@example.org")  # as if loaded before the gateway went away
+    page.name_edit.setText("acme")
+    with qtbot.waitSignal(bar.shown, timeout=TIMEOUT) as shown:
+        page.create_tag()
+    assert "Could not create" in shown.args[1] and "cannot reach the gateway" in shown.args[1]
+    qtbot.waitUntil(lambda: page.create_button.isEnabled(), timeout=TIMEOUT)  # can try again
+    assert page.name_edit.text() == "acme"
+    qtbot.waitUntil(lambda: operations.running() == 0, timeout=TIMEOUT)
+    client.close()
+
+
+def test_a_gateway_without_sign_up_addresses_says_so():
+    assert "does not offer sign-up addresses" in problem(ApiError("Not Found", 404))
+    assert problem(ApiError("no such tag for this user", 404)) == "no such tag for this user"  # a real 404
+    assert problem(Unreachable("cannot reach the gateway at x")) == "cannot reach the gateway at x"
+
+
+def test_a_site_name_becomes_a_name_the_gateway_takes():
+    assert tag_name("ACME Shop") == "acme-shop"
+    assert tag_name("Bücher.de") == "bucher-de"
+    assert tag_name("  ../../etc/passwd ") == "etc-passwd"
+    assert tag_name("x%y!z@evil:1") == "x-y-z-evil-1"  # nothing that routes
+    assert tag_name("!!!") == ""
+    assert len(tag_name("a" * 100)) == 32
+
+
+def test_a_sender_that_looks_like_html_is_shown_as_text():
+    # what a stranger writes in MAIL FROM ("<img ...>"@x, quoted) must not become markup in the tooltip
+    from sendergate.desktop.api_client import Tag
+    from sendergate.desktop.models.tags import senders_text, senders_tooltip
+    tag = Tag.from_json({"id": 1, "address": "alice+acme@example.org", "name": "acme", "status": "live",
+                         "senders": [{"sender": '"<img src=x><b>bank</b>"@evil.example', "count": 3},
+                                     {"sender": "news@acme.example", "count": 1}]})
+    tip = senders_tooltip(tag)
+    assert "<img" not in tip and "<b>" not in tip and "&lt;img src=x&gt;&lt;b&gt;bank&lt;/b&gt;" in tip
+    assert tip.startswith("<qt>") and "news@acme.example: 1" in tip
+    assert senders_text(tag).startswith('"<img src=x><b>bank</b>"@evil.example (3)')  # a plain-text cell
