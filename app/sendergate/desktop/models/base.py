@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,6 +43,21 @@ def local_time(ts: datetime | None) -> str:
 
 
 exact_time = exact
+
+
+class RichText(str):
+    """A tooltip our own code built as HTML (its parts escaped); every other tooltip is plain text."""
+
+
+def plain_tooltip(text: object) -> str | None:
+    """A tooltip Qt shows as text. Qt renders a tooltip that merely *looks* like HTML as HTML, and subjects,
+    senders, reasons and notes are written by strangers: escaped inside an explicit rich-text document they
+    show literally (no remote image, no fake bold "verified"). Only `RichText` passes as it is."""
+    if not isinstance(text, str) or not text:
+        return None
+    if isinstance(text, RichText) or not Qt.mightBeRichText(text):
+        return text
+    return "<qt>" + html.escape(text, quote=False).replace("\n", "<br>") + "</qt>"
 
 
 @dataclass(frozen=True)

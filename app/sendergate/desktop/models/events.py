@@ -45,7 +45,7 @@ from ..api_client import parse_time as _ts
 from ..dates import exact
 from ..operations import Operation
 from ..verdicts import icon as verdict_icon
-from .base import Column, IdRole, RecordRole, SortRole, local_time, tr, verdict_label
+from .base import Column, IdRole, RecordRole, SortRole, local_time, plain_tooltip, tr, verdict_label
 
 PAGE_SIZE = 250  # measured: 500-row pages decode in one ~2 ms GIL hold on the worker, 250 in half that
 KEEP_PAGES = 80  # pages of records kept in memory (20,000 events); the rest are fetched again when shown
@@ -331,7 +331,7 @@ class EventsModel(QAbstractTableModel):
         if role == _DISPLAY:
             return column.display(record)
         if role == _TOOLTIP:
-            return column.tooltip(record) or None if column.tooltip is not None else None
+            return plain_tooltip(column.tooltip(record)) if column.tooltip is not None else None
         if role == _DECORATION:
             return verdict_icon(record[ROW_VERDICT]) if column_no == VERDICT_COLUMN else None
         if role == RecordRole:

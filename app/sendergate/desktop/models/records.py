@@ -8,7 +8,7 @@ from typing import Any, Generic, TypeVar
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 
-from .base import Column, IdRole, RecordRole, SortRole
+from .base import Column, IdRole, RecordRole, SortRole, plain_tooltip
 
 R = TypeVar("R")
 _Index = QModelIndex | QPersistentModelIndex
@@ -79,10 +79,7 @@ class RecordsModel(QAbstractTableModel, Generic[R]):
         if role == Qt.ItemDataRole.DisplayRole:
             return column.display(record)
         if role == Qt.ItemDataRole.ToolTipRole:  # every cell: a column too narrow elides, the tooltip has it all
-            if column.tooltip is not None:
-                return column.tooltip(record) or None
-            text = column.display(record)
-            return text if isinstance(text, str) and text else None
+            return plain_tooltip(column.tooltip(record) if column.tooltip is not None else column.display(record))
         if role == SortRole:
             return column.sort(record) if column.sort is not None else column.display(record)
         if role == RecordRole:

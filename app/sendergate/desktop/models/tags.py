@@ -6,7 +6,7 @@ import html
 
 from ..api_client import Tag
 from ..dates import exact, when
-from .base import Column, tr
+from .base import Column, RichText, tr
 from .records import RecordsModel
 
 TOP_SENDERS_SHOWN = 2  # in the cell; the tooltip lists all the gateway gave (its top 5)
@@ -36,7 +36,7 @@ def senders_tooltip(tag: Tag) -> str:
     tooltip that looks like HTML as HTML: escaped, inside an explicit rich-text document."""
     if not tag.senders:
         return ""
-    return "<qt>" + "<br>".join(f"{html.escape(sender)}: {count}" for sender, count in tag.senders) + "</qt>"
+    return RichText("<qt>" + "<br>".join(f"{html.escape(sender)}: {count}" for sender, count in tag.senders) + "</qt>")
 
 
 def expiry_text(tag: Tag) -> str:
