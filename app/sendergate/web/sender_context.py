@@ -21,6 +21,7 @@ AuthStatus = Literal["verified", "unverified", "failed", "unchecked"]
 MAX_NAME = 80  # characters shown; a longer name is cut with an ellipsis
 # after NFKC (fullwidth ＠ and small ﹫ become @): something@something, however decorated
 _LOOKS_LIKE_ADDRESS = re.compile(r"[^\s@]+@[^\s@]+")
+_NAME_ADDR = re.compile(r"^(.*)<[^<>]*>\s*$", re.S)
 # line and paragraph separators and controls: a space; format characters (bidi overrides and
 # isolates, zero-width joiners, soft hyphen, BOM), private use, surrogates, unassigned: dropped
 _SPACE_CATEGORIES = {"Cc", "Zl", "Zp", "Zs"}
@@ -54,7 +55,10 @@ def display_name(from_header: str | None, sender: str) -> tuple[str, bool]:
     hidden=True when the name looked like an address (shown as if it were one, it would lie)."""
     if not from_header:
         return "", False
-    name, _ = parseaddr(from_header)
+    # The stored header is already decoded for display, so an encoded word may have added '<', '>' or
+    # ',' of its own: the name is everything before the last <address>, whatever it holds.
+    bracketed = _NAME_ADDR.match(from_header)
+    name = bracketed.group(1) if bracketed else parseaddr(from_header)[0]
     name = clean_text(_decoded(name)).strip(" \"'")
     if not name:
         return "", False
