@@ -1,27 +1,143 @@
-"""Pending challenges: sender, subject, first seen, attempts."""
+"""Pending challenges as a screener (issue 17 item 1): per sender, two lines in each column — who (name,
+address), what (subject, their history with us), when (and how often), and whether their domain was
+verified (and whether they tried the CAPTCHA)."""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterable
+from typing import Any
+
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
+
 from ..api_client import Challenge
-from .base import Column, local_time, tr
+from ..dates import exact, when
+from .base import Column, tr
 from .records import RecordsModel
+
+SecondLineRole = Qt.ItemDataRole.UserRole + 10  # the muted second line of a two-line cell
+FilterRole = Qt.ItemDataRole.UserRole + 11  # both lines: what the filter box searches
+AuthRole = Qt.ItemDataRole.UserRole + 12  # the auth status word, for the mark's icon
+_Index = QModelIndex | QPersistentModelIndex
+
+AUTH_ORDER = {"failed": 0, "unchecked": 1, "unverified": 2, "verified": 3}
+AUTH_ICONS = {"verified": "auth-verified", "unverified": "auth-unverified", "unchecked": "auth-unverified",
+              "failed": "auth-failed"}
+
+
+def auth_label(status: str) -> str:
+    return {"verified": tr("Verified domain"), "unverified": tr("Could not verify"),
+            "failed": tr("Failed verification"), "unchecked": tr("Not checked")}.get(status, status)
+
+
+def who(c: Challenge) -> str:
+    return c.display_name or c.sender
+
+
+def who_second(c: Challenge) -> str:
+    if c.display_name:
+        return c.sender
+    return tr("name hidden: it looked like an address") if c.display_name_hidden else ""
+
+
+def captcha_text(c: Challenge) -> str:
+    if c.confirm_failures:
+        return tr("CAPTCHA: %n wrong answer(s)", None, c.confirm_failures)
+    return tr("CAPTCHA not tried")
+
+
+def history_text(c: Challenge) -> str:
+    """One line: earlier refusals and the other recipients this user may see; "" while unknown."""
+    h = c.history
+    if h is None:
+        return ""
+    parts = []
+    if h.earlier_refusals:
+        parts.append(tr("%n earlier refusal(s) since %1", None, h.earlier_refusals).replace("%1", when(h.first_refused)))
+    else:
+        parts.append(tr("First contact"))
+    if h.other_recipient_count:
+        names = ", ".join(h.other_recipients)
+        more = h.other_recipient_count - len(h.other_recipients)
+        parts.append(tr("also wrote to %1").replace("%1", names + (f" (+{more})" if more > 0 else "")))
+    return " · ".join(parts)
+
+
+def attempts_text(c: Challenge) -> str:
+    return tr("%n message(s)", None, c.attempts)
 
 
 class PendingModel(RecordsModel[Challenge]):
     columns = (
-        Column(lambda: tr("Sender"), lambda c: c.sender, lambda c: c.sender),
-        Column(lambda: tr("Subject"), lambda c: c.subject, lambda c: c.subject, lambda c: c.subject),
-        Column(lambda: tr("Recipient"), lambda c: c.recipient, lambda c: c.recipient),
-        Column(lambda: tr("First seen"), lambda c: local_time(c.created_at), lambda c: c.created_at.timestamp()),
-        Column(lambda: tr("Attempts"), lambda c: c.attempts, lambda c: c.attempts),
+        Column(lambda: tr("Sender"), who, lambda c: who(c).casefold(), lambda c: f"{who(c)}\n{c.sender} → {c.recipient}"),
+        Column(lambda: tr("Subject"), lambda c: c.subject or tr("(no subject)"), lambda c: c.subject,
+               lambda c: c.subject),
+        Column(lambda: tr("When"), lambda c: when(c.created_at), lambda c: c.created_at.timestamp(),
+               lambda c: tr("First %1, latest %2").replace("%1", exact(c.created_at)).replace("%2", exact(c.updated_at))),
+        Column(lambda: tr("Domain"), lambda c: auth_label(c.auth_status), lambda c: AUTH_ORDER.get(c.auth_status, 1),
+               lambda c: c.auth_detail),
     )
+    _second = (who_second, history_text, attempts_text, captcha_text)
+
+    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if role in (SecondLineRole, FilterRole, AuthRole, Qt.ItemDataRole.AccessibleTextRole) and index.isValid():
+            record = self.record(index.row())
+            if record is None or index.column() >= len(self.columns):
+                return None
+            if role == AuthRole:
+                return record.auth_status
+            second = self._second[index.column()](record)
+            if role == SecondLineRole:
+                return second
+            first = self.columns[index.column()].display(record)
+            if role == FilterRole and index.column() == 0:
+                return f"{first} {record.sender} {record.recipient}"
+            return f"{first}, {second}" if second else str(first)
+        return super().data(index, role)
 
     def apply(self, challenge: Challenge) -> None:
-        """A challenge from the live stream: shown while pending, gone once decided or expired."""
+        """A challenge from the live stream: shown while pending, gone once decided or expired. The stream
+        carries no history: a known row keeps the one it had."""
         if challenge.status == "pending":
-            self.upsert(challenge)
+            self.upsert(self._keep_history(challenge))
         else:
             self.remove_key(challenge.id)
+
+    def apply_many(self, challenges: Iterable[Challenge]) -> None:
+        """Several stream challenges at once: updates in place, new ones in one insert, decided ones out
+        (one model signal per kind instead of one per challenge: 1,000 pending arrive without a stall)."""
+        fresh: list[Challenge] = []
+        for c in challenges:
+            row = self.row_of(c.id)
+            if c.status != "pending":
+                if row >= 0:
+                    self.remove_key(c.id)
+                else:
+                    fresh = [f for f in fresh if f.id != c.id]
+            elif row >= 0:
+                self.upsert(self._keep_history(c))
+            else:
+                fresh = [f for f in fresh if f.id != c.id] + [c]
+        if fresh:
+            self.beginInsertRows(QModelIndex(), 0, len(fresh) - 1)
+            self._rows[0:0] = reversed(fresh)  # newest first, as upsert puts them
+            self.endInsertRows()
+
+    def merge_history(self, challenges: Iterable[Challenge]) -> None:
+        """Histories fetched after the stream brought their challenges."""
+        for c in challenges:
+            row = self.row_of(c.id)
+            if row >= 0 and c.history is not None:
+                self._rows[row] = dataclasses.replace(self._rows[row], history=c.history)
+                self.dataChanged.emit(self.index(row, 0), self.index(row, self.columnCount() - 1))
+
+    def _keep_history(self, c: Challenge) -> Challenge:
+        if c.history is None:
+            row = self.row_of(c.id)
+            old = self.record(row) if row >= 0 else None
+            if old is not None and old.history is not None:
+                return dataclasses.replace(c, history=old.history)
+        return c
 
     def row_of_sender(self, sender: str) -> int:
         sender = sender.lower()
