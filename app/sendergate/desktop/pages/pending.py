@@ -74,7 +74,7 @@ class TwoLineDelegate(QStyledItemDelegate):
         text_role = QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text
         painter.save()
         if index.column() == DOMAIN:
-            size = min(rect.height() // 2, 20)
+            size = min(rect.height() // 2 + 2, 22)
             ic = self._icons.get(index.data(AuthRole) or "", None)
             if ic is not None:
                 ic.paint(painter, QRect(rect.left(), rect.top(), size, size))
@@ -91,8 +91,8 @@ class TwoLineDelegate(QStyledItemDelegate):
         if second:
             painter.setFont(opt.font)
             muted = opt.palette.color(group, text_role)
-            if not selected:
-                muted = opt.palette.color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text)
+            if not selected:  # lighter than the first line, still readable (not the disabled grey)
+                muted.setAlpha(175)
             painter.setPen(muted)
             bottom = QRect(rect.left(), rect.top() + half, rect.width(), rect.height() - half)
             painter.drawText(bottom, int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter),
