@@ -7,10 +7,22 @@ all. Live additions keep the selection and what is in view."""
 from __future__ import annotations
 
 import html
+from collections import OrderedDict
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt
-from PySide6.QtGui import QAction, QFont, QKeySequence, QPainter, QPalette
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, QSortFilterProxyModel, Qt, QTimer
+from PySide6.QtGui import (
+    QAction,
+    QFont,
+    QFontMetrics,
+    QIcon,
+    QKeySequence,
+    QPainter,
+    QPalette,
+    QPixmap,
+    QStaticText,
+    QTransform,
+)
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
@@ -20,6 +32,7 @@ from PySide6.QtWidgets import (
     QSplitter,
     QStyle,
     QStyledItemDelegate,
+    QStyleOptionFocusRect,
     QStyleOptionViewItem,
     QTextBrowser,
     QVBoxLayout,
@@ -49,55 +62,104 @@ SENDER, SUBJECT, WHEN, DOMAIN = range(4)
 # one key each (issue 17), and the keys of before as aliases
 KEYS = {"approve": ("A",), "allow-domain": ("M", "Shift+A"), "deny": ("D",)}
 _Index = QModelIndex | QPersistentModelIndex
+# Qt enums looked up once: each lookup is a Python enum call, and paint runs for every visible cell
+_PANEL = QStyle.PrimitiveElement.PE_PanelItemViewItem
+_SELECTED = QStyle.StateFlag.State_Selected
+_FOCUS = QStyle.StateFlag.State_HasFocus
+_NORMAL = QPalette.ColorGroup.Normal
+_TEXT, _HIGHLIGHTED_TEXT = QPalette.ColorRole.Text, QPalette.ColorRole.HighlightedText
+LIVE_COALESCE_MS = 40  # stream challenges arriving within this are shown together
+LIVE_CHUNK = 250  # at most this many per model change: the GUI thread gets its turn in between
+
+
+class SourceSortProxy(QSortFilterProxyModel):
+    """Filters here; sorts in the source model (PendingModel.sort: one Python key per row)."""
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        source = self.sourceModel()
+        if source is not None:
+            source.sort(column, order)
 
 
 class TwoLineDelegate(QStyledItemDelegate):
     """A cell of two elided lines: the first in the normal (or, for the sender, bold) font, the second
-    muted; the Domain column leads with its mark's icon. Painted, not laid out: 1,000 rows stay cheap."""
+    lighter; the Domain column leads with its mark's icon. Painted from cached, laid-out text (QStaticText
+    per text and width): a repaint of the visible rows costs a few ms even while 1,000 rows arrive."""
 
-    def __init__(self, parent: QWidget) -> None:
+    CACHE = 4000  # laid-out texts kept; the visible rows need a few dozen
+
+    def __init__(self, parent: QWidget, model: PendingModel) -> None:
         super().__init__(parent)
+        self.model = model
         self._icons = {status: icon(name) for status, name in AUTH_ICONS.items()}
+        self._pixmaps: dict[tuple[str, int, bool], QPixmap] = {}
+        self._fonts = (QFont(parent.font()), QFont(parent.font()))
+        self._fonts[1].setBold(True)
+        self._metrics = tuple(QFontMetrics(f) for f in self._fonts)
+        self._texts: OrderedDict[tuple[str, int, int], QStaticText] = OrderedDict()
+
+    def _static(self, text: str, width: int, bold: int) -> QStaticText:
+        key = (text, width, bold)
+        found = self._texts.get(key)
+        if found is None:
+            found = QStaticText(self._metrics[bold].elidedText(text, Qt.TextElideMode.ElideRight, width))
+            found.setTextFormat(Qt.TextFormat.PlainText)  # the sender's text is never markup
+            found.prepare(QTransform(), self._fonts[bold])
+            self._texts[key] = found
+            if len(self._texts) > self.CACHE:
+                self._texts.popitem(last=False)
+        return found
+
+    def _pixmap(self, status: str, size: int, selected: bool) -> QPixmap | None:
+        key = (status, size, selected)
+        if key not in self._pixmaps:
+            ic = self._icons.get(status)
+            if ic is None:
+                return None
+            self._pixmaps[key] = ic.pixmap(size, size, QIcon.Mode.Selected if selected else QIcon.Mode.Normal)
+        return self._pixmaps[key]
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: _Index) -> None:
-        opt = QStyleOptionViewItem(option)
-        self.initStyleOption(opt, index)
-        first, opt.text = opt.text, ""
-        widget = opt.widget
+        record = index.data(RecordRole)  # one call into the model per cell; no initStyleOption
+        if record is None:
+            super().paint(painter, option, index)
+            return
+        column = index.column()
+        first, second = self.model.lines(record, column)
+        widget = option.widget
         style = widget.style() if widget is not None else None
         if style is not None:
-            style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, widget)
-        second = index.data(SecondLineRole) or ""
-        rect = opt.rect.adjusted(6, 4, -6, -4)
-        selected = bool(opt.state & QStyle.StateFlag.State_Selected)
-        group = QPalette.ColorGroup.Normal
-        text_role = QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text
+            style.drawPrimitive(_PANEL, option, painter, widget)
+        rect = option.rect.adjusted(6, 4, -6, -4)
+        selected = bool(option.state & _SELECTED)
+        colour = option.palette.color(_NORMAL, _HIGHLIGHTED_TEXT if selected else _TEXT)
         painter.save()
-        if index.column() == DOMAIN:
+        if column == DOMAIN:
             size = min(rect.height() // 2 + 2, 22)
-            ic = self._icons.get(index.data(AuthRole) or "", None)
-            if ic is not None:
-                ic.paint(painter, QRect(rect.left(), rect.top(), size, size))
+            pixmap = self._pixmap(record.auth_status, size, selected)
+            if pixmap is not None:
+                painter.drawPixmap(rect.left(), rect.top(), pixmap)
             rect.setLeft(rect.left() + size + 6)
         half = rect.height() // 2
-        font = QFont(opt.font)
-        if index.column() == SENDER:
-            font.setBold(True)
-        painter.setFont(font)
-        painter.setPen(opt.palette.color(group, text_role))
-        top = QRect(rect.left(), rect.top(), rect.width(), half)
-        painter.drawText(top, int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter),
-                         painter.fontMetrics().elidedText(str(first), Qt.TextElideMode.ElideRight, top.width()))
+        bold = 1 if column == SENDER else 0
+        line = self._metrics[0].height()
+        painter.setPen(colour)
+        painter.setFont(self._fonts[bold])
+        painter.drawStaticText(rect.left(), rect.top() + (half - line) // 2, self._static(first, rect.width(), bold))
         if second:
-            painter.setFont(opt.font)
-            muted = opt.palette.color(group, text_role)
+            if bold:
+                painter.setFont(self._fonts[0])
             if not selected:  # lighter than the first line, still readable (not the disabled grey)
-                muted.setAlpha(175)
-            painter.setPen(muted)
-            bottom = QRect(rect.left(), rect.top() + half, rect.width(), rect.height() - half)
-            painter.drawText(bottom, int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter),
-                             painter.fontMetrics().elidedText(str(second), Qt.TextElideMode.ElideRight,
-                                                              bottom.width()))
+                colour.setAlpha(175)
+                painter.setPen(colour)
+            painter.drawStaticText(rect.left(), rect.top() + half + (half - line) // 2,
+                                   self._static(second, rect.width(), 0))
+        if option.state & _FOCUS and style is not None:
+            focus = QStyleOptionFocusRect()
+            focus.rect = option.rect
+            focus.state = option.state
+            focus.palette = option.palette
+            style.drawPrimitive(QStyle.PrimitiveElement.PE_FrameFocusRect, focus, painter, widget)
         painter.restore()
 
     def sizeHint(self, option: QStyleOptionViewItem, index: _Index) -> QSize:
@@ -151,10 +213,16 @@ class PendingPage(Page):
         layout.addLayout(bar)
 
         split = QSplitter(Qt.Orientation.Vertical)
-        self.table, self.proxy = make_table(self.model, multi=True, name=tr("Pending senders"))
+        self.table, _ = make_table(self.model, sortable=False, multi=True, name=tr("Pending senders"))
+        self.proxy = SourceSortProxy(self.table)
+        self.proxy.setSourceModel(self.model)
+        self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
         self.proxy.setFilterRole(FilterRole)
+        self.proxy.setFilterKeyColumn(SENDER)  # its FilterRole holds every line worth searching
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
         self.filter.textChanged.connect(self.proxy.setFilterFixedString)
-        self.delegate = TwoLineDelegate(self.table)
+        self.delegate = TwoLineDelegate(self.table, self.model)
         self.table.setItemDelegate(self.delegate)
         self.table.setAlternatingRowColors(True)
         fm = self.table.fontMetrics()
@@ -191,6 +259,12 @@ class PendingPage(Page):
         self.proxy.rowsAboutToBeInserted.connect(self._before_insert)
         self.proxy.rowsInserted.connect(self._after_insert)
         self._keep_scroll: int | None = None
+        # the live stream's challenges, coalesced: a burst becomes a few model changes, not one per sender
+        self._live: dict[int, Challenge] = {}
+        self._live_timer = QTimer(self)
+        self._live_timer.setSingleShot(True)
+        self._live_timer.setInterval(LIVE_COALESCE_MS)
+        self._live_timer.timeout.connect(self._flush_live)
 
         self.actions_by_decision: dict[str, QAction] = {}
         for button, decision, text in ((self.approve_button, "approve", tr("Approve")),
@@ -208,6 +282,20 @@ class PendingPage(Page):
         self._enable()
 
     # -- live additions keep the view --
+    def live(self, challenge: Challenge) -> bool:
+        """A challenge from the live stream, shown within LIVE_COALESCE_MS; True when it is a new pending one."""
+        new = challenge.status == "pending" and challenge.id not in self._live and self.model.row_of(challenge.id) < 0
+        self._live[challenge.id] = challenge  # a later message about it wins
+        if not self._live_timer.isActive():
+            self._live_timer.start(LIVE_COALESCE_MS)
+        return new
+
+    def _flush_live(self) -> None:
+        ids = list(self._live)[:LIVE_CHUNK]
+        self.model.apply_many([self._live.pop(i) for i in ids])
+        if self._live:  # the rest after the event loop had its turn
+            self._live_timer.start(0)
+
     def _before_insert(self, parent: QModelIndex, first: int, last: int) -> None:
         bar = self.table.verticalScrollBar()
         top = self.table.rowAt(0)
