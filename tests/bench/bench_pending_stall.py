@@ -109,11 +109,11 @@ class Probe:
         fell inside the longest gap). On a shared machine a gap can be the scheduler giving our process no
         core; the CPU time within a gap is what our code cost."""
         self.timer.stop()
-        gaps = [(b - a, a, b) for a, b in zip(self.ticks, self.ticks[1:])]
+        gaps = [(b - a, a, b) for a, b in zip(self.ticks, self.ticks[1:], strict=False)]
         if not gaps:
             return float("nan"), float("nan"), False
         gap, a, b = max(gaps)
-        busy = max(c2 - c1 for c1, c2 in zip(self.cpu, self.cpu[1:]))
+        busy = max(c2 - c1 for c1, c2 in zip(self.cpu, self.cpu[1:], strict=False))
         if TRACE:
             t0 = self.ticks[0]
             print("  top gaps (ms @ s):", ", ".join(f"{g * 1000:.0f}@{x - t0:.2f}" for g, x, _ in sorted(gaps)[-6:]),

@@ -53,7 +53,8 @@ def history_text(c: Challenge) -> str:
         return ""
     parts = []
     if h.earlier_refusals:
-        parts.append(tr("%n earlier refusal(s) since %1", None, h.earlier_refusals).replace("%1", when(h.first_refused)))
+        parts.append(tr("%n earlier refusal(s) since %1", None, h.earlier_refusals)
+                     .replace("%1", when(h.first_refused)))
     else:
         parts.append(tr("First contact"))
     if h.other_recipient_count:
@@ -63,6 +64,10 @@ def history_text(c: Challenge) -> str:
     return " · ".join(parts)
 
 
+def first_latest(c: Challenge) -> str:
+    return tr("First %1, latest %2").replace("%1", exact(c.created_at)).replace("%2", exact(c.updated_at))
+
+
 def attempts_text(c: Challenge) -> str:
     return tr("%n message(s)", None, c.attempts)
 
@@ -70,11 +75,12 @@ def attempts_text(c: Challenge) -> str:
 class PendingModel(RecordsModel[Challenge]):
     _pos: dict[Any, int] | None = None
     columns = (
-        Column(lambda: tr("Sender"), who, lambda c: who(c).casefold(), lambda c: f"{who(c)}\n{c.sender} → {c.recipient}"),
+        Column(lambda: tr("Sender"), who, lambda c: who(c).casefold(),
+               lambda c: f"{who(c)}\n{c.sender} → {c.recipient}"),
         Column(lambda: tr("Subject"), lambda c: c.subject or tr("(no subject)"), lambda c: c.subject,
                lambda c: c.subject),
         Column(lambda: tr("When"), lambda c: when(c.created_at), lambda c: c.created_at.timestamp(),
-               lambda c: tr("First %1, latest %2").replace("%1", exact(c.created_at)).replace("%2", exact(c.updated_at))),
+               lambda c: first_latest(c)),
         Column(lambda: tr("Domain"), lambda c: auth_label(c.auth_status), lambda c: AUTH_ORDER.get(c.auth_status, 1),
                lambda c: c.auth_detail),
     )
@@ -98,7 +104,8 @@ class PendingModel(RecordsModel[Challenge]):
         keys = [self._key(self._rows[i.row()]) for i in before]
         self._sort_rows()
         self._pos = None
-        self.changePersistentIndexList(before, [self.index(self.row_of(k), i.column()) for k, i in zip(keys, before)])
+        after = [self.index(self.row_of(k), i.column()) for k, i in zip(keys, before, strict=True)]
+        self.changePersistentIndexList(before, after)
         self.layoutChanged.emit()
 
     def _sort_rows(self) -> None:

@@ -10,7 +10,15 @@ import html
 from collections import OrderedDict
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, QSortFilterProxyModel, Qt, QTimer
+from PySide6.QtCore import (
+    QItemSelectionModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QSize,
+    QSortFilterProxyModel,
+    Qt,
+    QTimer,
+)
 from PySide6.QtGui import (
     QAction,
     QFont,
@@ -40,19 +48,17 @@ from PySide6.QtWidgets import (
 )
 
 from ..api_client import Challenge, Decided
-from ..dates import exact
 from ..i18n import tr
 from ..icons import icon
 from ..models import PendingModel
 from ..models.base import RecordRole
 from ..models.challenges import (
     AUTH_ICONS,
-    AuthRole,
     FilterRole,
-    SecondLineRole,
     attempts_text,
     auth_label,
     captcha_text,
+    first_latest,
     history_text,
 )
 from ..widgets import icon_button
@@ -176,8 +182,7 @@ def details_html(c: Challenge) -> str:
     rows = [(tr("Sender"), name),
             (tr("To"), e(c.recipient)),
             (tr("Subject"), e(c.subject or tr("(no subject)"))),
-            (tr("When"), e(tr("First %1, latest %2").replace("%1", exact(c.created_at))
-                           .replace("%2", exact(c.updated_at))) + " · " + e(attempts_text(c))),
+            (tr("When"), e(first_latest(c)) + " · " + e(attempts_text(c))),
             (tr("Domain"), f"<b>{e(auth_label(c.auth_status))}</b>" + (f" — {e(c.auth_detail)}" if c.auth_detail
                                                                         else "")),
             (tr("CAPTCHA"), e(captcha_text(c))),
@@ -347,6 +352,16 @@ class PendingPage(Page):
     def _loaded(self, challenges: list[Challenge]) -> None:
         self.model.set_records(challenges)
         self.loaded = True
+        self._select_row(0)  # a keyboard user starts deciding at once
+
+    def _select_row(self, row: int) -> None:
+        """Select `row` (or the last one) when nothing is selected: after a decision the next sender is
+        ready for the next key, as in a screener (one key per sender)."""
+        if self.table.selectionModel().selectedRows() or self.proxy.rowCount() == 0:
+            return
+        index = self.proxy.index(min(row, self.proxy.rowCount() - 1), 0)
+        self.table.selectionModel().setCurrentIndex(
+            index, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows)
 
     def selected(self) -> list[Challenge]:
         return [self.proxy.data(i, RecordRole) for i in self.table.selectionModel().selectedRows()]
@@ -357,6 +372,7 @@ class PendingPage(Page):
             return
         client = self.client
         ids = [c.id for c in chosen]
+        first_row = min(i.row() for i in self.table.selectionModel().selectedRows())
 
         def finished(outcomes: list[Decided]) -> None:
             done = [o.challenge for o in outcomes if o.challenge is not None]
@@ -366,6 +382,7 @@ class PendingPage(Page):
             for o in outcomes:
                 if o.challenge is None:  # gone for this user (removed, or not theirs): no longer waiting
                     self.model.remove_key(o.id)
+            self._select_row(first_row)
             verb = {"approve": tr("Approved %n sender(s)", None, len(done)),
                     "deny": tr("Denied %n sender(s)", None, len(done)),
                     "allow-domain": tr("Allowed the domains of %n sender(s)", None, len(done))}[decision]
