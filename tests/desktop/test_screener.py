@@ -204,8 +204,9 @@ def test_live_additions_keep_the_selection_and_what_is_in_view(qtbot, gw, settin
     page = w.pages["pending"]
     table = page.table
     qtbot.waitUntil(lambda: w.connection_state == "online", timeout=TIMEOUT)
-    table.scrollTo(page.proxy.index(30, 0))
-    QApplication.processEvents()
+    qtbot.waitUntil(lambda: table.verticalScrollBar().maximum() > 30, timeout=TIMEOUT)
+    table.verticalScrollBar().setValue(30)  # scrolled down, half way
+    qtbot.waitUntil(lambda: table.rowAt(0) >= 25, timeout=TIMEOUT)
     top_before = page.proxy.index(table.rowAt(0), 0).data(RecordRole).sender
     chosen = page.proxy.index(table.rowAt(0) + 1, 0).data(RecordRole).sender
     select(page, [chosen])
@@ -222,3 +223,23 @@ def test_live_additions_keep_the_selection_and_what_is_in_view(qtbot, gw, settin
     QApplication.processEvents()
     assert page.proxy.index(table.rowAt(0), 0).data(RecordRole).sender == "newest@soft.test"
     assert [r.sender for r in page.selected()] == [chosen]
+
+
+def test_after_a_decision_the_next_sender_is_selected_one_key_each(qtbot, gw, settings, opened):
+    for s in ("n1@soft.test", "n2@soft.test", "n3@soft.test"):
+        send(gw, s, f"N <{s}>".encode(), ip=STRANGER_IP)
+        time.sleep(0.01)
+    w = window(qtbot, gw, settings)
+    opened.append(w)
+    page = w.pages["pending"]
+    page.table.setFocus()
+    assert len(page.selected()) == 1  # the page opens with the top sender selected
+    for left, key in ((2, Qt.Key.Key_D), (1, Qt.Key.Key_A), (0, Qt.Key.Key_D)):  # no selecting in between
+        qtbot.keyClick(page.table, key)
+        qtbot.waitUntil(lambda n=left: page.model.rowCount() == n, timeout=TIMEOUT)
+        if left:
+            qtbot.waitUntil(lambda: len(page.selected()) == 1, timeout=TIMEOUT)
+    api = GatewayClient(gw.http_url, gw.token)  # type: ignore[attr-defined]
+    assert {"n1@soft.test", "n3@soft.test"} <= {e.entry for e in api.all_entries("block")}
+    assert "n2@soft.test" in {e.entry for e in api.all_entries("allow")}
+    api.close()
