@@ -216,12 +216,21 @@ def test_live_additions_keep_the_selection_and_what_is_in_view(qtbot, gw, settin
     QApplication.processEvents()
     assert [r.sender for r in page.selected()] == [chosen]
     assert page.proxy.index(table.rowAt(0), 0).data(RecordRole).sender == top_before
+    # the stream carries no history; the page fetches it for the newcomers
+    row = page.model.row_of_sender("new0@soft.test")
+    qtbot.waitUntil(lambda: page.model.record(row).history is not None, timeout=TIMEOUT)
+    assert page.model.index(row, 1).data(SecondLineRole) == "First contact"
     # at the very top, the newest arrivals show
     table.scrollToTop()
     gw.store.open_challenge(gw.alice_id, ALICE, "newest@soft.test", ttl=3600, subject="newest")
     qtbot.waitUntil(lambda: page.model.rowCount() == 64, timeout=TIMEOUT)
     QApplication.processEvents()
     assert page.proxy.index(table.rowAt(0), 0).data(RecordRole).sender == "newest@soft.test"
+    assert [r.sender for r in page.selected()] == [chosen]
+    # a reload (F5, a reconnect) keeps the selection too
+    page.loaded = False
+    page.refresh()
+    qtbot.waitUntil(lambda: page.loaded, timeout=TIMEOUT)
     assert [r.sender for r in page.selected()] == [chosen]
 
 

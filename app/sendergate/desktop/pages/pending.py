@@ -61,7 +61,7 @@ from ..models.challenges import (
     first_latest,
     history_text,
 )
-from ..widgets import icon_button
+from ..widgets import debounced, icon_button
 from .base import Page, make_table
 
 SENDER, SUBJECT, WHEN, DOMAIN = range(4)
@@ -76,6 +76,7 @@ _NORMAL = QPalette.ColorGroup.Normal
 _TEXT, _HIGHLIGHTED_TEXT = QPalette.ColorRole.Text, QPalette.ColorRole.HighlightedText
 LIVE_COALESCE_MS = 40  # stream challenges arriving within this are shown together
 LIVE_CHUNK = 250  # at most this many per model change: the GUI thread gets its turn in between
+HISTORY_DELAY_MS = 1500  # after the last live arrival: one page read for the newcomers' histories
 
 
 class SourceSortProxy(QSortFilterProxyModel):
@@ -270,6 +271,8 @@ class PendingPage(Page):
         self._live_timer.setSingleShot(True)
         self._live_timer.setInterval(LIVE_COALESCE_MS)
         self._live_timer.timeout.connect(self._flush_live)
+        self._need_history: set[int] = set()
+        self._histories_later = debounced(self, HISTORY_DELAY_MS, self._fetch_histories)
 
         self.actions_by_decision: dict[str, QAction] = {}
         for button, decision, text in ((self.approve_button, "approve", tr("Approve")),
@@ -297,9 +300,22 @@ class PendingPage(Page):
 
     def _flush_live(self) -> None:
         ids = list(self._live)[:LIVE_CHUNK]
-        self.model.apply_many([self._live.pop(i) for i in ids])
+        batch = [self._live.pop(i) for i in ids]
+        self.model.apply_many(batch)
+        # the stream carries no history: fetch the newest page once the burst is over
+        self._need_history.update(c.id for c in batch if c.status == "pending" and c.history is None
+                                  and (r := self.model.record(self.model.row_of(c.id))) is not None
+                                  and r.history is None)
+        if self._need_history:
+            self._histories_later()
         if self._live:  # the rest after the event loop had its turn
             self._live_timer.start(0)
+
+    def _fetch_histories(self) -> None:
+        wanted, self._need_history = self._need_history, set()
+        client = self.client
+        limit = min(500, len(wanted) + 10)  # the newest challenges: the first page holds them
+        self.run(lambda: client.challenges(limit=limit).items, self.model.merge_history)
 
     def _before_insert(self, parent: QModelIndex, first: int, last: int) -> None:
         bar = self.table.verticalScrollBar()
@@ -350,9 +366,24 @@ class PendingPage(Page):
         self.run(client.all_pending, self._loaded, lambda exc: self.messages.error(str(exc)))
 
     def _loaded(self, challenges: list[Challenge]) -> None:
+        # a reload (F5, a reconnect) keeps the selection and the row at the top of the view
+        chosen = [c.id for c in self.selected()]
+        top = self.proxy.index(self.table.rowAt(0), 0).data(RecordRole) if self.table.rowAt(0) >= 0 else None
         self.model.set_records(challenges)
         self.loaded = True
-        self._select_row(0)  # a keyboard user starts deciding at once
+        flags = QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows
+        for n, key in enumerate(chosen):
+            index = self._proxy_index(key)
+            if index.isValid():
+                self.table.selectionModel().setCurrentIndex(index, flags) if n == 0 else \
+                    self.table.selectionModel().select(index, flags)
+        if top is not None and self._proxy_index(top.id).isValid():
+            self.table.scrollTo(self._proxy_index(top.id), self.table.ScrollHint.PositionAtTop)
+        self._select_row(0)  # nothing was selected: a keyboard user starts deciding at once
+
+    def _proxy_index(self, key: int) -> QModelIndex:
+        row = self.model.row_of(key)
+        return self.proxy.mapFromSource(self.model.index(row, 0)) if row >= 0 else QModelIndex()
 
     def _select_row(self, row: int) -> None:
         """Select `row` (or the last one) when nothing is selected: after a decision the next sender is
