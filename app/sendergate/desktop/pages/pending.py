@@ -7,6 +7,7 @@ all. Live additions keep the selection and what is in view."""
 from __future__ import annotations
 
 import html
+import logging
 from collections import OrderedDict
 from typing import Any
 
@@ -64,6 +65,7 @@ from ..models.challenges import (
 from ..widgets import debounced, icon_button
 from .base import Page, make_table
 
+log = logging.getLogger("sendergate.desktop.pending")
 SENDER, SUBJECT, WHEN, DOMAIN = range(4)
 # one key each (issue 17), and the keys of before as aliases
 KEYS = {"approve": ("A",), "allow-domain": ("M", "Shift+A"), "deny": ("D",)}
@@ -315,7 +317,9 @@ class PendingPage(Page):
         wanted, self._need_history = self._need_history, set()
         client = self.client
         limit = min(500, len(wanted) + 10)  # the newest challenges: the first page holds them
-        self.run(lambda: client.challenges(limit=limit).items, self.model.merge_history)
+        # best effort: on failure the rows show no history until the next reload
+        self.run(lambda: client.challenges(limit=limit).items, self.model.merge_history,
+                 lambda exc: log.info("pending: histories not fetched: %s", exc))
 
     def _before_insert(self, parent: QModelIndex, first: int, last: int) -> None:
         bar = self.table.verticalScrollBar()
