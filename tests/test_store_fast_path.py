@@ -145,7 +145,10 @@ def run(subject: Subject, steps: list[Any], clock: Clock) -> list[Any]:
         details = {"spf": "pass", "dkim": "none", "dmarc": "none"} if w["auth"] else {}
         records = [EventRecord(ts=ts, verdict=Verdict.CHALLENGED, reason="challenged", sender=w["sender"],
                                recipient=r, user_id=store.recipient_user(parse(r)), subject=w["subject"],
-                               client_ip="192.0.2.7", details=dict(details)) for r in w["recipients"]]
+                               client_ip="192.0.2.7", details=dict(details),
+                               # the challenge keeps the latest From header (a message without one keeps it)
+                               from_header=f"N {w['subject']} <{w['sender']}>" if w["subject"] else "")
+                   for r in w["recipients"]]
         token = f"token-{next(tokens)}"
         if len(records) == 1:
             return store.challenge_event_tx, (records[0], w["sender"], w["ttl"], token, w["max_pending"])

@@ -177,6 +177,21 @@ def event_rows(items: list[dict[str, Any]]) -> tuple[EventRow, ...]:
 
 
 @dataclass(frozen=True, slots=True)
+class SenderHistory:
+    """A pending sender's history with us, as far as this user may see (GET /challenges)."""
+
+    earlier_refusals: int
+    first_refused: datetime | None
+    other_recipients: tuple[str, ...]
+    other_recipient_count: int
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> SenderHistory:
+        return cls(int(d.get("earlier_refusals", 0)), _ts(d.get("first_refused")),
+                   tuple(str(r) for r in d.get("other_recipients", ())), int(d.get("other_recipient_count", 0)))
+
+
+@dataclass(frozen=True, slots=True)
 class Challenge:
     id: int
     recipient: str
@@ -187,13 +202,24 @@ class Challenge:
     created_at: datetime
     updated_at: datetime
     expires_at: datetime
+    # the screener's sender context (issue 17); defaults for a gateway from before it
+    display_name: str = ""
+    display_name_hidden: bool = False
+    auth_status: str = "unchecked"  # verified | unverified | failed | unchecked
+    auth_detail: str = ""
+    confirm_failures: int = 0  # wrong CAPTCHA answers
+    history: SenderHistory | None = None  # None in the live stream: the page keeps what it had
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Challenge:
         now = datetime.now(timezone.utc)
+        history = d.get("history")
         return cls(d["id"], d.get("recipient", ""), d["sender"], d["status"], d.get("subject", ""),
                    d.get("attempts", 0), _ts(d.get("created_at")) or now, _ts(d.get("updated_at")) or now,
-                   _ts(d.get("expires_at")) or now)
+                   _ts(d.get("expires_at")) or now, d.get("display_name", "") or "",
+                   bool(d.get("display_name_hidden", False)), d.get("auth_status", "unchecked") or "unchecked",
+                   d.get("auth_detail", "") or "", int(d.get("confirm_failures", 0) or 0),
+                   SenderHistory.from_json(history) if isinstance(history, dict) else None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -464,8 +464,7 @@ class MainWindow(QMainWindow):
         if msg.kind == "challenge":
             pending = self.pages["pending"]
             assert isinstance(pending, PendingPage)
-            is_new = msg.record.status == "pending" and pending.model.row_of(msg.record.id) < 0
-            pending.model.apply(msg.record)
+            is_new = pending.live(msg.record)  # coalesced: a burst of 1,000 does not stall the window
             if is_new and self.tray is not None:
                 self.tray.notify_challenge(msg.record.sender, msg.record.subject, msg.record.id)
         elif msg.kind == "event":

@@ -20,26 +20,35 @@ from .events import Events
 from .fast_sqlite import open_challenge as sqlite_open_challenge
 from .lists import Lists, add_entry_tx
 from .paging import keyset_page
-from .schema import captchas, challenge_link_members, challenge_tokens, challenges
+from .schema import captchas, challenge_link_members, challenge_tokens, challenges, events
 from .undo_log import entry_key, opposite_entry_tx, record_tx
 
 log = logging.getLogger(__name__)
+
+# what the Pending screener counts as an earlier refusal of a sender (the mail did not arrive)
+REFUSED_VERDICTS = tuple(v.value for v in (Verdict.CHALLENGED, Verdict.BULK, Verdict.VIRUS, Verdict.SPAM,
+                                           Verdict.BLOCKED, Verdict.TEMPFAIL))
+MAX_OTHER_RECIPIENTS = 5  # named in a history; the rest are counted
 
 _ch = challenges.c
 # The SMTP side's statements, built once: executing a prepared statement object skips SQLAlchemy's
 # per-call construction and cache-key work (a third of a short session's CPU when built on every call).
 _Q_PENDING = select(_ch.id, _ch.expires_at).where(
     _ch.user_id == bindparam("uid"), _ch.sender == bindparam("sender"), _ch.status == "pending")
+# the latest message's From header, kept when the message had none (bound as `fromh`: see below)
+_FROM_LATEST = func.coalesce(func.nullif(bindparam("fromh"), ""), _ch.from_header)
 _Q_REUSE = update(challenges).where(_ch.id == bindparam("cid")).values(
-    attempts=_ch.attempts + 1, updated_at=bindparam("now"), subject=bindparam("subject"), auth=bindparam("auth"))
+    attempts=_ch.attempts + 1, updated_at=bindparam("now"), subject=bindparam("subject"), auth=bindparam("auth"),
+    from_header=_FROM_LATEST)
 _Q_REUSE_KEEP_SUBJECT = update(challenges).where(_ch.id == bindparam("cid")).values(
-    attempts=_ch.attempts + 1, updated_at=bindparam("now"), auth=bindparam("auth"))
+    attempts=_ch.attempts + 1, updated_at=bindparam("now"), auth=bindparam("auth"), from_header=_FROM_LATEST)
 _Q_TOKEN = insert(challenge_tokens)
 _Q_LINK_MEMBER = text("INSERT INTO challenge_link_members (token_hash, challenge_id) "
                       "VALUES (:token_hash, :challenge_id) ON CONFLICT DO NOTHING")
 
 _CHALLENGE_COLS = [_ch[n] for n in ("id", "user_id", "recipient", "sender", "status", "subject", "attempts",
-                                    "confirm_failures", "client_ip", "created_at", "updated_at", "expires_at", "auth")]
+                                    "confirm_failures", "client_ip", "created_at", "updated_at", "expires_at", "auth",
+                                    "from_header")]
 
 
 def auth_summary(details: dict[str, Any] | None) -> str | None:
@@ -73,7 +82,8 @@ def _pending_at_cap(conn: Connection, user_id: int, cap: int, now: float) -> boo
 class Challenges(Events, Lists):
     # -- the SMTP hot path --------------------------------------------------------------------
     def open_challenge(self, user_id: int, recipient: str, sender: str, *, ttl: float, subject: str = "",
-                       client_ip: str = "", auth: str | None = None, max_pending: int = 0) -> tuple[int | None, str]:
+                       client_ip: str = "", auth: str | None = None, max_pending: int = 0,
+                       from_header: str = "") -> tuple[int | None, str]:
         """The pending challenge for this sender and recipient's user, reused or created, and a new link token.
 
         Only the token's hash is stored, so each refusal carries a freshly
@@ -84,7 +94,7 @@ class Challenges(Events, Lists):
             try:
                 with self.engine.begin() as conn:
                     return self.open_challenge_tx(conn, user_id, recipient, sender, ttl, subject, client_ip, token,
-                                                  auth, max_pending)
+                                                  auth, max_pending, from_header=from_header)
             except (IntegrityError, sqlite3.IntegrityError):
                 if attempt == 2:
                     raise
@@ -96,7 +106,8 @@ class Challenges(Events, Lists):
 
     def open_challenge_tx(self, conn: Connection, user_id: int, recipient: str, sender: str, ttl: float,
                           subject: str, client_ip: str, token: str, auth: str | None = None,
-                          max_pending: int = 0, *, member: bool = False) -> tuple[int | None, str]:
+                          max_pending: int = 0, *, member: bool = False,
+                          from_header: str = "") -> tuple[int | None, str]:
         """(challenge id, token); (None, "") when the sender has no pending challenge and the user has
         `max_pending` already (0: no cap), so nothing was opened (SPEC §4.5 item 5).
 
@@ -105,7 +116,7 @@ class Challenges(Events, Lists):
         now = now_ts()
         if self.fast:
             fast_cid = sqlite_open_challenge(dbapi(conn), user_id, recipient, sender, ttl, subject, client_ip,
-                                                  token, now, auth, max_pending, member)
+                                                  token, now, auth, max_pending, member, from_header)
             return (fast_cid, token) if fast_cid is not None else (None, "")
         row = conn.execute(_Q_PENDING, {"uid": user_id, "sender": sender}).first()
         if row is not None and row.expires_at <= now:  # a lapsed challenge makes way for a new one
@@ -115,16 +126,17 @@ class Challenges(Events, Lists):
             cid = row.id
             # no `subject` parameter for the statement that keeps it: SQLAlchemy would SET a column named by one
             if subject:
-                conn.execute(_Q_REUSE, {"cid": cid, "now": now, "subject": subject, "auth": auth})
+                conn.execute(_Q_REUSE, {"cid": cid, "now": now, "subject": subject, "auth": auth,
+                                        "fromh": from_header})
             else:
-                conn.execute(_Q_REUSE_KEEP_SUBJECT, {"cid": cid, "now": now, "auth": auth})
+                conn.execute(_Q_REUSE_KEEP_SUBJECT, {"cid": cid, "now": now, "auth": auth, "fromh": from_header})
         else:
             if max_pending and _pending_at_cap(conn, user_id, max_pending, now):
                 return None, ""
             cid = inserted_id(conn.execute(insert(challenges).values(
                 user_id=user_id, recipient=recipient, sender=sender, status="pending", created_at=now,
                 updated_at=now, expires_at=now + ttl, subject=subject, client_ip=client_ip,
-                auth=auth)))
+                auth=auth, from_header=from_header or None)))
         if member:
             conn.execute(_Q_LINK_MEMBER, {"token_hash": hash_secret(token), "challenge_id": cid})
         else:
@@ -142,7 +154,8 @@ class Challenges(Events, Lists):
         is returned, for a 451 (SPEC §4.5 item 5)."""
         assert record.user_id is not None
         cid, token = self.open_challenge_tx(conn, record.user_id, record.recipient, sender, ttl, record.subject,
-                                            record.client_ip, token, auth_summary(record.details), max_pending)
+                                            record.client_ip, token, auth_summary(record.details), max_pending,
+                                            from_header=record.from_header)
         if cid is None:
             record.verdict = Verdict.TEMPFAIL
             record.reason = f"pending challenges at the cap ({max_pending}); sender asked to retry later"
@@ -162,7 +175,8 @@ class Challenges(Events, Lists):
         for record in records:
             assert record.user_id is not None
             cid, _ = self.open_challenge_tx(conn, record.user_id, record.recipient, sender, ttl, record.subject,
-                                            record.client_ip, token, auth, max_pending, member=bool(cids))
+                                            record.client_ip, token, auth, max_pending, member=bool(cids),
+                                            from_header=record.from_header)
             if cid is None:
                 record.verdict = Verdict.TEMPFAIL
                 record.reason = f"pending challenges at the cap ({max_pending}); sender asked to retry later"
@@ -212,6 +226,38 @@ class Challenges(Events, Lists):
         with self.engine.connect() as conn:
             rows, cursor = keyset_page(conn, stmt, _ch.id, before=before_id, limit=limit)
         return [dict(r._mapping) for r in rows], cursor
+
+    def sender_histories(self, scope: int | None, rows: Sequence[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+        """Per challenge row (by id): the sender's earlier refusals to the challenge's user (events of
+        REFUSED_VERDICTS not naming this challenge) and the other recipients they wrote to that `scope`
+        may see (its own addresses; every user's for None). One grouped read of the event log for a
+        whole page, at read time: the refusal path writes nothing for it. Senders match the challenge
+        key case-insensitively (a +tag or BATV variant of the envelope sender is not counted)."""
+        if not rows:
+            return {}
+        ev = events.c
+        sender_l, rcpt_l = func.lower(ev.sender), func.lower(ev.recipient)
+        stmt = (select(ev.user_id, sender_l.label("s"), rcpt_l.label("r"), ev.challenge_id,
+                       func.count().label("n"), func.min(ev.ts).label("first"))
+                .where(sender_l.in_(sorted({r["sender"] for r in rows})), ev.verdict.in_(REFUSED_VERDICTS))
+                .group_by(ev.user_id, sender_l, rcpt_l, ev.challenge_id))
+        if scope is not None:  # a user never learns about other users' mail
+            stmt = stmt.where(ev.user_id == scope)
+        with self.engine.connect() as conn:
+            seen = conn.execute(stmt).all()
+        by_sender: dict[str, list[Any]] = {}
+        for g in seen:
+            by_sender.setdefault(g.s, []).append(g)
+        out: dict[int, dict[str, Any]] = {}
+        for row in rows:
+            groups = by_sender.get(row["sender"], [])
+            earlier = [g for g in groups if g.user_id == row["user_id"] and g.challenge_id != row["id"]]
+            others = sorted({g.r for g in groups if g.r != row["recipient"].lower()})
+            out[row["id"]] = {"earlier_refusals": sum(g.n for g in earlier),
+                              "first_refused": min((g.first for g in earlier), default=None),
+                              "other_recipients": others[:MAX_OTHER_RECIPIENTS],
+                              "other_recipient_count": len(others)}
+        return out
 
     def challenges_changed_since(self, scope: int | None, since: float, limit: int = 500) -> list[dict[str, Any]]:
         stmt = select(*_CHALLENGE_COLS).where(_ch.updated_at > since)

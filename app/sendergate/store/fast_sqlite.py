@@ -30,10 +30,12 @@ _SQL_SCREENED = ("INSERT INTO screened_counts (user_id, sender, day, screened, b
                  "last_id = max(last_id, excluded.last_id)")
 _SQL_PENDING = "SELECT id, expires_at FROM challenges WHERE user_id = ? AND sender = ? AND status = 'pending'"
 _SQL_EXPIRE = "UPDATE challenges SET status = 'expired', updated_at = ? WHERE id = ?"
-_SQL_REUSE = "UPDATE challenges SET attempts = attempts + 1, updated_at = ?, subject = ?, auth = ? WHERE id = ?"
-_SQL_REUSE_KEEP_SUBJECT = "UPDATE challenges SET attempts = attempts + 1, updated_at = ?, auth = ? WHERE id = ?"
+_SQL_REUSE = ("UPDATE challenges SET attempts = attempts + 1, updated_at = ?, subject = ?, auth = ?, "
+              "from_header = COALESCE(NULLIF(?, ''), from_header) WHERE id = ?")
+_SQL_REUSE_KEEP_SUBJECT = ("UPDATE challenges SET attempts = attempts + 1, updated_at = ?, auth = ?, "
+                           "from_header = COALESCE(NULLIF(?, ''), from_header) WHERE id = ?")
 _SQL_CHALLENGE = ("INSERT INTO challenges (user_id, recipient, sender, status, created_at, updated_at, expires_at, "
-                  "subject, client_ip, auth) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)")
+                  "subject, client_ip, auth, from_header) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?)")
 _SQL_TOKEN = "INSERT INTO challenge_tokens (token_hash, challenge_id, created_at) VALUES (?, ?, ?)"
 # at most `cap` rows, read from the partial unique index of pending challenges
 _SQL_PENDING_COUNT = ("SELECT COUNT(*) FROM (SELECT 1 FROM challenges WHERE user_id = ? AND status = 'pending' "
@@ -49,7 +51,7 @@ _SQL_ENTRIES = ("SELECT id, action, kind, value, expires_at, user_id, source FRO
 
 def open_challenge(db: sqlite3.Connection, user_id: int, recipient: str, sender: str, ttl: float, subject: str,
                    client_ip: str, token: str, now: float, auth: str | None, max_pending: int,
-                   member: bool) -> int | None:
+                   member: bool, from_header: str = "") -> int | None:
     """Challenges.open_challenge_tx's statements; the challenge id, or None at the pending cap."""
     row = db.execute(_SQL_PENDING, (user_id, sender)).fetchone()
     if row is not None and row[1] <= now:  # a lapsed challenge makes way for a new one
@@ -59,16 +61,16 @@ def open_challenge(db: sqlite3.Connection, user_id: int, recipient: str, sender:
     if row is not None:
         cid = row[0]
         if subject:
-            db.execute(_SQL_REUSE, (now, subject, auth, cid))
+            db.execute(_SQL_REUSE, (now, subject, auth, from_header, cid))
         else:
-            db.execute(_SQL_REUSE_KEEP_SUBJECT, (now, auth, cid))
+            db.execute(_SQL_REUSE_KEEP_SUBJECT, (now, auth, from_header, cid))
     else:
         if max_pending and db.execute(_SQL_PENDING_COUNT, (user_id, max_pending)).fetchone()[0] >= max_pending:
             db.execute(_SQL_EXPIRE_LAPSED, (now, user_id, now))
             if db.execute(_SQL_PENDING_COUNT, (user_id, max_pending)).fetchone()[0] >= max_pending:
                 return None
         cid = db.execute(_SQL_CHALLENGE, (user_id, recipient, sender, now, now, now + ttl, subject,
-                                          client_ip, auth)).lastrowid
+                                          client_ip, auth, from_header or None)).lastrowid
     if member:
         db.execute(_SQL_LINK_MEMBER, (hash_secret(token), cid))
     else:

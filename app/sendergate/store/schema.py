@@ -107,6 +107,9 @@ challenges = Table(
     # "spf=pass:friend.example dkim=pass:friend.example dmarc=pass" as seen when the latest link was
     # issued; NULL when the checks did not run (SPEC §4.5 item 3: a confirmation records it)
     Column("auth", Text),
+    # the latest refused message's From header (the Pending screener's display name, sanitised when
+    # shown); written in the same statement as the subject, so the refusal path makes no extra trip (0013)
+    Column("from_header", Text),
     Index("ix_challenges_pending", "user_id", "sender", "status"),
     Index("ix_challenges_expires", "expires_at"),  # housekeeping prunes by expiry
     Index("ix_challenges_status_id", "status", "id"),

@@ -4,6 +4,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .models import Challenge, Event, ListEntryOut, ScreenedSender, TagOut
+from .sender_context import sender_context
 
 
 def to_datetime(ts: float | None) -> datetime | None:
@@ -26,8 +27,11 @@ def event_out(row: dict[str, Any]) -> Event:
     return Event.model_validate(_times(row, "ts"))
 
 
-def challenge_out(row: dict[str, Any]) -> Challenge:
-    return Challenge.model_validate(_times(row, "created_at", "updated_at", "expires_at"))
+def challenge_out(row: dict[str, Any], history: dict[str, Any] | None = None) -> Challenge:
+    out = {**_times(row, "created_at", "updated_at", "expires_at"), **sender_context(row)}
+    if history is not None:
+        out["history"] = {**history, "first_refused": to_datetime(history["first_refused"])}
+    return Challenge.model_validate(out)
 
 
 def entry_out(row: dict[str, Any]) -> ListEntryOut:

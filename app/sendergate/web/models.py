@@ -117,6 +117,19 @@ class EventPage(_Out):
                           "older events are still to be searched through `next_cursor`.")
 
 
+class SenderHistory(_Out):
+    """A pending sender's history with us, as far as the caller may see it."""
+
+    earlier_refusals: int = Field(description=(
+        "Earlier refused messages from this sender (challenged, bulk, virus, spam, blocked, tempfail) to the "
+        "challenge's user, not counting this challenge's own."))
+    first_refused: datetime | None = Field(None, description="The first of those; null when there are none.")
+    other_recipients: list[str] = Field(description=(
+        "Other recipients this sender was refused for that the caller may see: a user's own other addresses; "
+        "for an admin, anyone in the office. At most 5."))
+    other_recipient_count: int = Field(description="How many other recipients in all.")
+
+
 class Challenge(_Out):
     """A challenge: an unknown sender was refused with a confirmation link."""
 
@@ -134,6 +147,23 @@ class Challenge(_Out):
     created_at: datetime = Field(description="First seen.")
     updated_at: datetime
     expires_at: datetime
+    display_name: str = Field("", description=(
+        "The name in the From header of the latest refused message, made safe to show next to the address "
+        "(never instead of it): RFC 2047 decoded, control and format characters (bidi overrides) removed, one "
+        "line, at most 80 characters. Empty when there is none, when it only repeats the sender's address, "
+        "or when it looks like an address (see display_name_hidden)."))
+    display_name_hidden: bool = Field(False, description=(
+        "The From header's name looked like an address (e.g. 'service@bank.example' <x@elsewhere.example>) "
+        "and is not shown: shown, it would pass for the sender's address."))
+    auth_status: Literal["verified", "unverified", "failed", "unchecked"] = Field("unchecked", description=(
+        "Authentication seen for the envelope sender's domain when the latest link was issued: 'verified' "
+        "(SPF pass or a valid DKIM signature aligned with the sender's own domain), 'unverified' (none, "
+        "neutral, softfail, temperror), 'failed' (SPF or DMARC failed, yet the session got a link: e.g. a "
+        "p=none policy), 'unchecked' (the checks did not run)."))
+    auth_detail: str = Field("", description="One line: how it was verified, or what SPF, DKIM and DMARC said.")
+    history: SenderHistory | None = Field(None, description=(
+        "The sender's history with the caller (in GET /challenges and GET /challenges/{id}; null in the live "
+        "stream and in decisions)."))
 
 
 class ChallengePage(_Out):

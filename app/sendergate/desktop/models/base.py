@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import Qt as GuiQt  # mightBeRichText lives in QtGui's part of the Qt namespace
 
 from ..dates import exact, when
 from ..i18n import tr
@@ -55,7 +56,7 @@ def plain_tooltip(text: object) -> str | None:
     show literally (no remote image, no fake bold "verified"). Only `RichText` passes as it is."""
     if not isinstance(text, str) or not text:
         return None
-    if isinstance(text, RichText) or not Qt.mightBeRichText(text):
+    if isinstance(text, RichText) or not GuiQt.mightBeRichText(text):
         return text
     return "<qt>" + html.escape(text, quote=False).replace("\n", "<br>") + "</qt>"
 

@@ -33,7 +33,10 @@ BATCH_DOC = ("Each id in its own transaction, in the order sent; an id the calle
 
 
 @router.get("/challenges", response_model=ChallengePage, responses=BAD_REQUEST,
-            summary="Challenges (pending by default), newest first, with subject and attempt count")
+            summary="Challenges (pending by default), newest first, with subject, attempt count and sender context",
+            description=("Each item carries what a person needs to decide: the sender's display name (made safe), "
+                         "the authentication seen for the sender's domain, wrong CAPTCHA answers, and their "
+                         "history (earlier refusals; other recipients the caller may see)."))
 async def challenges(caller: CallerDep, rt: RuntimeDep,
                      status: Annotated[ChallengeStatus | Literal["all"], Query()] = ChallengeStatus.PENDING,
                      q: Annotated[str, Query(max_length=200, pattern=NoControl)] = "",
@@ -44,12 +47,18 @@ async def challenges(caller: CallerDep, rt: RuntimeDep,
     st = None if status == "all" else ChallengeStatus(status).value
     rows, last = await run(rt, rt.store.challenges_page, whose(caller, user), status=st, q=q.strip(),
                            before_id=decode_cursor(cursor, MAX_ROW_ID), limit=limit)
-    return ChallengePage(items=[challenge_out(r) for r in rows], next_cursor=encode_cursor(last))
+    # the sender context of the whole page in one read; whom else they wrote to: what the caller may see
+    histories = await run(rt, rt.store.sender_histories, caller.scope, rows)
+    return ChallengePage(items=[challenge_out(r, histories.get(r["id"])) for r in rows],
+                         next_cursor=encode_cursor(last))
 
 
-@router.get("/challenges/{challenge_id}", response_model=Challenge, responses=NOT_FOUND, summary="One challenge")
+@router.get("/challenges/{challenge_id}", response_model=Challenge, responses=NOT_FOUND,
+            summary="One challenge, with the sender's history")
 async def challenge(caller: CallerDep, rt: RuntimeDep, challenge_id: RowId) -> Challenge:
-    return challenge_out(await run(rt, rt.store.get_challenge, caller.scope, challenge_id))
+    row = await run(rt, rt.store.get_challenge, caller.scope, challenge_id)
+    histories = await run(rt, rt.store.sender_histories, caller.scope, [row])
+    return challenge_out(row, histories.get(row["id"]))
 
 
 async def prior_status(rt: Runtime, caller: Caller, challenge_id: int, decision: str) -> str | None:
