@@ -68,8 +68,24 @@ Trotzdem senden?</translation>
         <translation>Bei neuen wartenden Absendern &amp;benachrichtigen</translation>
     </message>
     <message>
+        <source>&amp;Keep running in the tray when the window is closed</source>
+        <translation>Beim Schließen des Fensters im Infobereich &amp;weiterlaufen</translation>
+    </message>
+    <message>
+        <source>&amp;Start at login</source>
+        <translation>Bei der Anmeldung &amp;starten</translation>
+    </message>
+    <message>
         <source>&amp;Quit</source>
         <translation>&amp;Beenden</translation>
+    </message>
+    <message>
+        <source>&amp;Edit</source>
+        <translation>&amp;Bearbeiten</translation>
+    </message>
+    <message>
+        <source>&amp;Undo</source>
+        <translation>&amp;Rückgängig</translation>
     </message>
     <message>
         <source>&amp;View</source>
@@ -82,6 +98,10 @@ Trotzdem senden?</translation>
     <message>
         <source>&amp;About SenderGate</source>
         <translation>&amp;Über SenderGate</translation>
+    </message>
+    <message>
+        <source>&amp;Undo %1</source>
+        <translation>%1 &amp;rückgängig machen</translation>
     </message>
     <message>
         <source>&amp;Digest mail</source>
@@ -112,6 +132,22 @@ Trotzdem senden?</translation>
 Connected to %2</source>
         <translation>SenderGate Desktop %1
 Verbunden mit %2</translation>
+    </message>
+    <message>
+        <source>This desktop has no system tray.</source>
+        <translation>Diese Arbeitsumgebung hat keinen Infobereich.</translation>
+    </message>
+    <message>
+        <source>Could not change start at login: %1</source>
+        <translation>Start bei der Anmeldung ließ sich nicht ändern: %1</translation>
+    </message>
+    <message>
+        <source>SenderGate will start when you log in.</source>
+        <translation>SenderGate startet, wenn Sie sich anmelden.</translation>
+    </message>
+    <message>
+        <source>SenderGate will no longer start when you log in.</source>
+        <translation>SenderGate startet nicht mehr bei der Anmeldung.</translation>
     </message>
     <message>
         <source>● live</source>
@@ -182,6 +218,63 @@ Verbunden mit %2</translation>
         <translation>Beobachtet</translation>
     </message>
     <message>
+        <source>Verified domain</source>
+        <translation>Domain bestätigt</translation>
+    </message>
+    <message>
+        <source>Could not verify</source>
+        <translation>Nicht prüfbar</translation>
+    </message>
+    <message>
+        <source>Failed verification</source>
+        <translation>Prüfung fehlgeschlagen</translation>
+    </message>
+    <message>
+        <source>Not checked</source>
+        <translation>Nicht geprüft</translation>
+    </message>
+    <message>
+        <source>name hidden: it looked like an address</source>
+        <translation>Name ausgeblendet: er sah wie eine Adresse aus</translation>
+    </message>
+    <message numerus="yes">
+        <source>CAPTCHA: %n wrong answer(s)</source>
+        <translation>
+            <numerusform>CAPTCHA: %n falsche Antwort</numerusform>
+            <numerusform>CAPTCHA: %n falsche Antworten</numerusform>
+        </translation>
+    </message>
+    <message>
+        <source>CAPTCHA not tried</source>
+        <translation>CAPTCHA nicht versucht</translation>
+    </message>
+    <message numerus="yes">
+        <source>%n earlier refusal(s) since %1</source>
+        <translation>
+            <numerusform>%n frühere Abweisung seit %1</numerusform>
+            <numerusform>%n frühere Abweisungen seit %1</numerusform>
+        </translation>
+    </message>
+    <message>
+        <source>First contact</source>
+        <translation>Erster Kontakt</translation>
+    </message>
+    <message>
+        <source>also wrote to %1</source>
+        <translation>schrieb auch an %1</translation>
+    </message>
+    <message>
+        <source>First %1, latest %2</source>
+        <translation>Zuerst %1, zuletzt %2</translation>
+    </message>
+    <message numerus="yes">
+        <source>%n message(s)</source>
+        <translation>
+            <numerusform>%n Nachricht</numerusform>
+            <numerusform>%n Nachrichten</numerusform>
+        </translation>
+    </message>
+    <message>
         <source>Sender</source>
         <translation>Absender</translation>
     </message>
@@ -190,16 +283,20 @@ Verbunden mit %2</translation>
         <translation>Betreff</translation>
     </message>
     <message>
+        <source>(no subject)</source>
+        <translation>(kein Betreff)</translation>
+    </message>
+    <message>
+        <source>When</source>
+        <translation>Wann</translation>
+    </message>
+    <message>
+        <source>Domain</source>
+        <translation>Domain</translation>
+    </message>
+    <message>
         <source>Recipient</source>
         <translation>Empfänger</translation>
-    </message>
-    <message>
-        <source>First seen</source>
-        <translation>Zuerst gesehen</translation>
-    </message>
-    <message>
-        <source>Attempts</source>
-        <translation>Versuche</translation>
     </message>
     <message>
         <source>Added by hand</source>
@@ -254,6 +351,10 @@ Verbunden mit %2</translation>
         <translation>Grund</translation>
     </message>
     <message>
+        <source>Sign-up address</source>
+        <translation>Anmeldeadresse</translation>
+    </message>
+    <message>
         <source>Loading…</source>
         <translation>Lädt…</translation>
     </message>
@@ -280,6 +381,14 @@ Verbunden mit %2</translation>
     <message>
         <source>Blocked %1.</source>
         <translation>%1 gesperrt.</translation>
+    </message>
+    <message>
+        <source>Allowed %1</source>
+        <translation>%1 erlaubt</translation>
+    </message>
+    <message>
+        <source>Blocked %1</source>
+        <translation>%1 gesperrt</translation>
     </message>
     <message>
         <source>From header</source>
@@ -672,11 +781,22 @@ Verbunden mit %2</translation>
         <source>Added %1.</source>
         <translation>%1 hinzugefügt.</translation>
     </message>
+    <message>
+        <source>Added %1</source>
+        <translation>%1 hinzugefügt</translation>
+    </message>
     <message numerus="yes">
         <source>Removed %n entry(s).</source>
         <translation>
             <numerusform>%n Eintrag entfernt.</numerusform>
             <numerusform>%n Einträge entfernt.</numerusform>
+        </translation>
+    </message>
+    <message numerus="yes">
+        <source>Removed %n entry(s)</source>
+        <translation>
+            <numerusform>%n Eintrag entfernt</numerusform>
+            <numerusform>%n Einträge entfernt</numerusform>
         </translation>
     </message>
     <message>
@@ -803,8 +923,24 @@ Verbunden mit %2</translation>
         <translation>Do&amp;main erlauben</translation>
     </message>
     <message>
-        <source>Allow the senders&apos; whole domains (Shift+A)</source>
-        <translation>Die ganzen Domains der Absender erlauben (Umschalt+A)</translation>
+        <source>To</source>
+        <translation>An</translation>
+    </message>
+    <message>
+        <source>CAPTCHA</source>
+        <translation>CAPTCHA</translation>
+    </message>
+    <message>
+        <source>History</source>
+        <translation>Verlauf</translation>
+    </message>
+    <message>
+        <source>not loaded yet</source>
+        <translation>noch nicht geladen</translation>
+    </message>
+    <message>
+        <source>Allow the senders&apos; whole domains (M)</source>
+        <translation>Die ganzen Domains der Absender erlauben (M)</translation>
     </message>
     <message>
         <source>Filter</source>
@@ -813,6 +949,26 @@ Verbunden mit %2</translation>
     <message>
         <source>Filter pending senders</source>
         <translation>Wartende Absender filtern</translation>
+    </message>
+    <message>
+        <source>The selected sender</source>
+        <translation>Der ausgewählte Absender</translation>
+    </message>
+    <message>
+        <source>Select a sender to see who they are and what we know of them.</source>
+        <translation>Wählen Sie einen Absender, um zu sehen, wer es ist und was über ihn bekannt ist.</translation>
+    </message>
+    <message>
+        <source>Approve</source>
+        <translation>Erlauben</translation>
+    </message>
+    <message>
+        <source>Allow domain</source>
+        <translation>Domain erlauben</translation>
+    </message>
+    <message>
+        <source>Deny</source>
+        <translation>Ablehnen</translation>
     </message>
     <message>
         <source>Nobody is waiting.</source>
@@ -1220,9 +1376,24 @@ Verbunden mit %2</translation>
         <source>SenderGate: nothing pending</source>
         <translation>SenderGate: niemand wartet</translation>
     </message>
+    <message numerus="yes">
+        <source>%n new pending sender(s)</source>
+        <translation>
+            <numerusform>%n neuer wartender Absender</numerusform>
+            <numerusform>%n neue wartende Absender</numerusform>
+        </translation>
+    </message>
     <message>
         <source>New pending sender</source>
         <translation>Neuer wartender Absender</translation>
+    </message>
+    <message>
+        <source>SenderGate is still running</source>
+        <translation>SenderGate läuft weiter</translation>
+    </message>
+    <message>
+        <source>It keeps watching for new senders here in the tray. To quit, choose Quit from this icon&apos;s menu.</source>
+        <translation>Es achtet hier im Infobereich weiter auf neue Absender. Zum Beenden wählen Sie „Beenden“ im Menü dieses Symbols.</translation>
     </message>
     <message>
         <source>Dismiss message</source>
@@ -1651,6 +1822,237 @@ Verbunden mit %2</translation>
     <message>
         <source>Denied</source>
         <translation>Abgelehnt</translation>
+    </message>
+    <message>
+        <source>Inbox</source>
+        <translation>Posteingang</translation>
+    </message>
+    <message>
+        <source>A folder of its own</source>
+        <translation>Ein eigener Ordner</translation>
+    </message>
+    <message>
+        <source>Screened folder</source>
+        <translation>Ordner „Vorsortiert“</translation>
+    </message>
+    <message>
+        <source>Live</source>
+        <translation>Aktiv</translation>
+    </message>
+    <message>
+        <source>Expired</source>
+        <translation>Abgelaufen</translation>
+    </message>
+    <message>
+        <source>Revoked</source>
+        <translation>Widerrufen</translation>
+    </message>
+    <message numerus="yes">
+        <source>%1 and %n more</source>
+        <translation>
+            <numerusform>%1 und %n weiterer</numerusform>
+            <numerusform>%1 und %n weitere</numerusform>
+        </translation>
+    </message>
+    <message>
+        <source>Revoked %1</source>
+        <translation>Widerrufen %1</translation>
+    </message>
+    <message>
+        <source>Never</source>
+        <translation>Nie</translation>
+    </message>
+    <message>
+        <source>Site</source>
+        <translation>Website</translation>
+    </message>
+    <message>
+        <source>Status</source>
+        <translation>Status</translation>
+    </message>
+    <message>
+        <source>Mail received</source>
+        <translation>Empfangene Mails</translation>
+    </message>
+    <message>
+        <source>From</source>
+        <translation>Von</translation>
+    </message>
+    <message>
+        <source>Last mail</source>
+        <translation>Letzte Mail</translation>
+    </message>
+    <message>
+        <source>Mail goes to</source>
+        <translation>Mail geht an</translation>
+    </message>
+    <message>
+        <source>Ends</source>
+        <translation>Endet</translation>
+    </message>
+    <message>
+        <source>Where sign-up mail usually goes</source>
+        <translation>Wohin Mail an Anmeldeadressen normalerweise geht</translation>
+    </message>
+    <message>
+        <source>In 30 days</source>
+        <translation>In 30 Tagen</translation>
+    </message>
+    <message>
+        <source>In 90 days</source>
+        <translation>In 90 Tagen</translation>
+    </message>
+    <message>
+        <source>In a year</source>
+        <translation>In einem Jahr</translation>
+    </message>
+    <message>
+        <source>Revoke sign-up address</source>
+        <translation>Anmeldeadresse widerrufen</translation>
+    </message>
+    <message>
+        <source>Revoke %1 (%2)? Mail to it will be refused from now on.</source>
+        <translation>%1 (%2) widerrufen? Mail an diese Adresse wird ab jetzt abgewiesen.</translation>
+    </message>
+    <message>
+        <source>This gateway does not offer sign-up addresses yet; it needs an update.</source>
+        <translation>Dieses Gateway bietet noch keine Anmeldeadressen an; es braucht ein Update.</translation>
+    </message>
+    <message>
+        <source>Sign-up addresses</source>
+        <translation>Anmeldeadressen</translation>
+    </message>
+    <message>
+        <source>e.g. the shop&apos;s or newsletter&apos;s name</source>
+        <translation>z. B. der Name des Shops oder Newsletters</translation>
+    </message>
+    <message>
+        <source>Site name for the new sign-up address</source>
+        <translation>Name der Website für die neue Anmeldeadresse</translation>
+    </message>
+    <message>
+        <source>&amp;Site:</source>
+        <translation>&amp;Website:</translation>
+    </message>
+    <message>
+        <source>Your address the sign-up address belongs to</source>
+        <translation>Ihre Adresse, zu der die Anmeldeadresse gehört</translation>
+    </message>
+    <message>
+        <source>&amp;For:</source>
+        <translation>&amp;Für:</translation>
+    </message>
+    <message>
+        <source>When the sign-up address stops working</source>
+        <translation>Wann die Anmeldeadresse aufhört zu funktionieren</translation>
+    </message>
+    <message>
+        <source>&amp;Dated: the end date is written into the address</source>
+        <translation>&amp;Datiert: das Enddatum steht in der Adresse</translation>
+    </message>
+    <message>
+        <source>Nobody can change the date, not even by editing the address</source>
+        <translation>Niemand kann das Datum ändern, auch nicht durch Bearbeiten der Adresse</translation>
+    </message>
+    <message>
+        <source>&amp;Ends:</source>
+        <translation>&amp;Endet:</translation>
+    </message>
+    <message>
+        <source>Where mail to the sign-up address goes</source>
+        <translation>Wohin Mail an die Anmeldeadresse geht</translation>
+    </message>
+    <message>
+        <source>&amp;Mail goes to:</source>
+        <translation>&amp;Mail geht an:</translation>
+    </message>
+    <message>
+        <source>&amp;Create and copy</source>
+        <translation>&amp;Erstellen und kopieren</translation>
+    </message>
+    <message>
+        <source>Make the address and copy it, ready to paste into the sign-up form</source>
+        <translation>Die Adresse erstellen und kopieren, bereit zum Einfügen ins Anmeldeformular</translation>
+    </message>
+    <message>
+        <source>A sign-up address is a separate address for one shop or newsletter: give it out when you sign up, its mail comes straight in, and you can switch it off if it ever starts sending unwanted mail.</source>
+        <translation>Eine Anmeldeadresse ist eine eigene Adresse für einen Shop oder Newsletter: Sie geben sie bei der Anmeldung an, ihre Mail kommt direkt an, und Sie können sie abschalten, falls sie je unerwünschte Mail bekommt.</translation>
+    </message>
+    <message>
+        <source>Your sign-up addresses</source>
+        <translation>Ihre Anmeldeadressen</translation>
+    </message>
+    <message>
+        <source>Revoke the selected sign-up address (Delete)</source>
+        <translation>Die ausgewählte Anmeldeadresse widerrufen (Entf)</translation>
+    </message>
+    <message>
+        <source>Co&amp;py address</source>
+        <translation>Adresse &amp;kopieren</translation>
+    </message>
+    <message>
+        <source>Copy the selected address (Ctrl+C)</source>
+        <translation>Die ausgewählte Adresse kopieren (Strg+C)</translation>
+    </message>
+    <message>
+        <source>Name in the address: %1</source>
+        <translation>Name in der Adresse: %1</translation>
+    </message>
+    <message>
+        <source>Enter the name of the site you sign up at (letters or digits); it becomes part of the address.</source>
+        <translation>Geben Sie den Namen der Website ein, bei der Sie sich anmelden (Buchstaben oder Ziffern); er wird Teil der Adresse.</translation>
+    </message>
+    <message>
+        <source>%1 is copied to the clipboard: paste it where %2 asks for your email address.</source>
+        <translation>%1 ist in der Zwischenablage: Fügen Sie sie ein, wo %2 nach Ihrer E-Mail-Adresse fragt.</translation>
+    </message>
+    <message>
+        <source>Could not create the sign-up address: %1</source>
+        <translation>Die Anmeldeadresse ließ sich nicht erstellen: %1</translation>
+    </message>
+    <message>
+        <source>%1 is copied to the clipboard.</source>
+        <translation>%1 ist in der Zwischenablage.</translation>
+    </message>
+    <message>
+        <source>Revoked %1: mail to it is refused from now on.</source>
+        <translation>%1 widerrufen: Mail an diese Adresse wird ab jetzt abgewiesen.</translation>
+    </message>
+    <message>
+        <source>Could not revoke %1: %2</source>
+        <translation>%1 ließ sich nicht widerrufen: %2</translation>
+    </message>
+    <message>
+        <source>Could not undo “%1”: %2</source>
+        <translation>„%1“ ließ sich nicht rückgängig machen: %2</translation>
+    </message>
+    <message>
+        <source>Undone: %1</source>
+        <translation>Rückgängig gemacht: %1</translation>
+    </message>
+    <message>
+        <source>Undo</source>
+        <translation>Rückgängig</translation>
+    </message>
+    <message>
+        <source>Undo this (Ctrl+Z)</source>
+        <translation>Rückgängig machen (Strg+Z)</translation>
+    </message>
+    <message>
+        <source>Dismiss</source>
+        <translation>Schließen</translation>
+    </message>
+    <message>
+        <source>%1. Undo with Ctrl+Z</source>
+        <translation>%1. Rückgängig mit Strg+Z</translation>
+    </message>
+    <message>
+        <source>Undo: %1</source>
+        <translation>Rückgängig: %1</translation>
+    </message>
+    <message>
+        <source>Undo with Ctrl+Z</source>
+        <translation>Rückgängig mit Strg+Z</translation>
     </message>
 </context>
 </TS>

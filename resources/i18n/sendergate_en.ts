@@ -18,6 +18,13 @@
         </translation>
     </message>
     <message numerus="yes">
+        <source>Removed %n entry(s)</source>
+        <translation>
+            <numerusform>Removed %n entry</numerusform>
+            <numerusform>Removed %n entries</numerusform>
+        </translation>
+    </message>
+    <message numerus="yes">
         <source>Saved %n entry(s) to </source>
         <translation>
             <numerusform>Saved %n entry to </numerusform>
@@ -64,6 +71,41 @@
         <translation>
             <numerusform>SenderGate: %n pending sender</numerusform>
             <numerusform>SenderGate: %n pending senders</numerusform>
+        </translation>
+    </message>
+    <message numerus="yes">
+        <source>%n new pending sender(s)</source>
+        <translation>
+            <numerusform>%n new pending sender</numerusform>
+            <numerusform>%n new pending senders</numerusform>
+        </translation>
+    </message>
+    <message numerus="yes">
+        <source>CAPTCHA: %n wrong answer(s)</source>
+        <translation>
+            <numerusform>CAPTCHA: %n wrong answer</numerusform>
+            <numerusform>CAPTCHA: %n wrong answers</numerusform>
+        </translation>
+    </message>
+    <message numerus="yes">
+        <source>%n earlier refusal(s) since %1</source>
+        <translation>
+            <numerusform>%n earlier refusal since %1</numerusform>
+            <numerusform>%n earlier refusals since %1</numerusform>
+        </translation>
+    </message>
+    <message numerus="yes">
+        <source>%n message(s)</source>
+        <translation>
+            <numerusform>%n message</numerusform>
+            <numerusform>%n messages</numerusform>
+        </translation>
+    </message>
+    <message numerus="yes">
+        <source>%1 and %n more</source>
+        <translation>
+            <numerusform>%1 and %n more</numerusform>
+            <numerusform>%1 and %n more</numerusform>
         </translation>
     </message>
 </context>

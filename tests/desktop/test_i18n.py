@@ -42,9 +42,9 @@ def test_german_window(qtbot, seeded_gateway, window_for):
         assert i18n.install(app, "de") == "de"
         g, seeded = seeded_gateway
         w = window_for(g, seeded)
-        # the first eight pages; Sign-up addresses (issue 19) waits for its German title in the .ts
-        assert [w.nav.item(i).text().split(" (")[0] for i in range(8)] == [
-            "Übersicht", "Aktivität", "Wartend", "Vorsortiert", "Erlaubt-Liste", "Sperrliste", "Import", "Geräte"]
+        assert [w.nav.item(i).text().split(" (")[0] for i in range(w.nav.count())] == [
+            "Übersicht", "Aktivität", "Wartend", "Vorsortiert", "Erlaubt-Liste", "Sperrliste", "Import", "Geräte",
+            "Anmeldeadressen"]
         assert w.menuBar().actions()[0].text() == "&Datei"
         qtbot.waitUntil(lambda: w.tray.pending == len(seeded.pending), timeout=10_000)
         assert w.tray.icon.toolTip() == f"SenderGate: {len(seeded.pending)} wartende Absender"
