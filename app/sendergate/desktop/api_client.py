@@ -19,8 +19,11 @@ from urllib.parse import urlsplit
 import httpx
 
 # The verdicts of SPEC §4.3, in the order the app shows them.
-VERDICTS: tuple[str, ...] = ("delivered", "screened", "challenged", "bulk", "virus", "spam", "blocked",
-                             "relay_denied", "unknown_recipient", "tempfail", "observed")
+MAIL_VERDICTS: tuple[str, ...] = ("delivered", "screened", "challenged", "bulk", "virus", "spam", "blocked",
+                                  "relay_denied", "unknown_recipient", "tempfail", "observed")
+# what people did about a challenge: events, not mail (Overview's mail counts leave them out)
+ACTION_VERDICTS: tuple[str, ...] = ("confirmed", "approved", "denied")
+VERDICTS: tuple[str, ...] = MAIL_VERDICTS + ACTION_VERDICTS
 MODES: tuple[str, ...] = ("enforce", "observe", "off")  # mailbox modes (SPEC §4.6)
 
 USER_AGENT = "sendergate-desktop"

@@ -10,7 +10,7 @@ from PySide6.QtCore import QDate, QEvent, QLocale, Qt
 from PySide6.QtGui import QColor, QFont, QPainter, QPalette
 from PySide6.QtWidgets import QComboBox, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout
 
-from ..api_client import MODES, VERDICTS, Me, Stats
+from ..api_client import MAIL_VERDICTS, MODES, Me, Stats
 from ..checklist import FirstRunChecklist
 from ..i18n import tr
 from ..models.base import verdict_label
@@ -19,7 +19,8 @@ from .base import Page
 # One colour per verdict, readable on light and dark backgrounds.
 COLOURS = {"delivered": "#2e7d32", "screened": "#0288d1", "challenged": "#f9a825", "bulk": "#8e24aa",
            "virus": "#b71c1c", "spam": "#e64a19", "blocked": "#5d4037", "relay_denied": "#546e7a",
-           "unknown_recipient": "#90a4ae", "tempfail": "#c0ca33", "observed": "#00897b"}
+           "unknown_recipient": "#90a4ae", "tempfail": "#c0ca33", "observed": "#00897b",
+           "confirmed": "#43a047", "approved": "#1e88e5", "denied": "#6d4c41"}
 CHART_MIN_HEIGHT, CHART_MIN_HEIGHT_WITH_CHECKLIST = 260, 100
 
 
@@ -64,13 +65,13 @@ class OverviewPage(Page):
         today_box = QGroupBox(tr("Today"))
         grid = QGridLayout(today_box)
         self.today_labels: dict[str, QLabel] = {}
-        for i, verdict in enumerate(VERDICTS):
+        for i, verdict in enumerate(MAIL_VERDICTS):
             name = QLabel(verdict_label(verdict) + ":")
             value = QLabel("–")
             value.setObjectName(f"today-{verdict}")
             value.setAccessibleName(tr("Today: %1").replace("%1", verdict_label(verdict)))
             name.setBuddy(value)
-            rows = (len(VERDICTS) + 1) // 2  # two columns: the page fits a small screen
+            rows = (len(MAIL_VERDICTS) + 1) // 2  # two columns: the page fits a small screen
             grid.addWidget(name, i % rows, (i // rows) * 2)
             grid.addWidget(value, i % rows, (i // rows) * 2 + 1, Qt.AlignmentFlag.AlignRight)
             self.today_labels[verdict] = value
@@ -197,7 +198,7 @@ class OverviewPage(Page):
             self.chart.removeAxis(axis)
         series = QStackedBarSeries()
         days = [day for day, _ in stats.days]
-        shown = [v for v in VERDICTS if any(counts.get(v, 0) for _, counts in stats.days)] or ["delivered"]
+        shown = [v for v in MAIL_VERDICTS if any(counts.get(v, 0) for _, counts in stats.days)] or ["delivered"]
         for verdict in shown:
             bar = QBarSet(verdict_label(verdict))
             bar.setColor(QColor(COLOURS.get(verdict, "#888888")))
