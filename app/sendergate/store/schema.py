@@ -186,6 +186,8 @@ events = Table(
     Index("ix_events_user_verdict_id", "user_id", "verdict", "id"),
     # PostgreSQL only (migration 0010): a user's `since` page reads their rows of the period, not all of them
     Index("ix_events_user_ts", "user_id", "ts").ddl_if(dialect="postgresql"),
+    # Migration 0012, expression indexes for a sender's history (store/history.py spells the expressions):
+    # ix_events_sender_key (lower(sender), id) and ix_events_sender_domain (lower(part after "@"), id).
 )
 
 # The event's fields, declared once (policy.decide.EventRecord), in the order the store writes them.

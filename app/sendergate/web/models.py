@@ -390,3 +390,34 @@ class UserIn(BaseModel):
 class UserCreated(_Out):
     user: UserOut
     pairing: PairingCode
+
+
+class HistorySummary(_Out):
+    """What we have seen from a sender (or their domain), in the caller's events."""
+
+    counts: dict[str, int] = Field(description="verdict -> events; only verdicts seen.")
+    total: int
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+
+
+class HistoryEntry(ListEntryOut):
+    """An allow or block entry that matches the sender (their address, their domain or a parent domain) or
+    that one of the page's events names (`list:<id>`)."""
+
+    deciding: bool = Field(description="This entry decides for the sender today, for its owner (most specific "
+                           "wins; block beats allow), as the gateway would at RCPT.")
+
+
+class SenderHistory(_Out):
+    """One sender's history: their events (or their whole domain's), summaries, and the matching entries."""
+
+    sender: str | None = Field(description="The address asked for, as given; null when a domain was asked for.")
+    domain: str
+    whole_domain: bool = Field(description="True: `items` are every event from the domain; false: from the sender.")
+    items: list[Event] = Field(description="Newest first.")
+    next_cursor: str | None = None
+    sender_summary: HistorySummary | None = Field(None, description="On the first page (no cursor), for the "
+                                                  "address; null for a domain or on later pages.")
+    domain_summary: HistorySummary | None = Field(None, description="On the first page, for the whole domain.")
+    entries: list[HistoryEntry]

@@ -2,11 +2,11 @@
 
 from fastapi import APIRouter
 
-from . import challenges, devices, digest, events, imports, live, me, modes, screened, stats
+from . import challenges, devices, digest, events, imports, live, me, modes, screened, senders, stats
 from .lists import ALLOW, BLOCK, list_router
 
 
 def api_routers() -> list[APIRouter]:
     """Every /api/v1 route, in the order the OpenAPI document lists them; each needs a token but POST /pair."""
-    return [me.router, events.router, challenges.router, screened.router, list_router(ALLOW), list_router(BLOCK),
-            imports.router, stats.router, live.router, digest.router, devices.router, modes.router]
+    return [me.router, events.router, senders.router, challenges.router, screened.router, list_router(ALLOW),
+            list_router(BLOCK), imports.router, stats.router, live.router, digest.router, devices.router, modes.router]
