@@ -2,8 +2,10 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, HTTPException, Query
 
+from ...store import Invalid
+from ...store.history import parse_subject
 from ..auth import API_PREFIX, WHOSE_DOC, CallerDep, whose
 from ..convert import _times, entry_out, event_out
 from ..deps import RuntimeDep, run
@@ -36,6 +38,10 @@ async def sender_history(caller: CallerDep, rt: RuntimeDep,
                          user: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID, description=WHOSE_DOC)] = None,
                          ) -> SenderHistory:
     before = decode_cursor(cursor)
+    try:
+        parse_subject(sender)  # bad input is the caller's 422, before any store work
+    except Invalid as exc:
+        raise HTTPException(422, str(exc)) from None
     out = await run(rt, rt.store.sender_history, whose(caller, user), sender, whole_domain=domain,
                     before_id=before, limit=limit, summary=before is None)
     return SenderHistory(sender=out["sender"], domain=out["domain"], whole_domain=out["whole_domain"],
