@@ -295,6 +295,40 @@ class Page:
 
 
 @dataclass(frozen=True, slots=True)
+class HistorySummary:
+    """What the gateway has seen from a sender (or their domain): events per verdict, first and last seen."""
+
+    counts: dict[str, int]
+    total: int
+    first_seen: datetime | None
+    last_seen: datetime | None
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any] | None) -> HistorySummary | None:
+        if d is None:
+            return None
+        return cls(dict(d.get("counts", {})), int(d.get("total", 0)), _ts(d.get("first_seen")), _ts(d.get("last_seen")))
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    entry: ListEntry
+    deciding: bool  # the entry decides for the sender today (for its owner)
+
+
+@dataclass(frozen=True, slots=True)
+class SenderHistory(Page):
+    """A page of a sender's history (EventRows in `items`); the summaries come with the first page only."""
+
+    sender: str | None = None
+    domain: str = ""
+    whole_domain: bool = False
+    sender_summary: HistorySummary | None = None
+    domain_summary: HistorySummary | None = None
+    entries: tuple[HistoryEntry, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class StreamMessage:
     """One server-sent event: kind is 'event' or 'challenge'; record is an Event or a Challenge."""
 
@@ -447,6 +481,23 @@ class GatewayClient:
         """Like events(), as EventRows (the Activity log's compact form)."""
         body = self._call("GET", "/events", params=self._whose(self._event_params(verdicts, q, cursor, limit, since)))
         return Page(event_rows(body["items"]), body.get("next_cursor"))
+
+    def sender_history(self, sender: str, *, domain: bool = False, cursor: str | None = None,
+                       limit: int = 200) -> SenderHistory:
+        """GET /senders/history: the sender's (or with `domain` their domain's) events as EventRows, newest
+        first, and on the first page what we have seen of them and the list entries that match them."""
+        params: list[tuple[str, str | int]] = [("sender", sender), ("limit", limit)]
+        if domain:
+            params.append(("domain", "true"))
+        if cursor:
+            params.append(("cursor", cursor))
+        body = self._call("GET", "/senders/history", params=self._whose(params))
+        return SenderHistory(event_rows(body["items"]), body.get("next_cursor"), body.get("sender"),
+                             body.get("domain", ""), bool(body.get("whole_domain")),
+                             HistorySummary.from_json(body.get("sender_summary")),
+                             HistorySummary.from_json(body.get("domain_summary")),
+                             tuple(HistoryEntry(ListEntry.from_json(e), bool(e.get("deciding")))
+                                   for e in body.get("entries", ())))
 
     def _whose(self, params: list[tuple[str, str | int]]) -> list[tuple[str, str | int]]:
         """An admin's "Whose" choice on Pending and Activity: one user's (their id), or everyone's (None)."""

@@ -10,6 +10,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QVBoxLayout
 
 from ..api_client import Challenge, Decided
+from ..history import install_history
 from ..i18n import tr
 from ..models import PendingModel
 from ..models.base import RecordRole
@@ -64,6 +65,7 @@ class PendingPage(Page):
             action.triggered.connect(lambda _=False, d=decision: self.decide_selected(d))
             self.table.addAction(action)
         self.table.selectionModel().selectionChanged.connect(lambda *_: self._enable())
+        self.history_action = install_history(self, self.table, lambda c: c.sender)  # H, context menu
         self._enable()
 
     def _enable(self) -> None:

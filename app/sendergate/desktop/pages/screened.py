@@ -11,6 +11,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QVBoxLayout
 
 from ..api_client import ApiError, Event, GatewayClient
+from ..history import install_history
 from ..i18n import tr
 from ..models import ScreenedModel, SenderGroup, group_by_sender
 from ..models.base import RecordRole
@@ -91,6 +92,7 @@ class ScreenedPage(Page):
             action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
             action.triggered.connect(lambda _=False, v=verb: self.decide_selected(v))
             self.table.addAction(action)
+        self.history_action = install_history(self, self.table, lambda g: g.sender)  # H, context menu
 
     def refresh(self) -> None:
         client = self.client
