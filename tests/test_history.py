@@ -237,3 +237,23 @@ def test_history_needs_a_token_and_is_in_the_openapi_document(gw: GatewayProcess
     doc = Account(gw).http.get("/openapi.json").json()
     assert "/api/v1/senders/history" in doc["paths"]
     assert {"confirmed", "approved", "denied"} <= set(doc["components"]["schemas"]["Verdict"]["enum"])
+
+
+def test_a_big_domains_counts_are_of_its_newest_events_and_say_so(gw: GatewayProcess,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The summary reads a bounded number of events (store.history.SUMMARY_WINDOW; here 5, in the store
+    the test holds): the counts say they are incomplete, first seen is still the oldest event's."""
+    from sendergate.store import history
+    alice = Account(gw)
+    dom = f"big{uuid.uuid4().hex[:8]}.test"
+    t0 = datetime.now(timezone.utc) - timedelta(days=2)
+    gw.store.add_events([_record(t0 + timedelta(minutes=i), alice.user.id, f"p{i}@{dom}",
+                                 Verdict.SPAM if i < 4 else Verdict.CHALLENGED) for i in range(9)])
+    monkeypatch.setattr(history, "SUMMARY_WINDOW", 5)
+    out = gw.store.sender_history(alice.user.id, f"p8@{dom}")
+    assert out["domain_summary"]["counts"] == {"challenged": 5} and out["domain_summary"]["complete"] is False
+    assert out["domain_summary"]["first_seen"] == pytest.approx((t0).timestamp())
+    assert out["sender_summary"]["complete"] is True and out["sender_summary"]["total"] == 1
+    monkeypatch.setattr(history, "SUMMARY_WINDOW", 9)
+    whole = gw.store.sender_history(alice.user.id, f"@{dom}")["domain_summary"]
+    assert whole["counts"] == {"spam": 4, "challenged": 5} and whole["complete"] is True

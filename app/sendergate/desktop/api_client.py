@@ -302,12 +302,14 @@ class HistorySummary:
     total: int
     first_seen: datetime | None
     last_seen: datetime | None
+    complete: bool = True  # False: only the newest events were counted (there are more)
 
     @classmethod
     def from_json(cls, d: dict[str, Any] | None) -> HistorySummary | None:
         if d is None:
             return None
-        return cls(dict(d.get("counts", {})), int(d.get("total", 0)), _ts(d.get("first_seen")), _ts(d.get("last_seen")))
+        return cls(dict(d.get("counts", {})), int(d.get("total", 0)), _ts(d.get("first_seen")), _ts(d.get("last_seen")),
+                   bool(d.get("complete", True)))
 
 
 @dataclass(frozen=True, slots=True)

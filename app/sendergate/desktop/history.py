@@ -97,6 +97,10 @@ def summary_text(summary: HistorySummary | None, what: str) -> str:
     if summary is None or not summary.total:
         return tr("%1: nothing seen yet.").replace("%1", what)
     counts = ", ".join(f"{verdict_label(v)} {n}" for v, n in sorted(summary.counts.items(), key=lambda kv: -kv[1]))
+    if not summary.complete:  # a big domain: the newest events were counted
+        return (tr("%1: more than %n event(s) (the newest: %2), first seen %3, last seen %4", None, summary.total)
+                .replace("%1", what).replace("%2", counts)
+                .replace("%3", when(summary.first_seen)).replace("%4", when(summary.last_seen)))
     return (tr("%1: %n event(s) (%2), first seen %3, last seen %4", None, summary.total)
             .replace("%1", what).replace("%2", counts)
             .replace("%3", when(summary.first_seen)).replace("%4", when(summary.last_seen)))

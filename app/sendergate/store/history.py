@@ -26,6 +26,7 @@ from .schema import events, list_entries
 
 _e = events.c
 _le = list_entries.c
+SUMMARY_WINDOW = 5_000  # events counted per summary, newest first (measured: tests/bench/bench_api.py --only history)
 _LIST_IN_REASON = re.compile(r"\blist:([A-Za-z0-9._-]{1,255})")  # a `list:<id>` entry named in an event's reason
 
 
@@ -86,12 +87,20 @@ class History(StoreBase):
         return out
 
     @staticmethod
-    def _summary(conn: Connection, where: ColumnElement[bool]) -> dict[str, Any]:
-        rows = conn.execute(select(_e.verdict, func.count(), func.min(_e.ts), func.max(_e.ts))
-                            .where(where).group_by(_e.verdict)).all()
+    def _summary(conn: Connection, where: ColumnElement[bool], window: int | None = None) -> dict[str, Any]:
+        """Counts per verdict of the newest `window` events `where` selects (read newest first on the
+        index), and first and last seen of all of them: a freemail domain's hundred thousand events cost
+        what `window` do. `complete` is False when older events were left out of the counts."""
+        newest = (select(_e.id, _e.verdict, _e.ts).where(where).order_by(_e.id.desc())
+                  .limit(window or SUMMARY_WINDOW).subquery())
+        rows = conn.execute(select(newest.c.verdict, func.count(), func.min(newest.c.id), func.max(newest.c.ts))
+                            .group_by(newest.c.verdict)).all()
         counts = {r[0]: int(r[1]) for r in rows}
+        oldest = conn.execute(select(_e.id, _e.ts).where(where).order_by(_e.id).limit(1)).first()
+        counted_from = min((r[2] for r in rows), default=None)
         return {"counts": counts, "total": sum(counts.values()),
-                "first_seen": min((r[2] for r in rows), default=None),
+                "complete": oldest is None or counted_from is None or oldest.id >= counted_from,
+                "first_seen": oldest.ts if oldest is not None else None,
                 "last_seen": max((r[3] for r in rows), default=None)}
 
     def _matching_entries(self, conn: Connection, scope: int | None, address: str | None, domain: str,

@@ -395,8 +395,10 @@ class UserCreated(_Out):
 class HistorySummary(_Out):
     """What we have seen from a sender (or their domain), in the caller's events."""
 
-    counts: dict[str, int] = Field(description="verdict -> events; only verdicts seen.")
-    total: int
+    counts: dict[str, int] = Field(description="verdict -> events counted; only verdicts seen.")
+    total: int = Field(description="Events counted: all of them, or the newest few thousand (see `complete`).")
+    complete: bool = Field(True, description="False: there are older events than those counted (a big domain); "
+                           "`first_seen` is still the oldest of all.")
     first_seen: datetime | None = None
     last_seen: datetime | None = None
 
