@@ -26,7 +26,7 @@ from .schema import events, list_entries
 
 _e = events.c
 _le = list_entries.c
-SUMMARY_WINDOW = 5_000  # events counted per summary, newest first (measured: tests/bench/bench_api.py --only history)
+SUMMARY_WINDOW = 1_000  # events counted per summary, newest first (measured: tests/bench/bench_api.py --only history)
 _LIST_IN_REASON = re.compile(r"\blist:([A-Za-z0-9._-]{1,255})")  # a `list:<id>` entry named in an event's reason
 
 
