@@ -257,3 +257,17 @@ def test_a_big_domains_counts_are_of_its_newest_events_and_say_so(gw: GatewayPro
     monkeypatch.setattr(history, "SUMMARY_WINDOW", 9)
     whole = gw.store.sender_history(alice.user.id, f"@{dom}")["domain_summary"]
     assert whole["counts"] == {"spam": 4, "challenged": 5} and whole["complete"] is True
+
+
+def test_history_matches_exactly_no_wildcards(gw: GatewayProcess) -> None:
+    """The sender is compared for equality: SQL wildcards in an address match nothing but themselves."""
+    alice = Account(gw)
+    dom = f"w{uuid.uuid4().hex[:8]}.test"
+    now = datetime.now(timezone.utc)
+    [ann, pct] = gw.store.add_events([_record(now, alice.user.id, f"ann@{dom}"),
+                                      _record(now, alice.user.id, f"a%n@{dom}")])
+    assert [e["id"] for e in alice.history(f"_nn@{dom}").json()["items"]] == []
+    assert [e["id"] for e in alice.history(f"a%n@{dom}").json()["items"]] == [pct]
+    assert [e["id"] for e in alice.history(f"%@{dom}").json()["items"]] == []
+    assert alice.history("@%").status_code == 422
+    assert sorted(e["id"] for e in alice.history(f"@{dom}").json()["items"]) == [ann, pct]
