@@ -22,11 +22,12 @@ from .errors import Invalid
 from .events import event_dict
 from .lists import _entries_select, _entry_dict
 from .paging import keyset_page
-from .schema import events, list_entries
+from .schema import event_counts, events, list_entries
 
 _e = events.c
 _le = list_entries.c
 SUMMARY_WINDOW = 1_000  # events counted per summary, newest first (measured: tests/bench/bench_api.py --only history)
+DOMAIN_PROBE = 20_000  # a domain's events counted (index only) to compare with a user's, SQLite
 _LIST_IN_REASON = re.compile(r"\blist:([A-Za-z0-9._-]{1,255})")  # a `list:<id>` entry named in an event's reason
 
 
@@ -73,9 +74,11 @@ class History(StoreBase):
         sk, dk = sender_key(self.is_sqlite), domain_key(self.is_sqlite)
         mine = [] if scope is None else [_e.user_id == scope]
         exact = and_(sk == func.lower(address), *mine) if address is not None else None
-        in_domain = and_(dk == func.lower(domain), *mine)
         out: dict[str, Any] = {"sender": address, "domain": domain, "whole_domain": whole_domain}
         with self.engine.connect() as conn:
+            if self._user_rows_fewer(conn, scope, dk == func.lower(domain)):
+                dk = dk.concat(literal_column("''"))  # not the index's expression: the planner reads the user's
+            in_domain = and_(dk == func.lower(domain), *mine)
             stmt = select(events).where(in_domain if whole_domain or exact is None else exact)
             page, cursor = keyset_page(conn, stmt, _e.id, before=before_id, limit=limit)
             out["items"] = [event_dict(r) for r in page]
@@ -85,6 +88,20 @@ class History(StoreBase):
             named = sorted({m for r in page for m in _LIST_IN_REASON.findall(r.reason or "")})
             out["entries"] = self._matching_entries(conn, scope, address, domain, named, now)
         return out
+
+    def _user_rows_fewer(self, conn: Connection, scope: int | None, in_domain: ColumnElement[bool]) -> bool:
+        """SQLite, a user's history of a domain: whether the user has fewer events than the domain (counted
+        up to DOMAIN_PROBE on the domain index alone), so reading the user's own events (their index) and
+        keeping the domain's is cheaper than the planner's choice, the domain index checking each row's
+        user (measured: a user with 1 % of a 143,000-event domain, 0.1 s a page). PostgreSQL plans this
+        from its statistics."""
+        if not self.is_sqlite or scope is None:
+            return False
+        ec = event_counts.c
+        mine = conn.execute(select(func.coalesce(func.sum(ec.count), 0)).where(ec.user_id == scope)).scalar_one()
+        theirs = conn.execute(select(func.count()).select_from(
+            select(_e.id).where(in_domain).limit(DOMAIN_PROBE).subquery())).scalar_one()
+        return bool(mine < theirs)
 
     @staticmethod
     def _summary(conn: Connection, where: ColumnElement[bool], window: int | None = None) -> dict[str, Any]:
