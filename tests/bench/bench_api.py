@@ -11,6 +11,10 @@ days (cold: first call; warm: later calls), and /api/v1/screened (first page of
 200 senders over 90 days, cold and warm, and the next page through its cursor).
 Targets: pages p95 < 50 ms, stats < 200 ms; Screened the same at 10 M events as
 at 10 k (issue 18). `--only screened` runs only the cases whose name holds it.
+
+`--only history` times GET /api/v1/senders/history (issue 17 item 3) after making one domain big: one
+event in seven (every user's) becomes one of 50 senders at bigmail.test, a freemail domain's share; it
+times an address there, the whole domain, a small domain (host42.test, ~1 in 5,000 events), and a next page.
 """
 
 from __future__ import annotations
@@ -68,6 +72,15 @@ def bench(url: str, events: int, runs: int, only: str = "") -> list[tuple[str, f
         tokens.append((who, token))
     _, admin_token = store.add_user("root@example.org", admin=True)
     tokens.append(("admin", admin_token))
+    if only and only in "history":
+        with store.engine.begin() as conn:  # a big domain: one event in seven, 50 senders
+            conn.execute(text("UPDATE events SET sender = 'friend' || (id % 50) || '@BigMail.test' WHERE id % 7 = 3"))
+        if not store.is_sqlite:
+            with store.engine.connect() as conn:
+                conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE events"))
+        else:
+            with store.engine.begin() as conn:
+                conn.execute(text("ANALYZE"))
     results = []
     store.close()
     with GatewayProcess(store_url=url) as gw:
@@ -107,6 +120,17 @@ def bench(url: str, events: int, runs: int, only: str = "") -> list[tuple[str, f
             if next_cursor:
                 cases["screened next page via cursor"] = lambda: c.get(
                     "/api/v1/screened", params={"limit": 200, "cursor": next_cursor})
+            hist = "/api/v1/senders/history"
+            cases["history sender first page (with counts)"] = lambda: c.get(
+                hist, params={"sender": "friend7@bigmail.test", "limit": 50})
+            cases["history big domain first page (with counts)"] = lambda: c.get(
+                hist, params={"sender": "friend7@bigmail.test", "domain": "true", "limit": 50})
+            cases["history small domain first page (with counts)"] = lambda: c.get(
+                hist, params={"sender": "@host42.test", "limit": 50})
+            later = c.get(hist, params={"sender": "@bigmail.test", "limit": 50}).json()["next_cursor"]
+            if later:
+                cases["history big domain next page via cursor"] = lambda: c.get(
+                    hist, params={"sender": "@bigmail.test", "limit": 50, "cursor": later})
             if only:
                 cases = {k: v for k, v in cases.items() if only in k}
             for word in ("rare-needle", "no-such-word") if not only or only in "q=" else ():

@@ -1,7 +1,10 @@
-"""The unknown-sender refusal through a real gateway on a PostgreSQL store, with and without the events
-index on (user_id, ts) (issue 18 item 4: the index is measured against the refusal rate before it is adopted).
+"""The unknown-sender refusal through a real gateway on a PostgreSQL store, with and without an events
+index: on (user_id, ts) (issue 18 item 4), or with `--index history` the two expression indexes of a
+sender's history (migration 0012, issue 17 item 3). Each index is measured against the refusal rate
+before it is adopted.
 
     .venv/bin/python -m tests.bench.bench_pg_refusal [--rounds 10] [--messages 2000] [--events 300000]
+                                                     [--index user_ts|history]
 
 One PostgreSQL cluster holds two databases, each migrated, seeded with the same generated events
 (tests/bench/gen_events.py) and user alice@example.org; in "with" ix_events_user_ts exists (created if the
@@ -21,7 +24,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 
 from sendergate.store import Store
 from tests.bench.bench_smtp import load, raise_fd_limit
@@ -31,7 +34,13 @@ from tests.support.gateway import GatewayProcess
 from tests.support.postfix import SmtpSink
 from tests.support.postgres import PostgresServer
 
-INDEX = "ix_events_user_ts"
+# name -> the indexes it stands for, with their definitions
+INDEXES = {
+    "user_ts": {"ix_events_user_ts": "events (user_id, ts)"},
+    "history": {"ix_events_sender_key": "events (lower(sender), id)",
+                "ix_events_sender_domain": "events (lower(substr(sender, strpos(sender, '@') + 1)), id)"},
+}
+INDEX = "user_ts"
 
 
 def seed(url: str, events: int) -> None:
@@ -46,9 +55,10 @@ def set_index(url: str, on: bool) -> bool:
     """After the gateway started (it migrates: a revision that creates the index would put it back)."""
     store = Store(url)
     with store.engine.begin() as c:
-        c.execute(text(f"DROP INDEX IF EXISTS {INDEX}"))
-        if on:
-            c.execute(text(f"CREATE INDEX {INDEX} ON events (user_id, ts)"))
+        for name, definition in INDEXES[INDEX].items():
+            c.execute(text(f"DROP INDEX IF EXISTS {name}"))
+            if on:
+                c.execute(text(f"CREATE INDEX {name} ON {definition}"))
         c.execute(text("ANALYZE events"))
     store.close()
     return on
@@ -57,9 +67,10 @@ def set_index(url: str, on: bool) -> bool:
 def has_index(url: str) -> bool:
     store = Store(url)
     with store.engine.connect() as c:
-        n = c.execute(text("SELECT count(*) FROM pg_indexes WHERE indexname = :i"), {"i": INDEX}).scalar()
+        n = c.execute(text("SELECT count(*) FROM pg_indexes WHERE indexname IN :i").bindparams(
+            bindparam("i", expanding=True)), {"i": list(INDEXES[INDEX])}).scalar()
     store.close()
-    return bool(n)
+    return n == len(INDEXES[INDEX])
 
 
 def loadavg() -> str:
@@ -71,7 +82,10 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--messages", type=int, default=2000)
     ap.add_argument("--events", type=int, default=300_000)
+    ap.add_argument("--index", choices=sorted(INDEXES), default="user_ts")
     args = ap.parse_args()
+    global INDEX
+    INDEX = args.index
     raise_fd_limit()
     print(f"load average at start: {loadavg()}", file=sys.stderr, flush=True)
     downstream = SmtpSink()

@@ -68,12 +68,12 @@ def test_activity_lists_every_event_newest_first_and_filters(qtbot, seeded_gatew
     assert event.reason in details and event.subject in details
 
 
-def test_activity_context_menu_has_the_three_actions(qtbot, seeded_gateway, window_for):
+def test_activity_context_menu_has_the_row_actions(qtbot, seeded_gateway, window_for):
     g, seeded = seeded_gateway
     w = window_for(g, seeded)
     page = loaded(qtbot, w, "activity")
     texts = [a.text() for a in page.table.actions()]
-    assert texts == ["Allow sender", "Allow sender's domain", "Block sender"]
+    assert texts == ["Allow sender", "Allow sender's domain", "Block sender", "History of this sender…"]
 
 
 def test_pending_screened_and_lists_show_the_seeded_data(qtbot, seeded_gateway, window_for):

@@ -19,8 +19,11 @@ from urllib.parse import urlsplit
 import httpx
 
 # The verdicts of SPEC §4.3, in the order the app shows them.
-VERDICTS: tuple[str, ...] = ("delivered", "screened", "challenged", "bulk", "virus", "spam", "blocked",
-                             "relay_denied", "unknown_recipient", "tempfail", "observed")
+MAIL_VERDICTS: tuple[str, ...] = ("delivered", "screened", "challenged", "bulk", "virus", "spam", "blocked",
+                                  "relay_denied", "unknown_recipient", "tempfail", "observed")
+# what people did about a challenge: events, not mail (Overview's mail counts leave them out)
+ACTION_VERDICTS: tuple[str, ...] = ("confirmed", "approved", "denied")
+VERDICTS: tuple[str, ...] = MAIL_VERDICTS + ACTION_VERDICTS
 MODES: tuple[str, ...] = ("enforce", "observe", "off")  # mailbox modes (SPEC §4.6)
 
 USER_AGENT = "sendergate-desktop"
@@ -177,7 +180,7 @@ def event_rows(items: list[dict[str, Any]]) -> tuple[EventRow, ...]:
 
 
 @dataclass(frozen=True, slots=True)
-class SenderHistory:
+class ChallengeHistory:
     """A pending sender's history with us, as far as this user may see (GET /challenges)."""
 
     earlier_refusals: int
@@ -186,7 +189,7 @@ class SenderHistory:
     other_recipient_count: int
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> SenderHistory:
+    def from_json(cls, d: dict[str, Any]) -> ChallengeHistory:
         return cls(int(d.get("earlier_refusals", 0)), _ts(d.get("first_refused")),
                    tuple(str(r) for r in d.get("other_recipients", ())), int(d.get("other_recipient_count", 0)))
 
@@ -208,7 +211,7 @@ class Challenge:
     auth_status: str = "unchecked"  # verified | unverified | failed | unchecked
     auth_detail: str = ""
     confirm_failures: int = 0  # wrong CAPTCHA answers
-    history: SenderHistory | None = None  # None in the live stream: the page keeps what it had
+    history: ChallengeHistory | None = None  # None in the live stream: the page keeps what it had
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Challenge:
@@ -219,7 +222,7 @@ class Challenge:
                    _ts(d.get("expires_at")) or now, d.get("display_name", "") or "",
                    bool(d.get("display_name_hidden", False)), d.get("auth_status", "unchecked") or "unchecked",
                    d.get("auth_detail", "") or "", int(d.get("confirm_failures", 0) or 0),
-                   SenderHistory.from_json(history) if isinstance(history, dict) else None)
+                   ChallengeHistory.from_json(history) if isinstance(history, dict) else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,6 +346,42 @@ class ImportOutcome:
 class Page:
     items: tuple[Any, ...]
     next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class HistorySummary:
+    """What the gateway has seen from a sender (or their domain): events per verdict, first and last seen."""
+
+    counts: dict[str, int]
+    total: int
+    first_seen: datetime | None
+    last_seen: datetime | None
+    complete: bool = True  # False: only the newest events were counted (there are more)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any] | None) -> HistorySummary | None:
+        if d is None:
+            return None
+        return cls(dict(d.get("counts", {})), int(d.get("total", 0)), _ts(d.get("first_seen")), _ts(d.get("last_seen")),
+                   bool(d.get("complete", True)))
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    entry: ListEntry
+    deciding: bool  # the entry decides for the sender today (for its owner)
+
+
+@dataclass(frozen=True, slots=True)
+class SenderHistory(Page):
+    """A page of a sender's history (EventRows in `items`); the summaries come with the first page only."""
+
+    sender: str | None = None
+    domain: str = ""
+    whole_domain: bool = False
+    sender_summary: HistorySummary | None = None
+    domain_summary: HistorySummary | None = None
+    entries: tuple[HistoryEntry, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -500,6 +539,23 @@ class GatewayClient:
         """Like events(), as EventRows (the Activity log's compact form)."""
         body = self._call("GET", "/events", params=self._whose(self._event_params(verdicts, q, cursor, limit, since)))
         return Page(event_rows(body["items"]), body.get("next_cursor"))
+
+    def sender_history(self, sender: str, *, domain: bool = False, cursor: str | None = None,
+                       limit: int = 200) -> SenderHistory:
+        """GET /senders/history: the sender's (or with `domain` their domain's) events as EventRows, newest
+        first, and on the first page what we have seen of them and the list entries that match them."""
+        params: list[tuple[str, str | int]] = [("sender", sender), ("limit", limit)]
+        if domain:
+            params.append(("domain", "true"))
+        if cursor:
+            params.append(("cursor", cursor))
+        body = self._call("GET", "/senders/history", params=self._whose(params))
+        return SenderHistory(event_rows(body["items"]), body.get("next_cursor"), body.get("sender"),
+                             body.get("domain", ""), bool(body.get("whole_domain")),
+                             HistorySummary.from_json(body.get("sender_summary")),
+                             HistorySummary.from_json(body.get("domain_summary")),
+                             tuple(HistoryEntry(ListEntry.from_json(e), bool(e.get("deciding")))
+                                   for e in body.get("entries", ())))
 
     def _whose(self, params: list[tuple[str, str | int]]) -> list[tuple[str, str | int]]:
         """An admin's "Whose" choice on Pending and Activity: one user's (their id), or everyone's (None)."""

@@ -29,9 +29,17 @@ class Verdict(str, Enum):
     UNKNOWN_RECIPIENT = "unknown_recipient"
     TEMPFAIL = "tempfail"
     OBSERVED = "observed"  # a mailbox in observe mode delivered what would have been challenged or refused
+    # What people did about a challenge (SPEC §4.3): events too, so Activity tells the whole story, but no
+    # mail: never counted as a refusal or a delivery (stats keep them apart, metrics and the digest skip them)
+    CONFIRMED = "confirmed"  # the sender solved the CAPTCHA
+    APPROVED = "approved"  # the user approved the challenge (or allowed the sender's domain)
+    DENIED = "denied"  # the user denied it (the sender is blocklisted)
 
 
 VERDICTS = [v.value for v in Verdict]
+# The verdicts that are a person's action on a challenge, not a decision about mail.
+ACTION_VERDICTS = frozenset({Verdict.CONFIRMED.value, Verdict.APPROVED.value, Verdict.DENIED.value})
+MAIL_VERDICTS = [v for v in VERDICTS if v not in ACTION_VERDICTS]  # SMTP decisions (§4.3's first list)
 
 # Sender classes within one transaction (SPEC §4.1): recipients of different
 # classes get different end-of-DATA outcomes, so they never share a transaction.

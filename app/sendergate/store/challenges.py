@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import Row, bindparam, delete, func, insert, or_, select, text, update
@@ -14,7 +15,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..policy.address import parse_pattern
 from ..policy.decide import EventRecord, Verdict
-from .engine import contains_pattern, dbapi, hash_secret, inserted_id, new_token, now_ts
+from .engine import contains_pattern, dbapi, hash_secret, inserted_id, new_token, now_ts, to_dt
 from .errors import NotFound, short
 from .events import Events
 from .fast_sqlite import open_challenge as sqlite_open_challenge
@@ -64,6 +65,15 @@ def auth_summary(details: dict[str, Any] | None) -> str | None:
     if dkim == "pass" and domains.get("dkim_pass"):
         dkim += ":" + ",".join(str(d) for d in domains["dkim_pass"])
     return f"spf={spf} dkim={dkim} dmarc={details.get('dmarc', 'none')}"[:500]
+
+
+def action_event(row: Any, verdict: Verdict, now: float, *, reason: str, client_ip: str = "",
+                 details: dict[str, Any] | None = None) -> EventRecord:
+    """The event of a person's action on a challenge (`confirmed`, `approved`, `denied`; SPEC §4.3): the
+    challenge's user, sender, recipient and subject, and who did what in `reason`."""
+    return EventRecord(ts=to_dt(now) or datetime.now(timezone.utc), verdict=verdict, reason=reason[:500],
+                       client_ip=client_ip, sender=row.sender, recipient=row.recipient, user_id=row.user_id,
+                       subject=row.subject or "", challenge_id=row.id, details=details or {})
 
 
 def _pending_at_cap(conn: Connection, user_id: int, cap: int, now: float) -> bool:
@@ -305,15 +315,17 @@ class Challenges(Events, Lists):
         return dict(row._mapping)
 
     def decide_challenge(self, scope: int | None, challenge_id: int, decision: str,
-                         now: float | None = None, *,
+                         now: float | None = None, via: str = "in the app", client_ip: str = "", *,
                          actor: int | None = None) -> tuple[dict[str, Any], dict[str, Any], bool]:
         """approve | deny | allow-domain, idempotent; returns (challenge, list entry, changed).
 
         approve: the sender goes on the challenge user's allowlist (source
         `approved`); allow-domain: the sender's domain does; deny: the sender goes
         on the blocklist and the challenge is `denied`, so its links stop working.
-        The entry and the status change commit together, with (given the deciding `actor`) what undo
-        needs to reverse exactly this decision (undo_records; store/undo.py).
+        The entry and the status change commit together, with an `approved` or `denied` event (SPEC §4.3)
+        when anything changed (a repeated decision, a retry, records none) and, given the deciding `actor`,
+        what undo needs to reverse exactly this decision (undo_records; store/undo.py). `via` says where and
+        by whom ("in the app by alice"), for the event's reason; `client_ip` is theirs.
         """
         now = now or now_ts()
         with self.engine.begin() as conn:
@@ -343,17 +355,27 @@ class Challenges(Events, Lists):
                           key=made, prior_status=row.status, snapshot=lifted, now=now)
             if row.status != status:
                 conn.execute(update(challenges).where(_ch.id == challenge_id).values(status=status, updated_at=now))
+            if changed:
+                what = {"approve": "approved", "deny": "denied",
+                        "allow-domain": f"allowed the domain {entry.pattern}"}[decision]
+                reason = f"{what} {via}"
+                self.add_event_tx(conn, action_event(
+                    row, Verdict.DENIED if decision == "deny" else Verdict.APPROVED, now, reason=reason,
+                    client_ip=client_ip, details={"entry_id": entry.id, "pattern": str(entry.pattern),
+                                                  "decision": decision}))
             out = dict(conn.execute(select(*_CHALLENGE_COLS).where(_ch.id == challenge_id)).one()._mapping)
         return out, self.get_entry(None, entry.id), changed
 
     def decide_challenges(self, scope: int | None, challenge_ids: Sequence[int],
-                          decision: str, *, actor: int | None = None) -> list[dict[str, Any]]:
+                          decision: str, via: str = "in the app", client_ip: str = "", *,
+                          actor: int | None = None) -> list[dict[str, Any]]:
         """decide_challenge for each id, each in its own transaction (one that is not the caller's does not
         undo the others); per id: the outcome, or `missing` when the caller has no such challenge."""
         out: list[dict[str, Any]] = []
         for cid in challenge_ids:
             try:
-                challenge, entry, changed = self.decide_challenge(scope, cid, decision, actor=actor)
+                challenge, entry, changed = self.decide_challenge(scope, cid, decision, via=via, client_ip=client_ip,
+                                                                  actor=actor)
             except NotFound as exc:
                 out.append({"id": cid, "status": "missing", "error": str(exc)})
                 continue

@@ -13,7 +13,8 @@ from sqlalchemy import Row, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from ..policy.address import AddressError, parse, parse_pattern
-from .challenges import Challenges
+from ..policy.decide import Verdict
+from .challenges import Challenges, action_event
 from .engine import new_token, now_ts, to_dt
 from .lists import add_entry_tx, entries_for_sender_tx
 from .schema import captchas, challenges
@@ -125,7 +126,7 @@ class Confirm(Challenges, Settings):
             return bool(res.rowcount == 1)
 
     def confirm(self, challenge_id: int, nonce: str | None = None, now: float | None = None,
-                others: tuple[int, ...] = ()) -> bool:
+                others: tuple[int, ...] = (), client_ip: str = "") -> bool:
         """A right answer: the challenge becomes confirmed and the sender is allowlisted for its user,
         with the authentication seen when the link was issued, in one transaction, and so does each of
         `others` (the link's further recipients) that is still pending.
@@ -133,7 +134,11 @@ class Confirm(Challenges, Settings):
         False when the CAPTCHA `nonce` was already used or replaced (None: no CAPTCHA check, for
         admins and tests), the challenge is no longer pending and unexpired, or a block now covers the
         sender for every recipient: a confirmation never lifts a block (SPEC §4.5 item 3); a challenge
-        whose recipient blocks the sender is denied instead."""
+        whose recipient blocks the sender is denied instead.
+
+        Each confirmed challenge gets a `confirmed` event (one denied for a block gets `denied`), with the
+        confirmer's `client_ip`, in the same transaction: a failed commit records nothing, and a second
+        answer finds the challenge no longer pending and records nothing again (SPEC §4.3)."""
         now = now or now_ts()
         c = challenges.c
         with self.engine.begin() as conn:
@@ -152,16 +157,25 @@ class Confirm(Challenges, Settings):
                     confirmed.append(other)
             conn.execute(delete(captchas).where(captchas.c.challenge_id == challenge_id))
             allowed = 0
-            for row in conn.execute(select(c.id, c.user_id, c.sender, c.auth).where(c.id.in_(confirmed))).all():
+            rows = conn.execute(select(c.id, c.user_id, c.sender, c.recipient, c.subject, c.auth)
+                                .where(c.id.in_(confirmed)).order_by(c.id)).all()
+            for row in rows:
                 if _blocked(conn, row.user_id, row.sender, now):
                     conn.execute(update(challenges).where(c.id == row.id).values(status=DENIED, updated_at=now))
+                    self.add_event_tx(conn, action_event(row, Verdict.DENIED, now, client_ip=client_ip,
+                                                         reason="solved the CAPTCHA, but a block covers the sender"))
                     continue
                 # on this connection: the allowlist entries and the status changes commit together
                 note = f"confirmed at the confirmation page (challenge {row.id})"
                 if row.auth:
                     note += f"; {row.auth}"
-                add_entry_tx(conn, row.user_id, "allow", parse_pattern(row.sender), "confirmed", note, None,
-                             auth=row.auth)
+                entry, _ = add_entry_tx(conn, row.user_id, "allow", parse_pattern(row.sender), "confirmed", note,
+                                        None, auth=row.auth)
+                details: dict[str, Any] = {"entry_id": entry.id, "pattern": str(entry.pattern)}
+                if row.auth:
+                    details["auth"] = row.auth
+                self.add_event_tx(conn, action_event(row, Verdict.CONFIRMED, now, client_ip=client_ip,
+                                                     reason="solved the CAPTCHA", details=details))
                 allowed += 1
             if not allowed:
                 return False

@@ -22,6 +22,8 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    func,
+    literal_column,
     text,
 )
 
@@ -191,6 +193,13 @@ events = Table(
     # PostgreSQL only (migration 0010): a user's `since` page reads their rows of the period, not all of them
     Index("ix_events_user_ts", "user_id", "ts").ddl_if(dialect="postgresql"),
 )
+# Migration 0012: a sender's history finds their events, and their domain's, on expressions of the sender as
+# given in MAIL FROM (store/history.py spells the same expressions; constants inline, as the indexes have them).
+Index("ix_events_sender_key", func.lower(events.c.sender), events.c.id)
+for _dialect, _find in (("sqlite", "instr"), ("postgresql", "strpos")):
+    Index("ix_events_sender_domain",
+          func.lower(func.substr(events.c.sender, getattr(func, _find)(events.c.sender, literal_column("'@'"))
+                                 + literal_column("1"))), events.c.id).ddl_if(dialect=_dialect)
 
 # The event's fields, declared once (policy.decide.EventRecord), in the order the store writes them.
 EVENT_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(EventRecord))

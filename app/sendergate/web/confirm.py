@@ -303,7 +303,7 @@ class ConfirmPage:
             return await self.form(request, token, state, notice="empty_answer", status=400)
         if answer_matches(current.answer, answer):
             if await run(self.rt, self.rt.store.confirm, state.challenge_id, current.nonce,
-                                        None, state.others):
+                                        None, state.others, ip):
                 self.log_confirmed(state, ip)
                 self.rt.metrics.count_confirmation()
                 return self.html(request, "confirmed.html", recipient=recipient_list(state.recipients))

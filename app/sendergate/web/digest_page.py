@@ -143,7 +143,7 @@ async def digest_post(request: Request, rt: RuntimeDep, token: str) -> Response:
         if not await run(rt, rt.store.use_digest_link, link.nonce, float(link.expires)):
             return refused("used")
         decided, _, changed = await run(rt, rt.store.decide_challenge, link.user_id, link.challenge_id,
-                                        link.action)
+                                        link.action, None, "from the digest email")
     except LinkError as exc:
         return refused(exc.reason)
     except StoreError:

@@ -117,7 +117,7 @@ class EventPage(_Out):
                           "older events are still to be searched through `next_cursor`.")
 
 
-class SenderHistory(_Out):
+class ChallengeHistory(_Out):
     """A pending sender's history with us, as far as the caller may see it."""
 
     earlier_refusals: int = Field(description=(
@@ -161,7 +161,7 @@ class Challenge(_Out):
         "neutral, softfail, temperror), 'failed' (SPF or DMARC failed, yet the session got a link: e.g. a "
         "p=none policy), 'unchecked' (the checks did not run)."))
     auth_detail: str = Field("", description="One line: how it was verified, or what SPF, DKIM and DMARC said.")
-    history: SenderHistory | None = Field(None, description=(
+    history: ChallengeHistory | None = Field(None, description=(
         "The sender's history with the caller (in GET /challenges and GET /challenges/{id}; null in the live "
         "stream and in decisions)."))
 
@@ -482,3 +482,36 @@ class TagOut(_Out):
 
 class TagList(_Out):
     items: list[TagOut]
+
+
+class HistorySummary(_Out):
+    """What we have seen from a sender (or their domain), in the caller's events."""
+
+    counts: dict[str, int] = Field(description="verdict -> events counted; only verdicts seen.")
+    total: int = Field(description="Events counted: all of them, or the newest few thousand (see `complete`).")
+    complete: bool = Field(True, description="False: there are older events than those counted (a big domain); "
+                           "`first_seen` is still the oldest of all.")
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+
+
+class HistoryEntry(ListEntryOut):
+    """An allow or block entry that matches the sender (their address, their domain or a parent domain) or
+    that one of the page's events names (`list:<id>`)."""
+
+    deciding: bool = Field(description="This entry decides for the sender today, for its owner (most specific "
+                           "wins; block beats allow), as the gateway would at RCPT.")
+
+
+class SenderHistory(_Out):
+    """One sender's history: their events (or their whole domain's), summaries, and the matching entries."""
+
+    sender: str | None = Field(description="The address asked for, as given; null when a domain was asked for.")
+    domain: str
+    whole_domain: bool = Field(description="True: `items` are every event from the domain; false: from the sender.")
+    items: list[Event] = Field(description="Newest first.")
+    next_cursor: str | None = None
+    sender_summary: HistorySummary | None = Field(None, description="On the first page (no cursor), for the "
+                                                  "address; null for a domain or on later pages.")
+    domain_summary: HistorySummary | None = Field(None, description="On the first page, for the whole domain.")
+    entries: list[HistoryEntry]

@@ -33,6 +33,9 @@ def verdict_label(verdict: str) -> str:
         "unknown_recipient": tr("Unknown recipient"),
         "tempfail": tr("Temporary failure"),
         "observed": tr("Observed"),
+        "confirmed": tr("Confirmed"),
+        "approved": tr("Approved"),
+        "denied": tr("Denied"),
     }
     return labels.get(verdict, verdict)
 

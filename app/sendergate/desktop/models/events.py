@@ -22,6 +22,7 @@ from __future__ import annotations
 import bisect
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -170,10 +171,15 @@ class EventsModel(QAbstractTableModel):
     def _fetch(self, cursor: str | None) -> None:
         assert self._client is not None
         client, gen = self._client, self._generation
-        verdicts, query, size = self.verdicts, self.query, self._page_size
+        load = self.page_loader()
         self._set_loading(True)
-        Operation(self, lambda: client.event_rows(verdicts=verdicts, q=query, cursor=cursor, limit=size),
+        Operation(self, lambda: load(client, cursor),
                   lambda page: self._append(gen, cursor, page)).failure(lambda exc: self._failed(gen, str(exc))).run()
+
+    def page_loader(self) -> Callable[[GatewayClient, str | None], Page]:
+        """What fetches a page for the current filter, on a worker thread (a subclass shows other events)."""
+        verdicts, query, size = self.verdicts, self.query, self._page_size
+        return lambda client, cursor: client.event_rows(verdicts=verdicts, q=query, cursor=cursor, limit=size)
 
     def _set_loading(self, on: bool) -> None:
         if on != self._loading:
@@ -224,7 +230,7 @@ class EventsModel(QAbstractTableModel):
             return
         self._refetching.add(index)
         client, gen, cursor = self._client, self._generation, self._page_cursor[index]
-        verdicts, query, size = self.verdicts, self.query, self._page_size
+        load = self.page_loader()
 
         def done(page: Page) -> None:
             if gen != self._generation:
@@ -240,8 +246,7 @@ class EventsModel(QAbstractTableModel):
             self._refetching.discard(index)
             self.failed.emit(str(exc))
 
-        Operation(self, lambda: client.event_rows(verdicts=verdicts, q=query, cursor=cursor, limit=size), done) \
-            .failure(failed).run()
+        Operation(self, lambda: load(client, cursor), done).failure(failed).run()
 
     def canFetchMore(self, parent: _Index = QModelIndex()) -> bool:
         if parent.isValid():

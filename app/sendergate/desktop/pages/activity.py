@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QLabel, QLineEdit, QMenu, QSplitter, QTextBrowser,
 
 from .. import undo
 from ..api_client import VERDICTS, Event, ListEntry
+from ..history import install_history, open_history
 from ..i18n import tr
 from ..models import EventsModel
 from ..models.base import exact_time, verdict_label
@@ -127,6 +128,14 @@ class ActivityPage(Page):
             action.triggered.connect(lambda _=False, v=verb, s=scope: self.decide_selected(v, s))
             self.table.addAction(action)
         self._enable()
+        # the sender's history: H, Enter (or a double click), the context menu
+        self.history_action = install_history(self, self.table, lambda e: e.sender)
+        self.table.activated.connect(lambda index: self._open_history(index.row()))
+
+    def _open_history(self, row: int) -> None:
+        event = self.model.event_at(row)
+        if event is not None and open_history(self, self.client, event.sender) is None:
+            self.history_action.trigger()  # says why there is none
 
     def refresh(self) -> None:
         self.model.reload()
@@ -183,6 +192,8 @@ class ActivityPage(Page):
         menu.addAction(self.allow_domain)
         menu.addSeparator()
         menu.addAction(self.block_sender)
+        menu.addSeparator()
+        menu.addAction(self.history_action)
         menu.popup(self.table.viewport().mapToGlobal(pos))
 
     def decide_selected(self, action: str, scope: str) -> None:

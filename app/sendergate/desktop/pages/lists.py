@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 from ...policy.address import AddressError, parse_pattern
 from .. import undo
 from ..api_client import ListEntry
+from ..history import install_history
 from ..i18n import tr
 from ..models import EntriesModel
 from ..models.base import RecordRole
@@ -146,6 +147,7 @@ class ListPage(Page):
             act.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
             act.triggered.connect(slot)
             self.table.addAction(act)
+        self.history_action = install_history(self, self.table, lambda e: e.entry)  # H, context menu
         self._validate()
         self._enable()
 

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..api_client import MODES, VERDICTS, Me, Stats
+from ..api_client import MAIL_VERDICTS, MODES, Me, Stats
 from ..checklist import FirstRunChecklist
 from ..i18n import tr
 from ..models.base import verdict_label
@@ -74,7 +74,7 @@ class OverviewPage(Page):
         self.today_grid.setHorizontalSpacing(6)
         self.today_labels: dict[str, QLabel] = {}
         self._today_cells: list[QWidget] = []
-        self._show_today_rows(visible_to("user", VERDICTS))  # an admin's extra rows come with /me
+        self._show_today_rows(visible_to("user", MAIL_VERDICTS))  # an admin's extra rows come with /me
         top.addWidget(today_box, 1)
 
         # beside today's counts (not below them): the window still fits a small screen
@@ -189,7 +189,7 @@ class OverviewPage(Page):
 
     def show_mode(self, me: Me) -> None:
         self.me = me
-        self._show_today_rows(visible_to(me.role, VERDICTS))
+        self._show_today_rows(visible_to(me.role, MAIL_VERDICTS))
         index = self.mode_choice.findData(me.mode if me.mode in MODES else "enforce")
         self.mode_choice.setCurrentIndex(index)
         self.mode_choice.setEnabled(True)
@@ -232,7 +232,7 @@ class OverviewPage(Page):
             self.chart.removeAxis(axis)
         series = QStackedBarSeries()
         days = [day for day, _ in stats.days]
-        shown = [v for v in VERDICTS if any(counts.get(v, 0) for _, counts in stats.days)] or ["delivered"]
+        shown = [v for v in MAIL_VERDICTS if any(counts.get(v, 0) for _, counts in stats.days)] or ["delivered"]
         for verdict in shown:
             bar = QBarSet(verdict_label(verdict))
             bar.setColor(colour(verdict))

@@ -50,6 +50,7 @@ from PySide6.QtWidgets import (
 
 from .. import undo
 from ..api_client import Challenge, Decided
+from ..history import install_history
 from ..i18n import tr
 from ..icons import icon
 from ..models import PendingModel
@@ -290,6 +291,7 @@ class PendingPage(Page):
             self.actions_by_decision[decision] = action
         self.table.selectionModel().selectionChanged.connect(lambda *_: self._selection_changed())
         self.table.selectionModel().currentChanged.connect(lambda *_: self._show_details())
+        self.history_action = install_history(self, self.table, lambda c: c.sender)  # H, context menu
         self._enable()
 
     # -- live additions keep the view --

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QVBoxLayout
 
 from .. import undo
 from ..api_client import ApiError, Event, GatewayClient, ListEntry
+from ..history import install_history
 from ..i18n import tr
 from ..models import ScreenedModel, SenderGroup, group_by_sender
 from ..models.base import RecordRole
@@ -99,6 +100,7 @@ class ScreenedPage(Page):
             action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
             action.triggered.connect(lambda _=False, v=verb: self.decide_selected(v))
             self.table.addAction(action)
+        self.history_action = install_history(self, self.table, lambda g: g.sender)  # H, context menu
         self._enable()
 
     def _enable(self) -> None:

@@ -61,6 +61,11 @@ async def challenge(caller: CallerDep, rt: RuntimeDep, challenge_id: RowId) -> C
     return challenge_out(row, histories.get(row["id"]))
 
 
+def decider(caller: Caller) -> str:
+    """Where and by whom, for the `approved`/`denied` event's reason."""
+    return f"in the app by {caller.user.name or f'user {caller.user.id}'}"
+
+
 async def prior_status(rt: Runtime, caller: Caller, challenge_id: int, decision: str) -> str | None:
     """The challenge's status before an approval, when [notify] may tell its sender (else None: no lookup)."""
     if not rt.cfg.notify.enabled or decision == "deny":
@@ -73,8 +78,8 @@ async def prior_status(rt: Runtime, caller: Caller, challenge_id: int, decision:
 
 async def decide(rt: Runtime, caller: Caller, challenge_id: int, decision: str) -> ChallengeDecision:
     prior = await prior_status(rt, caller, challenge_id, decision)
-    ch, entry, changed = await run(rt, rt.store.decide_challenge, caller.scope, challenge_id, decision,
-                                   actor=caller.user.id)
+    ch, entry, changed = await run(rt, rt.store.decide_challenge, caller.scope, challenge_id, decision, None,
+                                   decider(caller), actor=caller.user.id)
     if changed:
         log.info("api: user %d %s challenge %d (%s -> %s)", caller.user.id, decision, challenge_id,
                  ch["sender"], ch["recipient"])
@@ -107,7 +112,7 @@ async def decide_many(rt: Runtime, caller: Caller, body: ChallengeIds, decision:
     if bad is not None:
         raise HTTPException(422, f"ids: {bad} is not a challenge id")
     priors = {i: await prior_status(rt, caller, i, decision) for i in ids} if rt.cfg.notify.enabled else {}
-    outcomes = await run(rt, rt.store.decide_challenges, caller.scope, ids, decision,
+    outcomes = await run(rt, rt.store.decide_challenges, caller.scope, ids, decision, decider(caller),
                          actor=caller.user.id)
     items = []
     for o in outcomes:

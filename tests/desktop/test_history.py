@@ -1,0 +1,229 @@
+"""The sender history panel (issue 17 item 3) against a real gateway: opened from every page's rows (key H,
+Enter on Activity, the context menu), showing the sender's events, what was seen and the matching entries,
+and acting through the API."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import QItemSelectionModel, Qt
+from PySide6.QtWidgets import QApplication, QMenu, QWidget
+
+from sendergate.desktop.api_client import GatewayClient
+from sendergate.desktop.history import PANEL_ATTR, HistoryPanel, open_history
+from sendergate.desktop.models.base import RecordRole
+from tests.desktop.conftest import OFFSCREEN_NOISE
+from tests.support.common import free_loopback_port
+
+# raise() of the panel and a context menu's keyboard grab: the offscreen platform has neither (as in
+# test_checklist.py); per test, since the conftest's marker is the one pytest-qt reads for the module
+QUIET = pytest.mark.qt_log_ignore(*OFFSCREEN_NOISE, r"This plugin does not support raise\(\)",
+                                  r"This plugin does not support grabbing")
+
+TIMEOUT = 10_000
+
+
+def loaded(qtbot, window, key):
+    page = window.show_page(key)
+    qtbot.waitUntil(lambda: page.loaded, timeout=TIMEOUT)
+    return page
+
+
+def select_row(view, row):
+    sel = view.selectionModel()
+    sel.clearSelection()
+    index = view.model().index(row, 0)
+    sel.select(index, QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows)
+    sel.setCurrentIndex(index, QItemSelectionModel.SelectionFlag.NoUpdate)
+
+
+def row_where(view, pred):
+    model = view.model()
+    for r in range(model.rowCount()):
+        record = model.data(model.index(r, 0), RecordRole)
+        if record is not None and pred(record):
+            return r
+    raise AssertionError("no such row")
+
+
+def key_on(qtbot, window, view, key):
+    """A key on a page's table, as a person presses it: the main window active, the table focused."""
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=TIMEOUT)
+    view.setFocus()
+    qtbot.keyClick(view, key)
+
+
+def panel_of(window) -> HistoryPanel:
+    panel = getattr(window, PANEL_ATTR, None)
+    assert panel is not None, "no history panel was opened"
+    return panel
+
+
+def settled(qtbot, panel):
+    qtbot.waitUntil(lambda: not panel.model.loading and panel.busy == 0
+                    and panel.status.text() not in ("", "Loading…"), timeout=TIMEOUT)
+
+
+def entries_of(panel):
+    return [panel.entries.item(i).text() for i in range(panel.entries.count())]
+
+
+def shown_senders(panel):
+    return [panel.model.event_at(r).sender for r in range(panel.model.rowCount())]
+
+
+def stored(g, user_id, sender):
+    """The user's events from `sender` (any case), from the store itself, newest first."""
+    return [e for e in reversed(g.events()) if e.user_id == user_id and e.sender.lower() == sender.lower()]
+
+
+@QUIET
+def test_opens_from_every_page_and_shows_the_senders_events_and_entries(qtbot, seeded_gateway, window_for):
+    g, seeded = seeded_gateway
+    w = window_for(g, seeded)
+
+    # Activity: H on a row of the blocked sender
+    page = loaded(qtbot, w, "activity")
+    row = row_where(page.table, lambda e: e.sender == "pest@annoying.example")
+    select_row(page.table, row)
+    key_on(qtbot, w, page.table, Qt.Key.Key_H)
+    panel = panel_of(w)
+    settled(qtbot, panel)
+    assert panel.isVisible() and not panel.isModal()
+    assert "pest@annoying.example" in panel.heading.text()
+    want = stored(g, seeded.user_id, "pest@annoying.example")
+    assert want and [panel.model.event_at(r).id for r in range(panel.model.rowCount())] == [e.id for e in want]
+    assert f"{len(want)} event" in panel.summary.text() and "Blocked" in panel.summary.text()
+    qtbot.waitUntil(lambda: entries_of(panel) == ["Blocked: pest@annoying.example — you — decides today"],
+                    timeout=TIMEOUT)
+    # the same columns as Activity: the model is Activity's
+    assert panel.model.columnCount() == page.model.columnCount()
+
+    # Activity: Enter on another row shows that sender instead, in the same panel
+    row = row_where(page.table, lambda e: e.verdict == "challenged")
+    stranger = page.model.event_at(row).sender
+    select_row(page.table, row)
+    page.table.setCurrentIndex(page.table.model().index(row, 0))
+    key_on(qtbot, w, page.table, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: stranger in panel.heading.text(), timeout=TIMEOUT)
+    settled(qtbot, panel)
+    assert panel_of(w) is panel
+    assert set(shown_senders(panel)) == {stranger}
+    assert len(shown_senders(panel)) == len(stored(g, seeded.user_id, stranger))
+
+    # Pending: H
+    page = loaded(qtbot, w, "pending")
+    _, pending_sender, _ = seeded.pending[0]
+    select_row(page.table, row_where(page.table, lambda c: c.sender == pending_sender))
+    key_on(qtbot, w, page.table, Qt.Key.Key_H)
+    qtbot.waitUntil(lambda: pending_sender in panel.heading.text(), timeout=TIMEOUT)
+    settled(qtbot, panel)
+    assert set(shown_senders(panel)) <= {pending_sender}
+
+    # Screened: H
+    page = loaded(qtbot, w, "screened")
+    qtbot.waitUntil(lambda: page.model.rowCount() > 0, timeout=TIMEOUT)
+    automated = page.table.model().data(page.table.model().index(0, 0), RecordRole).sender
+    select_row(page.table, 0)
+    key_on(qtbot, w, page.table, Qt.Key.Key_H)
+    qtbot.waitUntil(lambda: automated in panel.heading.text(), timeout=TIMEOUT)
+    settled(qtbot, panel)
+    assert panel.model.rowCount() == len(stored(g, seeded.user_id, automated)) > 0
+
+    # Allowlist, a domain entry, through the context menu: the domain's history, the entry that matches it
+    page = loaded(qtbot, w, "allowlist")
+    row = row_where(page.table, lambda e: e.entry == "@harbour-studio.co.uk")
+    rect = page.table.visualRect(page.table.model().index(row, 0))
+    w.activateWindow()
+    page.table.customContextMenuRequested.emit(rect.center())
+    menu = next(m for m in QApplication.topLevelWidgets() if isinstance(m, QMenu) and m.isVisible())
+    [action] = [a for a in menu.actions() if a.text() == "History of this sender…"]
+    action.trigger()
+    menu.close()
+    qtbot.waitUntil(lambda: "@harbour-studio.co.uk" in panel.heading.text(), timeout=TIMEOUT)
+    settled(qtbot, panel)
+    assert panel.scope.count() == 1 and panel.whole_domain()  # a domain has no "this sender"
+    assert not panel.allow_sender.isEnabled()
+    assert all(s.lower().endswith("@harbour-studio.co.uk") for s in shown_senders(panel))
+    assert any("Allowed: @harbour-studio.co.uk" in text for text in entries_of(panel))
+
+    # Blocklist: H
+    page = loaded(qtbot, w, "blocklist")
+    select_row(page.table, row_where(page.table, lambda e: e.entry == "pest@annoying.example"))
+    key_on(qtbot, w, page.table, Qt.Key.Key_H)
+    qtbot.waitUntil(lambda: "History of pest@annoying.example" == panel.heading.text(), timeout=TIMEOUT)
+    settled(qtbot, panel)
+    assert panel.model.rowCount() == len(stored(g, seeded.user_id, "pest@annoying.example"))
+
+    # the whole domain, chosen in the panel
+    panel.scope.setCurrentIndex(1)
+    panel.scope.activated.emit(1)
+    settled(qtbot, panel)
+    assert panel.whole_domain() and all(s.lower().endswith("@annoying.example") for s in shown_senders(panel))
+    panel.close()
+
+
+@QUIET
+def test_actions_from_the_panel_go_through_the_api(qtbot, fresh_gateway, window_for):
+    g, seeded = fresh_gateway
+    w = window_for(g, seeded)
+    api = GatewayClient(g.http_url, seeded.token)
+    page = loaded(qtbot, w, "pending")
+    _, sender, _ = seeded.pending[1]
+    domain = "@" + sender.split("@")[1]
+    select_row(page.table, row_where(page.table, lambda c: c.sender == sender))
+    key_on(qtbot, w, page.table, Qt.Key.Key_H)
+    panel = panel_of(w)
+    settled(qtbot, panel)
+    assert "No allow or block entry matches" in panel.entries.item(0).text()
+    assert not panel.remove_entry.isEnabled()
+
+    qtbot.mouseClick(panel.allow_domain, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: domain in {e.entry for e in api.all_entries("allow")}, timeout=TIMEOUT)
+    settled(qtbot, panel)
+    qtbot.waitUntil(lambda: entries_of(panel) == [f"Allowed: {domain} — you — decides today"], timeout=TIMEOUT)
+
+    qtbot.mouseClick(panel.block_sender, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: sender in {e.entry for e in api.all_entries("block")}, timeout=TIMEOUT)
+    settled(qtbot, panel)
+    assert sorted(entries_of(panel)) == [f"Allowed: {domain} — you", f"Blocked: {sender} — you — decides today"]
+
+    # remove the block, chosen in the entries list with the keyboard
+    panel.activateWindow()
+    blocked = next(i for i in range(panel.entries.count()) if panel.entries.item(i).text().startswith("Blocked"))
+    panel.entries.setCurrentRow(blocked)
+    assert panel.remove_entry.isEnabled()
+    qtbot.mouseClick(panel.remove_entry, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: sender not in {e.entry for e in api.all_entries("block")}, timeout=TIMEOUT)
+    settled(qtbot, panel)
+    assert "Removed" in panel.status.text()
+    assert domain in {e.entry for e in api.all_entries("allow")}, "only the chosen entry went"
+    api.close()
+    panel.close()
+
+
+@QUIET
+def test_empty_and_unreachable(qtbot, seeded_gateway):
+    g, seeded = seeded_gateway
+    host = QWidget()
+    qtbot.addWidget(host)
+    client = GatewayClient(g.http_url, seeded.token, timeout=5)
+    panel = open_history(host, client, "nobody@nowhere.example")
+    assert panel is not None
+    settled(qtbot, panel)
+    assert panel.status.text() == "Nothing from this sender yet."
+    assert entries_of(panel) == ["No allow or block entry matches this sender."]
+    # no history for the null sender or a mailing-list entry: no panel, no call
+    assert open_history(host, client, "<>") is None and open_history(host, client, "list:dev.example.org") is None
+    panel.close()
+
+    down = QWidget()
+    qtbot.addWidget(down)
+    dead = GatewayClient(f"http://127.0.0.1:{free_loopback_port()}", "x", timeout=2)
+    panel = open_history(down, dead, "pest@annoying.example")
+    assert panel is not None
+    qtbot.waitUntil(lambda: "cannot reach the gateway" in panel.status.text(), timeout=TIMEOUT)
+    assert panel.status.text().startswith("The history could not be loaded")
+    qtbot.mouseClick(panel.block_sender, Qt.MouseButton.LeftButton)  # an action fails the same clear way
+    qtbot.waitUntil(lambda: panel.busy == 0 and "That did not work" in panel.status.text(), timeout=TIMEOUT)
+    panel.close()
