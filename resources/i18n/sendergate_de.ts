@@ -198,8 +198,153 @@ Verbunden mit %2</translation>
         <translation>Spam</translation>
     </message>
     <message>
+        <source>%1: nothing seen yet.</source>
+        <translation>%1: noch nichts gesehen.</translation>
+    </message>
+    <message numerus="yes">
+        <source>%1: more than %n event(s) (the newest: %2), first seen %3, last seen %4</source>
+        <translation>
+            <numerusform>%1: mehr als %n Ereignis (das neueste: %2), zuerst %3, zuletzt %4</numerusform>
+            <numerusform>%1: mehr als %n Ereignisse (die neuesten: %2), zuerst %3, zuletzt %4</numerusform>
+        </translation>
+    </message>
+    <message numerus="yes">
+        <source>%1: %n event(s) (%2), first seen %3, last seen %4</source>
+        <translation>
+            <numerusform>%1: %n Ereignis (%2), zuerst %3, zuletzt %4</numerusform>
+            <numerusform>%1: %n Ereignisse (%2), zuerst %3, zuletzt %4</numerusform>
+        </translation>
+    </message>
+    <message>
         <source>Blocked</source>
         <translation>Gesperrt</translation>
+    </message>
+    <message>
+        <source>Allowed</source>
+        <translation>Erlaubt</translation>
+    </message>
+    <message>
+        <source>everyone (global)</source>
+        <translation>alle (global)</translation>
+    </message>
+    <message>
+        <source>you</source>
+        <translation>Sie</translation>
+    </message>
+    <message>
+        <source>decides today</source>
+        <translation>entscheidet heute</translation>
+    </message>
+    <message>
+        <source>Sender history</source>
+        <translation>Absender-Verlauf</translation>
+    </message>
+    <message>
+        <source>Show events from</source>
+        <translation>Ereignisse zeigen von</translation>
+    </message>
+    <message>
+        <source>Events from this sender</source>
+        <translation>Ereignisse dieses Absenders</translation>
+    </message>
+    <message>
+        <source>List entries that match</source>
+        <translation>Passende Listeneinträge</translation>
+    </message>
+    <message>
+        <source>List entries that match this sender</source>
+        <translation>Listeneinträge zu diesem Absender</translation>
+    </message>
+    <message>
+        <source>Allow &amp;sender</source>
+        <translation>&amp;Absender erlauben</translation>
+    </message>
+    <message>
+        <source>Allow this sender</source>
+        <translation>Diesen Absender erlauben</translation>
+    </message>
+    <message>
+        <source>Allow everyone at this domain</source>
+        <translation>Alle dieser Domain erlauben</translation>
+    </message>
+    <message>
+        <source>Block this sender (or the domain shown)</source>
+        <translation>Diesen Absender (oder die gezeigte Domain) sperren</translation>
+    </message>
+    <message>
+        <source>&amp;Remove entry</source>
+        <translation>Eintrag &amp;entfernen</translation>
+    </message>
+    <message>
+        <source>Remove the selected list entry</source>
+        <translation>Den ausgewählten Listeneintrag entfernen</translation>
+    </message>
+    <message>
+        <source>Re&amp;load</source>
+        <translation>&amp;Neu laden</translation>
+    </message>
+    <message>
+        <source>Load the history again (F5)</source>
+        <translation>Verlauf neu laden (F5)</translation>
+    </message>
+    <message>
+        <source>History of %1</source>
+        <translation>Verlauf von %1</translation>
+    </message>
+    <message>
+        <source>This sender</source>
+        <translation>Dieser Absender</translation>
+    </message>
+    <message>
+        <source>Everyone at %1</source>
+        <translation>Alle bei %1</translation>
+    </message>
+    <message>
+        <source>No allow or block entry matches this sender.</source>
+        <translation>Kein Erlaubt- oder Sperreintrag passt zu diesem Absender.</translation>
+    </message>
+    <message>
+        <source>Nothing from this sender yet.</source>
+        <translation>Noch nichts von diesem Absender.</translation>
+    </message>
+    <message>
+        <source>Nothing from this domain yet.</source>
+        <translation>Noch nichts von dieser Domain.</translation>
+    </message>
+    <message numerus="yes">
+        <source>%n event(s) shown, newest first</source>
+        <translation>
+            <numerusform>%n Ereignis, neuestes zuerst</numerusform>
+            <numerusform>%n Ereignisse, neueste zuerst</numerusform>
+        </translation>
+    </message>
+    <message>
+        <source>The history could not be loaded: %1</source>
+        <translation>Der Verlauf konnte nicht geladen werden: %1</translation>
+    </message>
+    <message>
+        <source>That did not work: %1</source>
+        <translation>Das hat nicht geklappt: %1</translation>
+    </message>
+    <message>
+        <source>from the sender history</source>
+        <translation>aus dem Absender-Verlauf</translation>
+    </message>
+    <message>
+        <source>Allowed %1.</source>
+        <translation>%1 erlaubt.</translation>
+    </message>
+    <message>
+        <source>Removed %1.</source>
+        <translation>%1 entfernt.</translation>
+    </message>
+    <message>
+        <source>History of this sender…</source>
+        <translation>Verlauf dieses Absenders…</translation>
+    </message>
+    <message>
+        <source>This row has no sender history (the null sender &lt;&gt;, or a mailing-list entry).</source>
+        <translation>Diese Zeile hat keinen Absender-Verlauf (leerer Absender &lt;&gt; oder Mailinglisten-Eintrag).</translation>
     </message>
     <message>
         <source>Relay denied</source>

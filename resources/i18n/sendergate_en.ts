@@ -108,5 +108,26 @@
             <numerusform>%1 and %n more</numerusform>
         </translation>
     </message>
+    <message numerus="yes">
+        <source>%1: more than %n event(s) (the newest: %2), first seen %3, last seen %4</source>
+        <translation>
+            <numerusform>%1: more than %n event (the newest: %2), first seen %3, last seen %4</numerusform>
+            <numerusform>%1: more than %n events (the newest: %2), first seen %3, last seen %4</numerusform>
+        </translation>
+    </message>
+    <message numerus="yes">
+        <source>%1: %n event(s) (%2), first seen %3, last seen %4</source>
+        <translation>
+            <numerusform>%1: %n event (%2), first seen %3, last seen %4</numerusform>
+            <numerusform>%1: %n events (%2), first seen %3, last seen %4</numerusform>
+        </translation>
+    </message>
+    <message numerus="yes">
+        <source>%n event(s) shown, newest first</source>
+        <translation>
+            <numerusform>%n event shown, newest first</numerusform>
+            <numerusform>%n events shown, newest first</numerusform>
+        </translation>
+    </message>
 </context>
 </TS>
