@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -38,6 +39,11 @@ class AsyncStore:
     disk goes into the next transaction, so a busy gateway pays one fsync
     for many events and challenges. Each caller gets its own result or
     error once its write is durable.
+
+    The writer is a thread of its own that takes the next batch as soon as
+    a commit returns (it does not wait for the event loop to hand it one),
+    and wakes the loop once per batch to settle that batch's callers: a
+    session's wait is the commit's latency, not the loop's turnaround too.
     """
 
     def __init__(self, store: Store, *, threads: int = 4) -> None:
@@ -45,10 +51,12 @@ class AsyncStore:
         # SQLite: this process's own read connection; False: none to be had, None: not tried yet
         self._reader: sqlite3.Connection | None | bool = None
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="store")
-        self._writer_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
+        # the writer thread's queue: (op, args, the caller's future); the condition wakes an idle writer
         self._pending: list[tuple[WriteOp, tuple[Any, ...], asyncio.Future[Any]]] = []
-        self._wakeup: asyncio.Event | None = None
-        self._writer: asyncio.Task[None] | None = None
+        self._ready = threading.Condition(threading.Lock())
+        self._stopping = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._writer: threading.Thread | None = None
 
     async def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
@@ -97,15 +105,18 @@ class AsyncStore:
         return self._reader if isinstance(self._reader, sqlite3.Connection) else None
 
     def start(self) -> None:
-        self._wakeup = asyncio.Event()
-        self._writer = asyncio.create_task(self._write_loop(), name="store-writer")
+        self._loop = asyncio.get_running_loop()
+        self._stopping = False
+        self._writer = threading.Thread(target=self._write_thread, name="store-writer", daemon=True)
+        self._writer.start()
 
     async def write(self, op: WriteOp, *args: Any) -> Any:
         """Run `op(conn, *args)` in the next group commit; returns its result once committed."""
-        assert self._wakeup is not None, "AsyncStore.start() not called"
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending.append((op, args, fut))
-        self._wakeup.set()
+        assert self._loop is not None, "AsyncStore.start() not called"
+        fut: asyncio.Future[Any] = self._loop.create_future()
+        with self._ready:
+            self._pending.append((op, args, fut))
+            self._ready.notify()
         return await fut
 
     async def record(self, record: EventRecord) -> int:
@@ -113,23 +124,36 @@ class AsyncStore:
         event_id: int = await self.write(self.store.add_event_tx, record)
         return event_id
 
-    async def _write_loop(self) -> None:
-        assert self._wakeup is not None
-        loop = asyncio.get_running_loop()
+    def _write_thread(self) -> None:
+        loop = self._loop
+        assert loop is not None
         while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            batch, self._pending = self._pending, []
-            if not batch:
+            with self._ready:
+                while not self._pending:
+                    if self._stopping:
+                        return
+                    self._ready.wait()
+                batch, self._pending = self._pending, []
+            try:
+                results = self._commit([(op, a) for op, a, _ in batch])
+            except Exception as exc:  # noqa: BLE001 - _commit answers per write; this is its own failure
+                log.error("group commit failed: %s", short(exc))
+                results = [(False, exc)] * len(batch)
+            try:  # one wake-up of the loop per batch; the callers are told only now, after the commit
+                loop.call_soon_threadsafe(self._settle, batch, results)
+            except RuntimeError:  # the loop is closed: nobody is waiting any more
+                return
+
+    @staticmethod
+    def _settle(batch: list[tuple[WriteOp, tuple[Any, ...], asyncio.Future[Any]]],
+                results: list[tuple[bool, Any]]) -> None:
+        for (_, _, fut), (ok, value) in zip(batch, results, strict=True):
+            if fut.done():  # the caller went away (session dropped); the write stands
                 continue
-            results = await loop.run_in_executor(self._writer_pool, self._commit, [(op, a) for op, a, _ in batch])
-            for (_, _, fut), (ok, value) in zip(batch, results, strict=True):
-                if fut.done():
-                    continue
-                if ok:
-                    fut.set_result(value)
-                else:
-                    fut.set_exception(value if isinstance(value, StoreError) else StoreError(short(value)))
+            if ok:
+                fut.set_result(value)
+            else:
+                fut.set_exception(value if isinstance(value, StoreError) else StoreError(short(value)))
 
     def _commit(self, ops: list[tuple[WriteOp, tuple[Any, ...]]]) -> list[tuple[bool, Any]]:
         try:
@@ -170,17 +194,13 @@ class AsyncStore:
 
     async def close(self) -> None:
         if self._writer is not None:
-            assert self._wakeup is not None
-            while self._pending:  # flush what is queued before stopping
-                self._wakeup.set()
-                await asyncio.sleep(0.01)
+            with self._ready:  # the writer commits what is queued, then stops
+                self._stopping = True
+                self._ready.notify()
+            while self._writer.is_alive():
+                await asyncio.sleep(0.005)
             await asyncio.sleep(0)  # let the last batch's callers wake
-            self._writer.cancel()
-            try:
-                await self._writer
-            except asyncio.CancelledError:
-                pass
-        self._writer_pool.shutdown(wait=True)
+            self._writer = None
         self._pool.shutdown(wait=True)
         if isinstance(self._reader, sqlite3.Connection):
             self._reader.close()
