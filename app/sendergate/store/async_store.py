@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from ..policy.address import Address
 from ..policy.decide import EventRecord
 from ..policy.lists import ListEntry
+from .engine import dbapi
 from .errors import StoreError, short
 from .events import BATCH_COUNTS
 from .fast_sqlite import can_read_inline, open_reader
@@ -29,6 +30,8 @@ from .store import Store
 log = logging.getLogger(__name__)
 
 WriteOp = Callable[..., Any]  # op(conn, *args), run inside a group commit
+CHECKPOINT_EVERY = 0.2  # seconds between the checkpointer's passive WAL checkpoints (SQLite)
+NO_AUTOCHECKPOINT = "sendergate.no_autocheckpoint"  # conn.info key: this connection leaves the WAL to the checkpointer
 
 
 class AsyncStore:
@@ -44,6 +47,13 @@ class AsyncStore:
     a commit returns (it does not wait for the event loop to hand it one),
     and wakes the loop once per batch to settle that batch's callers: a
     session's wait is the commit's latency, not the loop's turnaround too.
+
+    On SQLite a checkpointer thread copies the WAL into the database file
+    every CHECKPOINT_EVERY, on its own connection, and the writer's
+    connections do not checkpoint: SQLite's automatic checkpoint runs inside
+    the COMMIT that crosses 1,000 pages, and that batch's callers would wait
+    for it (copying and fsyncing the database file) after their rows were
+    already durable in the WAL.
     """
 
     def __init__(self, store: Store, *, threads: int = 4) -> None:
@@ -57,6 +67,8 @@ class AsyncStore:
         self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._writer: threading.Thread | None = None
+        self._checkpointer: threading.Thread | None = None
+        self._checkpoint_stop = threading.Event()
 
     async def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
@@ -109,6 +121,34 @@ class AsyncStore:
         self._stopping = False
         self._writer = threading.Thread(target=self._write_thread, name="store-writer", daemon=True)
         self._writer.start()
+        path = self.store.engine.url.database if self.store.is_sqlite else None
+        if can_read_inline(path):
+            assert path is not None
+            try:
+                ckpt = sqlite3.connect(path, timeout=0.05, isolation_level=None, check_same_thread=False)
+            except sqlite3.Error as exc:  # SQLite's automatic checkpoints stay on
+                log.info("no WAL checkpointer (%s); SQLite checkpoints in the commits", exc)
+            else:
+                self._checkpoint_stop.clear()
+                self._checkpointer = threading.Thread(target=self._checkpoint_thread, args=(ckpt,),
+                                                      name="store-checkpoint", daemon=True)
+                self._checkpointer.start()
+
+    def _checkpoint_thread(self, conn: sqlite3.Connection) -> None:
+        try:
+            while not self._checkpoint_stop.wait(CHECKPOINT_EVERY):
+                try:  # PASSIVE: never waits for, nor blocks, a reader or a writer
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:  # busy (another worker's checkpoint): the next one catches up
+                    log.debug("WAL checkpoint skipped: %s", exc)
+        finally:
+            conn.close()
+
+    def _no_autocheckpoint(self, conn: Connection) -> None:
+        """Leave the WAL to the checkpointer on this pooled connection (once per connection)."""
+        if self._checkpointer is not None and not conn.info.get(NO_AUTOCHECKPOINT):
+            dbapi(conn).execute("PRAGMA wal_autocheckpoint=0")
+            conn.info[NO_AUTOCHECKPOINT] = True
 
     async def write(self, op: WriteOp, *args: Any) -> Any:
         """Run `op(conn, *args)` in the next group commit; returns its result once committed."""
@@ -158,6 +198,7 @@ class AsyncStore:
     def _commit(self, ops: list[tuple[WriteOp, tuple[Any, ...]]]) -> list[tuple[bool, Any]]:
         try:
             with self.store.engine.begin() as conn:
+                self._no_autocheckpoint(conn)
                 counts: Counter[tuple[int, int, str]] = Counter()
                 conn.info[BATCH_COUNTS] = counts  # add_event_tx counts here instead of upserting
                 try:
@@ -177,6 +218,7 @@ class AsyncStore:
             try:
                 conn: Connection
                 with self.store.engine.begin() as conn:
+                    self._no_autocheckpoint(conn)
                     return True, op(conn, *args)
             except (IntegrityError, sqlite3.IntegrityError) as exc:  # another writer got there first; a retry sees it
                 error = exc
@@ -201,6 +243,11 @@ class AsyncStore:
                 await asyncio.sleep(0.005)
             await asyncio.sleep(0)  # let the last batch's callers wake
             self._writer = None
+        if self._checkpointer is not None:
+            self._checkpoint_stop.set()
+            while self._checkpointer.is_alive():
+                await asyncio.sleep(0.005)
+            self._checkpointer = None
         self._pool.shutdown(wait=True)
         if isinstance(self._reader, sqlite3.Connection):
             self._reader.close()
