@@ -239,14 +239,12 @@ class AsyncStore:
             with self._ready:  # the writer commits what is queued, then stops
                 self._stopping = True
                 self._ready.notify()
-            while self._writer.is_alive():
-                await asyncio.sleep(0.005)
+            await asyncio.to_thread(self._writer.join)  # the loop stays free to settle its last batch
             await asyncio.sleep(0)  # let the last batch's callers wake
             self._writer = None
         if self._checkpointer is not None:
             self._checkpoint_stop.set()
-            while self._checkpointer.is_alive():
-                await asyncio.sleep(0.005)
+            await asyncio.to_thread(self._checkpointer.join)
             self._checkpointer = None
         self._pool.shutdown(wait=True)
         if isinstance(self._reader, sqlite3.Connection):
