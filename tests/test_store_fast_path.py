@@ -124,7 +124,6 @@ class Subject:
         if self.reader is not None:
             self.reader.close()
         self.astore._pool.shutdown()
-        self.astore._writer_pool.shutdown()
         self.store.close()
 
 

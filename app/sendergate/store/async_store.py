@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from ..policy.address import Address
 from ..policy.decide import EventRecord
 from ..policy.lists import ListEntry
+from .engine import dbapi
 from .errors import StoreError, short
 from .events import BATCH_COUNTS
 from .fast_sqlite import can_read_inline, open_reader
@@ -28,6 +30,8 @@ from .store import Store
 log = logging.getLogger(__name__)
 
 WriteOp = Callable[..., Any]  # op(conn, *args), run inside a group commit
+CHECKPOINT_EVERY = 0.2  # seconds between the checkpointer's passive WAL checkpoints (SQLite)
+NO_AUTOCHECKPOINT = "sendergate.no_autocheckpoint"  # conn.info key: this connection leaves the WAL to the checkpointer
 
 
 class AsyncStore:
@@ -38,6 +42,18 @@ class AsyncStore:
     disk goes into the next transaction, so a busy gateway pays one fsync
     for many events and challenges. Each caller gets its own result or
     error once its write is durable.
+
+    The writer is a thread of its own that takes the next batch as soon as
+    a commit returns (it does not wait for the event loop to hand it one),
+    and wakes the loop once per batch to settle that batch's callers: a
+    session's wait is the commit's latency, not the loop's turnaround too.
+
+    On SQLite a checkpointer thread copies the WAL into the database file
+    every CHECKPOINT_EVERY, on its own connection, and the writer's
+    connections do not checkpoint: SQLite's automatic checkpoint runs inside
+    the COMMIT that crosses 1,000 pages, and that batch's callers would wait
+    for it (copying and fsyncing the database file) after their rows were
+    already durable in the WAL.
     """
 
     def __init__(self, store: Store, *, threads: int = 4) -> None:
@@ -45,10 +61,14 @@ class AsyncStore:
         # SQLite: this process's own read connection; False: none to be had, None: not tried yet
         self._reader: sqlite3.Connection | None | bool = None
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="store")
-        self._writer_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
+        # the writer thread's queue: (op, args, the caller's future); the condition wakes an idle writer
         self._pending: list[tuple[WriteOp, tuple[Any, ...], asyncio.Future[Any]]] = []
-        self._wakeup: asyncio.Event | None = None
-        self._writer: asyncio.Task[None] | None = None
+        self._ready = threading.Condition(threading.Lock())
+        self._stopping = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._writer: threading.Thread | None = None
+        self._checkpointer: threading.Thread | None = None
+        self._checkpoint_stop = threading.Event()
 
     async def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
@@ -97,15 +117,46 @@ class AsyncStore:
         return self._reader if isinstance(self._reader, sqlite3.Connection) else None
 
     def start(self) -> None:
-        self._wakeup = asyncio.Event()
-        self._writer = asyncio.create_task(self._write_loop(), name="store-writer")
+        self._loop = asyncio.get_running_loop()
+        self._stopping = False
+        self._writer = threading.Thread(target=self._write_thread, name="store-writer", daemon=True)
+        self._writer.start()
+        path = self.store.engine.url.database if self.store.is_sqlite else None
+        if can_read_inline(path):
+            assert path is not None
+            try:
+                ckpt = sqlite3.connect(path, timeout=0.05, isolation_level=None, check_same_thread=False)
+            except sqlite3.Error as exc:  # SQLite's automatic checkpoints stay on
+                log.info("no WAL checkpointer (%s); SQLite checkpoints in the commits", exc)
+            else:
+                self._checkpoint_stop.clear()
+                self._checkpointer = threading.Thread(target=self._checkpoint_thread, args=(ckpt,),
+                                                      name="store-checkpoint", daemon=True)
+                self._checkpointer.start()
+
+    def _checkpoint_thread(self, conn: sqlite3.Connection) -> None:
+        try:
+            while not self._checkpoint_stop.wait(CHECKPOINT_EVERY):
+                try:  # PASSIVE: never waits for, nor blocks, a reader or a writer
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:  # busy (another worker's checkpoint): the next one catches up
+                    log.debug("WAL checkpoint skipped: %s", exc)
+        finally:
+            conn.close()
+
+    def _no_autocheckpoint(self, conn: Connection) -> None:
+        """Leave the WAL to the checkpointer on this pooled connection (once per connection)."""
+        if self._checkpointer is not None and not conn.info.get(NO_AUTOCHECKPOINT):
+            dbapi(conn).execute("PRAGMA wal_autocheckpoint=0")
+            conn.info[NO_AUTOCHECKPOINT] = True
 
     async def write(self, op: WriteOp, *args: Any) -> Any:
         """Run `op(conn, *args)` in the next group commit; returns its result once committed."""
-        assert self._wakeup is not None, "AsyncStore.start() not called"
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending.append((op, args, fut))
-        self._wakeup.set()
+        assert self._loop is not None, "AsyncStore.start() not called"
+        fut: asyncio.Future[Any] = self._loop.create_future()
+        with self._ready:
+            self._pending.append((op, args, fut))
+            self._ready.notify()
         return await fut
 
     async def record(self, record: EventRecord) -> int:
@@ -113,27 +164,41 @@ class AsyncStore:
         event_id: int = await self.write(self.store.add_event_tx, record)
         return event_id
 
-    async def _write_loop(self) -> None:
-        assert self._wakeup is not None
-        loop = asyncio.get_running_loop()
+    def _write_thread(self) -> None:
+        loop = self._loop
+        assert loop is not None
         while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            batch, self._pending = self._pending, []
-            if not batch:
+            with self._ready:
+                while not self._pending:
+                    if self._stopping:
+                        return
+                    self._ready.wait()
+                batch, self._pending = self._pending, []
+            try:
+                results = self._commit([(op, a) for op, a, _ in batch])
+            except Exception as exc:  # noqa: BLE001 - _commit answers per write; this is its own failure
+                log.error("group commit failed: %s", short(exc))
+                results = [(False, exc)] * len(batch)
+            try:  # one wake-up of the loop per batch; the callers are told only now, after the commit
+                loop.call_soon_threadsafe(self._settle, batch, results)
+            except RuntimeError:  # the loop is closed: nobody is waiting any more
+                return
+
+    @staticmethod
+    def _settle(batch: list[tuple[WriteOp, tuple[Any, ...], asyncio.Future[Any]]],
+                results: list[tuple[bool, Any]]) -> None:
+        for (_, _, fut), (ok, value) in zip(batch, results, strict=True):
+            if fut.done():  # the caller went away (session dropped); the write stands
                 continue
-            results = await loop.run_in_executor(self._writer_pool, self._commit, [(op, a) for op, a, _ in batch])
-            for (_, _, fut), (ok, value) in zip(batch, results, strict=True):
-                if fut.done():
-                    continue
-                if ok:
-                    fut.set_result(value)
-                else:
-                    fut.set_exception(value if isinstance(value, StoreError) else StoreError(short(value)))
+            if ok:
+                fut.set_result(value)
+            else:
+                fut.set_exception(value if isinstance(value, StoreError) else StoreError(short(value)))
 
     def _commit(self, ops: list[tuple[WriteOp, tuple[Any, ...]]]) -> list[tuple[bool, Any]]:
         try:
             with self.store.engine.begin() as conn:
+                self._no_autocheckpoint(conn)
                 counts: Counter[tuple[int, int, str]] = Counter()
                 conn.info[BATCH_COUNTS] = counts  # add_event_tx counts here instead of upserting
                 try:
@@ -153,6 +218,7 @@ class AsyncStore:
             try:
                 conn: Connection
                 with self.store.engine.begin() as conn:
+                    self._no_autocheckpoint(conn)
                     return True, op(conn, *args)
             except (IntegrityError, sqlite3.IntegrityError) as exc:  # another writer got there first; a retry sees it
                 error = exc
@@ -170,17 +236,16 @@ class AsyncStore:
 
     async def close(self) -> None:
         if self._writer is not None:
-            assert self._wakeup is not None
-            while self._pending:  # flush what is queued before stopping
-                self._wakeup.set()
-                await asyncio.sleep(0.01)
+            with self._ready:  # the writer commits what is queued, then stops
+                self._stopping = True
+                self._ready.notify()
+            await asyncio.to_thread(self._writer.join)  # the loop stays free to settle its last batch
             await asyncio.sleep(0)  # let the last batch's callers wake
-            self._writer.cancel()
-            try:
-                await self._writer
-            except asyncio.CancelledError:
-                pass
-        self._writer_pool.shutdown(wait=True)
+            self._writer = None
+        if self._checkpointer is not None:
+            self._checkpoint_stop.set()
+            await asyncio.to_thread(self._checkpointer.join)
+            self._checkpointer = None
         self._pool.shutdown(wait=True)
         if isinstance(self._reader, sqlite3.Connection):
             self._reader.close()

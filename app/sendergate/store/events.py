@@ -252,6 +252,13 @@ class Events(StoreBase):
                 select(user, day, events.c.verdict, func.count()).group_by(user, day, events.c.verdict)))
             conn.execute(delete(screened_counts))
             conn.execute(text(screened_rollup_sql(self.is_sqlite)))
+        if not self.is_sqlite:
+            # PostgreSQL plans a page by the rollups' statistics: rows replaced wholesale would be planned
+            # as the handful they were (a user's 100,000 rollup rows read and sorted for one page) until
+            # autovacuum analyzes them
+            with self.engine.connect() as conn:
+                conn.execution_options(isolation_level="AUTOCOMMIT").execute(
+                    text("ANALYZE event_counts, screened_counts"))
 
     # -- reading ------------------------------------------------------------------------------
     def events_page(self, scope: int | None, *, verdicts: Sequence[str] = (), q: str = "",
