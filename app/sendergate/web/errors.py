@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..store import Forbidden, NotFound, StoreError
+from ..store import Conflict, Forbidden, Invalid, NotFound, StoreError
 from .models import Error
 from .paging import BadCursor
 
@@ -30,11 +30,16 @@ BAD_REQUEST: dict[int | str, dict[str, Any]] = {400: {**_ERR, "description": "Ma
 
 def store_status(exc: Exception) -> int:
     """404: no such thing for this caller (whether it exists for someone else or not); 403: the caller
-    may not; 503: the store is unreachable or failing (the client may try again)."""
+    may not; 409: it exists already; 422: the input is not what the store takes; 503: the store is
+    unreachable or failing (the client may try again). Bad input is never a 503: a client would retry it."""
     if isinstance(exc, NotFound):
         return 404
     if isinstance(exc, Forbidden):
         return 403
+    if isinstance(exc, Conflict):
+        return 409
+    if isinstance(exc, Invalid):
+        return 422
     return 503
 
 
