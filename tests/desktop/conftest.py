@@ -52,6 +52,14 @@ class MemoryKeyring(KeyringBackend):
             raise PasswordDeleteError(username)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def english_as_the_app_starts(qapp: object) -> None:
+    """The app installs its English translator at start (plural forms: "1 sender", "2 senders"); the tests
+    see the same words whichever test runs first."""
+    from sendergate.desktop import i18n
+    i18n.install(qapp, "en")  # type: ignore[arg-type]
+
+
 @pytest.fixture(autouse=True)
 def memory_keyring() -> Iterator[MemoryKeyring]:
     previous = keyring.get_keyring()

@@ -274,3 +274,22 @@ def test_cached_times_are_made_again_after_midnight(qapp):
     assert events._time_text(iso) == "Today 00:00 (made yesterday)"  # same day: from the cache
     events._times_valid_until[0] = 0.0  # midnight has passed
     assert events._time_text(iso) == fresh
+
+
+def test_cached_times_follow_a_language_change(qapp):
+    """A switch of language (i18n.install sets the default locale) makes the cached time texts again:
+    an en_US "4:14 PM" must not stay on screen in a German window, nor "16:14" in an American one."""
+    from PySide6.QtCore import QLocale
+
+    from sendergate.desktop.models import events
+    iso = datetime(2026, 12, 6, 16, 14, tzinfo=timezone.utc).isoformat()
+    previous = QLocale()
+    try:
+        QLocale.setDefault(QLocale("en_US"))
+        american = events._time_text(iso)
+        QLocale.setDefault(QLocale("de_DE"))
+        german = events._time_text(iso)
+        assert german != american
+        assert german == dates.when(datetime.fromisoformat(iso))  # what a fresh text in German reads
+    finally:
+        QLocale.setDefault(previous)

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtCore import QAbstractTableModel, QLocale, QModelIndex, QPersistentModelIndex, Qt, Signal
 
 from ..api_client import (
     EVENT_FIELDS,
@@ -64,6 +64,7 @@ _ROW_FLAGS = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemF
 
 _times: dict[str, str] = {}
 _times_valid_until = [0.0]  # the next local midnight: "Today 08:10" reads "Yesterday 08:10" after it
+_times_locale = [""]  # the language the texts are in: a switch to German (i18n.install) makes them again
 
 
 def _next_midnight() -> float:
@@ -72,9 +73,11 @@ def _next_midnight() -> float:
 
 
 def _time_text(iso: str) -> str:
-    if time.time() >= _times_valid_until[0]:  # one float compare per call: the view asks often
+    locale = QLocale().name()
+    if time.time() >= _times_valid_until[0] or locale != _times_locale[0]:  # the view asks often: cheap checks
         _times.clear()
         _times_valid_until[0] = _next_midnight()
+        _times_locale[0] = locale
     text = _times.get(iso)
     if text is None:
         if len(_times) >= TIME_CACHE:
