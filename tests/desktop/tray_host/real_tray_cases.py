@@ -1,13 +1,11 @@
-"""With a real system tray (Xvfb + trayer; started by tests/desktop/test_stay_running.py, skipped
-otherwise): closing hides the window to the tray and says so once, the app keeps following the
+"""With a real system tray (Xvfb + trayer), run only by tests/desktop/test_stay_running.py in a process of
+its own (this file's name keeps a plain run from collecting it; run alone, it fails without the tray):
+closing hides the window to the tray and says so once, the app keeps following the
 gateway, a click on the notification balloon opens Pending on that sender, a click on the tray icon
 brings the window back, and Quit in the tray's menu quits."""
 
 from __future__ import annotations
 
-import os
-
-import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon, QWidget
 
@@ -15,8 +13,6 @@ from sendergate.desktop.pages.pending import PendingPage
 from sendergate.desktop.stream import ONLINE
 from tests.desktop.test_live import send_from_stranger
 
-pytestmark = pytest.mark.skipif(os.environ.get("SENDERGATE_TRAY_HOST") != "1",
-                                reason="needs the tray desktop test_stay_running.py starts")
 TIMEOUT = 15_000
 STILL_RUNNING = "SenderGate is still running"
 
