@@ -43,9 +43,9 @@ def recorder_command(tmp_path: Path) -> tuple[list[str], Path]:
     return [sys.executable, str(script), str(out), *AWKWARD], out
 
 
-@pytest.mark.skipif(shutil.which("desktop-file-validate") is None or shutil.which("gio") is None,
-                    reason="desktop-file-utils and libglib2.0-bin: installer/dev/system-deps.sh test")
 def test_the_xdg_autostart_entry_is_valid_and_a_session_starts_exactly_the_registered_command(tmp_path: Path) -> None:
+    missing = [t for t in ("desktop-file-validate", "gio") if shutil.which(t) is None]
+    assert not missing, f"{missing}: desktop-file-utils and libglib2.0-bin (installer/dev/system-deps.sh test)"
     command, out = recorder_command(tmp_path)
     config = tmp_path / "xdg config"
     auto = Autostart("linux", home=tmp_path / "home", environ={"XDG_CONFIG_HOME": str(config)}, command=command)
