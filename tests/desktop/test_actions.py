@@ -48,7 +48,7 @@ def test_approve_deny_allow_domain_with_keys_and_several_at_once(qtbot, fresh_ga
     qtbot.waitUntil(lambda: page.model.rowCount() == 2, timeout=TIMEOUT)
     allow = {e.entry for e in api.all_entries("allow")}
     assert {s1, s2} <= allow
-    assert "Approved 2 sender(s)" in w.messages.text()
+    assert "Approved 2 senders" in w.messages.text()
 
     select_rows(page.table, [row_of(page.proxy, s3)])
     qtbot.keyClick(page.table, Qt.Key.Key_D)

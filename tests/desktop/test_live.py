@@ -38,7 +38,9 @@ def test_challenge_from_a_real_smtp_transaction_appears_live(qtbot, fresh_gatewa
     send_from_stranger(g, "walter.new@stranger.example", "Hello from the live test")
     qtbot.waitUntil(lambda: pending.model.row_of_sender("walter.new@stranger.example") >= 0, timeout=TIMEOUT)
     assert pending.model.rowCount() == before + 1
-    assert ("New pending sender", "walter.new@stranger.example\nHello from the live test") in w.tray.notified
+    # told alone, or in the batch of a notification still up (the stream also brings challenges made in the
+    # last seconds before the window connected, such as the fixture's seeded ones)
+    assert any("walter.new@stranger.example" in text for _, text in w.tray.notified), w.tray.notified
     assert w.tray.pending == before + 1
     assert w.pages["overview"].pending_label.text() == str(before + 1)
     # the decision itself is in the activity log, on top
