@@ -160,7 +160,8 @@ def test_unknown_sender_confirms_and_sends_again(gateway: GatewayProcess, provid
 
     # 6. Both attempts are in the event log, with the right verdicts.
     events = [e for e in gateway.events() if e.recipient == ALICE]
-    assert [e.verdict for e in events] == ["challenged", "delivered"], [(e.verdict, e.reason) for e in events]
+    assert [e.verdict for e in events] == ["challenged", "confirmed", "delivered"], \
+        [(e.verdict, e.reason) for e in events]  # the confirmation is an event too (SPEC §4.3)
     assert events[0].challenge_id == challenge.id and events[0].sender == SENDER
     assert events[0].subject == events[1].subject == "Slides from the conference"
     assert provider.wait_for_log(

@@ -140,8 +140,12 @@ def window_for(qtbot: object, settings: object) -> Iterator[object]:
         return w
 
     yield make
+    from shiboken6 import isValid
+
     from sendergate.desktop import operations
     for w in opened:
+        if not isValid(w):  # pytest-qt's own teardown closed it first, and a window closed for good is deleted
+            continue
         w.stream.stop()  # type: ignore[attr-defined]
         w.close()  # type: ignore[attr-defined]
     qtbot.waitUntil(lambda: operations.running() == 0, timeout=10_000)  # type: ignore[attr-defined]

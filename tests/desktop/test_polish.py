@@ -38,8 +38,10 @@ def admin_window(qtbot, seeded_gateway, settings):
     w = open_main_window(qtbot, g.http_url, token, settings)
     w.set_me(w.client.me())  # what the app does after sign-in: the Staff page appears
     yield w
-    w.stream.stop()
-    w.close()
+    from shiboken6 import isValid
+    if isValid(w):  # a window closed for good is deleted; pytest-qt's teardown may have closed it first
+        w.stream.stop()
+        w.close()
     qtbot.waitUntil(lambda: operations.running() == 0, timeout=TIMEOUT)
 
 

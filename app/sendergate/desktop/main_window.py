@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+from datetime import datetime, timezone
 
 from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
@@ -65,6 +66,9 @@ class MainWindow(QMainWindow):
         self.settings = settings
         self.autostart = autostart or Autostart()
         self._closing_for_good = False  # Quit (or a new connection's window): close, do not hide to the tray
+        # The stream also brings challenges changed in the seconds before it connected; those made before the
+        # app started are in Pending's first load and are not news (a notification is for what came since).
+        self.opened_at = datetime.now(timezone.utc)
         self.secrets = secrets or SecretStore()  # the app's own: it holds session-only secrets too
         self.me = me
         self.setObjectName("mainWindow")
@@ -465,7 +469,7 @@ class MainWindow(QMainWindow):
             pending = self.pages["pending"]
             assert isinstance(pending, PendingPage)
             is_new = pending.live(msg.record)  # coalesced: a burst of 1,000 does not stall the window
-            if is_new and self.tray is not None:
+            if is_new and self.tray is not None and msg.record.created_at >= self.opened_at:
                 self.tray.notify_challenge(msg.record.sender, msg.record.subject, msg.record.id)
         elif msg.kind == "event":
             activity = self.pages["activity"]
