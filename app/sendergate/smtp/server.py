@@ -59,6 +59,10 @@ _AIOSMTPD_TEXT = {
 
 
 _LINE_END = re.compile(rb"\r\n|\r|\n")
+# Replies after which aiosmtpd 1.4.6 closes the connection (221, 421, its "goodbye" 502) or starts TLS
+# (220): never held, so nothing held is lost or sent after the switch.
+_SENT_AT_ONCE = {b"220", b"221", b"421"}
+_GOODBYE = b"502 5.5.1 Too many unrecognized commands"
 
 
 class ClientGone(asyncio.CancelledError):
@@ -69,17 +73,30 @@ class ClientGone(asyncio.CancelledError):
 
 
 class _Reader(asyncio.StreamReader):
-    """The session's reader: running out of input after the client's half-close ends the session."""
+    """The session's reader: running out of input after the client's half-close ends the session.
+    Replies held back for a pipelining client (GatewaySMTP.push) are sent before any wait for input."""
 
     done = False  # set when the session ends on our side: nothing more is read
+    replies: GatewaySMTP | None = None  # the session whose held replies go out before a read waits
+
+    def holds(self, separator: bytes) -> bool:
+        """Whether what was received already contains `separator` (a read for it will not wait)."""
+        return separator in self._buffer  # type: ignore[attr-defined]  # StreamReader's own bytearray
 
     async def readuntil(self, separator: Any = b"\n") -> bytes:  # Any: typeshed's buffer-or-tuple union
         if self.done:
             raise ClientGone()
+        if self.replies is not None and self.replies.held and not self.holds(separator):
+            await self.replies.flush()  # the client may be waiting for them before it sends more
         try:
             return await super().readuntil(separator)
         except asyncio.IncompleteReadError:
             raise ClientGone() from None
+
+    async def read(self, n: int = -1) -> bytes:
+        if self.replies is not None and self.replies.held and not self._buffer:  # type: ignore[attr-defined]
+            await self.replies.flush()
+        return await super().read(n)
 
 
 class GatewaySession(Session):
@@ -102,9 +119,11 @@ class GatewaySMTP(SMTP):
         # resources/docs/benchmarks.md, "Copied fast paths"). The result is the same each time, so it is
         # worked out once per worker (SessionTemplate) and only bound here. Made from aiosmtpd 1.4.6:
         # library_copies_ok refuses any other.
-        asyncio.StreamReaderProtocol.__init__(
-            self, _Reader(loop=loop, limit=self.line_length_limit),
-            client_connected_cb=self._cb_client_connected, loop=loop)
+        reader = _Reader(loop=loop, limit=self.line_length_limit)
+        reader.replies = self
+        asyncio.StreamReaderProtocol.__init__(self, reader, client_connected_cb=self._cb_client_connected, loop=loop)
+        self._input = reader  # aiosmtpd's self._reader, typed as ours
+        self.held: list[bytes] = []  # replies not yet sent: the client pipelined more commands (push)
         self.__ident__ = template.ident
         self.loop = loop
         self.event_handler = handler
@@ -260,7 +279,7 @@ class GatewaySMTP(SMTP):
             self._in_ehlo = False
             lines, self._ehlo_lines = self._ehlo_lines, []
         if lines:
-            await super().push(b"\r\n".join(lines))
+            await self._send(b"\r\n".join(lines))
 
     async def push(self, status: Any) -> None:
         if isinstance(status, str):
@@ -275,12 +294,29 @@ class GatewaySMTP(SMTP):
             if enhanced and code != 220:
                 sep = status[3:4]
                 status = status[:3] + sep + enhanced.encode() + b" " + status[4:].replace(b"Error: ", b"")
-        await super().push(status)
+        await self._send(status)
         if status[:1] in (b"4", b"5") and not status.startswith(b"421"):
             self._errors += 1
             limit = self._template.error_limit
             if limit and self._errors >= limit:
                 await self._too_many_errors()
+
+    async def _send(self, reply: bytes) -> None:
+        """Send one reply, or hold it while the client's next command is already here (RFC 2920
+        pipelining): the replies to a pipelined group go out in one write, as Postfix's smtpd sends
+        them (it flushes only when its input buffer is empty). A held reply goes out before anything
+        waits for input (_Reader) and with any reply after which the connection closes or changes."""
+        self.held.append(reply + b"\r\n")
+        if reply[:3] in _SENT_AT_ONCE or reply.startswith(_GOODBYE) or not self._input.holds(b"\n"):
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Send the held replies, in order, in one write."""
+        if self.held:
+            data = b"".join(self.held)
+            self.held.clear()
+            self._writer.write(data)
+            await self._writer.drain()
 
     async def _too_many_errors(self) -> None:
         """smtp.error_limit refused commands (SPEC §4.5 item 5): 421 and close, as Postfix does at
@@ -289,7 +325,7 @@ class GatewaySMTP(SMTP):
                  self.session.peer[0] if self.session and isinstance(self.session.peer, tuple) else "?",
                  self._errors)
         try:
-            await super().push(b"421 4.7.0 Too many errors, closing connection")
+            await self._send(b"421 4.7.0 Too many errors, closing connection")
         except (ConnectionError, OSError):
             pass
         if isinstance(self._reader, _Reader):
@@ -429,7 +465,7 @@ class GatewaySMTP(SMTP):
         """Close this connection politely if no transaction is open (used on SIGTERM)."""
         if self.transport is not None and not self.transport.is_closing():
             try:
-                await super().push(b"421 4.3.2 Service shutting down, try again later")
+                await self._send(b"421 4.3.2 Service shutting down, try again later")
             except (ConnectionError, OSError):
                 pass
             self.transport.close()
