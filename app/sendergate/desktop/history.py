@@ -38,7 +38,9 @@ from .i18n import tr
 from .models.base import RecordRole, verdict_label
 from .models.events import EventsModel
 from .operations import Operation
+from .pages.actions import undone_label
 from .pages.base import make_table
+from .undo import UndoAction, UndoStack, UndoToast, restore, stack_of, withdraw
 from .widgets import icon_button
 
 PANEL_ATTR = "_sender_history_panel"  # the window's one panel
@@ -211,6 +213,19 @@ class HistoryPanel(QDialog):
         buttons.rejected.connect(self.close)
         bar.addWidget(buttons)
         layout.addLayout(bar)
+        # undo: the window's stack, so Ctrl+Z here and there undo the same actions; the panel is a window of
+        # its own (it may hide the main window's toast), so it shows the toast too
+        self.undo_stack: UndoStack | None = stack_of(parent) if parent is not None else None
+        self.undo_toast: UndoToast | None = None
+        if self.undo_stack is not None:
+            self.undo_toast = UndoToast(self.undo_stack, self)
+            self.undo_toast.setObjectName("historyUndoToast")
+            layout.insertWidget(layout.indexOf(self.status) + 1, self.undo_toast)
+            self.undo_action = QAction(tr("&Undo"), self)
+            self.undo_action.setShortcut(QKeySequence(QKeySequence.StandardKey.Undo))  # Ctrl+Z; Cmd+Z on macOS
+            self.undo_action.triggered.connect(lambda: self.undo_stack.undo() if self.undo_stack else None)
+            self.addAction(self.undo_action)
+            self.undo_stack.finished.connect(self._undone)
         reload = QAction(self)
         reload.setShortcut(QKeySequence(QKeySequence.StandardKey.Refresh))
         reload.triggered.connect(self.reload)
@@ -336,12 +351,15 @@ class HistoryPanel(QDialog):
             return
         client, note = self.client, tr("from the sender history")
 
-        def done(entry: Any) -> None:
+        def done(result: tuple[Any, bool]) -> None:
+            entry, created = result
             verb = tr("Allowed %1.") if action == "allow" else tr("Blocked %1.")
             self.reload()
             self.notice = verb.replace("%1", entry.entry)  # stays with the reloaded count
+            if created:  # an entry that was there already is not this action's to undo
+                self._offer(undone_label(action, entry.entry), withdraw(client, action, [entry.id]))
 
-        self._run(lambda: client.add_entry(action, pattern, note=note), done)
+        self._run(lambda: client.add_entry_created(action, pattern, note=note), done)
 
     def remove_selected(self) -> None:
         entry = self.selected_entry()
@@ -352,8 +370,24 @@ class HistoryPanel(QDialog):
         def done(_: object) -> None:
             self.reload()
             self.notice = tr("Removed %1.").replace("%1", entry.entry)
+            self._offer(tr("Removed %1").replace("%1", entry.entry), restore(client, entry.action, [entry.id]))
 
         self._run(lambda: client.remove_entry(entry.action, entry.id), done)
+
+    def _offer(self, label: str, reverse: Callable[[], list[str]]) -> None:
+        """Offer an action's undo on the window's stack (the panel reloads when any undo comes back)."""
+        if self.undo_stack is not None:
+            self.undo_stack.push(UndoAction(label, reverse))
+
+    def _undone(self, level: str, message: str) -> None:
+        """An undo came back (from here, a page, the toast or Ctrl+Z): the entries shown may have changed."""
+        if not self.subject or not self.isVisible():
+            return
+        self.reload()
+        if level == "error":
+            self.show_error(message)
+        else:
+            self.notice = message  # stays with the reloaded count
 
     def set_client(self, client: GatewayClient) -> None:
         self.client = client
