@@ -274,3 +274,34 @@ def test_cached_times_are_made_again_after_midnight(qapp):
     assert events._time_text(iso) == "Today 00:00 (made yesterday)"  # same day: from the cache
     events._times_valid_until[0] = 0.0  # midnight has passed
     assert events._time_text(iso) == fresh
+
+
+def shown_chips(page) -> set[str]:
+    return {v for v, chip in page.chips.items() if not chip.isHidden()}
+
+
+def test_activity_chips_show_a_users_own_verdicts_and_an_admins_all(qtbot, seeded_gateway, window_for, admin_window):
+    g, seeded = seeded_gateway
+    user = window_for(g, seeded)
+    page = loaded(qtbot, user, "activity")
+    qtbot.waitUntil(lambda: page.role == "user", timeout=TIMEOUT)
+    shown = shown_chips(page)
+    assert not shown & verdicts.ADMIN_ONLY, "a user is offered verdicts they cannot have"
+    assert set(verdicts.EXTRA) <= shown, "the action verdicts (confirmed, approved, denied) have chips"
+    assert shown == set(verdicts.visible_to("user", tuple(page.chips)))
+    # a hidden chip takes no room: the chips shown sit side by side without gaps for the hidden ones
+    visible = [page.chips[v] for v in page.chips if v in shown]
+    row = [c for c in visible if c.y() == visible[0].y()]
+    for a, b in zip(row, row[1:]):
+        assert 0 <= b.x() - (a.x() + a.width()) <= 8
+    # a chip of an action verdict filters the log like any other
+    page.chips["confirmed"].setChecked(True)
+    qtbot.waitUntil(lambda: not page.model.loading, timeout=TIMEOUT)
+    assert page.selected_verdicts() == ("confirmed",)
+    assert all(page.model.event_at(r).verdict == "confirmed" for r in range(page.model.rowCount()))
+    page.chips["confirmed"].setChecked(False)
+
+    admin = admin_window
+    page = loaded(qtbot, admin, "activity")
+    qtbot.waitUntil(lambda: verdicts.ADMIN_ONLY <= shown_chips(page), timeout=TIMEOUT)
+    assert shown_chips(page) == set(page.chips)

@@ -12,11 +12,12 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QLabel, QLineEdit, QMenu, QSplitter, QTextBrowser, QToolButton, QVBoxLayout, QWidget
 
 from .. import undo
-from ..api_client import VERDICTS, Event, ListEntry
+from ..api_client import VERDICTS, Event, ListEntry, Me
 from ..history import install_history, open_history
 from ..i18n import tr
 from ..models import EventsModel
 from ..models.base import exact_time, verdict_label
+from ..verdicts import visible_to
 from ..verdicts import icon as verdict_icon
 from ..widgets import EmptyState, FlowLayout
 from .actions import AddressError, describe, sender_pattern, undone_label
@@ -75,6 +76,8 @@ class ActivityPage(Page):
             chip.toggled.connect(self._filter_changed)
             chips.addWidget(chip)
             self.chips[verdict] = chip
+        self.role = ""  # from /me: the admin-only verdicts' chips show for an admin only
+        self._show_chips()
         layout.addWidget(chip_box)
 
         self.search = QLineEdit()
@@ -139,6 +142,32 @@ class ActivityPage(Page):
 
     def refresh(self) -> None:
         self.model.reload()
+        if not self.role:  # the window's /me if it came already, else asked once here
+            me = getattr(self.window(), "me", None)
+            if isinstance(me, Me):
+                self.set_me(me)
+            else:
+                client = self.client
+                self.run(client.me, self.set_me, lambda _exc: None)  # the log's own load says what failed
+
+    def set_me(self, me: Me) -> None:
+        self.role = me.role
+        self._show_chips()
+
+    def _show_chips(self) -> None:
+        """Only the verdicts this person can have: relay_denied, unknown_recipient and tempfail are about mail
+        that reached nobody's mailbox, and only an admin sees those events."""
+        shown = set(visible_to(self.role or "user", tuple(self.chips)))
+        changed = False
+        for verdict, chip in self.chips.items():
+            chip.setVisible(verdict in shown)
+            if verdict not in shown and chip.isChecked():
+                chip.blockSignals(True)
+                chip.setChecked(False)
+                chip.blockSignals(False)
+                changed = True
+        if changed:
+            self._filter_changed()
 
     def _show_empty(self) -> None:
         empty = self.model.rowCount() == 0 and not self.model.loading
@@ -159,7 +188,7 @@ class ActivityPage(Page):
         self.status.setText(tr("%n decision(s) shown", None, self.model.rowCount()))
 
     def selected_verdicts(self) -> tuple[str, ...]:
-        return tuple(v for v, chip in self.chips.items() if chip.isChecked())
+        return tuple(v for v, chip in self.chips.items() if chip.isChecked() and not chip.isHidden())
 
     def _filter_changed(self) -> None:
         self.details.clear()
