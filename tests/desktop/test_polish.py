@@ -292,7 +292,7 @@ def test_activity_chips_show_a_users_own_verdicts_and_an_admins_all(qtbot, seede
     # a hidden chip takes no room: the chips shown sit side by side without gaps for the hidden ones
     visible = [page.chips[v] for v in page.chips if v in shown]
     row = [c for c in visible if c.y() == visible[0].y()]
-    for a, b in zip(row, row[1:]):
+    for a, b in zip(row, row[1:], strict=False):
         assert 0 <= b.x() - (a.x() + a.width()) <= 8
     # a chip of an action verdict filters the log like any other
     page.chips["confirmed"].setChecked(True)

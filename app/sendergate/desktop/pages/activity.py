@@ -17,8 +17,8 @@ from ..history import install_history, open_history
 from ..i18n import tr
 from ..models import EventsModel
 from ..models.base import exact_time, verdict_label
-from ..verdicts import visible_to
 from ..verdicts import icon as verdict_icon
+from ..verdicts import visible_to
 from ..widgets import EmptyState, FlowLayout
 from .actions import AddressError, describe, sender_pattern, undone_label
 from .base import Page, fitter, make_table, text_width

@@ -34,11 +34,17 @@ NAME_MAX = 32  # the gateway's limit on a tag name
 EXPIRY_CHOICES = (("", None), ("30d", "30d"), ("90d", "90d"), ("365d", "365d"))  # (key, API value)
 
 
-def tag_name(site: str) -> str:
+def joiner(delimiter: str) -> str:
+    """What joins the words of a name: '-', or '_' where '-' is the gateway's delimiter (a name cannot hold it)."""
+    return "_" if delimiter == "-" else "-"
+
+
+def tag_name(site: str, delimiter: str = "+") -> str:
     """What a person types ("ACME Shop", "Bücher.de") -> a name the gateway takes ("acme-shop", "bucher-de"):
-    lower-case ASCII letters and digits with single '-' between. The gateway checks it again."""
+    lower-case ASCII letters and digits with a single joiner between (see joiner()). The gateway checks it again."""
+    join = joiner(delimiter)
     ascii_only = unicodedata.normalize("NFKD", site).encode("ascii", "ignore").decode("ascii")
-    return re.sub(r"[^a-z0-9]+", "-", ascii_only.lower()).strip("-")[:NAME_MAX].rstrip("-")
+    return re.sub(r"[^a-z0-9]+", join, ascii_only.lower()).strip(join)[:NAME_MAX].rstrip(join)
 
 
 FOLDER_CHOICES = ("", "inbox", "tag", "screened")  # "": the gateway's default ([tags] folder)
@@ -172,7 +178,7 @@ class TagsPage(Page):
 
     def _preview(self, *_: object) -> None:
         """The name as it will go into the address (the gateway's delimiter and a dated tag's date may differ)."""
-        name = tag_name(self.name_edit.text())
+        name = tag_name(self.name_edit.text(), self.delimiter())
         self.preview.setText(tr("Name in the address: %1").replace("%1", name) if name else "")
 
     def _enable(self, *_: object) -> None:
@@ -197,18 +203,23 @@ class TagsPage(Page):
     def _loaded(self, result: tuple[Me, list[Tag]]) -> None:
         me, tags = result
         if self.me is None or self.me.addresses != me.addresses:
-            self.me = me
             chosen = self.address_box.currentText()
             self.address_box.clear()
             self.address_box.addItems(list(me.addresses))
             self.address_box.setCurrentIndex(max(0, self.address_box.findText(chosen)))
+        self.me = me
+        self._preview()  # the delimiter may have changed the name
         self.model.set_records(tags)
         self.loaded = True
         self._enable()
 
     # -- actions --
+    def delimiter(self) -> str:
+        """The gateway's recipient delimiter (from /me; "+" until it is known)."""
+        return self.me.recipient_delimiter if self.me is not None else "+"
+
     def create_tag(self) -> None:
-        name = tag_name(self.name_edit.text())
+        name = tag_name(self.name_edit.text(), self.delimiter())
         if not name:
             self.messages.error(tr("Enter the name of the site you sign up at (letters or digits); it becomes part "
                                    "of the address."))
