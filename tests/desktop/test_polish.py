@@ -75,6 +75,10 @@ def test_every_table_fits_and_activity_reason_is_in_view(qtbot, admin_window, wi
     assert activity.model.headerData(reason, Qt.Orientation.Horizontal) == "Reason"
     left = activity.table.columnViewportPosition(reason)
     assert 0 < left < activity.table.viewport().width() - activity.table.fontMetrics().averageCharWidth() * 20
+    # and it is wide enough to read (the Sign-up address column after it, mostly empty, does not take the room)
+    assert activity.table.columnWidth(reason) >= activity.table.fontMetrics().averageCharWidth() * 30
+    assert activity.table.columnWidth(reason) > activity.table.columnWidth(reason + 1)
+    assert activity.table.isColumnHidden(reason + 1), "no event has a sign-up address: its column waits"
     # a cut-off cell still has all its text in the tooltip
     index = activity.model.index(0, 4)
     assert index.data(Qt.ItemDataRole.ToolTipRole) == activity.model.event_at(0).subject or not \

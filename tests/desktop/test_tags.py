@@ -161,6 +161,7 @@ def test_mail_to_a_tag_is_counted_with_its_senders_and_activity_shows_the_tag(qt
             == tag.address]
     assert len(rows) == 3
     assert {activity.model.data(activity.model.index(r, col)) for r in rows} == {"acme"}
+    assert not activity.table.isColumnHidden(col)  # hidden while no event has a tag; these have one
     untagged = next(r for r in range(activity.model.rowCount()) if r not in rows)
     assert not activity.model.data(activity.model.index(untagged, col))  # other mail names no tag
     activity.table.selectRow(rows[0])

@@ -39,7 +39,7 @@ from .models.base import RecordRole, verdict_label
 from .models.events import EventsModel
 from .operations import Operation
 from .pages.actions import undone_label
-from .pages.base import make_table
+from .pages.base import fitter, hide_until_used, make_table
 from .undo import UndoAction, UndoStack, UndoToast, restore, stack_of, withdraw
 from .widgets import icon_button
 
@@ -169,6 +169,8 @@ class HistoryPanel(QDialog):
         self.table.setObjectName("historyEvents")
         for col, width in enumerate((140, 110, 220, 180, 220)):
             self.table.setColumnWidth(col, width)
+        fitter(self.table).configure(stretch=5, keep=(0, 1), min_chars=30)  # Reason, as on Activity
+        hide_until_used(self.table, self.model, 6, lambda e: bool(e.tag))
         split.addWidget(self.table)
 
         entries_box = QWidget()

@@ -21,7 +21,7 @@ from ..verdicts import icon as verdict_icon
 from ..verdicts import visible_to
 from ..widgets import EmptyState, FlowLayout
 from .actions import AddressError, describe, sender_pattern, undone_label
-from .base import Page, fitter, make_table, text_width
+from .base import Page, fitter, hide_until_used, make_table, text_width
 
 
 def details_html(e: Event) -> str:
@@ -100,8 +100,10 @@ class ActivityPage(Page):
         for col, width in enumerate((text_width(self.table, tr("Yesterday %1").replace("%1", "23:59")),
                                      text_width(self.table, longest_verdict, icon=True), 220, 150, 220)):
             self.table.setColumnWidth(col, width)
-        # Reason: why the gateway decided, the column people come here for
-        fitter(self.table).configure(keep=(0, 1), min_chars=36)
+        # Reason: why the gateway decided, the column people come here for (not the last one: it takes the room)
+        fitter(self.table).configure(stretch=5, keep=(0, 1), min_chars=36)
+        self.table.setColumnWidth(6, text_width(self.table, tr("Sign-up address")))  # kept now it does not stretch
+        hide_until_used(self.table, self.model, 6, lambda e: bool(e.tag))
         self.empty = EmptyState(self.table)
         self.model.loading_changed.connect(lambda _: self._show_empty())
         self.model.first_page_loaded.connect(self._show_empty)

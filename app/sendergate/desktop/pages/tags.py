@@ -28,7 +28,7 @@ from ..i18n import tr
 from ..models.base import RecordRole
 from ..models.tags import TagsModel, folder_label
 from ..widgets import icon_button
-from .base import Page, make_table
+from .base import Page, fitter, make_table, text_width
 
 NAME_MAX = 32  # the gateway's limit on a tag name
 EXPIRY_CHOICES = (("", None), ("30d", "30d"), ("90d", "90d"), ("365d", "365d"))  # (key, API value)
@@ -125,7 +125,9 @@ class TagsPage(Page):
         ends.addWidget(self.expiry_box)
         ends.addWidget(self.dated_check)
         ends.addStretch(1)
-        form.addRow(tr("&Ends:"), ends)
+        ends_label = QLabel(tr("&Ends:"))  # a row of a layout gets no buddy: without one the & shows
+        ends_label.setBuddy(self.expiry_box)
+        form.addRow(ends_label, ends)
         self.folder_box = QComboBox()
         self.folder_box.setObjectName("tagFolder")
         self.folder_box.setAccessibleName(tr("Where mail to the sign-up address goes"))
@@ -149,8 +151,14 @@ class TagsPage(Page):
         layout.addWidget(self.empty, 1)
         self.table, self.proxy = make_table(self.model, name=tr("Your sign-up addresses"))
         self.table.sortByColumn(2, Qt.SortOrder.AscendingOrder)  # live ones first
-        for col, width in enumerate((140, 240, 80, 100, 260, 140)):
-            self.table.setColumnWidth(col, width)
+        # the address is what the page hands out (set first: a width given to the stretching column is not kept)
+        fitter(self.table).configure(stretch=1, keep=(2, 5), min_chars=34)
+        late = tr("Yesterday %1").replace("%1", "23:59")
+        widths = (90, 0, text_width(self.table, tr("Expired")), 60, 150, text_width(self.table, late), 110,
+                  text_width(self.table, "30 Sept 2027 23:59"))
+        for col, width in enumerate(widths):
+            if width:
+                self.table.setColumnWidth(col, width)
         layout.addWidget(self.table, 1)
         bar = QHBoxLayout()
         self.revoke_button = icon_button("deny", tr("&Revoke"), tr("Revoke the selected sign-up address (Delete)"))
