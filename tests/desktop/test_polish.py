@@ -293,6 +293,11 @@ def test_activity_chips_show_a_users_own_verdicts_and_an_admins_all(qtbot, seede
     assert not shown & verdicts.ADMIN_ONLY, "a user is offered verdicts they cannot have"
     assert set(verdicts.EXTRA) <= shown, "the action verdicts (confirmed, approved, denied) have chips"
     assert shown == set(verdicts.visible_to("user", tuple(page.chips)))
+    # and nothing the user does have is hidden: every verdict of their own events has its chip (a message of
+    # theirs deferred, tempfail, is theirs; relayed or misaddressed mail reached no one's mailbox)
+    theirs = {str(e.verdict) for e in g.events() if e.user_id == seeded.user_id}
+    assert "tempfail" in theirs and theirs <= shown, theirs - shown
+    assert not {str(e.verdict) for e in g.events() if e.user_id is not None} & verdicts.ADMIN_ONLY
     # a hidden chip takes no room: the chips shown sit side by side without gaps for the hidden ones
     visible = [page.chips[v] for v in page.chips if v in shown]
     row = [c for c in visible if c.y() == visible[0].y()]

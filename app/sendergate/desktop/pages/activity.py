@@ -157,8 +157,8 @@ class ActivityPage(Page):
         self._show_chips()
 
     def _show_chips(self) -> None:
-        """Only the verdicts this person can have: relay_denied, unknown_recipient and tempfail are about mail
-        that reached nobody's mailbox, and only an admin sees those events."""
+        """Only the verdicts this person can have: relay_denied and unknown_recipient are about mail addressed
+        to nobody here, and only an admin sees those events (verdicts.ADMIN_ONLY)."""
         shown = set(visible_to(self.role or "user", tuple(self.chips)))
         changed = False
         for verdict, chip in self.chips.items():

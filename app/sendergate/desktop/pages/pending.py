@@ -189,7 +189,7 @@ def details_html(c: Challenge) -> str:
             (tr("Subject"), e(c.subject or tr("(no subject)"))),
             (tr("When"), e(first_latest(c)) + " · " + e(attempts_text(c))),
             (tr("Domain"), f"<b>{e(auth_label(c.auth_status))}</b>" + (f" — {e(c.auth_detail)}" if c.auth_detail
-                                                                        else "")),
+                                                                        and c.auth_status != "unchecked" else "")),
             (tr("CAPTCHA"), e(captcha_text(c))),
             (tr("History"), e(history_text(c) or tr("not loaded yet")))]
     body = "".join(f"<tr><th align='left' valign='top'>{e(k)}</th><td>{v}</td></tr>" for k, v in rows)
