@@ -321,3 +321,56 @@ def test_panel_actions_are_undone_by_the_toast_and_ctrl_z(qtbot, fresh_gateway, 
     assert allowed()[domain].note == "older" and sender in allowed()
     api.close()
     panel.close()
+
+
+def knock(g, sender, rcpt):
+    """A stranger's message over SMTP; the gateway decides (a challenge) and records the event. The reply code."""
+    with g.smtp() as s:
+        s.mail(sender)
+        code, _ = s.rcpt(rcpt)
+        if code != 250:
+            return code
+        code, _ = s.data(f"From: {sender}\r\nTo: {rcpt}\r\nSubject: Hello\r\n\r\nHi.\r\n".encode())
+        return code
+
+
+@QUIET
+def test_the_panel_follows_the_live_stream(qtbot, fresh_gateway, window_for):
+    g, seeded = fresh_gateway
+    w = window_for(g, seeded)
+    qtbot.waitUntil(lambda: w.connection_state == "online", timeout=TIMEOUT)
+    page = loaded(qtbot, w, "activity")
+    sender = "newcomer@fresh-startup.example"
+    panel = open_history(page, w.client, sender)
+    assert panel is not None
+    settled(qtbot, panel)
+    assert panel.model.rowCount() == 0 and panel.status.text() == "Nothing from this sender yet."
+
+    # another sender first, then ours (the stream keeps the order): only ours appears
+    assert knock(g, "someone.else@other.example", seeded.address) >= 250
+    assert knock(g, "someone@fresh-startup.example", seeded.address) >= 250  # same domain, other sender
+    assert knock(g, sender.upper(), seeded.address) >= 250  # any case: the same sender
+    qtbot.waitUntil(lambda: panel.model.rowCount() == 1, timeout=TIMEOUT)
+    [ours] = stored(g, seeded.user_id, sender)
+    assert panel.model.event_at(0).id == ours.id
+    qtbot.waitUntil(lambda: page.model.rowCount() and page.model.event_at(0).id == ours.id, timeout=TIMEOUT)
+    assert shown_senders(panel) == [sender.upper()]
+    assert panel.status.text().startswith("1 event")
+
+    # the whole domain: both of the domain's senders appear live, the other domain's does not
+    panel.scope.setCurrentIndex(1)
+    panel.scope.activated.emit(1)
+    settled(qtbot, panel)
+    assert panel.model.rowCount() == 2
+    assert knock(g, "third@fresh-startup.example", seeded.address) >= 250
+    assert knock(g, "outsider@fresh-startup.example.evil", seeded.address) >= 250
+    qtbot.waitUntil(lambda: page.model.rowCount() and page.model.event_at(0).sender.endswith(".evil"),
+                    timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: panel.model.rowCount() == 3, timeout=TIMEOUT)
+    assert all(s.lower().endswith("@fresh-startup.example") for s in shown_senders(panel))
+
+    # a closed panel takes nothing in; reopened, it loads afresh
+    panel.close()
+    assert knock(g, sender, seeded.address) >= 250
+    qtbot.waitUntil(lambda: page.model.rowCount() and page.model.event_at(0).sender == sender, timeout=TIMEOUT)
+    assert panel.model.rowCount() == 3

@@ -83,6 +83,16 @@ class HistoryEventsModel(EventsModel):
             return
         super().reload()
 
+    def matches(self, event: Any) -> bool:
+        """A live event belongs here: from the sender shown (any case), or from their domain when it is shown."""
+        if not self.subject:
+            return False
+        sender = (event.sender or "").lower()
+        if self.whole_domain or self.subject.startswith("@"):
+            domain = self.subject.rpartition("@")[2].lower()
+            return "@" in sender and sender.rpartition("@")[2] == domain
+        return sender == self.subject.lower()
+
     def page_loader(self) -> Callable[[GatewayClient, str | None], Page]:
         subject, whole, size = self.subject, self.whole_domain, self._page_size
         return lambda client, cursor: client.sender_history(subject, domain=whole, cursor=cursor, limit=size)
@@ -228,6 +238,10 @@ class HistoryPanel(QDialog):
             self.undo_action.triggered.connect(lambda: self.undo_stack.undo() if self.undo_stack else None)
             self.addAction(self.undo_action)
             self.undo_stack.finished.connect(self._undone)
+        # the live stream: a new event from the sender shown appears on top, as on Activity
+        stream = getattr(parent, "stream", None) if parent is not None else None
+        if stream is not None and hasattr(stream, "message"):
+            stream.message.connect(self._live)
         reload = QAction(self)
         reload.setShortcut(QKeySequence(QKeySequence.StandardKey.Refresh))
         reload.triggered.connect(self.reload)
@@ -314,6 +328,13 @@ class HistoryPanel(QDialog):
         elif self.status.property("error") is not True:
             shown = tr("%n event(s) shown, newest first", None, self.model.rowCount())
             self.status.setText(f"{self.notice} {shown}" if self.notice else shown)
+
+    def _live(self, msg: Any) -> None:
+        # one person's view (an admin's Whose): the stream carries everyone's events; F5 reloads that view
+        if getattr(msg, "kind", "") != "event" or not self.isVisible() or self.client.whose is not None:
+            return
+        if self.model.add_live(msg.record):
+            self._status_for_rows()
 
     def _failed(self, message: str) -> None:
         self.show_error(tr("The history could not be loaded: %1").replace("%1", message))
