@@ -238,6 +238,12 @@ def test_a_site_name_becomes_a_name_the_gateway_takes():
     # where the gateway's delimiter is '-', a name cannot hold it: the words are joined with '_'
     assert tag_name("ACME Shop", "-") == "acme_shop" and tag_name("my-shop.example", "-") == "my_shop_example"
     assert tag_name("ACME Shop", "_") == "acme-shop" and tag_name("ACME Shop", "=") == "acme-shop"
+    # whatever is typed, under any delimiter the gateway may have, the name is one the gateway takes
+    from sendergate.policy.tags import DELIMITERS, check_name
+    for delimiter in DELIMITERS:
+        for site in ("ACME Shop", "my-shop_example.de", "a+b=c-d_e", "Bücher & Co.", "--x--", "9 Lives", "x" * 40):
+            name = tag_name(site, delimiter)
+            assert delimiter not in name and check_name(name, delimiter) == name, (site, delimiter, name)
 
 
 def test_a_sender_that_looks_like_html_is_shown_as_text():
