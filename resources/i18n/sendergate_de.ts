@@ -339,6 +339,10 @@ Verbunden mit %2</translation>
         <translation>%1 entfernt.</translation>
     </message>
     <message>
+        <source>Removed %1</source>
+        <translation>%1 entfernt</translation>
+    </message>
+    <message>
         <source>History of this sender…</source>
         <translation>Verlauf dieses Absenders…</translation>
     </message>

@@ -29,8 +29,9 @@ OUT = ROOT / "resources" / "docs" / "screenshots"
 # name -> (theme, language, scale, file name suffix)
 VARIANTS = {"light": ("light", "en", 1, ""), "dark": ("dark", "en", 1, "-dark"), "de": ("light", "de", 1, "-de"),
             "dark-de": ("dark", "de", 1, "-dark-de"), "200": ("light", "en", 2, "-200")}
-PAGES = ("overview", "activity", "pending", "screened", "allowlist", "blocklist", "import", "devices")
-EXTRA_SHOTS = ("staff", "overview-mode", "checklist", "setup")
+PAGES = ("overview", "activity", "pending", "screened", "allowlist", "blocklist", "import", "devices", "tags")
+EXTRA_SHOTS = ("history", "undo", "staff", "overview-mode", "checklist", "setup")
+HISTORY_OF = "pharma@cheap-pills.example"  # seeded spam from a domain the user blocked: events and an entry
 
 
 def dark_palette() -> Any:
@@ -81,6 +82,20 @@ def write_import_book(path: str) -> str:
         for name, address in IMPORT_BOOK:
             f.write(f"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:{name}\r\nEMAIL;TYPE=INTERNET:{address}\r\nEND:VCARD\r\n")
     return path
+
+
+def seed_tags(g: object, client: object, address: str) -> None:
+    """The Sign-up addresses page's rows: live ones (one with mail from two senders), a dated one, a revoked one."""
+    from tests.desktop.test_tags import send
+    acme = client.add_tag(address, "acme-shop", expires="365d")  # type: ignore[attr-defined]
+    client.add_tag(address, "bookshop", folder="tag")  # type: ignore[attr-defined]
+    client.add_tag(address, "travel", expires="90d", dated=True)  # type: ignore[attr-defined]
+    old = client.add_tag(address, "old-forum")  # type: ignore[attr-defined]
+    for sender, subject in (("orders@acme-shop.example", "Your order 4711"), ("news@acme-shop.example", "Spring sale"),
+                            ("orders@acme-shop.example", "Shipped"), ("offers@partner-ads.example", "Hello")):
+        send(g, sender, acme.address, subject)
+    send(g, "admin@old-forum.example", old.address, "Weekly digest")
+    client.revoke_tag(old.id)  # type: ignore[attr-defined]
 
 
 def staff_shot(app: object, g: object, tmp: str, suffix: str) -> Path:
@@ -188,6 +203,8 @@ def shoot(variant: str, wanted: set[str]) -> int:
         settings.checklist_closed = True  # the page shots show the pages; the checklist has its own shot
         client = GatewayClient(g.http_url, seeded.token)
         try:
+            if not wanted or "tags" in wanted:
+                seed_tags(g, client, seeded.address)
             window = MainWindow(client, settings, me=client.me())
             window.resize(1180, 740)
             window.show()
@@ -206,11 +223,41 @@ def shoot(variant: str, wanted: set[str]) -> int:
                 if key == "activity":
                     row = next(r for r in range(page.model.rowCount()) if page.model.event_at(r).verdict == "spam")
                     page.table.selectRow(row)
-                if key == "pending":
+                if key == "pending":  # a sender selected: the details pane says who they are
                     page.table.selectRow(0)
                     page.table.setFocus()
+                    wait(app, lambda: page.details.toPlainText().strip(), "the pending details")
+                if key == "tags":
+                    page.table.selectRow(0)
+                    page.name_edit.setText("Bücher.de")  # the preview shows the name it becomes
                 settle(app, 0.6)
                 path = OUT / f"desktop-{key}{suffix}.png"
+                window.grab().save(str(path))
+                written.append(path)
+
+            if not wanted or "history" in wanted:  # the sender history panel, over Activity
+                from sendergate.desktop.history import open_history
+                page = window.show_page("activity")
+                panel = open_history(page, client, HISTORY_OF)
+                assert panel is not None
+                panel.resize(900, 560)
+                wait(app, lambda: not panel.model.loading and panel.model.rowCount() and panel.entries.count()
+                     and panel.status.text() not in ("", i18n.tr("Loading…")), "the sender history")
+                panel.entries.setCurrentRow(0)
+                settle(app, 0.6)
+                path = OUT / f"desktop-history{suffix}.png"
+                panel.grab().save(str(path))
+                written.append(path)
+                panel.close()
+
+            if not wanted or "undo" in wanted:  # an approval just made on Pending: the toast offers its undo
+                page = window.show_page("pending")
+                wait(app, lambda: page.loaded and page.model.rowCount(), "the pending page")
+                page.table.selectRow(1)
+                page.decide_selected("approve")
+                wait(app, lambda: window.undo_toast.text(), "the undo toast")
+                settle(app, 0.6)
+                path = OUT / f"desktop-undo{suffix}.png"
                 window.grab().save(str(path))
                 written.append(path)
 

@@ -227,3 +227,150 @@ def test_empty_and_unreachable(qtbot, seeded_gateway):
     qtbot.mouseClick(panel.block_sender, Qt.MouseButton.LeftButton)  # an action fails the same clear way
     qtbot.waitUntil(lambda: panel.busy == 0 and "That did not work" in panel.status.text(), timeout=TIMEOUT)
     panel.close()
+
+
+def panel_toast(panel):
+    return panel.undo_toast.label.text() if panel.undo_toast.isVisible() else ""
+
+
+def panel_ctrl_z(qtbot, panel):
+    """Ctrl+Z as a person presses it in the panel: the panel is the active window."""
+    panel.activateWindow()
+    qtbot.waitUntil(panel.isActiveWindow, timeout=TIMEOUT)
+    qtbot.keyClick(panel.entries, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+
+
+def undone(qtbot, w, panel):
+    qtbot.waitUntil(lambda: w.undo_stack.busy == 0, timeout=TIMEOUT)
+    settled(qtbot, panel)
+
+
+@QUIET
+def test_panel_actions_are_undone_by_the_toast_and_ctrl_z(qtbot, fresh_gateway, window_for):
+    g, seeded = fresh_gateway
+    w = window_for(g, seeded)
+    api = GatewayClient(g.http_url, seeded.token)
+
+    def allowed():
+        return {e.entry: e for e in api.all_entries("allow")}
+
+    def blocked():
+        return {e.entry: e for e in api.all_entries("block")}
+
+    page = loaded(qtbot, w, "pending")
+    _, sender, _ = seeded.pending[1]
+    domain = "@" + sender.split("@")[1]
+    select_row(page.table, row_where(page.table, lambda c: c.sender == sender))
+    key_on(qtbot, w, page.table, Qt.Key.Key_H)
+    panel = panel_of(w)
+    settled(qtbot, panel)
+    assert panel.undo_toast is not None and panel_toast(panel) == ""
+
+    # allow the domain, undone by the panel's toast
+    qtbot.mouseClick(panel.allow_domain, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel_toast(panel) == f"Allowed {domain}", timeout=TIMEOUT)
+    assert domain in allowed()
+    assert w.undo_toast.text() == f"Allowed {domain}"  # the main window offers the same
+    qtbot.mouseClick(panel.undo_toast.button, Qt.MouseButton.LeftButton)
+    assert panel_toast(panel) == "" and w.undo_toast.text() == ""
+    undone(qtbot, w, panel)
+    assert domain not in allowed()
+    qtbot.waitUntil(lambda: "Undone: Allowed" in panel.status.text(), timeout=TIMEOUT)
+    assert entries_of(panel) == ["No allow or block entry matches this sender."]
+
+    # allow the sender, undone by Ctrl+Z in the panel
+    qtbot.mouseClick(panel.allow_sender, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel_toast(panel) == f"Allowed {sender}", timeout=TIMEOUT)
+    assert sender in allowed()
+    panel_ctrl_z(qtbot, panel)
+    assert panel_toast(panel) == ""  # Ctrl+Z undid what the toast offered: it goes
+    undone(qtbot, w, panel)
+    assert sender not in allowed()
+
+    # block the sender while they are allowed: the block replaces the allow, and its undo brings it back
+    api.add_entry("allow", sender, note="kept by hand")
+    qtbot.mouseClick(panel.block_sender, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel_toast(panel) == f"Blocked {sender}", timeout=TIMEOUT)
+    assert sender in blocked() and sender not in allowed()
+    panel_ctrl_z(qtbot, panel)
+    undone(qtbot, w, panel)
+    assert sender not in blocked()
+    assert allowed()[sender].note == "kept by hand"
+
+    # remove the entry chosen in the list; the undo brings it back as it was (its note)
+    qtbot.waitUntil(lambda: any(t.startswith("Allowed: " + sender) for t in entries_of(panel)), timeout=TIMEOUT)
+    panel.entries.setCurrentRow(next(i for i, t in enumerate(entries_of(panel)) if t.startswith("Allowed: ")))
+    qtbot.mouseClick(panel.remove_entry, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel_toast(panel) == f"Removed {sender}", timeout=TIMEOUT)
+    assert sender not in allowed()
+    qtbot.mouseClick(panel.undo_toast.button, Qt.MouseButton.LeftButton)
+    undone(qtbot, w, panel)
+    assert allowed()[sender].note == "kept by hand"
+    qtbot.waitUntil(lambda: any(t.startswith("Allowed: " + sender) for t in entries_of(panel)), timeout=TIMEOUT)
+    assert w.undo_stack.latest() is None  # everything offered was undone
+
+    # what must not happen: allowing what is allowed already offers no undo, so Ctrl+Z cannot take away an
+    # entry this action did not add
+    api.add_entry("allow", domain, note="older")
+    qtbot.mouseClick(panel.allow_domain, Qt.MouseButton.LeftButton)
+    settled(qtbot, panel)
+    qtbot.waitUntil(lambda: "Allowed " + domain in panel.status.text(), timeout=TIMEOUT)
+    assert panel_toast(panel) == "" and w.undo_stack.latest() is None
+    panel_ctrl_z(qtbot, panel)
+    assert w.undo_stack.busy == 0
+    assert allowed()[domain].note == "older" and sender in allowed()
+    api.close()
+    panel.close()
+
+
+def knock(g, sender, rcpt):
+    """A stranger's message over SMTP; the gateway decides (a challenge) and records the event. The reply code."""
+    with g.smtp() as s:
+        s.mail(sender)
+        code, _ = s.rcpt(rcpt)
+        if code != 250:
+            return code
+        code, _ = s.data(f"From: {sender}\r\nTo: {rcpt}\r\nSubject: Hello\r\n\r\nHi.\r\n".encode())
+        return code
+
+
+@QUIET
+def test_the_panel_follows_the_live_stream(qtbot, fresh_gateway, window_for):
+    g, seeded = fresh_gateway
+    w = window_for(g, seeded)
+    qtbot.waitUntil(lambda: w.connection_state == "online", timeout=TIMEOUT)
+    page = loaded(qtbot, w, "activity")
+    sender = "newcomer@fresh-startup.example"
+    panel = open_history(page, w.client, sender)
+    assert panel is not None
+    settled(qtbot, panel)
+    assert panel.model.rowCount() == 0 and panel.status.text() == "Nothing from this sender yet."
+
+    # another sender first, then ours (the stream keeps the order): only ours appears
+    assert knock(g, "someone.else@other.example", seeded.address) >= 250
+    assert knock(g, "someone@fresh-startup.example", seeded.address) >= 250  # same domain, other sender
+    assert knock(g, sender.upper(), seeded.address) >= 250  # any case: the same sender
+    qtbot.waitUntil(lambda: panel.model.rowCount() == 1, timeout=TIMEOUT)
+    [ours] = stored(g, seeded.user_id, sender)
+    assert panel.model.event_at(0).id == ours.id
+    qtbot.waitUntil(lambda: page.model.rowCount() and page.model.event_at(0).id == ours.id, timeout=TIMEOUT)
+    assert shown_senders(panel) == [sender.upper()]
+    assert panel.status.text().startswith("1 event")
+
+    # the whole domain: both of the domain's senders appear live, the other domain's does not
+    panel.scope.setCurrentIndex(1)
+    panel.scope.activated.emit(1)
+    settled(qtbot, panel)
+    assert panel.model.rowCount() == 2
+    assert knock(g, "third@fresh-startup.example", seeded.address) >= 250
+    assert knock(g, "outsider@fresh-startup.example.evil", seeded.address) >= 250
+    qtbot.waitUntil(lambda: page.model.rowCount() and page.model.event_at(0).sender.endswith(".evil"),
+                    timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: panel.model.rowCount() == 3, timeout=TIMEOUT)
+    assert all(s.lower().endswith("@fresh-startup.example") for s in shown_senders(panel))
+
+    # a closed panel takes nothing in; reopened, it loads afresh
+    panel.close()
+    assert knock(g, sender, seeded.address) >= 250
+    qtbot.waitUntil(lambda: page.model.rowCount() and page.model.event_at(0).sender == sender, timeout=TIMEOUT)
+    assert panel.model.rowCount() == 3

@@ -72,11 +72,18 @@ def test_every_table_fits_and_activity_reason_is_in_view(qtbot, admin_window, wi
             table, column = page.table, IMPORTANT[key]
             left = table.columnViewportPosition(column)
             assert 0 < left < table.viewport().width() - table.fontMetrics().averageCharWidth() * 20, key
+    # Pending: Sender and Subject share the room; the Domain mark (the last column) keeps its width
+    pending = w.pages["pending"].table
+    assert pending.columnWidth(1) > pending.columnWidth(3) and pending.columnWidth(0) > pending.columnWidth(3) * 0.9
     activity = w.pages["activity"]
     reason = 5
     assert activity.model.headerData(reason, Qt.Orientation.Horizontal) == "Reason"
     left = activity.table.columnViewportPosition(reason)
     assert 0 < left < activity.table.viewport().width() - activity.table.fontMetrics().averageCharWidth() * 20
+    # and it is wide enough to read (the Sign-up address column after it, mostly empty, does not take the room)
+    assert activity.table.columnWidth(reason) >= activity.table.fontMetrics().averageCharWidth() * 30
+    assert activity.table.columnWidth(reason) > activity.table.columnWidth(reason + 1)
+    assert activity.table.isColumnHidden(reason + 1), "no event has a sign-up address: its column waits"
     # a cut-off cell still has all its text in the tooltip
     index = activity.model.index(0, 4)
     assert index.data(Qt.ItemDataRole.ToolTipRole) == activity.model.event_at(0).subject or not \
@@ -295,3 +302,39 @@ def test_cached_times_follow_a_language_change(qapp):
         assert german == dates.when(datetime.fromisoformat(iso))  # what a fresh text in German reads
     finally:
         QLocale.setDefault(previous)
+
+
+def shown_chips(page) -> set[str]:
+    return {v for v, chip in page.chips.items() if not chip.isHidden()}
+
+
+def test_activity_chips_show_a_users_own_verdicts_and_an_admins_all(qtbot, seeded_gateway, window_for, admin_window):
+    g, seeded = seeded_gateway
+    user = window_for(g, seeded)
+    page = loaded(qtbot, user, "activity")
+    qtbot.waitUntil(lambda: page.role == "user", timeout=TIMEOUT)
+    shown = shown_chips(page)
+    assert not shown & verdicts.ADMIN_ONLY, "a user is offered verdicts they cannot have"
+    assert set(verdicts.EXTRA) <= shown, "the action verdicts (confirmed, approved, denied) have chips"
+    assert shown == set(verdicts.visible_to("user", tuple(page.chips)))
+    # and nothing the user does have is hidden: every verdict of their own events has its chip (a message of
+    # theirs deferred, tempfail, is theirs; relayed or misaddressed mail reached no one's mailbox)
+    theirs = {str(e.verdict) for e in g.events() if e.user_id == seeded.user_id}
+    assert "tempfail" in theirs and theirs <= shown, theirs - shown
+    assert not {str(e.verdict) for e in g.events() if e.user_id is not None} & verdicts.ADMIN_ONLY
+    # a hidden chip takes no room: the chips shown sit side by side without gaps for the hidden ones
+    visible = [page.chips[v] for v in page.chips if v in shown]
+    row = [c for c in visible if c.y() == visible[0].y()]
+    for a, b in zip(row, row[1:], strict=False):
+        assert 0 <= b.x() - (a.x() + a.width()) <= 8
+    # a chip of an action verdict filters the log like any other
+    page.chips["confirmed"].setChecked(True)
+    qtbot.waitUntil(lambda: not page.model.loading, timeout=TIMEOUT)
+    assert page.selected_verdicts() == ("confirmed",)
+    assert all(page.model.event_at(r).verdict == "confirmed" for r in range(page.model.rowCount()))
+    page.chips["confirmed"].setChecked(False)
+
+    admin = admin_window
+    page = loaded(qtbot, admin, "activity")
+    qtbot.waitUntil(lambda: verdicts.ADMIN_ONLY <= shown_chips(page), timeout=TIMEOUT)
+    assert shown_chips(page) == set(page.chips)

@@ -4,6 +4,7 @@ to it), the tag in Activity, and the failures a person must see (refused name, g
 
 from __future__ import annotations
 
+import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 
@@ -11,7 +12,9 @@ from sendergate.desktop.api_client import ApiError, GatewayClient, Unreachable
 from sendergate.desktop.models.events import COLUMNS as ACTIVITY_COLUMNS
 from sendergate.desktop.pages.tags import TagsPage, problem, tag_name
 from sendergate.desktop.widgets import MessageBar
+from tests.desktop.seed import seed
 from tests.support.common import free_loopback_port
+from tests.support.gateway import GatewayProcess
 
 TIMEOUT = 10_000
 
@@ -158,6 +161,7 @@ def test_mail_to_a_tag_is_counted_with_its_senders_and_activity_shows_the_tag(qt
             == tag.address]
     assert len(rows) == 3
     assert {activity.model.data(activity.model.index(r, col)) for r in rows} == {"acme"}
+    assert not activity.table.isColumnHidden(col)  # hidden while no event has a tag; these have one
     untagged = next(r for r in range(activity.model.rowCount()) if r not in rows)
     assert not activity.model.data(activity.model.index(untagged, col))  # other mail names no tag
     activity.table.selectRow(rows[0])
@@ -231,6 +235,15 @@ def test_a_site_name_becomes_a_name_the_gateway_takes():
     assert tag_name("x%y!z@evil:1") == "x-y-z-evil-1"  # nothing that routes
     assert tag_name("!!!") == ""
     assert len(tag_name("a" * 100)) == 32
+    # where the gateway's delimiter is '-', a name cannot hold it: the words are joined with '_'
+    assert tag_name("ACME Shop", "-") == "acme_shop" and tag_name("my-shop.example", "-") == "my_shop_example"
+    assert tag_name("ACME Shop", "_") == "acme-shop" and tag_name("ACME Shop", "=") == "acme-shop"
+    # whatever is typed, under any delimiter the gateway may have, the name is one the gateway takes
+    from sendergate.policy.tags import DELIMITERS, check_name
+    for delimiter in DELIMITERS:
+        for site in ("ACME Shop", "my-shop_example.de", "a+b=c-d_e", "Bücher & Co.", "--x--", "9 Lives", "x" * 40):
+            name = tag_name(site, delimiter)
+            assert delimiter not in name and check_name(name, delimiter) == name, (site, delimiter, name)
 
 
 def test_a_sender_that_looks_like_html_is_shown_as_text():
@@ -244,3 +257,47 @@ def test_a_sender_that_looks_like_html_is_shown_as_text():
     assert "<img" not in tip and "<b>" not in tip and "&lt;img src=x&gt;&lt;b&gt;bank&lt;/b&gt;" in tip
     assert tip.startswith("<qt>") and "news@acme.example: 1" in tip
     assert senders_text(tag).startswith('"<img src=x><b>bank</b>"@evil.example (3)')  # a plain-text cell
+
+
+@pytest.fixture
+def dash_gateway():
+    """A gateway whose recipient delimiter is '-' (alice-acme@…), as tests/test_tags_cli.py configures it."""
+    g = GatewayProcess(extra={"domains": {"recipient_delimiter": "-"}})
+    seeded = seed(g.store, events=10, pending=0)
+    g.start()
+    try:
+        yield g, seeded
+    finally:
+        g.close()
+
+
+def test_where_the_delimiter_is_a_dash_the_name_is_joined_with_an_underscore(qtbot, dash_gateway, window_for):
+    g, seeded = dash_gateway
+    api = GatewayClient(g.http_url, seeded.token)
+    assert api.me().recipient_delimiter == "-"  # GET /me tells the app
+    # what must not happen again: the name the app used to make is one this gateway refuses
+    try:
+        api.add_tag(seeded.address, "acme-shop")
+        raise AssertionError("the gateway took a name holding its delimiter")
+    except ApiError as exc:
+        assert exc.status == 422 and "delimiter" in str(exc)
+    w = window_for(g, seeded)
+    page = loaded(qtbot, w)
+    qtbot.keyClicks(page.name_edit, "ACME Shop")
+    assert page.preview.text().endswith("acme_shop")
+    qtbot.mouseClick(page.create_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: page.model.rowCount() == 1, timeout=TIMEOUT)
+    [tag] = api.tags()
+    assert tag.name == "acme_shop" and tag.address == "alice-acme_shop@example.org"
+    assert QGuiApplication.clipboard().text() == tag.address
+    assert send(g, "news@acme.example", tag.address)[0] == 250  # the address works
+    assert g.events()[-1].tag == "acme_shop"
+    api.close()
+
+
+def test_the_default_delimiter_is_told_too(seeded_gateway):
+    g, seeded = seeded_gateway
+    api = GatewayClient(g.http_url, seeded.token)
+    me = api._call("GET", "/me")
+    api.close()
+    assert me["recipient_delimiter"] == "+"

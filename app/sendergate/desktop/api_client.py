@@ -63,11 +63,12 @@ class Me:
     addresses: tuple[str, ...]
     mode: str = "enforce"  # a gateway without modes (before 0007) challenges: enforce
     mode_is_default: bool = True
+    recipient_delimiter: str = "+"  # joins an address and a tag name; a gateway before it was told uses "+"
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Me:
         return cls(d["id"], d.get("name", ""), d["role"], tuple(d.get("addresses", ())), d.get("mode", "enforce"),
-                   bool(d.get("mode_is_default", True)))
+                   bool(d.get("mode_is_default", True)), str(d.get("recipient_delimiter") or "+"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,7 +38,9 @@ from .i18n import tr
 from .models.base import RecordRole, verdict_label
 from .models.events import EventsModel
 from .operations import Operation
-from .pages.base import make_table
+from .pages.actions import undone_label
+from .pages.base import fitter, hide_until_used, make_table
+from .undo import UndoAction, UndoStack, UndoToast, restore, stack_of, withdraw
 from .widgets import icon_button
 
 PANEL_ATTR = "_sender_history_panel"  # the window's one panel
@@ -80,6 +82,16 @@ class HistoryEventsModel(EventsModel):
             self._client = client
             return
         super().reload()
+
+    def matches(self, event: Any) -> bool:
+        """A live event belongs here: from the sender shown (any case), or from their domain when it is shown."""
+        if not self.subject:
+            return False
+        sender = (event.sender or "").lower()
+        if self.whole_domain or self.subject.startswith("@"):
+            domain = self.subject.rpartition("@")[2].lower()
+            return "@" in sender and sender.rpartition("@")[2] == domain
+        return sender == self.subject.lower()
 
     def page_loader(self) -> Callable[[GatewayClient, str | None], Page]:
         subject, whole, size = self.subject, self.whole_domain, self._page_size
@@ -167,6 +179,8 @@ class HistoryPanel(QDialog):
         self.table.setObjectName("historyEvents")
         for col, width in enumerate((140, 110, 220, 180, 220)):
             self.table.setColumnWidth(col, width)
+        fitter(self.table).configure(stretch=5, keep=(0, 1), min_chars=30)  # Reason, as on Activity
+        hide_until_used(self.table, self.model, 6, lambda e: bool(e.tag))
         split.addWidget(self.table)
 
         entries_box = QWidget()
@@ -211,6 +225,23 @@ class HistoryPanel(QDialog):
         buttons.rejected.connect(self.close)
         bar.addWidget(buttons)
         layout.addLayout(bar)
+        # undo: the window's stack, so Ctrl+Z here and there undo the same actions; the panel is a window of
+        # its own (it may hide the main window's toast), so it shows the toast too
+        self.undo_stack: UndoStack | None = stack_of(parent) if parent is not None else None
+        self.undo_toast: UndoToast | None = None
+        if self.undo_stack is not None:
+            self.undo_toast = UndoToast(self.undo_stack, self)
+            self.undo_toast.setObjectName("historyUndoToast")
+            layout.insertWidget(layout.indexOf(self.status) + 1, self.undo_toast)
+            self.undo_action = QAction(tr("&Undo"), self)
+            self.undo_action.setShortcut(QKeySequence(QKeySequence.StandardKey.Undo))  # Ctrl+Z; Cmd+Z on macOS
+            self.undo_action.triggered.connect(lambda: self.undo_stack.undo() if self.undo_stack else None)
+            self.addAction(self.undo_action)
+            self.undo_stack.finished.connect(self._undone)
+        # the live stream: a new event from the sender shown appears on top, as on Activity
+        stream = getattr(parent, "stream", None) if parent is not None else None
+        if stream is not None and hasattr(stream, "message"):
+            stream.message.connect(self._live)
         reload = QAction(self)
         reload.setShortcut(QKeySequence(QKeySequence.StandardKey.Refresh))
         reload.triggered.connect(self.reload)
@@ -298,6 +329,13 @@ class HistoryPanel(QDialog):
             shown = tr("%n event(s) shown, newest first", None, self.model.rowCount())
             self.status.setText(f"{self.notice} {shown}" if self.notice else shown)
 
+    def _live(self, msg: Any) -> None:
+        # one person's view (an admin's Whose): the stream carries everyone's events; F5 reloads that view
+        if getattr(msg, "kind", "") != "event" or not self.isVisible() or self.client.whose is not None:
+            return
+        if self.model.add_live(msg.record):
+            self._status_for_rows()
+
     def _failed(self, message: str) -> None:
         self.show_error(tr("The history could not be loaded: %1").replace("%1", message))
 
@@ -336,12 +374,15 @@ class HistoryPanel(QDialog):
             return
         client, note = self.client, tr("from the sender history")
 
-        def done(entry: Any) -> None:
+        def done(result: tuple[Any, bool]) -> None:
+            entry, created = result
             verb = tr("Allowed %1.") if action == "allow" else tr("Blocked %1.")
             self.reload()
             self.notice = verb.replace("%1", entry.entry)  # stays with the reloaded count
+            if created:  # an entry that was there already is not this action's to undo
+                self._offer(undone_label(action, entry.entry), withdraw(client, action, [entry.id]))
 
-        self._run(lambda: client.add_entry(action, pattern, note=note), done)
+        self._run(lambda: client.add_entry_created(action, pattern, note=note), done)
 
     def remove_selected(self) -> None:
         entry = self.selected_entry()
@@ -352,8 +393,24 @@ class HistoryPanel(QDialog):
         def done(_: object) -> None:
             self.reload()
             self.notice = tr("Removed %1.").replace("%1", entry.entry)
+            self._offer(tr("Removed %1").replace("%1", entry.entry), restore(client, entry.action, [entry.id]))
 
         self._run(lambda: client.remove_entry(entry.action, entry.id), done)
+
+    def _offer(self, label: str, reverse: Callable[[], list[str]]) -> None:
+        """Offer an action's undo on the window's stack (the panel reloads when any undo comes back)."""
+        if self.undo_stack is not None:
+            self.undo_stack.push(UndoAction(label, reverse))
+
+    def _undone(self, level: str, message: str) -> None:
+        """An undo came back (from here, a page, the toast or Ctrl+Z): the entries shown may have changed."""
+        if not self.subject or not self.isVisible():
+            return
+        self.reload()
+        if level == "error":
+            self.show_error(message)
+        else:
+            self.notice = message  # stays with the reloaded count
 
     def set_client(self, client: GatewayClient) -> None:
         self.client = client

@@ -44,8 +44,10 @@ UNKNOWN_COLOUR = "#BBBBBB"  # Tol bright grey: a verdict from a newer gateway th
 EXTRA = ("confirmed", "approved", "denied")
 ALL: tuple[str, ...] = tuple(VERDICTS) + tuple(v for v in EXTRA if v not in VERDICTS)
 
-# decisions about mail that reached no user's mailbox: only an admin sees them (the API filters them too)
-ADMIN_ONLY = frozenset({"relay_denied", "unknown_recipient", "tempfail"})
+# decisions about mail addressed to no user (relaying, an unknown recipient): their events have no user, so
+# only an admin sees them. tempfail is not one: a user's own message deferred (max_pending, a scanner down)
+# is recorded with their id, and their log and chart show it.
+ADMIN_ONLY = frozenset({"relay_denied", "unknown_recipient"})
 
 
 def label(verdict: str) -> str:

@@ -182,6 +182,8 @@ class FlowLayout(QLayout):
     def _arrange(self, rect: QRect, move: bool) -> int:
         x, y, row_height = rect.x(), rect.y(), 0
         for item in self._items:
+            if item.isEmpty():  # a hidden widget takes no place (nor a gap)
+                continue
             hint = item.sizeHint()
             if x + hint.width() > rect.right() + 1 and row_height:
                 x, y, row_height = rect.x(), y + row_height + self._gap, 0

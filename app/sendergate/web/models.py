@@ -64,6 +64,9 @@ class Me(_Out):
                                                     "not one set for this user.")
     address_modes: dict[str, Mode] = Field(default_factory=dict,
                                            description="Addresses with a mode of their own (an alias such as info@).")
+    recipient_delimiter: Literal["+", "-", "_", "="] = Field(
+        "+", description="The gateway's recipient delimiter ([domains] recipient_delimiter): what joins an address "
+                         "and a sign-up address's name (alice+acme@…); a tag name cannot hold it.")
 
 
 class ModeIn(BaseModel):

@@ -12,15 +12,16 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QLabel, QLineEdit, QMenu, QSplitter, QTextBrowser, QToolButton, QVBoxLayout, QWidget
 
 from .. import undo
-from ..api_client import VERDICTS, Event, ListEntry
+from ..api_client import VERDICTS, Event, ListEntry, Me
 from ..history import install_history, open_history
 from ..i18n import tr
 from ..models import EventsModel
 from ..models.base import exact_time, verdict_label
 from ..verdicts import icon as verdict_icon
+from ..verdicts import visible_to
 from ..widgets import EmptyState, FlowLayout
 from .actions import AddressError, describe, sender_pattern, undone_label
-from .base import Page, fitter, make_table, text_width
+from .base import Page, fitter, hide_until_used, make_table, text_width
 
 
 def details_html(e: Event) -> str:
@@ -75,6 +76,8 @@ class ActivityPage(Page):
             chip.toggled.connect(self._filter_changed)
             chips.addWidget(chip)
             self.chips[verdict] = chip
+        self.role = ""  # from /me: the admin-only verdicts' chips show for an admin only
+        self._show_chips()
         layout.addWidget(chip_box)
 
         self.search = QLineEdit()
@@ -97,8 +100,10 @@ class ActivityPage(Page):
         for col, width in enumerate((text_width(self.table, tr("Yesterday %1").replace("%1", "23:59")),
                                      text_width(self.table, longest_verdict, icon=True), 220, 150, 220)):
             self.table.setColumnWidth(col, width)
-        # Reason: why the gateway decided, the column people come here for
-        fitter(self.table).configure(keep=(0, 1), min_chars=36)
+        # Reason: why the gateway decided, the column people come here for (not the last one: it takes the room)
+        fitter(self.table).configure(stretch=5, keep=(0, 1), min_chars=36)
+        self.table.setColumnWidth(6, text_width(self.table, tr("Sign-up address")))  # kept now it does not stretch
+        hide_until_used(self.table, self.model, 6, lambda e: bool(e.tag))
         self.empty = EmptyState(self.table)
         self.model.loading_changed.connect(lambda _: self._show_empty())
         self.model.first_page_loaded.connect(self._show_empty)
@@ -139,6 +144,32 @@ class ActivityPage(Page):
 
     def refresh(self) -> None:
         self.model.reload()
+        if not self.role:  # the window's /me if it came already, else asked once here
+            me = getattr(self.window(), "me", None)
+            if isinstance(me, Me):
+                self.set_me(me)
+            else:
+                client = self.client
+                self.run(client.me, self.set_me, lambda _exc: None)  # the log's own load says what failed
+
+    def set_me(self, me: Me) -> None:
+        self.role = me.role
+        self._show_chips()
+
+    def _show_chips(self) -> None:
+        """Only the verdicts this person can have: relay_denied and unknown_recipient are about mail addressed
+        to nobody here, and only an admin sees those events (verdicts.ADMIN_ONLY)."""
+        shown = set(visible_to(self.role or "user", tuple(self.chips)))
+        changed = False
+        for verdict, chip in self.chips.items():
+            chip.setVisible(verdict in shown)
+            if verdict not in shown and chip.isChecked():
+                chip.blockSignals(True)
+                chip.setChecked(False)
+                chip.blockSignals(False)
+                changed = True
+        if changed:
+            self._filter_changed()
 
     def _show_empty(self) -> None:
         empty = self.model.rowCount() == 0 and not self.model.loading
@@ -159,7 +190,7 @@ class ActivityPage(Page):
         self.status.setText(tr("%n decision(s) shown", None, self.model.rowCount()))
 
     def selected_verdicts(self) -> tuple[str, ...]:
-        return tuple(v for v, chip in self.chips.items() if chip.isChecked())
+        return tuple(v for v, chip in self.chips.items() if chip.isChecked() and not chip.isHidden())
 
     def _filter_changed(self) -> None:
         self.details.clear()

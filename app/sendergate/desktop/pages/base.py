@@ -174,6 +174,26 @@ def make_table(model: Any, *, sortable: bool = True, multi: bool = False, name: 
     return view, proxy
 
 
+def hide_until_used(view: QTableView, model: Any, column: int, used: Callable[[Any], bool]) -> None:
+    """Keep an events table's `column` hidden until a row (an Event from model.event_at) is `used`: the
+    Sign-up address column is empty for most people, and Reason needs the room. A reset hides it again."""
+
+    def scan(first: int, last: int) -> None:
+        if view.isColumnHidden(column) and any(used(e) for e in (model.event_at(r) for r in range(first, last + 1))
+                                               if e is not None):
+            view.setColumnHidden(column, False)
+            fitter(view).fit()
+
+    def reset() -> None:
+        view.setColumnHidden(column, True)
+        scan(0, model.rowCount() - 1)
+        fitter(view).fit()
+
+    model.modelReset.connect(reset)
+    model.rowsInserted.connect(lambda _parent, first, last: scan(first, last))
+    reset()
+
+
 def fitter(view: QTableView) -> ColumnFitter:
     found = view.property("fitter")
     assert isinstance(found, ColumnFitter)

@@ -34,7 +34,6 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import (
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QMenu,
@@ -65,7 +64,7 @@ from ..models.challenges import (
     history_text,
 )
 from ..widgets import debounced, icon_button
-from .base import Page, make_table
+from .base import Page, fitter, make_table
 
 log = logging.getLogger("sendergate.desktop.pending")
 SENDER, SUBJECT, WHEN, DOMAIN = range(4)
@@ -189,7 +188,7 @@ def details_html(c: Challenge) -> str:
             (tr("Subject"), e(c.subject or tr("(no subject)"))),
             (tr("When"), e(first_latest(c)) + " · " + e(attempts_text(c))),
             (tr("Domain"), f"<b>{e(auth_label(c.auth_status))}</b>" + (f" — {e(c.auth_detail)}" if c.auth_detail
-                                                                        else "")),
+                                                                        and c.auth_status != "unchecked" else "")),
             (tr("CAPTCHA"), e(captcha_text(c))),
             (tr("History"), e(history_text(c) or tr("not loaded yet")))]
     body = "".join(f"<tr><th align='left' valign='top'>{e(k)}</th><td>{v}</td></tr>" for k, v in rows)
@@ -237,16 +236,14 @@ class PendingPage(Page):
         self.table.setAlternatingRowColors(True)
         fm = self.table.fontMetrics()
         self.table.verticalHeader().setDefaultSectionSize(fm.height() * 2 + 12)  # uniform: no per-row measuring
-        header = self.table.horizontalHeader()
-        header.setStretchLastSection(False)
-        # Sender and Subject share what is left after the fixed When and Domain columns: the table fits
-        # the window (1,024 px included) instead of scrolling sideways
-        header.setSectionResizeMode(SENDER, QHeaderView.ResizeMode.Stretch)
-        header.setSectionResizeMode(SUBJECT, QHeaderView.ResizeMode.Stretch)
+        # Sender and Subject share what is left after When and Domain, which keep their width: the table fits
+        # the window (1,024 px included) instead of scrolling sideways. Through the table's fitter (make_table),
+        # which would otherwise give the room to the last column, Domain
+        fitter(self.table).configure(stretch=SUBJECT, keep=(WHEN, DOMAIN), min_chars=24)
         for col, sample in ((WHEN, tr("Yesterday %1").replace("%1", "00:00") + "MM"),
                             (DOMAIN, tr("Failed verification") + "MMMM")):
-            header.setSectionResizeMode(col, QHeaderView.ResizeMode.Fixed)
             self.table.setColumnWidth(col, max(fm.horizontalAdvance(sample), 110) + 24)
+        self.table.setColumnWidth(SENDER, fm.horizontalAdvance("maria.lopez@startup-example.com") + 24)
         self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         self.table.sortByColumn(WHEN, Qt.SortOrder.DescendingOrder)
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)

@@ -28,17 +28,23 @@ from ..i18n import tr
 from ..models.base import RecordRole
 from ..models.tags import TagsModel, folder_label
 from ..widgets import icon_button
-from .base import Page, make_table
+from .base import Page, fitter, make_table, text_width
 
 NAME_MAX = 32  # the gateway's limit on a tag name
 EXPIRY_CHOICES = (("", None), ("30d", "30d"), ("90d", "90d"), ("365d", "365d"))  # (key, API value)
 
 
-def tag_name(site: str) -> str:
+def joiner(delimiter: str) -> str:
+    """What joins the words of a name: '-', or '_' where '-' is the gateway's delimiter (a name cannot hold it)."""
+    return "_" if delimiter == "-" else "-"
+
+
+def tag_name(site: str, delimiter: str = "+") -> str:
     """What a person types ("ACME Shop", "Bücher.de") -> a name the gateway takes ("acme-shop", "bucher-de"):
-    lower-case ASCII letters and digits with single '-' between. The gateway checks it again."""
+    lower-case ASCII letters and digits with a single joiner between (see joiner()). The gateway checks it again."""
+    join = joiner(delimiter)
     ascii_only = unicodedata.normalize("NFKD", site).encode("ascii", "ignore").decode("ascii")
-    return re.sub(r"[^a-z0-9]+", "-", ascii_only.lower()).strip("-")[:NAME_MAX].rstrip("-")
+    return re.sub(r"[^a-z0-9]+", join, ascii_only.lower()).strip(join)[:NAME_MAX].rstrip(join)
 
 
 FOLDER_CHOICES = ("", "inbox", "tag", "screened")  # "": the gateway's default ([tags] folder)
@@ -119,7 +125,9 @@ class TagsPage(Page):
         ends.addWidget(self.expiry_box)
         ends.addWidget(self.dated_check)
         ends.addStretch(1)
-        form.addRow(tr("&Ends:"), ends)
+        ends_label = QLabel(tr("&Ends:"))  # a row of a layout gets no buddy: without one the & shows
+        ends_label.setBuddy(self.expiry_box)
+        form.addRow(ends_label, ends)
         self.folder_box = QComboBox()
         self.folder_box.setObjectName("tagFolder")
         self.folder_box.setAccessibleName(tr("Where mail to the sign-up address goes"))
@@ -143,8 +151,14 @@ class TagsPage(Page):
         layout.addWidget(self.empty, 1)
         self.table, self.proxy = make_table(self.model, name=tr("Your sign-up addresses"))
         self.table.sortByColumn(2, Qt.SortOrder.AscendingOrder)  # live ones first
-        for col, width in enumerate((140, 240, 80, 100, 260, 140)):
-            self.table.setColumnWidth(col, width)
+        # the address is what the page hands out (set first: a width given to the stretching column is not kept)
+        fitter(self.table).configure(stretch=1, keep=(2, 5), min_chars=34)
+        late = tr("Yesterday %1").replace("%1", "23:59")
+        widths = (90, 0, text_width(self.table, tr("Expired")), 60, 150, text_width(self.table, late), 110,
+                  text_width(self.table, "30 Sept 2027 23:59"))
+        for col, width in enumerate(widths):
+            if width:
+                self.table.setColumnWidth(col, width)
         layout.addWidget(self.table, 1)
         bar = QHBoxLayout()
         self.revoke_button = icon_button("deny", tr("&Revoke"), tr("Revoke the selected sign-up address (Delete)"))
@@ -172,7 +186,7 @@ class TagsPage(Page):
 
     def _preview(self, *_: object) -> None:
         """The name as it will go into the address (the gateway's delimiter and a dated tag's date may differ)."""
-        name = tag_name(self.name_edit.text())
+        name = tag_name(self.name_edit.text(), self.delimiter())
         self.preview.setText(tr("Name in the address: %1").replace("%1", name) if name else "")
 
     def _enable(self, *_: object) -> None:
@@ -197,18 +211,23 @@ class TagsPage(Page):
     def _loaded(self, result: tuple[Me, list[Tag]]) -> None:
         me, tags = result
         if self.me is None or self.me.addresses != me.addresses:
-            self.me = me
             chosen = self.address_box.currentText()
             self.address_box.clear()
             self.address_box.addItems(list(me.addresses))
             self.address_box.setCurrentIndex(max(0, self.address_box.findText(chosen)))
+        self.me = me
+        self._preview()  # the delimiter may have changed the name
         self.model.set_records(tags)
         self.loaded = True
         self._enable()
 
     # -- actions --
+    def delimiter(self) -> str:
+        """The gateway's recipient delimiter (from /me; "+" until it is known)."""
+        return self.me.recipient_delimiter if self.me is not None else "+"
+
     def create_tag(self) -> None:
-        name = tag_name(self.name_edit.text())
+        name = tag_name(self.name_edit.text(), self.delimiter())
         if not name:
             self.messages.error(tr("Enter the name of the site you sign up at (letters or digits); it becomes part "
                                    "of the address."))

@@ -14,4 +14,4 @@ router = APIRouter(prefix=API_PREFIX)
 async def me(caller: CallerDep, rt: RuntimeDep) -> Me:
     u = caller.user
     return Me(id=u.id, name=u.name, role="admin" if u.is_admin else "user", addresses=list(u.addresses),
-              **await me_mode(rt, u.id))
+              recipient_delimiter=rt.cfg.domains.recipient_delimiter, **await me_mode(rt, u.id))

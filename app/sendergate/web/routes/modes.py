@@ -28,7 +28,7 @@ async def patch_me(body: ModeIn, caller: CallerDep, rt: RuntimeDep) -> Me:
     u = caller.user
     await run(rt, rt.store.set_user_mode, u.id, body.mode)
     return Me(id=u.id, name=u.name, role="admin" if u.is_admin else "user", addresses=list(u.addresses),
-              **await me_mode(rt, u.id))
+              recipient_delimiter=rt.cfg.domains.recipient_delimiter, **await me_mode(rt, u.id))
 
 
 @router.patch("/users/{user_id}", response_model=UserMode, tags=["account"],
