@@ -18,8 +18,7 @@ from tests.support.gateway import GatewayProcess
 
 @pytest.fixture(scope="module")
 def gw() -> Iterator[GatewayProcess]:
-    with GatewayProcess() as g:
-        g.start()
+    with GatewayProcess() as g:  # __enter__ starts it
         yield g
 
 

@@ -95,6 +95,10 @@ class GatewayProcess:
         return f"http://127.0.0.1:{self.http_port}"
 
     def start(self, timeout: float = 20.0) -> GatewayProcess:
+        if self.proc is not None and self.proc.poll() is None:
+            # a second start would find the first one's "worker" line and SMTP answer, take the new (failing)
+            # process for the gateway and leave the running one to outlive the test
+            raise ServiceError("gateway already running; stop() it before starting it again")
         self.log = open(self.log_path, "ab")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen([sys.executable, "-m", "sendergate", "gateway", "--config", str(self.config_path)],
