@@ -15,6 +15,7 @@ from PySide6.QtCore import QDate, QDateTime, QLocale
 from .i18n import tr
 
 _WEEKDAY = re.compile(r"\s*dddd[,.]?\s*")
+_ZONE = re.compile(r"\s*\(?t+\)?")  # Qt time formats name the zone with t, tt, ttt or tttt
 
 
 def medium_date_format(locale: QLocale | None = None) -> str:
@@ -72,8 +73,11 @@ def exact(ts: datetime | None, locale: QLocale | None = None) -> str:
         return ""
     loc = locale or QLocale()
     qdt = _local(ts)
-    clock = loc.toString(qdt.time(), QLocale.FormatType.LongFormat)
-    return f"{loc.toString(qdt.date(), medium_date_format(loc))} {clock}"
+    # the long time format with seconds, its zone as the short abbreviation ("UTC", "CET"), not the
+    # zone's full name ("Coordinated Universal Time") that filled half a details pane
+    clock = loc.toString(qdt.time(), _ZONE.sub("", loc.timeFormat(QLocale.FormatType.LongFormat)).strip())
+    zone = qdt.timeZoneAbbreviation()
+    return f"{loc.toString(qdt.date(), medium_date_format(loc))} {clock}" + (f" {zone}" if zone else "")
 
 
 __all__ = ["medium_date_format", "when", "day_text", "exact"]
