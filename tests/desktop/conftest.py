@@ -61,6 +61,26 @@ def english_as_the_app_starts(qapp: object) -> None:
 
 
 @pytest.fixture(autouse=True)
+def no_key_held(qapp: object) -> Iterator[None]:
+    """Each test starts with no modifier key Qt believes held. A key click whose press closes or hides its
+    window (Ctrl+Z on the history panel) sends its release nowhere, and Qt then takes Ctrl as held for
+    every later test: selectRow toggles rows off, D arrives as Ctrl+D."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QGuiApplication
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QWidget
+    if QGuiApplication.keyboardModifiers() != Qt.KeyboardModifier.NoModifier:
+        probe = QWidget()
+        probe.show()  # a window of its own, so the release goes through the window system as a real one would
+        for key in (Qt.Key.Key_Control, Qt.Key.Key_Shift, Qt.Key.Key_Alt, Qt.Key.Key_Meta):
+            QTest.keyRelease(probe, key)
+        probe.close()
+        probe.deleteLater()
+    assert QGuiApplication.keyboardModifiers() == Qt.KeyboardModifier.NoModifier
+    yield
+
+
+@pytest.fixture(autouse=True)
 def memory_keyring() -> Iterator[MemoryKeyring]:
     previous = keyring.get_keyring()
     backend = MemoryKeyring()
