@@ -64,7 +64,12 @@ def test_postfix_delivers_to_a_live_tag_at_once(postfix: PostfixSender, gateway:
     postfix.submit(f"{SHOP}@sender.test", [tag["address"]], message(tag["address"], "order confirmed"))
     got = downstream.wait_for(f"{SHOP}@sender.test", FIRST_ATTEMPT, deferral_reason(postfix, since))
     assert got.rcpt_tos == [tag["address"]]
-    ev = gateway.events()[-1]
+    # the downstream has the message as soon as it said 250; the gateway records the event after that
+    deadline = time.monotonic() + 30
+    while not (events := [e for e in gateway.events() if e.tag == "postfixshop"]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert events, "no event for the tagged delivery"
+    ev = events[-1]
     assert (ev.verdict, ev.tag) == ("delivered", "postfixshop") and ev.spam_score is not None
 
 
