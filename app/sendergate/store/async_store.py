@@ -67,6 +67,7 @@ class AsyncStore:
         self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._writer: threading.Thread | None = None
+        self._conn: Connection | None = None  # the writer thread's own connection, kept between batches
         self._checkpointer: threading.Thread | None = None
         self._checkpoint_stop = threading.Event()
 
@@ -167,22 +168,30 @@ class AsyncStore:
     def _write_thread(self) -> None:
         loop = self._loop
         assert loop is not None
-        while True:
-            with self._ready:
-                while not self._pending:
-                    if self._stopping:
-                        return
-                    self._ready.wait()
-                batch, self._pending = self._pending, []
-            try:
-                results = self._commit([(op, a) for op, a, _ in batch])
-            except Exception as exc:  # noqa: BLE001 - _commit answers per write; this is its own failure
-                log.error("group commit failed: %s", short(exc))
-                results = [(False, exc)] * len(batch)
-            try:  # one wake-up of the loop per batch; the callers are told only now, after the commit
-                loop.call_soon_threadsafe(self._settle, batch, results)
-            except RuntimeError:  # the loop is closed: nobody is waiting any more
-                return
+        try:
+            while True:
+                with self._ready:
+                    while not self._pending:
+                        if self._stopping:
+                            return
+                        self._ready.wait()
+                try:
+                    batch, results = self._commit_pending()
+                except Exception as exc:  # noqa: BLE001 - _commit_pending answers per write; this is its own failure
+                    log.error("group commit failed: %s", short(exc))
+                    batch = self._take()
+                    results = [(False, exc)] * len(batch)
+                try:  # one wake-up of the loop per batch; the callers are told only now, after the commit
+                    loop.call_soon_threadsafe(self._settle, batch, results)
+                except RuntimeError:  # the loop is closed: nobody is waiting any more
+                    return
+        finally:
+            self._release_conn()
+
+    def _take(self) -> list[tuple[WriteOp, tuple[Any, ...], asyncio.Future[Any]]]:
+        with self._ready:
+            batch, self._pending = self._pending, []
+        return batch
 
     @staticmethod
     def _settle(batch: list[tuple[WriteOp, tuple[Any, ...], asyncio.Future[Any]]],
@@ -195,19 +204,57 @@ class AsyncStore:
             else:
                 fut.set_exception(value if isinstance(value, StoreError) else StoreError(short(value)))
 
-    def _commit(self, ops: list[tuple[WriteOp, tuple[Any, ...]]]) -> list[tuple[bool, Any]]:
+    def _held_conn(self) -> Connection:
+        """The writer's own connection, checked out once and kept (no pool checkout and reset per batch)."""
+        if self._conn is None:
+            self._conn = self.store.engine.connect()
+            self._no_autocheckpoint(self._conn)
+        return self._conn
+
+    def _release_conn(self) -> None:
+        """Give the writer's connection back (after a failed batch: the next batch starts on a fresh one)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()  # back to the pool, which rolls back anything left open
+            except Exception as exc:  # noqa: BLE001 - a broken connection is discarded
+                log.info("store writer's connection closed with an error: %s", short(exc))
+
+    def _commit_pending(self) -> tuple[list[tuple[WriteOp, tuple[Any, ...], asyncio.Future[Any]]],
+                                       list[tuple[bool, Any]]]:
+        """Commit what is queued: (the batch, each write's (ok, result or error))."""
+        batch: list[tuple[WriteOp, tuple[Any, ...], asyncio.Future[Any]]] = []
+
+        def take() -> list[tuple[WriteOp, tuple[Any, ...]]]:
+            batch.extend(self._take())
+            return [(op, args) for op, args, _ in batch]
+        return batch, self._commit(take)
+
+    def _commit(self, take: Callable[[], list[tuple[WriteOp, tuple[Any, ...]]]]) -> list[tuple[bool, Any]]:
+        """Run the writes `take()` returns in one transaction; each write's (ok, result or error).
+
+        On SQLite the write lock is taken (BEGIN IMMEDIATE) before the writes are: while this worker waits
+        for another process's commit, its sessions' writes keep queueing and go into this commit instead
+        of the next one (fewer, larger commits; less time the workers hold the one write lock between them)."""
+        ops = None
         try:
-            with self.store.engine.begin() as conn:
-                self._no_autocheckpoint(conn)
+            conn = self._held_conn()
+            with conn.begin():  # commits on leaving; rolls back on an exception
+                if self.store.is_sqlite:
+                    dbapi(conn).execute("BEGIN IMMEDIATE")
+                ops = take()
                 counts: Counter[tuple[int, int, str]] = Counter()
                 conn.info[BATCH_COUNTS] = counts  # add_event_tx counts here instead of upserting
                 try:
                     results = [(True, op(conn, *args)) for op, args in ops]
                 finally:
-                    del conn.info[BATCH_COUNTS]  # info outlives this checkout of the pooled connection
+                    del conn.info[BATCH_COUNTS]
                 self.store.add_event_counts_tx(conn, counts)
             return results
         except Exception as exc:  # noqa: BLE001 - one bad write must not fail its neighbours
+            self._release_conn()
+            if ops is None:
+                ops = take()
             if len(ops) > 1:
                 log.info("group commit of %d writes failed (%s); writing them one by one", len(ops), short(exc))
         return [self._commit_one(op, args) for op, args in ops]
