@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -286,3 +287,35 @@ def test_a_batch_whose_commit_fails_tells_no_caller_success_for_a_row_it_lost(st
         assert other.execute("SELECT count(*) FROM child").fetchone()[0] == 0
     finally:
         other.close()
+
+
+def test_the_writer_takes_a_new_connection_when_postgresql_drops_its_own(postgres: Any) -> None:
+    """The writer keeps one connection between batches; the server ending it (restart, failover,
+    pg_terminate_backend) costs the batch on it a retry, write by write, not every later batch."""
+    store = Store(postgres.create_database("wr_" + uuid.uuid4().hex[:10]))
+    store.migrate()
+
+    async def sessions() -> list[int]:
+        astore = AsyncStore(store)
+        astore.start()
+        try:
+            ids = [await astore.record(event(1))]
+            kept = astore._conn
+            assert kept is not None
+            with store.engine.connect() as admin:  # every other session of this database, the writer's included
+                admin.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                   "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+            ids.append(await astore.record(event(2)))  # the dead connection's batch, retried alone
+            ids.append(await astore.record(event(3)))
+            assert astore._conn is not None and astore._conn is not kept and not astore._conn.invalidated
+            return ids
+        finally:
+            await astore.close()
+
+    try:
+        ids = asyncio.run(sessions())
+        with store.engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM events")).scalar() == 3
+        assert len(set(ids)) == 3
+    finally:
+        store.close()

@@ -293,6 +293,8 @@ class AsyncStore:
                 conn: Connection
                 with self.store.engine.begin() as conn:
                     self._no_autocheckpoint(conn)
+                    if self.store.is_sqlite:  # its reads inside the write lock, as in a batch
+                        dbapi(conn).execute("BEGIN IMMEDIATE")
                     return True, op(conn, *args)
             except (IntegrityError, sqlite3.IntegrityError) as exc:  # another writer got there first; a retry sees it
                 error = exc
