@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 WriteOp = Callable[..., Any]  # op(conn, *args), run inside a group commit
 WRITE_QUEUE = "-writers"  # SQLite: beside the database file, the file on whose flock the group commits queue
-CHECKPOINT_EVERY = 1.0  # seconds between the checkpointer's passive WAL checkpoints (SQLite; fewer, larger: benchmarks.md)
+CHECKPOINT_EVERY = 1.0  # seconds between the checkpointer's passive WAL checkpoints (SQLite; benchmarks.md)
 NO_AUTOCHECKPOINT = "sendergate.no_autocheckpoint"  # conn.info key: this connection leaves the WAL to the checkpointer
 
 
