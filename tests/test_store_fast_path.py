@@ -123,6 +123,7 @@ class Subject:
     def close(self) -> None:
         if self.reader is not None:
             self.reader.close()
+        self.astore._release_conn()
         self.astore._pool.shutdown()
         self.store.close()
 
@@ -160,7 +161,7 @@ def run(subject: Subject, steps: list[Any], clock: Clock) -> list[Any]:
     for s in steps:
         if s[0] == "commit":
             ops = [op(*w) for w in s[1]]
-            results = subject.astore._commit(ops)
+            results = subject.astore._commit(lambda: ops)
             answers.append([(ok, outcome(value, args)) for (ok, value), (_, args) in zip(results, ops, strict=True)])
         elif s[0] == "alone":
             fn, args = op(*s[1])

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -30,8 +32,19 @@ from .store import Store
 log = logging.getLogger(__name__)
 
 WriteOp = Callable[..., Any]  # op(conn, *args), run inside a group commit
-CHECKPOINT_EVERY = 0.2  # seconds between the checkpointer's passive WAL checkpoints (SQLite)
+WRITE_QUEUE = "-writers"  # SQLite: beside the database file, the file on whose flock the group commits queue
+CHECKPOINT_EVERY = 1.0  # seconds between the checkpointer's passive WAL checkpoints (SQLite; benchmarks.md)
 NO_AUTOCHECKPOINT = "sendergate.no_autocheckpoint"  # conn.info key: this connection leaves the WAL to the checkpointer
+
+
+def open_write_queue(path: str) -> int | None:
+    """The WRITE_QUEUE file of the SQLite database at `path`, open for flock; None if it cannot be opened
+    (then the writers wait in SQLite's busy handler, as before)."""
+    try:
+        return os.open(path + WRITE_QUEUE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        log.info("no write queue file beside the store (%s); writers wait in SQLite's busy handler", exc)
+        return None
 
 
 class AsyncStore:
@@ -67,6 +80,8 @@ class AsyncStore:
         self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._writer: threading.Thread | None = None
+        self._conn: Connection | None = None  # the writer thread's own connection, kept between batches
+        self._queue_fd: int | None = None  # SQLite: the file whose flock orders this host's writers (WRITE_QUEUE)
         self._checkpointer: threading.Thread | None = None
         self._checkpoint_stop = threading.Event()
 
@@ -119,11 +134,10 @@ class AsyncStore:
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stopping = False
-        self._writer = threading.Thread(target=self._write_thread, name="store-writer", daemon=True)
-        self._writer.start()
         path = self.store.engine.url.database if self.store.is_sqlite else None
         if can_read_inline(path):
             assert path is not None
+            self._queue_fd = open_write_queue(path)
             try:
                 ckpt = sqlite3.connect(path, timeout=0.05, isolation_level=None, check_same_thread=False)
             except sqlite3.Error as exc:  # SQLite's automatic checkpoints stay on
@@ -133,6 +147,8 @@ class AsyncStore:
                 self._checkpointer = threading.Thread(target=self._checkpoint_thread, args=(ckpt,),
                                                       name="store-checkpoint", daemon=True)
                 self._checkpointer.start()
+        self._writer = threading.Thread(target=self._write_thread, name="store-writer", daemon=True)
+        self._writer.start()
 
     def _checkpoint_thread(self, conn: sqlite3.Connection) -> None:
         try:
@@ -167,22 +183,30 @@ class AsyncStore:
     def _write_thread(self) -> None:
         loop = self._loop
         assert loop is not None
-        while True:
-            with self._ready:
-                while not self._pending:
-                    if self._stopping:
-                        return
-                    self._ready.wait()
-                batch, self._pending = self._pending, []
-            try:
-                results = self._commit([(op, a) for op, a, _ in batch])
-            except Exception as exc:  # noqa: BLE001 - _commit answers per write; this is its own failure
-                log.error("group commit failed: %s", short(exc))
-                results = [(False, exc)] * len(batch)
-            try:  # one wake-up of the loop per batch; the callers are told only now, after the commit
-                loop.call_soon_threadsafe(self._settle, batch, results)
-            except RuntimeError:  # the loop is closed: nobody is waiting any more
-                return
+        try:
+            while True:
+                with self._ready:
+                    while not self._pending:
+                        if self._stopping:
+                            return
+                        self._ready.wait()
+                try:
+                    batch, results = self._commit_pending()
+                except Exception as exc:  # noqa: BLE001 - _commit_pending answers per write; this is its own failure
+                    log.error("group commit failed: %s", short(exc))
+                    batch = self._take()
+                    results = [(False, exc)] * len(batch)
+                try:  # one wake-up of the loop per batch; the callers are told only now, after the commit
+                    loop.call_soon_threadsafe(self._settle, batch, results)
+                except RuntimeError:  # the loop is closed: nobody is waiting any more
+                    return
+        finally:
+            self._release_conn()
+
+    def _take(self) -> list[tuple[WriteOp, tuple[Any, ...], asyncio.Future[Any]]]:
+        with self._ready:
+            batch, self._pending = self._pending, []
+        return batch
 
     @staticmethod
     def _settle(batch: list[tuple[WriteOp, tuple[Any, ...], asyncio.Future[Any]]],
@@ -195,19 +219,69 @@ class AsyncStore:
             else:
                 fut.set_exception(value if isinstance(value, StoreError) else StoreError(short(value)))
 
-    def _commit(self, ops: list[tuple[WriteOp, tuple[Any, ...]]]) -> list[tuple[bool, Any]]:
+    def _held_conn(self) -> Connection:
+        """The writer's own connection, checked out once and kept (no pool checkout and reset per batch)."""
+        if self._conn is None:
+            self._conn = self.store.engine.connect()
+        self._no_autocheckpoint(self._conn)
+        return self._conn
+
+    def _release_conn(self) -> None:
+        """Give the writer's connection back (after a failed batch: the next batch starts on a fresh one)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()  # back to the pool, which rolls back anything left open
+            except Exception as exc:  # noqa: BLE001 - a broken connection is discarded
+                log.info("store writer's connection closed with an error: %s", short(exc))
+
+    def _commit_pending(self) -> tuple[list[tuple[WriteOp, tuple[Any, ...], asyncio.Future[Any]]],
+                                       list[tuple[bool, Any]]]:
+        """Commit what is queued: (the batch, each write's (ok, result or error))."""
+        batch: list[tuple[WriteOp, tuple[Any, ...], asyncio.Future[Any]]] = []
+
+        def take() -> list[tuple[WriteOp, tuple[Any, ...]]]:
+            batch.extend(self._take())
+            return [(op, args) for op, args, _ in batch]
+        return batch, self._commit(take)
+
+    def _commit(self, take: Callable[[], list[tuple[WriteOp, tuple[Any, ...]]]]) -> list[tuple[bool, Any]]:
+        """Run the writes `take()` returns in one transaction; each write's (ok, result or error).
+
+        On SQLite the write lock is taken (BEGIN IMMEDIATE) before the writes are: while this worker waits
+        for another process's commit, its sessions' writes keep queueing and go into this commit instead
+        of the next one (fewer, larger commits; less time the workers hold the one write lock between them).
+        Before it, the writer queues on WRITE_QUEUE's flock: the kernel wakes it the moment the other
+        worker's commit returns, where SQLite's busy handler would sleep 1, 2, 5, 10 ms between tries
+        (and a writer between two sleeps loses the lock to one that commits back to back). The flock
+        only orders this host's writers; SQLite's lock, taken after it, is what excludes (the API and
+        housekeeping write without it)."""
+        ops = None
         try:
-            with self.store.engine.begin() as conn:
-                self._no_autocheckpoint(conn)
-                counts: Counter[tuple[int, int, str]] = Counter()
-                conn.info[BATCH_COUNTS] = counts  # add_event_tx counts here instead of upserting
-                try:
-                    results = [(True, op(conn, *args)) for op, args in ops]
-                finally:
-                    del conn.info[BATCH_COUNTS]  # info outlives this checkout of the pooled connection
-                self.store.add_event_counts_tx(conn, counts)
+            conn = self._held_conn()
+            queue = self._queue_fd
+            if queue is not None:
+                fcntl.flock(queue, fcntl.LOCK_EX)  # released by the kernel if this process dies holding it
+            try:
+                with conn.begin():  # commits on leaving; rolls back on an exception
+                    if self.store.is_sqlite:
+                        dbapi(conn).execute("BEGIN IMMEDIATE")
+                    ops = take()
+                    counts: Counter[tuple[int, int, str]] = Counter()
+                    conn.info[BATCH_COUNTS] = counts  # add_event_tx counts here instead of upserting
+                    try:
+                        results = [(True, op(conn, *args)) for op, args in ops]
+                    finally:
+                        del conn.info[BATCH_COUNTS]
+                    self.store.add_event_counts_tx(conn, counts)
+            finally:
+                if queue is not None:
+                    fcntl.flock(queue, fcntl.LOCK_UN)
             return results
         except Exception as exc:  # noqa: BLE001 - one bad write must not fail its neighbours
+            self._release_conn()
+            if ops is None:
+                ops = take()
             if len(ops) > 1:
                 log.info("group commit of %d writes failed (%s); writing them one by one", len(ops), short(exc))
         return [self._commit_one(op, args) for op, args in ops]
@@ -219,6 +293,8 @@ class AsyncStore:
                 conn: Connection
                 with self.store.engine.begin() as conn:
                     self._no_autocheckpoint(conn)
+                    if self.store.is_sqlite:  # its reads inside the write lock, as in a batch
+                        dbapi(conn).execute("BEGIN IMMEDIATE")
                     return True, op(conn, *args)
             except (IntegrityError, sqlite3.IntegrityError) as exc:  # another writer got there first; a retry sees it
                 error = exc
@@ -246,6 +322,9 @@ class AsyncStore:
             self._checkpoint_stop.set()
             await asyncio.to_thread(self._checkpointer.join)
             self._checkpointer = None
+        if self._queue_fd is not None:
+            os.close(self._queue_fd)
+            self._queue_fd = None
         self._pool.shutdown(wait=True)
         if isinstance(self._reader, sqlite3.Connection):
             self._reader.close()

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Row, bindparam, delete, func, insert, or_, select, text, update
+from sqlalchemy import Row, and_, bindparam, case, delete, func, insert, literal, or_, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -34,15 +34,19 @@ MAX_OTHER_RECIPIENTS = 5  # named in a history; the rest are counted
 _ch = challenges.c
 # The SMTP side's statements, built once: executing a prepared statement object skips SQLAlchemy's
 # per-call construction and cache-key work (a third of a short session's CPU when built on every call).
-_Q_PENDING = select(_ch.id, _ch.expires_at).where(
-    _ch.user_id == bindparam("uid"), _ch.sender == bindparam("sender"), _ch.status == "pending")
-# the latest message's From header, kept when the message had none (bound as `fromh`: see below)
-_FROM_LATEST = func.coalesce(func.nullif(bindparam("fromh"), ""), _ch.from_header)
-_Q_REUSE = update(challenges).where(_ch.id == bindparam("cid")).values(
-    attempts=_ch.attempts + 1, updated_at=bindparam("now"), subject=bindparam("subject"), auth=bindparam("auth"),
-    from_header=_FROM_LATEST)
-_Q_REUSE_KEEP_SUBJECT = update(challenges).where(_ch.id == bindparam("cid")).values(
-    attempts=_ch.attempts + 1, updated_at=bindparam("now"), auth=bindparam("auth"), from_header=_FROM_LATEST)
+# The sender's pending challenge in one statement (at most one: uq_challenges_one_pending): reused while it
+# lasts (an empty `subj` keeps the subject, an empty `fromh` the From header), expired when it has lapsed
+# (it makes way for a new one); RETURNING says which. fast_sqlite._SQL_REUSE is the same statement.
+_LIVE = _ch.expires_at > bindparam("now")
+_Q_REUSE = update(challenges).where(
+    _ch.user_id == bindparam("uid"), _ch.sender == bindparam("sndr"), _ch.status == "pending").values(
+    status=case((_LIVE, _ch.status), else_=literal("expired")), updated_at=bindparam("now"),
+    attempts=case((_LIVE, _ch.attempts + 1), else_=_ch.attempts),
+    subject=case((and_(_LIVE, bindparam("subj") != ""), bindparam("subj")), else_=_ch.subject),
+    auth=case((_LIVE, bindparam("authv")), else_=_ch.auth),
+    from_header=case((_LIVE, func.coalesce(func.nullif(bindparam("fromh"), ""), _ch.from_header)),
+                     else_=_ch.from_header),
+).returning(_ch.id, _ch.status)
 _Q_TOKEN = insert(challenge_tokens)
 _Q_LINK_MEMBER = text("INSERT INTO challenge_link_members (token_hash, challenge_id) "
                       "VALUES (:token_hash, :challenge_id) ON CONFLICT DO NOTHING")
@@ -128,18 +132,10 @@ class Challenges(Events, Lists):
             fast_cid = sqlite_open_challenge(dbapi(conn), user_id, recipient, sender, ttl, subject, client_ip,
                                                   token, now, auth, max_pending, member, from_header)
             return (fast_cid, token) if fast_cid is not None else (None, "")
-        row = conn.execute(_Q_PENDING, {"uid": user_id, "sender": sender}).first()
-        if row is not None and row.expires_at <= now:  # a lapsed challenge makes way for a new one
-            conn.execute(update(challenges).where(_ch.id == row.id).values(status="expired", updated_at=now))
-            row = None
-        if row is not None:
+        row = conn.execute(_Q_REUSE, {"uid": user_id, "sndr": sender, "now": now, "subj": subject,
+                                      "authv": auth, "fromh": from_header}).first()
+        if row is not None and row.status == "pending":
             cid = row.id
-            # no `subject` parameter for the statement that keeps it: SQLAlchemy would SET a column named by one
-            if subject:
-                conn.execute(_Q_REUSE, {"cid": cid, "now": now, "subject": subject, "auth": auth,
-                                        "fromh": from_header})
-            else:
-                conn.execute(_Q_REUSE_KEEP_SUBJECT, {"cid": cid, "now": now, "auth": auth, "fromh": from_header})
         else:
             if max_pending and _pending_at_cap(conn, user_id, max_pending, now):
                 return None, ""

@@ -28,12 +28,15 @@ _SQL_SCREENED = ("INSERT INTO screened_counts (user_id, sender, day, screened, b
                  "screened = screened + excluded.screened, bulk = bulk + excluded.bulk, "
                  "first_ts = min(first_ts, excluded.first_ts), last_ts = max(last_ts, excluded.last_ts), "
                  "last_id = max(last_id, excluded.last_id)")
-_SQL_PENDING = "SELECT id, expires_at FROM challenges WHERE user_id = ? AND sender = ? AND status = 'pending'"
-_SQL_EXPIRE = "UPDATE challenges SET status = 'expired', updated_at = ? WHERE id = ?"
-_SQL_REUSE = ("UPDATE challenges SET attempts = attempts + 1, updated_at = ?, subject = ?, auth = ?, "
-              "from_header = COALESCE(NULLIF(?, ''), from_header) WHERE id = ?")
-_SQL_REUSE_KEEP_SUBJECT = ("UPDATE challenges SET attempts = attempts + 1, updated_at = ?, auth = ?, "
-                           "from_header = COALESCE(NULLIF(?, ''), from_header) WHERE id = ?")
+# The sender's pending challenge in one statement (at most one: uq_challenges_one_pending): reused while
+# it lasts (?1 now; an empty ?2 keeps the subject, an empty ?4 the From header), expired when it has lapsed
+# (it makes way for a new one); RETURNING says which.
+_SQL_REUSE = ("UPDATE challenges SET status = CASE WHEN expires_at > ?1 THEN status ELSE 'expired' END, "
+              "updated_at = ?1, attempts = CASE WHEN expires_at > ?1 THEN attempts + 1 ELSE attempts END, "
+              "subject = CASE WHEN expires_at > ?1 AND ?2 <> '' THEN ?2 ELSE subject END, "
+              "auth = CASE WHEN expires_at > ?1 THEN ?3 ELSE auth END, "
+              "from_header = CASE WHEN expires_at > ?1 THEN COALESCE(NULLIF(?4, ''), from_header) ELSE from_header END "
+              "WHERE user_id = ?5 AND sender = ?6 AND status = 'pending' RETURNING id, status")
 _SQL_CHALLENGE = ("INSERT INTO challenges (user_id, recipient, sender, status, created_at, updated_at, expires_at, "
                   "subject, client_ip, auth, from_header) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?)")
 _SQL_TOKEN = "INSERT INTO challenge_tokens (token_hash, challenge_id, created_at) VALUES (?, ?, ?)"
@@ -53,17 +56,11 @@ def open_challenge(db: sqlite3.Connection, user_id: int, recipient: str, sender:
                    client_ip: str, token: str, now: float, auth: str | None, max_pending: int,
                    member: bool, from_header: str = "") -> int | None:
     """Challenges.open_challenge_tx's statements; the challenge id, or None at the pending cap."""
-    row = db.execute(_SQL_PENDING, (user_id, sender)).fetchone()
-    if row is not None and row[1] <= now:  # a lapsed challenge makes way for a new one
-        db.execute(_SQL_EXPIRE, (now, row[0]))
-        row = None
+    # fetchall: a RETURNING statement left unfinished would hold up the COMMIT
+    row = db.execute(_SQL_REUSE, (now, subject, auth, from_header, user_id, sender)).fetchall()
     cid: int | None
-    if row is not None:
-        cid = row[0]
-        if subject:
-            db.execute(_SQL_REUSE, (now, subject, auth, from_header, cid))
-        else:
-            db.execute(_SQL_REUSE_KEEP_SUBJECT, (now, auth, from_header, cid))
+    if row and row[0][1] == "pending":
+        cid = row[0][0]
     else:
         if max_pending and db.execute(_SQL_PENDING_COUNT, (user_id, max_pending)).fetchone()[0] >= max_pending:
             db.execute(_SQL_EXPIRE_LAPSED, (now, user_id, now))
