@@ -25,7 +25,7 @@ import pytest
 from sqlalchemy import text
 
 from sendergate.policy.decide import EventRecord, Verdict
-from sendergate.store import AsyncStore, Store, StoreError
+from sendergate.store import AsyncStore, Store, StoreError, async_store
 from sendergate.store.async_store import WRITE_QUEUE
 from sendergate.store.engine import dbapi
 
@@ -235,6 +235,50 @@ def test_a_writer_that_died_holding_the_queue_does_not_stop_the_others(store: St
                 await astore.close()
 
         assert asyncio.run(sessions()) > 0
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_write_stuck_behind_a_frozen_queue_holder_is_answered_with_an_error_and_never_committed(
+        store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another worker frozen (SIGSTOP) while it holds the write queue: the kernel keeps its flock. The
+    session's write must not wait for ever (SQLite's busy timeout used to end such a wait with an error
+    and the sender's 451): after QUEUE_WAIT it is taken back, its caller gets a StoreError, and it is not
+    committed when the holder wakes up; a write queued after it is committed normally."""
+    monkeypatch.setattr(async_store, "QUEUE_WAIT", 1.0)
+    db = str(tmp_path / "state.db")
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600); "
+        "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); os.kill(os.getpid(), 19); time.sleep(600)"),
+        db + WRITE_QUEUE], stdout=subprocess.PIPE, text=True)
+
+    def committed(sender: str) -> int:
+        other = sqlite3.connect(db)
+        try:
+            return int(other.execute("SELECT count(*) FROM events WHERE sender = ?", (sender,)).fetchone()[0])
+        finally:
+            other.close()
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+
+        async def sessions() -> None:
+            astore = AsyncStore(store)
+            astore.start()
+            try:
+                stuck = asyncio.ensure_future(astore.record(event(4)))
+                with pytest.raises(StoreError):
+                    await asyncio.wait_for(stuck, 10)  # QUEUE_WAIT (1 s) plus the once-a-second check
+                later = asyncio.ensure_future(astore.record(event(5)))
+                holder.kill()  # the frozen holder goes away: the kernel drops its flock
+                await asyncio.wait_for(later, 10)
+            finally:
+                holder.kill()  # also when the check failed: close() waits for the writer's flock
+                await astore.close()
+
+        asyncio.run(sessions())
+        assert committed("s4@stranger.test") == 0  # taken back: never written behind the caller's back
+        assert committed("s5@stranger.test") == 1
     finally:
         holder.kill()
         holder.wait()

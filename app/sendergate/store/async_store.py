@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 WriteOp = Callable[..., Any]  # op(conn, *args), run inside a group commit
 WRITE_QUEUE = "-writers"  # SQLite: beside the database file, the file on whose flock the group commits queue
 CHECKPOINT_EVERY = 1.0  # seconds between the checkpointer's passive WAL checkpoints (SQLite; benchmarks.md)
+# A write queued this long without its batch being taken (the writer stuck behind another process's lock:
+# a worker frozen while it holds the write queue's flock) is taken back and its caller told to try again
+# (the session's 451), as SQLite's busy timeout did for a lock held too long. Checked once a second.
+QUEUE_WAIT = 5.0
 NO_AUTOCHECKPOINT = "sendergate.no_autocheckpoint"  # conn.info key: this connection leaves the WAL to the checkpointer
 
 
@@ -76,6 +80,8 @@ class AsyncStore:
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="store")
         # the writer thread's queue: (op, args, the caller's future); the condition wakes an idle writer
         self._pending: list[tuple[WriteOp, tuple[Any, ...], asyncio.Future[Any]]] = []
+        self._queued_at: list[float] = []  # when each pending write was queued (time.monotonic)
+        self._queue_check: asyncio.TimerHandle | None = None
         self._ready = threading.Condition(threading.Lock())
         self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -149,6 +155,7 @@ class AsyncStore:
                 self._checkpointer.start()
         self._writer = threading.Thread(target=self._write_thread, name="store-writer", daemon=True)
         self._writer.start()
+        self._queue_check = self._loop.call_later(1.0, self._check_queue)
 
     def _checkpoint_thread(self, conn: sqlite3.Connection) -> None:
         try:
@@ -172,8 +179,31 @@ class AsyncStore:
         fut: asyncio.Future[Any] = self._loop.create_future()
         with self._ready:
             self._pending.append((op, args, fut))
+            self._queued_at.append(time.monotonic())
             self._ready.notify()
         return await fut
+
+    def _check_queue(self) -> None:
+        """Take back the writes queued longer than QUEUE_WAIT whose batch has not been taken: their callers
+        get a StoreError (the session answers 451) and the writes are never committed."""
+        assert self._loop is not None
+        expired: list[asyncio.Future[Any]] = []
+        with self._ready:
+            bound = time.monotonic() - QUEUE_WAIT
+            n = 0
+            while n < len(self._queued_at) and self._queued_at[n] <= bound:
+                n += 1
+            if n:
+                expired = [fut for _, _, fut in self._pending[:n]]
+                del self._pending[:n], self._queued_at[:n]
+        if expired:
+            log.error("%d store writes waited over %.0f s for the write lock (another process holds it); "
+                      "their senders are told to try again", len(expired), QUEUE_WAIT)
+            for fut in expired:
+                if not fut.done():
+                    fut.set_exception(StoreError(f"the store's write lock was not free for {QUEUE_WAIT:.0f} s"))
+        if not self._stopping:
+            self._queue_check = self._loop.call_later(1.0, self._check_queue)
 
     async def record(self, record: EventRecord) -> int:
         """Store one event durably; returns its id."""
@@ -206,6 +236,7 @@ class AsyncStore:
     def _take(self) -> list[tuple[WriteOp, tuple[Any, ...], asyncio.Future[Any]]]:
         with self._ready:
             batch, self._pending = self._pending, []
+            self._queued_at.clear()
         return batch
 
     @staticmethod
@@ -311,6 +342,9 @@ class AsyncStore:
         return False, error
 
     async def close(self) -> None:
+        if self._queue_check is not None:
+            self._queue_check.cancel()
+            self._queue_check = None
         if self._writer is not None:
             with self._ready:  # the writer commits what is queued, then stops
                 self._stopping = True
