@@ -20,13 +20,18 @@ class DecisionLog:
     def __init__(self, log_format: str = "kv", *, count: Callable[[str], None] | None = None) -> None:
         self.log_format = log_format
         self.count = count
+        self._prefix = logformat.line_prefix(decisions.name)
 
     def __call__(self, ev: EventRecord) -> None:
         if self.count is not None:
             self.count(ev.verdict.value)
         if not decisions.isEnabledFor(logging.INFO):
             return
-        decisions.info(self.line(ev))
+        direct = _direct_handler()
+        if direct is not None:  # the line stdlib logging would write, without its LogRecord and Formatter
+            direct.write_line(self._prefix() + self.line(ev))
+        else:
+            decisions.info(self.line(ev))
 
     def line(self, ev: EventRecord) -> str:
         """The message part of the log line for one decision."""
@@ -45,3 +50,25 @@ class DecisionLog:
         if self.log_format == "json":
             return json.dumps({"event": "decision", **fields}, ensure_ascii=False)
         return "decision " + " ".join(f"{k}={logformat.kv(v)}" for k, v in fields.items())
+
+
+def _direct_handler() -> logformat.LoopBufferedHandler | None:
+    """The handler the decision line may be handed to as text: when the only place a record of
+    `sendergate.decision` would go is the gateway's own LoopBufferedHandler with LOG_FORMAT (cli's
+    configuration), no filter or other handler on the way. Otherwise (a test's caplog, an embedding
+    application's handlers) None: the record goes through logging as usual."""
+    logger: logging.Logger | None = decisions
+    while logger is not None and logger is not logging.root:
+        if logger.handlers or logger.filters or not logger.propagate:
+            return None
+        logger = logger.parent  # type: ignore[assignment]
+    root = logging.root
+    if len(root.handlers) != 1 or root.filters:
+        return None
+    handler = root.handlers[0]
+    if type(handler) is not logformat.LoopBufferedHandler or handler.filters or handler.level > logging.INFO:
+        return None
+    fmt = handler.formatter
+    if type(fmt) is not logging.Formatter or fmt._fmt != logformat.LOG_FORMAT or fmt.datefmt is not None:
+        return None
+    return handler

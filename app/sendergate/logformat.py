@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import re
+import sys
+import time
+from collections.abc import Callable
 from typing import Any
 
 # The format `sendergate gateway` logs in (cli.py).
@@ -21,3 +26,76 @@ def kv(value: Any) -> str:
     if _KV_PLAIN.fullmatch(s):
         return s
     return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(s, ensure_ascii=False))
+
+
+class LoopBufferedHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The gateway's log handler: a line logged on a thread running an event loop is written with the
+    others of the same loop turn, in one write at the turn's end (a busy worker decides several
+    messages a turn); a line from any other thread first writes what is held, then itself, at once.
+    Lines keep their order. What is held is written by flush(): at the turn's end, when HOLD lines
+    are held, and by logging.shutdown() / Runtime.close() when a worker ends. The log is not the
+    durable record (the store is): a process killed outright loses at most its current turn's lines."""
+
+    HOLD = 256
+
+    def __init__(self, stream: Any = None) -> None:
+        super().__init__(stream)
+        self._held: list[str] = []
+        self._flush_on: asyncio.AbstractEventLoop | None = None  # the loop a flush is scheduled on
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.write_line(self.format(record))
+        except Exception:  # noqa: BLE001 - logging's own rule: a failed log line never fails the caller
+            self.handleError(record)
+
+    def write_line(self, text: str) -> None:
+        """One formatted line (without its line end), held until the loop turn ends or written now."""
+        loop = asyncio._get_running_loop()  # the public get_running_loop() raises where none runs
+        with self.lock:  # type: ignore[union-attr]
+            held = self._held
+            held.append(text)
+            if loop is None or len(held) >= self.HOLD:
+                self._write_held()
+            elif self._flush_on is not loop:  # (a loop that ended before its flush ran: this one flushes)
+                self._flush_on = loop
+                loop.call_soon(self.flush)
+
+    def _write_held(self) -> None:
+        if self._held:
+            text = "\n".join(self._held) + "\n"
+            self._held.clear()
+            self.stream.write(text)
+            self.stream.flush()
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            self._flush_on = None
+            try:
+                self._write_held()
+            except (OSError, ValueError):  # the stream is gone (closed at exit): nothing to write to
+                self._held.clear()
+
+
+def configure(level: int | str) -> LoopBufferedHandler:
+    """The gateway's and the milter's logging: LOG_FORMAT lines on stderr through one LoopBufferedHandler."""
+    handler = LoopBufferedHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    logging.basicConfig(level=level, handlers=[handler])
+    return handler
+
+
+def line_prefix(name: str, levelname: str = "INFO") -> Callable[[], str]:
+    """What LOG_FORMAT puts before a record's message ("2026-12-06 18:22:30,123 INFO name: "), for a
+    line written without a LogRecord; the date part is made once a second."""
+    cache: list[Any] = [None, ""]
+    tail = f" {levelname} {name}: "
+
+    def prefix() -> str:
+        now = time.time()
+        sec = int(now)
+        if cache[0] != sec:
+            cache[0], cache[1] = sec, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(sec))
+        return f"{cache[1]},{int((now - sec) * 1000):03d}{tail}"
+
+    return prefix
