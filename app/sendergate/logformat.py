@@ -7,6 +7,7 @@ import json
 import logging
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -42,6 +43,7 @@ class LoopBufferedHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().__init__(stream)
         self._held: list[str] = []
         self._flush_on: asyncio.AbstractEventLoop | None = None  # the loop a flush is scheduled on
+        self._flush_thread = 0  # that loop's thread
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -51,14 +53,20 @@ class LoopBufferedHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     def write_line(self, text: str) -> None:
         """One formatted line (without its line end), held until the loop turn ends or written now."""
-        loop = asyncio._get_running_loop()  # the public get_running_loop() raises where none runs
+        thread = threading.get_ident()
         with self.lock:  # type: ignore[union-attr]
             held = self._held
             held.append(text)
-            if loop is None or len(held) >= self.HOLD:
+            scheduled = self._flush_on
+            if len(held) >= self.HOLD:
                 self._write_held()
-            elif self._flush_on is not loop:  # (a loop that ended before its flush ran: this one flushes)
-                self._flush_on = loop
+            elif scheduled is not None and self._flush_thread == thread and scheduled.is_running():
+                return  # this thread's loop flushes at the turn's end (asking for the running loop costs a getpid())
+            loop = asyncio._get_running_loop()  # the public get_running_loop() raises where none runs
+            if loop is None:
+                self._write_held()
+            elif scheduled is not loop:  # (a loop that ended before its flush ran: this one flushes)
+                self._flush_on, self._flush_thread = loop, thread
                 loop.call_soon(self.flush)
 
     def _write_held(self) -> None:

@@ -143,10 +143,13 @@ class Metrics:
 
     def _later(self) -> None:
         """Have flush() run FLUSH_EVERY from now on this thread's event loop (at once where none runs)."""
+        scheduled = self._flush_on
+        if scheduled is not None and scheduled.is_running():  # (asking for the running loop costs a getpid())
+            return
         loop = asyncio._get_running_loop()  # the public get_running_loop() raises where none runs
         if loop is None:
             self.flush()
-        elif self._flush_on is not loop:  # (a loop that ended before its flush ran: this one flushes)
+        else:  # (a loop that ended before its flush ran: this one flushes)
             self._flush_on = loop
             loop.call_later(FLUSH_EVERY, self.flush)
 
