@@ -295,8 +295,8 @@ def test_commands_go_in_one_write_to_a_pipelining_downstream() -> None:
         assert wait_for(lambda: len(list(sink.dump_dir.iterdir())) == 2)
         groups = [w for w in writes if w.startswith((b"MAIL", b"RSET"))]
         assert groups == [b"MAIL FROM:<bob@friend.example>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\n",
-                          b"RSET\r\nMAIL FROM:<bob@friend.example>\r\nRCPT TO:<alice@example.org>\r\n"
-                          b"RCPT TO:<carol@example.org>\r\nDATA\r\n"]
+                          (b"RSET\r\nMAIL FROM:<bob@friend.example>\r\nRCPT TO:<alice@example.org>\r\n"
+                           b"RCPT TO:<carol@example.org>\r\nDATA\r\n")]
     finally:
         sink.stop()
 

@@ -61,7 +61,7 @@ def _direct_handler() -> logformat.LoopBufferedHandler | None:
     while logger is not None and logger is not logging.root:
         if logger.handlers or logger.filters or not logger.propagate:
             return None
-        logger = logger.parent  # type: ignore[assignment]
+        logger = logger.parent
     root = logging.root
     if len(root.handlers) != 1 or root.filters:
         return None

@@ -29,7 +29,7 @@ def kv(value: Any) -> str:
     return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(s, ensure_ascii=False))
 
 
-class LoopBufferedHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class LoopBufferedHandler(logging.StreamHandler):
     """The gateway's log handler: a line logged on a thread running an event loop is written with the
     others of the same loop turn, in one write at the turn's end (a busy worker decides several
     messages a turn); a line from any other thread first writes what is held, then itself, at once.

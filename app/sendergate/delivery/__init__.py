@@ -356,7 +356,7 @@ class Deliverer:
                 try:
                     await conn.group(lines, expects)
                 except DeliveryError as exc:
-                    if conn.reused and exc.where.endswith("(RSET)"):  # as a refused RSET at checkout: not this message's
+                    if conn.reused and exc.where.endswith("(RSET)"):  # not this message's answer, as at checkout
                         raise _StaleConnection from exc
                     raise
             else:
