@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+PIPE_BUF = 4096  # bytes a write to a pipe is atomic up to (POSIX: at least 512; Linux: 4096)
+
 # The format `sendergate gateway` logs in (cli.py).
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -70,11 +72,25 @@ class LoopBufferedHandler(logging.StreamHandler):
                 loop.call_soon(self.flush)
 
     def _write_held(self) -> None:
-        if self._held:
-            text = "\n".join(self._held) + "\n"
-            self._held.clear()
-            self.stream.write(text)
-            self.stream.flush()
+        """What is held, in writes of whole lines of at most PIPE_BUF bytes (a longer line alone): the
+        workers share stderr, and on a pipe only such a write is never interleaved with another's."""
+        if not self._held:
+            return
+        held, self._held = self._held, []
+        chunk: list[str] = []
+        size = 0
+        for line in held:
+            n = (len(line) if line.isascii() else len(line.encode("utf-8", "surrogateescape"))) + 1
+            if chunk and size + n > PIPE_BUF:
+                self._write(chunk)
+                chunk, size = [], 0
+            chunk.append(line)
+            size += n
+        self._write(chunk)
+
+    def _write(self, lines: list[str]) -> None:
+        self.stream.write("\n".join(lines) + "\n")
+        self.stream.flush()
 
     def flush(self) -> None:
         with self.lock:  # type: ignore[union-attr]

@@ -196,3 +196,32 @@ def test_any_other_logging_configuration_gets_a_log_record(root: logging.Logger,
     finally:
         for u in undo:
             u()
+
+
+def test_writes_are_whole_lines_of_at_most_pipe_buf_bytes(root: logging.Logger) -> None:
+    # The workers share stderr; on a pipe (a service manager's journal) a write of at most PIPE_BUF
+    # bytes is never interleaved with another process's, so no held write may be larger or split a line.
+    _, out = gateway_logging(root)
+    writes: list[str] = []
+    real_write = out.write
+
+    def counting(text: str) -> int:
+        writes.append(text)
+        return real_write(text)
+
+    out.write = counting  # type: ignore[method-assign]
+    log = DecisionLog("kv")
+    long_subject = "\u00e9" * 3000  # 6,000 bytes in UTF-8: a line longer than PIPE_BUF goes alone
+
+    async def turn() -> None:
+        for n in range(40):
+            log(event(n, subject=long_subject if n == 7 else f"subject {n} \u00e9\u00e9"))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+
+    asyncio.run(turn())
+    assert len(writes) > 2
+    assert all(w.endswith("\n") for w in writes)
+    assert [len(w.encode()) <= logformat.PIPE_BUF or w.count("\n") == 1 for w in writes] == [True] * len(writes)
+    lines = "".join(writes).splitlines()
+    assert [ln.split("sender=")[1].split()[0] for ln in lines] == [f"s{n}@far.test" for n in range(40)]
