@@ -1,8 +1,8 @@
 """What a worker holds back to save CPU per message (issue 18 item 1) still reaches the operator, against a
-real gateway with two workers: the SMTP counts a worker adds to /metrics every metrics.FLUSH_EVERY and the
-decision lines it writes once per loop turn (logformat.LoopBufferedHandler). A scrape sees every message,
-and a worker stopped right after its last message (SIGTERM, as at a deploy; the supervisor starts it
-again) has written its counts and its lines before it ended."""
+real gateway with two workers: the SMTP counts a worker adds to /metrics every metrics.FLUSH_EVERY, and the
+decision lines it writes without a LogRecord. A scrape sees every message, and a worker stopped right
+after its last message (SIGTERM, as at a deploy; the supervisor starts it again) has written its counts
+and its lines before it ended."""
 
 from __future__ import annotations
 

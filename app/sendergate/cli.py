@@ -193,9 +193,9 @@ def _store(args: argparse.Namespace) -> Any:
 
 def cmd_gateway(args: argparse.Namespace) -> int:
     from . import gateway
-    from .logformat import configure
+    from .logformat import LOG_FORMAT
     cfg = _load(args)
-    configure(args.log_level)
+    logging.basicConfig(level=args.log_level, stream=sys.stderr, format=LOG_FORMAT)
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-command logging costs ~25% CPU
     try:
         return gateway.run(cfg, log_format=args.log_format)
@@ -205,7 +205,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
 
 def cmd_milter(args: argparse.Namespace) -> int:
     from .config import parse_milter_listen
-    from .logformat import configure
+    from .logformat import LOG_FORMAT
     from .milter import server
     if args.listen:
         try:
@@ -213,7 +213,7 @@ def cmd_milter(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise UserError(f"--listen: {exc}") from None
     cfg = _load(args)
-    configure(args.log_level)
+    logging.basicConfig(level=args.log_level, stream=sys.stderr, format=LOG_FORMAT)
     try:
         return server.run(cfg, listen=args.listen, log_format=args.log_format)
     except server.StartupError as exc:
