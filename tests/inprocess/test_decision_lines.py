@@ -134,3 +134,24 @@ def test_a_stream_that_fails_does_not_fail_the_decision(root: logging.Logger,
     monkeypatch.setattr(handler, "handleError", reported.append)
     DecisionLog("kv")(event())
     assert len(reported) == 1 and "decision verdict=challenged" in reported[0].getMessage()
+
+
+@pytest.mark.parametrize("where", ["sendergate.decision", "sendergate", "root", "handler"])
+def test_a_filter_on_the_way_still_decides(root: logging.Logger, where: str) -> None:
+    """As stdlib logging has it: the decision logger's own filter and the handler's drop the line; a
+    parent logger's filter sees only records logged on that logger, not the decision's."""
+    handler, out = gateway_logging(root)
+    holder: logging.Filterer = handler if where == "handler" else logging.getLogger(
+        None if where == "root" else where)
+
+    def drop(record: logging.LogRecord) -> bool:
+        return record.name != "sendergate.decision"
+
+    holder.addFilter(drop)
+    try:
+        assert decisionlog._direct_handler() is None
+        DecisionLog("kv")(event())
+        dropped = where in ("sendergate.decision", "handler")
+        assert (out.getvalue() == "") is dropped, out.getvalue()
+    finally:
+        holder.removeFilter(drop)
