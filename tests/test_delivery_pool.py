@@ -8,7 +8,9 @@ What must hold (real Postfix and smtp-sink downstreams, the real Deliverer or a 
 - a downstream answering 421 to RSET: the message goes on a fresh connection;
 - the pool holds at most pool_size connections, however many messages ran at once;
 - a worker that stops closes its pooled connections with QUIT;
-- pool_size = 0: a connection per message, closed with QUIT, as before.
+- pool_size = 0: a connection per message, closed with QUIT, as before;
+- to a downstream that announces PIPELINING: (RSET,) MAIL, RCPT and DATA in one write; a refusal in
+  the group (a recipient, the RSET) is answered as one sent alone would be, and no message goes out.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ import asyncio
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 from sendergate.config import DeliveryConfig
-from sendergate.delivery import Deliverer, Outbound
+from sendergate.delivery import Deliverer, DeliveryError, Outbound
 from tests.support.gateway import GatewayProcess
 from tests.support.postfix import PostfixInstance, ServerTLS, SmtpSink
 from tests.support.tls_certs import TestCA
@@ -254,3 +257,142 @@ def test_lmtp_connection_is_reused_and_a_screened_folder_follows_on_it() -> None
                 imap.select_folder(folder)
                 counts[folder] = len(imap.search("ALL"))
         assert counts == {"INBOX": 1, "Screened": 1}, counts
+
+
+# -- RFC 2920 pipelining to the downstream (issue 18 item 1) ----------------------------------------------
+
+def recording(d: Deliverer) -> list[bytes]:
+    """What the deliverer writes on each of its connections, write by write (the real Deliverer; only
+    its StreamWriter.write is watched)."""
+    writes: list[bytes] = []
+    opened = d._open
+
+    async def watched_open() -> Any:
+        conn = await opened()
+        real = conn.writer.write
+
+        def write(data: bytes) -> None:
+            writes.append(bytes(data))
+            real(data)
+        conn.writer.write = write  # type: ignore[method-assign]
+        return conn
+    d._open = watched_open  # type: ignore[method-assign]
+    return writes
+
+
+def test_commands_go_in_one_write_to_a_pipelining_downstream() -> None:
+    sink = SmtpSink(dump=True)  # smtp-sink announces PIPELINING
+    try:
+        d = deliverer(sink.port)
+        writes = recording(d)
+        two = Outbound("bob@friend.example", ["alice@example.org", "carol@example.org"], MESSAGE)
+
+        async def run() -> list[str]:
+            replies = [(await d.deliver(out(1))).reply, (await d.deliver(two)).reply]
+            await d.close()
+            return replies
+        assert all(r.startswith("250") for r in asyncio.run(run()))
+        assert wait_for(lambda: len(list(sink.dump_dir.iterdir())) == 2)
+        groups = [w for w in writes if w.startswith((b"MAIL", b"RSET"))]
+        assert groups == [b"MAIL FROM:<bob@friend.example>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\n",
+                          (b"RSET\r\nMAIL FROM:<bob@friend.example>\r\nRCPT TO:<alice@example.org>\r\n"
+                           b"RCPT TO:<carol@example.org>\r\nDATA\r\n")]
+    finally:
+        sink.stop()
+
+
+def test_a_downstream_without_pipelining_gets_one_command_at_a_time() -> None:
+    sink = SmtpSink(dump=True, extra_args=("-p",))
+    try:
+        d = deliverer(sink.port)
+        writes = recording(d)
+
+        async def run() -> None:
+            for n in range(2):
+                assert (await d.deliver(out(n))).reply.startswith("250")
+            await d.close()
+        asyncio.run(run())
+        assert wait_for(lambda: len(list(sink.dump_dir.iterdir())) == 2)
+        commands = [w for w in writes if w[:4] in (b"MAIL", b"RCPT", b"DATA", b"RSET")]
+        assert [w.split(b" ")[0].rstrip(b"\r\n") for w in commands] == [b"MAIL", b"RCPT", b"DATA",
+                                                                       b"RSET", b"MAIL", b"RCPT", b"DATA"]
+        assert all(w.count(b"\r\n") == 1 for w in commands)
+    finally:
+        sink.stop()
+
+
+def test_a_recipient_refused_in_a_pipelined_group_sends_no_message() -> None:
+    sink = SmtpSink(dump=True, hard_reject=("RCPT",))
+    try:
+        d = deliverer(sink.port)
+
+        async def run() -> DeliveryError:
+            try:
+                await d.deliver(out(1))
+            except DeliveryError as exc:
+                return exc
+            finally:
+                await d.close()
+            raise AssertionError("delivered although the downstream refused the recipient")
+        exc = asyncio.run(run())
+        assert exc.permanent and exc.where.endswith("(RCPT)"), exc
+        time.sleep(0.5)
+        assert list(sink.dump_dir.iterdir()) == []  # whatever it answered to DATA, no message went out
+        assert not d._idle
+    finally:
+        sink.stop()
+
+
+def test_a_refused_rset_in_a_pipelined_group_is_not_the_message_s_answer() -> None:
+    sink = SmtpSink(dump=True, hard_reject=("RSET",))
+    try:
+        d = deliverer(sink.port)
+
+        async def run() -> list[str]:
+            replies = [(await d.deliver(out(n))).reply for n in range(3)]
+            await d.close()
+            return replies
+        replies = asyncio.run(run())
+        assert all(r.startswith("250") for r in replies), replies  # each on a fresh connection
+        assert wait_for(lambda: len(list(sink.dump_dir.iterdir())) == 3)
+    finally:
+        sink.stop()
+
+
+def test_a_downstream_that_says_354_after_refusing_a_recipient_gets_no_message() -> None:
+    # A scripted downstream (no real server here answers 354 to DATA after refusing a recipient, but RFC
+    # 2920 lets one): the refusal is the answer, the DATA is never ended, nothing else is sent.
+    received: list[bytes] = []
+
+    async def run() -> DeliveryError:
+        async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(b"220 odd.test ESMTP\r\n")
+            while line := await reader.readline():
+                received.append(line)
+                word = line[:4].upper()
+                if word == b"EHLO":
+                    writer.write(b"250-odd.test\r\n250 PIPELINING\r\n")
+                elif word == b"RCPT" and b"carol" in line:
+                    writer.write(b"550 5.1.1 <carol@example.org>: no such user\r\n")
+                elif word == b"DATA":
+                    writer.write(b"354 go ahead\r\n")
+                else:
+                    writer.write(b"250 2.0.0 ok\r\n")
+            writer.close()
+
+        server = await asyncio.start_server(session, "127.0.0.1", 0)
+        d = deliverer(server.sockets[0].getsockname()[1])
+        try:
+            await d.deliver(Outbound("bob@friend.example", ["alice@example.org", "carol@example.org"], MESSAGE))
+        except DeliveryError as exc:
+            return exc
+        finally:
+            await d.close()
+            await asyncio.sleep(0.2)
+            server.close()
+        raise AssertionError("delivered although the downstream refused a recipient")
+
+    exc = asyncio.run(run())
+    assert (exc.code, exc.status) == (550, "5.1.1") and exc.where.endswith("(RCPT)"), exc
+    after_data = received[[ln[:4] for ln in received].index(b"DATA") + 1:]
+    assert after_data == [], after_data  # neither the message, nor its ".", nor a QUIT it would take for text

@@ -117,3 +117,27 @@ def test_first_values_reads_a_well_formed_block_as_the_email_package(message: by
         if name.lower() not in theirs:
             theirs[name.lower()] = " ".join(str(value).split())
     assert headers.first_values(message) == theirs
+
+
+# -- get_all() -----------------------------------------------------------------------------------------
+
+def general_get_all(message: bytes, name: str) -> list[object]:
+    """get_all as the general reader gives it (the path non-ASCII blocks take)."""
+    head, _ = headers.split(message)
+    return [compat32.header_fetch_parse(n, headers._raw_value(raw)) for n, raw in headers.fields(head)
+            if n == name.lower()]
+
+
+@settings(max_examples=500, deadline=None)
+@given(message=header_blocks(well_formed=False), name=st.sampled_from(["from", "From", "x-a", "subject", "to"]))
+@example(message=b"From sender Mon\r\nFrom: a@b\r\n\r\n", name="from")
+@example(message=b"From : a@b\r\nfrom:\r\n c@d\r\n\r\n", name="from")
+@example(message=b" lead\r\nX-A : b\r\n c\r\nX-A: second", name="x-a")
+def test_get_all_fast_path_reads_as_the_general_reader(message: bytes, name: str) -> None:
+    assert headers.get_all(message, name) == general_get_all(message, name)
+
+
+def test_get_all_of_an_8bit_block_still_gives_the_email_package_header() -> None:
+    message = "From: Jörg <j@b.example>\r\nFrom: x@y\r\n\r\nbody".encode()
+    values = headers.get_all(message, "from")
+    assert len(values) == 2 and str(values[1]) == "x@y" and not isinstance(values[0], str)

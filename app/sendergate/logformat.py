@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import time
+from collections.abc import Callable
 from typing import Any
 
 # The format `sendergate gateway` logs in (cli.py).
@@ -21,3 +23,19 @@ def kv(value: Any) -> str:
     if _KV_PLAIN.fullmatch(s):
         return s
     return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(s, ensure_ascii=False))
+
+
+def line_prefix(name: str, levelname: str = "INFO") -> Callable[[], str]:
+    """What LOG_FORMAT puts before a record's message ("2026-12-06 18:22:30,123 INFO name: "), for a
+    line written without a LogRecord; the date part is made once a second."""
+    cache: list[Any] = [None, ""]
+    tail = f" {levelname} {name}: "
+
+    def prefix() -> str:
+        now = time.time()
+        sec = int(now)
+        if cache[0] != sec:
+            cache[0], cache[1] = sec, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(sec))
+        return f"{cache[1]},{int((now - sec) * 1000):03d}{tail}"
+
+    return prefix

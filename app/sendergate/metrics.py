@@ -11,6 +11,8 @@ store, so they are the same on every node.
 
 from __future__ import annotations
 
+import asyncio
+import bisect
 import contextlib
 import logging
 import os
@@ -22,6 +24,7 @@ from typing import Any
 log = logging.getLogger("sendergate.metrics")
 
 _PREFIX = "sendergate-metrics-"
+FLUSH_EVERY = 0.1  # seconds an SMTP count waits in the worker before it reaches the shared files
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
@@ -87,19 +90,30 @@ class Metrics:
                                      "Challenges confirmed by the sender on this node (CAPTCHA solved)",
                                      registry=reg)
         self._verdict_children: dict[str, Any] = {}
+        self._delivery_children = {ok: self.delivery_seconds.labels("ok" if ok else "failed") for ok in (True, False)}
+        # The SMTP side's counts wait here, per worker, and reach prometheus_client's memory-mapped
+        # files every FLUSH_EVERY (each inc there takes a lock and checks the pid): a scrape sees them
+        # that much later; flush() before a render and at close().
+        self._counts: dict[Any, float] = {}  # counter or gauge child -> amount to add
+        self._observed: dict[Any, list[float]] = {}  # histogram child -> [sum, count per bucket...]
+        self._flush_on: asyncio.AbstractEventLoop | None = None  # the loop a flush is scheduled on
         self.api_seconds = Histogram("sendergate_api_request_seconds", "HTTP API request latency",
                                      ["method", "route", "status"], registry=reg, buckets=LATENCY_BUCKETS)
 
     # -- what the SMTP side reports ----------------------------------------------------
     def session_opened(self) -> None:
-        self.sessions.inc()
-        self.open_sessions.inc()
+        counts = self._counts
+        counts[self.sessions] = counts.get(self.sessions, 0) + 1
+        counts[self.open_sessions] = counts.get(self.open_sessions, 0) + 1
+        self._later()
 
     def session_closed(self) -> None:
-        self.open_sessions.dec()
+        counts = self._counts
+        counts[self.open_sessions] = counts.get(self.open_sessions, 0) - 1
+        self._later()
 
     def observe_data(self, seconds: float) -> None:
-        self.data_seconds.observe(seconds)
+        self._observe(self.data_seconds, seconds)
 
     def observe_scan(self, scanner: str, seconds: float) -> None:
         """Scanners.observe: called by the scanners once per scanner per scan, by the scan itself
@@ -107,13 +121,51 @@ class Metrics:
         self.scan_seconds.labels(scanner).observe(seconds)
 
     def observe_delivery(self, seconds: float, *, ok: bool) -> None:
-        self.delivery_seconds.labels("ok" if ok else "failed").observe(seconds)
+        self._observe(self._delivery_children[ok], seconds)
 
     def count(self, verdict: str) -> None:
         child = self._verdict_children.get(verdict)
         if child is None:  # labels() takes a lock and builds a key on every call: once per verdict is enough
             child = self._verdict_children[verdict] = self.verdicts.labels(verdict)
-        child.inc()
+        counts = self._counts
+        counts[child] = counts.get(child, 0) + 1
+        self._later()
+
+    def _observe(self, child: Any, seconds: float) -> None:
+        """Histogram.observe, held: the sum, and one more in the first bucket the value fits (as
+        prometheus_client stores buckets: each bucket's own count, summed when rendered)."""
+        held = self._observed.get(child)
+        if held is None:
+            held = self._observed[child] = [0.0] * (len(child._upper_bounds) + 1)
+        held[0] += seconds
+        held[1 + bisect.bisect_left(child._upper_bounds, seconds)] += 1
+        self._later()
+
+    def _later(self) -> None:
+        """Have flush() run FLUSH_EVERY from now on this thread's event loop (at once where none runs)."""
+        scheduled = self._flush_on
+        if scheduled is not None and scheduled.is_running():  # (asking for the running loop costs a getpid())
+            return
+        loop = asyncio._get_running_loop()  # the public get_running_loop() raises where none runs
+        if loop is None:
+            self.flush()
+        else:  # (a loop that ended before its flush ran: this one flushes)
+            self._flush_on = loop
+            loop.call_later(FLUSH_EVERY, self.flush)
+
+    def flush(self) -> None:
+        """Add what the SMTP side counted since the last flush to the shared files."""
+        self._flush_on = None
+        counts, self._counts = self._counts, {}
+        observed, self._observed = self._observed, {}
+        for child, amount in counts.items():
+            if amount:
+                child.inc(amount)
+        for child, (total, *buckets) in observed.items():
+            child._sum.inc(total)
+            for i, n in enumerate(buckets):
+                if n:
+                    child._buckets[i].inc(n)
 
     def count_confirmation(self) -> None:
         self.confirmations.inc()
@@ -129,6 +181,7 @@ class Metrics:
         from prometheus_client.multiprocess import MultiProcessCollector
         from prometheus_client.registry import Collector
 
+        self.flush()  # this worker's own counts, to the moment
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=str(self.dir))
         text = generate_latest(registry)
@@ -150,5 +203,6 @@ class Metrics:
     def close(self) -> None:
         """On a worker's exit: its live gauges stop counting; counters stay in the sum."""
         from prometheus_client import multiprocess
+        self.flush()
         with contextlib.suppress(OSError):
             multiprocess.mark_process_dead(os.getpid(), str(self.dir))

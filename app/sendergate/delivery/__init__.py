@@ -78,6 +78,11 @@ class _Conn:
         self.caps: set[str] = set()  # the keywords that hold for transactions (after STARTTLS if any)
         self.ctx: ssl.SSLContext | None = None  # the TLS context it was opened with (pooled per context)
         self.reused = False  # taken from the pool (RSET), not opened for this message
+        self.reset_pending = False  # reused under PIPELINING: its RSET goes out with the next MAIL
+
+    @property
+    def pipelining(self) -> bool:
+        return "PIPELINING" in self.caps
 
     def keywords(self) -> set[str]:
         """The EHLO/LHLO keywords of the last reply (its first line is the greeting)."""
@@ -118,6 +123,24 @@ class _Conn:
             raise DeliveryError(code, status or _default_status(code), text,
                                 where=f"{self.where} ({line.split(' ')[0]})")
         return code, status, text
+
+    async def group(self, lines: list[str], expects: list[int]) -> None:
+        """RFC 2920 pipelining: the commands in one write, then every reply read in order (the
+        connection stays in step); raises the first refusal's DeliveryError once all are read."""
+        self.writer.write(b"".join(line.encode("utf-8", "surrogateescape") + b"\r\n" for line in lines))
+        await self.writer.drain()
+        first: DeliveryError | None = None
+        for line, expect in zip(lines, expects, strict=True):
+            code, status, text = await self.reply()
+            if code // 100 != expect and first is None:
+                first = DeliveryError(code, status or _default_status(code), text,
+                                      where=f"{self.where} ({line.split(' ')[0]})")
+            if code == 354 and first is not None:
+                # refused earlier in the group, yet in DATA: only a close (no "." line, no QUIT, which
+                # would be message text) ends the transaction without a message
+                self.broken = True
+        if first is not None:
+            raise first
 
     async def close(self, quit: bool = True) -> None:
         try:
@@ -178,7 +201,8 @@ class Deliverer:
         if self.cfg.mode == "maildir":
             return await asyncio.get_running_loop().run_in_executor(None, self._maildir, out, folder)
         try:
-            return await asyncio.wait_for(self._attempts(out, folder), self.cfg.timeout)
+            async with asyncio.timeout(self.cfg.timeout):  # (wait_for would make a task per message)
+                return await self._attempts(out, folder)
         except TimeoutError:
             raise DeliveryError(451, "4.4.2", "downstream timed out", where=self.where) from None
         except (ConnectionError, OSError) as exc:
@@ -275,12 +299,15 @@ class Deliverer:
             if conn.ctx is not ctx or now - since > self.cfg.pool_idle or conn.buffered():
                 await conn.close()
                 continue
+            conn.reused = True
+            if conn.pipelining:  # its RSET goes out with the transaction's commands: no round trip of its own
+                conn.reset_pending = True
+                return conn
             try:
                 await conn.command("RSET")
             except (DeliveryError, ConnectionError, OSError, ssl.SSLError):
                 await conn.close()
                 continue
-            conn.reused = True
             return conn
         return None
 
@@ -316,13 +343,27 @@ class Deliverer:
             caps = conn.caps
             opts = [o for o in out.mail_options
                     if (o.startswith("BODY=") and "8BITMIME" in caps) or (o == "SMTPUTF8" and "SMTPUTF8" in caps)]
-            await conn.command(f"MAIL FROM:<{out.mail_from}>" + "".join(" " + o for o in opts))
+            mail = f"MAIL FROM:<{out.mail_from}>" + "".join(" " + o for o in opts)
             rcpts = out.recipients
             if lmtp and folder:
                 rcpts = [_plus_folder(r, folder) for r in rcpts]
-            for r in rcpts:
-                await conn.command(f"RCPT TO:<{r}>")
-            await conn.command("DATA", expect=3)
+            if conn.pipelining:  # MAIL, each RCPT and DATA (after a reused connection's RSET) in one write
+                lines = [mail, *(f"RCPT TO:<{r}>" for r in rcpts), "DATA"]
+                expects = [2] * (len(lines) - 1) + [3]
+                if conn.reset_pending:
+                    conn.reset_pending = False
+                    lines, expects = ["RSET", *lines], [2, *expects]
+                try:
+                    await conn.group(lines, expects)
+                except DeliveryError as exc:
+                    if conn.reused and exc.where.endswith("(RSET)"):  # not this message's answer, as at checkout
+                        raise _StaleConnection from exc
+                    raise
+            else:
+                await conn.command(mail)
+                for r in rcpts:
+                    await conn.command(f"RCPT TO:<{r}>")
+                await conn.command("DATA", expect=3)
             sent = True
             conn.writer.write(dot_stuff(out.message))
             await conn.writer.drain()

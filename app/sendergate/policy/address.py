@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 # RFC 5321 dot-atom local part characters (we also allow UTF-8 for SMTPUTF8).
 _ATEXT = r"A-Za-z0-9!#$%&'*+/=?^_`{|}~\-"
@@ -46,6 +47,9 @@ def base_local(local: str) -> str:
     return local.split("+", 1)[0].lower() if not local.startswith("+") else local.lower()
 
 
+# Every message asks this of the same few domains (the sender's twice, the recipient's, From's); only
+# names that pass are kept (an exception is not cached), each at most a command or header line long.
+@lru_cache(maxsize=2048)
 def normalise_domain(domain: str) -> str:
     """Lower-case and IDNA-map a domain; raise AddressError if it is not a host name."""
     d = domain.strip().rstrip(".")

@@ -171,7 +171,27 @@ def get_all(message: bytes, name: str) -> list[str | Header]:
     not a str, for a value with 8-bit bytes; str() of it is the text)."""
     head, _ = split(message)
     name = name.lower()
-    return [compat32.header_fetch_parse(n, _raw_value(raw)) for n, raw in fields(head) if n == name]
+    if not head.isascii():
+        return [compat32.header_fetch_parse(n, _raw_value(raw)) for n, raw in fields(head) if n == name]
+    # ASCII (split made its line ends CRLF): only the fields of this name are taken apart, as fields()
+    # does, and their values are plain str (compat32 makes a Header only of 8-bit text).
+    out: list[str | Header] = []
+    want = name.encode("ascii", "surrogateescape")
+    size = len(want)
+    raw: list[bytes] | None = None  # the lines of the field of this name being read
+    for line in head.split(CRLF):
+        if line[:1] in (b" ", b"	"):
+            if raw is not None:
+                raw.append(line)
+            continue
+        if raw is not None:
+            out.append(_raw_value(CRLF.join(raw) + CRLF))
+            raw = None
+        if line[:size].lower() == want and _name(line) == name:
+            raw = [line]
+    if raw is not None:
+        out.append(_raw_value(CRLF.join(raw) + CRLF))
+    return out
 
 
 def remove(message: bytes, unwanted: Callable[[str, bytes], bool], *,

@@ -187,8 +187,9 @@ class Authenticator:
                               dkim_fail_domains=dkim.fail_domains, dmarc=dmarc_value, dmarc_policy=policy,
                               from_domain=from_domain, spf_scope=scope,
                               dkim_temperror_domains=dkim.temperror_domains)
-        log.debug("sender authentication client_ip=%s sender=%r helo=%r: %s", client_ip, envelope_sender,
-                  helo, results.summary())
+        if log.isEnabledFor(logging.DEBUG):  # (summary() would be made for every message otherwise)
+            log.debug("sender authentication client_ip=%s sender=%r helo=%r: %s", client_ip, envelope_sender,
+                      helo, results.summary())
         return results
 
     async def _run(self, calls: dict[str, Callable[[], object]], subject: str) -> dict[str, asyncio.Future]:
