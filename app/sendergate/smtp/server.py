@@ -119,6 +119,9 @@ class GatewaySMTP(SMTP):
     session's task starts with the client's first bytes: an idle connection holds no task."""
 
     line_length_limit = 65536
+    # aiosmtpd's __del__ looks this up (StreamReaderProtocol's future): present, it returns at once
+    # instead of formatting an AttributeError for every connection
+    _closed = None
 
     def __init__(self, handler: Any, *, sessions: set[GatewaySMTP], template: SessionTemplate,
                  loop: asyncio.AbstractEventLoop) -> None:
@@ -162,8 +165,6 @@ class GatewaySMTP(SMTP):
         self._auth_methods = {}  # no AUTH: a gateway receives, it does not relay for users
         self._handle_hooks = template.handle_hooks
         self._ehlo_hook_ver = "new"
-        # aiosmtpd declares a dict but only looks commands up in it
-        self._smtp_methods = _BoundMethods(self, template.smtp_methods)  # type: ignore[assignment]
         self._enforce_call_limit = False  # never set here: the copied loop below has no call limits
         self._sessions = sessions
         self._template = template
@@ -172,6 +173,12 @@ class GatewaySMTP(SMTP):
         self._errors = 0  # refused commands since the session began or last delivered a message
         self._peer_slot: int | None = None  # this session's entry in the per-address table
         self._xforward_ok: bool | None = None
+
+    @property
+    def _smtp_methods(self) -> _BoundMethods:  # type: ignore[override]  # aiosmtpd's: a dict bound per connection
+        """aiosmtpd's command table (HELP reads it), bound when asked: kept on the object it would
+        make a reference cycle, and every connection would wait for the garbage collector."""
+        return _BoundMethods(self, self._template.smtp_methods)
 
     def _create_session(self) -> Session:
         return GatewaySession(self.loop)
@@ -425,7 +432,8 @@ class GatewaySMTP(SMTP):
                 if self.require_starttls and not self._tls_protocol and command not in ALLOWED_BEFORE_STARTTLS:
                     await self.push("530 Must issue a STARTTLS command first")  # RFC 3207 4
                     continue
-                method = self._smtp_methods.get(command)
+                name = self._template.smtp_methods.get(command)
+                method = None if name is None else getattr(self, name)
                 if method is None:
                     aiosmtpd_log.warning("%r unrecognised: %s", self.session.peer, command)
                     bogus_budget -= 1
