@@ -696,10 +696,12 @@ class GatewaySMTP(SMTP):
     async def shutdown_idle(self) -> None:
         """Close this connection politely if no transaction is open (used on SIGTERM)."""
         if self.transport is not None and not self.transport.is_closing():
-            try:
-                await self._send(b"421 4.3.2 Service shutting down, try again later")
-            except (ConnectionError, OSError):
-                pass
+            # written with anything held, never waiting for a drain: a client that reads nothing must
+            # not hold the worker's shutdown (close() still sends what the transport has)
+            self.held.append(b"421 4.3.2 Service shutting down, try again later\r\n")
+            data = b"".join(self.held)
+            self.held.clear()
+            self._write(data)
             self.transport.close()
 
 
