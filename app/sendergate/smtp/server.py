@@ -98,6 +98,18 @@ class ClientGone(asyncio.CancelledError):
     a connection is lost, instead of answering the end of input as an error."""
 
 
+class _Done:
+    """Awaiting it finishes at once: what push, _send and flush return when there is nothing to wait for."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Any:
+        return iter(())
+
+
+_DONE = _Done()
+
+
 class GatewaySession(Session):
     """aiosmtpd's session, plus the original client as a trusted proxy (Postfix) told us by XFORWARD."""
 
@@ -487,13 +499,16 @@ class GatewaySMTP(SMTP):
         if lines:
             await self._send(b"\r\n".join(lines))
 
-    async def push(self, status: Any) -> None:
+    def push(self, status: Any) -> Any:
+        """aiosmtpd's push, as a plain call (no coroutine per reply): the reply is written or held now;
+        what it returns is what the caller (always `await self.push(...)`) waits for: nothing (_DONE),
+        the transport's drain, or the 421 after smtp.error_limit refusals."""
         if self._in_ehlo:  # EHLO's lines go out as they are, in one write (smtp_EHLO)
             if isinstance(status, str):
                 status = status.encode("utf-8", "replace")
             if status.startswith(b"250"):
                 self._ehlo_lines.append(status)
-                return
+                return _DONE
             wire = _AIOSMTPD_TEXT.get(status, status)
         else:
             # A reply's wire form is worked out once per worker (most are the same few strings)
@@ -504,36 +519,45 @@ class GatewaySMTP(SMTP):
                 if len(replies) >= _REPLY_CACHE:
                     replies.clear()  # bounded: unique replies (the 550 with its link) only cycle through
                 replies[status] = wire
-        await self._send(wire)
+        waiting = self._send(wire)
         if wire[:1] in (b"4", b"5") and not wire.startswith(b"421"):
             self._errors += 1
             limit = self._template.error_limit
             if limit and self._errors >= limit:
-                await self._too_many_errors()
+                return self._then_too_many_errors(waiting)
+        return waiting
 
-    async def _send(self, reply: bytes) -> None:
+    async def _then_too_many_errors(self, waiting: Any) -> None:
+        await waiting
+        await self._too_many_errors()
+
+    def _send(self, reply: bytes) -> Any:
         """Send one reply, or hold it while the client's next command is already here (RFC 2920
         pipelining): the replies to a pipelined group go out in one write, as Postfix's smtpd sends
         them (it flushes only when its input buffer is empty). A held reply goes out before anything
-        waits for input (_wait_for_input) and with any reply after which the connection closes or changes."""
+        waits for input (_wait_for_input) and with any reply after which the connection closes or changes.
+        Returns what to await (flush)."""
         self.held.append(reply + b"\r\n")
         if b"\n" not in self._buf or reply[:3] in _SENT_AT_ONCE or reply.startswith(_GOODBYE):
-            await self.flush()
+            return self.flush()
+        return _DONE
 
-    async def flush(self) -> None:
-        """Send the held replies, in order, in one write; wait only while the transport has paused writing."""
+    def flush(self) -> Any:
+        """Send the held replies, in order, in one write. Returns what to await: the drain while the
+        transport has paused writing, else nothing (_DONE)."""
         held = self.held
         if not held:
-            return
+            return _DONE
         data = held[0] if len(held) == 1 else b"".join(held)
         held.clear()
         transport = self.transport
         if transport is None or transport.is_closing():
-            return  # closed on our side or lost: nothing more reaches the client, and the loop stops
+            return _DONE  # closed on our side or lost: nothing more reaches the client, and the loop stops
         self._write(data)
         if self._writing_paused:
             self._drain = drain = self.loop.create_future()
-            await drain
+            return drain
+        return _DONE
 
     def _write(self, data: bytes) -> None:
         """The one place replies are written (tests count the writes here)."""
