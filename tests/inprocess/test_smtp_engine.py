@@ -246,3 +246,57 @@ def test_a_client_that_does_not_read_its_replies_is_served_as_it_reads(make: Any
             stuck.sock.close()
 
     run(scenario())
+
+
+def test_commands_sent_in_the_clear_with_starttls_are_discarded(make: Any, tmp_path: Any) -> None:  # noqa: F811
+    """RFC 3207 4.2 (the STARTTLS command injection of CVE-2011-0411): a MAIL sent in the same packet as
+    STARTTLS, before the handshake, must not be run inside the TLS session; the session starts over."""
+    import ssl
+    import subprocess
+
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                    "/CN=mx.example.org", "-keyout", str(tmp_path / "key.pem"), "-out", str(tmp_path / "cert.pem")],
+                   check=True, capture_output=True)
+    gw = make(smtp={"tls_cert": str(tmp_path / "cert.pem"), "tls_key": str(tmp_path / "key.pem")})
+
+    def client(port: int) -> list[str]:
+        ctx = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
+        ctx.check_hostname = False
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as raw:
+            f = raw.makefile("rb")
+
+            def reply() -> str:
+                lines = []
+                while True:
+                    line = f.readline().decode().rstrip("\r\n")
+                    lines.append(line)
+                    if line[3:4] != "-":
+                        return "\n".join(lines)
+
+            got = [reply()]
+            raw.sendall(b"EHLO client.friend.example\r\n")
+            got.append(reply())
+            raw.sendall(b"STARTTLS\r\nMAIL FROM:<bob@friend.example>\r\n")  # the injection, in the clear
+            got.append(reply())
+            with ctx.wrap_socket(raw, server_hostname="mx.example.org") as tls:
+                tf = tls.makefile("rb")
+                for line in (b"EHLO client.friend.example\r\n", b"RCPT TO:<alice@example.org>\r\n", b"QUIT\r\n"):
+                    tls.sendall(line)
+                    lines = []
+                    while True:
+                        one = tf.readline().decode().rstrip("\r\n")
+                        lines.append(one)
+                        if one[3:4] != "-":
+                            break
+                    got.append("\n".join(lines))
+            return got
+
+    async def scenario() -> list[str]:
+        async with engine(gw) as (port, _sessions, _template):
+            return await asyncio.to_thread(client, port)
+
+    banner, ehlo, ready, ehlo_tls, rcpt, bye = run(scenario())
+    assert "STARTTLS" in ehlo and ready.startswith("220")
+    assert "STARTTLS" not in ehlo_tls
+    assert rcpt.startswith("503")  # no MAIL in this session: the one sent in the clear was dropped
+    assert bye.startswith("221")
