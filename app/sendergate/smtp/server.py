@@ -123,7 +123,7 @@ class GatewaySMTP(SMTP):
     """One SMTP connection. Long lines in DATA are passed on unchanged (up to 64 KiB a line).
 
     aiosmtpd 1.4.6's command methods (smtp_HELO, smtp_MAIL, ...) run unchanged on machinery of our own
-    (issue 18 item 1; costs in resources/docs/benchmarks.md, "The SMTP engine"): this object is its own
+    (issue 18 item 1; resources/docs/benchmarks.md, "The SMTP engine under the handler"): this object is its own
     reader (a bytearray fed by data_received, one waiter future) and writer (transport.write, a drain
     only while the transport has paused writing), the command loop is a copy of aiosmtpd's
     `_handle_client` without per-command logging work, and the idle timeout is one deadline per session
