@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from sendergate.smtp.server import GatewaySMTP
 from tests.inprocess.test_handler import make, run, serving  # noqa: F401  (make: a fixture)
 
 pytestmark = pytest.mark.fast
@@ -57,17 +58,17 @@ async def _raw(port: int) -> Raw:
 
 
 class CountWrites:
-    """Counts the server's socket writes (asyncio.StreamWriter.write: the client here writes with sock_sendall)."""
+    """Counts the server's socket writes of replies (GatewaySMTP._write, the one place they are written)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.count = 0
-        original = asyncio.StreamWriter.write
+        original = GatewaySMTP._write
 
-        def write(writer: asyncio.StreamWriter, data: Any) -> None:
+        def write(server: GatewaySMTP, data: Any) -> None:
             self.count += 1
-            original(writer, data)
+            original(server, data)
 
-        monkeypatch.setattr(asyncio.StreamWriter, "write", write)
+        monkeypatch.setattr(GatewaySMTP, "_write", write)
 
 
 def test_the_replies_to_a_pipelined_group_go_out_in_one_write(make: Any,  # noqa: F811

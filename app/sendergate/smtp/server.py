@@ -14,7 +14,18 @@ import socket
 import ssl
 from typing import Any, Protocol
 
-from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, _DataState, syntax
+from aiosmtpd.smtp import (
+    ALLOWED_BEFORE_STARTTLS,
+    BOGUS_LIMIT,
+    MISSING,
+    SMTP,
+    Envelope,
+    Session,
+    TLSSetupException,
+    _DataState,
+    sanitized_log,
+    syntax,
+)
 from aiosmtpd.smtp import log as aiosmtpd_log
 
 from ..config import SMTPConfig
@@ -63,40 +74,40 @@ _LINE_END = re.compile(rb"\r\n|\r|\n")
 # (220): never held, so nothing held is lost or sent after the switch.
 _SENT_AT_ONCE = {b"220", b"221", b"421"}
 _GOODBYE = b"502 5.5.1 Too many unrecognized commands"
+_REPLY_CACHE = 256  # wire forms of replies kept per worker
+
+
+def _wire_reply(status: str | bytes) -> bytes:
+    """A reply as it goes out: aiosmtpd's texts replaced, the RFC 3463 code added where missing."""
+    if isinstance(status, str):
+        status = status.encode("utf-8", "replace")
+    status = _AIOSMTPD_TEXT.get(status, status)
+    if len(status) >= 4 and status[:3].isdigit() and not _HAS_ENHANCED.match(status):
+        code = int(status[:3])
+        enhanced = _ENHANCED_FOR.get(code)
+        if enhanced and code != 220:
+            sep = status[3:4]
+            status = status[:3] + sep + enhanced.encode() + b" " + status[4:].replace(b"Error: ", b"")
+    return status
 
 
 class ClientGone(asyncio.CancelledError):
     """The client closed its side and everything it sent has been answered: end the session.
 
-    A CancelledError, so aiosmtpd's command loop ends the session as it does when
+    A CancelledError, so the command loop ends the session as it does when
     a connection is lost, instead of answering the end of input as an error."""
 
 
-class _Reader(asyncio.StreamReader):
-    """The session's reader: running out of input after the client's half-close ends the session.
-    Replies held back for a pipelining client (GatewaySMTP.push) are sent before any wait for input."""
+class _Done:
+    """Awaiting it finishes at once: what push, _send and flush return when there is nothing to wait for."""
 
-    done = False  # set when the session ends on our side: nothing more is read
-    replies: GatewaySMTP | None = None  # the session whose held replies go out before a read waits
+    __slots__ = ()
 
-    def holds(self, separator: bytes) -> bool:
-        """Whether what was received already contains `separator` (a read for it will not wait)."""
-        return separator in self._buffer  # type: ignore[attr-defined]  # StreamReader's own bytearray
+    def __await__(self) -> Any:
+        return iter(())
 
-    async def readuntil(self, separator: Any = b"\n") -> bytes:  # Any: typeshed's buffer-or-tuple union
-        if self.done:
-            raise ClientGone()
-        if self.replies is not None and self.replies.held and not self.holds(separator):
-            await self.replies.flush()  # the client may be waiting for them before it sends more
-        try:
-            return await super().readuntil(separator)
-        except asyncio.IncompleteReadError:
-            raise ClientGone() from None
 
-    async def read(self, n: int = -1) -> bytes:
-        if self.replies is not None and self.replies.held and not self._buffer:  # type: ignore[attr-defined]
-            await self.replies.flush()
-        return await super().read(n)
+_DONE = _Done()
 
 
 class GatewaySession(Session):
@@ -109,20 +120,35 @@ class GatewaySession(Session):
 
 
 class GatewaySMTP(SMTP):
-    """One SMTP connection. Long lines in DATA are passed on unchanged (up to 64 KiB a line)."""
+    """One SMTP connection. Long lines in DATA are passed on unchanged (up to 64 KiB a line).
+
+    aiosmtpd 1.4.6's command methods (smtp_HELO, smtp_MAIL, ...) run unchanged on machinery of our own
+    (issue 18 item 1; resources/docs/benchmarks.md, "The SMTP engine under the handler"): this object is its own
+    reader (a bytearray fed by data_received, one waiter future) and writer (transport.write, a drain
+    only while the transport has paused writing), the command loop is a copy of aiosmtpd's
+    `_handle_client` without per-command logging work, and the idle timeout is one deadline per session
+    checked by a per-worker sweep (SessionTemplate) instead of a timer re-armed on every command. The
+    session's task starts with the client's first bytes: an idle connection holds no task."""
 
     line_length_limit = 65536
+    # aiosmtpd's __del__ looks this up (StreamReaderProtocol's future): present, it returns at once
+    # instead of formatting an AttributeError for every connection
+    _closed = None
 
     def __init__(self, handler: Any, *, sessions: set[GatewaySMTP], template: SessionTemplate,
                  loop: asyncio.AbstractEventLoop) -> None:
         # aiosmtpd's __init__ inspects the handler and this class on every connection (its cost:
         # resources/docs/benchmarks.md, "Copied fast paths"). The result is the same each time, so it is
         # worked out once per worker (SessionTemplate) and only bound here. Made from aiosmtpd 1.4.6:
-        # library_copies_ok refuses any other.
-        reader = _Reader(loop=loop, limit=self.line_length_limit)
-        reader.replies = self
-        asyncio.StreamReaderProtocol.__init__(self, reader, client_connected_cb=self._cb_client_connected, loop=loop)
-        self._input = reader  # aiosmtpd's self._reader, typed as ours
+        # library_copies_ok refuses any other. No StreamReaderProtocol.__init__: no StreamReader/Writer.
+        self._buf = bytearray()  # received, not yet read (the reader's buffer)
+        self._waiter: asyncio.Future[None] | None = None  # the session task waiting for input
+        self._eof = False  # the client half-closed: what is in _buf is all there will be
+        self._reading_paused = False
+        self._writing_paused = False  # the transport's buffer is over its high-water mark
+        self._drain: asyncio.Future[None] | None = None  # a push waiting for resume_writing
+        self._done = False  # the session ended on our side: nothing more is read, not even a held command
+        self._deadline = 0.0  # loop.time() after which the idle sweep closes the connection
         self.held: list[bytes] = []  # replies not yet sent: the client pipelined more commands (push)
         self.__ident__ = template.ident
         self.loop = loop
@@ -151,9 +177,7 @@ class GatewaySMTP(SMTP):
         self._auth_methods = {}  # no AUTH: a gateway receives, it does not relay for users
         self._handle_hooks = template.handle_hooks
         self._ehlo_hook_ver = "new"
-        # aiosmtpd declares a dict but only looks commands up in it
-        self._smtp_methods = _BoundMethods(self, template.smtp_methods)  # type: ignore[assignment]
-        self._enforce_call_limit = False
+        self._enforce_call_limit = False  # never set here: the copied loop below has no call limits
         self._sessions = sessions
         self._template = template
         self._max_connections = template.max_connections
@@ -161,6 +185,12 @@ class GatewaySMTP(SMTP):
         self._errors = 0  # refused commands since the session began or last delivered a message
         self._peer_slot: int | None = None  # this session's entry in the per-address table
         self._xforward_ok: bool | None = None
+
+    @property
+    def _smtp_methods(self) -> _BoundMethods:  # type: ignore[override]  # aiosmtpd's: a dict bound per connection
+        """aiosmtpd's command table (HELP reads it), bound when asked: kept on the object it would
+        make a reference cycle, and every connection would wait for the garbage collector."""
+        return _BoundMethods(self, self._template.smtp_methods)
 
     def _create_session(self) -> Session:
         return GatewaySession(self.loop)
@@ -218,32 +248,94 @@ class GatewaySMTP(SMTP):
             return m.group(1), s[m.end():]
         return super()._getaddr(arg)
 
+    # -- the connection (asyncio.Protocol) ------------------------------------------------------------
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if self._original_transport is None:  # not the TLS layer STARTTLS puts on the same connection
-            if len(self._sessions) >= self._max_connections:
-                self._refuse(transport, b"421 4.7.0 Too many connections, try again later\r\n")
-                return
-            peers = self._template.peers
-            if peers is not None:
-                peer = transport.get_extra_info("peername")
-                key = peer_key(peer)
-                if key is not None and not _peer_in(peer, self._template.xforward_from):
-                    slot = peers.enter(key, self._template.max_connections_per_ip)
-                    if slot is None:
-                        log.info("refused %s: smtp.max_connections_per_ip reached", peer[0])
-                        self._refuse(transport, b"421 4.7.0 Too many connections from your address, "
-                                                b"try again later\r\n")
-                        return
-                    self._peer_slot = slot
-            self._sessions.add(self)
-            self._template.metrics.session_opened()
-        super().connection_made(transport)
+        if self._original_transport is not None:  # the TLS layer STARTTLS put on the same connection
+            self._tls_established(transport)
+            return
+        if len(self._sessions) >= self._max_connections:
+            self._refuse(transport, b"421 4.7.0 Too many connections, try again later\r\n")
+            return
+        peer = transport.get_extra_info("peername")
+        peers = self._template.peers
+        if peers is not None:
+            key = peer_key(peer)
+            if key is not None and not _peer_in(peer, self._template.xforward_from):
+                slot = peers.enter(key, self._template.max_connections_per_ip)
+                if slot is None:
+                    log.info("refused %s: smtp.max_connections_per_ip reached", peer[0])
+                    self._refuse(transport, b"421 4.7.0 Too many connections from your address, "
+                                            b"try again later\r\n")
+                    return
+                self._peer_slot = slot
+        self._sessions.add(self)
+        self._template.metrics.session_opened()
+        # From aiosmtpd 1.4.6's connection_made and the start of its _handle_client (no PROXY protocol).
+        self._set_rset_state()
+        self.session = self._create_session()
+        self.session.peer = peer
+        self.transport = transport
+        self._deadline = self.loop.time() + self._timeout_duration
+        self._template.watch(self, self.loop)
+        aiosmtpd_log.info("Peer: %r", peer)
+        transport.write(self._template.banner)  # type: ignore[attr-defined]  # a 220 is never held
+
+    def _tls_established(self, transport: asyncio.BaseTransport) -> None:
+        """aiosmtpd 1.4.6's connection_made for the TLS layer after STARTTLS (RFC 3207 4.2: state reset)."""
+        self._set_rset_state()
+        peer = transport.get_extra_info("peername")
+        self.session = self._create_session()
+        self.session.peer = peer
+        self._deadline = self.loop.time() + self._timeout_duration
+        self.transport = transport
+        self._buf.clear()  # RFC 3207 4.2: anything sent in the clear after STARTTLS is discarded
+        assert self._tls_protocol is not None
+        self.session.ssl = self._tls_protocol._extra
+        hook = self._handle_hooks.get("STARTTLS")
+        self._tls_handshake_okay = True if hook is None else hook(self, self.session, self.envelope)
 
     def _refuse(self, transport: asyncio.BaseTransport, reply: bytes) -> None:
         """Over a limit: say so and hang up, without starting a session."""
         transport.write(reply)  # type: ignore[attr-defined]
         transport.close()
         self.transport = None
+
+    def data_received(self, data: bytes) -> None:
+        buf = self._buf
+        buf += data
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+        elif self._handler_coroutine is None and self.session is not None:
+            self._handler_coroutine = self.loop.create_task(self._handle_client())
+        if len(buf) > 2 * self.line_length_limit and not self._reading_paused and self.transport is not None:
+            try:  # as StreamReader: memory stays bounded while the session works through what it has
+                self.transport.pause_reading()  # type: ignore[attr-defined]
+                self._reading_paused = True
+            except NotImplementedError:
+                pass
+
+    def eof_received(self) -> bool:
+        """The client closed its sending side. Exim pipelines "." and QUIT and then half-closes
+        (shutdown SHUT_WR): everything already received is still answered, end of DATA included,
+        and the session ends when the input runs out (ClientGone) or at QUIT. aiosmtpd 1.4.6
+        cancelled the running command here, so the end-of-DATA reply was never written."""
+        assert self.session is not None
+        self._eof = True
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+        elif self._handler_coroutine is None:  # nothing was ever sent: nothing to answer
+            if self.transport is not None:
+                self.transport.close()
+            return False
+        # Over TLS a half-close cannot be kept open (True has no effect there and warns).
+        return self.session.ssl is None
 
     def connection_lost(self, error: Exception | None) -> None:
         if self.session is None:  # refused in connection_made: no session was started
@@ -252,18 +344,144 @@ class GatewaySMTP(SMTP):
             self._template.peers.leave(self._peer_slot)
             self._peer_slot = None
         self._sessions.discard(self)
+        self._template.open.discard(self)
         self._template.metrics.session_closed()
-        super().connection_lost(error)
+        aiosmtpd_log.info("%r connection lost", self.session.peer)
+        # After STARTTLS our transport is the TLS layer's: close the socket's own explicitly (as aiosmtpd)
+        if self._original_transport is not None:
+            self._original_transport.close()
+        drain = self._drain
+        if drain is not None and not drain.done():
+            drain.set_exception(ConnectionResetError("Connection lost"))
+        if self._handler_coroutine is not None:
+            self._handler_coroutine.cancel()
+        self.transport = None
 
-    def eof_received(self) -> bool:
-        """The client closed its sending side. Exim pipelines "." and QUIT and then half-closes
-        (shutdown SHUT_WR): everything already received is still answered, end of DATA included,
-        and the session ends when the input runs out (ClientGone) or at QUIT. aiosmtpd 1.4.6
-        cancelled the running command here, so the end-of-DATA reply was never written."""
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        drain = self._drain
+        if drain is not None:
+            self._drain = None
+            if not drain.done():
+                drain.set_result(None)
+
+    def timed_out(self) -> None:
+        """smtp.timeout passed since the last command (aiosmtpd's _timeout_cb): close the connection."""
+        aiosmtpd_log.info("%r connection timeout", self.session.peer if self.session else None)
+        if self.transport is not None:
+            self.transport.close()
+
+    # -- reading -------------------------------------------------------------------------------------
+
+    async def _wait_for_input(self) -> None:
+        """Wait until more bytes arrive. Replies held back for a pipelining client go out first (the
+        client may be waiting for them before it sends more); at the end of input the session ends."""
+        if self.held:
+            await self.flush()
+        if self._eof or self._done:
+            raise ClientGone()
+        if self._reading_paused and self.transport is not None:
+            self._reading_paused = False
+            self.transport.resume_reading()  # type: ignore[attr-defined]
+        self._waiter = waiter = self.loop.create_future()
+        await waiter
+
+    async def _handle_client(self) -> None:
+        """aiosmtpd 1.4.6's SMTP._handle_client, copied (AIOSMTPD_VERSION) and changed: lines come from
+        our buffer; nothing is logged or sanitised unless aiosmtpd's logger is on; a valid command moves
+        the session's deadline (a float) instead of re-arming a timer; no PROXY protocol and no call
+        limits (never configured here); a line over 64 KiB is skipped without being kept; the loop stops
+        once the connection is closing (after QUIT, 421, a timeout), so nothing is answered after 221."""
         assert self.session is not None
-        asyncio.StreamReaderProtocol.eof_received(self)  # the reader sees the end of input
-        # Over TLS a half-close cannot be kept open (True has no effect there and warns).
-        return self.session.ssl is None
+        buf = self._buf
+        limit = self.line_length_limit
+        bogus_budget = BOGUS_LIMIT
+        overlong = False  # inside a command line longer than `limit`: skipped to its end, then 500
+        while not self._done and self.transport is not None and not self.transport.is_closing():
+            try:
+                end = buf.find(b"\n")
+                if end < 0 or end > limit or overlong:
+                    if end < 0:
+                        if len(buf) > limit:
+                            overlong = True
+                            buf.clear()
+                        await self._wait_for_input()
+                        continue
+                    del buf[:end + 1]
+                    overlong = False
+                    await self.push("500 Command line too long")
+                    continue
+                line = bytes(buf[:end]).rstrip(b"\r\n")
+                del buf[:end + 1]
+                if aiosmtpd_log.isEnabledFor(logging.INFO):
+                    sanitized_log(aiosmtpd_log.info, "%r >> %r", self.session.peer, line)
+                if not line:
+                    await self.push("500 Error: bad syntax")
+                    continue
+                command_bytes, _, arg_bytes = line.partition(b" ")
+                try:
+                    command = command_bytes.upper().decode("ascii")
+                except UnicodeDecodeError:
+                    await self.push("500 Error: bad syntax")
+                    continue
+                arg: str | None
+                if not arg_bytes:
+                    arg = None
+                else:
+                    # UTF-8 with surrogateescape, as aiosmtpd with enable_SMTPUTF8 (always on here)
+                    arg = str(arg_bytes.strip(), encoding="utf-8", errors="surrogateescape")
+                max_sz = (self.command_size_limits[command] if self.session.extended_smtp
+                          else self.command_size_limit)
+                if len(line) > max_sz:
+                    await self.push("500 Command line too long")
+                    continue
+                if not self._tls_handshake_okay and command != "QUIT":
+                    await self.push("554 Command refused due to lack of security")
+                    continue
+                if self.require_starttls and not self._tls_protocol and command not in ALLOWED_BEFORE_STARTTLS:
+                    await self.push("530 Must issue a STARTTLS command first")  # RFC 3207 4
+                    continue
+                name = self._template.smtp_methods.get(command)
+                method = None if name is None else getattr(self, name)
+                if method is None:
+                    aiosmtpd_log.warning("%r unrecognised: %s", self.session.peer, command)
+                    bogus_budget -= 1
+                    if bogus_budget < 1:
+                        aiosmtpd_log.warning("%r too many bogus commands", self.session.peer)
+                        await self.push("502 5.5.1 Too many unrecognized commands, goodbye.")
+                        self.transport.close()
+                        continue
+                    await self.push(f'500 Error: command "{command}" not recognized')
+                    continue
+                self._deadline = self.loop.time() + self._timeout_duration  # a valid command: idle again
+                await method(arg)
+            except (asyncio.CancelledError, ConnectionResetError):
+                # the connection was lost (or the session ended: QUIT, the client's half-close, 421)
+                aiosmtpd_log.info("%r Connection lost during _handle_client()", self.session.peer)
+                if self.transport is not None:
+                    self.transport.close()
+                raise
+            except Exception as error:  # noqa: BLE001  # as aiosmtpd: any error in a command is answered
+                status = None
+                try:
+                    status = await self.handle_exception(error)
+                except Exception as inner_error:  # noqa: BLE001  # the handler's own error handler failed
+                    try:
+                        aiosmtpd_log.exception("%r Exception in handle_exception()", self.session.peer)
+                        status = f"500 Error: ({inner_error.__class__.__name__}) {inner_error}"
+                    except Exception:  # noqa: BLE001  # as aiosmtpd: still a reply
+                        status = "500 Error: Cannot describe error"
+                finally:
+                    if isinstance(error, TLSSetupException):
+                        if self.transport is not None:
+                            self.transport.close()
+                    else:
+                        await self.push(status)
+
+    # -- writing -------------------------------------------------------------------------------------
 
     @property
     def in_transaction(self) -> bool:
@@ -281,42 +499,69 @@ class GatewaySMTP(SMTP):
         if lines:
             await self._send(b"\r\n".join(lines))
 
-    async def push(self, status: Any) -> None:
-        if isinstance(status, str):
-            status = status.encode("utf-8" if self.enable_SMTPUTF8 else "ascii", "replace")
-        if self._in_ehlo and status.startswith(b"250"):
-            self._ehlo_lines.append(status)
-            return
-        status = _AIOSMTPD_TEXT.get(status, status)
-        if not self._in_ehlo and len(status) >= 4 and status[:3].isdigit() and not _HAS_ENHANCED.match(status):
-            code = int(status[:3])
-            enhanced = _ENHANCED_FOR.get(code)
-            if enhanced and code != 220:
-                sep = status[3:4]
-                status = status[:3] + sep + enhanced.encode() + b" " + status[4:].replace(b"Error: ", b"")
-        await self._send(status)
-        if status[:1] in (b"4", b"5") and not status.startswith(b"421"):
+    def push(self, status: Any) -> Any:
+        """aiosmtpd's push, as a plain call (no coroutine per reply): the reply is written or held now;
+        what it returns is what the caller (always `await self.push(...)`) waits for: nothing (_DONE),
+        the transport's drain, or the 421 after smtp.error_limit refusals."""
+        if self._in_ehlo:  # EHLO's lines go out as they are, in one write (smtp_EHLO)
+            if isinstance(status, str):
+                status = status.encode("utf-8", "replace")
+            if status.startswith(b"250"):
+                self._ehlo_lines.append(status)
+                return _DONE
+            wire = _AIOSMTPD_TEXT.get(status, status)
+        else:
+            # A reply's wire form is worked out once per worker (most are the same few strings)
+            replies = self._template.replies
+            wire = replies.get(status)
+            if wire is None:
+                wire = _wire_reply(status)
+                if len(replies) >= _REPLY_CACHE:
+                    replies.clear()  # bounded: unique replies (the 550 with its link) only cycle through
+                replies[status] = wire
+        waiting = self._send(wire)
+        if wire[:1] in (b"4", b"5") and not wire.startswith(b"421"):
             self._errors += 1
             limit = self._template.error_limit
             if limit and self._errors >= limit:
-                await self._too_many_errors()
+                return self._then_too_many_errors(waiting)
+        return waiting
 
-    async def _send(self, reply: bytes) -> None:
+    async def _then_too_many_errors(self, waiting: Any) -> None:
+        await waiting
+        await self._too_many_errors()
+
+    def _send(self, reply: bytes) -> Any:
         """Send one reply, or hold it while the client's next command is already here (RFC 2920
         pipelining): the replies to a pipelined group go out in one write, as Postfix's smtpd sends
         them (it flushes only when its input buffer is empty). A held reply goes out before anything
-        waits for input (_Reader) and with any reply after which the connection closes or changes."""
+        waits for input (_wait_for_input) and with any reply after which the connection closes or changes.
+        Returns what to await (flush)."""
         self.held.append(reply + b"\r\n")
-        if reply[:3] in _SENT_AT_ONCE or reply.startswith(_GOODBYE) or not self._input.holds(b"\n"):
-            await self.flush()
+        if b"\n" not in self._buf or reply[:3] in _SENT_AT_ONCE or reply.startswith(_GOODBYE):
+            return self.flush()
+        return _DONE
 
-    async def flush(self) -> None:
-        """Send the held replies, in order, in one write."""
-        if self.held:
-            data = b"".join(self.held)
-            self.held.clear()
-            self._writer.write(data)
-            await self._writer.drain()
+    def flush(self) -> Any:
+        """Send the held replies, in order, in one write. Returns what to await: the drain while the
+        transport has paused writing, else nothing (_DONE)."""
+        held = self.held
+        if not held:
+            return _DONE
+        data = held[0] if len(held) == 1 else b"".join(held)
+        held.clear()
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return _DONE  # closed on our side or lost: nothing more reaches the client, and the loop stops
+        self._write(data)
+        if self._writing_paused:
+            self._drain = drain = self.loop.create_future()
+            return drain
+        return _DONE
+
+    def _write(self, data: bytes) -> None:
+        """The one place replies are written (tests count the writes here)."""
+        self.transport.write(data)  # type: ignore[union-attr]
 
     async def _too_many_errors(self) -> None:
         """smtp.error_limit refused commands (SPEC §4.5 item 5): 421 and close, as Postfix does at
@@ -328,10 +573,7 @@ class GatewaySMTP(SMTP):
             await self._send(b"421 4.7.0 Too many errors, closing connection")
         except (ConnectionError, OSError):
             pass
-        if isinstance(self._reader, _Reader):
-            self._reader.done = True  # not even a command already received
-        if self._handler_coroutine is not None:
-            self._handler_coroutine.cancel()  # as aiosmtpd's QUIT: the command loop ends at its next step
+        self._done = True  # not even a command already received
         if self.transport is not None:
             self.transport.close()
 
@@ -402,7 +644,7 @@ class GatewaySMTP(SMTP):
         whatever the line structure. A message over the size limit gets 552 even
         when it also holds a line over 64 KiB (the answer that tells the sender
         what to change)."""
-        reader = self._reader
+        buf = self._buf
         limit = self.data_size_limit
         line_limit = self.line_length_limit
         kept: list[bytes] = []
@@ -411,14 +653,27 @@ class GatewaySMTP(SMTP):
         too_long = False
         line_len = 0  # the unfinished line's length so far
         tail = b"\r\n"  # the last two bytes received: DATA begins at the start of a line
+        scanned = 0  # where the search for ".\r\n" goes on after a wait (what is before was searched)
         try:
             while True:
-                try:
-                    run = await reader.readuntil(b".\r\n")
-                    found = True
-                except asyncio.LimitOverrunError as e:
-                    run = await reader.read(e.consumed)
+                # A run as asyncio's StreamReader.readuntil(b".\r\n") with limit line_limit gave it
+                # (and read(consumed) after its LimitOverrunError): through the next ".\r\n", or up to
+                # it when it lies beyond the limit, or all but the last two bytes held (a separator may
+                # be split) when there is none within the limit; else wait for more.
+                at = buf.find(b".\r\n", scanned)
+                if at >= 0:
+                    found = at <= line_limit
+                    take = at + 3 if found else at
+                elif len(buf) - 2 > line_limit:
                     found = False
+                    take = len(buf) - 2
+                else:
+                    scanned = max(0, len(buf) - 2)
+                    await self._wait_for_input()
+                    continue
+                scanned = 0
+                run = bytes(buf[:take])
+                del buf[:take]
                 end = False
                 body = run
                 if found:
@@ -458,16 +713,19 @@ class GatewaySMTP(SMTP):
             return _DataState.NOMINAL, b"".join(kept)
         except asyncio.CancelledError:
             aiosmtpd_log.info("Connection lost during DATA")
-            self._writer.close()
+            if self.transport is not None:
+                self.transport.close()
             raise
 
     async def shutdown_idle(self) -> None:
         """Close this connection politely if no transaction is open (used on SIGTERM)."""
         if self.transport is not None and not self.transport.is_closing():
-            try:
-                await self._send(b"421 4.3.2 Service shutting down, try again later")
-            except (ConnectionError, OSError):
-                pass
+            # written with anything held, never waiting for a drain: a client that reads nothing must
+            # not hold the worker's shutdown (close() still sends what the transport has)
+            self.held.append(b"421 4.3.2 Service shutting down, try again later\r\n")
+            data = b"".join(self.held)
+            self.held.clear()
+            self._write(data)
             self.transport.close()
 
 
@@ -494,6 +752,28 @@ class SessionTemplate:
         self.handle_hooks = {m[len("handle_"):]: getattr(handler, m) for m in dir(handler)
                              if m.startswith("handle_")}
         self.smtp_methods = {m[len("smtp_"):]: m for m in dir(GatewaySMTP) if m.startswith("smtp_")}
+        # aiosmtpd's greeting ("220 {hostname} {ident}"), written in connection_made
+        self.banner = f"220 {hostname} {ident}\r\n".encode("utf-8", "replace")
+        self.replies: dict[str | bytes, bytes] = {}  # push(): a reply's wire form by what was pushed
+        self.open: set[GatewaySMTP] = set()  # this worker's sessions, for the idle sweep
+        # One timer per worker checks the sessions' deadlines (aiosmtpd re-armed a timer per command):
+        # a session is closed between `timeout` and `timeout` + this after its last command.
+        self.sweep_every = min(1.0, max(0.01, timeout / 8))
+        self._sweep: asyncio.TimerHandle | None = None
+
+    def watch(self, session: GatewaySMTP, loop: asyncio.AbstractEventLoop) -> None:
+        """Check `session`'s deadline until it ends (connection_lost takes it out of `open`)."""
+        self.open.add(session)
+        if self._sweep is None:
+            self._sweep = loop.call_later(self.sweep_every, self._check_deadlines, loop)
+
+    def _check_deadlines(self, loop: asyncio.AbstractEventLoop) -> None:
+        now = loop.time()
+        for session in [s for s in self.open if s._deadline <= now]:
+            self.open.discard(session)
+            session.timed_out()
+        # Runs only while there are sessions: an idle worker has no timer going off.
+        self._sweep = loop.call_later(self.sweep_every, self._check_deadlines, loop) if self.open else None
 
     @classmethod
     def from_config(cls, handler: Any, smtp: SMTPConfig, *, peers: PeerTable | None = None,
