@@ -213,14 +213,22 @@ def test_a_writer_waits_for_the_queue_and_for_another_writer_and_answers_only_af
     asyncio.run(sessions())
 
 
-def test_a_writer_that_died_holding_the_queue_does_not_stop_the_others(store: Store, tmp_path: Path) -> None:
-    db = str(tmp_path / "state.db")
+def hold_the_queue(db: str, *, frozen: bool = False) -> subprocess.Popen[str]:
+    """Another worker's writer holding the write queue's flock: a process that took it (and, `frozen`,
+    stopped itself with SIGSTOP while holding it)."""
+    stop = "os.kill(os.getpid(), 19); " if frozen else ""
     holder = subprocess.Popen([sys.executable, "-c", (
         "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600); "
-        "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(600)"), db + WRITE_QUEUE],
+        f"fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); {stop}time.sleep(600)"), db + WRITE_QUEUE],
         stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_writer_that_died_holding_the_queue_does_not_stop_the_others(store: Store, tmp_path: Path) -> None:
+    db = str(tmp_path / "state.db")
+    holder = hold_the_queue(db)
     try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
 
         async def sessions() -> int:
             astore = AsyncStore(store)
@@ -248,10 +256,7 @@ def test_a_write_stuck_behind_a_frozen_queue_holder_is_answered_with_an_error_an
     committed when the holder wakes up; a write queued after it is committed normally."""
     monkeypatch.setattr(async_store, "QUEUE_WAIT", 1.0)
     db = str(tmp_path / "state.db")
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600); "
-        "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); os.kill(os.getpid(), 19); time.sleep(600)"),
-        db + WRITE_QUEUE], stdout=subprocess.PIPE, text=True)
+    holder = hold_the_queue(db, frozen=True)
 
     def committed(sender: str) -> int:
         other = sqlite3.connect(db)
@@ -260,8 +265,6 @@ def test_a_write_stuck_behind_a_frozen_queue_holder_is_answered_with_an_error_an
         finally:
             other.close()
     try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-
         async def sessions() -> None:
             astore = AsyncStore(store)
             astore.start()
