@@ -252,3 +252,24 @@ def test_after_a_decision_the_next_sender_is_selected_one_key_each(qtbot, gw, se
     assert {"n1@soft.test", "n3@soft.test"} <= {e.entry for e in api.all_entries("block")}
     assert "n2@soft.test" in {e.entry for e in api.all_entries("allow")}
     api.close()
+
+
+def test_a_sender_decided_elsewhere_hands_the_selection_to_the_next(qtbot, gw, settings, opened):
+    """Another device (or this one, its answer still on the way) decides the selected sender: the stream
+    takes the row away, and the next sender is selected at once, ready for the next key."""
+    for s in ("e1@soft.test", "e2@soft.test", "e3@soft.test"):
+        send(gw, s, f"E <{s}>".encode(), ip=STRANGER_IP)
+        time.sleep(0.01)
+    w = window(qtbot, gw, settings)
+    opened.append(w)
+    page = w.pages["pending"]
+    qtbot.waitUntil(lambda: page.model.rowCount() == 3, timeout=TIMEOUT)
+    [chosen] = page.selected()
+    api = GatewayClient(gw.http_url, gw.token)  # type: ignore[attr-defined]
+    try:
+        api.decide_many([chosen.id], "deny")  # not through this window: only the stream tells it
+    finally:
+        api.close()
+    qtbot.waitUntil(lambda: page.model.rowCount() == 2, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: len(page.selected()) == 1, timeout=TIMEOUT)
+    assert page.selected()[0].id != chosen.id

@@ -303,7 +303,11 @@ class PendingPage(Page):
     def _flush_live(self) -> None:
         ids = list(self._live)[:LIVE_CHUNK]
         batch = [self._live.pop(i) for i in ids]
+        rows = self.table.selectionModel().selectedRows()
+        first_row = min((i.row() for i in rows), default=-1)
         self.model.apply_many(batch)
+        if first_row >= 0:  # the selected sender was decided elsewhere (or here, answer still on its way):
+            self._select_row(first_row)  # the next one is ready for the next key
         # the stream carries no history: fetch the newest page once the burst is over
         self._need_history.update(c.id for c in batch if c.status == "pending" and c.history is None
                                   and (r := self.model.record(self.model.row_of(c.id))) is not None
@@ -428,4 +432,8 @@ class PendingPage(Page):
             if done:  # the toast and Ctrl+Z: the gateway reopens them (issue 17 item 2)
                 undo.offer(self, verb, undo.reopen(client, [c.id for c in done]), self.refresh)
 
-        self.run(lambda: client.decide_many(ids, decision), finished)  # one call for all of them
+        def failed(exc: Exception) -> None:
+            self.messages.error(str(exc))
+            self._select_row(first_row)  # whatever the stream removed meanwhile, a sender stays selected
+
+        self.run(lambda: client.decide_many(ids, decision), finished, failed)  # one call for all of them
