@@ -168,16 +168,18 @@ def test_two_workers_writers_never_write_at_once(tmp_path: Path) -> None:
     assert total == 2 * per_worker
 
 
+def committed(db: str, sender: str) -> int:
+    """Events of `sender` another connection sees in the database file `db`."""
+    other = sqlite3.connect(db)
+    try:
+        return int(other.execute("SELECT count(*) FROM events WHERE sender = ?", (sender,)).fetchone()[0])
+    finally:
+        other.close()
+
+
 def test_a_writer_waits_for_the_queue_and_for_another_writer_and_answers_only_after_its_commit(
         store: Store, tmp_path: Path) -> None:
     db = str(tmp_path / "state.db")
-
-    def committed(sender: str) -> int:
-        other = sqlite3.connect(db)
-        try:
-            return int(other.execute("SELECT count(*) FROM events WHERE sender = ?", (sender,)).fetchone()[0])
-        finally:
-            other.close()
 
     async def sessions() -> None:
         astore = AsyncStore(store)
@@ -189,10 +191,10 @@ def test_a_writer_waits_for_the_queue_and_for_another_writer_and_answers_only_af
                 fcntl.flock(held, fcntl.LOCK_EX)
                 queued = asyncio.ensure_future(astore.record(event(1)))
                 await asyncio.sleep(0.3)
-                assert not queued.done() and committed("s1@stranger.test") == 0
+                assert not queued.done() and committed(db, "s1@stranger.test") == 0
                 fcntl.flock(held, fcntl.LOCK_UN)
                 await asyncio.wait_for(queued, 10)
-                assert committed("s1@stranger.test") == 1
+                assert committed(db, "s1@stranger.test") == 1
             finally:
                 os.close(held)
             # a writer that does not queue (the API, housekeeping) holds SQLite's write lock: the same
@@ -201,10 +203,10 @@ def test_a_writer_waits_for_the_queue_and_for_another_writer_and_answers_only_af
                 api.execute("BEGIN IMMEDIATE")
                 queued = asyncio.ensure_future(astore.record(event(2)))
                 await asyncio.sleep(0.3)
-                assert not queued.done() and committed("s2@stranger.test") == 0
+                assert not queued.done() and committed(db, "s2@stranger.test") == 0
                 api.execute("COMMIT")
                 await asyncio.wait_for(queued, 10)
-                assert committed("s2@stranger.test") == 1
+                assert committed(db, "s2@stranger.test") == 1
             finally:
                 api.close()
         finally:
@@ -257,13 +259,6 @@ def test_a_write_stuck_behind_a_frozen_queue_holder_is_answered_with_an_error_an
     monkeypatch.setattr(async_store, "QUEUE_WAIT", 1.0)
     db = str(tmp_path / "state.db")
     holder = hold_the_queue(db, frozen=True)
-
-    def committed(sender: str) -> int:
-        other = sqlite3.connect(db)
-        try:
-            return int(other.execute("SELECT count(*) FROM events WHERE sender = ?", (sender,)).fetchone()[0])
-        finally:
-            other.close()
     try:
         async def sessions() -> None:
             astore = AsyncStore(store)
@@ -280,8 +275,8 @@ def test_a_write_stuck_behind_a_frozen_queue_holder_is_answered_with_an_error_an
                 await astore.close()
 
         asyncio.run(sessions())
-        assert committed("s4@stranger.test") == 0  # taken back: never written behind the caller's back
-        assert committed("s5@stranger.test") == 1
+        assert committed(db, "s4@stranger.test") == 0  # taken back: never written behind the caller's back
+        assert committed(db, "s5@stranger.test") == 1
     finally:
         holder.kill()
         holder.wait()
