@@ -181,8 +181,9 @@ def make(tmp_path: Path) -> Callable[..., Gateway]:
 
 
 @contextlib.asynccontextmanager
-async def serving(gw: Gateway) -> AsyncIterator[int]:
-    """The gateway's SMTP server on a loopback port of this process, as gateway.Worker starts it."""
+async def engine(gw: Gateway) -> AsyncIterator[tuple[int, set[GatewaySMTP], SessionTemplate]]:
+    """The gateway's SMTP server on a loopback port of this process, as gateway.Worker starts it: its port,
+    its open sessions and the worker's session template."""
     loop = asyncio.get_running_loop()
     handler = GatewayHandler(gw.rt)
     template = SessionTemplate.from_config(handler, gw.rt.cfg.smtp, metrics=gw.rt.metrics)
@@ -191,7 +192,7 @@ async def serving(gw: Gateway) -> AsyncIterator[int]:
     server = await loop.create_server(lambda: GatewaySMTP(handler, sessions=sessions, template=template, loop=loop),
                                       "127.0.0.1", 0)
     try:
-        yield server.sockets[0].getsockname()[1]
+        yield server.sockets[0].getsockname()[1], sessions, template
     finally:
         server.close()
         for s in list(sessions):
@@ -199,6 +200,13 @@ async def serving(gw: Gateway) -> AsyncIterator[int]:
         if template.inflight:
             await asyncio.wait(list(template.inflight), timeout=10)
         await gw.rt.astore.close()
+
+
+@contextlib.asynccontextmanager
+async def serving(gw: Gateway) -> AsyncIterator[int]:
+    """engine's port alone."""
+    async with engine(gw) as (port, _sessions, _template):
+        yield port
 
 
 class Client:

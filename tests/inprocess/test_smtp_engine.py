@@ -10,41 +10,17 @@ over the limit, the half-close, flow control. Real MTAs: tests/test_sender_mtas.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from sendergate.smtp.handler import GatewayHandler
-from sendergate.smtp.server import GatewaySMTP, SessionTemplate
-from tests.inprocess.test_handler import Gateway, make, run  # noqa: F401  (make: a fixture)
+from sendergate.smtp.server import GatewaySMTP
+from tests.inprocess.test_handler import engine, make, run  # noqa: F401  (make: a fixture)
 from tests.inprocess.test_pipelining import Raw, _raw
 
 pytestmark = pytest.mark.fast
-
-
-@contextlib.asynccontextmanager
-async def engine(gw: Gateway) -> AsyncIterator[tuple[int, set[GatewaySMTP], SessionTemplate]]:
-    """test_handler.serving, also giving the open sessions and the worker's template."""
-    loop = asyncio.get_running_loop()
-    handler = GatewayHandler(gw.rt)
-    template = SessionTemplate.from_config(handler, gw.rt.cfg.smtp, metrics=gw.rt.metrics)
-    sessions: set[GatewaySMTP] = set()
-    gw.rt.astore.start()
-    server = await loop.create_server(lambda: GatewaySMTP(handler, sessions=sessions, template=template, loop=loop),
-                                      "127.0.0.1", 0)
-    try:
-        yield server.sockets[0].getsockname()[1], sessions, template
-    finally:
-        server.close()
-        for s in list(sessions):
-            await s.shutdown_idle()
-        if template.inflight:
-            await asyncio.wait(list(template.inflight), timeout=10)
-        await gw.rt.astore.close()
 
 
 async def _closed_within(c: Raw, seconds: float) -> bool:
