@@ -150,16 +150,20 @@ def _start_on(sink: SmtpSink, port: int) -> None:
         pf.free_loopback_port = saved  # type: ignore[assignment]
 
 
+async def deliver_three(d: Deliverer) -> list[str]:
+    """Three messages through `d` one after the other (the second and third on a pooled connection, when
+    the first's is kept), then the pool closed: the three replies."""
+    replies = [(await d.deliver(out(n))).reply for n in range(3)]
+    await d.close()
+    return replies
+
+
 def test_421_on_rset_goes_on_a_fresh_connection() -> None:
     sink = SmtpSink(dump=True, disconnect_421=("RSET",))
     try:
         d = deliverer(sink.port)
 
-        async def run() -> list[str]:
-            replies = [(await d.deliver(out(n))).reply for n in range(3)]
-            await d.close()
-            return replies
-        replies = asyncio.run(run())
+        replies = asyncio.run(deliver_three(d))
         assert all(r.startswith("250") for r in replies), replies
         assert wait_for(lambda: len(list(sink.dump_dir.iterdir())) == 3)
     finally:
@@ -348,11 +352,7 @@ def test_a_refused_rset_in_a_pipelined_group_is_not_the_message_s_answer() -> No
     try:
         d = deliverer(sink.port)
 
-        async def run() -> list[str]:
-            replies = [(await d.deliver(out(n))).reply for n in range(3)]
-            await d.close()
-            return replies
-        replies = asyncio.run(run())
+        replies = asyncio.run(deliver_three(d))
         assert all(r.startswith("250") for r in replies), replies  # each on a fresh connection
         assert wait_for(lambda: len(list(sink.dump_dir.iterdir())) == 3)
     finally:
