@@ -131,16 +131,16 @@ TOO_MANY = Reply(452, "4.5.3", "Too many recipients")
 
 def decide_rcpt(*, sender: Address | None, recipient_exists: bool, entries: list[ListEntry],
                 accepted_classes: list[str], max_recipients: int, now: datetime,
-                blocked_text: str = "Sender blocked", gated: bool = True,
-                accepted_gated: Sequence[bool] = ()) -> RcptDecision:
-    """Per recipient, at RCPT (SPEC §4.1). `entries` are the recipient's and the global entries."""
+                gated: bool = True, accepted_gated: Sequence[bool] = ()) -> RcptDecision:
+    """Per recipient, at RCPT (SPEC §4.1). `entries` are the recipient's and the global entries. A block's
+    reply text is the gateway's `challenge.blocked_reply`, filled by the caller only when it is the answer."""
     if not recipient_exists:
         return RcptDecision(Reply(550, "5.1.1", "No such user here"), Verdict.UNKNOWN_RECIPIENT,
                             reason="no such user or alias")
     entry = match_sender(entries, sender, now)
     if entry is not None and entry.action == BLOCK:
         scope = "globally" if entry.user_id is None else "by recipient"
-        return RcptDecision(Reply(550, "5.7.1", blocked_text), Verdict.BLOCKED,
+        return RcptDecision(Reply(550, "5.7.1", "Sender blocked"), Verdict.BLOCKED,
                             reason=f"blocked {scope} ({entry.pattern})", entry=entry)
     if len(accepted_classes) >= max_recipients:
         return RcptDecision(TOO_MANY, None, reason="max_recipients reached")
