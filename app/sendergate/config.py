@@ -131,6 +131,7 @@ class SMTPConfig:
     tls_cert: str = ""
     tls_key: str = ""
     workers: int = 0  # 0 = one per CPU core
+    cpu_affinity: str = "auto"  # auto: each worker kept on a CPU of its own (Linux, workers <= CPUs); off
     timeout: float = 300.0
     max_connections: int = 2000
     error_limit: int = 20  # refused commands in one session before 421 and close; 0 = no limit
@@ -537,6 +538,7 @@ _SCHEMA: dict[str, dict[str, Any]] = {
     "smtp": {
         "listen": _listen_list, "hostname": _str, "max_message_size": parse_size,
         "max_recipients": _int(1), "tls_cert": _str, "tls_key": _str, "workers": _int(0),
+        "cpu_affinity": _choice("auto", "off"),
         "timeout": _positive_duration, "max_connections": _int(1), "error_limit": _int(0),
         "max_connections_per_ip": _int(0), "xforward_from": _networks,
     },

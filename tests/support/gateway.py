@@ -104,7 +104,7 @@ class GatewayProcess:
         self.proc = subprocess.Popen([sys.executable, "-m", "sendergate", "gateway", "--config", str(self.config_path)],
                                      stdout=self.log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         deadline = time.monotonic() + timeout
-        workers = self.sections["smtp"].get("workers", 1) or os.cpu_count() or 1
+        workers = self.sections["smtp"].get("workers", 1) or len(os.sched_getaffinity(0))
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise ServiceError(f"gateway exited with {self.proc.returncode}:\n{self.read_log()[-3000:]}")
