@@ -88,3 +88,20 @@ def test_invite_creates_a_user_without_a_token(gw: GatewayProcess) -> None:
     assert page.status_code == 200 and "Pair this computer" in page.text
     r = cli(gw, "users", "invite", "not an address")
     assert r.returncode != 0 and "not a valid address" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_users_mistake_is_a_usage_error_and_a_broken_store_is_the_stores(gw: GatewayProcess, tmp_path) -> None:
+    """Exit 2 for what the user typed wrong (an address someone has: the store's Conflict), 4 only for a
+    store that cannot be used: a script can tell "fix the command" from "fix the server"."""
+    assert cli(gw, "users", "add", "twice@example.org").returncode == 0
+    for args in (("users", "add", "twice@example.org"), ("users", "alias", "twice@example.org", "twice@example.org")):
+        r = cli(gw, *args)
+        assert r.returncode == 2 and "already belongs" in r.stderr, (args, r.returncode, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    blocked = tmp_path / "not-a-dir"
+    blocked.write_text("a file where the store's directory should be")
+    config = tmp_path / "broken.toml"
+    config.write_text(gw.config_path.read_text().replace(gw.store_url, f"sqlite:///{blocked}/state.db"))
+    r = subprocess.run([sys.executable, "-m", "sendergate", "users", "add", "x@example.org", "--config", str(config)],
+                       capture_output=True, text=True, timeout=60, check=False)
+    assert r.returncode == 4 and "Traceback" not in r.stderr, (r.returncode, r.stderr)

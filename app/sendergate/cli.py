@@ -429,7 +429,6 @@ def _tag_line(t: dict[str, Any]) -> str:
 
 
 def cmd_tags_add(args: argparse.Namespace) -> int:
-    from .store import Conflict, Invalid
     cfg = _load(args)
     expires = None
     if args.expires is not None:
@@ -439,11 +438,8 @@ def cmd_tags_add(args: argparse.Namespace) -> int:
             raise UserError(f"--expires: {exc}") from None
         if expires <= 0:
             raise UserError("--expires: must be longer than zero")
-    try:
-        t = _store(args).add_tag(None, args.address, args.name, expires_in=expires, dated=args.dated,
-                                 folder=args.folder, delimiter=cfg.domains.recipient_delimiter)
-    except (Invalid, Conflict) as exc:
-        raise UserError(str(exc)) from None
+    t = _store(args).add_tag(None, args.address, args.name, expires_in=expires, dated=args.dated,
+                             folder=args.folder, delimiter=cfg.domains.recipient_delimiter)
     print(t["address"])
     until = f", until {_when(t['expires_at'])} UTC" if t["expires_at"] else ", until revoked"
     print(f"sign-up address {t['name']!r} for {t['owner_address']}{until}: give it to the site; "
@@ -452,12 +448,8 @@ def cmd_tags_add(args: argparse.Namespace) -> int:
 
 
 def cmd_tags_list(args: argparse.Namespace) -> int:
-    from .store import Invalid
     cfg = _load(args)
-    try:
-        found = _store(args).list_tags(None, args.address, delimiter=cfg.domains.recipient_delimiter)
-    except Invalid as exc:
-        raise UserError(str(exc)) from None
+    found = _store(args).list_tags(None, args.address, delimiter=cfg.domains.recipient_delimiter)
     if not found:
         print(f"no sign-up addresses on {args.address}: make one with 'sendergate tags add {args.address} NAME'")
     for t in found:
@@ -466,13 +458,9 @@ def cmd_tags_list(args: argparse.Namespace) -> int:
 
 
 def cmd_tags_revoke(args: argparse.Namespace) -> int:
-    from .store import Invalid
     cfg = _load(args)
     store = _store(args)
-    try:
-        t = store.tag_by_name(None, args.address, args.name, delimiter=cfg.domains.recipient_delimiter)
-    except Invalid as exc:
-        raise UserError(str(exc)) from None
+    t = store.tag_by_name(None, args.address, args.name, delimiter=cfg.domains.recipient_delimiter)
     t = store.revoke_tag(None, t["id"], delimiter=cfg.domains.recipient_delimiter)
     print(f"revoked {t['address']}: mail to it is refused (550 5.1.1) from now on")
     return 0
@@ -534,7 +522,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from .policy.address import AddressError
-    from .store import NotFound, StoreError
+    from .store import Conflict, Forbidden, Invalid, NotFound, StoreError
 
     func: Callable[[argparse.Namespace], int] = args.func
     try:
@@ -544,7 +532,7 @@ def main(argv: list[str] | None = None) -> int:
         more = f" (and {len(exc.problems) - 1} more; run 'sendergate check-config')" if len(exc.problems) > 1 else ""
         print(f"sendergate: {exc.source or 'config'}: {first[0]}: {first[1]}{more}", file=sys.stderr)
         return EXIT_CONFIG
-    except NotFound as exc:
+    except (NotFound, Invalid, Conflict, Forbidden) as exc:  # the user's mistake, not a broken store
         print(f"sendergate: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except StoreError as exc:
