@@ -11,20 +11,25 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SCRIPT = r"""
 import asyncio, json, sys
+import sendergate.metrics
 from sendergate.metrics import LATENCY_BUCKETS, Metrics
 
+if sys.argv[1] == "other":  # a prometheus-client the held layout was not read from
+    sendergate.metrics.PROMETHEUS_CLIENT_HELD = "0.0.0-not-installed"
 m = Metrics(workers=1)
 
-def in_files():
-    # the challenged count as another worker's scrape reads it from the shared files (no flush of ours)
+def in_files(name='sendergate_smtp_verdicts_total{verdict="challenged"}'):
+    # a count as another worker's scrape reads it from the shared files (no flush of ours)
     from prometheus_client import CollectorRegistry, generate_latest
     from prometheus_client.multiprocess import MultiProcessCollector
     reg = CollectorRegistry()
     MultiProcessCollector(reg, path=str(m.dir))
     for line in generate_latest(reg).decode().splitlines():
-        if line.startswith('sendergate_smtp_verdicts_total{verdict="challenged"}'):
+        if line.startswith(name + " "):
             return float(line.split()[-1])
     return 0.0
 values = [0.0, 0.001, 0.0010001, 0.0025, 0.7, 1, 30, 60, 61.5, 1e-9]
@@ -38,6 +43,7 @@ async def main():
         m.count(verdict)
     m.session_opened(); m.session_opened(); m.session_closed()
     out["held"] = in_files()
+    out["held_data"] = in_files("sendergate_smtp_data_seconds_count")
     await asyncio.sleep(0.3)  # FLUSH_EVERY passes: the loop's timer flushes
     out["flushed"] = in_files()
     out["text"] = m.render().decode()
@@ -57,12 +63,24 @@ def sample(text: str, name: str) -> float:
     return float(line.split()[-1])
 
 
-def test_held_counts_render_as_counts_observed_at_once(tmp_path: Path) -> None:
+def test_the_installed_prometheus_client_is_the_one_the_held_layout_was_read_from() -> None:
+    from importlib.metadata import version
+
+    from sendergate.metrics import PROMETHEUS_CLIENT_HELD
+    assert version("prometheus-client") == PROMETHEUS_CLIENT_HELD, "re-read Metrics.flush against it, then update"
+
+
+@pytest.mark.parametrize("client", ["installed", "other"])
+def test_held_counts_render_as_counts_observed_at_once(tmp_path: Path, client: str) -> None:
+    """With the version the held layout was read from, and with another (histograms then observed at once)."""
     env = {**os.environ, "SENDERGATE_METRICS_DIR": str(tmp_path)}
-    run = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=60)
+    run = subprocess.run([sys.executable, "-c", SCRIPT, client], capture_output=True, text=True, env=env,
+                         timeout=60)
     assert run.returncode == 0, run.stderr
     out = json.loads(run.stdout)
     assert (out["held"], out["flushed"]) == (0, 2)  # held in the worker first, then in the shared files
+    # histograms: held with the version read, at once (the public observe) with any other
+    assert out["held_data"] == (0 if client == "installed" else len(out["values"]))
     text, values = out["text"], out["values"]
     for le in out["buckets"]:
         label = "+Inf" if le == float("inf") else repr(float(le))

@@ -25,6 +25,11 @@ log = logging.getLogger("sendergate.metrics")
 
 _PREFIX = "sendergate-metrics-"
 FLUSH_EVERY = 0.1  # seconds an SMTP count waits in the worker before it reaches the shared files
+# The held histograms are added to prometheus_client's per-bucket values directly (`_sum`, `_buckets`:
+# private, each bucket its own count, summed when rendered), as read in this version of it;
+# tests/test_metrics_held.py pins that. With any other version they are observed at once, through the
+# public observe(), which is always right and a little slower.
+PROMETHEUS_CLIENT_HELD = "0.26.0"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
@@ -62,6 +67,15 @@ def metrics_dir(workers: int) -> Path:
     return path
 
 
+def _installed(distribution: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "unknown"
+
+
 class Metrics:
     """Counters and latency histograms; the method names are what the SMTP side calls."""
 
@@ -97,6 +111,10 @@ class Metrics:
         self._counts: dict[Any, float] = {}  # counter or gauge child -> amount to add
         self._observed: dict[Any, list[float]] = {}  # histogram child -> [sum, count per bucket...]
         self._flush_on: asyncio.AbstractEventLoop | None = None  # the loop a flush is scheduled on
+        self._hold_histograms = _installed("prometheus-client") == PROMETHEUS_CLIENT_HELD
+        if not self._hold_histograms:
+            log.info("prometheus-client %s (held histograms were read from %s): observed at once",
+                     _installed("prometheus-client"), PROMETHEUS_CLIENT_HELD)
         self.api_seconds = Histogram("sendergate_api_request_seconds", "HTTP API request latency",
                                      ["method", "route", "status"], registry=reg, buckets=LATENCY_BUCKETS)
 
@@ -134,6 +152,9 @@ class Metrics:
     def _observe(self, child: Any, seconds: float) -> None:
         """Histogram.observe, held: the sum, and one more in the first bucket the value fits (as
         prometheus_client stores buckets: each bucket's own count, summed when rendered)."""
+        if not self._hold_histograms:
+            child.observe(seconds)
+            return
         held = self._observed.get(child)
         if held is None:
             held = self._observed[child] = [0.0] * (len(child._upper_bounds) + 1)
