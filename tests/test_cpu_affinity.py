@@ -102,3 +102,24 @@ def test_off_leaves_the_workers_to_the_scheduler(two_cpus: list[int]) -> None:
         for pid in workers_of(gw, 2):
             assert all(c == set(two_cpus) for c in allowed(pid).values())
         assert "kept one per CPU" not in gw.read_log()
+
+
+def test_a_cpu_that_went_away_leaves_the_worker_running_unpinned(caplog: pytest.LogCaptureFixture) -> None:
+    """A cpuset changed between the plan and the fork (or a CPU taken offline): a warning, no crash."""
+    import threading
+
+    from sendergate.gateway import _pin
+
+    before = os.sched_getaffinity(0)
+    result: list[set[int]] = []
+
+    def in_a_thread() -> None:  # sched_setaffinity(0) is per thread on Linux: leave the test's own alone
+        _pin(7, 4095)
+        result.append(os.sched_getaffinity(0))
+
+    with caplog.at_level("WARNING", logger="sendergate"):
+        t = threading.Thread(target=in_a_thread)
+        t.start()
+        t.join()
+    assert result == [before]
+    assert "worker 7 not kept on CPU 4095" in caplog.text
