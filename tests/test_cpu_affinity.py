@@ -31,7 +31,7 @@ def allowed(pid: int) -> dict[int, set[int]]:
     return out
 
 
-def workers_of(gw: GatewayProcess, n: int, timeout: float = 10.0) -> list[int]:
+def workers_of(gw: GatewayProcess, n: int, timeout: float = 20.0) -> list[int]:
     assert gw.proc is not None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -66,22 +66,24 @@ def test_an_unknown_setting_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_each_worker_and_every_thread_it_starts_stay_on_a_cpu_of_its_own(two_cpus: list[int]) -> None:
     with GatewayProcess(workers=2) as gw:
-        with gw.smtp() as s:  # a session: the store's writer and pool threads are running
-            s.ehlo("client.example")
-            s.mail("stranger@unknown.example")
-            s.rcpt("alice@example.org")
         kids = workers_of(gw, 2)
+        deadline = time.monotonic() + 20
+        while any(len(allowed(pid)) < 2 for pid in kids) and time.monotonic() < deadline:
+            with gw.smtp() as s:  # sessions until each worker has taken one and started its threads
+                s.mail("stranger@unknown.example")
+                s.rcpt("alice@example.org")
         seen = []
         for pid in kids:
             threads = allowed(pid)
-            assert len(threads) > 1, "a worker without its threads tells nothing"
+            assert len(threads) > 1, f"a worker without its threads tells nothing: {threads}"
             cpus = set().union(*threads.values())
             assert len(cpus) == 1 and all(c == cpus for c in threads.values()), threads
             seen.append(cpus.pop())
-        assert sorted(seen) == two_cpus[:2]
+        assert sorted(seen) == two_cpus[:2], (seen, two_cpus)
         assert gw.proc is not None
-        assert allowed(gw.proc.pid)[gw.proc.pid] == set(two_cpus)  # the supervisor is left alone
-        assert "SMTP workers kept one per CPU" in gw.read_log()
+        supervisor = allowed(gw.proc.pid)[gw.proc.pid]
+        assert supervisor == set(two_cpus), supervisor  # the supervisor is left alone
+        assert "SMTP workers kept one per CPU" in gw.read_log(), gw.read_log()[-2000:]
 
         # a worker that dies is restarted on the CPU its index had
         victim = kids[0]
@@ -93,8 +95,8 @@ def test_each_worker_and_every_thread_it_starts_stay_on_a_cpu_of_its_own(two_cpu
             if new and gw.read_log().count("sendergate: worker") >= 3:
                 break
             time.sleep(0.1)
-        assert new, "the killed worker was not restarted"
-        assert set().union(*allowed(new[0]).values()) == {cpu}
+        assert new, f"the killed worker was not restarted: {gw.read_log()[-2000:]}"
+        assert set().union(*allowed(new[0]).values()) == {cpu}, (allowed(new[0]), cpu)
 
 
 def test_off_leaves_the_workers_to_the_scheduler(two_cpus: list[int]) -> None:
@@ -123,3 +125,32 @@ def test_a_cpu_that_went_away_leaves_the_worker_running_unpinned(caplog: pytest.
         t.join()
     assert result == [before]
     assert "worker 7 not kept on CPU 4095" in caplog.text
+
+
+def test_workers_0_on_one_usable_cpu_of_several_is_one_process_and_its_metrics_are_its_own(
+        two_cpus: list[int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A gateway given one CPU of this machine's (a cpuset, taskset) counts one worker: no supervisor, and
+    the metrics directory is named after the gateway itself, not after whoever started it (which is
+    what a count of every CPU of the host made it)."""
+    import threading
+
+    monkeypatch.setenv("SENDERGATE_METRICS_DIR", str(tmp_path))
+    found: dict[str, object] = {}
+
+    def start_on_one_cpu() -> None:  # the mask is per thread and a child inherits its parent thread's
+        os.sched_setaffinity(0, {two_cpus[-1]})
+        gw = GatewayProcess(workers=0)
+        try:
+            gw.start()
+            assert gw.proc is not None
+            found["pid"] = gw.proc.pid
+            found["children"] = Path(f"/proc/{gw.proc.pid}/task/{gw.proc.pid}/children").read_text().split()
+            found["dirs"] = sorted(p.name for p in tmp_path.iterdir())
+        finally:
+            gw.close()
+
+    t = threading.Thread(target=start_on_one_cpu)
+    t.start()
+    t.join()
+    assert found["children"] == [], "one usable CPU: the gateway runs as one process"
+    assert found["dirs"] and all(d.startswith(f"sendergate-metrics-{found['pid']}-") for d in found["dirs"]), found

@@ -20,6 +20,7 @@ import time
 from typing import Any
 
 from .config import Config
+from .cpus import usable_cpus, worker_count
 from .runtime import Runtime, build_runtime
 from .smtp.handler import GatewayHandler
 from .smtp.server import GatewaySMTP, PeerTable, SessionTemplate, library_copies_ok
@@ -149,14 +150,6 @@ class Worker:
             await asyncio.sleep(HOUSEKEEPING_INTERVAL)
 
 
-def usable_cpus() -> list[int]:
-    """The CPUs this process may run on, in order: its affinity mask where the system has one (a
-    container's cpuset, taskset), else every CPU."""
-    if hasattr(os, "sched_getaffinity"):
-        return sorted(os.sched_getaffinity(0))
-    return list(range(os.cpu_count() or 1))
-
-
 def cpu_plan(setting: str, workers: int, cpus: list[int]) -> list[int] | None:
     """The CPU each worker is kept on (worker i on the i-th), or None when they are left to the scheduler.
 
@@ -205,9 +198,7 @@ def run(cfg: Config, *, log_format: str = "kv") -> int:
         store.close()
     smtp_socks, http_sock = bind_sockets(cfg)
     _raise_fd_limit(cfg.smtp.max_connections)
-    workers = cfg.smtp.workers or len(usable_cpus())
-    if workers == 1 or not hasattr(os, "fork"):
-        workers = 1
+    workers = worker_count(cfg.smtp.workers)
     # open sessions per client address, shared by the workers forked below
     peers = PeerTable(workers, cfg.smtp.max_connections) if cfg.smtp.max_connections_per_ip else None
     if workers == 1:

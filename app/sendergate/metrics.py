@@ -21,6 +21,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from .cpus import worker_count
+
 log = logging.getLogger("sendergate.metrics")
 
 _PREFIX = "sendergate-metrics-"
@@ -82,7 +84,7 @@ class Metrics:
     def __init__(self, *, workers: int = 1) -> None:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
 
-        workers = workers or os.cpu_count() or 1  # 0: one per core, as smtp.workers says
+        workers = worker_count(workers)  # as the gateway counts them: a supervisor only when there are several
         self.dir = metrics_dir(workers)
         # prometheus_client picks its value store from this variable and module attribute
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(self.dir)
