@@ -20,9 +20,13 @@ def missing() -> str:
     return ", ".join(gone) + " (installer/dev/system-deps.sh test)" if gone else ""
 
 
+TRAYER = ["trayer", "--edge", "top", "--align", "right", "--widthtype", "request"]
+
+
 @contextmanager
-def tray_desktop() -> Iterator[dict[str, str]]:
-    """Xvfb and trayer running; yields the environment for a Qt (xcb) process on that display."""
+def tray_desktop(*, tray: bool = True) -> Iterator[dict[str, str]]:
+    """Xvfb and trayer running (without `tray`: Xvfb only, for a test that starts TRAYER itself, late);
+    yields the environment for a Qt (xcb) process on that display."""
     read, write = os.pipe()
     xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
                             pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -36,11 +40,11 @@ def tray_desktop() -> Iterator[dict[str, str]]:
         env = {k: v for k, v in os.environ.items() if k not in ("DBUS_SESSION_BUS_ADDRESS", "WAYLAND_DISPLAY")}
         # no session bus: Qt embeds the icon in the X tray (trayer) instead of looking for a D-Bus tray
         env.update(DISPLAY=f":{number}", QT_QPA_PLATFORM="xcb")
-        trayer = subprocess.Popen(["trayer", "--edge", "top", "--align", "right", "--widthtype", "request"], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(0.2)
-        if trayer.poll() is not None:
-            raise RuntimeError(f"trayer exited with {trayer.returncode}")
+        if tray:
+            trayer = subprocess.Popen(TRAYER, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(0.2)
+            if trayer.poll() is not None:
+                raise RuntimeError(f"trayer exited with {trayer.returncode}")
         yield env
     finally:
         for proc in (trayer, xvfb):

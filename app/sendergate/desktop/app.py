@@ -128,17 +128,55 @@ def confirm_insecure(url: str) -> bool:
     return answer == QMessageBox.StandardButton.Yes
 
 
-def open_window(client: GatewayClient, settings: Settings, secrets: SecretStore | None = None) -> MainWindow:
-    """The main window for a client, shown, with the first data and the live stream on their way."""
+TRAY_WAIT = 30.0  # seconds a login start waits for the desktop's tray (its panel may start after the app)
+
+
+def start_at_login(window: MainWindow, *, wait: float = TRAY_WAIT, every: float = 0.5) -> None:
+    """Started at login (`--autostart`), the window not shown: the tray icon and notifications, no window in
+    the way, when the user keeps SenderGate running in the tray. A desktop's panel (its tray) may come up
+    after the apps it starts: wait for it up to `wait` seconds, then show the window after all (with no tray
+    it would be the only way in). Someone who does not keep it running gets the window at once."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from .tray import Tray
+
+    if window.tray is None or not window.settings.keep_running:
+        window.show()
+        return
+    # the window is not shown, but a dialog closing meanwhile must not end the app as "the last window closed"
+    QApplication.setQuitOnLastWindowClosed(False)
+    deadline = time.monotonic() + wait
+
+    def check() -> None:
+        if window.isVisible():  # the user asked for it meanwhile (the tray's Show, another start)
+            return
+        if Tray.available():
+            log.info("tray ready %.1f s after a login start", wait - (deadline - time.monotonic()))
+            window.hide_to_tray(tell=False)
+        elif time.monotonic() >= deadline:
+            log.info("no tray %.0f s after a login start: showing the window", wait)
+            window.bring_to_front()
+        else:
+            QTimer.singleShot(int(every * 1000), check)
+
+    check()
+
+
+def open_window(client: GatewayClient, settings: Settings, secrets: SecretStore | None = None, *,
+                show: bool = True) -> MainWindow:
+    """The main window for a client, shown (unless `show` is False: started at login, see start_at_login),
+    with the first data and the live stream on their way."""
 
     from .api_client import ApiError, Unauthorized
     from .main_window import MainWindow
     from .operations import Operation
 
     window = MainWindow(client, settings, secrets=secrets)  # the setup's store: it may hold session-only secrets
-    window.show()
+    if show:
+        window.show()
     window.start()
-    log.info("main window shown %.3f s after start", time.perf_counter() - _started)
+    log.info("main window %s %.3f s after start", "shown" if show else "made", time.perf_counter() - _started)
 
     def who(me: Me) -> None:
         window.set_me(me)  # an admin gets the Staff page and the Whose selector
@@ -196,10 +234,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
 
     state: dict[str, Any] = {"client": GatewayClient(url, token)}  # the live client and window
-    state["window"] = open_window(state["client"], settings, secrets)
-    if args.autostart and state["window"].keeps_running():
-        # at login: the tray icon and notifications, no window in the way (and no "still running" message)
-        state["window"].hide_to_tray(tell=False)
+    state["window"] = open_window(state["client"], settings, secrets, show=not args.autostart)
+    if args.autostart:
+        start_at_login(state["window"])
     if args.smoke_test:
         from .smoke import SmokeTest
         SmokeTest(state["window"], language, args.smoke_test).start()
