@@ -6,6 +6,7 @@ The suite runs on two or more cores (CI: two); two workers also run on one, so n
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -239,3 +240,73 @@ def test_sigterm_finishes_open_conversations_refuses_new_ones_and_removes_the_so
     assert code == 0
     assert not (tmp_path / "stop.sock").exists()
     assert not any(Path(f"/proc/{pid}").exists() for pid in pids)  # no worker outlives the milter
+
+
+def test_a_message_whose_worker_dies_mid_transaction_is_not_let_through(
+        mx: PostfixInstance, milter: MilterProcess, sink: SmtpSink) -> None:
+    """The workers holding open conversations die (SIGKILL) between RCPT and the end of DATA: Postfix
+    finds its milter connection gone and applies milter_default_action = tempfail (the client is told
+    to retry); the stranger's message is neither delivered nor refused for good."""
+    before = workers_of(milter)
+    with smtplib.SMTP("127.0.0.1", mx.port, local_hostname="client.test", timeout=60) as client:
+        assert client.mail(STRANGER)[0] == 250
+        assert client.rcpt("alice@example.org")[0] == 250
+        for pid in before.values():  # whichever worker holds this session's milter connection
+            os.kill(pid, signal.SIGKILL)
+        code, text = client.data(message(STRANGER, "Mid transaction"))
+    assert 400 <= code < 500, (code, text, mx.maillog_tail())
+    after = workers_of(milter)
+    assert not set(after.values()) & set(before.values())
+    assert_decided(batch(mx.port, "After both"), sink, milter)  # the restarted workers decide again
+    assert not any(b"Subject: Mid transaction" in d.message_crlf for d in sink.messages())
+
+
+def test_each_worker_and_its_threads_stay_on_a_cpu_of_their_own(milter: MilterProcess) -> None:
+    """smtp.cpu_affinity = auto (the default) applies to the milter's workers as to the gateway's."""
+    from sendergate.gateway import usable_cpus
+    from tests.test_cpu_affinity import allowed
+
+    cpus = usable_cpus()
+    assert len(cpus) >= 2, f"this test needs two CPUs and this process may use {cpus}"
+    seen = []
+    for pid in workers_of(milter).values():
+        threads = allowed(pid)
+        assert len(threads) > 1, "a worker without its threads tells nothing"
+        mine = set().union(*threads.values())
+        assert len(mine) == 1, threads
+        seen.append(mine.pop())
+    assert sorted(seen) == cpus[:2]
+    assert milter.proc is not None and allowed(milter.proc.pid)[milter.proc.pid] == set(cpus)
+    assert "milter workers kept one per CPU (smtp.cpu_affinity = auto)" in milter.read_log()
+
+
+def test_workers_that_keep_dying_end_the_milter_with_its_socket(tmp_path: Path) -> None:
+    """More than five exits in a minute: the supervisor gives up, stops the rest, exits 1 (systemd's
+    Restart=on-failure starts it again) and leaves neither a worker nor its socket behind."""
+    m = MilterProcess(listen=f"unix:{tmp_path}/dying.sock", workers=2)
+    try:
+        m.start()
+        assert m.proc is not None
+        killed: set[int] = set()
+        deadline = time.monotonic() + 50
+        while m.proc.poll() is None and time.monotonic() < deadline:
+            for pid in {int(k) for k in _kids(m.proc.pid)} - killed:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                killed.add(pid)
+            time.sleep(0.05)
+        code = m.proc.wait(30)
+        log = m.read_log()
+    finally:
+        m.close()
+    assert code == 1, log[-2000:]
+    assert "milter workers keep crashing; giving up" in log
+    assert not (tmp_path / "dying.sock").exists()
+    assert not any(Path(f"/proc/{pid}").exists() for pid in killed)
+
+
+def _kids(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
