@@ -310,3 +310,21 @@ def _kids(pid: int) -> list[str]:
         return Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except OSError:
         return []
+
+
+def test_the_workers_key(tmp_path: Path) -> None:
+    from sendergate.config import ConfigError, from_dict
+    from sendergate.gateway import usable_cpus
+
+    assert from_dict({"domains": {"local": ["example.org"]}}).milter.workers == 0  # one per usable CPU
+    for bad, why in ((-1, "must be at least 0"), ("2", "expected a whole number"), (True, "expected a whole number")):
+        with pytest.raises(ConfigError) as err:
+            from_dict({"domains": {"local": ["example.org"]}, "milter": {"workers": bad}})
+        assert ("milter.workers", why) in err.value.problems
+    cpus = len(usable_cpus())
+    with MilterProcess(listen=f"unix:{tmp_path}/all.sock", workers=0) as m:  # 0: as many as this process's CPUs
+        assert m.proc is not None
+        if cpus == 1:  # one process, no supervisor
+            assert not _kids(m.proc.pid) and "milter worker 0 ready" in m.read_log()
+        else:
+            assert len(workers_of(m, n=cpus)) == cpus
