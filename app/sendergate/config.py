@@ -263,6 +263,7 @@ class MilterConfig:
     # Postfix's notation (smtpd_milters): unix:/path or inet:host:port; `sendergate milter --listen` overrides
     listen: str = "unix:/run/sendergate/milter.sock"
     socket_mode: int = 0o660  # the unix socket's permissions: Postfix's smtpd must reach it (group access)
+    workers: int = 0  # processes taking milter connections; 0 = one per CPU this process may use
     # the file sets a [milter] key (check-config then checks the socket); not a setting itself
     configured: bool = field(default=False, compare=False)
 
@@ -574,7 +575,7 @@ _SCHEMA: dict[str, dict[str, Any]] = {
     "dns": {"nameservers": _nameservers, "timeout": _positive_duration, "max_checks": _int(1),
             "max_waiting": _int(0)},
     "events": {"retention": parse_duration},
-    "milter": {"listen": _milter_listen, "socket_mode": _file_mode},
+    "milter": {"listen": _milter_listen, "socket_mode": _file_mode, "workers": _int(0)},
     "digest": {"default": _choice("off", "daily", "weekly"), "hour": _hour, "max_entries": _int(1),
                "link_ttl": _positive_duration},
     "notify": {"enabled": _bool, "relay": _relay_url, "sender": _str, "template": _template("recipient", "sender")},

@@ -17,6 +17,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from .config import Config
@@ -234,23 +235,41 @@ def _raise_fd_limit(connections: int) -> None:
 
 def _supervise(cfg: Config, smtp_socks: list[socket.socket], http_sock: socket.socket, workers: int,
                log_format: str, peers: PeerTable | None = None) -> int:
-    children: dict[int, int] = {}  # pid -> worker index
     plan = cpu_plan(cfg.smtp.cpu_affinity, workers, usable_cpus())  # a restarted worker gets its index's CPU
+    if plan is not None:
+        log.info("SMTP workers kept one per CPU (smtp.cpu_affinity = auto): CPUs %s", ", ".join(map(str, plan)))
+
+    def before_spawn(index: int) -> None:
+        if peers is not None:
+            peers.clear_region(index)  # the sessions of a worker that died are gone with it
+
+    def run_worker(index: int, cpu: int | None) -> None:
+        _run_worker(cfg, smtp_socks, http_sock if index == 0 else None, index, log_format, peers, cpu)
+
+    return supervise(workers, run_worker, plan=plan, before_spawn=before_spawn)
+
+
+def supervise(workers: int, run_worker: Callable[[int, int | None], None], *, plan: list[int] | None,
+              before_spawn: Callable[[int], None] | None = None, on_stop: Callable[[], None] | None = None,
+              name: str = "worker", logger: logging.Logger = log) -> int:
+    """Fork `workers` processes, each `run_worker(index, cpu)` (cpu: plan[index], or None), and restart
+    one that exits until SIGTERM/SIGINT, which is passed on to them (then `on_stop()`, once). Gives up
+    (exit code 1) when workers exit more than five times in a minute. Used by the gateway and the milter."""
+    children: dict[int, int] = {}  # pid -> worker index
     stopping = False
 
     def spawn(index: int) -> None:
-        if peers is not None:
-            peers.clear_region(index)  # the sessions of a worker that died are gone with it
+        if before_spawn is not None:
+            before_spawn(index)
         pid = os.fork()
         if pid == 0:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             code = 0
             try:
-                _run_worker(cfg, smtp_socks, http_sock if index == 0 else None, index, log_format, peers,
-                            plan[index] if plan is not None else None)
+                run_worker(index, plan[index] if plan is not None else None)
             except BaseException:
-                log.exception("worker %d crashed", index)
+                logger.exception("%s %d crashed", name, index)
                 code = 1
             finally:
                 logging.shutdown()
@@ -259,16 +278,16 @@ def _supervise(cfg: Config, smtp_socks: list[socket.socket], http_sock: socket.s
 
     def forward(signum: int, _frame: Any) -> None:
         nonlocal stopping
+        first = not stopping
         stopping = True
         for pid in list(children):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
+        if first and on_stop is not None:
+            on_stop()
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    if plan is not None:
-        log.info("SMTP workers kept one per CPU (smtp.cpu_affinity = auto): CPUs %s",
-                 ", ".join(map(str, plan)))
     for i in range(workers):
         spawn(i)
     exit_code = 0
@@ -284,10 +303,10 @@ def _supervise(cfg: Config, smtp_socks: list[socket.socket], http_sock: socket.s
         if index is None or stopping:
             continue
         code = os.waitstatus_to_exitcode(status)
-        log.error("worker %d (pid %d) exited with %d; restarting", index, pid, code)
+        logger.error("%s %d (pid %d) exited with %d; restarting", name, index, pid, code)
         recent_crashes = [t for t in recent_crashes if time.time() - t < 60] + [time.time()]
         if len(recent_crashes) > 5:
-            log.error("workers keep crashing; giving up")
+            logger.error("%ss keep crashing; giving up", name)
             forward(signal.SIGTERM, None)
             exit_code = 1
             continue

@@ -134,10 +134,12 @@ class Runtime:
         self.metrics.close()
 
 
-def build_runtime(cfg: Config, *, log_format: str = "kv") -> Runtime:
-    """The real parts, as the configuration asks for them."""
+def build_runtime(cfg: Config, *, log_format: str = "kv", workers: int | None = None) -> Runtime:
+    """The real parts, as the configuration asks for them. `workers`: how many processes the running
+    command forked (the milter's differ from smtp.workers); metrics' shared directory depends on it."""
     store = Store(cfg.store.url)
-    metrics = Metrics(workers=cfg.smtp.workers)  # shared by the pre-forked workers: see metrics.py
+    # shared by the pre-forked workers: see metrics.py
+    metrics = Metrics(workers=cfg.smtp.workers if workers is None else workers)
     scanners: Scanner | None = None
     if cfg.scan.any_scanner:
         from .scan import Scanners  # aiospamc and its loguru only where a scanner is configured

@@ -12,7 +12,9 @@ end of message one header is added):
 
 And `sendergate`: the real `sendergate milter` on its two common paths, an
 unknown sender refused at end of message with a link, and a known sender
-accepted (store: SQLite; no scanners).
+accepted (store: SQLite; no scanners); `--workers 1,2` runs one such milter per
+`milter.workers` value side by side (rounds interleaved) and prints its CPU
+(user + system, supervisor and workers, all threads) per message.
 
 pymilter and kilter are not dependencies of SenderGate: give an interpreter that
 has them (`--other-python`, e.g. a scratch venv with `pip install pymilter
@@ -20,6 +22,7 @@ kilter.service`; pymilter builds against libmilter-dev). Rounds interleave the
 implementations (this machine's speed drifts: compare inside one run).
 
     .venv/bin/python tests/bench/bench_milter.py --other-python /tmp/milterbench-venv/bin/python
+    .venv/bin/python tests/bench/bench_milter.py --only-sendergate --workers 1,2 --unix
 """
 
 from __future__ import annotations
@@ -143,6 +146,23 @@ def drive(address: str | tuple[str, int], sessions: int, clients: int, sender: s
     return sum(n for n, _ in results) / elapsed, finals
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its live children (every thread), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    try:
+        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        kids = []
+    for p in [pid, *map(int, kids)]:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
+
+
 def start_script(python: str, source: str, port: int, workdir: Path, unix: str = "") -> subprocess.Popen:
     script = workdir / f"milter-{port}.py"
     script.write_text(textwrap.dedent(source.format(repo=str(REPO / "app"), port=port, unix=unix)))
@@ -162,6 +182,9 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=4, help="concurrent MTA-side client processes")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--no-sendergate", action="store_true", help="skip the real sendergate milter")
+    ap.add_argument("--only-sendergate", action="store_true", help="skip the trivial filters (own, pymilter, kilter)")
+    ap.add_argument("--workers", default="1", help="milter.workers of the real sendergate milter: one milter per "
+                    "value, comma-separated (default 1); a value ending in 'off' (2off) with smtp.cpu_affinity = off")
     ap.add_argument("--unix", action="store_true", help="unix sockets instead of TCP on loopback")
     args = ap.parse_args()
 
@@ -172,47 +195,63 @@ def main() -> None:
         path = str(workdir / f"{name}.sock") if args.unix else ""
         return path, (path or ("127.0.0.1", port))
 
-    gateway = None
+    gateways = []
+    pids: dict[str, int] = {}  # measured name -> the real milter's pid (its CPU is read)
     try:
         port = free_loopback_port()
         path, address = where("own", port)
-        procs["own"] = (start_script(sys.executable, OWN, port, workdir, path), address, "<bob@friend.example>")
-        if args.other_python:
+        if not args.only_sendergate:
+            procs["own"] = (start_script(sys.executable, OWN, port, workdir, path), address, "<bob@friend.example>")
+        if args.other_python and not args.only_sendergate:
             for name, source in (("pymilter", PYMILTER), ("kilter", KILTER)):
                 port = free_loopback_port()
                 path, address = where(name, port)
                 procs[name] = (start_script(args.other_python, source, port, workdir, path), address,
                                "<bob@friend.example>")
-        if not args.no_sendergate:
+        for value in ([] if args.no_sendergate else args.workers.split(",")):
             from tests.support.milter import MilterProcess
-            gateway = MilterProcess(listen="unix" if args.unix else "inet")
+            workers = int(value.removesuffix("off"))
+            gateway = MilterProcess(listen="unix" if args.unix else "inet", workers=workers,
+                                    extra={"smtp": {"cpu_affinity": "off" if value.endswith("off") else "auto"}})
+            gateways.append(gateway)
             alice, _ = gateway.store.add_user("alice@example.org")
             gateway.store.add_entry(alice.id, "allow", "bob@friend.example")
             gateway.start()
             addr = gateway.address
-            procs["sendergate known"] = (None, addr, "<bob@friend.example>")  # type: ignore[assignment]
-            procs["sendergate unknown"] = (None, addr, "<stranger@elsewhere.test>")  # type: ignore[assignment]
+            label = "sendergate" if args.workers == "1" else f"sendergate {value}{'' if value.endswith('off') else 'w'}"
+            assert gateway.proc is not None
+            for case, sender in (("known", "<bob@friend.example>"), ("unknown", "<stranger@elsewhere.test>")):
+                procs[f"{label} {case}"] = (None, addr, sender)  # type: ignore[assignment]
+                pids[f"{label} {case}"] = gateway.proc.pid
         for _, address, sender in procs.values():  # warm up (imports, first connections)
             drive(address, 200, args.clients, sender)
         rates: dict[str, list[float]] = {name: [] for name in procs}
+        cpu: dict[str, list[float]] = {name: [] for name in pids}  # ms per message
         finals: dict[str, dict[str, int]] = {}
         for _ in range(args.rounds):
             for name, (_, address, sender) in procs.items():
                 sessions = args.sessions if not name.startswith("sendergate") else args.sessions // 4
+                used = cpu_seconds(pids[name]) if name in pids else 0.0
                 rate, finals[name] = drive(address, sessions, args.clients, sender)
                 rates[name].append(rate)
+                if name in pids:
+                    sent = sessions // args.clients * args.clients
+                    cpu[name].append((cpu_seconds(pids[name]) - used) * 1000 / sent)
         print(f"# {'unix sockets' if args.unix else 'TCP on loopback'}, "
               f"{args.sessions} sessions per measurement (sendergate: {args.sessions // 4}), "
               f"{args.clients} client processes, {args.rounds} interleaved rounds, {os.cpu_count()} cores")
         for name, values in rates.items():
             print(f"{name:20} median {statistics.median(values):7.0f} msg/s   rounds: "
                   + " ".join(f"{v:.0f}" for v in values) + f"   final replies: {finals[name]}")
+            if name in cpu:
+                print(f"{'':20} CPU {statistics.median(cpu[name]):.2f} ms/msg (median)   rounds: "
+                      + " ".join(f"{v:.2f}" for v in cpu[name]))
     finally:
         for proc, _, _ in procs.values():
             if proc is not None:
                 proc.kill()
                 proc.wait()
-        if gateway is not None:
+        for gateway in gateways:
             gateway.close()
 
 

@@ -18,11 +18,16 @@ before each new message. A flood of refused mail is slowed that way (by design:
 Postfix's guard against arrivals outrunning deliveries).
 
     .venv/bin/python tests/bench/bench_postfix_filters.py [--messages 400] [--sessions 8] [--rounds 3]
+
+`--milter-workers 1,2` measures instead `sendergate milter` with each of those
+`milter.workers` values (each its own milter and its own Postfix, in_flow_delay = 0),
+and the CPU (user + system) per message of the milter's processes and of Postfix's.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -32,6 +37,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from tests.bench.bench_milter import cpu_seconds  # noqa: E402
 from tests.support.common import free_loopback_port  # noqa: E402
 from tests.support.gateway import GatewayProcess  # noqa: E402
 from tests.support.milter import MilterProcess  # noqa: E402
@@ -59,7 +65,11 @@ def main() -> None:
     ap.add_argument("--messages", type=int, default=400)
     ap.add_argument("--sessions", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--milter-workers", default="", help="comma-separated milter.workers values: only the milter, "
+                    "in_flow_delay = 0, one milter and one Postfix per value")
     args = ap.parse_args()
+    if args.milter_workers:
+        return milter_workers(args)
 
     sink = SmtpSink()
     milter = MilterProcess(listen="unix")
@@ -100,6 +110,61 @@ def main() -> None:
             print(f"{name:22} median {statistics.median(values):6.0f} msg/s   rounds: "
                   + " ".join(f"{v:.0f}" for v in values))
         print(f"# events recorded: milter {len(milter.events())}, proxy {len(gw.events())}")
+    finally:
+        for service in reversed(started):
+            (service.close if hasattr(service, "close") else service.stop)()
+
+
+def postfix_cpu(mx: PostfixInstance) -> float:
+    """User + system CPU seconds of Postfix's processes: the live ones, and the ones its master reaped."""
+    tick = os.sysconf("SC_CLK_TCK")
+    master = mx._master_pid()
+    total = 0
+    for pid in mx.pids():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if pid == master else 0)
+    return total / tick
+
+
+def milter_workers(args: argparse.Namespace) -> None:
+    sink = SmtpSink()
+    started: list = [sink]
+    setups: dict[str, tuple[PostfixInstance, MilterProcess]] = {}
+    try:
+        for workers in (int(w) for w in args.milter_workers.split(",")):
+            milter = MilterProcess(listen="unix", workers=workers)
+            seed(milter.store)
+            milter.start()
+            started.append(milter)
+            mx = PostfixInstance(routes={"example.org": sink.port}, hostname="mx.example.org",
+                                 main_cf={**FAST, "smtpd_milters": milter.postfix_spec, "in_flow_delay": "0",
+                                          "milter_default_action": "tempfail"})
+            started.append(mx)
+            setups[f"milter {workers}w"] = (mx, milter)
+        for mx, _ in setups.values():  # warm up
+            drive(mx.port, SENDERS["known"], 50, args.sessions)
+        rates: dict[str, list[float]] = {f"{s} {p}": [] for s in setups for p in SENDERS}
+        cpu: dict[str, list[tuple[float, float]]] = {name: [] for name in rates}
+        for _ in range(args.rounds):
+            for path, sender in SENDERS.items():
+                for setup, (mx, milter) in setups.items():
+                    assert milter.proc is not None
+                    before = cpu_seconds(milter.proc.pid), postfix_cpu(mx)
+                    rates[f"{setup} {path}"].append(drive(mx.port, sender, args.messages, args.sessions))
+                    after = cpu_seconds(milter.proc.pid), postfix_cpu(mx)
+                    cpu[f"{setup} {path}"].append(((after[0] - before[0]) * 1000 / args.messages,
+                                                   (after[1] - before[1]) * 1000 / args.messages))
+        print(f"# smtp-source: {args.messages} messages of 2 kB, {args.sessions} parallel sessions, "
+              f"{args.rounds} interleaved rounds; CPU ms per message: the milter's processes / Postfix's")
+        for name, values in rates.items():
+            print(f"{name:20} median {statistics.median(values):6.0f} msg/s   rounds: "
+                  + " ".join(f"{v:.0f}" for v in values)
+                  + f"   CPU milter {statistics.median(c[0] for c in cpu[name]):.2f}"
+                  + f" Postfix {statistics.median(c[1] for c in cpu[name]):.2f} ms/msg")
+        print("# events recorded: " + ", ".join(f"{s} {len(m.events())}" for s, (_, m) in setups.items()))
     finally:
         for service in reversed(started):
             (service.close if hasattr(service, "close") else service.stop)()

@@ -1,6 +1,6 @@
 """A real `sendergate milter` process for tests: its own config, store, milter socket and HTTP port.
 
-    with MilterProcess(listen="inet") as m:      # or listen="unix" (a socket in its directory)
+    with MilterProcess(listen="inet") as m:      # or listen="unix" (a socket in its directory); workers=2
         m.store.add_user("alice@example.org")
         PostfixInstance(main_cf={"smtpd_milters": m.postfix_spec, ...})
 
@@ -23,9 +23,10 @@ from tests.support.gateway import GatewayProcess, write_config
 
 class MilterProcess(GatewayProcess):
     def __init__(self, *, listen: str = "inet", extra: dict[str, dict[str, Any]] | None = None,
-                 socket_group: str | None = "postfix", **kwargs: Any) -> None:
+                 socket_group: str | None = "postfix", workers: int = 1, **kwargs: Any) -> None:
         super().__init__(extra=extra, **kwargs)
         self.socket_group = socket_group
+        self.workers = workers  # milter.workers (the gateway's smtp.workers stays as GatewayProcess sets it)
         if listen == "inet":
             self.milter_port = free_loopback_port()
             self.listen = f"inet:127.0.0.1:{self.milter_port}"
@@ -36,6 +37,7 @@ class MilterProcess(GatewayProcess):
             self.milter_port = 0
             self.listen = listen
         self.sections.setdefault("milter", {}).setdefault("listen", self.listen)
+        self.sections["milter"].setdefault("workers", workers)
         write_config(self.config_path, self.sections)
 
     @property
@@ -56,7 +58,8 @@ class MilterProcess(GatewayProcess):
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise ServiceError(f"milter exited with {self.proc.returncode}:\n{self.read_log()[-3000:]}")
-            if "sendergate: milter ready" in self.read_log() and self._milter_answers():
+            ready = self.read_log().count("sendergate: milter ready")
+            if ready >= (self.sections["milter"]["workers"] or len(os.sched_getaffinity(0))) and self._milter_answers():
                 self._give_socket_group()
                 return self
             time.sleep(0.05)

@@ -68,9 +68,10 @@ class SenderGateFilter:
     protocol = (p.SMFIP_NOUNKNOWN | p.SMFIP_NODATA | p.SMFIP_NOEOH | p.SMFIP_NR_HDR | p.SMFIP_NR_BODY
                 | p.SMFIP_NR_CONN | p.SMFIP_NR_HELO | p.SMFIP_HDR_LEADSPC)
 
-    def __init__(self, handler: MilterHandler, rt: Runtime) -> None:
+    def __init__(self, handler: MilterHandler, rt: Runtime, *, worker: int = 0) -> None:
         self.handler = handler
         self.rt = rt
+        self.worker = worker  # the milter worker process this connection is in (its log line says)
         self.hostname = rt.cfg.smtp.hostname
         self.max_size = rt.cfg.smtp.max_message_size
         self.session = MilterSession()
@@ -157,8 +158,9 @@ class SenderGateFilter:
             envelope.original_content = _message(headers, b"".join(self.chunks))
             result = await self.handler.handle_DATA(None, self.session, envelope)
             # Postfix's queue id ties its log ("milter-reject: END-OF-MESSAGE", "queued as") to ours
-            log.info("milter queue_id=%s sender=%s reply=%s", replies.safe(conn.macros.get("i", ""), 40),
-                     replies.safe(envelope.mail_from or "<>", 200), replies.safe(result.split("\r\n")[0], 120))
+            log.info("milter queue_id=%s sender=%s reply=%s worker=%d", replies.safe(conn.macros.get("i", ""), 40),
+                     replies.safe(envelope.mail_from or "<>", 200), replies.safe(result.split("\r\n")[0], 120),
+                     self.worker)
             if not result.startswith("2"):
                 return [_action(result)]
             lead = bool(conn.protocol & p.SMFIP_HDR_LEADSPC)

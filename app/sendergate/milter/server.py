@@ -1,8 +1,15 @@
-"""`sendergate milter`: the milter socket and the HTTP server (confirmation page, API) in one process.
+"""`sendergate milter`: the milter socket and the HTTP server (confirmation page, API), in one process
+or in `milter.workers` pre-forked ones.
 
-Sockets are bound before anything starts, so "in use" or "permission denied"
-is one clear error. SIGTERM: stop accepting, let the MTA's open connections
-finish (Postfix closes its milter connection with each SMTP session), exit.
+Sockets are bound once, in the parent, before anything starts, so "in use" or
+"permission denied" is one clear error. With more than one worker the parent
+forks workers that accept on the shared milter socket and supervises them as
+the gateway does (gateway.supervise: a worker that dies is restarted, on the
+CPU its index had under smtp.cpu_affinity); worker 0 also serves HTTP and does
+the housekeeping. Each worker builds its own runtime (store, writer thread,
+metrics in the directory the workers share). SIGTERM: stop accepting, let the
+MTA's open connections finish (Postfix closes its milter connection with each
+SMTP session), exit; the process that bound the unix socket removes it.
 """
 
 from __future__ import annotations
@@ -136,20 +143,21 @@ class MilterService:
     """The event loop's work: milter connections, HTTP, housekeeping; until SIGTERM."""
 
     def __init__(self, cfg: Config, milter_sock: socket.socket, http_sock: socket.socket | None,
-                 *, log_format: str = "kv") -> None:
+                 *, log_format: str = "kv", index: int = 0, workers: int = 1) -> None:
         self.cfg = cfg
         self.milter_sock = milter_sock
         self.http_sock = http_sock
         self.log_format = log_format
+        self.index = index
+        self.workers = workers
         self.connections: dict[asyncio.Task, SenderGateFilter] = {}
-        self.unix_path = milter_sock.getsockname() if milter_sock.family == socket.AF_UNIX else ""
         self.stopping = asyncio.Event()
 
     async def run(self) -> None:
         from ..gateway import Worker
         from ..runtime import build_runtime
 
-        rt = build_runtime(self.cfg, log_format=self.log_format)
+        rt = build_runtime(self.cfg, log_format=self.log_format, workers=self.workers)
         rt.astore.start()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -159,7 +167,7 @@ class MilterService:
         async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             task = asyncio.current_task()
             assert task is not None
-            flt = self.connections[task] = SenderGateFilter(handler, rt)
+            flt = self.connections[task] = SenderGateFilter(handler, rt, worker=self.index)
             try:
                 await protocol.serve_connection(flt, reader, writer)
             except Exception as exc:  # one connection's failure is logged (it logs the exception), the milter goes on
@@ -179,10 +187,10 @@ class MilterService:
             # the gateway's hourly pruning, unchanged (it needs only the configuration)
             housekeeping = asyncio.create_task(Worker(self.cfg, [], None, index=0,
                                                       log_format=self.log_format)._housekeeping(rt))
-        log.info("milter ready (pid %d)", os.getpid())
-        print("sendergate: milter ready", file=sys.stderr, flush=True)
+        log.info("milter worker %d ready (pid %d)", self.index, os.getpid())
+        print(f"sendergate: milter ready (worker {self.index})", file=sys.stderr, flush=True)
         await self.stopping.wait()
-        log.info("milter stopping: finishing open connections")
+        log.info("milter worker %d stopping: finishing open connections", self.index)
         server.close()
         # Connections between messages close now (Postfix applies milter_default_action to the rest of
         # that SMTP session: its client is told to retry); a message being decided gets to finish.
@@ -199,15 +207,12 @@ class MilterService:
         if http_task is not None:
             await http_task
         await rt.close()
-        if self.unix_path:
-            with contextlib.suppress(OSError):
-                os.unlink(self.unix_path)
 
 
 def run(cfg: Config, *, listen: str = "", log_format: str = "kv") -> int:
     """Run until SIGTERM/SIGINT. Returns the process exit code."""
     from ..gateway import StartupError as GatewayStartupError
-    from ..gateway import _bind
+    from ..gateway import _bind, cpu_plan, supervise, usable_cpus
     from ..store import Store
 
     store = Store(cfg.store.url)
@@ -217,15 +222,63 @@ def run(cfg: Config, *, listen: str = "", log_format: str = "kv") -> int:
         store.close()
     spec = listen or cfg.milter.listen
     milter_sock = bind(spec, cfg.milter.socket_mode)
+    ours = _socket_file(milter_sock)
     try:
-        http_sock = _bind(*cfg.http.listen, f"http.listen {cfg.http.listen[0]}:{cfg.http.listen[1]}")
-    except GatewayStartupError as exc:
-        milter_sock.close()
-        raise StartupError(str(exc)) from None
+        try:
+            http_sock = _bind(*cfg.http.listen, f"http.listen {cfg.http.listen[0]}:{cfg.http.listen[1]}")
+        except GatewayStartupError as exc:
+            milter_sock.close()
+            raise StartupError(str(exc)) from None
+        workers = cfg.milter.workers or len(usable_cpus())
+        if not hasattr(os, "fork"):  # pragma: no cover - Windows
+            workers = 1
+        if workers == 1:
+            _run_worker(cfg, milter_sock, http_sock, 0, 1, log_format)
+            return 0
+        plan = cpu_plan(cfg.smtp.cpu_affinity, workers, usable_cpus())  # a restarted worker gets its index's CPU
+        if plan is not None:
+            log.info("milter workers kept one per CPU (smtp.cpu_affinity = auto): CPUs %s", ", ".join(map(str, plan)))
+
+        def run_worker(index: int, cpu: int | None) -> None:
+            _run_worker(cfg, milter_sock, http_sock if index == 0 else None, index, workers, log_format, cpu)
+
+        # once stopping, new MTA connections are refused at once rather than left waiting in the backlog
+        return supervise(workers, run_worker, plan=plan, on_stop=milter_sock.close, name="milter worker",
+                         logger=log)
+    finally:
+        _remove_socket_file(ours)
+
+
+def _run_worker(cfg: Config, milter_sock: socket.socket, http_sock: socket.socket | None, index: int,
+                workers: int, log_format: str, cpu: int | None = None) -> None:
+    from ..gateway import _pin
+
+    if cpu is not None:  # before any thread is started: they inherit it
+        _pin(index, cpu)
     try:
         import uvloop
         uvloop.install()
     except ImportError:  # pragma: no cover - Windows
         pass
-    asyncio.run(MilterService(cfg, milter_sock, http_sock, log_format=log_format).run())
-    return 0
+    asyncio.run(MilterService(cfg, milter_sock, http_sock, log_format=log_format, index=index,
+                              workers=workers).run())
+
+
+def _socket_file(sock: socket.socket) -> tuple[str, int, int] | None:
+    """The unix socket's path and its file's identity (device, inode), or None for an inet socket."""
+    if sock.family != socket.AF_UNIX:
+        return None
+    path = sock.getsockname()
+    st = os.stat(path)
+    return path, st.st_dev, st.st_ino
+
+
+def _remove_socket_file(ours: tuple[str, int, int] | None) -> None:
+    """Remove the unix socket this process bound; not a file someone put at its path since."""
+    if ours is None:
+        return
+    path, dev, ino = ours
+    with contextlib.suppress(OSError):
+        st = os.stat(path)
+        if (st.st_dev, st.st_ino) == (dev, ino):
+            os.unlink(path)
