@@ -103,12 +103,21 @@ def assert_decided(replies: dict[str, tuple[int, bytes]], sink: SmtpSink, m: Mil
     assert verdicts == {s: ("delivered" if s in known else "challenged") for s in replies}, verdicts
 
 
+def _alive(pid: int) -> bool:
+    """Running, not a zombie waiting to be reaped (nor gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def workers_of(m: MilterProcess, n: int = 2, timeout: float = 15.0) -> dict[int, int]:
     """Worker index -> pid of the supervisor's live children, from /proc and the workers' ready lines."""
     assert m.proc is not None
     deadline = time.monotonic() + timeout
     while True:
         kids = {int(p) for p in Path(f"/proc/{m.proc.pid}/task/{m.proc.pid}/children").read_text().split()}
+        kids = {p for p in kids if _alive(p)}  # a killed worker stays a child until the supervisor reaps it
         ready = {int(pid): int(index) for index, pid in READY.findall(m.read_log())}
         if len(kids) == n and kids <= set(ready):
             return {ready[pid]: pid for pid in kids}

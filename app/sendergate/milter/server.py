@@ -211,8 +211,9 @@ class MilterService:
 
 def run(cfg: Config, *, listen: str = "", log_format: str = "kv") -> int:
     """Run until SIGTERM/SIGINT. Returns the process exit code."""
+    from ..cpus import usable_cpus, worker_count
     from ..gateway import StartupError as GatewayStartupError
-    from ..gateway import _bind, cpu_plan, supervise, usable_cpus
+    from ..gateway import _bind, cpu_plan, supervise
     from ..store import Store
 
     store = Store(cfg.store.url)
@@ -229,9 +230,7 @@ def run(cfg: Config, *, listen: str = "", log_format: str = "kv") -> int:
         except GatewayStartupError as exc:
             milter_sock.close()
             raise StartupError(str(exc)) from None
-        workers = cfg.milter.workers or len(usable_cpus())
-        if not hasattr(os, "fork"):  # pragma: no cover - Windows
-            workers = 1
+        workers = worker_count(cfg.milter.workers)
         if workers == 1:
             _run_worker(cfg, milter_sock, http_sock, 0, 1, log_format)
             return 0
