@@ -107,6 +107,37 @@ def test_a_client_that_stops_in_the_middle_of_data_is_cut(make: Any) -> None:  #
     assert not gw.deliverer.handed
 
 
+@pytest.mark.parametrize("rate", [500, 0])
+def test_a_body_arriving_above_min_data_rate_outlives_the_timeout_and_rate_0_is_one_deadline(
+        make: Any, rate: int) -> None:  # noqa: F811
+    """smtp.min_data_rate: 4,000 bytes/s for three timeouts is delivered at 500 bytes/s (its deadline moves
+    with the bytes); at 0 the whole body had to arrive within the timeout of DATA (the behaviour before):
+    cut with 421 4.4.2, nothing handed on (stalls and trickles: tests/test_smtp_data_rate.py)."""
+    gw = make(smtp={"timeout": "0.5s", "min_data_rate": rate})
+
+    async def scenario() -> bool:
+        async with engine(gw) as (port, _sessions, _template):
+            c = await _raw(port)
+            await c.replies(1)
+            await c.send(b"EHLO client.friend.example\r\nMAIL FROM:<bob@friend.example>\r\n"
+                         b"RCPT TO:<alice@example.org>\r\nDATA\r\n")
+            assert [r[:3] for r in await c.replies(4)] == ["250", "250", "250", "354"]
+            await c.send(b"Subject: steady\r\n\r\n")
+            for _ in range(30):  # 1.5 s
+                if await _closed_within(c, 0.05):
+                    assert c.buf.startswith(b"421 4.4.2 "), c.buf
+                    c.sock.close()
+                    return False
+                await c.send(b"z" * 198 + b"\r\n")
+            await c.send(b".\r\n")
+            assert (await c.replies(1))[0].startswith("250")
+            c.sock.close()
+            return True
+
+    assert run(scenario()) is (rate > 0)
+    assert len(gw.deliverer.handed) == (1 if rate else 0)
+
+
 def test_a_command_line_over_the_limits_gets_500_and_the_session_goes_on(make: Any) -> None:  # noqa: F811
     """Over aiosmtpd's 512 bytes, and over 64 KiB (the reader's limit): 500, the line is dropped, the
     next command is answered. A line with no end is not kept: the session's buffer stays bounded."""
