@@ -138,6 +138,34 @@ def test_a_body_arriving_above_min_data_rate_outlives_the_timeout_and_rate_0_is_
     assert len(gw.deliverer.handed) == (1 if rate else 0)
 
 
+def test_bytes_past_max_message_size_buy_no_more_time(make: Any) -> None:  # noqa: F811
+    """Only the first max_message_size bytes move DATA's deadline: a sender that goes on at 8 x the rate past
+    the limit (a message that is refused anyway) is cut about a timeout later, never held open by it. The
+    old single deadline cut it at 0.5 s; a deadline moved by every byte would never cut it."""
+    gw = make(smtp={"timeout": "0.5s", "max_message_size": "10KB"})
+
+    async def scenario() -> int:
+        async with engine(gw) as (port, _sessions, _template):
+            c = await _raw(port)
+            await c.replies(1)
+            await c.send(b"EHLO client.friend.example\r\nMAIL FROM:<bob@friend.example>\r\n"
+                         b"RCPT TO:<alice@example.org>\r\nDATA\r\n")
+            assert [r[:3] for r in await c.replies(4)] == ["250", "250", "250", "354"]
+            sent = 0
+            while sent < 60_000:  # 15 s at most
+                if await _closed_within(c, 0.05):
+                    assert c.buf.startswith(b"421 4.4.2 "), c.buf
+                    break
+                await c.send(b"z" * 198 + b"\r\n")
+                sent += 200
+            c.sock.close()
+            return sent
+
+    sent = run(scenario())
+    assert 8_000 <= sent < 30_000, sent  # cut after the limit (10 KB at 2.5 s), within a few timeouts of it
+    assert not gw.deliverer.handed
+
+
 def test_a_command_line_over_the_limits_gets_500_and_the_session_goes_on(make: Any) -> None:  # noqa: F811
     """Over aiosmtpd's 512 bytes, and over 64 KiB (the reader's limit): 500, the line is dropped, the
     next command is answered. A line with no end is not kept: the session's buffer stays bounded."""

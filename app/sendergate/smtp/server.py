@@ -127,7 +127,8 @@ class GatewaySMTP(SMTP):
     reader (a bytearray fed by data_received, one waiter future) and writer (transport.write, a drain
     only while the transport has paused writing), the command loop is a copy of aiosmtpd's
     `_handle_client` without per-command logging work, and the idle timeout is one deadline per session
-    checked by a per-worker sweep (SessionTemplate) instead of a timer re-armed on every command. The
+    (moved by each command, and in DATA by the bytes received: smtp.min_data_rate) checked by a per-worker
+    sweep (SessionTemplate) instead of a timer re-armed on every command. The
     session's task starts with the client's first bytes: an idle connection holds no task."""
 
     line_length_limit = 65536
