@@ -773,7 +773,8 @@ class SessionTemplate:
         # each read of n bytes moves it by n / min_data_rate seconds, never past `timeout` from that read,
         # and only for the first data_size_limit bytes. So a sender at or above the rate always has
         # `timeout` left, a stall of `timeout` is cut, a trickle at r < rate is cut within
-        # timeout / (1 - r / rate) of DATA, and no DATA outlives timeout + data_size_limit / rate.
+        # timeout / (1 - r / rate) of slowing down (no time is banked), and no DATA outlives
+        # timeout + data_size_limit / rate.
         # 0: no credit, the whole message within `timeout` of the DATA command (the behaviour before).
         self.data_seconds_per_byte = 1.0 / min_data_rate if min_data_rate else 0.0
         self.tls_context = tls_context
