@@ -283,6 +283,31 @@ def test_a_client_that_does_not_read_its_replies_is_served_as_it_reads(make: Any
     run(scenario())
 
 
+def test_a_client_that_reads_nothing_is_gone_after_the_timeout(make: Any) -> None:  # noqa: F811
+    """Pipelined NOOPs and then nothing, not even reading the replies: at the timeout the session ends and
+    frees its slot (a close would wait for the client to read what is queued, for ever)."""
+    gw = make(smtp={"timeout": "0.5s"})
+
+    async def scenario() -> None:
+        async with engine(gw) as (port, sessions, _template):
+            stuck = await _raw(port)
+            await stuck.replies(1)
+            (session,) = sessions
+            assert session.transport is not None
+            session.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            await stuck.send(b"NOOP\r\n" * 20_000)
+            await asyncio.sleep(0.3)
+            assert session._writing_paused
+            for _ in range(100):  # 5 s at most
+                if not sessions:
+                    break
+                await asyncio.sleep(0.05)
+            assert not sessions, "a client that reads nothing held its session past the timeout"
+            stuck.sock.close()
+
+    run(scenario())
+
+
 def test_commands_sent_in_the_clear_with_starttls_are_discarded(make: Any, tmp_path: Any) -> None:  # noqa: F811
     """RFC 3207 4.2 (the STARTTLS command injection of CVE-2011-0411): a MAIL sent in the same packet as
     STARTTLS, before the handshake, must not be run inside the TLS session; the session starts over."""

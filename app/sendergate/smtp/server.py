@@ -374,11 +374,16 @@ class GatewaySMTP(SMTP):
         close, as Postfix's smtpd (aiosmtpd's _timeout_cb closed without a word)."""
         aiosmtpd_log.info("%r connection timeout", self.session.peer if self.session else None)
         transport = self.transport
-        if transport is not None and not transport.is_closing():
-            if not self._writing_paused:  # a client that reads nothing would not see it either
-                self.held.append(self._template.timeout_reply)
-                self._write(b"".join(self.held))
-                self.held.clear()
+        if transport is None:
+            return
+        if self._writing_paused or transport.get_write_buffer_size():  # type: ignore[attr-defined]
+            # a client that does not read: close() would wait for it to read what is queued, for ever
+            transport.abort()  # type: ignore[attr-defined]
+            return
+        if not transport.is_closing():
+            self.held.append(self._template.timeout_reply)
+            self._write(b"".join(self.held))
+            self.held.clear()
             transport.close()
 
     # -- reading -------------------------------------------------------------------------------------
