@@ -133,6 +133,9 @@ class SMTPConfig:
     workers: int = 0  # 0 = one per CPU core
     cpu_affinity: str = "auto"  # auto: each worker kept on a CPU of its own (Linux, workers <= CPUs); off
     timeout: float = 300.0
+    # DATA's deadline moves by one second per min_data_rate bytes received (SessionTemplate); 0 = the whole
+    # message within `timeout` of the DATA command
+    min_data_rate: int = 500
     max_connections: int = 2000
     error_limit: int = 20  # refused commands in one session before 421 and close; 0 = no limit
     max_connections_per_ip: int = 20  # open sessions per client IPv4 address or IPv6 /64; 0 = no cap
@@ -540,8 +543,8 @@ _SCHEMA: dict[str, dict[str, Any]] = {
         "listen": _listen_list, "hostname": _str, "max_message_size": parse_size,
         "max_recipients": _int(1), "tls_cert": _str, "tls_key": _str, "workers": _int(0),
         "cpu_affinity": _choice("auto", "off"),
-        "timeout": _positive_duration, "max_connections": _int(1), "error_limit": _int(0),
-        "max_connections_per_ip": _int(0), "xforward_from": _networks,
+        "timeout": _positive_duration, "min_data_rate": _int(0), "max_connections": _int(1),
+        "error_limit": _int(0), "max_connections_per_ip": _int(0), "xforward_from": _networks,
     },
     "domains": {"local": _domains, "recipient_delimiter": _choice("+", "-", "_", "=")},
     "delivery": {

@@ -107,6 +107,65 @@ def test_a_client_that_stops_in_the_middle_of_data_is_cut(make: Any) -> None:  #
     assert not gw.deliverer.handed
 
 
+@pytest.mark.parametrize("rate", [500, 0])
+def test_a_body_arriving_above_min_data_rate_outlives_the_timeout_and_rate_0_is_one_deadline(
+        make: Any, rate: int) -> None:  # noqa: F811
+    """smtp.min_data_rate: 4,000 bytes/s for three timeouts is delivered at 500 bytes/s (its deadline moves
+    with the bytes); at 0 the whole body had to arrive within the timeout of DATA (the behaviour before):
+    cut with 421 4.4.2, nothing handed on (stalls and trickles: tests/test_smtp_data_rate.py)."""
+    gw = make(smtp={"timeout": "0.5s", "min_data_rate": rate})
+
+    async def scenario() -> bool:
+        async with engine(gw) as (port, _sessions, _template):
+            c = await _raw(port)
+            await c.replies(1)
+            await c.send(b"EHLO client.friend.example\r\nMAIL FROM:<bob@friend.example>\r\n"
+                         b"RCPT TO:<alice@example.org>\r\nDATA\r\n")
+            assert [r[:3] for r in await c.replies(4)] == ["250", "250", "250", "354"]
+            await c.send(b"Subject: steady\r\n\r\n")
+            for _ in range(30):  # 1.5 s
+                if await _closed_within(c, 0.05):
+                    assert c.buf.startswith(b"421 4.4.2 "), c.buf
+                    c.sock.close()
+                    return False
+                await c.send(b"z" * 198 + b"\r\n")
+            await c.send(b".\r\n")
+            assert (await c.replies(1))[0].startswith("250")
+            c.sock.close()
+            return True
+
+    assert run(scenario()) is (rate > 0)
+    assert len(gw.deliverer.handed) == (1 if rate else 0)
+
+
+def test_bytes_past_max_message_size_buy_no_more_time(make: Any) -> None:  # noqa: F811
+    """Only the first max_message_size bytes move DATA's deadline: a sender that goes on at 8 x the rate past
+    the limit (a message that is refused anyway) is cut about a timeout later, never held open by it. The
+    old single deadline cut it at 0.5 s; a deadline moved by every byte would never cut it."""
+    gw = make(smtp={"timeout": "0.5s", "max_message_size": "10KB"})
+
+    async def scenario() -> int:
+        async with engine(gw) as (port, _sessions, _template):
+            c = await _raw(port)
+            await c.replies(1)
+            await c.send(b"EHLO client.friend.example\r\nMAIL FROM:<bob@friend.example>\r\n"
+                         b"RCPT TO:<alice@example.org>\r\nDATA\r\n")
+            assert [r[:3] for r in await c.replies(4)] == ["250", "250", "250", "354"]
+            sent = 0
+            while sent < 60_000:  # 15 s at most
+                if await _closed_within(c, 0.05):
+                    assert c.buf.startswith(b"421 4.4.2 "), c.buf
+                    break
+                await c.send(b"z" * 198 + b"\r\n")
+                sent += 200
+            c.sock.close()
+            return sent
+
+    sent = run(scenario())
+    assert 8_000 <= sent < 30_000, sent  # cut after the limit (10 KB at 2.5 s), within a few timeouts of it
+    assert not gw.deliverer.handed
+
+
 def test_a_command_line_over_the_limits_gets_500_and_the_session_goes_on(make: Any) -> None:  # noqa: F811
     """Over aiosmtpd's 512 bytes, and over 64 KiB (the reader's limit): 500, the line is dropped, the
     next command is answered. A line with no end is not kept: the session's buffer stays bounded."""
@@ -219,6 +278,31 @@ def test_a_client_that_does_not_read_its_replies_is_served_as_it_reads(make: Any
             await asyncio.sleep(0.3)
             assert session._writing_paused
             await asyncio.wait_for(session.shutdown_idle(), 5)
+            stuck.sock.close()
+
+    run(scenario())
+
+
+def test_a_client_that_reads_nothing_is_gone_after_the_timeout(make: Any) -> None:  # noqa: F811
+    """Pipelined NOOPs and then nothing, not even reading the replies: at the timeout the session ends and
+    frees its slot (a close would wait for the client to read what is queued, for ever)."""
+    gw = make(smtp={"timeout": "0.5s"})
+
+    async def scenario() -> None:
+        async with engine(gw) as (port, sessions, _template):
+            stuck = await _raw(port)
+            await stuck.replies(1)
+            (session,) = sessions
+            assert session.transport is not None
+            session.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            await stuck.send(b"NOOP\r\n" * 20_000)
+            await asyncio.sleep(0.3)
+            assert session._writing_paused
+            for _ in range(100):  # 5 s at most
+                if not sessions:
+                    break
+                await asyncio.sleep(0.05)
+            assert not sessions, "a client that reads nothing held its session past the timeout"
             stuck.sock.close()
 
     run(scenario())

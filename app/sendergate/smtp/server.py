@@ -127,7 +127,8 @@ class GatewaySMTP(SMTP):
     reader (a bytearray fed by data_received, one waiter future) and writer (transport.write, a drain
     only while the transport has paused writing), the command loop is a copy of aiosmtpd's
     `_handle_client` without per-command logging work, and the idle timeout is one deadline per session
-    checked by a per-worker sweep (SessionTemplate) instead of a timer re-armed on every command. The
+    (moved by each command, and in DATA by the bytes received: smtp.min_data_rate) checked by a per-worker
+    sweep (SessionTemplate) instead of a timer re-armed on every command. The
     session's task starts with the client's first bytes: an idle connection holds no task."""
 
     line_length_limit = 65536
@@ -369,10 +370,21 @@ class GatewaySMTP(SMTP):
                 drain.set_result(None)
 
     def timed_out(self) -> None:
-        """smtp.timeout passed since the last command (aiosmtpd's _timeout_cb): close the connection."""
+        """The session's deadline passed (smtp.timeout since the last command, or DATA's deadline): 421 and
+        close, as Postfix's smtpd (aiosmtpd's _timeout_cb closed without a word)."""
         aiosmtpd_log.info("%r connection timeout", self.session.peer if self.session else None)
-        if self.transport is not None:
-            self.transport.close()
+        transport = self.transport
+        if transport is None:
+            return
+        if self._writing_paused or transport.get_write_buffer_size():  # type: ignore[attr-defined]
+            # a client that does not read: close() would wait for it to read what is queued, for ever
+            transport.abort()  # type: ignore[attr-defined]
+            return
+        if not transport.is_closing():
+            self.held.append(self._template.timeout_reply)
+            self._write(b"".join(self.held))
+            self.held.clear()
+            transport.close()
 
     # -- reading -------------------------------------------------------------------------------------
 
@@ -603,6 +615,7 @@ class GatewaySMTP(SMTP):
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
         state, content = await self._read_message()
+        self._deadline = self.loop.time() + self._timeout_duration  # the message is in: its answer has a timeout
         if state is not _DataState.NOMINAL:
             if state is _DataState.TOO_LONG:
                 await self.push("500 Line too long (see RFC5321 4.5.3.1.6)")
@@ -647,6 +660,8 @@ class GatewaySMTP(SMTP):
         buf = self._buf
         limit = self.data_size_limit
         line_limit = self.line_length_limit
+        per_byte = self._template.data_seconds_per_byte  # smtp.min_data_rate (SessionTemplate: the rule)
+        credit_left = limit if limit else -1  # bytes that still move the deadline; -1: no size limit
         kept: list[bytes] = []
         keeping = True
         size = 0
@@ -669,7 +684,17 @@ class GatewaySMTP(SMTP):
                     take = len(buf) - 2
                 else:
                     scanned = max(0, len(buf) - 2)
+                    had = len(buf)
                     await self._wait_for_input()
+                    if per_byte and credit_left:
+                        got = len(buf) - had
+                        if credit_left > 0:
+                            got = min(got, credit_left)
+                            credit_left -= got
+                        now = self.loop.time()
+                        deadline = self._deadline + got * per_byte
+                        cap = now + self._timeout_duration
+                        self._deadline = deadline if deadline < cap else cap
                     continue
                 scanned = 0
                 run = bytes(buf[:take])
@@ -736,7 +761,7 @@ class SessionTemplate:
                  tls_context: ssl.SSLContext | None, max_connections: int, error_limit: int = 0,
                  max_connections_per_ip: int = 0, peers: PeerTable | None = None,
                  xforward_from: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = (),
-                 metrics: SessionCounter | None = None) -> None:
+                 metrics: SessionCounter | None = None, min_data_rate: int = 0) -> None:
         self.hostname = hostname
         self.metrics: SessionCounter = metrics or _NoMetrics()  # none: a test's server counts nothing
         self.max_connections = max_connections
@@ -748,6 +773,15 @@ class SessionTemplate:
         self.ident = ident
         self.data_size_limit = data_size_limit
         self.timeout = timeout
+        self.timeout_reply = f"421 4.4.2 {hostname} Error: timeout exceeded\r\n".encode("utf-8", "replace")
+        # DATA's deadline (smtp.min_data_rate, as Postfix's smtpd_min_data_rate with per-request deadlines):
+        # each read of n bytes moves it by n / min_data_rate seconds, never past `timeout` from that read,
+        # and only for the first data_size_limit bytes. So a sender at or above the rate always has
+        # `timeout` left, a stall of `timeout` is cut, a trickle at r < rate is cut within
+        # timeout / (1 - r / rate) of slowing down (no time is banked), and no DATA outlives
+        # timeout + data_size_limit / rate.
+        # 0: no credit, the whole message within `timeout` of the DATA command (the behaviour before).
+        self.data_seconds_per_byte = 1.0 / min_data_rate if min_data_rate else 0.0
         self.tls_context = tls_context
         self.handle_hooks = {m[len("handle_"):]: getattr(handler, m) for m in dir(handler)
                              if m.startswith("handle_")}
@@ -783,7 +817,7 @@ class SessionTemplate:
         return cls(handler, hostname=smtp.hostname, ident="ESMTP SenderGate", data_size_limit=smtp.max_message_size,
                    timeout=smtp.timeout, tls_context=tls, max_connections=smtp.max_connections,
                    error_limit=smtp.error_limit, max_connections_per_ip=smtp.max_connections_per_ip, peers=peers,
-                   xforward_from=smtp.xforward_networks, metrics=metrics)
+                   xforward_from=smtp.xforward_networks, metrics=metrics, min_data_rate=smtp.min_data_rate)
 
 
 class _BoundMethods(collections.abc.Mapping):
