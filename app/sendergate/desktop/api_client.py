@@ -387,11 +387,23 @@ class SenderHistory(Page):
 
 @dataclass(frozen=True, slots=True)
 class StreamMessage:
-    """One server-sent event: kind is 'event' or 'challenge'; record is an Event or a Challenge."""
+    """One server-sent event: kind is 'event' or 'challenge'; record is an Event or a Challenge.
+
+    `user_id` is whose it is (None: nobody's, e.g. an unknown recipient's refusal), as the gateway said when
+    `owner_known`: an admin's stream carries everyone's, and a "Whose" view takes in only its person's."""
 
     kind: str
     record: Any
     last_id: str
+    user_id: int | None = None
+    owner_known: bool = False
+
+    def is_for(self, whose: int | None) -> bool | None:
+        """Whether the view of `whose` (None: the caller's own or, an admin's, everyone's) shows it; None when
+        the gateway did not say whose it is (the view must ask the gateway again)."""
+        if whose is None:
+            return True
+        return self.user_id == whose if self.owner_known else None
 
 
 # -- URLs --------------------------------------------------------------------------------------
@@ -781,7 +793,9 @@ class GatewayClient:
                         if data and kind in ("event", "challenge"):
                             record = json.loads("\n".join(data))
                             parsed = Event.from_json(record) if kind == "event" else Challenge.from_json(record)
-                            yield StreamMessage(kind, parsed, msg_id)
+                            owner = record.get("user_id") if isinstance(record, dict) else None
+                            yield StreamMessage(kind, parsed, msg_id, owner if isinstance(owner, int) else None,
+                                                isinstance(record, dict) and "user_id" in record)
                         kind, data = "message", []
                         continue
                     if line.startswith(":"):
