@@ -301,3 +301,66 @@ def test_the_default_delimiter_is_told_too(seeded_gateway):
     me = api._call("GET", "/me")
     api.close()
     assert me["recipient_delimiter"] == "+"
+
+
+def row_of(page, name):
+    return next(r for r in range(page.model.rowCount()) if page.model.records()[r].name == name)
+
+
+def select_tag(page, name):
+    """Select the row of the tag `name` as a click would (through the sorting proxy)."""
+    index = page.proxy.mapFromSource(page.model.index(row_of(page, name), 0))
+    page.table.selectRow(index.row())
+
+
+def test_the_page_follows_mail_to_its_addresses_live(qtbot, fresh_gateway, window_for):
+    """Mail by a sign-up address updates that row from the stream (received, refused, senders, status) without
+    F5 and without reading the whole list again; the selected address's recent mail (GET /events?tag=) grows
+    live; an address made elsewhere appears with its first mail."""
+    g, seeded = fresh_gateway
+    api = GatewayClient(g.http_url, seeded.token)
+    acme, shop = api.add_tag(seeded.address, "acme"), api.add_tag(seeded.address, "shop")
+    assert send(g, "deals@shop.example", shop.address, "Old news")[0] == 250
+    w = window_for(g, seeded)
+    qtbot.waitUntil(lambda: w.connection_state == "online", timeout=TIMEOUT)
+    page = loaded(qtbot, w)
+    lists, rows = [], []
+    tags, tag = page.client.tags, page.client.tag
+    page.client.tags = lambda *a, **k: lists.append(a) or tags(*a, **k)
+    page.client.tag = lambda tag_id: rows.append(tag_id) or tag(tag_id)
+    select_tag(page, "shop")
+    qtbot.waitUntil(lambda: page.recent_model.rowCount() == 1, timeout=TIMEOUT)
+    assert page.recent_model.event_at(0).subject == "Old news"
+    select_tag(page, "acme")
+    qtbot.waitUntil(lambda: not page.recent_model.loading, timeout=TIMEOUT)
+    assert page.recent_model.rowCount() == 0 and acme.address in page.recent_label.text()
+
+    for sender, subject in (("news@acme.example", "Welcome"), ("news@acme.example", "Offers"),
+                            ("partner@resold-list.example", "You may like")):
+        assert send(g, sender, acme.address, subject)[0] == 250
+    qtbot.waitUntil(lambda: cell(page, row_of(page, "acme"), "Mail received") == 3, timeout=TIMEOUT)
+    r = row_of(page, "acme")
+    assert cell(page, r, "From").startswith("news@acme.example (2), partner@resold-list.example (1)")
+    assert cell(page, r, "Last mail").startswith("Today")
+    assert cell(page, row_of(page, "shop"), "Mail received") == 1
+    qtbot.waitUntil(lambda: page.recent_model.rowCount() == 3, timeout=TIMEOUT)  # the selected one's, live
+    assert [page.recent_model.event_at(i).subject for i in range(3)] == ["You may like", "Offers", "Welcome"]
+    assert page.selected() is not None and page.selected().name == "acme"  # the selection stays
+    assert lists == [] and set(rows) == {acme.id}  # that row alone was read again, never the whole list
+    assert len(rows) <= 3 and page.live_reloads == 0
+
+    # revoked on another device: the next mail to it is refused, and the row says so
+    api.revoke_tag(acme.id)
+    assert send(g, "news@acme.example", acme.address, "After")[0] == 550
+    qtbot.waitUntil(lambda: cell(page, row_of(page, "acme"), "Status") == "Revoked", timeout=TIMEOUT)
+    assert cell(page, row_of(page, "acme"), "Refused") == 1
+    assert lists == []
+
+    # made on another device: its first mail brings it to the page (one reload)
+    fresh = api.add_tag(seeded.address, "fresh")
+    assert send(g, "hello@fresh.example", fresh.address, "First")[0] == 250
+    qtbot.waitUntil(lambda: any(t.name == "fresh" for t in page.model.records()), timeout=TIMEOUT)
+    assert cell(page, row_of(page, "fresh"), "Mail received") == 1
+    assert page.live_reloads == 1 and len(lists) == 1
+    assert page.selected() is not None and page.selected().name == "acme"
+    api.close()

@@ -300,14 +300,18 @@ class Tag:
     last_received_at: datetime | None
     senders: tuple[tuple[str, int], ...]  # the top senders to it and their counts, most first
     folder: str | None = None  # 'inbox', 'tag' (its own folder), 'screened'; None: the gateway's default
+    refused: int = 0  # spam, viruses, and mail after it was revoked or expired
+    user_id: int | None = None  # whose it is (None: a gateway that does not say)
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Tag:
+        uid = d.get("user_id")
         return cls(int(d["id"]), d["address"], d.get("owner_address", ""), d.get("name", ""), bool(d.get("dated")),
                    _ts(d.get("created_at")) or datetime.now(timezone.utc), _ts(d.get("expires_at")),
                    _ts(d.get("revoked_at")), d.get("status", "live"), int(d.get("received") or 0),
                    _ts(d.get("last_received_at")),
-                   tuple((str(s["sender"]), int(s["count"])) for s in d.get("senders") or ()), d.get("folder"))
+                   tuple((str(s["sender"]), int(s["count"])) for s in d.get("senders") or ()), d.get("folder"),
+                   int(d.get("refused") or 0), int(uid) if uid is not None else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -763,6 +767,22 @@ class GatewayClient:
         if folder is not None:
             body["folder"] = folder
         return Tag.from_json(self._call("POST", "/tags", json=body))
+
+    def tag(self, tag_id: int) -> Tag:
+        """One sign-up address as it is now (its counts and top senders)."""
+        return Tag.from_json(self._call("GET", f"/tags/{int(tag_id)}"))
+
+    def tag_event_rows(self, name: str, *, user: int | None = None, cursor: str | None = None,
+                       limit: int = 50) -> Page:
+        """The events that came in by the sign-up address `name`, newest first, as EventRows: the caller's own;
+        an admin's everyone's, or `user`'s (never the Whose choice: a tag is one person's)."""
+        params: list[tuple[str, str | int]] = [("tag", name), ("limit", limit)]
+        if cursor:
+            params.append(("cursor", cursor))
+        if user is not None:
+            params.append(("user", user))
+        body = self._call("GET", "/events", params=params)
+        return Page(event_rows(body["items"]), body.get("next_cursor"))
 
     def revoke_tag(self, tag_id: int) -> Tag:
         return Tag.from_json(self._call("DELETE", f"/tags/{int(tag_id)}"))

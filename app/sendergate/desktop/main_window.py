@@ -467,6 +467,10 @@ class MainWindow(QMainWindow):
 
     # -- live --
     def _stream_message(self, msg: StreamMessage) -> None:
+        if msg.kind == "event" and msg.record.tag:  # Sign-up addresses is no Whose page: every view feeds it
+            tags = self.pages["tags"]
+            assert isinstance(tags, TagsPage)
+            tags.live(msg)
         if self.client.whose is not None:  # one person's view: the stream carries everyone's, so reload instead
             if msg.is_for(self.client.whose) is not False:  # theirs, or the gateway did not say whose
                 self._refresh_whose_later()

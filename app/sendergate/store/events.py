@@ -262,8 +262,9 @@ class Events(StoreBase):
 
     # -- reading ------------------------------------------------------------------------------
     def events_page(self, scope: int | None, *, verdicts: Sequence[str] = (), q: str = "",
-                    tag: str | None = None, since: float | None = None, until: float | None = None, before_id: int | None = None,
-                    limit: int = 50, window: int = SEARCH_WINDOW, budget: float | None = SEARCH_BUDGET,
+                    tag: str | None = None, since: float | None = None, until: float | None = None,
+                    before_id: int | None = None, limit: int = 50, window: int = SEARCH_WINDOW,
+                    budget: float | None = SEARCH_BUDGET,
                     step: int = SEARCH_STEP) -> tuple[list[dict[str, Any]], int | None]:
         """Newest first; returns the rows and the id to continue below (None on the last page).
 
