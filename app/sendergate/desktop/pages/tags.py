@@ -255,6 +255,9 @@ class TagsPage(Page):
         # the live stream: an event that came in by a tag refreshes that tag's row, off the GUI thread and
         # coalesced (a burst is one refresh per tag); many at once, or a tag made elsewhere, one reload
         self._live_ids: set[int] = set()
+        self._by_name: dict[str, list[Tag]] | None = None  # the rows by tag name: a burst costs a lookup per event
+        for signal in (self.model.modelReset, self.model.rowsInserted, self.model.rowsRemoved):
+            signal.connect(self._forget_names)
         self._live_reload = False
         self._live_busy = False
         self.live_rows = 0  # rows refreshed from the stream, and whole reloads (tests and the benchmark count)
@@ -336,8 +339,12 @@ class TagsPage(Page):
             return
         # an admin's stream carries everyone's: a tag of this name on another person's address is not it
         owner = msg.user_id if self._admin() and msg.owner_known else None
-        ids = [t.id for t in self.model.records()
-               if t.name == event.tag and (owner is None or t.user_id is None or t.user_id == owner)]
+        if self._by_name is None:
+            self._by_name = {}
+            for t in self.model.records():
+                self._by_name.setdefault(t.name, []).append(t)
+        ids = [t.id for t in self._by_name.get(event.tag, ())
+               if owner is None or t.user_id is None or t.user_id == owner]
         if ids:
             self._live_ids.update(ids)
         else:  # made elsewhere (another device, the command line): the list does not have it yet
@@ -347,6 +354,9 @@ class TagsPage(Page):
         shown = self.recent_model.tag
         if shown is not None and shown.id in ids:
             self.recent_model.add_live(event)
+
+    def _forget_names(self, *_: object) -> None:
+        self._by_name = None  # rows came or went (a row refreshed keeps its name and id)
 
     def _flush_live(self) -> None:
         if self._live_busy or not (self._live_ids or self._live_reload):
