@@ -145,6 +145,8 @@ def one_run(n_tags: int) -> dict[str, Any]:
             shown = time.perf_counter() - t0
             gap, busy, in_gc = probe.stop()
             out[phase] = (gap, busy, in_gc, shown, reads["list"], reads["row"])
+        from sendergate.desktop import operations
+        wait_for(lambda: operations.running() == 0)
         window.stream.stop()
         window.close()
         client.close()
