@@ -364,3 +364,39 @@ def test_the_page_follows_mail_to_its_addresses_live(qtbot, fresh_gateway, windo
     assert page.live_reloads == 1 and len(lists) == 1
     assert page.selected() is not None and page.selected().name == "acme"
     api.close()
+
+
+def test_mail_by_many_addresses_at_once_is_one_read_applied_in_place(qtbot, fresh_gateway, window_for):
+    """More rows than LIVE_ROWS_MAX changed at once: one read of the whole list, applied row by row (no reset:
+    the selection and the view stay, the GUI thread is not held for the whole list at once)."""
+    from datetime import datetime, timezone
+
+    from sendergate.desktop.pages.tags import LIVE_ROWS_MAX
+    from sendergate.policy.decide import EventRecord, Verdict
+
+    g, seeded = fresh_gateway
+    names = [f"site{i:02d}" for i in range(LIVE_ROWS_MAX + 8)]
+    for name in names:
+        g.store.add_tag(seeded.user_id, seeded.address, name)
+    w = window_for(g, seeded)
+    qtbot.waitUntil(lambda: w.connection_state == "online", timeout=TIMEOUT)
+    page = loaded(qtbot, w)
+    assert page.model.rowCount() == len(names)
+    select_tag(page, "site03")
+    lists, rows, resets = [], [], []
+    tags, tag = page.client.tags, page.client.tag
+    page.client.tags = lambda *a, **k: lists.append(a) or tags(*a, **k)
+    page.client.tag = lambda tag_id: rows.append(tag_id) or tag(tag_id)
+    page.model.modelReset.connect(lambda: resets.append(1))
+    chosen = names[: LIVE_ROWS_MAX + 4]
+    now = datetime.now(timezone.utc)
+    g.store.add_events([EventRecord(ts=now, verdict=Verdict.DELIVERED, reason="sign-up address", user_id=seeded.user_id,
+                                    sender=f"news@{n}.example", recipient=f"alice+{n}@example.org", tag=n)
+                        for n in chosen])
+    qtbot.waitUntil(lambda: all(t.received == (1 if t.name in chosen else 0) for t in page.model.records()),
+                    timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: not page._live_busy, timeout=TIMEOUT)
+    assert len(lists) == 1 and rows == [] and page.live_reloads == 1
+    assert resets == []  # changed in place
+    assert page.selected() is not None and page.selected().name == "site03"
+    assert page.recent_model.rowCount() == 1  # the selected one's mail arrived live too
