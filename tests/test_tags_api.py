@@ -97,7 +97,8 @@ def test_events_by_tag_are_the_callers_own(web: WebApp) -> None:
     name = "shop" + uuid.uuid4().hex[:6]  # the module's gateway is shared: a name no other test has
     now = datetime.now(timezone.utc)
     for who in (a, b):
-        assert who.http.post("/api/v1/tags", json={"address": who.address, "name": name}).status_code == 201
+        made = who.http.post("/api/v1/tags", json={"address": who.address, "name": name})
+        assert made.status_code == 201 and made.json()["user_id"] == who.user.id  # whose: an admin's `user`
     web.store.add_events(
         [EventRecord(ts=now, verdict=Verdict.DELIVERED, reason="r", user_id=a.user.id, sender=f"s{i}@shop.example",
                      tag=name, subject=f"a's {i}") for i in range(3)]
