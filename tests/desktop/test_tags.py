@@ -4,6 +4,8 @@ to it), the tag in Activity, and the failures a person must see (refused name, g
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
@@ -400,3 +402,55 @@ def test_mail_by_many_addresses_at_once_is_one_read_applied_in_place(qtbot, fres
     assert resets == []  # changed in place
     assert page.selected() is not None and page.selected().name == "site03"
     assert page.recent_model.rowCount() == 1  # the selected one's mail arrived live too
+
+
+@pytest.fixture
+def two_users_gateway():
+    """Alice (seeded) and Bob, each with a sign-up address named acme, and an admin (whose token is returned)."""
+    g = GatewayProcess()
+    seeded = seed(g.store, events=20, pending=1)
+    bob, _ = g.store.add_user("bob@example.org", name="Bob Builder")
+    _, admin_token = g.store.add_user("owner@example.org", name="Olga Owner", admin=True)
+    alices = g.store.add_tag(seeded.user_id, seeded.address, "acme")
+    bobs = g.store.add_tag(bob.id, "bob@example.org", "acme")
+    g.start()
+    try:
+        yield g, seeded, admin_token, alices, bobs
+    finally:
+        g.close()
+
+
+def test_an_admins_page_follows_each_persons_address_of_the_same_name(qtbot, two_users_gateway, window_for):
+    """An admin sees everyone's sign-up addresses: mail to Bob's acme refreshes Bob's row only, and the recent
+    mail of Alice's acme is Alice's (GET /events?tag=acme&user=her id), not Bob's."""
+    from sendergate.desktop.api_client import Me
+
+    g, seeded, admin_token, alices, bobs = two_users_gateway
+    w = window_for(g, replace(seeded, token=admin_token))
+    qtbot.waitUntil(lambda: w.connection_state == "online", timeout=TIMEOUT)
+    page = loaded(qtbot, w)
+    qtbot.waitUntil(lambda: isinstance(page.me, Me) and page.me.role == "admin", timeout=TIMEOUT)
+    assert sorted(t.owner_address for t in page.model.records()) == ["alice@example.org", "bob@example.org"]
+    rows = []
+    tag = page.client.tag
+    page.client.tag = lambda tag_id: rows.append(tag_id) or tag(tag_id)
+    alice_row = next(r for r in range(page.proxy.rowCount())
+                     if page.proxy.index(r, 1).data() == alices["address"])
+    page.table.selectRow(alice_row)
+    assert page.selected().id == alices["id"]
+    qtbot.waitUntil(lambda: not page.recent_model.loading, timeout=TIMEOUT)
+
+    assert send(g, "news@acme.example", bobs["address"], "For Bob")[0] == 250
+    qtbot.waitUntil(lambda: next(t.received for t in page.model.records() if t.id == bobs["id"]) == 1,
+                    timeout=TIMEOUT)
+    qtbot.wait(500)
+    assert rows == [bobs["id"]]  # Bob's row alone: the stream says whose the event is
+    assert next(t.received for t in page.model.records() if t.id == alices["id"]) == 0
+    assert page.recent_model.rowCount() == 0  # Alice's selected: Bob's mail is not hers
+    assert send(g, "news@acme.example", alices["address"], "For Alice")[0] == 250
+    qtbot.waitUntil(lambda: page.recent_model.rowCount() == 1, timeout=TIMEOUT)
+    assert page.recent_model.event_at(0).subject == "For Alice"
+    page.table.clearSelection()
+    page.table.selectRow(alice_row)  # loaded afresh from the gateway: still hers alone
+    qtbot.waitUntil(lambda: not page.recent_model.loading and page.recent_model.rowCount() == 1, timeout=TIMEOUT)
+    assert page.recent_model.event_at(0).subject == "For Alice"
