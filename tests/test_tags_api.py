@@ -90,6 +90,51 @@ def test_counts_and_top_senders(web: WebApp) -> None:
     assert (got["received"], got["refused"], got["senders"]) == (2, 1, [])
 
 
+def test_events_by_tag_are_the_callers_own(web: WebApp) -> None:
+    """GET /events?tag=: a user sees the events that came in by their tag of that name and nothing else, never
+    another user's events by a tag of the same name; an admin everyone's, or one person's with `user`."""
+    admin, a, b = Account(web, admin=True), Account(web), Account(web)
+    name = "shop" + uuid.uuid4().hex[:6]  # the module's gateway is shared: a name no other test has
+    now = datetime.now(timezone.utc)
+    for who in (a, b):
+        made = who.http.post("/api/v1/tags", json={"address": who.address, "name": name})
+        assert made.status_code == 201 and made.json()["user_id"] == who.user.id  # whose: an admin's `user`
+    web.store.add_events(
+        [EventRecord(ts=now, verdict=Verdict.DELIVERED, reason="r", user_id=a.user.id, sender=f"s{i}@shop.example",
+                     tag=name, subject=f"a's {i}") for i in range(3)]
+        + [EventRecord(ts=now, verdict=Verdict.SPAM, reason="r", user_id=a.user.id, sender="x@spam.example",
+                       tag=name, subject="a's spam"),
+           EventRecord(ts=now, verdict=Verdict.DELIVERED, reason="r", user_id=a.user.id, sender="s0@shop.example",
+                       subject="a's untagged"),
+           EventRecord(ts=now, verdict=Verdict.DELIVERED, reason="r", user_id=a.user.id, sender="s0@shop.example",
+                       tag="other" + name, subject="a's other tag"),
+           EventRecord(ts=now, verdict=Verdict.DELIVERED, reason="r", user_id=b.user.id, sender="s0@shop.example",
+                       tag=name, subject="b's")])
+
+    def subjects(who: Account, **params: object) -> list[str]:
+        r = who.http.get("/api/v1/events", params={"tag": name, **params})
+        assert r.status_code == 200, r.text
+        return [e["subject"] for e in r.json()["items"]]
+
+    assert subjects(a) == ["a's spam", "a's 2", "a's 1", "a's 0"]  # newest first; only by this tag
+    assert subjects(a, tag=name.upper()) == subjects(a)  # a name in any case, as in the address
+    assert subjects(a, verdict="spam") == ["a's spam"]  # with the other filters
+    assert subjects(a, q="a's 1") == ["a's 1"]
+    first = a.http.get("/api/v1/events", params={"tag": name, "limit": 2}).json()
+    rest = a.http.get("/api/v1/events", params={"tag": name, "limit": 2, "cursor": first["next_cursor"]}).json()
+    assert [e["subject"] for e in first["items"] + rest["items"]] == subjects(a) and rest["next_cursor"] is None
+    assert subjects(b) == ["b's"]  # the same name on another user's address: theirs alone
+    assert subjects(a, tag="no" + name) == []
+    # another user's events cannot be reached through it
+    assert a.http.get("/api/v1/events", params={"tag": name, "user": b.user.id}).status_code == 403
+    assert a.http.get("/api/v1/events", params={"tag": name, "user": a.user.id}).status_code == 403
+    assert sorted(subjects(admin)) == sorted(["b's", "a's spam", "a's 2", "a's 1", "a's 0"])
+    assert subjects(admin, user=b.user.id) == ["b's"]
+    # bad input: a clear 422
+    for bad in ("", "a" * 33, "ac\x00me", "ac\nme", "ac me", "a%", "ac.me"):
+        assert a.http.get("/api/v1/events", params={"tag": bad}).status_code == 422, bad
+
+
 def test_no_tag_on_another_users_address(web: WebApp) -> None:
     a, b = Account(web), Account(web)
     r = a.http.post("/api/v1/tags", json={"address": b.address, "name": "acme"})

@@ -2024,6 +2024,14 @@ Verbunden mit %2</translation>
         <translation>Empfangene Mails</translation>
     </message>
     <message>
+        <source>Refused</source>
+        <translation>Abgewiesen</translation>
+    </message>
+    <message>
+        <source>Spam, viruses, and mail after it was revoked or expired</source>
+        <translation>Spam, Viren und Mail, nachdem sie widerrufen wurde oder abgelaufen war</translation>
+    </message>
+    <message>
         <source>From</source>
         <translation>Von</translation>
     </message>
@@ -2132,6 +2140,18 @@ Verbunden mit %2</translation>
         <translation>Ihre Anmeldeadressen</translation>
     </message>
     <message>
+        <source>Select a sign-up address to see the mail it brought.</source>
+        <translation>Wählen Sie eine Anmeldeadresse, um die Mail zu sehen, die über sie kam.</translation>
+    </message>
+    <message>
+        <source>Its mail could not be loaded: %1</source>
+        <translation>Die Mail dieser Adresse konnte nicht geladen werden: %1</translation>
+    </message>
+    <message>
+        <source>Mail that came in by this address</source>
+        <translation>Mail, die über diese Adresse kam</translation>
+    </message>
+    <message>
         <source>Revoke the selected sign-up address (Delete)</source>
         <translation>Die ausgewählte Anmeldeadresse widerrufen (Entf)</translation>
     </message>
@@ -2142,6 +2162,10 @@ Verbunden mit %2</translation>
     <message>
         <source>Copy the selected address (Ctrl+C)</source>
         <translation>Die ausgewählte Adresse kopieren (Strg+C)</translation>
+    </message>
+    <message>
+        <source>Mail that came in by %1, newest first</source>
+        <translation>Mail, die über %1 kam, die neueste zuerst</translation>
     </message>
     <message>
         <source>Name in the address: %1</source>

@@ -4,6 +4,8 @@ and acting through the API."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from PySide6.QtCore import QItemSelectionModel, Qt
 from PySide6.QtWidgets import QApplication, QMenu, QWidget
@@ -11,8 +13,10 @@ from PySide6.QtWidgets import QApplication, QMenu, QWidget
 from sendergate.desktop.api_client import GatewayClient
 from sendergate.desktop.history import PANEL_ATTR, HistoryPanel, open_history
 from sendergate.desktop.models.base import RecordRole
-from tests.desktop.conftest import OFFSCREEN_NOISE
+from tests.desktop.conftest import OFFSCREEN_NOISE, open_main_window
+from tests.desktop.seed import seed
 from tests.support.common import free_loopback_port
+from tests.support.gateway import GatewayProcess
 
 # raise() of the panel and a context menu's keyboard grab: the offscreen platform has neither (as in
 # test_checklist.py); per test, since the conftest's marker is the one pytest-qt reads for the module
@@ -20,6 +24,7 @@ QUIET = pytest.mark.qt_log_ignore(*OFFSCREEN_NOISE, r"This plugin does not suppo
                                   r"This plugin does not support grabbing")
 
 TIMEOUT = 10_000
+RELOAD_WAIT_MS = 1800  # the panel's LIVE_RELOAD_MS, and some
 
 
 def loaded(qtbot, window, key):
@@ -374,3 +379,115 @@ def test_the_panel_follows_the_live_stream(qtbot, fresh_gateway, window_for):
     assert knock(g, sender, seeded.address) >= 250
     qtbot.waitUntil(lambda: page.model.rowCount() and page.model.event_at(0).sender == sender, timeout=TIMEOUT)
     assert panel.model.rowCount() == 3
+
+
+@pytest.fixture
+def office_gateway():
+    """Alice (seeded), Bob with one address, and an admin (whose token is returned): the "Whose" view."""
+    g = GatewayProcess()
+    seeded = seed(g.store, events=40, pending=2)
+    bob, _ = g.store.add_user("bob@example.org", name="Bob Builder")
+    _, admin_token = g.store.add_user("owner@example.org", name="Olga Owner", admin=True)
+    g.start()
+    try:
+        yield g, seeded, bob.id, admin_token
+    finally:
+        g.close()
+
+
+def choose_whose(qtbot, w, address):
+    w.set_me(w.client.me())
+    qtbot.waitUntil(lambda: any(address in w.whose.itemText(i) for i in range(w.whose.count())), timeout=TIMEOUT)
+    i = next(i for i in range(w.whose.count()) if address in w.whose.itemText(i))
+    w.whose.setCurrentIndex(i)
+    w.whose.activated.emit(i)
+
+
+@QUIET
+def test_the_panel_follows_the_live_stream_in_an_admins_whose_view(qtbot, office_gateway, settings):
+    """An admin looking at Bob's mail: the panel takes in Bob's new events from the sender, not another person's
+    from the same sender, and does not ask the gateway again for events it can place (or that are not its)."""
+    g, seeded, bob_id, admin_token = office_gateway
+    w = open_main_window(qtbot, g.http_url, admin_token, settings)
+    try:
+        qtbot.waitUntil(lambda: w.connection_state == "online", timeout=TIMEOUT)
+        page = loaded(qtbot, w, "activity")
+        choose_whose(qtbot, w, "bob@example.org")
+        assert w.client.whose == bob_id
+        sender = "newcomer@fresh-startup.example"
+        panel = open_history(page, w.client, sender)
+        assert panel is not None
+        settled(qtbot, panel)
+        assert panel.model.rowCount() == 0
+        asked = []
+        history = w.client.sender_history
+        w.client.sender_history = lambda *a, **k: asked.append(a) or history(*a, **k)  # counts the panel's loads
+
+        # to Alice first (another person: not in Bob's view), then unrelated senders, then to Bob
+        assert knock(g, sender, seeded.address) >= 250
+        for i in range(5):
+            assert knock(g, f"other{i}@elsewhere.example", "bob@example.org") >= 250
+        assert knock(g, sender.upper(), "bob@example.org") >= 250
+        qtbot.waitUntil(lambda: panel.model.rowCount() == 1, timeout=TIMEOUT)
+        [bobs] = stored(g, bob_id, sender)
+        assert panel.model.event_at(0).id == bobs.id
+        assert panel.status.text().startswith("1 event")
+        qtbot.wait(RELOAD_WAIT_MS)
+        assert panel.model.rowCount() == 1  # Alice's event from the same sender never shows in Bob's view
+        assert asked == [] and panel.live_reloads == 0  # placed from the stream: no load for any of them
+
+        # the whole domain, live, still Bob's only
+        panel.scope.setCurrentIndex(1)
+        panel.scope.activated.emit(1)
+        settled(qtbot, panel)
+        assert knock(g, "third@fresh-startup.example", "bob@example.org") >= 250
+        assert knock(g, "fourth@fresh-startup.example", seeded.address) >= 250
+        qtbot.waitUntil(lambda: panel.model.rowCount() == 2, timeout=TIMEOUT)
+        qtbot.wait(500)
+        assert shown_senders(panel) == ["third@fresh-startup.example", sender.upper()]
+
+        # Whose changed while the panel is open: it shows the new view's history (Alice's)
+        choose_whose(qtbot, w, seeded.address)
+        qtbot.waitUntil(lambda: w.client.whose == seeded.user_id, timeout=TIMEOUT)
+        settled(qtbot, panel)
+        qtbot.waitUntil(lambda: sorted(shown_senders(panel)) == ["fourth@fresh-startup.example", sender],
+                        timeout=TIMEOUT)
+    finally:
+        w.stream.stop()
+        w.close()
+
+
+@QUIET
+def test_a_whose_view_asks_again_only_for_the_senders_events_it_cannot_place(qtbot, office_gateway, settings):
+    """A gateway that does not say whose an event is: the panel reloads once for a burst of the sender's events,
+    and never for other senders'."""
+    g, seeded, bob_id, admin_token = office_gateway
+    w = open_main_window(qtbot, g.http_url, admin_token, settings)
+    try:
+        qtbot.waitUntil(lambda: w.connection_state == "online", timeout=TIMEOUT)
+        page = loaded(qtbot, w, "activity")
+        choose_whose(qtbot, w, "bob@example.org")
+        sender = "burst@fresh-startup.example"
+        panel = open_history(page, w.client, sender)
+        settled(qtbot, panel)
+        unplaced = []
+
+        def without_owner(msg):
+            unplaced.append(msg.record.sender)
+            return replace(msg, user_id=None, owner_known=False)
+
+        w.stream.message.disconnect(panel._live)  # what an older gateway's stream would say
+        w.stream.message.connect(lambda msg: panel._live(without_owner(msg)))
+        for i in range(3):
+            assert knock(g, f"other{i}@elsewhere.example", "bob@example.org") >= 250
+        qtbot.waitUntil(lambda: len(unplaced) >= 3, timeout=TIMEOUT)
+        qtbot.wait(RELOAD_WAIT_MS)
+        assert getattr(panel, "live_reloads", 0) == 0  # other senders: nothing to ask
+        for _ in range(3):
+            assert knock(g, sender, "bob@example.org") >= 250
+        qtbot.waitUntil(lambda: panel.model.rowCount() == 3, timeout=TIMEOUT)
+        settled(qtbot, panel)
+        assert panel.live_reloads <= 2  # a burst: one reload (two if it straddled the delay), not three
+    finally:
+        w.stream.stop()
+        w.close()

@@ -4,6 +4,8 @@ to it), the tag in Activity, and the failures a person must see (refused name, g
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
@@ -301,3 +303,154 @@ def test_the_default_delimiter_is_told_too(seeded_gateway):
     me = api._call("GET", "/me")
     api.close()
     assert me["recipient_delimiter"] == "+"
+
+
+def row_of(page, name):
+    return next(r for r in range(page.model.rowCount()) if page.model.records()[r].name == name)
+
+
+def select_tag(page, name):
+    """Select the row of the tag `name` as a click would (through the sorting proxy)."""
+    index = page.proxy.mapFromSource(page.model.index(row_of(page, name), 0))
+    page.table.selectRow(index.row())
+
+
+def test_the_page_follows_mail_to_its_addresses_live(qtbot, fresh_gateway, window_for):
+    """Mail by a sign-up address updates that row from the stream (received, refused, senders, status) without
+    F5 and without reading the whole list again; the selected address's recent mail (GET /events?tag=) grows
+    live; an address made elsewhere appears with its first mail."""
+    g, seeded = fresh_gateway
+    api = GatewayClient(g.http_url, seeded.token)
+    acme, shop = api.add_tag(seeded.address, "acme"), api.add_tag(seeded.address, "shop")
+    assert send(g, "deals@shop.example", shop.address, "Old news")[0] == 250
+    w = window_for(g, seeded)
+    qtbot.waitUntil(lambda: w.connection_state == "online", timeout=TIMEOUT)
+    page = loaded(qtbot, w)
+    lists, rows = [], []
+    tags, tag = page.client.tags, page.client.tag
+    page.client.tags = lambda *a, **k: lists.append(a) or tags(*a, **k)
+    page.client.tag = lambda tag_id: rows.append(tag_id) or tag(tag_id)
+    select_tag(page, "shop")
+    qtbot.waitUntil(lambda: page.recent_model.rowCount() == 1, timeout=TIMEOUT)
+    assert page.recent_model.event_at(0).subject == "Old news"
+    select_tag(page, "acme")
+    qtbot.waitUntil(lambda: not page.recent_model.loading, timeout=TIMEOUT)
+    assert page.recent_model.rowCount() == 0 and acme.address in page.recent_label.text()
+
+    for sender, subject in (("news@acme.example", "Welcome"), ("news@acme.example", "Offers"),
+                            ("partner@resold-list.example", "You may like")):
+        assert send(g, sender, acme.address, subject)[0] == 250
+    qtbot.waitUntil(lambda: cell(page, row_of(page, "acme"), "Mail received") == 3, timeout=TIMEOUT)
+    r = row_of(page, "acme")
+    assert cell(page, r, "From").startswith("news@acme.example (2), partner@resold-list.example (1)")
+    assert cell(page, r, "Last mail").startswith("Today")
+    assert cell(page, row_of(page, "shop"), "Mail received") == 1
+    qtbot.waitUntil(lambda: page.recent_model.rowCount() == 3, timeout=TIMEOUT)  # the selected one's, live
+    assert [page.recent_model.event_at(i).subject for i in range(3)] == ["You may like", "Offers", "Welcome"]
+    assert page.selected() is not None and page.selected().name == "acme"  # the selection stays
+    assert lists == [] and set(rows) == {acme.id}  # that row alone was read again, never the whole list
+    assert len(rows) <= 3 and page.live_reloads == 0
+
+    # revoked on another device: the next mail to it is refused, and the row says so
+    api.revoke_tag(acme.id)
+    assert send(g, "news@acme.example", acme.address, "After")[0] == 550
+    qtbot.waitUntil(lambda: cell(page, row_of(page, "acme"), "Status") == "Revoked", timeout=TIMEOUT)
+    assert cell(page, row_of(page, "acme"), "Refused") == 1
+    assert lists == []
+
+    # made on another device: its first mail brings it to the page (one reload)
+    fresh = api.add_tag(seeded.address, "fresh")
+    assert send(g, "hello@fresh.example", fresh.address, "First")[0] == 250
+    qtbot.waitUntil(lambda: any(t.name == "fresh" for t in page.model.records()), timeout=TIMEOUT)
+    assert cell(page, row_of(page, "fresh"), "Mail received") == 1
+    assert page.live_reloads == 1 and len(lists) == 1
+    assert page.selected() is not None and page.selected().name == "acme"
+    api.close()
+
+
+def test_mail_by_many_addresses_at_once_is_one_read_applied_in_place(qtbot, fresh_gateway, window_for):
+    """More rows than LIVE_ROWS_MAX changed at once: one read of the whole list, applied row by row (no reset:
+    the selection and the view stay, the GUI thread is not held for the whole list at once)."""
+    from datetime import datetime, timezone
+
+    from sendergate.desktop.pages.tags import LIVE_ROWS_MAX
+    from sendergate.policy.decide import EventRecord, Verdict
+
+    g, seeded = fresh_gateway
+    names = [f"site{i:02d}" for i in range(LIVE_ROWS_MAX + 8)]
+    for name in names:
+        g.store.add_tag(seeded.user_id, seeded.address, name)
+    w = window_for(g, seeded)
+    qtbot.waitUntil(lambda: w.connection_state == "online", timeout=TIMEOUT)
+    page = loaded(qtbot, w)
+    assert page.model.rowCount() == len(names)
+    select_tag(page, "site03")
+    lists, rows, resets = [], [], []
+    tags, tag = page.client.tags, page.client.tag
+    page.client.tags = lambda *a, **k: lists.append(a) or tags(*a, **k)
+    page.client.tag = lambda tag_id: rows.append(tag_id) or tag(tag_id)
+    page.model.modelReset.connect(lambda: resets.append(1))
+    chosen = names[: LIVE_ROWS_MAX + 4]
+    now = datetime.now(timezone.utc)
+    g.store.add_events([EventRecord(ts=now, verdict=Verdict.DELIVERED, reason="sign-up address", user_id=seeded.user_id,
+                                    sender=f"news@{n}.example", recipient=f"alice+{n}@example.org", tag=n)
+                        for n in chosen])
+    qtbot.waitUntil(lambda: all(t.received == (1 if t.name in chosen else 0) for t in page.model.records()),
+                    timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: not page._live_busy, timeout=TIMEOUT)
+    assert len(lists) == 1 and rows == [] and page.live_reloads == 1
+    assert resets == []  # changed in place
+    assert page.selected() is not None and page.selected().name == "site03"
+    assert page.recent_model.rowCount() == 1  # the selected one's mail arrived live too
+
+
+@pytest.fixture
+def two_users_gateway():
+    """Alice (seeded) and Bob, each with a sign-up address named acme, and an admin (whose token is returned)."""
+    g = GatewayProcess()
+    seeded = seed(g.store, events=20, pending=1)
+    bob, _ = g.store.add_user("bob@example.org", name="Bob Builder")
+    _, admin_token = g.store.add_user("owner@example.org", name="Olga Owner", admin=True)
+    alices = g.store.add_tag(seeded.user_id, seeded.address, "acme")
+    bobs = g.store.add_tag(bob.id, "bob@example.org", "acme")
+    g.start()
+    try:
+        yield g, seeded, admin_token, alices, bobs
+    finally:
+        g.close()
+
+
+def test_an_admins_page_follows_each_persons_address_of_the_same_name(qtbot, two_users_gateway, window_for):
+    """An admin sees everyone's sign-up addresses: mail to Bob's acme refreshes Bob's row only, and the recent
+    mail of Alice's acme is Alice's (GET /events?tag=acme&user=her id), not Bob's."""
+    from sendergate.desktop.api_client import Me
+
+    g, seeded, admin_token, alices, bobs = two_users_gateway
+    w = window_for(g, replace(seeded, token=admin_token))
+    qtbot.waitUntil(lambda: w.connection_state == "online", timeout=TIMEOUT)
+    page = loaded(qtbot, w)
+    qtbot.waitUntil(lambda: isinstance(page.me, Me) and page.me.role == "admin", timeout=TIMEOUT)
+    assert sorted(t.owner_address for t in page.model.records()) == ["alice@example.org", "bob@example.org"]
+    rows = []
+    tag = page.client.tag
+    page.client.tag = lambda tag_id: rows.append(tag_id) or tag(tag_id)
+    alice_row = next(r for r in range(page.proxy.rowCount())
+                     if page.proxy.index(r, 1).data() == alices["address"])
+    page.table.selectRow(alice_row)
+    assert page.selected().id == alices["id"]
+    qtbot.waitUntil(lambda: not page.recent_model.loading, timeout=TIMEOUT)
+
+    assert send(g, "news@acme.example", bobs["address"], "For Bob")[0] == 250
+    qtbot.waitUntil(lambda: next(t.received for t in page.model.records() if t.id == bobs["id"]) == 1,
+                    timeout=TIMEOUT)
+    qtbot.wait(500)
+    assert rows == [bobs["id"]]  # Bob's row alone: the stream says whose the event is
+    assert next(t.received for t in page.model.records() if t.id == alices["id"]) == 0
+    assert page.recent_model.rowCount() == 0  # Alice's selected: Bob's mail is not hers
+    assert send(g, "news@acme.example", alices["address"], "For Alice")[0] == 250
+    qtbot.waitUntil(lambda: page.recent_model.rowCount() == 1, timeout=TIMEOUT)
+    assert page.recent_model.event_at(0).subject == "For Alice"
+    page.table.clearSelection()
+    page.table.selectRow(alice_row)  # loaded afresh from the gateway: still hers alone
+    qtbot.waitUntil(lambda: not page.recent_model.loading and page.recent_model.rowCount() == 1, timeout=TIMEOUT)
+    assert page.recent_model.event_at(0).subject == "For Alice"

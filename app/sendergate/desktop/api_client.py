@@ -300,14 +300,18 @@ class Tag:
     last_received_at: datetime | None
     senders: tuple[tuple[str, int], ...]  # the top senders to it and their counts, most first
     folder: str | None = None  # 'inbox', 'tag' (its own folder), 'screened'; None: the gateway's default
+    refused: int = 0  # spam, viruses, and mail after it was revoked or expired
+    user_id: int | None = None  # whose it is (None: a gateway that does not say)
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Tag:
+        uid = d.get("user_id")
         return cls(int(d["id"]), d["address"], d.get("owner_address", ""), d.get("name", ""), bool(d.get("dated")),
                    _ts(d.get("created_at")) or datetime.now(timezone.utc), _ts(d.get("expires_at")),
                    _ts(d.get("revoked_at")), d.get("status", "live"), int(d.get("received") or 0),
                    _ts(d.get("last_received_at")),
-                   tuple((str(s["sender"]), int(s["count"])) for s in d.get("senders") or ()), d.get("folder"))
+                   tuple((str(s["sender"]), int(s["count"])) for s in d.get("senders") or ()), d.get("folder"),
+                   int(d.get("refused") or 0), int(uid) if uid is not None else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -387,11 +391,23 @@ class SenderHistory(Page):
 
 @dataclass(frozen=True, slots=True)
 class StreamMessage:
-    """One server-sent event: kind is 'event' or 'challenge'; record is an Event or a Challenge."""
+    """One server-sent event: kind is 'event' or 'challenge'; record is an Event or a Challenge.
+
+    `user_id` is whose it is (None: nobody's, e.g. an unknown recipient's refusal), as the gateway said when
+    `owner_known`: an admin's stream carries everyone's, and a "Whose" view takes in only its person's."""
 
     kind: str
     record: Any
     last_id: str
+    user_id: int | None = None
+    owner_known: bool = False
+
+    def is_for(self, whose: int | None) -> bool | None:
+        """Whether the view of `whose` (None: the caller's own or, an admin's, everyone's) shows it; None when
+        the gateway did not say whose it is (the view must ask the gateway again)."""
+        if whose is None:
+            return True
+        return self.user_id == whose if self.owner_known else None
 
 
 # -- URLs --------------------------------------------------------------------------------------
@@ -752,6 +768,22 @@ class GatewayClient:
             body["folder"] = folder
         return Tag.from_json(self._call("POST", "/tags", json=body))
 
+    def tag(self, tag_id: int) -> Tag:
+        """One sign-up address as it is now (its counts and top senders)."""
+        return Tag.from_json(self._call("GET", f"/tags/{int(tag_id)}"))
+
+    def tag_event_rows(self, name: str, *, user: int | None = None, cursor: str | None = None,
+                       limit: int = 50) -> Page:
+        """The events that came in by the sign-up address `name`, newest first, as EventRows: the caller's own;
+        an admin's everyone's, or `user`'s (never the Whose choice: a tag is one person's)."""
+        params: list[tuple[str, str | int]] = [("tag", name), ("limit", limit)]
+        if cursor:
+            params.append(("cursor", cursor))
+        if user is not None:
+            params.append(("user", user))
+        body = self._call("GET", "/events", params=params)
+        return Page(event_rows(body["items"]), body.get("next_cursor"))
+
     def revoke_tag(self, tag_id: int) -> Tag:
         return Tag.from_json(self._call("DELETE", f"/tags/{int(tag_id)}"))
 
@@ -781,7 +813,9 @@ class GatewayClient:
                         if data and kind in ("event", "challenge"):
                             record = json.loads("\n".join(data))
                             parsed = Event.from_json(record) if kind == "event" else Challenge.from_json(record)
-                            yield StreamMessage(kind, parsed, msg_id)
+                            owner = record.get("user_id") if isinstance(record, dict) else None
+                            yield StreamMessage(kind, parsed, msg_id, owner if isinstance(owner, int) else None,
+                                                isinstance(record, dict) and "user_id" in record)
                         kind, data = "message", []
                         continue
                     if line.startswith(":"):

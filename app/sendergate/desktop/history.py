@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import shiboken6
-from PySide6.QtCore import QModelIndex, QPoint, Qt, Signal
+from PySide6.QtCore import QModelIndex, QPoint, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -44,6 +44,8 @@ from .undo import UndoAction, UndoStack, UndoToast, restore, stack_of, withdraw
 from .widgets import icon_button
 
 PANEL_ATTR = "_sender_history_panel"  # the window's one panel
+LIVE_COALESCE_MS = 40  # the sender's events arriving within this are shown together (as on Pending)
+LIVE_RELOAD_MS = 1500  # a sender's event of unknown owner in a "Whose" view: one reload for a burst of them
 
 
 def history_subject(raw: str | None) -> str | None:
@@ -238,7 +240,19 @@ class HistoryPanel(QDialog):
             self.undo_action.triggered.connect(lambda: self.undo_stack.undo() if self.undo_stack else None)
             self.addAction(self.undo_action)
             self.undo_stack.finished.connect(self._undone)
-        # the live stream: a new event from the sender shown appears on top, as on Activity
+        # the live stream: a new event from the sender shown appears on top, as on Activity; in every view
+        # (an admin's "Whose" takes in its person's only). Coalesced: a burst is one status update, and an
+        # event the panel cannot place (a gateway that does not say whose it is) one reload for the burst
+        self._live_events: list[Any] = []
+        self._live_timer = QTimer(self)
+        self._live_timer.setSingleShot(True)
+        self._live_timer.setInterval(LIVE_COALESCE_MS)
+        self._live_timer.timeout.connect(self._flush_live)
+        self._reload_timer = QTimer(self)
+        self._reload_timer.setSingleShot(True)
+        self._reload_timer.setInterval(LIVE_RELOAD_MS)
+        self._reload_timer.timeout.connect(self._reload_live)
+        self.live_reloads = 0  # reloads the stream asked for (tests count them)
         stream = getattr(parent, "stream", None) if parent is not None else None
         if stream is not None and hasattr(stream, "message"):
             stream.message.connect(self._live)
@@ -330,11 +344,30 @@ class HistoryPanel(QDialog):
             self.status.setText(f"{self.notice} {shown}" if self.notice else shown)
 
     def _live(self, msg: Any) -> None:
-        # one person's view (an admin's Whose): the stream carries everyone's events; F5 reloads that view
-        if getattr(msg, "kind", "") != "event" or not self.isVisible() or self.client.whose is not None:
+        """A stream message: the shown sender's events are taken in, in every view; others cost one match."""
+        if getattr(msg, "kind", "") != "event" or not self.isVisible() or not self.model.matches(msg.record):
             return
-        if self.model.add_live(msg.record):
+        mine = msg.is_for(self.client.whose) if hasattr(msg, "is_for") else True
+        if mine is None:  # the gateway did not say whose: ask it again, once for a burst
+            if not self._reload_timer.isActive():
+                self._reload_timer.start()
+        elif mine:
+            self._live_events.append(msg.record)
+            if not self._live_timer.isActive():
+                self._live_timer.start()
+
+    def _flush_live(self) -> None:
+        events, self._live_events = self._live_events, []
+        added = [e for e in events if self.model.add_live(e)]  # add_live matches again: the subject may be new
+        if added:
             self._status_for_rows()
+
+    def _reload_live(self) -> None:
+        if self.subject and self.isVisible():
+            self.live_reloads += 1
+            notice = self.notice
+            self.reload()
+            self.notice = notice  # an action's outcome stays with the reloaded count
 
     def _failed(self, message: str) -> None:
         self.show_error(tr("The history could not be loaded: %1").replace("%1", message))

@@ -6,6 +6,7 @@ import gc
 import logging
 from datetime import datetime, timezone
 
+import shiboken6
 from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
@@ -28,6 +29,7 @@ from . import crash, operations
 from .api_client import GatewayClient, Me, StaffUser, StreamMessage
 from .autostart import Autostart, AutostartError
 from .checklist import FirstRunChecklist
+from .history import PANEL_ATTR
 from .i18n import tr
 from .icons import app_icon, icon
 from .pages.activity import ActivityPage
@@ -204,6 +206,9 @@ class MainWindow(QMainWindow):
     def _whose_chosen(self, _index: int) -> None:
         self.client.whose = self.whose.currentData()
         self._refresh_whose_pages()
+        panel = getattr(self, PANEL_ATTR, None)  # an open sender history shows the view chosen, too
+        if panel is not None and shiboken6.isValid(panel) and panel.isVisible():
+            panel.reload()
 
     def _refresh_whose_pages(self) -> None:
         for key in WHOSE_PAGES:
@@ -462,8 +467,13 @@ class MainWindow(QMainWindow):
 
     # -- live --
     def _stream_message(self, msg: StreamMessage) -> None:
+        if msg.kind == "event" and msg.record.tag:  # Sign-up addresses is no Whose page: every view feeds it
+            tags = self.pages["tags"]
+            assert isinstance(tags, TagsPage)
+            tags.live(msg)
         if self.client.whose is not None:  # one person's view: the stream carries everyone's, so reload instead
-            self._refresh_whose_later()
+            if msg.is_for(self.client.whose) is not False:  # theirs, or the gateway did not say whose
+                self._refresh_whose_later()
             return
         if msg.kind == "challenge":
             pending = self.pages["pending"]

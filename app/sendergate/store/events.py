@@ -262,8 +262,9 @@ class Events(StoreBase):
 
     # -- reading ------------------------------------------------------------------------------
     def events_page(self, scope: int | None, *, verdicts: Sequence[str] = (), q: str = "",
-                    since: float | None = None, until: float | None = None, before_id: int | None = None,
-                    limit: int = 50, window: int = SEARCH_WINDOW, budget: float | None = SEARCH_BUDGET,
+                    tag: str | None = None, since: float | None = None, until: float | None = None,
+                    before_id: int | None = None, limit: int = 50, window: int = SEARCH_WINDOW,
+                    budget: float | None = SEARCH_BUDGET,
                     step: int = SEARCH_STEP) -> tuple[list[dict[str, Any]], int | None]:
         """Newest first; returns the rows and the id to continue below (None on the last page).
 
@@ -271,12 +272,15 @@ class Events(StoreBase):
         first), in steps, starting no new step once `budget` seconds have passed (None: no time limit),
         and returns the matches among what it read: a page may hold fewer than `limit` rows, or none,
         and still have an id to continue below (the oldest event it read). The other filters apply
-        inside what was read. None only once the caller's oldest event was read.
+        inside what was read. None only once the caller's oldest event was read. `tag`: only the events that
+        came in by the sign-up address of that name (as stored: lower case).
         """
         e = events.c
         stmt = select(events)
         if scope is not None:
             stmt = stmt.where(e.user_id == scope)
+        if tag is not None:
+            stmt = stmt.where(e.tag == tag)
         if verdicts:
             stmt = stmt.where(e.verdict.in_(list(verdicts)))
         if since is not None:

@@ -192,6 +192,9 @@ events = Table(
     Index("ix_events_user_verdict_id", "user_id", "verdict", "id"),
     # PostgreSQL only (migration 0010): a user's `since` page reads their rows of the period, not all of them
     Index("ix_events_user_ts", "user_id", "ts").ddl_if(dialect="postgresql"),
+    # migration 0015: a user's GET /events?tag= page; partial, so only mail by a sign-up address pays it
+    Index("ix_events_user_tag", "user_id", "tag", "id", sqlite_where=text("tag IS NOT NULL"),
+          postgresql_where=text("tag IS NOT NULL")),
 )
 # Migration 0012: a sender's history finds their events, and their domain's, on expressions of the sender as
 # given in MAIL FROM (store/history.py spells the same expressions; constants inline, as the indexes have them).

@@ -466,6 +466,7 @@ class TagOut(_Out):
     """A sign-up address: accepts mail from any sender (virus- and spam-scanned) until revoked or expired."""
 
     id: int
+    user_id: int = Field(description="Whose it is: an admin passes it as `user` to GET /events with `tag`.")
     address: str = Field(description="The full address to hand out, e.g. alice+acme@example.org.")
     owner_address: str = Field(description="The user's address it is made on.")
     name: str

@@ -50,6 +50,20 @@ class RecordsModel(QAbstractTableModel, Generic[R]):
         self._rows.insert(row, record)
         self.endInsertRows()
 
+    def replace_many(self, records: Iterable[R]) -> list[R]:
+        """Put each record in place of the shown one with its key, a row's change at a time (a sorting proxy
+        moves just that row, where a reset sorts them all); returns the records no row has."""
+        where = {self._key(r): i for i, r in enumerate(self._rows)}
+        last, missing = self.columnCount() - 1, []
+        for record in records:
+            row = where.get(self._key(record), -1)
+            if row < 0:
+                missing.append(record)
+            elif self._rows[row] != record:
+                self._rows[row] = record
+                self.dataChanged.emit(self.index(row, 0), self.index(row, last))
+        return missing
+
     def remove_key(self, key: Any) -> bool:
         row = self.row_of(key)
         if row < 0:

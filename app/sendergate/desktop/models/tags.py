@@ -53,6 +53,8 @@ class TagsModel(RecordsModel[Tag]):
         Column(lambda: tr("Address"), lambda t: t.address, lambda t: t.address, lambda t: t.address),
         Column(lambda: tr("Status"), lambda t: status_label(t.status), lambda t: STATUS_ORDER.get(t.status, 3)),
         Column(lambda: tr("Mail received"), lambda t: t.received, lambda t: t.received),
+        Column(lambda: tr("Refused"), lambda t: t.refused, lambda t: t.refused,
+               lambda t: tr("Spam, viruses, and mail after it was revoked or expired")),
         Column(lambda: tr("From"), senders_text, lambda t: senders_text(t).lower(), senders_tooltip),
         Column(lambda: tr("Last mail"), lambda t: when(t.last_received_at) or "—",
                lambda t: t.last_received_at.timestamp() if t.last_received_at else 0.0,
