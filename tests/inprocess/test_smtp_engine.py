@@ -23,6 +23,16 @@ from tests.inprocess.test_pipelining import Raw, _raw
 pytestmark = pytest.mark.fast
 
 
+async def _in_data(port: int) -> Raw:
+    """A raw client of a known sender's, past the banner, EHLO, MAIL, RCPT and DATA's 354."""
+    c = await _raw(port)
+    await c.replies(1)
+    await c.send(b"EHLO client.friend.example\r\nMAIL FROM:<bob@friend.example>\r\n"
+                 b"RCPT TO:<alice@example.org>\r\nDATA\r\n")
+    assert [r[:3] for r in await c.replies(4)] == ["250", "250", "250", "354"]
+    return c
+
+
 async def _closed_within(c: Raw, seconds: float) -> bool:
     """Whether the server closes the connection within `seconds` (whatever it sends before is kept)."""
     loop = asyncio.get_running_loop()
@@ -94,11 +104,7 @@ def test_a_client_that_stops_in_the_middle_of_data_is_cut(make: Any) -> None:  #
 
     async def scenario() -> None:
         async with engine(gw) as (port, _sessions, _template):
-            c = await _raw(port)
-            await c.replies(1)
-            await c.send(b"EHLO client.friend.example\r\nMAIL FROM:<bob@friend.example>\r\n"
-                         b"RCPT TO:<alice@example.org>\r\nDATA\r\n")
-            assert [r[:3] for r in await c.replies(4)] == ["250", "250", "250", "354"]
+            c = await _in_data(port)
             await c.send(b"Subject: half\r\n\r\nhalf a message")
             assert await _closed_within(c, 20)
             c.sock.close()
@@ -117,11 +123,7 @@ def test_a_body_arriving_above_min_data_rate_outlives_the_timeout_and_rate_0_is_
 
     async def scenario() -> bool:
         async with engine(gw) as (port, _sessions, _template):
-            c = await _raw(port)
-            await c.replies(1)
-            await c.send(b"EHLO client.friend.example\r\nMAIL FROM:<bob@friend.example>\r\n"
-                         b"RCPT TO:<alice@example.org>\r\nDATA\r\n")
-            assert [r[:3] for r in await c.replies(4)] == ["250", "250", "250", "354"]
+            c = await _in_data(port)
             await c.send(b"Subject: steady\r\n\r\n")
             for _ in range(30):  # 1.5 s
                 if await _closed_within(c, 0.05):
@@ -146,11 +148,7 @@ def test_bytes_past_max_message_size_buy_no_more_time(make: Any) -> None:  # noq
 
     async def scenario() -> int:
         async with engine(gw) as (port, _sessions, _template):
-            c = await _raw(port)
-            await c.replies(1)
-            await c.send(b"EHLO client.friend.example\r\nMAIL FROM:<bob@friend.example>\r\n"
-                         b"RCPT TO:<alice@example.org>\r\nDATA\r\n")
-            assert [r[:3] for r in await c.replies(4)] == ["250", "250", "250", "354"]
+            c = await _in_data(port)
             sent = 0
             while sent < 60_000:  # 15 s at most
                 if await _closed_within(c, 0.05):
@@ -224,11 +222,7 @@ def test_a_half_close_after_the_end_of_data_and_quit_is_answered(make: Any) -> N
 
     async def scenario() -> None:
         async with engine(gw) as (port, _sessions, _template):
-            c = await _raw(port)
-            await c.replies(1)
-            await c.send(b"EHLO client.friend.example\r\nMAIL FROM:<bob@friend.example>\r\n"
-                         b"RCPT TO:<alice@example.org>\r\nDATA\r\n")
-            assert [r[:3] for r in await c.replies(4)] == ["250", "250", "250", "354"]
+            c = await _in_data(port)
             await c.send(b"From: bob@friend.example\r\nSubject: hi\r\n\r\nhi\r\n.\r\nQUIT\r\n")
             c.sock.shutdown(socket.SHUT_WR)
             first, bye = await c.replies(2)
