@@ -160,8 +160,13 @@ class EventsModel(QAbstractTableModel):
         self._started = False
         self._gathered = 0
         self.endResetModel()
-        if self._client is not None:
+        if self._client is not None and self.has_subject():
             self._fetch(None)
+
+    def has_subject(self) -> bool:
+        """Whether there is anything to ask for (a model of one sender's or one tag's events: once chosen);
+        without it a reload is an empty table and no call."""
+        return True
 
     @property
     def loading(self) -> bool:

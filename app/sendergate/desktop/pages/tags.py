@@ -110,13 +110,8 @@ class TagEventsModel(EventsModel):
         self.tag, self.user = tag, user
         self.reload()
 
-    def reload(self) -> None:
-        if self.tag is None:  # nothing selected: an empty table, no call
-            client, self._client = self._client, None
-            super().reload()
-            self._client = client
-            return
-        super().reload()
+    def has_subject(self) -> bool:
+        return self.tag is not None  # nothing selected: an empty table, no call
 
     def matches(self, event: Any) -> bool:
         return self.tag is not None and event.tag == self.tag.name
