@@ -340,6 +340,11 @@ def knock(g, sender, rcpt):
 
 
 @QUIET
+def counts_said(panel) -> list[str]:
+    """The summary lines without their first/last seen (those read "just now", "1 minute ago")."""
+    return [line.split(", first seen")[0] for line in panel.summary.text().splitlines()]
+
+
 def test_the_panel_follows_the_live_stream(qtbot, fresh_gateway, window_for):
     g, seeded = fresh_gateway
     w = window_for(g, seeded)
@@ -361,6 +366,14 @@ def test_the_panel_follows_the_live_stream(qtbot, fresh_gateway, window_for):
     qtbot.waitUntil(lambda: page.model.rowCount() and page.model.event_at(0).id == ours.id, timeout=TIMEOUT)
     assert shown_senders(panel) == [sender.upper()]
     assert panel.status.text().startswith("1 event")
+    # the summary lines follow too (the sender's: 1; the domain's: 2, the other sender's counted) and say
+    # what a load says
+    qtbot.waitUntil(lambda: counts_said(panel) == ["This sender: 1 event (Challenged 1)",
+                                                   "@fresh-startup.example: 2 events (Challenged 2)"], timeout=TIMEOUT)
+    live = counts_said(panel)
+    panel.reload()
+    settled(qtbot, panel)
+    assert counts_said(panel) == live
 
     # the whole domain: both of the domain's senders appear live, the other domain's does not
     panel.scope.setCurrentIndex(1)
@@ -432,6 +445,9 @@ def test_the_panel_follows_the_live_stream_in_an_admins_whose_view(qtbot, office
         [bobs] = stored(g, bob_id, sender)
         assert panel.model.event_at(0).id == bobs.id
         assert panel.status.text().startswith("1 event")
+        qtbot.waitUntil(lambda: counts_said(panel) == ["This sender: 1 event (Challenged 1)",  # Bob's only
+                                                       "@fresh-startup.example: 1 event (Challenged 1)"],
+                        timeout=TIMEOUT)
         qtbot.wait(RELOAD_WAIT_MS)
         assert panel.model.rowCount() == 1  # Alice's event from the same sender never shows in Bob's view
         assert asked == [] and panel.live_reloads == 0  # placed from the stream: no load for any of them

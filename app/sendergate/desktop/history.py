@@ -9,7 +9,8 @@ here too. Every call runs off the GUI thread (operations.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import shiboken6
@@ -99,6 +100,17 @@ class HistoryEventsModel(EventsModel):
         super()._append(gen, cursor, page)
         if current and cursor is None and isinstance(page, SenderHistory):
             self.history_loaded.emit(page)
+
+
+def _plus(summary: HistorySummary | None, event: Any) -> HistorySummary:
+    """`summary` with one more event (its verdict, and when it was)."""
+    if summary is None:
+        return HistorySummary({event.verdict: 1}, 1, event.ts, event.ts)
+    counts = dict(summary.counts)
+    counts[event.verdict] = counts.get(event.verdict, 0) + 1
+    first = event.ts if summary.first_seen is None or event.ts < summary.first_seen else summary.first_seen
+    last = event.ts if summary.last_seen is None or event.ts > summary.last_seen else summary.last_seen
+    return dataclasses.replace(summary, counts=counts, total=summary.total + 1, first_seen=first, last_seen=last)
 
 
 def summary_text(summary: HistorySummary | None, what: str) -> str:
@@ -239,6 +251,7 @@ class HistoryPanel(QDialog):
         # (an admin's "Whose" takes in its person's only). Coalesced: a burst is one status update, and an
         # event the panel cannot place (a gateway that does not say whose it is) one reload for the burst
         self._live_events: list[Any] = []
+        self._counted: set[int] = set()  # live events already in the summary lines since the last load
         self._live_timer = QTimer(self)
         self._live_timer.setSingleShot(True)
         self._live_timer.setInterval(LIVE_COALESCE_MS)
@@ -299,6 +312,14 @@ class HistoryPanel(QDialog):
         self._enable()
 
     def _loaded(self, history: SenderHistory) -> None:
+        self._counted.clear()
+        self._show_summary(history)
+        self._history = history
+        self._show_entries(history)
+        self._status_for_rows()
+        self._enable()
+
+    def _show_summary(self, history: SenderHistory) -> None:
         parts = []
         if history.sender is not None:
             parts.append(summary_text(history.sender_summary, tr("This sender")))
@@ -307,10 +328,28 @@ class HistoryPanel(QDialog):
         tips = [exact(s.first_seen) + " – " + exact(s.last_seen)
                 for s in (history.sender_summary, history.domain_summary) if s is not None and s.total]
         self.summary.setToolTip("\n".join(tips))
-        self._history = history
-        self._show_entries(history)
-        self._status_for_rows()
-        self._enable()
+
+    def _count_live(self, events: Iterable[Any]) -> None:
+        """The summary lines follow the stream too: each new event of the domain shown adds to the domain's
+        counts, and to the sender's when it is theirs (as the gateway counts: the envelope sender, and the
+        part after its first "@", without regard to case). Exact again on the next reload."""
+        history = self._history
+        if history is None:  # still loading: the load's counts will hold it, or the next reload's
+            return
+        sender, domain = (history.sender or "").lower(), history.domain.lower()
+        sender_summary, domain_summary = history.sender_summary, history.domain_summary
+        for event in events:
+            address = (event.sender or "").lower()
+            if event.id in self._counted or address.partition("@")[2] != domain:
+                continue
+            self._counted.add(event.id)
+            domain_summary = _plus(domain_summary, event)
+            if sender and address == sender and sender_summary is not None:
+                sender_summary = _plus(sender_summary, event)
+        if (sender_summary, domain_summary) != (history.sender_summary, history.domain_summary):
+            self._history = dataclasses.replace(history, sender_summary=sender_summary,
+                                                domain_summary=domain_summary)
+            self._show_summary(self._history)
 
     def _show_entries(self, history: SenderHistory) -> None:
         row = self.entries.currentRow()
@@ -339,8 +378,12 @@ class HistoryPanel(QDialog):
             self.status.setText(f"{self.notice} {shown}" if self.notice else shown)
 
     def _live(self, msg: Any) -> None:
-        """A stream message: the shown sender's events are taken in, in every view; others cost one match."""
-        if getattr(msg, "kind", "") != "event" or not self.isVisible() or not self.model.matches(msg.record):
+        """A stream message: the shown sender's events are taken in, in every view (the domain's too, for its
+        summary line, when only the sender's rows are shown); others cost one match."""
+        if getattr(msg, "kind", "") != "event" or not self.isVisible():
+            return
+        if not self.model.matches(msg.record) and not (
+                self.domain and (msg.record.sender or "").lower().partition("@")[2] == self.domain.lower()):
             return
         mine = msg.is_for(self.client.whose) if hasattr(msg, "is_for") else True
         if mine is None:  # the gateway did not say whose: ask it again, once for a burst
@@ -353,6 +396,7 @@ class HistoryPanel(QDialog):
 
     def _flush_live(self) -> None:
         events, self._live_events = self._live_events, []
+        self._count_live(events)
         added = [e for e in events if self.model.add_live(e)]  # add_live matches again: the subject may be new
         if added:
             self._status_for_rows()
