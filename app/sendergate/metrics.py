@@ -113,10 +113,11 @@ class Metrics:
         self._counts: dict[Any, float] = {}  # counter or gauge child -> amount to add
         self._observed: dict[Any, list[float]] = {}  # histogram child -> [sum, count per bucket...]
         self._flush_on: asyncio.AbstractEventLoop | None = None  # the loop a flush is scheduled on
-        self._hold_histograms = _installed("prometheus-client") == PROMETHEUS_CLIENT_HELD
+        installed = _installed("prometheus-client")
+        self._hold_histograms = installed == PROMETHEUS_CLIENT_HELD
         if not self._hold_histograms:
             log.info("prometheus-client %s (held histograms were read from %s): observed at once",
-                     _installed("prometheus-client"), PROMETHEUS_CLIENT_HELD)
+                     installed, PROMETHEUS_CLIENT_HELD)
         self.api_seconds = Histogram("sendergate_api_request_seconds", "HTTP API request latency",
                                      ["method", "route", "status"], registry=reg, buckets=LATENCY_BUCKETS)
 

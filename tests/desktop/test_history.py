@@ -408,6 +408,14 @@ def office_gateway():
         g.close()
 
 
+def bobs_activity(qtbot, w):
+    """The admin's window online, on Activity, looking at Bob's mail (the Whose selector)."""
+    qtbot.waitUntil(lambda: w.connection_state == "online", timeout=TIMEOUT)
+    page = loaded(qtbot, w, "activity")
+    choose_whose(qtbot, w, "bob@example.org")
+    return page
+
+
 def choose_whose(qtbot, w, address):
     w.set_me(w.client.me())
     qtbot.waitUntil(lambda: any(address in w.whose.itemText(i) for i in range(w.whose.count())), timeout=TIMEOUT)
@@ -423,9 +431,7 @@ def test_the_panel_follows_the_live_stream_in_an_admins_whose_view(qtbot, office
     g, seeded, bob_id, admin_token = office_gateway
     w = open_main_window(qtbot, g.http_url, admin_token, settings)
     try:
-        qtbot.waitUntil(lambda: w.connection_state == "online", timeout=TIMEOUT)
-        page = loaded(qtbot, w, "activity")
-        choose_whose(qtbot, w, "bob@example.org")
+        page = bobs_activity(qtbot, w)
         assert w.client.whose == bob_id
         sender = "newcomer@fresh-startup.example"
         panel = open_history(page, w.client, sender)
@@ -480,9 +486,7 @@ def test_a_whose_view_asks_again_only_for_the_senders_events_it_cannot_place(qtb
     g, seeded, bob_id, admin_token = office_gateway
     w = open_main_window(qtbot, g.http_url, admin_token, settings)
     try:
-        qtbot.waitUntil(lambda: w.connection_state == "online", timeout=TIMEOUT)
-        page = loaded(qtbot, w, "activity")
-        choose_whose(qtbot, w, "bob@example.org")
+        page = bobs_activity(qtbot, w)
         sender = "burst@fresh-startup.example"
         panel = open_history(page, w.client, sender)
         settled(qtbot, panel)

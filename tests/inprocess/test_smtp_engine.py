@@ -33,6 +33,19 @@ async def _in_data(port: int) -> Raw:
     return c
 
 
+async def _reads_nothing(port: int, sessions: Any) -> tuple[Raw, GatewaySMTP]:
+    """A client that pipelines 20,000 NOOPs and reads none of the replies: its session's writing is paused."""
+    stuck = await _raw(port)
+    await stuck.replies(1)
+    (session,) = sessions
+    assert session.transport is not None
+    session.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    await stuck.send(b"NOOP\r\n" * 20_000)
+    await asyncio.sleep(0.3)
+    assert session._writing_paused
+    return stuck, session
+
+
 async def _closed_within(c: Raw, seconds: float) -> bool:
     """Whether the server closes the connection within `seconds` (whatever it sends before is kept)."""
     loop = asyncio.get_running_loop()
@@ -263,14 +276,7 @@ def test_a_client_that_does_not_read_its_replies_is_served_as_it_reads(make: Any
             assert got[:count] == [b"250 2.0.0 OK"] * count and got[count].startswith(b"221") and got[-1] == b""
             c.sock.close()
 
-            stuck = await _raw(port)  # SIGTERM with a client that reads nothing: the 421 is not waited for
-            await stuck.replies(1)
-            (session,) = sessions
-            assert session.transport is not None
-            session.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-            await stuck.send(b"NOOP\r\n" * 20_000)
-            await asyncio.sleep(0.3)
-            assert session._writing_paused
+            stuck, session = await _reads_nothing(port, sessions)  # SIGTERM: the 421 is not waited for
             await asyncio.wait_for(session.shutdown_idle(), 5)
             stuck.sock.close()
 
@@ -284,14 +290,7 @@ def test_a_client_that_reads_nothing_is_gone_after_the_timeout(make: Any) -> Non
 
     async def scenario() -> None:
         async with engine(gw) as (port, sessions, _template):
-            stuck = await _raw(port)
-            await stuck.replies(1)
-            (session,) = sessions
-            assert session.transport is not None
-            session.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-            await stuck.send(b"NOOP\r\n" * 20_000)
-            await asyncio.sleep(0.3)
-            assert session._writing_paused
+            stuck, session = await _reads_nothing(port, sessions)
             for _ in range(100):  # 5 s at most
                 if not sessions:
                     break
